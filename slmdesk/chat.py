@@ -1,0 +1,170 @@
+"""One chat turn, the same for the GUI and the CLI: store the message, save the reply as it grows.
+
+The caller owns the transport of text (the CLI calls the engine directly, the GUI receives
+chunks from the engine thread); both go through ``ChatService.start_turn`` and a
+``ReplyWriter`` so the database sees the same writes either way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from slmdesk.engine.params import GenerationResult, SamplingParams
+from slmdesk.errors import InvalidInputError
+from slmdesk.settings import load_settings
+from slmdesk.store.repositories import (
+    STATUS_STREAMING,
+    ChatRepository,
+    Conversation,
+    Message,
+    ModelRecord,
+)
+
+FLUSH_INTERVAL_S = 0.5  # a growing reply reaches the disk at least this often
+TITLE_CHARS = 60
+
+
+def title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return (line[: TITLE_CHARS - 1] + "…") if len(line) > TITLE_CHARS else (line or "New chat")
+
+
+@dataclass
+class Turn:
+    """A user message, committed, and the assistant reply that is about to stream."""
+
+    conversation: Conversation
+    user_message: Message
+    reply: Message
+    history: list[dict[str, str]]  # what the engine sees, system prompt first
+    sampling: SamplingParams
+
+
+def engine_history(
+    conversation: Conversation, messages: list[Message]
+) -> list[dict[str, str]]:
+    """The conversation as the engine's message list, system prompt first."""
+    out: list[dict[str, str]] = []
+    if conversation.system_prompt:
+        out.append({"role": "system", "content": conversation.system_prompt})
+    for m in messages:
+        if m.status == STATUS_STREAMING or m.role not in ("user", "assistant", "system"):
+            continue
+        if m.role == "assistant" and not m.content:
+            continue  # a reply that failed before any text adds nothing
+        out.append({"role": m.role, "content": m.content})
+    return out
+
+
+class ReplyWriter:
+    """Saves a streaming reply as it grows and finishes it with its metrics."""
+
+    def __init__(
+        self,
+        chats: ChatRepository,
+        message_id: str,
+        *,
+        interval_s: float = FLUSH_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.chats = chats
+        self.message_id = message_id
+        self.interval_s = interval_s
+        self.clock = clock
+        self.parts: list[str] = []
+        self._flushed_len = 0
+        self._last_flush = clock()
+        self.finished: Message | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def append(self, text: str) -> None:
+        if not text:
+            return
+        first = not self.parts
+        self.parts.append(text)
+        # Flush the first piece at once (the person sees the reply start), then on a timer.
+        if first or self.clock() - self._last_flush >= self.interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        text = self.text
+        if len(text) != self._flushed_len:
+            self.chats.update_streaming_text(self.message_id, text)
+            self._flushed_len = len(text)
+        self._last_flush = self.clock()
+
+    def finish(self, result: GenerationResult, *, model: ModelRecord | None = None) -> Message:
+        meta: dict[str, Any] = result.metadata()
+        if model is not None:
+            meta["model_name"] = model.name
+        self.finished = self.chats.finish_message(
+            self.message_id,
+            content=self.text,
+            finish_reason=result.finish_reason,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            ttft_s=result.ttft_s,
+            tokens_per_s=result.tokens_per_s,
+            duration_s=result.duration_s,
+            metadata=meta,
+        )
+        return self.finished
+
+    def fail(self, error: str) -> Message:
+        result = GenerationResult(finish_reason="error", error=error)
+        return self.finish(result)
+
+
+class ChatService:
+    """Starts turns in conversations; shared by the GUI and the CLI."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self.chats = ChatRepository(db)
+
+    def new_conversation(
+        self,
+        *,
+        model: ModelRecord | None,
+        system_prompt: str | None = None,
+        sampling: SamplingParams | None = None,
+        title: str = "New chat",
+    ) -> Conversation:
+        settings = load_settings(self.db)
+        return self.chats.create_conversation(
+            title=title,
+            model_id=model.id if model else None,
+            system_prompt=settings.system_prompt if system_prompt is None else system_prompt,
+            params=(sampling or settings.sampling).to_json(),
+        )
+
+    def start_turn(
+        self,
+        conversation: Conversation,
+        text: str,
+        *,
+        model: ModelRecord,
+        sampling: SamplingParams | None = None,
+    ) -> Turn:
+        """Commit the user's message and a reply placeholder; return what to generate."""
+        if not text.strip():
+            raise InvalidInputError("The message is empty.")
+        if conversation.title == "New chat":
+            conversation = self.chats.update_conversation(conversation.id, title=title_from(text))
+        if conversation.model_id != model.id:
+            conversation = self.chats.update_conversation(conversation.id, model_id=model.id)
+        user = self.chats.append_message(conversation.id, "user", text)
+        history = engine_history(conversation, self.chats.messages(conversation.id))
+        reply = self.chats.append_message(
+            conversation.id, "assistant", "", status=STATUS_STREAMING, model_id=model.id
+        )
+        params = sampling or SamplingParams.from_json(conversation.params)
+        return Turn(conversation, user, reply, history, params)

@@ -1,0 +1,34 @@
+"""Start-up shared by the GUI and the CLI: paths, database, recovery, starter model."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from slmdesk.models import ensure_starter_model
+from slmdesk.paths import Paths, get_paths
+from slmdesk.store.db import open_database
+from slmdesk.store.repositories import ChatRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Core:
+    paths: Paths
+    db: sqlite_utils.Database
+    interrupted_replies: int
+
+
+def open_core(home: str | None = None, *, register_starter: bool = True) -> Core:
+    """Open the database, mark replies a dead process left streaming, add the starter model."""
+    paths = get_paths(home).ensure()
+    db = open_database(paths.database)
+    interrupted = ChatRepository(db).mark_interrupted()
+    if interrupted:
+        log.warning("%d reply/replies were interrupted when slmdesk last stopped", interrupted)
+    if register_starter:
+        ensure_starter_model(db)
+    return Core(paths=paths, db=db, interrupted_replies=interrupted)

@@ -1,0 +1,504 @@
+"""The llama.cpp engine: load a GGUF, stream a chat reply, reuse the KV cache across turns.
+
+Plain Python (no Qt): the CLI drives it directly, the GUI through ``EngineWorker`` on the
+engine thread. One ``LlamaEngine`` owns at most one loaded model; it is not thread-safe and
+must be used from one thread at a time (the cancel event is the exception: set it from
+anywhere).
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slmdesk.engine.backend import backend_info
+from slmdesk.engine.gguf import GGUFInfo, read_gguf, supported_architectures
+from slmdesk.engine.params import GenerationResult, LoadParams, SamplingParams
+from slmdesk.engine.template import ChatTemplate, fallback_template
+from slmdesk.errors import (
+    ContextOverflowError,
+    ModelFileError,
+    ModelNotLoadedError,
+    TemplateError,
+)
+
+log = logging.getLogger(__name__)
+
+ChatMessage = dict[str, str]
+TextCallback = Callable[[str], None]
+ProgressCallback = Callable[[int, int], None]
+
+# Prompt tokens are decoded in slices this size so that a long prompt reports progress and
+# can be cancelled between slices; llama.cpp's abort callback also stops inside a slice.
+PROMPT_SLICE = 128
+
+
+class Cancelled(Exception):
+    """Raised inside the engine when the job's cancel event is set."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What is loaded and how."""
+
+    path: str
+    name: str
+    architecture: str
+    n_ctx: int
+    n_ctx_train: int
+    n_threads: int
+    n_gpu_layers: int
+    n_vocab: int
+    backend: str
+    load_s: float
+    template_fallback: bool
+    quantization: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def validate_model_file(path: str | os.PathLike[str]) -> GGUFInfo:
+    """Check a GGUF file before anything hands it to llama.cpp."""
+    return read_gguf(path, known_architectures=supported_architectures())
+
+
+class _Utf8Stream:
+    """Turns token bytes into text without breaking multi-byte characters across tokens."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, data: bytes) -> str:
+        return self._decoder.decode(data, final=False)
+
+    def flush(self) -> str:
+        return self._decoder.decode(b"", final=True)
+
+
+class _StopMatcher:
+    """Holds back text that may be the start of a stop string."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.pending = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """Return (text safe to emit, whether a stop string was hit)."""
+        self.pending += text
+        if not self.stops:
+            out, self.pending = self.pending, ""
+            return out, False
+        first = min(
+            (i for i in (self.pending.find(s) for s in self.stops) if i >= 0), default=-1
+        )
+        if first >= 0:
+            out = self.pending[:first]
+            self.pending = ""
+            return out, True
+        hold = 0
+        for s in self.stops:
+            for k in range(min(len(s) - 1, len(self.pending)), 0, -1):
+                if self.pending.endswith(s[:k]):
+                    hold = max(hold, k)
+                    break
+        cut = len(self.pending) - hold
+        out, self.pending = self.pending[:cut], self.pending[cut:]
+        return out, False
+
+    def flush(self) -> str:
+        out, self.pending = self.pending, ""
+        return out
+
+
+class LlamaEngine:
+    """Owns one ``llama_cpp.Llama`` and generates chat replies with it."""
+
+    def __init__(self) -> None:
+        self._llm: Any = None
+        self._info: ModelInfo | None = None
+        self._gguf: GGUFInfo | None = None
+        self._template: ChatTemplate | None = None
+        self._add_bos = True
+        self._bos_text = ""
+        # The running job's cancel event; llama.cpp's abort callback reads it mid-decode.
+        self._cancel = threading.Event()
+        self._abort_cb: Any = None
+
+    # loading --------------------------------------------------------------------------
+    @property
+    def info(self) -> ModelInfo | None:
+        return self._info
+
+    @property
+    def gguf(self) -> GGUFInfo | None:
+        return self._gguf
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._llm is not None
+
+    def load(self, path: str | os.PathLike[str], params: LoadParams | None = None) -> ModelInfo:
+        """Validate and load a model, replacing any loaded one."""
+        params = params or LoadParams()
+        gguf = validate_model_file(path)
+        backend = backend_info()
+        if not backend.available:
+            raise ModelFileError(backend.error or "llama.cpp is not available.")
+        self.unload()
+        import llama_cpp
+
+        n_ctx_train = gguf.context_length or params.max_context
+        n_ctx = max(256, min(params.max_context, n_ctx_train))
+        threads = params.resolved_threads()
+        if params.n_gpu_layers is None:
+            n_gpu_layers = -1 if backend.gpu_offload else 0
+        else:
+            n_gpu_layers = params.n_gpu_layers
+        started = time.perf_counter()
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(gguf.path),
+                n_ctx=n_ctx,
+                n_batch=min(params.n_batch, n_ctx),
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=n_gpu_layers,
+                logits_all=False,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelFileError(
+                f"{gguf.path.name}: llama.cpp could not load this model ({exc})."
+            ) from exc
+        load_s = time.perf_counter() - started
+        self._llm = llm
+        self._gguf = gguf
+        self._install_abort_callback()
+        vocab = llm._model.vocab
+        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
+        bos_id = llm.token_bos()
+        eos_id = llm.token_eos()
+        self._bos_text = self._token_text(bos_id) if bos_id >= 0 else ""
+        eos_text = self._token_text(eos_id) if eos_id >= 0 else ""
+        template_fallback = False
+        try:
+            if not gguf.chat_template:
+                raise TemplateError("The model has no chat template.")
+            self._template = ChatTemplate(gguf.chat_template, self._bos_text, eos_text)
+            # Render once now so a template that cannot work is caught at load time.
+            self._template.render([{"role": "user", "content": "Hello"}])
+        except TemplateError as exc:
+            log.warning("%s: using the fallback chat template: %s", gguf.path.name, exc)
+            self._template = fallback_template(self._bos_text, eos_text)
+            template_fallback = True
+        self._info = ModelInfo(
+            path=str(gguf.path),
+            name=gguf.name or gguf.path.stem,
+            architecture=gguf.architecture or "unknown",
+            n_ctx=llm.n_ctx(),
+            n_ctx_train=n_ctx_train,
+            n_threads=threads,
+            n_gpu_layers=n_gpu_layers if backend.gpu_offload else 0,
+            n_vocab=llm.n_vocab(),
+            backend=backend.backend,
+            load_s=load_s,
+            template_fallback=template_fallback,
+            quantization=gguf.quantization,
+        )
+        return self._info
+
+    def unload(self) -> None:
+        llm, self._llm = self._llm, None
+        self._info = None
+        self._gguf = None
+        self._template = None
+        if llm is not None:
+            try:
+                llm.close()
+            except Exception:  # noqa: BLE001 - freeing must not take the app down
+                log.exception("error while freeing the model")
+
+    def _install_abort_callback(self) -> None:
+        import llama_cpp
+
+        def _should_abort(_data: Any) -> bool:
+            return self._cancel.is_set()
+
+        # Keep a reference: ctypes frees the trampoline when the Python object dies.
+        self._abort_cb = llama_cpp.ggml_abort_callback(_should_abort)
+        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, self._abort_cb, None)
+
+    def _require(self) -> Any:
+        if self._llm is None:
+            raise ModelNotLoadedError("No model is loaded.")
+        return self._llm
+
+    def _token_text(self, token: int) -> str:
+        return self._token_bytes(token, special=True).decode("utf-8", errors="replace")
+
+    def _token_bytes(self, token: int, *, special: bool = False) -> bytes:
+        import llama_cpp
+
+        llm = self._require()
+        size = 64
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = llama_cpp.llama_token_to_piece(llm._model.vocab, token, buf, size, 0, special)
+            if n >= 0:
+                return buf.raw[:n]
+            size = -n
+
+    # prompts --------------------------------------------------------------------------
+    def render(self, messages: Sequence[ChatMessage]) -> str:
+        if self._template is None:
+            raise ModelNotLoadedError("No model is loaded.")
+        return self._template.render(messages, add_generation_prompt=True)
+
+    def tokenize_prompt(self, text: str) -> list[int]:
+        llm = self._require()
+        add_bos = self._add_bos and not (self._bos_text and text.startswith(self._bos_text))
+        return list(llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+
+    def count_tokens(self, text: str) -> int:
+        llm = self._require()
+        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def fit_messages(
+        self, messages: Sequence[ChatMessage], reserve: int
+    ) -> tuple[list[int], int]:
+        """Tokenize the prompt, dropping the oldest turns until it fits.
+
+        Keeps the system prompt and the last message. Returns (prompt tokens, number of
+        messages dropped). Raises ``ContextOverflowError`` when even the last message
+        alone cannot fit.
+        """
+        llm = self._require()
+        n_ctx = llm.n_ctx()
+        budget = n_ctx - reserve
+        msgs = list(messages)
+        system = [m for m in msgs[:1] if m["role"] == "system"]
+        rest = msgs[len(system):]
+        dropped = 0
+        while True:
+            tokens = self.tokenize_prompt(self.render(system + rest))
+            if len(tokens) <= budget:
+                return tokens, dropped
+            if len(rest) <= 1:
+                last = rest[-1]["content"] if rest else ""
+                n_last = self.count_tokens(last)
+                if system and n_last < budget:
+                    raise ContextOverflowError(
+                        f"The system prompt and your message together need {len(tokens)} "
+                        f"tokens, but the model's context holds {n_ctx} "
+                        f"({reserve} are kept free for the reply). Shorten one of them."
+                    )
+                raise ContextOverflowError(
+                    f"Your message is about {n_last} tokens, but the model's context holds "
+                    f"{n_ctx} ({reserve} are kept free for the reply). Shorten the message "
+                    "or raise the context size in the settings."
+                )
+            # Drop the oldest turn; keep roles alternating by starting again at a user turn.
+            rest.pop(0)
+            dropped += 1
+            while len(rest) > 1 and rest[0]["role"] != "user":
+                rest.pop(0)
+                dropped += 1
+
+    # generation -----------------------------------------------------------------------
+    def stream_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        sampling: SamplingParams | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        on_text: TextCallback | None = None,
+        on_prompt_progress: ProgressCallback | None = None,
+    ) -> GenerationResult:
+        """Generate the assistant's reply to ``messages``, streaming text to ``on_text``.
+
+        The KV cache keeps the previous prompt and reply, so a follow-up turn only
+        processes the tokens after the longest shared prefix.
+        """
+        sampling = sampling or SamplingParams()
+        llm = self._require()
+        n_ctx = llm.n_ctx()
+        reserve = min(max(1, sampling.max_tokens), n_ctx // 4)
+        tokens, dropped = self.fit_messages(messages, reserve)
+        result = GenerationResult(prompt_tokens=len(tokens), dropped_messages=dropped)
+        if dropped:
+            result.notes.append(
+                f"{dropped} older message(s) were left out so the conversation fits the "
+                f"{n_ctx}-token context."
+            )
+        cancel = cancel or threading.Event()
+        return self._generate(tokens, sampling, cancel, result, on_text, on_prompt_progress)
+
+    def _generate(
+        self,
+        tokens: list[int],
+        sampling: SamplingParams,
+        cancel: threading.Event,
+        result: GenerationResult,
+        on_text: TextCallback | None,
+        on_prompt_progress: ProgressCallback | None,
+    ) -> GenerationResult:
+        import llama_cpp
+
+        llm = self._require()
+        n_ctx = llm.n_ctx()
+        started = time.perf_counter()
+        # Longest prefix shared with what is already in the KV cache.
+        cached = llm.input_ids[: llm.n_tokens].tolist()
+        keep = 0
+        for a, b in zip(cached, tokens):
+            if a != b:
+                break
+            keep += 1
+        # At least one token must be decoded to get fresh logits for sampling.
+        keep = min(keep, len(tokens) - 1)
+        llm.n_tokens = keep  # Llama.eval() removes KV cells from here on
+        todo = tokens[keep:]
+        result.prompt_tokens_evaluated = len(todo)
+
+        self._cancel = cancel
+        sampler = self._make_sampler(sampling)
+        utf8 = _Utf8Stream()
+        stopper = _StopMatcher(sampling.stop)
+        pieces: list[str] = []
+
+        def emit(text: str) -> None:
+            if text:
+                pieces.append(text)
+                if on_text is not None:
+                    on_text(text)
+
+        try:
+            try:
+                done = 0
+                for i in range(0, len(todo), PROMPT_SLICE):
+                    if cancel.is_set():
+                        raise Cancelled
+                    llm.eval(todo[i : i + PROMPT_SLICE])
+                    done = min(len(todo), i + PROMPT_SLICE)
+                    if on_prompt_progress is not None:
+                        on_prompt_progress(done, len(todo))
+            except RuntimeError as exc:
+                if cancel.is_set():
+                    raise Cancelled from exc
+                raise
+            prompt_done = time.perf_counter()
+            if todo:
+                result.prompt_tokens_per_s = len(todo) / max(prompt_done - started, 1e-9)
+            vocab = llm._model.vocab
+            first_token_at: float | None = None
+            finish = "length"
+            while result.completion_tokens < sampling.max_tokens:
+                if cancel.is_set():
+                    raise Cancelled
+                token = llama_cpp.llama_sampler_sample(sampler, llm._ctx.ctx, -1)
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                    result.ttft_s = first_token_at - started
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                result.completion_tokens += 1
+                text, hit = stopper.feed(utf8.feed(self._token_bytes(token)))
+                emit(text)
+                if hit:
+                    finish = "stop"
+                    break
+                if llm.n_tokens >= n_ctx:
+                    result.notes.append("The reply filled the context window.")
+                    break
+                try:
+                    llm.eval([token])
+                except RuntimeError as exc:
+                    if cancel.is_set():
+                        raise Cancelled from exc
+                    raise
+            else:
+                finish = "length"
+            if finish != "stop" or not stopper.stops:
+                emit(stopper.feed(utf8.flush())[0])
+                emit(stopper.flush())
+            result.finish_reason = finish
+        except Cancelled:
+            emit(stopper.feed(utf8.flush())[0])
+            emit(stopper.flush())
+            result.finish_reason = "cancelled"
+        except RuntimeError as exc:
+            log.exception("generation failed")
+            result.finish_reason = "error"
+            result.error = f"llama.cpp failed during generation: {exc}"
+        finally:
+            self._cancel = threading.Event()
+            llama_cpp.llama_sampler_free(sampler)
+        ended = time.perf_counter()
+        result.text = "".join(pieces)
+        result.duration_s = ended - started
+        if result.ttft_s is not None and result.completion_tokens > 1:
+            gen_time = result.duration_s - result.ttft_s
+            result.tokens_per_s = (result.completion_tokens - 1) / max(gen_time, 1e-9)
+        return result
+
+    def _make_sampler(self, s: SamplingParams) -> Any:
+        import llama_cpp
+
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        add = llama_cpp.llama_sampler_chain_add
+        if s.repeat_penalty and s.repeat_penalty != 1.0:
+            add(chain, self._penalties(s.repeat_penalty))
+        if s.temperature <= 0:
+            add(chain, llama_cpp.llama_sampler_init_greedy())
+            return chain
+        seed = s.seed if s.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
+        if s.top_k > 0:
+            add(chain, llama_cpp.llama_sampler_init_top_k(s.top_k))
+        if 0 < s.top_p < 1:
+            add(chain, llama_cpp.llama_sampler_init_top_p(s.top_p, 1))
+        if s.min_p > 0:
+            add(chain, llama_cpp.llama_sampler_init_min_p(s.min_p, 1))
+        add(chain, llama_cpp.llama_sampler_init_temp(s.temperature))
+        add(chain, llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+        return chain
+
+    def _penalties(self, repeat_penalty: float) -> Any:
+        import llama_cpp
+
+        # llama-cpp-python's vendored llama.cpp takes n_vocab first; upstream does not.
+        try:
+            return llama_cpp.llama_sampler_init_penalties(
+                self._require().n_vocab(), 64, repeat_penalty, 0.0, 0.0
+            )
+        except TypeError:
+            return llama_cpp.llama_sampler_init_penalties(64, repeat_penalty, 0.0, 0.0)
+
+    # counters -------------------------------------------------------------------------
+    def perf_counts(self) -> dict[str, int]:
+        """llama.cpp's own counters since the last reset: prompt and generated tokens."""
+        import llama_cpp
+
+        llm = self._require()
+        data = llama_cpp.llama_perf_context(llm._ctx.ctx)
+        return {"n_p_eval": int(data.n_p_eval), "n_eval": int(data.n_eval)}
+
+    def reset_perf(self) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_perf_context_reset(self._require()._ctx.ctx)
+
+    def cached_tokens(self) -> int:
+        return int(self._require().n_tokens) if self._llm is not None else 0
+
+    def model_path(self) -> Path | None:
+        return Path(self._info.path) if self._info else None

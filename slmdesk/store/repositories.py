@@ -1,0 +1,565 @@
+"""Repositories over the slmdesk database; each returns plain dataclasses."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from slmdesk.errors import NotFoundError
+from slmdesk.ids import new_id, utc_now
+
+# Persisted enum values: lowercase, never reused.
+STATUS_STREAMING = "streaming"
+STATUS_COMPLETE = "complete"
+FINISH_REASONS = ("stop", "length", "cancelled", "error", "interrupted")
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    id: str
+    name: str
+    path: str
+    size_bytes: int
+    architecture: str | None
+    quantization: str | None
+    parameter_count: int | None
+    context_length: int | None
+    licence: str | None
+    source: str
+    added_at: str
+    sha256: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "path": self.path,
+            "size_bytes": self.size_bytes,
+            "architecture": self.architecture,
+            "quantization": self.quantization,
+            "parameter_count": self.parameter_count,
+            "context_length": self.context_length,
+            "licence": self.licence,
+            "source": self.source,
+            "sha256": self.sha256,
+            "added_at": self.added_at,
+            "exists": os.path.isfile(self.path),
+        }
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    title: str
+    model_id: str | None
+    system_prompt: str | None
+    params: dict[str, Any]
+    pinned: bool
+    created_at: str
+    updated_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "model_id": self.model_id,
+            "system_prompt": self.system_prompt,
+            "params": self.params,
+            "pinned": self.pinned,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    conversation_id: str
+    parent_id: str | None
+    role: str
+    content: str
+    status: str
+    finish_reason: str | None
+    model_id: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    ttft_s: float | None
+    tokens_per_s: float | None
+    duration_s: float | None
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "conversation_id": self.conversation_id,
+            "parent_id": self.parent_id,
+            "role": self.role,
+            "content": self.content,
+            "status": self.status,
+            "finish_reason": self.finish_reason,
+            "model_id": self.model_id,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "ttft_s": self.ttft_s,
+            "tokens_per_s": self.tokens_per_s,
+            "duration_s": self.duration_s,
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+def _model_from_row(row: dict[str, Any]) -> ModelRecord:
+    return ModelRecord(
+        id=row["id"],
+        name=row["name"],
+        path=row["path"],
+        size_bytes=row["size_bytes"],
+        architecture=row["architecture"],
+        quantization=row["quantization"],
+        parameter_count=row["parameter_count"],
+        context_length=row["context_length"],
+        licence=row["licence"],
+        source=row["source"],
+        added_at=row["added_at"],
+        sha256=row["sha256"],
+        metadata=json.loads(row["metadata_json"] or "{}"),
+    )
+
+
+def _conversation_from_row(row: dict[str, Any]) -> Conversation:
+    return Conversation(
+        id=row["id"],
+        title=row["title"],
+        model_id=row["model_id"],
+        system_prompt=row["system_prompt"],
+        params=json.loads(row["params_json"] or "{}"),
+        pinned=bool(row["pinned"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _message_from_row(row: dict[str, Any]) -> Message:
+    return Message(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        parent_id=row["parent_id"],
+        role=row["role"],
+        content=row["content"],
+        status=row["status"],
+        finish_reason=row["finish_reason"],
+        model_id=row["model_id"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        ttft_s=row["ttft_s"],
+        tokens_per_s=row["tokens_per_s"],
+        duration_s=row["duration_s"],
+        metadata=json.loads(row["metadata_json"] or "{}"),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class ModelRepository:
+    """Registered model files."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def add(
+        self,
+        *,
+        name: str,
+        path: str,
+        size_bytes: int,
+        architecture: str | None,
+        quantization: str | None,
+        parameter_count: int | None,
+        context_length: int | None,
+        licence: str | None,
+        source: str,
+        sha256: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> ModelRecord:
+        """Register a model, or refresh the record when the path is already known."""
+        existing = self.get_by_path(path)
+        row = {
+            "name": name,
+            "path": path,
+            "size_bytes": size_bytes,
+            "architecture": architecture,
+            "quantization": quantization,
+            "parameter_count": parameter_count,
+            "context_length": context_length,
+            "licence": licence,
+            "sha256": sha256,
+            "metadata_json": json.dumps(metadata or {}, sort_keys=True),
+        }
+        with self.db.atomic():
+            if existing is not None:
+                self.db["models"].update(existing.id, row)
+                model_id = existing.id
+            else:
+                model_id = new_id()
+                self.db["models"].insert(
+                    {"id": model_id, "source": source, "added_at": utc_now(), **row}
+                )
+        return self.get(model_id)
+
+    def get(self, model_id: str) -> ModelRecord:
+        rows = list(self.db["models"].rows_where("id = ?", [model_id]))
+        if not rows:
+            raise NotFoundError(f"No model with id {model_id}.")
+        return _model_from_row(rows[0])
+
+    def get_by_path(self, path: str) -> ModelRecord | None:
+        rows = list(self.db["models"].rows_where("path = ?", [path]))
+        return _model_from_row(rows[0]) if rows else None
+
+    def list(self) -> list[ModelRecord]:
+        return [
+            _model_from_row(r)
+            for r in self.db["models"].rows_where(order_by="added_at, id")
+        ]
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM models").fetchone()[0])
+
+    def find(self, ref: str) -> ModelRecord:
+        """Find a model by id, id prefix, exact name, or file name (case-insensitive)."""
+        models = self.list()
+        for m in models:
+            if m.id == ref:
+                return m
+        needle = ref.casefold()
+        for pred in (
+            lambda m: m.name.casefold() == needle,
+            lambda m: os.path.basename(m.path).casefold() == needle,
+            lambda m: m.id.casefold().startswith(needle) and len(needle) >= 4,
+            lambda m: needle in m.name.casefold(),
+        ):
+            hits = [m for m in models if pred(m)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                names = ", ".join(h.name for h in hits)
+                raise NotFoundError(f"'{ref}' matches several models: {names}.")
+        raise NotFoundError(
+            f"No model matches '{ref}'. See `slmdesk models list`."
+        )
+
+    def remove(self, model_id: str) -> None:
+        with self.db.atomic():
+            self.db["models"].delete(model_id)
+
+
+class SettingsRepository:
+    """Key/value settings stored as JSON."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute(
+            "SELECT value_json FROM settings WHERE key = ?", [key]
+        ).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set(self, key: str, value: Any) -> None:
+        with self.db.atomic():
+            self.db["settings"].upsert(
+                {"key": key, "value_json": json.dumps(value)}, pk="key"
+            )
+
+    def all(self) -> dict[str, Any]:
+        return {
+            r["key"]: json.loads(r["value_json"]) for r in self.db["settings"].rows
+        }
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+_FTS_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def fts_query(text: str) -> str:
+    """Turn free text into a safe FTS5 query: every word as a quoted prefix term."""
+    words = _FTS_TOKEN.findall(text)
+    return " ".join('"' + w.replace('"', "") + '"*' for w in words)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    message: Message
+    conversation_title: str
+    snippet: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "conversation_id": self.message.conversation_id,
+            "conversation_title": self.conversation_title,
+            "message_id": self.message.id,
+            "role": self.message.role,
+            "snippet": self.snippet,
+            "created_at": self.message.created_at,
+        }
+
+
+class ChatRepository:
+    """Conversations and their messages, including replies that are still streaming."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    # conversations -----------------------------------------------------------------
+    def create_conversation(
+        self,
+        *,
+        title: str = "New chat",
+        model_id: str | None = None,
+        system_prompt: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Conversation:
+        now = utc_now()
+        cid = new_id()
+        with self.db.atomic():
+            self.db["conversations"].insert(
+                {
+                    "id": cid,
+                    "title": title,
+                    "model_id": model_id,
+                    "system_prompt": system_prompt,
+                    "params_json": json.dumps(params or {}, sort_keys=True),
+                    "pinned": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        return self.get_conversation(cid)
+
+    def get_conversation(self, conversation_id: str) -> Conversation:
+        rows = list(self.db["conversations"].rows_where("id = ?", [conversation_id]))
+        if not rows:
+            raise NotFoundError(f"No conversation with id {conversation_id}.")
+        return _conversation_from_row(rows[0])
+
+    def find_conversation(self, ref: str) -> Conversation:
+        """Find a conversation by id or by a unique id prefix (at least 4 characters)."""
+        rows = list(self.db["conversations"].rows_where("id = ?", [ref]))
+        if not rows and len(ref) >= 4:
+            rows = list(
+                self.db["conversations"].rows_where("id LIKE ?", [ref.upper() + "%"])
+            )
+        if len(rows) != 1:
+            raise NotFoundError(
+                f"No conversation with id {ref}. See `slmdesk chats list`."
+                if not rows
+                else f"'{ref}' matches several conversations; give more of the id."
+            )
+        return _conversation_from_row(rows[0])
+
+    def list_conversations(self, *, limit: int | None = None) -> list[Conversation]:
+        sql = "SELECT * FROM conversations ORDER BY pinned DESC, updated_at DESC, id DESC"
+        params: list[Any] = []
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        cursor = self.db.execute(sql, params)
+        cols = [c[0] for c in cursor.description]
+        return [_conversation_from_row(dict(zip(cols, r))) for r in cursor.fetchall()]
+
+    def update_conversation(self, conversation_id: str, **fields: Any) -> Conversation:
+        allowed = {"title", "model_id", "system_prompt", "params", "pinned"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}")
+        row: dict[str, Any] = {k: v for k, v in fields.items() if k != "params"}
+        if "params" in fields:
+            row["params_json"] = json.dumps(fields["params"], sort_keys=True)
+        if "pinned" in row:
+            row["pinned"] = int(bool(row["pinned"]))
+        row["updated_at"] = utc_now()
+        self.get_conversation(conversation_id)
+        with self.db.atomic():
+            self.db["conversations"].update(conversation_id, row)
+        return self.get_conversation(conversation_id)
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        self.get_conversation(conversation_id)
+        with self.db.atomic():
+            self.db.execute(
+                "DELETE FROM conversations WHERE id = ?", [conversation_id]
+            )
+
+    # messages ----------------------------------------------------------------------
+    def append_message(
+        self,
+        conversation_id: str,
+        role: str,
+        content: str,
+        *,
+        status: str = STATUS_COMPLETE,
+        model_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Message:
+        """Append a message after the conversation's last one; committed on return."""
+        now = utc_now()
+        mid = new_id()
+        with self.db.atomic():
+            last = self.db.execute(
+                "SELECT id FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
+                [conversation_id],
+            ).fetchone()
+            self.db["messages"].insert(
+                {
+                    "id": mid,
+                    "conversation_id": conversation_id,
+                    "parent_id": last[0] if last else None,
+                    "role": role,
+                    "content": content,
+                    "status": status,
+                    "finish_reason": None,
+                    "model_id": model_id,
+                    "metadata_json": json.dumps(metadata or {}, sort_keys=True),
+                    "writer_pid": os.getpid() if status == STATUS_STREAMING else None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            self.db.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?",
+                [now, conversation_id],
+            )
+        return self.get_message(mid)
+
+    def get_message(self, message_id: str) -> Message:
+        rows = list(self.db["messages"].rows_where("id = ?", [message_id]))
+        if not rows:
+            raise NotFoundError(f"No message with id {message_id}.")
+        return _message_from_row(rows[0])
+
+    def messages(self, conversation_id: str) -> list[Message]:
+        return [
+            _message_from_row(r)
+            for r in self.db["messages"].rows_where(
+                "conversation_id = ?", [conversation_id], order_by="id"
+            )
+        ]
+
+    def update_streaming_text(self, message_id: str, content: str) -> None:
+        """Save the text of a reply that is still growing (one small transaction)."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE messages SET content = ?, updated_at = ? WHERE id = ?",
+                [content, utc_now(), message_id],
+            )
+
+    def finish_message(
+        self,
+        message_id: str,
+        *,
+        content: str,
+        finish_reason: str,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        ttft_s: float | None = None,
+        tokens_per_s: float | None = None,
+        duration_s: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Message:
+        if finish_reason not in FINISH_REASONS:
+            raise ValueError(f"unknown finish reason {finish_reason!r}")
+        old = self.get_message(message_id)
+        merged = {**old.metadata, **(metadata or {})}
+        with self.db.atomic():
+            self.db["messages"].update(
+                message_id,
+                {
+                    "content": content,
+                    "status": STATUS_COMPLETE,
+                    "finish_reason": finish_reason,
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "ttft_s": ttft_s,
+                    "tokens_per_s": tokens_per_s,
+                    "duration_s": duration_s,
+                    "metadata_json": json.dumps(merged, sort_keys=True),
+                    "writer_pid": None,
+                    "updated_at": utc_now(),
+                },
+            )
+        return self.get_message(message_id)
+
+    def mark_interrupted(self) -> int:
+        """Finish replies left streaming by a process that died; keep their text.
+
+        Replies whose writer process is still alive (another slmdesk running now) are
+        left alone. Returns how many replies were marked.
+        """
+        rows = self.db.execute(
+            "SELECT id, writer_pid FROM messages WHERE status = ?", [STATUS_STREAMING]
+        ).fetchall()
+        dead = [mid for mid, pid in rows if not _pid_alive(pid) or pid == os.getpid()]
+        if dead:
+            with self.db.atomic():
+                for mid in dead:
+                    self.db.execute(
+                        "UPDATE messages SET status = ?, finish_reason = 'interrupted', "
+                        "writer_pid = NULL, updated_at = ? WHERE id = ?",
+                        [STATUS_COMPLETE, utc_now(), mid],
+                    )
+        return len(dead)
+
+    def search(self, query: str, *, limit: int = 50) -> list[SearchHit]:
+        """Full-text search over all message text, best matches first."""
+        q = fts_query(query)
+        if not q:
+            return []
+        cursor = self.db.execute(
+            """
+            SELECT m.*, c.title AS conversation_title,
+                   snippet(messages_fts, 0, '[', ']', '…', 12) AS snip
+            FROM messages_fts
+            JOIN messages m ON m.rowid = messages_fts.rowid
+            JOIN conversations c ON c.id = m.conversation_id
+            WHERE messages_fts MATCH ?
+            ORDER BY rank
+            LIMIT ?
+            """,
+            [q, limit],
+        )
+        cols = [c[0] for c in cursor.description]
+        hits = []
+        for r in cursor.fetchall():
+            row = dict(zip(cols, r))
+            hits.append(
+                SearchHit(
+                    message=_message_from_row(row),
+                    conversation_title=row["conversation_title"],
+                    snippet=row["snip"],
+                )
+            )
+        return hits
