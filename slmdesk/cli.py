@@ -379,7 +379,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     settings = load_settings(core.db)
     backend = backend_info()
     models = ModelRepository(core.db).list()
-    report = {
+    report: dict[str, Any] = {
         "version": __version__,
         "python": sys.version.split()[0],
         "backend": backend.to_json(),
@@ -413,7 +413,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     else:
         print(f"slmdesk {__version__} (Python {report['python']})")
         print(f"backend: {backend.backend}"
-              + (f" (GPU offload)" if backend.gpu_offload else "")
+              + (" (GPU offload)" if backend.gpu_offload else "")
               + f", llama-cpp-python {backend.llama_cpp_python_version}")
         if backend.error:
             print(f"  problem: {backend.error}")

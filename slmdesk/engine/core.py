@@ -224,7 +224,7 @@ class LlamaEngine:
         if llm is not None:
             try:
                 llm.close()
-            except Exception:  # noqa: BLE001 - freeing must not take the app down
+            except Exception:
                 log.exception("error while freeing the model")
 
     def _install_abort_callback(self) -> None:
@@ -359,7 +359,7 @@ class LlamaEngine:
         # Longest prefix shared with what is already in the KV cache.
         cached = llm.input_ids[: llm.n_tokens].tolist()
         keep = 0
-        for a, b in zip(cached, tokens):
+        for a, b in zip(cached, tokens, strict=False):
             if a != b:
                 break
             keep += 1

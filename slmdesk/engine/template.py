@@ -6,9 +6,9 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from types import FrameType
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from types import FrameType
 from typing import Any
 
 import jinja2
@@ -35,7 +35,7 @@ FALLBACK_TEMPLATE = (
 class _IgnoreGenerationTags(jinja2.ext.Extension):
     """Pass-through for Hugging Face's ``{% generation %}`` tag."""
 
-    tags = {"generation"}
+    tags = frozenset({"generation"})  # type: ignore[assignment]
 
     def parse(self, parser: Any) -> Any:
         parser.stream.skip(1)
@@ -135,6 +135,7 @@ class ChatTemplate:
     bos_token: str
     eos_token: str
     is_fallback: bool = False
+    _compiled: jinja2.Template = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:
@@ -147,7 +148,7 @@ class ChatTemplate:
         self, messages: Sequence[dict[str, str]], *, add_generation_prompt: bool = True
     ) -> str:
         """Render ``messages`` to prompt text, bounded in time and output size."""
-        compiled: jinja2.Template = getattr(self, "_compiled")
+        compiled: jinja2.Template = self._compiled
         deadline = _Deadline(RENDER_SECONDS)
         pieces: list[str] = []
         total = 0
@@ -172,7 +173,7 @@ class ChatTemplate:
             ) from exc
         except (RecursionError, MemoryError) as exc:
             raise TemplateError("The chat template recursed too deeply.") from exc
-        except Exception as exc:  # noqa: BLE001 - any template bug is the file's fault
+        except Exception as exc:
             raise TemplateError(f"The chat template failed: {type(exc).__name__}: {exc}") from exc
         finally:
             sys.settrace(previous_trace)

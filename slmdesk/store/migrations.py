@@ -77,4 +77,4 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         )
         """
     )
-    db["messages"].enable_fts(["content"], create_triggers=True, tokenize="unicode61")
+    db.table("messages").enable_fts(["content"], create_triggers=True, tokenize="unicode61")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,29 +207,29 @@ class ModelRepository:
         }
         with self.db.atomic():
             if existing is not None:
-                self.db["models"].update(existing.id, row)
+                self.db.table("models").update(existing.id, row)
                 model_id = existing.id
             else:
                 model_id = new_id()
-                self.db["models"].insert(
+                self.db.table("models").insert(
                     {"id": model_id, "source": source, "added_at": utc_now(), **row}
                 )
         return self.get(model_id)
 
     def get(self, model_id: str) -> ModelRecord:
-        rows = list(self.db["models"].rows_where("id = ?", [model_id]))
+        rows = list(self.db.table("models").rows_where("id = ?", [model_id]))
         if not rows:
             raise NotFoundError(f"No model with id {model_id}.")
         return _model_from_row(rows[0])
 
     def get_by_path(self, path: str) -> ModelRecord | None:
-        rows = list(self.db["models"].rows_where("path = ?", [path]))
+        rows = list(self.db.table("models").rows_where("path = ?", [path]))
         return _model_from_row(rows[0]) if rows else None
 
     def list(self) -> list[ModelRecord]:
         return [
             _model_from_row(r)
-            for r in self.db["models"].rows_where(order_by="added_at, id")
+            for r in self.db.table("models").rows_where(order_by="added_at, id")
         ]
 
     def count(self) -> int:
@@ -241,12 +242,13 @@ class ModelRepository:
             if m.id == ref:
                 return m
         needle = ref.casefold()
-        for pred in (
+        predicates: list[Callable[[ModelRecord], bool]] = [
             lambda m: m.name.casefold() == needle,
             lambda m: os.path.basename(m.path).casefold() == needle,
             lambda m: m.id.casefold().startswith(needle) and len(needle) >= 4,
             lambda m: needle in m.name.casefold(),
-        ):
+        ]
+        for pred in predicates:
             hits = [m for m in models if pred(m)]
             if len(hits) == 1:
                 return hits[0]
@@ -259,7 +261,7 @@ class ModelRepository:
 
     def remove(self, model_id: str) -> None:
         with self.db.atomic():
-            self.db["models"].delete(model_id)
+            self.db.table("models").delete(model_id)
 
 
 class SettingsRepository:
@@ -276,13 +278,13 @@ class SettingsRepository:
 
     def set(self, key: str, value: Any) -> None:
         with self.db.atomic():
-            self.db["settings"].upsert(
+            self.db.table("settings").upsert(
                 {"key": key, "value_json": json.dumps(value)}, pk="key"
             )
 
     def all(self) -> dict[str, Any]:
         return {
-            r["key"]: json.loads(r["value_json"]) for r in self.db["settings"].rows
+            r["key"]: json.loads(r["value_json"]) for r in self.db.table("settings").rows
         }
 
 
@@ -346,7 +348,7 @@ class ChatRepository:
         now = utc_now()
         cid = new_id()
         with self.db.atomic():
-            self.db["conversations"].insert(
+            self.db.table("conversations").insert(
                 {
                     "id": cid,
                     "title": title,
@@ -361,17 +363,17 @@ class ChatRepository:
         return self.get_conversation(cid)
 
     def get_conversation(self, conversation_id: str) -> Conversation:
-        rows = list(self.db["conversations"].rows_where("id = ?", [conversation_id]))
+        rows = list(self.db.table("conversations").rows_where("id = ?", [conversation_id]))
         if not rows:
             raise NotFoundError(f"No conversation with id {conversation_id}.")
         return _conversation_from_row(rows[0])
 
     def find_conversation(self, ref: str) -> Conversation:
         """Find a conversation by id or by a unique id prefix (at least 4 characters)."""
-        rows = list(self.db["conversations"].rows_where("id = ?", [ref]))
+        rows = list(self.db.table("conversations").rows_where("id = ?", [ref]))
         if not rows and len(ref) >= 4:
             rows = list(
-                self.db["conversations"].rows_where("id LIKE ?", [ref.upper() + "%"])
+                self.db.table("conversations").rows_where("id LIKE ?", [ref.upper() + "%"])
             )
         if len(rows) != 1:
             raise NotFoundError(
@@ -389,7 +391,7 @@ class ChatRepository:
             params.append(limit)
         cursor = self.db.execute(sql, params)
         cols = [c[0] for c in cursor.description]
-        return [_conversation_from_row(dict(zip(cols, r))) for r in cursor.fetchall()]
+        return [_conversation_from_row(dict(zip(cols, r, strict=True))) for r in cursor.fetchall()]
 
     def update_conversation(self, conversation_id: str, **fields: Any) -> Conversation:
         allowed = {"title", "model_id", "system_prompt", "params", "pinned"}
@@ -404,7 +406,7 @@ class ChatRepository:
         row["updated_at"] = utc_now()
         self.get_conversation(conversation_id)
         with self.db.atomic():
-            self.db["conversations"].update(conversation_id, row)
+            self.db.table("conversations").update(conversation_id, row)
         return self.get_conversation(conversation_id)
 
     def delete_conversation(self, conversation_id: str) -> None:
@@ -433,7 +435,7 @@ class ChatRepository:
                 "SELECT id FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
                 [conversation_id],
             ).fetchone()
-            self.db["messages"].insert(
+            self.db.table("messages").insert(
                 {
                     "id": mid,
                     "conversation_id": conversation_id,
@@ -456,7 +458,7 @@ class ChatRepository:
         return self.get_message(mid)
 
     def get_message(self, message_id: str) -> Message:
-        rows = list(self.db["messages"].rows_where("id = ?", [message_id]))
+        rows = list(self.db.table("messages").rows_where("id = ?", [message_id]))
         if not rows:
             raise NotFoundError(f"No message with id {message_id}.")
         return _message_from_row(rows[0])
@@ -464,7 +466,7 @@ class ChatRepository:
     def messages(self, conversation_id: str) -> list[Message]:
         return [
             _message_from_row(r)
-            for r in self.db["messages"].rows_where(
+            for r in self.db.table("messages").rows_where(
                 "conversation_id = ?", [conversation_id], order_by="id"
             )
         ]
@@ -495,7 +497,7 @@ class ChatRepository:
         old = self.get_message(message_id)
         merged = {**old.metadata, **(metadata or {})}
         with self.db.atomic():
-            self.db["messages"].update(
+            self.db.table("messages").update(
                 message_id,
                 {
                     "content": content,
@@ -554,7 +556,7 @@ class ChatRepository:
         cols = [c[0] for c in cursor.description]
         hits = []
         for r in cursor.fetchall():
-            row = dict(zip(cols, r))
+            row = dict(zip(cols, r, strict=True))
             hits.append(
                 SearchHit(
                     message=_message_from_row(row),

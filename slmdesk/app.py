@@ -1,0 +1,75 @@
+"""Start-up and shutdown order of the GUI: QApplication, core, engine thread, window."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from types import TracebackType
+
+from slmdesk import APP_NAME, __version__
+
+log = logging.getLogger(__name__)
+
+
+def _install_excepthook() -> None:
+    """A bug in a slot is logged and shown; the app keeps running."""
+
+    def hook(
+        exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
+        details = "".join(traceback.format_exception(exc_type, exc, tb))
+        log.error("unexpected error:\n%s", details)
+        from PySide6.QtWidgets import QApplication, QMessageBox
+
+        if QApplication.instance() is None:
+            return
+        box = QMessageBox(QMessageBox.Icon.Critical, "slmdesk: unexpected error",
+                          f"Something went wrong: {exc}\n\nThe app keeps running.")
+        box.setDetailedText(details)
+        box.exec()
+
+    sys.excepthook = hook
+
+
+def build_window(home: str | None = None):  # type: ignore[no-untyped-def]
+    """Open the core and build the main window with a running engine thread."""
+    from slmdesk.core import open_core
+    from slmdesk.engine.worker import EngineClient
+    from slmdesk.models import resolve_model
+    from slmdesk.ui.main_window import MainWindow
+
+    core = open_core(home)
+    engine = EngineClient()
+    window = MainWindow(core.db, engine)
+    if core.interrupted_replies:
+        window.show_error(
+            f"{core.interrupted_replies} reply/replies were interrupted when slmdesk last "
+            "stopped; their text was kept and marked as interrupted."
+        )
+    try:
+        model = resolve_model(core.db)
+    except Exception as exc:  # noqa: BLE001 - no model is a normal first-run state
+        window.show_error(str(exc))
+    else:
+        window.select_model(model)
+    return core, engine, window
+
+
+def run_gui() -> int:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setApplicationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setOrganizationName(APP_NAME)
+    _install_excepthook()
+    core, engine, window = build_window()
+    window.show()
+    code = app.exec()
+    # Shutdown order: cancel jobs, stop the engine thread, then free the model.
+    engine.shutdown()
+    app.processEvents()
+    window.finish_pending_reply()
+    core.db.close()
+    return int(code)

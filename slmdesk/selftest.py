@@ -1,0 +1,86 @@
+"""`slmdesk --self-test`: imports, backend, database and a short real generation."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+
+from slmdesk import __version__
+
+
+def run_self_test() -> int:
+    checks: list[tuple[str, bool, str]] = []
+
+    def check(name: str, fn):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            detail = fn()
+            checks.append((name, True, f"{detail} ({time.perf_counter() - started:.2f} s)"))
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, none escapes
+            checks.append((name, False, f"{type(exc).__name__}: {exc}"))
+
+    with tempfile.TemporaryDirectory(prefix="slmdesk-selftest-") as home:
+        os.environ["SLMDESK_HOME"] = home
+        from slmdesk.engine.backend import backend_info
+
+        def _backend() -> str:
+            b = backend_info()
+            if not b.available:
+                raise RuntimeError(b.error)
+            return f"{b.backend}, llama-cpp-python {b.llama_cpp_python_version}"
+
+        check("backend", _backend)
+
+        from slmdesk.core import open_core
+
+        state: dict[str, object] = {}
+
+        def _database() -> str:
+            core = open_core(home)
+            state["core"] = core
+            from slmdesk.store.db import integrity_check
+
+            return f"integrity {integrity_check(core.db)}"
+
+        check("database", _database)
+
+        def _starter() -> str:
+            from slmdesk.models import resolve_model
+
+            core = state["core"]
+            model = resolve_model(core.db)  # type: ignore[attr-defined]
+            state["model"] = model
+            return f"{model.name}"
+
+        check("starter model", _starter)
+
+        def _generate() -> str:
+            from slmdesk.engine.core import LlamaEngine
+            from slmdesk.engine.params import LoadParams, SamplingParams
+
+            engine = LlamaEngine()
+            engine.load(state["model"].path, LoadParams(max_context=1024))  # type: ignore[attr-defined]
+            result = engine.stream_chat(
+                [{"role": "system", "content": "You are a helpful assistant."},
+                 {"role": "user", "content": "What is the capital of France?"}],
+                SamplingParams(temperature=0, max_tokens=24),
+                cancel=threading.Event(),
+            )
+            engine.unload()
+            if "paris" not in result.text.lower():
+                raise RuntimeError(f"unexpected reply {result.text!r}")
+            return f"{result.completion_tokens} tokens, {result.tokens_per_s or 0:.0f} tok/s"
+
+        check("generation", _generate)
+        core = state.get("core")
+        if core is not None:
+            core.db.close()  # type: ignore[attr-defined]
+
+    print(f"slmdesk {__version__} self-test")
+    for name, ok, detail in checks:
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}")
+    failed = [c for c in checks if not c[1]]
+    print("self-test passed" if not failed else f"self-test FAILED ({len(failed)} checks)")
+    return 1 if failed else 0

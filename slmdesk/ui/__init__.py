@@ -1,0 +1,1 @@
+"""Qt widgets that adapt the core (store, engine, chat service) to a desktop window."""
