@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from slmdesk.engine.core import LlamaEngine
 from slmdesk.engine.params import GenerationResult, LoadParams, SamplingParams
@@ -119,20 +119,40 @@ class EngineWorker(QObject):
 
 
 class EngineClient(QObject):
-    """The GUI-side handle: starts the engine thread and sends it jobs."""
+    """The GUI-side handle: starts the engine thread and sends it jobs.
+
+    It repeats the worker's signals as its own, queued, so whoever listens to the client
+    is called on the GUI thread.
+    """
 
     job_requested = Signal(object)
+    loading_started = Signal(int, str)
+    loaded = Signal(int, object)
+    load_failed = Signal(int, str)
+    unloaded = Signal(int)
+    prompt_progressed = Signal(int, int, int)
+    text_received = Signal(int, str)
+    generation_finished = Signal(int, object)
+    generation_failed = Signal(int, str)
 
     def __init__(self, engine: LlamaEngine | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._thread = QThread()
         self._thread.setObjectName("slmdesk-engine")
         self.worker = EngineWorker(engine)
+        self.engine = self.worker.engine
         self.worker.moveToThread(self._thread)
+        # The worker belongs to the engine thread: delete it there, as that thread ends.
+        self._thread.finished.connect(self.worker.deleteLater)
         self.job_requested.connect(self.worker.run_job)
         self._jobs: dict[int, EngineJob] = {}
-        for sig in (self.worker.loaded, self.worker.load_failed, self.worker.unloaded,
-                    self.worker.generation_finished, self.worker.generation_failed):
+        queued = Qt.ConnectionType.QueuedConnection
+        for name in ("loading_started", "loaded", "load_failed", "unloaded",
+                     "prompt_progressed", "text_received", "generation_finished",
+                     "generation_failed"):
+            getattr(self.worker, name).connect(getattr(self, name), queued)
+        for sig in (self.loaded, self.load_failed, self.unloaded,
+                    self.generation_finished, self.generation_failed):
             sig.connect(self._forget)
         self._thread.start()
 
@@ -173,4 +193,4 @@ class EngineClient(QObject):
         if not self._thread.wait(timeout_ms):
             log.error("the engine thread did not stop in time")
             return
-        self.worker.engine.unload()
+        self.engine.unload()

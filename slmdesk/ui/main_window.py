@@ -146,7 +146,7 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop_requested)
 
     def _connect_engine(self) -> None:
-        w = self.engine.worker
+        w = self.engine
         w.loading_started.connect(self._on_loading_started)
         w.loaded.connect(self._on_loaded)
         w.load_failed.connect(self._on_load_failed)

@@ -1,0 +1,222 @@
+"""The SQLite store: schema, migrations, newer-database refusal, FTS, streaming replies."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slmdesk.chat import ChatService, ReplyWriter, engine_history, title_from
+from slmdesk.engine.params import GenerationResult
+from slmdesk.errors import DatabaseError, InvalidInputError, NotFoundError
+from slmdesk.ids import new_id
+from slmdesk.paths import get_paths
+from slmdesk.settings import DEFAULT_SYSTEM_PROMPT, Settings, load_settings, save_settings
+from slmdesk.store.db import integrity_check, open_database
+from slmdesk.store.migrations import MIGRATIONS
+from slmdesk.store.repositories import ChatRepository, ModelRecord, ModelRepository
+
+
+@pytest.fixture
+def db(tmp_path: Path):  # type: ignore[no-untyped-def]
+    database = open_database(tmp_path / "t.db")
+    yield database
+    database.close()
+
+
+def _model(db) -> ModelRecord:  # type: ignore[no-untyped-def]
+    return ModelRepository(db).add(
+        name="Tiny", path="/models/tiny.gguf", size_bytes=10, architecture="llama",
+        quantization="Q4_1", parameter_count=100, context_length=2048, licence="MIT",
+        source="import",
+    )
+
+
+def test_migrations_from_empty_create_the_schema(db) -> None:  # type: ignore[no-untyped-def]
+    assert [m.name for m in MIGRATIONS.applied(db)] == ["m001_initial"]
+    assert set(db.table_names()) >= {"models", "conversations", "messages", "settings",
+                                      "messages_fts"}
+    assert {c.name for c in db["messages"].columns} == {
+        "id", "conversation_id", "parent_id", "role", "content", "status", "finish_reason",
+        "model_id", "prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s",
+        "duration_s", "metadata_json", "writer_pid", "created_at", "updated_at",
+    }
+    fks = {(fk.column, fk.other_table) for fk in db["messages"].foreign_keys}
+    assert fks == {("conversation_id", "conversations"), ("parent_id", "messages"),
+                   ("model_id", "models")}
+    triggers = {t.name for t in db.triggers}
+    assert {"messages_ai", "messages_ad", "messages_au"} <= triggers
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert integrity_check(db) == "ok"
+
+
+def test_reopening_applies_nothing_twice(tmp_path: Path) -> None:
+    open_database(tmp_path / "t.db").close()
+    db = open_database(tmp_path / "t.db")
+    assert len(MIGRATIONS.applied(db)) == 1
+    assert MIGRATIONS.pending(db) == []
+
+
+def test_database_from_a_newer_slmdesk_is_refused(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "t.db")
+    db.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES (?, ?, ?)",
+        ["slmdesk", "m999_from_the_future", "2030-01-01"],
+    )
+    db.conn.commit()
+    db.close()
+    with pytest.raises(DatabaseError, match="newer slmdesk"):
+        open_database(tmp_path / "t.db")
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(DatabaseError, match="not a usable slmdesk database"):
+        open_database(bad)
+
+
+def test_ids_sort_by_creation() -> None:
+    ids = [new_id() for _ in range(2000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_conversation_lifecycle_and_cascade(db) -> None:  # type: ignore[no-untyped-def]
+    chats = ChatRepository(db)
+    model = _model(db)
+    conv = chats.create_conversation(title="Hello", model_id=model.id, system_prompt="Be brief.")
+    a = chats.append_message(conv.id, "user", "hi")
+    b = chats.append_message(conv.id, "assistant", "hello")
+    assert b.parent_id == a.id
+    assert [m.id for m in chats.messages(conv.id)] == [a.id, b.id]
+    assert chats.find_conversation(conv.id[:8].lower()).id == conv.id
+    chats.update_conversation(conv.id, title="Renamed", pinned=True)
+    assert chats.list_conversations()[0].title == "Renamed"
+    chats.delete_conversation(conv.id)
+    assert db["messages"].count == 0
+    with pytest.raises(NotFoundError):
+        chats.get_conversation(conv.id)
+
+
+def test_deleting_a_model_keeps_conversations(db) -> None:  # type: ignore[no-untyped-def]
+    chats = ChatRepository(db)
+    model = _model(db)
+    conv = chats.create_conversation(model_id=model.id)
+    chats.append_message(conv.id, "assistant", "x", model_id=model.id)
+    ModelRepository(db).remove(model.id)
+    assert chats.get_conversation(conv.id).model_id is None
+    assert chats.messages(conv.id)[0].content == "x"
+
+
+def test_full_text_search_finds_words_and_prefixes(db) -> None:  # type: ignore[no-untyped-def]
+    chats = ChatRepository(db)
+    c1 = chats.create_conversation(title="Geography")
+    chats.append_message(c1.id, "user", "What is the capital of France?")
+    chats.append_message(c1.id, "assistant", "The capital of France is Paris.")
+    c2 = chats.create_conversation(title="Cooking")
+    chats.append_message(c2.id, "user", "How do I bake bread?")
+    hits = chats.search("paris")
+    assert [h.message.conversation_id for h in hits] == [c1.id]
+    assert "[Paris]" in hits[0].snippet
+    assert {h.message.conversation_id for h in chats.search("bak")} == {c2.id}
+    assert chats.search('"unbalanced AND (') == []  # hostile query syntax is neutralised
+    assert chats.search("   ") == []
+    # Updates of a streaming reply keep the index in step.
+    reply = chats.append_message(c2.id, "assistant", "", status="streaming")
+    chats.update_streaming_text(reply.id, "Knead the dough")
+    assert {h.message.id for h in chats.search("dough")} == {reply.id}
+
+
+def test_streaming_reply_is_saved_as_it_grows_and_finished(db) -> None:  # type: ignore[no-untyped-def]
+    chats = ChatRepository(db)
+    conv = chats.create_conversation()
+    reply = chats.append_message(conv.id, "assistant", "", status="streaming")
+    now = [0.0]
+    writer = ReplyWriter(chats, reply.id, interval_s=1.0, clock=lambda: now[0])
+    writer.append("Hel")  # the first piece is written at once
+    assert chats.get_message(reply.id).content == "Hel"
+    writer.append("lo")  # within the interval: held in memory
+    assert chats.get_message(reply.id).content == "Hel"
+    now[0] = 1.5
+    writer.append(" world")
+    assert chats.get_message(reply.id).content == "Hello world"
+    assert chats.get_message(reply.id).status == "streaming"
+    msg = writer.finish(GenerationResult(finish_reason="length", prompt_tokens=12,
+                                         completion_tokens=3, ttft_s=0.1, tokens_per_s=30.0))
+    assert (msg.status, msg.finish_reason, msg.content) == ("complete", "length", "Hello world")
+    assert (msg.prompt_tokens, msg.completion_tokens, msg.tokens_per_s) == (12, 3, 30.0)
+
+
+def test_replies_left_streaming_by_a_dead_process_are_marked_interrupted(db) -> None:  # type: ignore[no-untyped-def]
+    chats = ChatRepository(db)
+    conv = chats.create_conversation()
+    reply = chats.append_message(conv.id, "assistant", "", status="streaming")
+    chats.update_streaming_text(reply.id, "partial text")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    db.execute("UPDATE messages SET writer_pid = ? WHERE id = ?", [int(dead.stdout), reply.id])
+    alive = chats.append_message(conv.id, "assistant", "", status="streaming")
+    db.execute("UPDATE messages SET writer_pid = ? WHERE id = ?", [os.getppid(), alive.id])
+    db.conn.commit()
+    assert chats.mark_interrupted() == 1
+    msg = chats.get_message(reply.id)
+    assert (msg.status, msg.finish_reason, msg.content) == ("complete", "interrupted",
+                                                           "partial text")
+    assert chats.get_message(alive.id).status == "streaming"  # its writer still runs
+
+
+def test_chat_service_turn(db) -> None:  # type: ignore[no-untyped-def]
+    service = ChatService(db)
+    model = _model(db)
+    conv = service.new_conversation(model=model)
+    assert conv.system_prompt == DEFAULT_SYSTEM_PROMPT
+    with pytest.raises(InvalidInputError):
+        service.start_turn(conv, "   ", model=model)
+    turn = service.start_turn(conv, "What is the capital of France?", model=model)
+    assert turn.conversation.title == "What is the capital of France?"
+    assert turn.history == [
+        {"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
+    assert turn.reply.status == "streaming"
+    assert engine_history(turn.conversation, service.chats.messages(conv.id)) == turn.history
+    assert title_from("x" * 200).endswith("…")
+
+
+def test_settings_round_trip_and_ignore_unknown_keys(db) -> None:  # type: ignore[no-untyped-def]
+    s = load_settings(db)
+    assert s == Settings()
+    s.max_context = 2048
+    s.sampling = s.sampling.merged(temperature=0.2, stop=["###"])
+    save_settings(db, s)
+    again = load_settings(db)
+    assert again.max_context == 2048
+    assert again.sampling.temperature == 0.2
+    assert again.sampling.stop == ("###",)
+    db["settings"].upsert({"key": "app", "value_json": '{"max_context": 1024, "future": 1}'},
+                          pk="key")
+    assert load_settings(db).max_context == 1024
+
+
+def test_home_roots_every_directory(tmp_path: Path) -> None:
+    paths = get_paths(tmp_path / "h")
+    for d in (paths.data_dir, paths.config_dir, paths.cache_dir, paths.log_dir):
+        assert tmp_path / "h" in d.parents
+    assert paths.database.parent == paths.data_dir
+
+
+def test_env_home_is_used(slmdesk_home: Path) -> None:
+    assert get_paths().data_dir == slmdesk_home.resolve() / "data"
+
+
+def test_sqlite_error_is_not_swallowed(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "t.db")
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO messages (id, conversation_id, role, content, status, "
+                   "created_at, updated_at) VALUES ('x', 'nope', 'user', '', 'complete', '', '')")
