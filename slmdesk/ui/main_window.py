@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
         self._connect_engine()
         self.refresh_conversations()
         self.refresh_models()
+        self.composer.setFocus()
 
     # layout -------------------------------------------------------------------------
     def _build(self) -> None:
@@ -237,7 +238,7 @@ class MainWindow(QMainWindow):
         self.loaded = info
         self.clear_error()
         self.model_state.setText(f"ready · ctx {info.n_ctx} · {info.n_threads} threads")
-        self.status_model.setText(info.name)
+        self.status_model.setText(self.model.name if self.model is not None else info.name)
         if self.model is not None:
             settings = load_settings(self.db)
             settings.default_model_id = self.model.id
