@@ -36,6 +36,19 @@ from slmdesk.ui.transcript import TranscriptView
 log = logging.getLogger(__name__)
 
 
+def model_details(m: ModelRecord) -> str:
+    """The model's details as shown in its tooltip: file, size, kind, licence."""
+    params = f"{m.parameter_count / 1e6:.0f}M parameters" if m.parameter_count else ""
+    lines = [
+        m.name,
+        " · ".join(x for x in (m.architecture, params, m.quantization) if x),
+        f"context {m.context_length or '?'} tokens · {m.size_bytes / 1e6:.0f} MB",
+        f"licence: {m.licence or 'unknown'}",
+        m.path,
+    ]
+    return "\n".join(line for line in lines if line)
+
+
 class Composer(QPlainTextEdit):
     """Enter sends, Shift+Enter starts a new line."""
 
@@ -204,6 +217,9 @@ class MainWindow(QMainWindow):
         for m in self.models.list():
             missing = "" if os.path.isfile(m.path) else " (file missing)"
             self.model_picker.addItem(f"{m.name}{missing}", m.id)
+            self.model_picker.setItemData(
+                self.model_picker.count() - 1, model_details(m), Qt.ItemDataRole.ToolTipRole
+            )
 
     def select_model(self, model: ModelRecord) -> None:
         """Load ``model`` on the engine thread (switching from any loaded one)."""

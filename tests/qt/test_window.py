@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
 
 from slmdesk.engine.params import LoadParams, SamplingParams
 from slmdesk.engine.worker import EngineClient
@@ -99,6 +100,9 @@ def window(qtbot: Any, model_path: Path) -> Any:
 
 def test_window_chats_streams_and_stores(qtbot: Any, window: Any) -> None:
     assert window.model is not None and window.model.licence == "Apache-2.0"
+    tip = window.model_picker.itemData(window.model_picker.currentIndex(),
+                                       Qt.ItemDataRole.ToolTipRole)
+    assert "licence: Apache-2.0" in tip and "Q4_1" in tip
     chunks: list[str] = []
     window.engine.text_received.connect(lambda _id, t: chunks.append(t))
     window.composer.setPlainText("What is the capital of France?")
