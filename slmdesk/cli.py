@@ -197,18 +197,15 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         "max_tokens": args.max_tokens,
         "stop": tuple(args.stop) if args.stop else None,
     }
-    for key in ("max_tokens", "top_k"):
-        if overrides[key] is not None and overrides[key] < 1:
-            raise InvalidInputError(f"--{key.replace('_', '-')} must be at least 1.")
+    for key, value in (("max-tokens", args.max_tokens), ("top-k", args.top_k),
+                       ("threads", args.threads)):
+        if value is not None and value < 1:
+            raise InvalidInputError(f"--{key} must be at least 1.")
     base = (
         SamplingParams.from_json(conversation.params) if conversation else settings.sampling
     )
     sampling = base.merged(**overrides)
-    if conversation is None:
-        conversation = service.new_conversation(
-            model=model, system_prompt=args.system, sampling=sampling
-        )
-    elif args.system is not None:
+    if conversation is not None and args.system is not None:
         conversation = service.chats.update_conversation(
             conversation.id, system_prompt=args.system
         )
@@ -221,7 +218,11 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
     def one_turn(text: str, *, stream: bool) -> dict[str, Any]:
         nonlocal conversation
-        assert conversation is not None
+        if conversation is None:
+            # Created with the first message, so quitting at once leaves no empty chat.
+            conversation = service.new_conversation(
+                model=model, system_prompt=args.system, sampling=sampling
+            )
         turn = service.start_turn(conversation, text, model=model, sampling=sampling)
         conversation = turn.conversation
         writer = ReplyWriter(service.chats, turn.reply.id)
@@ -270,16 +271,16 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             if args.json:
                 _print_json(out)
             return 0
-        return _interactive(one_turn, model.name, conversation.id, json_mode=args.json)
+        return _interactive(one_turn, model.name, json_mode=args.json)
     finally:
         engine.unload()
 
 
-def _interactive(one_turn: Any, model_name: str, conversation_id: str, *, json_mode: bool) -> int:
+def _interactive(one_turn: Any, model_name: str, *, json_mode: bool) -> int:
     tty = sys.stdin.isatty()
     if tty:
         print(
-            f"Chatting with {model_name} (conversation {conversation_id}). "
+            f"Chatting with {model_name}. "
             "Ctrl-C stops a reply; Ctrl-D or /exit quits.",
             file=sys.stderr,
         )
@@ -359,8 +360,11 @@ def _cmd_chats(args: argparse.Namespace) -> int:
     else:
         text = _conversation_markdown(conv, messages)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+        try:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+        except OSError as exc:
+            raise UserFacingError(f"Cannot write {args.output}: {exc.strerror or exc}") from exc
     else:
         print(text)
     return 0

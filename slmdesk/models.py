@@ -49,7 +49,14 @@ def import_model(
     p = Path(path).expanduser()
     info = validate_model_file(p)
     resolved = str(info.path.resolve())
-    return ModelRepository(db).add(
+    repo = ModelRepository(db)
+    existing = repo.get_by_path(resolved)
+    if existing is not None:
+        # Re-importing refreshes the file's facts but keeps what the person (or the
+        # starter registration) chose: the name, the licence and the source.
+        name = name or existing.name
+        licence = licence or existing.licence
+    return repo.add(
         name=name or info.name or info.path.stem,
         path=resolved,
         size_bytes=info.size_bytes,

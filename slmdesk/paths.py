@@ -9,6 +9,7 @@ from pathlib import Path
 import platformdirs
 
 from slmdesk import APP_NAME
+from slmdesk.errors import UserFacingError
 
 HOME_ENV = "SLMDESK_HOME"
 
@@ -31,8 +32,14 @@ class Paths:
         return self.data_dir / "models"
 
     def ensure(self) -> Paths:
+        """Create the directories; a path that cannot be a directory is a clear error."""
         for d in (self.data_dir, self.config_dir, self.cache_dir, self.log_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserFacingError(
+                    f"Cannot create the directory {d}: {exc.strerror or exc}"
+                ) from exc
         return self
 
 

@@ -372,8 +372,11 @@ class ChatRepository:
         """Find a conversation by id or by a unique id prefix (at least 4 characters)."""
         rows = list(self.db.table("conversations").rows_where("id = ?", [ref]))
         if not rows and len(ref) >= 4:
+            # A plain prefix comparison: LIKE would treat _ and % in the input as wildcards.
             rows = list(
-                self.db.table("conversations").rows_where("id LIKE ?", [ref.upper() + "%"])
+                self.db.table("conversations").rows_where(
+                    "substr(id, 1, ?) = ?", [len(ref), ref.upper()]
+                )
             )
         if len(rows) != 1:
             raise NotFoundError(

@@ -66,7 +66,7 @@ def test_hostile_templates_are_stopped(source: str) -> None:
 
 def test_output_size_is_bounded() -> None:
     src = "{% for i in range(99999) %}{{ 'x' * 999 }}{% endfor %}"
-    with pytest.raises(TemplateError, match="oversized|too long"):
+    with pytest.raises(TemplateError, match=r"oversized|too long"):
         ChatTemplate(src, "", "").render(MSGS)
 
 
