@@ -6,7 +6,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import sqlite_utils
@@ -66,16 +66,7 @@ class Conversation:
     updated_at: str
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "model_id": self.model_id,
-            "system_prompt": self.system_prompt,
-            "params": self.params,
-            "pinned": self.pinned,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -98,24 +89,7 @@ class Message:
     updated_at: str
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "conversation_id": self.conversation_id,
-            "parent_id": self.parent_id,
-            "role": self.role,
-            "content": self.content,
-            "status": self.status,
-            "finish_reason": self.finish_reason,
-            "model_id": self.model_id,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "ttft_s": self.ttft_s,
-            "tokens_per_s": self.tokens_per_s,
-            "duration_s": self.duration_s,
-            "metadata": self.metadata,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
+        return asdict(self)
 
 
 def _model_from_row(row: dict[str, Any]) -> ModelRecord:
@@ -149,24 +123,13 @@ def _conversation_from_row(row: dict[str, Any]) -> Conversation:
     )
 
 
+_MESSAGE_COLUMNS = tuple(f.name for f in fields(Message) if f.name != "metadata")
+
+
 def _message_from_row(row: dict[str, Any]) -> Message:
     return Message(
-        id=row["id"],
-        conversation_id=row["conversation_id"],
-        parent_id=row["parent_id"],
-        role=row["role"],
-        content=row["content"],
-        status=row["status"],
-        finish_reason=row["finish_reason"],
-        model_id=row["model_id"],
-        prompt_tokens=row["prompt_tokens"],
-        completion_tokens=row["completion_tokens"],
-        ttft_s=row["ttft_s"],
-        tokens_per_s=row["tokens_per_s"],
-        duration_s=row["duration_s"],
+        **{name: row[name] for name in _MESSAGE_COLUMNS},
         metadata=json.loads(row["metadata_json"] or "{}"),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
     )
 
 
