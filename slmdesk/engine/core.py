@@ -55,7 +55,8 @@ class ModelInfo:
     n_ctx: int
     n_ctx_train: int
     n_threads: int
-    n_gpu_layers: int
+    n_gpu_layers: int  # as requested: -1 means all
+    offloaded_layers: int  # layers actually placed on the GPU (repeating layers + output)
     n_vocab: int
     backend: str
     load_s: float
@@ -69,6 +70,14 @@ class ModelInfo:
 def validate_model_file(path: str | os.PathLike[str]) -> GGUFInfo:
     """Check a GGUF file before anything hands it to llama.cpp."""
     return read_gguf(path, known_architectures=supported_architectures())
+
+
+def _offloaded_layers(requested: int, block_count: int | None) -> int:
+    """How many layers llama.cpp puts on the GPU for ``n_gpu_layers=requested``."""
+    total = (block_count or 0) + 1  # the repeating blocks and the output layer
+    if requested < 0:
+        return total
+    return min(requested, total)
 
 
 class _Utf8Stream:
@@ -208,6 +217,9 @@ class LlamaEngine:
             n_ctx_train=n_ctx_train,
             n_threads=threads,
             n_gpu_layers=n_gpu_layers if backend.gpu_offload else 0,
+            offloaded_layers=_offloaded_layers(
+                n_gpu_layers if backend.gpu_offload else 0, gguf.block_count
+            ),
             n_vocab=llm.n_vocab(),
             backend=backend.backend,
             load_s=load_s,

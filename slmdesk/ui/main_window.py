@@ -49,6 +49,12 @@ def model_details(m: ModelRecord) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def ready_text(info: ModelInfo) -> str:
+    """The model state line once a model is loaded."""
+    gpu = f" · {info.offloaded_layers} layers on {info.backend}" if info.offloaded_layers else ""
+    return f"ready · ctx {info.n_ctx} · {info.n_threads} threads{gpu}"
+
+
 class Composer(QPlainTextEdit):
     """Enter sends, Shift+Enter starts a new line."""
 
@@ -253,7 +259,7 @@ class MainWindow(QMainWindow):
         self.load_job = None
         self.loaded = info
         self.clear_error()
-        self.model_state.setText(f"ready · ctx {info.n_ctx} · {info.n_threads} threads")
+        self.model_state.setText(ready_text(info))
         self.status_model.setText(self.model.name if self.model is not None else info.name)
         if self.model is not None:
             settings = load_settings(self.db)
@@ -352,9 +358,7 @@ class MainWindow(QMainWindow):
         self.gen_job = None
         self.writer = None
         if self.loaded is not None:
-            self.model_state.setText(
-                f"ready · ctx {self.loaded.n_ctx} · {self.loaded.n_threads} threads"
-            )
+            self.model_state.setText(ready_text(self.loaded))
         self._update_controls()
         self.composer.setFocus()
 

@@ -35,6 +35,7 @@ def test_load_reports_model_and_settings(engine: Any) -> None:
     assert info.n_ctx_train == 8192
     assert info.n_threads == 1
     assert info.n_gpu_layers == 0
+    assert info.offloaded_layers == 0
     assert info.backend == "CPU"
     assert info.template_fallback is False
     assert info.quantization == "Q4_1"
