@@ -141,6 +141,9 @@ class LlamaEngine:
         # The running job's cancel event; llama.cpp's abort callback reads it mid-decode.
         self._cancel = threading.Event()
         self._abort_cb: Any = None
+        # Held while a model is swapped in or freed. Other threads may count tokens
+        # (tokenizing only reads the immutable vocabulary) but only under this lock.
+        self.swap_lock = threading.RLock()
 
     # loading --------------------------------------------------------------------------
     @property
@@ -189,6 +192,18 @@ class LlamaEngine:
                 f"{gguf.path.name}: llama.cpp could not load this model ({exc})."
             ) from exc
         load_s = time.perf_counter() - started
+        with self.swap_lock:
+            self._install_model(llm, gguf, n_ctx_train, threads, n_gpu_layers, load_s)
+        assert self._info is not None
+        return self._info
+
+    def _install_model(
+        self, llm: Any, gguf: GGUFInfo, n_ctx_train: int, threads: int, n_gpu_layers: int,
+        load_s: float,
+    ) -> None:
+        import llama_cpp
+
+        backend = backend_info()
         self._llm = llm
         self._gguf = gguf
         self._install_abort_callback()
@@ -226,17 +241,39 @@ class LlamaEngine:
             template_fallback=template_fallback,
             quantization=gguf.quantization,
         )
-        return self._info
 
     def unload(self) -> None:
-        llm, self._llm = self._llm, None
-        self._info = None
-        self._gguf = None
-        self._template = None
+        with self.swap_lock:
+            llm, self._llm = self._llm, None
+            self._info = None
+            self._gguf = None
+            self._template = None
+            self._free(llm)
+
+    def measure_prompt(self, messages: Sequence[ChatMessage]) -> int | None:
+        """Prompt tokens for ``messages``; callable from any thread.
+
+        Returns None when no model is loaded, a model is being swapped, or the template
+        refuses the messages (the caller keeps its last figure).
+        """
+        if not self.swap_lock.acquire(blocking=False):
+            return None
+        try:
+            if self._llm is None or self._template is None:
+                return None
+            try:
+                return len(self.tokenize_prompt(self.render(messages)))
+            except TemplateError:
+                return None
+        finally:
+            self.swap_lock.release()
+
+    @staticmethod
+    def _free(llm: Any) -> None:
         if llm is not None:
             try:
                 llm.close()
-            except Exception:
+            except Exception:  # freeing must not take the app down (logged)
                 log.exception("error while freeing the model")
 
     def _install_abort_callback(self) -> None:

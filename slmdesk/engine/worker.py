@@ -177,6 +177,14 @@ class EngineClient(QObject):
     def unload(self) -> EngineJob:
         return self._submit(EngineJob("unload", {}))
 
+    def measure_prompt(self, messages: list[dict[str, str]]) -> int | None:
+        """Prompt tokens for ``messages``, counted on the calling (GUI) thread.
+
+        Only the tokenizer is used, which reads the immutable vocabulary; the engine's
+        swap lock keeps the model from being freed meanwhile. None while it is swapped.
+        """
+        return self.engine.measure_prompt(messages)
+
     def cancel(self, job_id: int) -> None:
         job = self._jobs.get(job_id)
         if job is not None:
