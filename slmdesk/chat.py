@@ -1,12 +1,14 @@
 """One chat turn, the same for the GUI and the CLI: store the message, save the reply as it grows.
 
 The caller owns the transport of text (the CLI calls the engine directly, the GUI receives
-chunks from the engine thread); both go through ``ChatService.start_turn`` and a
-``ReplyWriter`` so the database sees the same writes either way.
+chunks from the engine thread); both go through ``ChatService`` (``start_turn``,
+``regenerate``, ``edit_and_resend``) and a ``ReplyWriter`` so the database sees the same
+writes either way. The engine only ever sees the current branch of a conversation.
 """
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from slmdesk.engine.params import GenerationResult, SamplingParams
-from slmdesk.errors import InvalidInputError
+from slmdesk.errors import InvalidInputError, NotFoundError
 from slmdesk.settings import load_settings
 from slmdesk.store.repositories import (
     STATUS_STREAMING,
@@ -45,14 +47,25 @@ class Turn:
     sampling: SamplingParams
 
 
+class _Unset(enum.Enum):
+    UNSET = "unset"
+
+
+UNSET = _Unset.UNSET  # "leave as it is", where None is a value
+
+
 def engine_history(
-    conversation: Conversation, messages: list[Message]
+    conversation: Conversation, path_messages: list[Message]
 ) -> list[dict[str, str]]:
-    """The conversation as the engine's message list, system prompt first."""
+    """One branch as the engine's message list, system prompt first.
+
+    ``path_messages`` is a path from the root (``ChatRepository.path`` or ``path_to``),
+    never all of the conversation's messages: other branches are not part of the story.
+    """
     out: list[dict[str, str]] = []
     if conversation.system_prompt:
         out.append({"role": "system", "content": conversation.system_prompt})
-    for m in messages:
+    for m in path_messages:
         if m.status == STATUS_STREAMING or m.role not in ("user", "assistant", "system"):
             continue
         if m.role == "assistant" and not m.content:
@@ -146,6 +159,41 @@ class ChatService:
             params=(sampling or settings.sampling).to_json(),
         )
 
+    def _message_of(self, conversation: Conversation, message_id: str) -> Message:
+        message = self.chats.get_message(message_id)
+        if message.conversation_id != conversation.id:
+            raise NotFoundError(
+                f"No message with id {message_id} in conversation {conversation.id}."
+            )
+        return message
+
+    def _use_model(self, conversation: Conversation, model: ModelRecord) -> Conversation:
+        if conversation.model_id != model.id:
+            return self.chats.update_conversation(conversation.id, model_id=model.id)
+        return conversation
+
+    def _reply_under(
+        self,
+        conversation: Conversation,
+        parent: Message,
+        *,
+        model: ModelRecord,
+        sampling: SamplingParams | None,
+    ) -> Turn:
+        """Commit a streaming reply placeholder under ``parent``, the branch's new leaf."""
+        history = engine_history(conversation, self.chats.path_to(parent.id))
+        reply = self.chats.append_message(
+            conversation.id,
+            "assistant",
+            "",
+            parent_id=parent.id,
+            status=STATUS_STREAMING,
+            model_id=model.id,
+        )
+        params = sampling or SamplingParams.from_json(conversation.params)
+        conversation = self.chats.get_conversation(conversation.id)
+        return Turn(conversation, parent, reply, history, params)
+
     def start_turn(
         self,
         conversation: Conversation,
@@ -154,17 +202,87 @@ class ChatService:
         model: ModelRecord,
         sampling: SamplingParams | None = None,
     ) -> Turn:
-        """Commit the user's message and a reply placeholder; return what to generate."""
+        """Commit the user's message and a reply placeholder at the end of the branch shown.
+
+        Returns what to generate: the history is the current branch, ending with ``text``.
+        """
         if not text.strip():
             raise InvalidInputError("The message is empty.")
+        conversation = self.chats.get_conversation(conversation.id)
         if conversation.title == "New chat":
             conversation = self.chats.update_conversation(conversation.id, title=title_from(text))
-        if conversation.model_id != model.id:
-            conversation = self.chats.update_conversation(conversation.id, model_id=model.id)
-        user = self.chats.append_message(conversation.id, "user", text)
-        history = engine_history(conversation, self.chats.messages(conversation.id))
-        reply = self.chats.append_message(
-            conversation.id, "assistant", "", status=STATUS_STREAMING, model_id=model.id
-        )
-        params = sampling or SamplingParams.from_json(conversation.params)
-        return Turn(conversation, user, reply, history, params)
+        conversation = self._use_model(conversation, model)
+        with self.db.atomic():
+            user = self.chats.append_message(conversation.id, "user", text)
+            return self._reply_under(conversation, user, model=model, sampling=sampling)
+
+    def regenerate(
+        self,
+        conversation: Conversation,
+        assistant_message_id: str,
+        *,
+        model: ModelRecord,
+        sampling: SamplingParams | None = None,
+    ) -> Turn:
+        """Answer the same message again: a new reply beside the old one, which is kept.
+
+        The history runs up to the replied-to message; ``Turn.user_message`` is that message.
+        """
+        conversation = self.chats.get_conversation(conversation.id)
+        old = self._message_of(conversation, assistant_message_id)
+        if old.role != "assistant":
+            raise InvalidInputError("Only a reply of the assistant can be regenerated.")
+        if old.parent_id is None:
+            raise InvalidInputError("This reply answers no message, so it cannot be regenerated.")
+        parent = self.chats.get_message(old.parent_id)
+        conversation = self._use_model(conversation, model)
+        with self.db.atomic():
+            return self._reply_under(conversation, parent, model=model, sampling=sampling)
+
+    def edit_and_resend(
+        self,
+        conversation: Conversation,
+        user_message_id: str,
+        new_text: str,
+        *,
+        model: ModelRecord,
+        sampling: SamplingParams | None = None,
+    ) -> Turn:
+        """Send an edited message in place of an earlier one, as a new branch from there.
+
+        The edited message becomes a sibling of the original (a new root when the first
+        message is edited); the original and everything after it are kept.
+        """
+        if not new_text.strip():
+            raise InvalidInputError("The message is empty.")
+        conversation = self.chats.get_conversation(conversation.id)
+        old = self._message_of(conversation, user_message_id)
+        if old.role != "user":
+            raise InvalidInputError("Only a message you wrote can be edited and sent again.")
+        conversation = self._use_model(conversation, model)
+        with self.db.atomic():
+            user = self.chats.append_message(
+                conversation.id, "user", new_text, parent_id=old.parent_id
+            )
+            return self._reply_under(conversation, user, model=model, sampling=sampling)
+
+    def update_settings(
+        self,
+        conversation: Conversation,
+        *,
+        system_prompt: str | _Unset | None = UNSET,
+        sampling: SamplingParams | None = None,
+    ) -> Conversation:
+        """Store the conversation's system prompt and/or sampling parameters.
+
+        ``system_prompt=None`` removes the system prompt; leaving an argument out keeps
+        what is stored.
+        """
+        fields: dict[str, Any] = {}
+        if not isinstance(system_prompt, _Unset):
+            fields["system_prompt"] = system_prompt
+        if sampling is not None:
+            fields["params"] = sampling.to_json()
+        if not fields:
+            return self.chats.get_conversation(conversation.id)
+        return self.chats.update_conversation(conversation.id, **fields)

@@ -58,22 +58,31 @@ def _build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--continue", dest="continue_id", metavar="CONVERSATION_ID")
     chat.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
-    chats = sub.add_parser("chats", help="list, show, search and export conversations")
+    chats = sub.add_parser(
+        "chats", help="list, show, search, export, import and delete conversations"
+    )
     csub = chats.add_subparsers(dest="chats_command", metavar="ACTION", required=True)
-    cl = csub.add_parser("list")
+    cl = csub.add_parser("list", help="list conversations, most recent first")
     cl.add_argument("--json", action="store_true")
     cl.add_argument("--limit", type=int, default=50)
-    cs = csub.add_parser("show")
+    cs = csub.add_parser("show", help="show the branch on screen (Markdown or --json)")
     cs.add_argument("id")
     cs.add_argument("--json", action="store_true")
-    cq = csub.add_parser("search")
+    cq = csub.add_parser("search", help="search the text of every conversation")
     cq.add_argument("query")
     cq.add_argument("--json", action="store_true")
-    ce = csub.add_parser("export")
+    ce = csub.add_parser(
+        "export", help="Markdown (the branch on screen) or JSON (every branch, for import)"
+    )
     ce.add_argument("id")
     ce.add_argument("--format", choices=["md", "json"], default="md")
     ce.add_argument("--json", action="store_true", help="same as --format json")
     ce.add_argument("-o", "--output", help="write to this file instead of stdout")
+    ci = csub.add_parser("import", help="add a conversation from a JSON export")
+    ci.add_argument("file", metavar="FILE")
+    ci.add_argument("--json", action="store_true")
+    cd = csub.add_parser("delete", help="delete a conversation for good")
+    cd.add_argument("id")
 
     doctor = sub.add_parser("doctor", help="version, backend, threads, paths, models, database")
     doctor.add_argument("--json", action="store_true")
@@ -304,21 +313,26 @@ def _interactive(one_turn: Any, model_name: str, *, json_mode: bool) -> int:
 
 
 # chats ----------------------------------------------------------------------------------
-def _conversation_markdown(conv: Any, messages: Sequence[Any]) -> str:
-    lines = [f"# {conv.title}", "", f"*Conversation {conv.id}, started {conv.created_at}*", ""]
-    if conv.system_prompt:
-        lines += ["**System:**", "", conv.system_prompt, ""]
-    for m in messages:
-        who = {"user": "You", "assistant": "Assistant", "system": "System"}.get(m.role, m.role)
-        lines += [f"## {who}", "", m.content, ""]
-        if m.role == "assistant" and m.finish_reason and m.finish_reason != "stop":
-            lines += [f"*({m.finish_reason})*", ""]
-    return "\n".join(lines)
+def _read_import_file(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as exc:
+        raise UserFacingError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path} is not UTF-8 text: {exc.reason}.") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+        ) from exc
+    except RecursionError as exc:
+        raise InvalidInputError(f"{path} is nested too deeply to be a conversation.") from exc
 
 
 def _cmd_chats(args: argparse.Namespace) -> int:
     from slmdesk.core import open_core
     from slmdesk.store.repositories import ChatRepository
+    from slmdesk.transfer import export_json, export_markdown, import_json
 
     core = open_core(register_starter=False)
     chats = ChatRepository(core.db)
@@ -341,24 +355,44 @@ def _cmd_chats(args: argparse.Namespace) -> int:
         for h in hits if not args.json else []:
             print(f"{h.message.conversation_id}  {h.conversation_title}: {h.snippet}")
         return 0
+    if cmd == "import":
+        data = _read_import_file(args.file)
+        try:
+            conv = import_json(core.db, data)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{args.file}: {exc.message}") from exc
+        if args.json:
+            _print_json(conv.to_json())
+        else:
+            print(conv.id)
+        return 0
     conv = chats.find_conversation(args.id)
-    messages = chats.messages(conv.id)
+    if cmd == "delete":
+        # The GUI keeps deletions in a bin for undo; the command line deletes for good.
+        chats.delete_conversation(conv.id)
+        chats.purge_deleted(conversation_id=conv.id)
+        print(f"Deleted {conv.id}  {conv.title}")
+        return 0
     if cmd == "show":
         if args.json:
-            _print_json({**conv.to_json(), "messages": [m.to_json() for m in messages]})
+            path = chats.path(conv.id)
+            total = chats.count_messages(conv.id)
+            _print_json(
+                {
+                    **conv.to_json(),
+                    "messages": [m.to_json() for m in path],
+                    "branches": total - len(path),
+                }
+            )
         else:
-            print(_conversation_markdown(conv, messages))
+            print(export_markdown(core.db, conv.id))
         return 0
     # export
     fmt = "json" if args.json else args.format
     if fmt == "json":
-        text = json.dumps(
-            {**conv.to_json(), "messages": [m.to_json() for m in messages]},
-            indent=2,
-            ensure_ascii=False,
-        )
+        text = json.dumps(export_json(core.db, conv.id), indent=2, ensure_ascii=False)
     else:
-        text = _conversation_markdown(conv, messages)
+        text = export_markdown(core.db, conv.id)
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8") as f:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import sqlite_utils
 from sqlite_utils import Migrations
 
@@ -78,3 +81,60 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         """
     )
     db.table("messages").enable_fts(["content"], create_triggers=True, tokenize="unicode61")
+
+
+# The built-in presets as m002 stored them. Balanced is SamplingParams' defaults of the
+# time; later changes to those defaults do not rewrite what a person already has.
+BUILTIN_PRESETS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("Precise", {"temperature": 0.2, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
+                 "repeat_penalty": 1.1}),
+    ("Balanced", {}),
+    ("Creative", {"temperature": 1.0, "top_p": 0.98, "top_k": 100, "min_p": 0.02,
+                  "repeat_penalty": 1.05}),
+)
+
+
+@MIGRATIONS()
+def m002_branches_presets(db: sqlite_utils.Database) -> None:
+    # Plain engine parameters: slmdesk.engine.params does not import llama_cpp.
+    from slmdesk.engine.params import SamplingParams
+    from slmdesk.ids import new_id, utc_now
+
+    conversations = db.table("conversations")
+    # The last message of the branch on screen; messages form a tree through parent_id.
+    conversations.add_column("leaf_id", str)
+    # NULL: not deleted. Set: in the bin, until purged (undo is possible until then).
+    conversations.add_column("deleted_at", str)
+    # Before branches every conversation was one chain, so its newest message is the leaf.
+    db.execute(
+        "UPDATE conversations SET leaf_id = "
+        "(SELECT max(m.id) FROM messages m WHERE m.conversation_id = conversations.id)"
+    )
+    # Children of a message (siblings, following a branch down), and the SET NULL action
+    # on parent_id when a conversation's messages are purged, need this index.
+    db.execute("CREATE INDEX messages_parent ON messages(parent_id, id)")
+    db.execute("CREATE INDEX conversations_deleted ON conversations(deleted_at)")
+    db.execute(
+        """
+        CREATE TABLE presets (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            params_json TEXT NOT NULL,
+            system_prompt TEXT,
+            builtin INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    now = utc_now()
+    for name, params in BUILTIN_PRESETS:
+        db.table("presets").insert(
+            {
+                "id": new_id(),
+                "name": name,
+                "params_json": json.dumps(SamplingParams(**params).to_json(), sort_keys=True),
+                "system_prompt": None,
+                "builtin": 1,
+                "created_at": now,
+            }
+        )

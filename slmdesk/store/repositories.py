@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import re
@@ -11,13 +12,22 @@ from typing import Any
 
 import sqlite_utils
 
-from slmdesk.errors import NotFoundError
+from slmdesk.engine.params import SamplingParams
+from slmdesk.errors import InvalidInputError, NotFoundError
 from slmdesk.ids import new_id, utc_now
 
 # Persisted enum values: lowercase, never reused.
 STATUS_STREAMING = "streaming"
 STATUS_COMPLETE = "complete"
 FINISH_REASONS = ("stop", "length", "cancelled", "error", "interrupted")
+
+
+class _Leaf(enum.Enum):
+    LEAF = "leaf"
+
+
+# ``append_message``'s default parent: the last message of the conversation's current branch.
+LEAF = _Leaf.LEAF
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,8 @@ class Conversation:
     pinned: bool
     created_at: str
     updated_at: str
+    leaf_id: str | None = None  # last message of the branch on screen
+    deleted_at: str | None = None  # set while the conversation is in the bin
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,6 +132,8 @@ def _conversation_from_row(row: dict[str, Any]) -> Conversation:
         pinned=bool(row["pinned"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        leaf_id=row["leaf_id"],
+        deleted_at=row["deleted_at"],
     )
 
 
@@ -294,10 +308,22 @@ class SearchHit:
 
 
 class ChatRepository:
-    """Conversations and their messages, including replies that are still streaming."""
+    """Conversations and their messages, including replies that are still streaming.
+
+    Messages form a tree through ``parent_id``: regenerating a reply or editing a message
+    adds a sibling, and the old text stays as another branch. A conversation shows one
+    path, from a root to its ``leaf_id``.
+    """
 
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
+
+    def _query(
+        self, sql: str, params: list[Any] | dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        cursor = self.db.execute(sql, params)
+        cols = [c[0] for c in cursor.description]
+        return [dict(zip(cols, r, strict=True)) for r in cursor.fetchall()]
 
     # conversations -----------------------------------------------------------------
     def create_conversation(
@@ -321,24 +347,29 @@ class ChatRepository:
                     "pinned": 0,
                     "created_at": now,
                     "updated_at": now,
+                    "leaf_id": None,
+                    "deleted_at": None,
                 }
             )
         return self.get_conversation(cid)
 
-    def get_conversation(self, conversation_id: str) -> Conversation:
+    def get_conversation(
+        self, conversation_id: str, *, include_deleted: bool = False
+    ) -> Conversation:
         rows = list(self.db.table("conversations").rows_where("id = ?", [conversation_id]))
-        if not rows:
+        if not rows or (rows[0]["deleted_at"] is not None and not include_deleted):
             raise NotFoundError(f"No conversation with id {conversation_id}.")
         return _conversation_from_row(rows[0])
 
     def find_conversation(self, ref: str) -> Conversation:
         """Find a conversation by id or by a unique id prefix (at least 4 characters)."""
-        rows = list(self.db.table("conversations").rows_where("id = ?", [ref]))
+        table = self.db.table("conversations")
+        rows = list(table.rows_where("id = ? AND deleted_at IS NULL", [ref]))
         if not rows and len(ref) >= 4:
             # A plain prefix comparison: LIKE would treat _ and % in the input as wildcards.
             rows = list(
-                self.db.table("conversations").rows_where(
-                    "substr(id, 1, ?) = ?", [len(ref), ref.upper()]
+                table.rows_where(
+                    "substr(id, 1, ?) = ? AND deleted_at IS NULL", [len(ref), ref.upper()]
                 )
             )
         if len(rows) != 1:
@@ -349,15 +380,23 @@ class ChatRepository:
             )
         return _conversation_from_row(rows[0])
 
-    def list_conversations(self, *, limit: int | None = None) -> list[Conversation]:
-        sql = "SELECT * FROM conversations ORDER BY pinned DESC, updated_at DESC, id DESC"
-        params: list[Any] = []
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        cursor = self.db.execute(sql, params)
-        cols = [c[0] for c in cursor.description]
-        return [_conversation_from_row(dict(zip(cols, r, strict=True))) for r in cursor.fetchall()]
+    def list_conversations(
+        self, *, limit: int | None = None, offset: int = 0
+    ) -> list[Conversation]:
+        """Conversations not in the bin: pinned first, then the most recently updated."""
+        sql = (
+            "SELECT * FROM conversations WHERE deleted_at IS NULL "
+            "ORDER BY pinned DESC, updated_at DESC, id DESC LIMIT ? OFFSET ?"
+        )
+        rows = self._query(sql, [-1 if limit is None else limit, offset])
+        return [_conversation_from_row(r) for r in rows]
+
+    def count_conversations(self) -> int:
+        """How many conversations are not in the bin."""
+        row = self.db.execute(
+            "SELECT count(*) FROM conversations WHERE deleted_at IS NULL"
+        ).fetchone()
+        return int(row[0])
 
     def update_conversation(self, conversation_id: str, **fields: Any) -> Conversation:
         allowed = {"title", "model_id", "system_prompt", "params", "pinned"}
@@ -376,36 +415,95 @@ class ChatRepository:
         return self.get_conversation(conversation_id)
 
     def delete_conversation(self, conversation_id: str) -> None:
+        """Move a conversation to the bin; ``restore_conversation`` undoes it until a purge."""
         self.get_conversation(conversation_id)
         with self.db.atomic():
             self.db.execute(
-                "DELETE FROM conversations WHERE id = ?", [conversation_id]
+                "UPDATE conversations SET deleted_at = ? WHERE id = ?",
+                [utc_now(), conversation_id],
             )
 
+    def restore_conversation(self, conversation_id: str) -> Conversation:
+        """Take a conversation out of the bin (nothing happens when it is not there)."""
+        self.get_conversation(conversation_id, include_deleted=True)
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE conversations SET deleted_at = NULL WHERE id = ?", [conversation_id]
+            )
+        return self.get_conversation(conversation_id)
+
+    def purge_deleted(
+        self, older_than: str | None = None, *, conversation_id: str | None = None
+    ) -> int:
+        """Delete conversations in the bin for good, with their messages.
+
+        ``older_than`` (a UTC ISO timestamp) keeps those deleted at or after it;
+        ``conversation_id`` purges only that one (if it is in the bin). Returns how many
+        conversations were removed.
+        """
+        sql = "DELETE FROM conversations WHERE deleted_at IS NOT NULL"
+        params: list[Any] = []
+        if older_than is not None:
+            sql += " AND deleted_at < ?"
+            params.append(older_than)
+        if conversation_id is not None:
+            sql += " AND id = ?"
+            params.append(conversation_id)
+        with self.db.atomic():
+            cursor = self.db.execute(sql, params)
+        return int(cursor.rowcount)
+
     # messages ----------------------------------------------------------------------
+    def _leaf_id(self, conversation_id: str) -> str | None:
+        """The current leaf; the newest message when none is stored (or it is gone)."""
+        row = self.db.execute(
+            """
+            SELECT coalesce(
+                (SELECT m.id FROM messages m
+                 WHERE m.id = c.leaf_id AND m.conversation_id = c.id),
+                (SELECT max(m.id) FROM messages m WHERE m.conversation_id = c.id))
+            FROM conversations c WHERE c.id = ?
+            """,
+            [conversation_id],
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"No conversation with id {conversation_id}.")
+        return None if row[0] is None else str(row[0])
+
     def append_message(
         self,
         conversation_id: str,
         role: str,
         content: str,
         *,
+        parent_id: str | _Leaf | None = LEAF,
         status: str = STATUS_COMPLETE,
         model_id: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Message:
-        """Append a message after the conversation's last one; committed on return."""
+        """Add a message and make it the conversation's leaf; committed on return.
+
+        By default it follows the current leaf; ``parent_id`` puts it under another
+        message of the conversation (a new branch), and ``None`` makes it a new root.
+        """
         now = utc_now()
         mid = new_id()
         with self.db.atomic():
-            last = self.db.execute(
-                "SELECT id FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
-                [conversation_id],
-            ).fetchone()
+            if parent_id is LEAF:
+                parent = self._leaf_id(conversation_id)
+            else:
+                parent = parent_id
+                if parent is not None:
+                    self._message_in(conversation_id, parent)
+                elif not self.db.execute(
+                    "SELECT 1 FROM conversations WHERE id = ?", [conversation_id]
+                ).fetchone():
+                    raise NotFoundError(f"No conversation with id {conversation_id}.")
             self.db.table("messages").insert(
                 {
                     "id": mid,
                     "conversation_id": conversation_id,
-                    "parent_id": last[0] if last else None,
+                    "parent_id": parent,
                     "role": role,
                     "content": content,
                     "status": status,
@@ -418,8 +516,8 @@ class ChatRepository:
                 }
             )
             self.db.execute(
-                "UPDATE conversations SET updated_at = ? WHERE id = ?",
-                [now, conversation_id],
+                "UPDATE conversations SET leaf_id = ?, updated_at = ? WHERE id = ?",
+                [mid, now, conversation_id],
             )
         return self.get_message(mid)
 
@@ -429,13 +527,110 @@ class ChatRepository:
             raise NotFoundError(f"No message with id {message_id}.")
         return _message_from_row(rows[0])
 
+    def _message_in(self, conversation_id: str, message_id: str) -> Message:
+        message = self.get_message(message_id)
+        if message.conversation_id != conversation_id:
+            raise NotFoundError(
+                f"No message with id {message_id} in conversation {conversation_id}."
+            )
+        return message
+
     def messages(self, conversation_id: str) -> list[Message]:
+        """Every message of every branch, oldest first."""
         return [
             _message_from_row(r)
             for r in self.db.table("messages").rows_where(
                 "conversation_id = ?", [conversation_id], order_by="id"
             )
         ]
+
+    def count_messages(self, conversation_id: str) -> int:
+        """How many messages the conversation has, on every branch."""
+        row = self.db.execute(
+            "SELECT count(*) FROM messages WHERE conversation_id = ?", [conversation_id]
+        ).fetchone()
+        return int(row[0])
+
+    def path(self, conversation_id: str) -> list[Message]:
+        """The current branch, root first: what the conversation shows and the engine sees."""
+        leaf = self._leaf_id(conversation_id)
+        return [] if leaf is None else self.path_to(leaf)
+
+    def path_to(self, message_id: str) -> list[Message]:
+        """The messages from the root down to ``message_id`` (included), root first."""
+        message = self.get_message(message_id)
+        # One query however long the chain is. The depth bound stops a damaged tree with a
+        # cycle in it from looping forever.
+        rows = self._query(
+            """
+            WITH RECURSIVE chain(id, parent_id, depth) AS (
+                SELECT id, parent_id, 0 FROM messages WHERE id = :leaf
+                UNION ALL
+                SELECT m.id, m.parent_id, chain.depth + 1
+                FROM messages m JOIN chain ON m.id = chain.parent_id
+                WHERE m.conversation_id = :cid
+                  AND chain.depth < (SELECT count(*) FROM messages WHERE conversation_id = :cid)
+            )
+            SELECT m.* FROM chain JOIN messages m ON m.id = chain.id ORDER BY chain.depth DESC
+            """,
+            {"leaf": message_id, "cid": message.conversation_id},
+        )
+        return [_message_from_row(r) for r in rows]
+
+    def siblings(self, message_id: str) -> list[Message]:
+        """The message and the alternatives beside it (same parent), oldest first."""
+        message = self.get_message(message_id)
+        if message.parent_id is None:
+            where, params = "conversation_id = ? AND parent_id IS NULL", [message.conversation_id]
+        else:
+            where = "conversation_id = ? AND parent_id = ?"
+            params = [message.conversation_id, message.parent_id]
+        return [
+            _message_from_row(r)
+            for r in self.db.table("messages").rows_where(where, params, order_by="id")
+        ]
+
+    def children(self, message_id: str) -> list[Message]:
+        """The messages directly under ``message_id``, oldest first."""
+        message = self.get_message(message_id)
+        return [
+            _message_from_row(r)
+            for r in self.db.table("messages").rows_where(
+                "conversation_id = ? AND parent_id = ?",
+                [message.conversation_id, message_id],
+                order_by="id",
+            )
+        ]
+
+    def set_leaf(self, conversation_id: str, message_id: str) -> None:
+        """Show the branch that ends at ``message_id``."""
+        self._message_in(conversation_id, message_id)
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE conversations SET leaf_id = ? WHERE id = ?", [message_id, conversation_id]
+            )
+
+    def switch_branch(self, message_id: str) -> list[Message]:
+        """Show the branch through ``message_id``, down its newest replies; return its path."""
+        message = self.get_message(message_id)
+        row = self.db.execute(
+            """
+            WITH RECURSIVE down(id, depth) AS (
+                SELECT :start, 0
+                UNION ALL
+                SELECT (SELECT max(c.id) FROM messages c
+                        WHERE c.parent_id = down.id AND c.conversation_id = :cid),
+                       down.depth + 1
+                FROM down
+                WHERE down.id IS NOT NULL
+                  AND down.depth < (SELECT count(*) FROM messages WHERE conversation_id = :cid)
+            )
+            SELECT id FROM down WHERE id IS NOT NULL ORDER BY depth DESC LIMIT 1
+            """,
+            {"start": message_id, "cid": message.conversation_id},
+        ).fetchone()
+        self.set_leaf(message.conversation_id, str(row[0]))
+        return self.path(message.conversation_id)
 
     def update_streaming_text(self, message_id: str, content: str) -> None:
         """Save the text of a reply that is still growing (one small transaction)."""
@@ -502,32 +697,122 @@ class ChatRepository:
         return len(dead)
 
     def search(self, query: str, *, limit: int = 50) -> list[SearchHit]:
-        """Full-text search over all message text, best matches first."""
+        """Full-text search over the text of every branch, best matches first.
+
+        Conversations in the bin are left out. A hit may lie on a branch that is not
+        shown; ``switch_branch(hit.message.id)`` brings it on screen.
+        """
         q = fts_query(query)
         if not q:
             return []
-        cursor = self.db.execute(
+        rows = self._query(
             """
             SELECT m.*, c.title AS conversation_title,
                    snippet(messages_fts, 0, '[', ']', '…', 12) AS snip
             FROM messages_fts
             JOIN messages m ON m.rowid = messages_fts.rowid
             JOIN conversations c ON c.id = m.conversation_id
-            WHERE messages_fts MATCH ?
+            WHERE messages_fts MATCH ? AND c.deleted_at IS NULL
             ORDER BY rank
             LIMIT ?
             """,
             [q, limit],
         )
-        cols = [c[0] for c in cursor.description]
-        hits = []
-        for r in cursor.fetchall():
-            row = dict(zip(cols, r, strict=True))
-            hits.append(
-                SearchHit(
-                    message=_message_from_row(row),
-                    conversation_title=row["conversation_title"],
-                    snippet=row["snip"],
-                )
+        return [
+            SearchHit(
+                message=_message_from_row(row),
+                conversation_title=row["conversation_title"],
+                snippet=row["snip"],
             )
-        return hits
+            for row in rows
+        ]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of sampling parameters, optionally with a system prompt."""
+
+    id: str
+    name: str
+    sampling: SamplingParams
+    system_prompt: str | None
+    builtin: bool
+    created_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "sampling": self.sampling.to_json(),
+            "system_prompt": self.system_prompt,
+            "builtin": self.builtin,
+            "created_at": self.created_at,
+        }
+
+
+def _preset_from_row(row: dict[str, Any]) -> Preset:
+    return Preset(
+        id=row["id"],
+        name=row["name"],
+        sampling=SamplingParams.from_json(json.loads(row["params_json"] or "{}")),
+        system_prompt=row["system_prompt"],
+        builtin=bool(row["builtin"]),
+        created_at=row["created_at"],
+    )
+
+
+class PresetRepository:
+    """Sampling presets: three built-in ones (Precise, Balanced, Creative) and the user's."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def list(self) -> list[Preset]:
+        """Built-in presets first, then by name."""
+        return [
+            _preset_from_row(r)
+            for r in self.db.table("presets").rows_where(order_by="builtin DESC, name, id")
+        ]
+
+    def _find(self, name: str) -> Preset | None:
+        rows = list(self.db.table("presets").rows_where("name = ?", [name]))
+        return _preset_from_row(rows[0]) if rows else None
+
+    def get(self, name: str) -> Preset:
+        preset = self._find(name)
+        if preset is None:
+            raise NotFoundError(f"No preset named '{name}'.")
+        return preset
+
+    def save(
+        self, name: str, sampling: SamplingParams, system_prompt: str | None = None
+    ) -> Preset:
+        """Create the preset, or replace the parameters of the user's preset of that name."""
+        name = name.strip()
+        if not name:
+            raise InvalidInputError("A preset needs a name.")
+        row = {
+            "params_json": json.dumps(sampling.to_json(), sort_keys=True),
+            "system_prompt": system_prompt,
+        }
+        with self.db.atomic():
+            existing = self._find(name)
+            if existing is not None and existing.builtin:
+                raise InvalidInputError(
+                    f"'{name}' is a built-in preset and cannot be changed; "
+                    "save under another name."
+                )
+            if existing is None:
+                self.db.table("presets").insert(
+                    {"id": new_id(), "name": name, "builtin": 0, "created_at": utc_now(), **row}
+                )
+            else:
+                self.db.table("presets").update(existing.id, row)
+        return self.get(name)
+
+    def delete(self, name: str) -> None:
+        preset = self.get(name)
+        if preset.builtin:
+            raise InvalidInputError(f"'{name}' is a built-in preset and cannot be deleted.")
+        with self.db.atomic():
+            self.db.table("presets").delete(preset.id)

@@ -702,7 +702,15 @@ def test_chats_export(convo: SharedConversation, tmp_path: Path) -> None:
     assert convo.cli.run("chats", "export", convo.id).stdout == md  # md is the default
 
     exported = convo.cli.json("chats", "export", convo.id, "--format", "json")
-    assert exported == convo.cli.show(convo.id)
+    shown = convo.cli.show(convo.id)
+    assert (exported["format"], exported["version"]) == ("slmdesk.conversation", 1)
+    # One branch only: the export (every branch) and the shown path hold the same messages.
+    assert shown["branches"] == 0
+    assert exported["messages"] == shown["messages"]
+    assert exported["leaf_id"] == shown["messages"][-1]["id"]
+    for key in ("id", "title", "model_id", "system_prompt", "params", "pinned",
+                "created_at", "updated_at"):
+        assert exported[key] == shown[key], key
     assert convo.cli.json("chats", "export", convo.id, "--json") == exported
 
     md_file = tmp_path / "out.md"
@@ -719,6 +727,136 @@ def test_chats_export(convo: SharedConversation, tmp_path: Path) -> None:
 def test_chats_show_or_export_of_an_unknown_id_fails_cleanly(bare_cli: Cli, action: str) -> None:
     proc = bare_cli.run("chats", action, "NOPE", check=False)
     assert_one_line_error(proc, "NOPE")
+
+
+def _branched_export() -> dict[str, Any]:
+    """An export file as `chats export --format json` writes it, with a regenerated reply."""
+    t = "2026-03-01T10:00:00.000000+00:00"
+
+    def msg(mid: str, parent: str | None, role: str, content: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "id": mid, "conversation_id": "01JCONVERSATIONIMPORT0001", "parent_id": parent,
+            "role": role, "content": content, "status": "complete",
+            "finish_reason": "stop" if role == "assistant" else None, "model_id": None,
+            "prompt_tokens": None, "completion_tokens": None, "ttft_s": None,
+            "tokens_per_s": None, "duration_s": None, "metadata": {},
+            "created_at": t, "updated_at": t, **extra,
+        }
+
+    return {
+        "format": "slmdesk.conversation", "version": 1,
+        "id": "01JCONVERSATIONIMPORT0001", "title": "Imported — ünïcode 🦙",
+        "model_id": None, "system_prompt": "Be brief.", "params": {"temperature": 0.3},
+        "pinned": False, "created_at": t, "updated_at": t,
+        "leaf_id": "01JMESSAGEIMPORT000000003",
+        "messages": [
+            msg("01JMESSAGEIMPORT000000001", None, "user", "Capital of France?"),
+            msg("01JMESSAGEIMPORT000000002", "01JMESSAGEIMPORT000000001", "assistant",
+                "Lyon.", finish_reason="interrupted", completion_tokens=2, tokens_per_s=41.5,
+                metadata={"model_name": "Tiny"}),
+            msg("01JMESSAGEIMPORT000000003", "01JMESSAGEIMPORT000000001", "assistant",
+                "Paris."),
+        ],
+    }
+
+
+def test_chats_import_round_trip_and_show_of_the_current_branch(
+    bare_cli: Cli, tmp_path: Path
+) -> None:
+    data = _branched_export()
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+    proc = bare_cli.run("chats", "import", str(path))
+    assert proc.stdout == data["id"] + "\n"  # the id is free, so it is kept
+    shown = bare_cli.show(data["id"])
+    assert [m["content"] for m in shown["messages"]] == ["Capital of France?", "Paris."]
+    assert shown["branches"] == 1  # the interrupted "Lyon." is on another branch
+    assert shown["title"] == data["title"]
+    assert bare_cli.json("chats", "export", data["id"], "--format", "json") == data
+    markdown = bare_cli.run("chats", "show", data["id"]).stdout
+    assert "Paris." in markdown
+    assert "Lyon." not in markdown
+    assert bare_cli.json("chats", "search", "lyon", "--json")[0]["conversation_id"] == data["id"]
+
+    # The same file again: a copy under new ids.
+    again = bare_cli.json("chats", "import", str(path), "--json")
+    assert again["id"] != data["id"]
+    assert again["title"] == data["title"]
+    assert again["leaf_id"] not in {m["id"] for m in data["messages"]}
+    copy = bare_cli.show(again["id"])
+    assert [m["content"] for m in copy["messages"]] == ["Capital of France?", "Paris."]
+    assert copy["messages"][1]["parent_id"] == copy["messages"][0]["id"]
+    assert sorted(c["id"] for c in bare_cli.conversations()) == sorted([data["id"], again["id"]])
+
+
+@pytest.mark.parametrize(
+    ("content", "needles"),
+    [
+        (b"{not json", ("bad.json", "not valid JSON", "line 1")),
+        (b"\xff\xfe\x00garbage", ("bad.json", "not UTF-8")),
+        (b"[1, 2, 3]", ("bad.json", "expected a JSON object")),
+        (json.dumps({"format": "slmdesk.conversation", "version": 7, "messages": []}).encode(),
+         ("bad.json", "newer slmdesk")),
+        (json.dumps({"format": "slmdesk.conversation", "version": 1, "messages": [
+            {"id": "a", "role": "user", "content": "fine"},
+            {"id": "b", "role": "assistant", "content": 12},
+            {"id": "c", "role": "user", "content": "never imported"},
+        ]}).encode(), ("bad.json", "Message 2 (b)", '"content" must be text')),
+        (b"[" * 100_000 + b"]" * 100_000, ("bad.json",)),
+    ],
+    ids=["not-json", "not-utf8", "a-list", "newer-version", "bad-message", "deep-nesting"],
+)
+def test_chats_import_of_a_bad_file_fails_with_one_line(
+    bare_cli: Cli, tmp_path: Path, content: bytes, needles: tuple[str, ...]
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    proc = bare_cli.run("chats", "import", str(path), check=False)
+    assert_one_line_error(proc, *needles)
+    assert bare_cli.conversations() == []
+    assert bare_cli.json("chats", "search", "fine", "--json") == []
+
+
+def test_chats_import_of_a_missing_file_fails_with_one_line(bare_cli: Cli, tmp_path: Path) -> None:
+    proc = bare_cli.run("chats", "import", str(tmp_path / "nowhere.json"), check=False)
+    assert_one_line_error(proc, "nowhere.json")
+
+
+def test_chats_delete_is_permanent_and_touches_nothing_else(
+    bare_cli: Cli, tmp_path: Path
+) -> None:
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps(_branched_export()), encoding="utf-8")
+    first = bare_cli.run("chats", "import", str(path)).stdout.strip()
+    second = bare_cli.run("chats", "import", str(path)).stdout.strip()
+    binned = bare_cli.run("chats", "import", str(path)).stdout.strip()
+    assert bare_cli.home is not None
+    db = bare_cli.home / "data" / "slmdesk.db"
+    # The app put `binned` in its bin (undo still possible there); the command line must
+    # not empty that bin when it deletes something else.
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("UPDATE conversations SET deleted_at = ? WHERE id = ?",
+                     ["2099-01-01T00:00:00+00:00", binned])
+        conn.commit()
+    finally:
+        conn.close()
+
+    proc = bare_cli.run("chats", "delete", first[:10])
+    assert first in proc.stdout
+    assert [c["id"] for c in bare_cli.conversations()] == [second]
+    conn = sqlite3.connect(db)
+    try:
+        rows = dict(conn.execute("SELECT id, deleted_at FROM conversations").fetchall())
+        owners = {r[0] for r in conn.execute("SELECT conversation_id FROM messages")}
+    finally:
+        conn.close()
+    assert rows == {second: None, binned: "2099-01-01T00:00:00+00:00"}
+    assert owners == {second, binned}
+    assert_one_line_error(bare_cli.run("chats", "show", first, check=False), first)
+    assert_one_line_error(bare_cli.run("chats", "delete", first, check=False), first)
+    assert_one_line_error(bare_cli.run("chats", "delete", binned, check=False), binned)
 
 
 # -- doctor ---------------------------------------------------------------------------------

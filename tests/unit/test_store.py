@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -9,16 +10,22 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from slmdesk.chat import ChatService, ReplyWriter, engine_history, title_from
-from slmdesk.engine.params import GenerationResult
+from slmdesk.engine.params import GenerationResult, SamplingParams
 from slmdesk.errors import DatabaseError, InvalidInputError, NotFoundError
 from slmdesk.ids import new_id
 from slmdesk.paths import get_paths
 from slmdesk.settings import DEFAULT_SYSTEM_PROMPT, Settings, load_settings, save_settings
 from slmdesk.store.db import integrity_check, open_database
 from slmdesk.store.migrations import MIGRATIONS
-from slmdesk.store.repositories import ChatRepository, ModelRecord, ModelRepository
+from slmdesk.store.repositories import (
+    ChatRepository,
+    ModelRecord,
+    ModelRepository,
+    PresetRepository,
+)
 
 
 @pytest.fixture
@@ -37,17 +44,42 @@ def _model(db) -> ModelRecord:  # type: ignore[no-untyped-def]
 
 
 def test_migrations_from_empty_create_the_schema(db) -> None:  # type: ignore[no-untyped-def]
-    assert [m.name for m in MIGRATIONS.applied(db)] == ["m001_initial"]
+    assert [m.name for m in MIGRATIONS.applied(db)] == ["m001_initial", "m002_branches_presets"]
     assert set(db.table_names()) >= {"models", "conversations", "messages", "settings",
-                                      "messages_fts"}
+                                      "presets", "messages_fts"}
     assert {c.name for c in db["messages"].columns} == {
         "id", "conversation_id", "parent_id", "role", "content", "status", "finish_reason",
         "model_id", "prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s",
         "duration_s", "metadata_json", "writer_pid", "created_at", "updated_at",
     }
+    assert {c.name: c.type for c in db["conversations"].columns} == {
+        "id": "TEXT", "title": "TEXT", "model_id": "TEXT", "system_prompt": "TEXT",
+        "params_json": "TEXT", "pinned": "INTEGER", "created_at": "TEXT",
+        "updated_at": "TEXT", "leaf_id": "TEXT", "deleted_at": "TEXT",
+    }
+    assert [(c.name, c.type, c.notnull, c.is_pk) for c in db["presets"].columns] == [
+        ("id", "TEXT", 0, 1), ("name", "TEXT", 1, 0), ("params_json", "TEXT", 1, 0),
+        ("system_prompt", "TEXT", 0, 0), ("builtin", "INTEGER", 1, 0),
+        ("created_at", "TEXT", 1, 0),
+    ]
+    assert {(tuple(i.columns), i.origin) for i in db["presets"].indexes if i.unique} == {
+        (("name",), "u"), (("id",), "pk")
+    }
     fks = {(fk.column, fk.other_table) for fk in db["messages"].foreign_keys}
     assert fks == {("conversation_id", "conversations"), ("parent_id", "messages"),
                    ("model_id", "models")}
+    assert {(fk.column, fk.other_table) for fk in db["conversations"].foreign_keys} == {
+        ("model_id", "models")
+    }
+    assert {i.name: i.columns for i in db["messages"].indexes if i.origin == "c"} == {
+        "messages_conversation": ["conversation_id", "id"],
+        "messages_status": ["status"],
+        "messages_parent": ["parent_id", "id"],
+    }
+    assert {i.name: i.columns for i in db["conversations"].indexes if i.origin == "c"} == {
+        "conversations_updated": ["updated_at"],
+        "conversations_deleted": ["deleted_at"],
+    }
     triggers = {t.name for t in db.triggers}
     assert {"messages_ai", "messages_ad", "messages_au"} <= triggers
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -55,10 +87,83 @@ def test_migrations_from_empty_create_the_schema(db) -> None:  # type: ignore[no
     assert integrity_check(db) == "ok"
 
 
+def test_m002_adds_the_builtin_presets(db) -> None:  # type: ignore[no-untyped-def]
+    rows = {r["name"]: r for r in db["presets"].rows}
+    assert set(rows) == {"Precise", "Balanced", "Creative"}
+    assert all(r["builtin"] == 1 and r["system_prompt"] is None for r in rows.values())
+    params = {name: json.loads(r["params_json"]) for name, r in rows.items()}
+    assert params["Balanced"] == SamplingParams().to_json()
+    assert params["Precise"] == SamplingParams(
+        temperature=0.2, top_p=0.9, top_k=40, min_p=0.05, repeat_penalty=1.1
+    ).to_json()
+    assert params["Creative"] == SamplingParams(
+        temperature=1.0, top_p=0.98, top_k=100, min_p=0.02, repeat_penalty=1.05
+    ).to_json()
+
+
+def _m001_database(path: Path):  # type: ignore[no-untyped-def]
+    """A database as slmdesk 0.1 (migration m001 only) left it."""
+    conn = sqlite3.connect(path)
+    db = sqlite_utils.Database(conn)
+    db.execute("PRAGMA foreign_keys = ON")
+    MIGRATIONS.apply(db, stop_before="m002_branches_presets")
+    assert [m.name for m in MIGRATIONS.applied(db)] == ["m001_initial"]
+    assert "leaf_id" not in db["conversations"].columns_dict
+    return db
+
+
+def _m001_insert_chain(db, title: str, texts: list[str]) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]
+    """Insert a conversation the way m001-era code did: each message under the newest."""
+    now = "2026-01-01T00:00:00.000000+00:00"
+    cid = new_id()
+    db["conversations"].insert({"id": cid, "title": title, "params_json": "{}", "pinned": 0,
+                                "created_at": now, "updated_at": now})
+    ids: list[str] = []
+    for i, text in enumerate(texts):
+        mid = new_id()
+        db["messages"].insert({
+            "id": mid, "conversation_id": cid, "parent_id": ids[-1] if ids else None,
+            "role": "user" if i % 2 == 0 else "assistant", "content": text,
+            "status": "complete", "finish_reason": None if i % 2 == 0 else "stop",
+            "metadata_json": "{}", "created_at": now, "updated_at": now,
+        })
+        ids.append(mid)
+    return cid, ids
+
+
+def test_migrating_a_frozen_m001_database_backfills_the_leaf(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = _m001_database(path)
+    first, first_ids = _m001_insert_chain(old, "Geography", ["Capital of France?", "Paris.",
+                                                            "And Germany?", "Berlin."])
+    second, second_ids = _m001_insert_chain(old, "Cooking", ["How to bake bread?"])
+    empty, _ = _m001_insert_chain(old, "Empty", [])
+    old.conn.commit()
+    old.close()
+
+    db = open_database(path)
+    assert [m.name for m in MIGRATIONS.applied(db)] == ["m001_initial", "m002_branches_presets"]
+    chats = ChatRepository(db)
+    assert chats.get_conversation(first).leaf_id == first_ids[-1]
+    assert chats.get_conversation(second).leaf_id == second_ids[-1]
+    assert chats.get_conversation(empty).leaf_id is None
+    assert all(c.deleted_at is None for c in chats.list_conversations())
+    assert [m.id for m in chats.path(first)] == first_ids
+    assert chats.path(empty) == []
+    # The old chain goes on where it ended, and search still knows the old text.
+    reply = chats.append_message(first, "user", "And Italy?")
+    assert reply.parent_id == first_ids[-1]
+    assert {h.message.id for h in chats.search("berlin")} == {first_ids[-1]}
+    assert [p.name for p in PresetRepository(db).list()] == ["Balanced", "Creative", "Precise"]
+    assert integrity_check(db) == "ok"
+    db.close()
+
+
 def test_reopening_applies_nothing_twice(tmp_path: Path) -> None:
     open_database(tmp_path / "t.db").close()
     db = open_database(tmp_path / "t.db")
-    assert len(MIGRATIONS.applied(db)) == 1
+    assert len(MIGRATIONS.applied(db)) == 2
+    assert db["presets"].count == 3
     assert MIGRATIONS.pending(db) == []
 
 
@@ -99,7 +204,10 @@ def test_conversation_lifecycle_and_cascade(db) -> None:  # type: ignore[no-unty
     chats.update_conversation(conv.id, title="Renamed", pinned=True)
     assert chats.list_conversations()[0].title == "Renamed"
     chats.delete_conversation(conv.id)
+    assert db["messages"].count == 2  # in the bin until purged
+    assert chats.purge_deleted() == 1
     assert db["messages"].count == 0
+    assert chats.search("hello") == []
     with pytest.raises(NotFoundError):
         chats.get_conversation(conv.id)
 
@@ -185,7 +293,9 @@ def test_chat_service_turn(db) -> None:  # type: ignore[no-untyped-def]
         {"role": "user", "content": "What is the capital of France?"},
     ]
     assert turn.reply.status == "streaming"
-    assert engine_history(turn.conversation, service.chats.messages(conv.id)) == turn.history
+    assert turn.reply.parent_id == turn.user_message.id
+    assert turn.conversation.leaf_id == turn.reply.id
+    assert engine_history(turn.conversation, service.chats.path(conv.id)) == turn.history
     assert title_from("x" * 200).endswith("…")
 
 
