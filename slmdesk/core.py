@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
@@ -26,7 +27,12 @@ def open_core(home: str | None = None, *, register_starter: bool = True) -> Core
     """Open the database, mark replies a dead process left streaming, add the starter model."""
     paths = get_paths(home).ensure()
     db = open_database(paths.database)
-    interrupted = ChatRepository(db).mark_interrupted()
+    chats = ChatRepository(db)
+    interrupted = chats.mark_interrupted()
+    # Deleted conversations stay undoable while the app that deleted them runs; a day
+    # later (another process may still show an undo bar until it closes) they go for good.
+    day_ago = (datetime.now(timezone.utc) - timedelta(days=1)).isoformat(timespec="microseconds")
+    chats.purge_deleted(older_than=day_ago)
     if interrupted:
         log.warning("%d reply/replies were interrupted when slmdesk last stopped", interrupted)
     if register_starter:

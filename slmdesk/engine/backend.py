@@ -41,9 +41,7 @@ def _route_llama_logs(llama_cpp: Any) -> None:
     """Send llama.cpp's own log lines to Python logging instead of raw stderr.
 
     llama-cpp-python prints them to stderr depending on a logger level that each ``Llama``
-    resets; routing them here keeps the CLI's stderr to our own one-line messages. Errors
-    stay visible as warnings; the rest (including the expected notice after an aborted
-    decode) is debug output.
+    resets; routing them here keeps the CLI's stderr to our own one-line messages.
     """
     global _log_callback
     if _log_callback is not None:
@@ -53,8 +51,10 @@ def _route_llama_logs(llama_cpp: Any) -> None:
         try:
             line = text.decode("utf-8", errors="replace").rstrip()
             if line:
+                # llama.cpp's "errors" include the expected notices after an aborted
+                # decode; real failures reach the person as UserFacingErrors instead.
                 is_error = level == _GGML_LOG_LEVEL_ERROR
-                _llama_log.log(logging.WARNING if is_error else logging.DEBUG, "%s", line)
+                _llama_log.log(logging.INFO if is_error else logging.DEBUG, "%s", line)
         except Exception:  # noqa: BLE001 - a log line must never raise into C
             pass
 

@@ -1,39 +1,56 @@
-"""The main window: conversations, a streaming transcript, a composer and a model picker."""
+"""The main window: conversations, the chat, its settings, the model picker, the status line."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from pathlib import Path
+from typing import Any
 
 import sqlite_utils
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtCore import QByteArray, QRunnable, Qt, QThreadPool, QTimer, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QPlainTextEdit,
+    QProgressBar,
     QPushButton,
     QSplitter,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from slmdesk.chat import ChatService, ReplyWriter
+from slmdesk.chat import ChatService, ReplyWriter, Turn
 from slmdesk.engine.backend import backend_info
 from slmdesk.engine.core import ModelInfo
-from slmdesk.engine.params import GenerationResult
+from slmdesk.engine.params import GenerationResult, SamplingParams
 from slmdesk.engine.worker import EngineClient, EngineJob
 from slmdesk.errors import UserFacingError
 from slmdesk.models import check_model_present
 from slmdesk.settings import load_settings, save_settings
-from slmdesk.store.repositories import Conversation, ModelRecord, ModelRepository
-from slmdesk.ui.transcript import TranscriptView
+from slmdesk.store.repositories import (
+    Conversation,
+    ModelRecord,
+    ModelRepository,
+    PresetRepository,
+    SettingsRepository,
+)
+from slmdesk.transfer import export_json, export_markdown, import_json
+from slmdesk.ui.chat_view import ChatView
+from slmdesk.ui.conversations import ConversationSidebar
+from slmdesk.ui.settings_panel import SettingsPanel
 
 log = logging.getLogger(__name__)
+
+UI_STATE_KEY = "ui_state"
+DROP_LIMIT_BYTES = 5_000_000
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text", ".csv", ".json", ".log", ".py"}
 
 
 def model_details(m: ModelRecord) -> str:
@@ -55,22 +72,65 @@ def ready_text(info: ModelInfo) -> str:
     return f"ready · ctx {info.n_ctx} · {info.n_threads} threads{gpu}"
 
 
+class _WriteFile(QRunnable):
+    """Writes an export off the GUI thread."""
+
+    def __init__(self, path: str, text: str, done: Any) -> None:
+        super().__init__()
+        self.path, self.text, self.done = path, text, done
+
+    def run(self) -> None:
+        try:
+            Path(self.path).write_text(self.text, encoding="utf-8")
+            self.done(None)
+        except OSError as exc:
+            self.done(f"Cannot write {self.path}: {exc.strerror or exc}")
+
+
 class Composer(QPlainTextEdit):
-    """Enter sends, Shift+Enter starts a new line."""
+    """Enter sends, Shift+Enter starts a new line; a dropped text file inserts its text."""
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self._window = window
-        self.setPlaceholderText("Message the model…  (Enter sends, Shift+Enter for a new line)")
         self.setObjectName("composer")
+        self.setPlaceholderText("Message the model…  (Enter sends, Shift+Enter for a new line)")
+        self.setAcceptDrops(True)
 
-    def keyPressEvent(self, event):  # type: ignore[no-untyped-def]
+    def keyPressEvent(self, event: Any) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
             event.modifiers() & Qt.KeyboardModifier.ShiftModifier
         ):
             self._window.send_requested()
             return
         super().keyPressEvent(event)
+
+    def canInsertFromMimeData(self, source: Any) -> bool:
+        return bool(source.hasUrls()) or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: Any) -> None:
+        files = [u.toLocalFile() for u in source.urls() if u.isLocalFile()] if (
+            source.hasUrls()) else []
+        if not files:
+            super().insertFromMimeData(source)
+            return
+        for name in files:
+            self.insert_file(name)
+
+    def insert_file(self, name: str) -> None:
+        path = Path(name)
+        if path.suffix.lower() not in TEXT_SUFFIXES:
+            self._window.show_error(f"{path.name}: only text files (.txt, .md, …) can be dropped.")
+            return
+        try:
+            if path.stat().st_size > DROP_LIMIT_BYTES:
+                self._window.show_error(f"{path.name} is larger than 5 MB.")
+                return
+            text = path.read_bytes().decode("utf-8", errors="replace")
+        except OSError as exc:
+            self._window.show_error(f"Cannot read {path.name}: {exc.strerror or exc}")
+            return
+        self.insertPlainText(text)
 
 
 class MainWindow(QMainWindow):
@@ -79,101 +139,200 @@ class MainWindow(QMainWindow):
         self.db = db
         self.engine = engine
         self.service = ChatService(db)
+        self.chats = self.service.chats
         self.models = ModelRepository(db)
+        self.presets = PresetRepository(db)
         self.conversation: Conversation | None = None
         self.model: ModelRecord | None = None
         self.loaded: ModelInfo | None = None
         self.load_job: EngineJob | None = None
         self.gen_job: EngineJob | None = None
         self.writer: ReplyWriter | None = None
+        self.turn: Turn | None = None
+        self.last_context_used: int | None = None
         self.setWindowTitle("slmdesk")
-        self.resize(1100, 720)
+        self.resize(1200, 760)
         self._build()
+        self._build_menus()
         self._connect_engine()
-        self.refresh_conversations()
+        self.sidebar.refresh()
         self.refresh_models()
-        self.composer.setFocus()
+        self.new_chat()
+        self.restore_ui_state()
 
     # layout -------------------------------------------------------------------------
     def _build(self) -> None:
-        splitter = QSplitter(self)
-        side = QWidget(splitter)
-        side_layout = QVBoxLayout(side)
-        side_layout.setContentsMargins(6, 6, 6, 6)
-        self.new_button = QPushButton("New chat", side)
-        self.new_button.clicked.connect(self.new_chat)
-        self.conversation_list = QListWidget(side)
-        self.conversation_list.setObjectName("conversations")
-        self.conversation_list.itemSelectionChanged.connect(self._on_conversation_selected)
-        side_layout.addWidget(self.new_button)
-        side_layout.addWidget(self.conversation_list)
+        self.splitter = QSplitter(self)
+        self.splitter.setObjectName("main_splitter")
+        self.splitter.setChildrenCollapsible(False)
+        self.sidebar = ConversationSidebar(self.chats, self.splitter)
+        self.sidebar.conversation_activated.connect(self._on_conversation_activated)
+        self.sidebar.search_hit_activated.connect(self.open_search_hit)
+        self.sidebar.new_chat_requested.connect(self.new_chat)
+        self.sidebar.conversations_changed.connect(self._on_conversations_changed)
 
-        main = QWidget(splitter)
+        main = QWidget(self.splitter)
         layout = QVBoxLayout(main)
         layout.setContentsMargins(6, 6, 6, 6)
         header = QHBoxLayout()
         header.addWidget(QLabel("Model:", main))
         self.model_picker = QComboBox(main)
         self.model_picker.setObjectName("model_picker")
-        self.model_picker.setMinimumWidth(320)
+        self.model_picker.setMinimumWidth(280)
         self.model_picker.activated.connect(self._on_model_picked)
         header.addWidget(self.model_picker, 1)
         self.model_state = QLabel("", main)
+        self.model_state.setObjectName("model_state")
         header.addWidget(self.model_state)
+        self.load_progress = QProgressBar(main)
+        self.load_progress.setRange(0, 0)  # busy indicator while a model loads
+        self.load_progress.setMaximumWidth(90)
+        self.load_progress.hide()
+        header.addWidget(self.load_progress)
+        self.settings_button = QToolButton(main)
+        self.settings_button.setText("Settings")
+        self.settings_button.setCheckable(True)
+        self.settings_button.setToolTip("Conversation settings (Ctrl+,)")
+        header.addWidget(self.settings_button)
         layout.addLayout(header)
+
         self.banner = QLabel("", main)
         self.banner.setObjectName("error_banner")
         self.banner.setWordWrap(True)
+        self.banner.setTextFormat(Qt.TextFormat.PlainText)
         self.banner.setStyleSheet("QLabel { color: #b00020; padding: 4px; }")
         self.banner.hide()
         layout.addWidget(self.banner)
-        self.transcript = TranscriptView(main)
-        layout.addWidget(self.transcript, 1)
+
+        self.chat_view = ChatView(main)
+        self.chat_view.regenerate_requested.connect(self.regenerate)
+        self.chat_view.edit_submitted.connect(self.edit_and_resend)
+        self.chat_view.branch_requested.connect(self.switch_branch)
+        self.chat_view.link_requested.connect(self.open_link)
+        layout.addWidget(self.chat_view, 1)
+
         row = QHBoxLayout()
         self.composer = Composer(self)
-        self.composer.setMaximumHeight(120)
+        self.composer.setMaximumHeight(140)
+        self._context_timer = QTimer(self)
+        self._context_timer.setSingleShot(True)
+        self._context_timer.setInterval(200)
+        self.composer.textChanged.connect(self._context_timer.start)
         row.addWidget(self.composer, 1)
+        buttons = QVBoxLayout()
         self.send_button = QPushButton("Send", main)
         self.send_button.setObjectName("send_button")
         self.send_button.clicked.connect(self.send_requested)
         self.stop_button = QPushButton("Stop", main)
         self.stop_button.setObjectName("stop_button")
+        self.stop_button.setToolTip("Stop the reply (Esc)")
         self.stop_button.clicked.connect(self.stop_requested)
         self.stop_button.setEnabled(False)
-        row.addWidget(self.send_button)
-        row.addWidget(self.stop_button)
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        row.addLayout(buttons)
         layout.addLayout(row)
-        splitter.addWidget(side)
-        splitter.addWidget(main)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([260, 840])
-        self.setCentralWidget(splitter)
+        self.fit_note = QLabel("", main)
+        self.fit_note.setObjectName("fit_note")
+        self.fit_note.setWordWrap(True)
+        self.fit_note.hide()
+        layout.addWidget(self.fit_note)
+
+        self.settings_panel = SettingsPanel(self.presets, self.splitter)
+        self.settings_panel.settings_changed.connect(self._on_settings_changed)
+        self.settings_panel.hide()
+        self.settings_button.toggled.connect(self.settings_panel.setVisible)
+
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(main)
+        self.splitter.addWidget(self.settings_panel)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([260, 700, 300])
+        self.setCentralWidget(self.splitter)
 
         self.status_model = QLabel("No model", self)
-        self.status_speed = QLabel("", self)
-        self.status_context = QLabel("", self)
         backend = backend_info()
         self.status_backend = QLabel(
-            backend.backend + (" (GPU offload)" if backend.gpu_offload else ""), self
-        )
-        for w in (self.status_model, self.status_backend, self.status_speed, self.status_context):
+            backend.backend + (" (GPU offload)" if backend.gpu_offload else ""), self)
+        self.status_speed = QLabel("", self)
+        self.status_speed.setObjectName("status_speed")
+        self.context_bar = QProgressBar(self)
+        self.context_bar.setObjectName("context_bar")
+        self.context_bar.setMaximumWidth(260)
+        self.context_bar.setTextVisible(True)
+        self.context_bar.setRange(0, 1)
+        self.context_bar.setValue(0)
+        self.context_bar.setFormat("used %v / %m tokens")
+        for w in (self.status_model, self.status_backend, self.status_speed, self.context_bar):
             self.statusBar().addPermanentWidget(w)
 
-        new_action = QAction("New chat", self)
+        self._context_timer.timeout.connect(self.update_context_bar)
+
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop_requested)
+        QShortcut(QKeySequence.StandardKey.Find, self, self.focus_search)
+        QShortcut(QKeySequence("Ctrl+,"), self, self.settings_button.toggle)
+        QShortcut(QKeySequence("Ctrl+L"), self, self.composer.setFocus)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        new_action = QAction("&New chat", self)
         new_action.setShortcut(QKeySequence.StandardKey.New)
         new_action.triggered.connect(self.new_chat)
-        self.addAction(new_action)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop_requested)
+        file_menu.addAction(new_action)
+        self.new_action = new_action
+        file_menu.addSeparator()
+        file_menu.addAction("Export as &Markdown…", lambda: self.export_dialog("md"))
+        file_menu.addAction("Export as &JSON…", lambda: self.export_dialog("json"))
+        file_menu.addAction("&Import conversation (JSON)…", self.import_dialog)
+        file_menu.addSeparator()
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        view_menu = self.menuBar().addMenu("&View")
+        toggle = QAction("Conversation &settings", self)
+        toggle.setCheckable(True)
+        toggle.toggled.connect(self.settings_button.setChecked)
+        self.settings_button.toggled.connect(toggle.setChecked)
+        view_menu.addAction(toggle)
 
     def _connect_engine(self) -> None:
-        w = self.engine
-        w.loading_started.connect(self._on_loading_started)
-        w.loaded.connect(self._on_loaded)
-        w.load_failed.connect(self._on_load_failed)
-        w.prompt_progressed.connect(self._on_prompt_progress)
-        w.text_received.connect(self._on_text)
-        w.generation_finished.connect(self._on_finished)
-        w.generation_failed.connect(self._on_failed)
+        e = self.engine
+        e.loading_started.connect(self._on_loading_started)
+        e.loaded.connect(self._on_loaded)
+        e.load_failed.connect(self._on_load_failed)
+        e.prompt_progressed.connect(self._on_prompt_progress)
+        e.text_received.connect(self._on_text)
+        e.generation_finished.connect(self._on_finished)
+        e.generation_failed.connect(self._on_failed)
+
+    # window state -------------------------------------------------------------------
+    def restore_ui_state(self) -> None:
+        state = SettingsRepository(self.db).get(UI_STATE_KEY, {}) or {}
+        try:
+            if state.get("geometry"):
+                self.restoreGeometry(QByteArray.fromBase64(state["geometry"].encode()))
+            if state.get("splitter"):
+                self.splitter.restoreState(QByteArray.fromBase64(state["splitter"].encode()))
+        except (TypeError, ValueError):
+            log.warning("ignoring a damaged saved window state")
+        self.settings_button.setChecked(bool(state.get("settings_visible", False)))
+
+    def save_ui_state(self) -> None:
+        SettingsRepository(self.db).set(UI_STATE_KEY, {
+            "geometry": bytes(self.saveGeometry().toBase64().data()).decode(),
+            "splitter": bytes(self.splitter.saveState().toBase64().data()).decode(),
+            "settings_visible": self.settings_button.isChecked(),
+        })
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings_panel.flush()
+        if self.gen_job is not None:
+            # Stop the reply; the app saves it as cancelled during shutdown.
+            self.engine.cancel(self.gen_job.id)
+        self.save_ui_state()
+        self.sidebar.purge_deleted()
+        super().closeEvent(event)
 
     # messages to the person ---------------------------------------------------------
     def show_error(self, text: str) -> None:
@@ -184,38 +343,75 @@ class MainWindow(QMainWindow):
         self.banner.clear()
         self.banner.hide()
 
+    def focus_search(self) -> None:
+        self.sidebar.search_box.setFocus()
+        self.sidebar.search_box.selectAll()
+
+    def open_link(self, url: QUrl) -> None:
+        # Only http(s)/mailto reach here, and only after the person clicked.
+        QDesktopServices.openUrl(url)
+
     # conversations ------------------------------------------------------------------
-    def refresh_conversations(self) -> None:
-        self.conversation_list.blockSignals(True)
-        self.conversation_list.clear()
-        for c in self.service.chats.list_conversations(limit=500):
-            item = QListWidgetItem(c.title)
-            item.setData(Qt.ItemDataRole.UserRole, c.id)
-            item.setToolTip(f"{c.title}\n{c.updated_at[:16].replace('T', ' ')} UTC")
-            self.conversation_list.addItem(item)
-            if self.conversation and c.id == self.conversation.id:
-                item.setSelected(True)
-        self.conversation_list.blockSignals(False)
+    def _on_conversations_changed(self) -> None:
+        if self.conversation is not None:
+            try:
+                self.conversation = self.chats.get_conversation(self.conversation.id)
+            except UserFacingError:
+                self.new_chat()
 
-    def _on_conversation_selected(self) -> None:
-        items = self.conversation_list.selectedItems()
-        if not items or self.gen_job is not None:
+    def _on_conversation_activated(self, conversation_id: str) -> None:
+        if self.gen_job is not None:
+            self.sidebar.set_current(self.conversation.id if self.conversation else None)
+            self.show_error("Stop the current reply before opening another chat.")
             return
-        cid = items[0].data(Qt.ItemDataRole.UserRole)
-        self.open_conversation(self.service.chats.get_conversation(cid))
+        self.open_conversation(conversation_id)
 
-    def open_conversation(self, conversation: Conversation) -> None:
-        self.conversation = conversation
-        self.transcript.show_messages(self.service.chats.messages(conversation.id))
+    def open_conversation(self, conversation_id: str, focus_message: str | None = None) -> None:
+        self.settings_panel.flush()
+        self.conversation = self.chats.get_conversation(conversation_id)
+        path = self.chats.path(conversation_id)
+        siblings = {m.id: [s.id for s in self.chats.siblings(m.id)] for m in path}
+        self.chat_view.show_path(path, siblings)
+        self.settings_panel.load(
+            self.conversation.system_prompt, SamplingParams.from_json(self.conversation.params)
+        )
+        self.sidebar.set_current(conversation_id)
+        self.last_context_used = None
         self.clear_error()
+        if focus_message:
+            self.chat_view.scroll_to_message(focus_message)
+        self.update_context_bar()
+        self.setWindowTitle(f"{self.conversation.title} — slmdesk")
+
+    def open_search_hit(self, conversation_id: str, message_id: str) -> None:
+        if self.gen_job is not None:
+            self.show_error("Stop the current reply before opening another chat.")
+            return
+        path_ids = {m.id for m in self.chats.path(conversation_id)}
+        if message_id not in path_ids:
+            self.chats.switch_branch(message_id)  # the hit is on another branch: show it
+        self.open_conversation(conversation_id, focus_message=message_id)
 
     def new_chat(self) -> None:
         if self.gen_job is not None:
             return
+        self.settings_panel.flush()
         self.conversation = None
-        self.transcript.clear()
-        self.conversation_list.clearSelection()
+        self.chat_view.clear()
+        self.sidebar.set_current(None)
+        settings = load_settings(self.db)
+        self.settings_panel.load(settings.system_prompt, settings.sampling)
+        self.last_context_used = None
+        self.setWindowTitle("slmdesk")
+        self.update_context_bar()
         self.composer.setFocus()
+
+    def _on_settings_changed(self, system_prompt: str, sampling: SamplingParams) -> None:
+        if self.conversation is not None:
+            self.conversation = self.service.update_settings(
+                self.conversation, system_prompt=system_prompt, sampling=sampling
+            )
+        self.update_context_bar()
 
     # models -------------------------------------------------------------------------
     def refresh_models(self) -> None:
@@ -226,6 +422,8 @@ class MainWindow(QMainWindow):
             self.model_picker.setItemData(
                 self.model_picker.count() - 1, model_details(m), Qt.ItemDataRole.ToolTipRole
             )
+        if self.model is not None:
+            self.model_picker.setCurrentIndex(self.model_picker.findData(self.model.id))
 
     def select_model(self, model: ModelRecord) -> None:
         """Load ``model`` on the engine thread (switching from any loaded one)."""
@@ -236,6 +434,7 @@ class MainWindow(QMainWindow):
             check_model_present(model)
         except UserFacingError as exc:
             self.show_error(exc.message)
+            self.refresh_models()
             return
         self.model = model
         index = self.model_picker.findData(model.id)
@@ -247,17 +446,19 @@ class MainWindow(QMainWindow):
 
     def _on_model_picked(self, index: int) -> None:
         model_id = self.model_picker.itemData(index)
-        if model_id and (self.model is None or model_id != self.model.id):
+        if model_id and (self.model is None or model_id != self.model.id or self.loaded is None):
             self.select_model(self.models.get(model_id))
 
     def _on_loading_started(self, job_id: int, path: str) -> None:
-        self.model_state.setText("Loading…")
+        self.model_state.setText(f"Loading {Path(path).name}…")
+        self.load_progress.show()
 
     def _on_loaded(self, job_id: int, info: ModelInfo) -> None:
         if self.load_job is None or job_id != self.load_job.id:
             return
         self.load_job = None
         self.loaded = info
+        self.load_progress.hide()
         self.clear_error()
         self.model_state.setText(ready_text(info))
         self.status_model.setText(self.model.name if self.model is not None else info.name)
@@ -270,15 +471,68 @@ class MainWindow(QMainWindow):
                 "This model's chat template could not be used safely; a generic template "
                 "is used instead, so replies may be less accurate."
             )
+        self.last_context_used = None
+        self.update_context_bar()
         self._update_controls()
 
     def _on_load_failed(self, job_id: int, message: str) -> None:
         if self.load_job is None or job_id != self.load_job.id:
             return
         self.load_job = None
+        self.load_progress.hide()
         self.model_state.setText("not loaded")
         self.show_error(message)
         self._update_controls()
+
+    # context ------------------------------------------------------------------------
+    def update_context_bar(self) -> None:
+        """Tokens the conversation plus the composer's text would use, against the context."""
+        if self.loaded is None:
+            self.context_bar.setRange(0, 1)
+            self.context_bar.setValue(0)
+            self.fit_note.hide()
+            return
+        n_ctx = self.loaded.n_ctx
+        history = self._history_for_count()
+        draft = self.composer.toPlainText()
+        if draft.strip():
+            history.append({"role": "user", "content": draft})
+        used = self.engine.measure_prompt(history) if history else 0
+        if used is None:
+            return  # the engine is swapping models: keep the last figure
+        if self.writer is not None:
+            used = max(used, (self.last_context_used or 0))
+        self.context_bar.setRange(0, n_ctx)
+        self.context_bar.setValue(min(used, n_ctx))
+        reserve = min(self.settings_panel.sampling().max_tokens, n_ctx // 4)
+        budget = n_ctx - reserve
+        if draft.strip():
+            alone = self.engine.measure_prompt([{"role": "user", "content": draft}]) or 0
+            if alone > budget:
+                self.fit_note.setText(
+                    f"This message is about {alone} tokens; the model's context holds {n_ctx} "
+                    f"({reserve} kept for the reply). Shorten it or raise the context size."
+                )
+                self.fit_note.setStyleSheet("QLabel { color: #b00020; }")
+                self.fit_note.show()
+                return
+            if used > budget:
+                self.fit_note.setText(
+                    "The conversation no longer fits the context: the oldest messages will be "
+                    "left out of what the model sees."
+                )
+                self.fit_note.setStyleSheet("QLabel { color: #b26a00; }")
+                self.fit_note.show()
+                return
+        self.fit_note.hide()
+
+    def _history_for_count(self) -> list[dict[str, str]]:
+        from slmdesk.chat import engine_history
+
+        if self.conversation is None:
+            prompt = self.settings_panel.system_prompt_text()
+            return [{"role": "system", "content": prompt}] if prompt else []
+        return engine_history(self.conversation, self.chats.path(self.conversation.id))
 
     # chatting -----------------------------------------------------------------------
     def _update_controls(self) -> None:
@@ -286,81 +540,195 @@ class MainWindow(QMainWindow):
         self.send_button.setEnabled(not busy and self.loaded is not None)
         self.stop_button.setEnabled(busy)
         self.model_picker.setEnabled(not busy)
-        self.new_button.setEnabled(not busy)
+        self.sidebar.new_button.setEnabled(not busy)
+        self.new_action.setEnabled(not busy)
+        self.chat_view.set_busy(busy)
+
+    def _ready_to_generate(self) -> bool:
+        if self.gen_job is not None:
+            return False
+        if self.loaded is None or self.model is None:
+            self.show_error("No model is loaded yet. Pick one in the model list.")
+            return False
+        return True
 
     def send_requested(self) -> None:
         text = self.composer.toPlainText()
-        if self.gen_job is not None or not text.strip():
+        if not text.strip() or not self._ready_to_generate():
             return
-        if self.loaded is None or self.model is None:
-            self.show_error("No model is loaded yet. Pick one in the model list.")
-            return
+        assert self.model is not None
+        self.settings_panel.flush()
         if self.conversation is None:
-            self.conversation = self.service.new_conversation(model=self.model)
+            self.conversation = self.service.new_conversation(
+                model=self.model,
+                system_prompt=self.settings_panel.system_prompt_text(),
+                sampling=self.settings_panel.sampling(),
+            )
         try:
-            turn = self.service.start_turn(self.conversation, text, model=self.model)
+            turn = self.service.start_turn(
+                self.conversation, text, model=self.model, sampling=self.settings_panel.sampling()
+            )
         except UserFacingError as exc:
             self.show_error(exc.message)
             return
-        self.clear_error()
         self.composer.clear()
+        self._start(turn)
+
+    def regenerate(self, message_id: str) -> None:
+        if self.conversation is None or not self._ready_to_generate():
+            return
+        assert self.model is not None
+        try:
+            turn = self.service.regenerate(
+                self.conversation, message_id, model=self.model,
+                sampling=self.settings_panel.sampling(),
+            )
+        except UserFacingError as exc:
+            self.show_error(exc.message)
+            return
+        self._start(turn)
+
+    def edit_and_resend(self, message_id: str, text: str) -> None:
+        if self.conversation is None or not self._ready_to_generate():
+            return
+        assert self.model is not None
+        try:
+            turn = self.service.edit_and_resend(
+                self.conversation, message_id, text, model=self.model,
+                sampling=self.settings_panel.sampling(),
+            )
+        except UserFacingError as exc:
+            self.show_error(exc.message)
+            return
+        self._start(turn)
+
+    def switch_branch(self, message_id: str) -> None:
+        if self.conversation is None or self.gen_job is not None:
+            return
+        self.chats.switch_branch(message_id)
+        self.open_conversation(self.conversation.id)
+
+    def _start(self, turn: Turn) -> None:
+        self.clear_error()
+        self.turn = turn
         self.conversation = turn.conversation
-        self.writer = ReplyWriter(self.service.chats, turn.reply.id)
-        self.transcript.add_message("user", text)
-        self.transcript.add_message("assistant", "")
+        self.open_conversation(turn.conversation.id)
+        self.writer = ReplyWriter(self.chats, turn.reply.id)
         self.gen_job = self.engine.generate(turn.history, turn.sampling)
         self.model_state.setText("Reading prompt…")
-        self.refresh_conversations()
+        self.sidebar.refresh()
+        self.chat_view.scroll_to_bottom()
         self._update_controls()
 
     def stop_requested(self) -> None:
         if self.gen_job is not None:
             self.engine.cancel(self.gen_job.id)
 
+    def _mine(self, job_id: int) -> bool:
+        return self.gen_job is not None and job_id == self.gen_job.id and self.writer is not None
+
     def _on_prompt_progress(self, job_id: int, done: int, total: int) -> None:
-        if self.gen_job is not None and job_id == self.gen_job.id and total:
+        if self._mine(job_id) and total:
             self.model_state.setText(f"Reading prompt… {100 * done // total}%")
 
     def _on_text(self, job_id: int, text: str) -> None:
-        if self.gen_job is None or job_id != self.gen_job.id or self.writer is None:
+        if not self._mine(job_id):
             return
+        assert self.writer is not None
         if self.writer.text == "":
             self.model_state.setText("Writing…")
         self.writer.append(text)
-        self.transcript.append_text(text)
+        widget = self.chat_view.widget_for(self.writer.message_id)
+        if widget is not None:
+            widget.set_streaming_text(self.writer.text)
 
     def _on_finished(self, job_id: int, result: GenerationResult) -> None:
-        if self.gen_job is None or job_id != self.gen_job.id or self.writer is None:
+        if not self._mine(job_id):
             return
-        self.writer.finish(result, model=self.model)
+        assert self.writer is not None
+        message = self.writer.finish(result, model=self.model)
         self._end_generation()
-        if result.finish_reason != "stop":
-            self.transcript.append_note(result.finish_reason)
-        for note in result.notes:
-            self.transcript.append_note(note)
+        widget = self.chat_view.widget_for(message.id)
+        if widget is not None:
+            widget.update_message(message, [s.id for s in self.chats.siblings(message.id)])
         if result.error:
             self.show_error(result.error)
         speed = f"{result.tokens_per_s:.1f} tok/s" if result.tokens_per_s else ""
         ttft = f"first token {result.ttft_s:.2f} s" if result.ttft_s is not None else ""
         self.status_speed.setText(" · ".join(x for x in (speed, ttft) if x))
-        if self.loaded is not None:
-            used = result.prompt_tokens + result.completion_tokens
-            self.status_context.setText(f"used {used} / {self.loaded.n_ctx} tokens")
+        self.last_context_used = result.prompt_tokens + result.completion_tokens
+        self.update_context_bar()
 
     def _on_failed(self, job_id: int, message: str) -> None:
-        if self.gen_job is None or job_id != self.gen_job.id or self.writer is None:
+        if not self._mine(job_id):
             return
-        self.writer.fail(message)
+        assert self.writer is not None
+        finished = self.writer.fail(message)
         self._end_generation()
+        widget = self.chat_view.widget_for(finished.id)
+        if widget is not None:
+            widget.update_message(finished)
         self.show_error(message)
 
     def _end_generation(self) -> None:
         self.gen_job = None
         self.writer = None
+        self.turn = None
         if self.loaded is not None:
             self.model_state.setText(ready_text(self.loaded))
         self._update_controls()
+        self.sidebar.refresh()
         self.composer.setFocus()
+
+    # import / export ----------------------------------------------------------------
+    def export_text(self, fmt: str) -> str:
+        assert self.conversation is not None
+        if fmt == "json":
+            return json.dumps(export_json(self.db, self.conversation.id), indent=2,
+                              ensure_ascii=False) + "\n"
+        return export_markdown(self.db, self.conversation.id) + "\n"
+
+    def export_to(self, path: str, fmt: str) -> None:
+        """Build the export here (the GUI thread owns the database), write it elsewhere."""
+        text = self.export_text(fmt)
+
+        def done(error: str | None) -> None:
+            if error:
+                QTimer.singleShot(0, self, lambda: self.show_error(error))
+
+        QThreadPool.globalInstance().start(_WriteFile(path, text, done))
+
+    def export_dialog(self, fmt: str) -> None:
+        if self.conversation is None:
+            self.show_error("Open a conversation to export it.")
+            return
+        suffix = "json" if fmt == "json" else "md"
+        safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in self.conversation.title)
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export conversation", f"{safe.strip() or 'conversation'}.{suffix}",
+            "JSON (*.json)" if fmt == "json" else "Markdown (*.md)")
+        if path:
+            self.export_to(path, fmt)
+
+    def import_file(self, path: str) -> None:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            conv = import_json(self.db, data)
+        except (OSError, ValueError) as exc:
+            self.show_error(f"Cannot import {Path(path).name}: {exc}")
+            return
+        except UserFacingError as exc:
+            self.show_error(exc.message)
+            return
+        self.sidebar.refresh()
+        self.open_conversation(conv.id)
+
+    def import_dialog(self) -> None:
+        if self.gen_job is not None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Import conversation", "", "JSON (*.json)")
+        if path:
+            self.import_file(path)
 
     # shutdown -----------------------------------------------------------------------
     def finish_pending_reply(self) -> None:

@@ -1,13 +1,14 @@
-"""The engine thread and the window, driven with qtbot on the real 135M model."""
+"""The engine thread and the chat window, driven with qtbot on the real 135M model."""
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QMimeData, Qt, QUrl
 
 from slmdesk.engine.params import LoadParams, SamplingParams
 from slmdesk.engine.worker import EngineClient
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.model
 
 GREEDY = SamplingParams(temperature=0, max_tokens=32)
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
+LONG_STORY = "Write a very long story about a dragon, in ten chapters."
 
 
 @pytest.fixture
@@ -51,23 +53,22 @@ def test_worker_loads_and_streams_off_the_gui_thread(qtbot: Any, client: Any,
     assert "Paris" in result.text
     assert "".join(chunks) == result.text
     assert threads and gui not in threads
+    # Token counting from the GUI thread works while the engine thread is idle or busy.
+    assert client.measure_prompt([{"role": "user", "content": "hello"}]) > 0
 
 
 def test_cancel_from_the_gui_thread_stops_the_reply(qtbot: Any, client: Any,
                                                     model_path: Path) -> None:
     with qtbot.waitSignal(client.loaded, timeout=60_000):
         client.load(str(model_path), LoadParams(max_context=1024, n_threads=1))
-    job_holder: dict[str, Any] = {}
 
     def on_text(job_id: int, _text: str) -> None:
         client.cancel(job_id)
 
     client.text_received.connect(on_text)
     with qtbot.waitSignal(client.generation_finished, timeout=60_000) as done:
-        job_holder["job"] = client.generate(
-            [SYSTEM, {"role": "user", "content": "Write a long story about a dragon."}],
-            SamplingParams(temperature=0.8, seed=3, max_tokens=500),
-        )
+        client.generate([SYSTEM, {"role": "user", "content": LONG_STORY}],
+                        SamplingParams(temperature=0.8, seed=3, max_tokens=500))
     assert done.args[1].finish_reason == "cancelled"
     assert done.args[1].completion_tokens < 500
 
@@ -84,73 +85,287 @@ def test_bad_model_load_fails_with_a_message_and_the_thread_lives(
         client.load(str(model_path), LoadParams(max_context=1024, n_threads=1))
 
 
+# -- the window ---------------------------------------------------------------------------
+class App:
+    """A window on a home, opened and closed the way run_gui does it."""
+
+    def __init__(self, qtbot: Any) -> None:
+        from slmdesk.app import build_window
+        from slmdesk.paths import get_paths
+        from slmdesk.settings import load_settings, save_settings
+        from slmdesk.store.db import open_database
+
+        # One thread is steadier than two on the shared CI cores.
+        db = open_database(get_paths().ensure().database)
+        s = load_settings(db)
+        s.n_threads = 1
+        s.max_context = 2048
+        save_settings(db, s)
+        db.close()
+        self.core, self.engine, self.win = build_window()
+        qtbot.addWidget(self.win)
+        self.win.show()
+        qtbot.waitUntil(lambda: self.win.loaded is not None, timeout=60_000)
+
+    def close(self) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        self.win.close()
+        self.engine.shutdown()
+        for _ in range(3):
+            QApplication.processEvents()
+        self.win.finish_pending_reply()
+        self.core.db.close()
+
+
 @pytest.fixture
-def window(qtbot: Any, model_path: Path) -> Any:
-    from slmdesk.app import build_window
-
-    core, engine, win = build_window()
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitUntil(lambda: win.loaded is not None, timeout=60_000)
-    yield win
-    engine.shutdown()
-    win.finish_pending_reply()
-    core.db.close()
+def app(qtbot: Any, model_path: Path) -> Any:
+    a = App(qtbot)
+    yield a
+    if a.core.db.conn is not None:
+        try:
+            a.close()
+        except Exception:  # noqa: BLE001 - already closed by the test
+            pass
 
 
-def test_window_chats_streams_and_stores(qtbot: Any, window: Any) -> None:
-    assert window.model is not None and window.model.licence == "Apache-2.0"
-    tip = window.model_picker.itemData(window.model_picker.currentIndex(),
-                                       Qt.ItemDataRole.ToolTipRole)
+def send(qtbot: Any, win: Any, text: str, *, wait: bool = True) -> None:
+    win.composer.setPlainText(text)
+    qtbot.keyClick(win.composer, Qt.Key.Key_Return)
+    if wait:
+        qtbot.waitUntil(lambda: win.gen_job is None, timeout=120_000)
+
+
+def reply_texts(win: Any) -> list[str]:
+    return [w.message.content for w in win.chat_view.widgets if w.message.role == "assistant"]
+
+
+def test_type_send_stream_and_store(qtbot: Any, app: Any) -> None:
+    win = app.win
+    assert win.model.licence == "Apache-2.0"
+    tip = win.model_picker.itemData(win.model_picker.currentIndex(), Qt.ItemDataRole.ToolTipRole)
     assert "licence: Apache-2.0" in tip and "Q4_1" in tip
     chunks: list[str] = []
-    window.engine.text_received.connect(lambda _id, t: chunks.append(t))
-    window.composer.setPlainText("What is the capital of France?")
-    window.send_button.click()
-    assert window.stop_button.isEnabled()
-    qtbot.waitUntil(lambda: window.gen_job is None, timeout=60_000)
-    assert chunks
-    text = window.transcript.toPlainText()
-    assert "What is the capital of France?" in text
-    chats = ChatRepository(window.db)
+    win.engine.text_received.connect(lambda _id, t: chunks.append(t))
+    win.settings_panel.temperature.setValue(0.0)
+    win.settings_panel.flush()
+    send(qtbot, win, "What is the capital of France?")
+    assert chunks, "no tokens streamed into the view"
+    chats = ChatRepository(win.db)
     [conv] = chats.list_conversations()
-    user, reply = chats.messages(conv.id)
+    user, reply = chats.path(conv.id)
     assert user.content == "What is the capital of France?"
-    assert reply.finish_reason == "stop"
-    assert reply.content and reply.content in text
+    assert reply.finish_reason == "stop" and "Paris" in reply.content
     assert reply.completion_tokens and reply.tokens_per_s
-    assert "tok/s" in window.status_speed.text()
-    assert window.status_context.text().startswith("used ")
-    assert window.conversation_list.count() == 1
+    view_text = win.chat_view.plain_text()
+    assert "Paris" in view_text
+    details = win.chat_view.widget_for(reply.id).details.text()
+    assert "tokens" in details and "tok/s" in details and "first token" in details
+    assert "tok/s" in win.status_speed.text()
+    assert win.context_bar.value() > 0 and win.context_bar.maximum() == 2048
+    assert conv.params["temperature"] == 0.0
 
 
-def test_window_stop_button_marks_reply_cancelled(qtbot: Any, window: Any) -> None:
-    from slmdesk.settings import load_settings
-
-    window.composer.setPlainText("Write a very long story about a dragon, in ten chapters.")
-    window.send_button.click()
-    qtbot.waitUntil(lambda: window.writer is not None and window.writer.text != "",
+def test_stop_regenerate_edit_branches_and_search_after_restart(
+    qtbot: Any, model_path: Path
+) -> None:
+    first = App(qtbot)
+    win = first.win
+    win.settings_panel.max_tokens.setValue(300)
+    win.settings_panel.flush()
+    send(qtbot, win, LONG_STORY, wait=False)
+    qtbot.waitUntil(lambda: win.writer is not None and len(win.writer.text) > 20,
                     timeout=60_000)
-    window.stop_button.click()
-    qtbot.waitUntil(lambda: window.gen_job is None, timeout=30_000)
-    chats = ChatRepository(window.db)
+    qtbot.keyClick(win, Qt.Key.Key_Escape)  # Esc stops the reply
+    qtbot.waitUntil(lambda: win.gen_job is None, timeout=30_000)
+    chats = ChatRepository(win.db)
     [conv] = chats.list_conversations()
-    reply = chats.messages(conv.id)[-1]
-    assert reply.finish_reason == "cancelled"
-    assert reply.content
-    assert load_settings(window.db).default_model_id == window.model.id
+    stopped = chats.path(conv.id)[-1]
+    assert stopped.finish_reason == "cancelled" and stopped.content
+
+    # Regenerate: a second version of the reply; the first is kept.
+    win.settings_panel.max_tokens.setValue(24)
+    win.settings_panel.flush()
+    win.chat_view.widget_for(stopped.id).action_button.click()
+    qtbot.waitUntil(lambda: win.gen_job is None, timeout=120_000)
+    replies = chats.siblings(stopped.id)
+    assert replies[0].id == stopped.id and len(replies) == 2
+    newest = win.chat_view.widgets[-1]
+    assert newest.branch_label.text() == "2/2" and newest.prev_button.isVisible()
+
+    # Switch back to version 1 with the ‹ button.
+    newest.prev_button.click()
+    assert win.chat_view.widgets[-1].message.id == stopped.id
+    assert win.chat_view.widgets[-1].branch_label.text() == "1/2"
+
+    # Edit and resend the user message: a new branch from the first message.
+    user_widget = win.chat_view.widgets[0]
+    assert user_widget.action_button.isEnabled(), user_widget.action_button.text()
+    user_widget.action_button.click()
+    assert not user_widget.editor.isHidden()
+    user_widget.editor.setPlainText("Tell me about zebras in one sentence.")
+    user_widget.send_edit_button.click()
+    qtbot.waitUntil(lambda: win.gen_job is None, timeout=120_000)
+    path = chats.path(conv.id)
+    assert path[0].content == "Tell me about zebras in one sentence."
+    assert len(chats.siblings(path[0].id)) == 2
+    assert win.chat_view.widgets[0].branch_label.text() == "2/2"
+    every = chats.messages(conv.id)
+    assert len(every) == 5  # nothing was erased: 2 user versions, 3 replies
+    first.close()
+
+    # Restart on the same home and find the first version of the question by full-text
+    # search: it lives on a branch that is not shown, so opening the hit switches to it.
+    second = App(qtbot)
+    win2 = second.win
+    original_question = ChatRepository(win2.db).siblings(path[0].id)[0]
+    assert original_question.content == LONG_STORY
+    win2.sidebar.search_box.setText("chapters")
+    qtbot.waitUntil(lambda: win2.sidebar.stack.currentWidget() is win2.sidebar.hits,
+                    timeout=5_000)
+    hit = win2.sidebar.hits.item(0)
+    assert hit.flags() & Qt.ItemFlag.ItemIsEnabled
+    win2.sidebar.hits.itemClicked.emit(hit)
+    assert win2.conversation is not None and win2.conversation.id == conv.id
+    shown = [w.message.id for w in win2.chat_view.widgets]
+    assert shown[0] == original_question.id
+    assert win2.chat_view.widgets[0].branch_label.text() == "1/2"
+    second.close()
 
 
-def test_window_shows_load_errors_in_the_window(qtbot: Any, window: Any,
-                                                tmp_path: Path) -> None:
+def test_close_while_streaming_saves_the_reply_as_cancelled(qtbot: Any, app: Any) -> None:
+    win = app.win
+    win.settings_panel.max_tokens.setValue(2000)
+    win.settings_panel.flush()
+    send(qtbot, win, LONG_STORY, wait=False)
+    qtbot.waitUntil(lambda: win.writer is not None and win.writer.text != "", timeout=60_000)
+    app.close()
+    from slmdesk.core import open_core
+
+    core = open_core()
+    try:
+        chats = ChatRepository(core.db)
+        [conv] = chats.list_conversations()
+        reply = chats.path(conv.id)[-1]
+        assert reply.finish_reason == "cancelled"
+        assert reply.status == "complete"
+        assert reply.content
+    finally:
+        core.db.close()
+
+
+def test_sidebar_groups_renames_pins_deletes_with_undo(qtbot: Any, app: Any) -> None:
+    from pytestqt.modeltest import ModelTester
+
+    win = app.win
+    chats = ChatRepository(win.db)
+    a = chats.create_conversation(title="Alpha")
+    b = chats.create_conversation(title="Beta")
+    win.sidebar.refresh()
+    ModelTester(None).check(win.sidebar.model)
+    model = win.sidebar.model
+    assert model.item(0).text() == "Today"
+    assert [model.item(0).child(r).text() for r in range(2)] == ["Beta", "Alpha"]
+
+    # Rename inline.
+    model.item(0).child(1).setText("Alpha renamed")
+    assert chats.get_conversation(a.id).title == "Alpha renamed"
+
+    # Pin moves it to a "Pinned" group at the top.
+    win.sidebar.toggle_pin(a.id)
+    assert model.item(0).text() == "Pinned"
+    assert model.item(0).child(0).text() == "Alpha renamed"
+    ModelTester(None).check(model)
+
+    # Delete, then undo.
+    win.sidebar.delete(b.id)
+    assert [c.id for c in chats.list_conversations()] == [a.id]
+    assert win.sidebar.undo_bar.isVisible()
+    win.sidebar.undo_button.click()
+    assert {c.id for c in chats.list_conversations()} == {a.id, b.id}
+
+
+def test_settings_panel_presets_and_per_conversation_settings(qtbot: Any, app: Any) -> None:
+    win = app.win
+    panel = win.settings_panel
+    names = [panel.preset_box.itemData(i) for i in range(panel.preset_box.count())]
+    assert {"Precise", "Balanced", "Creative"} <= set(names)
+    panel.preset_box.setCurrentIndex(names.index("Creative"))
+    panel.preset_box.activated.emit(names.index("Creative"))
+    assert panel.temperature.value() == pytest.approx(1.0)
+    panel.system_prompt.setPlainText("Answer like a pirate.")
+    panel.top_k.setValue(7)
+    panel.flush()
+    send(qtbot, win, "Hello there")
+    conv = win.conversation
+    assert conv.system_prompt == "Answer like a pirate."
+    assert conv.params["top_k"] == 7 and conv.params["temperature"] == pytest.approx(1.0)
+    panel.save_preset("Pirate")
+    assert "Pirate" in [panel.preset_box.itemData(i) for i in range(panel.preset_box.count())]
+    # A new chat starts from the defaults; the old one keeps its settings.
+    win.new_chat()
+    assert panel.system_prompt_text() != "Answer like a pirate."
+    win.open_conversation(conv.id)
+    assert panel.system_prompt_text() == "Answer like a pirate."
+    assert panel.top_k.value() == 7
+
+
+def test_composer_drop_and_context_warnings(qtbot: Any, app: Any, tmp_path: Path) -> None:
+    win = app.win
+    note = tmp_path / "notes.md"
+    note.write_text("# Notes\nremember the milk\n", encoding="utf-8")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(note))])
+    win.composer.insertFromMimeData(mime)
+    assert "remember the milk" in win.composer.toPlainText()
+    win.update_context_bar()
+    small = win.context_bar.value()
+    assert small > 0
+    win.composer.setPlainText("word " * 3000)
+    win.update_context_bar()
+    assert win.context_bar.value() > small
+    assert win.fit_note.isVisible() and "context holds 2048" in win.fit_note.text()
+    binary = tmp_path / "photo.png"
+    binary.write_bytes(b"\x89PNG")
+    mime2 = QMimeData()
+    mime2.setUrls([QUrl.fromLocalFile(str(binary))])
+    win.composer.insertFromMimeData(mime2)
+    assert win.banner.isVisible() and "photo.png" in win.banner.text()
+
+
+def test_export_and_import_round_trip_from_the_window(qtbot: Any, app: Any,
+                                                      tmp_path: Path) -> None:
+    win = app.win
+    win.settings_panel.max_tokens.setValue(16)
+    win.settings_panel.flush()
+    send(qtbot, win, "Say hello.")
+    original = win.conversation.id
+    out = tmp_path / "chat.json"
+    win.export_to(str(out), "json")
+    qtbot.waitUntil(out.exists, timeout=10_000)
+    qtbot.waitUntil(lambda: out.stat().st_size > 0, timeout=10_000)
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["id"] == original
+    win.import_file(str(out))
+    assert win.conversation.id != original  # the id was taken, so it got a new one
+    assert [m.content for m in ChatRepository(win.db).path(win.conversation.id)] == [
+        m["content"] for m in data["messages"]]
+    md = tmp_path / "chat.md"
+    win.export_to(str(md), "md")
+    qtbot.waitUntil(lambda: md.exists() and "Say hello." in md.read_text(), timeout=10_000)
+
+
+def test_missing_model_file_is_shown_in_the_window(qtbot: Any, app: Any,
+                                                   tmp_path: Path) -> None:
     from slmdesk.store.repositories import ModelRepository
 
-    bad = tmp_path / "gone.gguf"
-    record = ModelRepository(window.db).add(
-        name="Gone", path=str(bad), size_bytes=1, architecture="llama", quantization=None,
-        parameter_count=None, context_length=None, licence=None, source="import",
+    win = app.win
+    record = ModelRepository(win.db).add(
+        name="Gone", path=str(tmp_path / "gone.gguf"), size_bytes=1, architecture="llama",
+        quantization=None, parameter_count=None, context_length=None, licence=None,
+        source="import",
     )
-    window.refresh_models()
-    window.select_model(record)
-    assert window.banner.isVisible()
-    assert "missing" in window.banner.text()
+    win.refresh_models()
+    win.select_model(record)
+    assert win.banner.isVisible() and "missing" in win.banner.text()
+    assert win.loaded is not None  # the old model stays loaded

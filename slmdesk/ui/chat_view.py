@@ -1,0 +1,306 @@
+"""The conversation view: one widget per message on the current branch, with copy,
+regenerate, edit-and-resend, a ‹ 2/3 › branch switcher and a details line per reply."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPropertyAnimation, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QGuiApplication, QPalette
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from slmdesk.store.repositories import Message
+from slmdesk.ui.markdown import MessageView
+
+ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System"}
+FINISH_LABEL = {
+    "length": "stopped at the token limit",
+    "cancelled": "stopped",
+    "error": "failed",
+    "interrupted": "interrupted — slmdesk stopped while writing this reply",
+}
+
+
+def details_text(m: Message) -> str:
+    """The per-reply line: tokens, speed, first token, model, how it ended."""
+    parts = []
+    if m.completion_tokens is not None:
+        parts.append(f"{m.completion_tokens} tokens")
+    if m.tokens_per_s:
+        parts.append(f"{m.tokens_per_s:.1f} tok/s")
+    if m.ttft_s is not None:
+        parts.append(f"first token {m.ttft_s:.2f} s")
+    model = m.metadata.get("model_name")
+    if model:
+        parts.append(str(model))
+    if m.finish_reason:
+        parts.append(FINISH_LABEL.get(m.finish_reason, m.finish_reason))
+    if m.metadata.get("dropped_messages"):
+        parts.append(f"{m.metadata['dropped_messages']} older messages left out to fit")
+    if m.metadata.get("error"):
+        parts.append(str(m.metadata["error"]))
+    return " · ".join(parts)
+
+
+class MessageWidget(QFrame):
+    """One message: header with actions, the text, and (for replies) a details line."""
+
+    regenerate_requested = Signal(str)
+    edit_submitted = Signal(str, str)
+    branch_requested = Signal(str)
+    link_requested = Signal(QUrl)
+
+    def __init__(self, message: Message, siblings: list[str], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.message = message
+        self.siblings = siblings
+        self.setObjectName(f"message_{message.role}")
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setAutoFillBackground(True)
+        if message.role == "user":
+            pal = self.palette()
+            pal.setColor(QPalette.ColorRole.Window, pal.color(QPalette.ColorRole.AlternateBase))
+            self.setPalette(pal)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        layout.setSpacing(2)
+
+        header = QHBoxLayout()
+        who = QLabel(f"<b>{ROLE_LABEL.get(message.role, message.role)}</b>", self)
+        header.addWidget(who)
+        self.branch_label = QLabel("", self)
+        self.prev_button = QToolButton(self)
+        self.prev_button.setText("‹")
+        self.prev_button.setToolTip("Previous version")
+        self.prev_button.setObjectName("prev_branch")
+        self.next_button = QToolButton(self)
+        self.next_button.setText("›")
+        self.next_button.setToolTip("Next version")
+        self.next_button.setObjectName("next_branch")
+        self.prev_button.clicked.connect(lambda: self._switch(-1))
+        self.next_button.clicked.connect(lambda: self._switch(+1))
+        for w in (self.prev_button, self.branch_label, self.next_button):
+            header.addWidget(w)
+        header.addStretch(1)
+        self.copy_button = QToolButton(self)
+        self.copy_button.setText("Copy")
+        self.copy_button.setObjectName("copy_message")
+        self.copy_button.clicked.connect(self.copy)
+        header.addWidget(self.copy_button)
+        self.action_button: QToolButton | None = None
+        if message.role == "assistant":
+            self.action_button = QToolButton(self)
+            self.action_button.setText("Regenerate")
+            self.action_button.setObjectName("regenerate")
+            self.action_button.clicked.connect(
+                lambda: self.regenerate_requested.emit(self.message.id))
+        elif message.role == "user":
+            self.action_button = QToolButton(self)
+            self.action_button.setText("Edit")
+            self.action_button.setObjectName("edit")
+            self.action_button.clicked.connect(self.start_edit)
+        if self.action_button is not None:
+            header.addWidget(self.action_button)
+        layout.addLayout(header)
+
+        self.view = MessageView(self)
+        self.view.open_url = None  # the window opens links, only after the click
+        self.view.link_requested.connect(self.link_requested)
+        layout.addWidget(self.view)
+
+        self.editor = QPlainTextEdit(self)
+        self.editor.setObjectName("edit_box")
+        self.editor.hide()
+        self.edit_row = QWidget(self)
+        row = QHBoxLayout(self.edit_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addStretch(1)
+        self.cancel_edit_button = QPushButton("Cancel", self.edit_row)
+        self.cancel_edit_button.clicked.connect(self.cancel_edit)
+        self.send_edit_button = QPushButton("Send", self.edit_row)
+        self.send_edit_button.setObjectName("send_edit")
+        self.send_edit_button.clicked.connect(self._submit_edit)
+        row.addWidget(self.cancel_edit_button)
+        row.addWidget(self.send_edit_button)
+        self.edit_row.hide()
+        layout.addWidget(self.editor)
+        layout.addWidget(self.edit_row)
+
+        self.details = QLabel("", self)
+        self.details.setObjectName("details")
+        self.details.setWordWrap(True)
+        dim = self.details.palette()
+        dim.setColor(QPalette.ColorRole.WindowText, dim.color(QPalette.ColorRole.PlaceholderText))
+        self.details.setPalette(dim)
+        layout.addWidget(self.details)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.update_message(message, siblings)
+
+    def update_message(self, message: Message, siblings: list[str] | None = None) -> None:
+        self.message = message
+        if siblings is not None:
+            self.siblings = siblings
+        if message.role == "assistant":
+            self.view.set_markdown(message.content)
+        else:
+            self.view.set_plain_text(message.content)
+        streaming = message.status == "streaming"
+        self.details.setText("writing…" if streaming else details_text(message))
+        self.details.setVisible(message.role == "assistant")
+        if message.finish_reason == "interrupted":
+            self.details.setStyleSheet("QLabel { color: #b26a00; }")
+        n = len(self.siblings)
+        at = self.siblings.index(message.id) + 1 if message.id in self.siblings else 1
+        self.branch_label.setText(f"{at}/{n}")
+        for w in (self.prev_button, self.branch_label, self.next_button):
+            w.setVisible(n > 1)
+        self.prev_button.setEnabled(at > 1)
+        self.next_button.setEnabled(at < n)
+
+    def set_streaming_text(self, text: str) -> None:
+        self.view.set_markdown(text)
+
+    def set_busy(self, busy: bool) -> None:
+        """While any reply streams, actions that start another are disabled."""
+        if busy:
+            for w in (self.action_button, self.prev_button, self.next_button):
+                if w is not None:
+                    w.setEnabled(False)
+        else:
+            if self.action_button is not None:
+                self.action_button.setEnabled(True)
+            self.update_message(self.message)
+
+    def _switch(self, step: int) -> None:
+        i = self.siblings.index(self.message.id) if self.message.id in self.siblings else 0
+        j = i + step
+        if 0 <= j < len(self.siblings):
+            self.branch_requested.emit(self.siblings[j])
+
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.message.content)
+
+    def start_edit(self) -> None:
+        self.editor.setPlainText(self.message.content)
+        self.view.hide()
+        self.editor.show()
+        self.edit_row.show()
+        self.editor.setFocus()
+
+    def cancel_edit(self) -> None:
+        self.editor.hide()
+        self.edit_row.hide()
+        self.view.show()
+
+    def _submit_edit(self) -> None:
+        text = self.editor.toPlainText()
+        if text.strip():
+            self.cancel_edit()
+            self.edit_submitted.emit(self.message.id, text)
+
+    def flash(self) -> None:
+        """Briefly highlight this message (a search hit)."""
+        pal = self.palette()
+        tint = pal.color(QPalette.ColorRole.Highlight).lighter(170)
+        pal.setColor(QPalette.ColorRole.Window, tint)
+        old = self.palette()
+        self.setPalette(pal)
+        QTimer.singleShot(1500, self, lambda: self.setPalette(old))  # cancelled if deleted
+
+
+class ChatView(QScrollArea):
+    """The current branch of a conversation, following the bottom while a reply grows
+    unless the person scrolled up."""
+
+    regenerate_requested = Signal(str)
+    edit_submitted = Signal(str, str)
+    branch_requested = Signal(str)
+    link_requested = Signal(QUrl)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("chat_view")
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.container = QWidget(self)
+        self.column = QVBoxLayout(self.container)
+        self.column.setContentsMargins(0, 0, 0, 0)
+        self.column.setSpacing(4)
+        self.column.addStretch(1)
+        self.setWidget(self.container)
+        self.widgets: list[MessageWidget] = []
+        self._follow = True
+        bar = self.verticalScrollBar()
+        bar.valueChanged.connect(self._on_scrolled)
+        bar.rangeChanged.connect(self._on_range)
+        self._scroll_anim: QPropertyAnimation | None = None
+
+    def _on_scrolled(self, value: int) -> None:
+        bar = self.verticalScrollBar()
+        self._follow = value >= bar.maximum() - 8
+
+    def _on_range(self, _lo: int, hi: int) -> None:
+        if self._follow:
+            self.verticalScrollBar().setValue(hi)
+
+    @property
+    def following(self) -> bool:
+        return self._follow
+
+    def clear(self) -> None:
+        for w in self.widgets:
+            self.column.removeWidget(w)
+            w.deleteLater()
+        self.widgets = []
+        self._follow = True
+
+    def show_path(self, path: list[Message], siblings: dict[str, list[str]]) -> None:
+        self.clear()
+        for m in path:
+            self.add_message(m, siblings.get(m.id, [m.id]))
+        self.scroll_to_bottom()
+
+    def add_message(self, message: Message, siblings: list[str] | None = None) -> MessageWidget:
+        w = MessageWidget(message, siblings or [message.id], self.container)
+        w.regenerate_requested.connect(self.regenerate_requested)
+        w.edit_submitted.connect(self.edit_submitted)
+        w.branch_requested.connect(self.branch_requested)
+        w.link_requested.connect(self.link_requested)
+        self.column.insertWidget(self.column.count() - 1, w)
+        self.widgets.append(w)
+        return w
+
+    def widget_for(self, message_id: str) -> MessageWidget | None:
+        for w in self.widgets:
+            if w.message.id == message_id:
+                return w
+        return None
+
+    def set_busy(self, busy: bool) -> None:
+        for w in self.widgets:
+            w.set_busy(busy)
+
+    def scroll_to_bottom(self) -> None:
+        self._follow = True
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def scroll_to_message(self, message_id: str) -> None:
+        w = self.widget_for(message_id)
+        if w is None:
+            return
+        self._follow = False
+        QTimer.singleShot(0, w, lambda: self.ensureWidgetVisible(w, 0, 40))
+        w.flash()
+
+    def plain_text(self) -> str:
+        return "\n\n".join(w.view.toPlainText() for w in self.widgets)

@@ -1,0 +1,226 @@
+"""The per-conversation settings panel: system prompt, sampling, and saved presets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QSignalBlocker, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from slmdesk.engine.params import SamplingParams
+from slmdesk.errors import UserFacingError
+
+
+class SettingsPanel(QWidget):
+    """Edits one conversation's system prompt and sampling; emits ``settings_changed``."""
+
+    settings_changed = Signal(object, object)  # system prompt (str), SamplingParams
+
+    def __init__(self, presets: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("settings_panel")
+        self.presets = presets
+        self._loading = False
+        self._emit_timer = QTimer(self)
+        self._emit_timer.setSingleShot(True)
+        self._emit_timer.setInterval(300)
+        self._emit_timer.timeout.connect(self._emit)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        title = QLabel("<b>Conversation settings</b>", self)
+        layout.addWidget(title)
+
+        preset_row = QHBoxLayout()
+        self.preset_box = QComboBox(self)
+        self.preset_box.setObjectName("preset_box")
+        self.preset_box.activated.connect(self._apply_preset)
+        self.save_preset_button = QPushButton("Save…", self)
+        self.save_preset_button.setToolTip("Save these settings as a preset")
+        self.save_preset_button.clicked.connect(self._save_preset_dialog)
+        self.delete_preset_button = QPushButton("Delete", self)
+        self.delete_preset_button.clicked.connect(self._delete_preset)
+        preset_row.addWidget(QLabel("Preset:", self))
+        preset_row.addWidget(self.preset_box, 1)
+        preset_row.addWidget(self.save_preset_button)
+        preset_row.addWidget(self.delete_preset_button)
+        layout.addLayout(preset_row)
+
+        layout.addWidget(QLabel("System prompt:", self))
+        self.system_prompt = QPlainTextEdit(self)
+        self.system_prompt.setObjectName("system_prompt")
+        self.system_prompt.setPlaceholderText("Instructions the model follows in this chat")
+        self.system_prompt.setMaximumHeight(110)
+        self.system_prompt.textChanged.connect(self._changed)
+        layout.addWidget(self.system_prompt)
+
+        form = QFormLayout()
+        self.temperature = self._double(0.0, 2.0, 0.05, 2, "0 = always the most likely token")
+        self.top_p = self._double(0.0, 1.0, 0.01, 2, "nucleus sampling; 1 = off")
+        self.top_k = self._int(0, 1000, "0 = off")
+        self.min_p = self._double(0.0, 1.0, 0.01, 2, "0 = off")
+        self.repeat_penalty = self._double(0.5, 2.0, 0.01, 2, "1 = off")
+        self.max_tokens = self._int(1, 131072, "longest reply, in tokens")
+        self.seed = self._int(-1, 2_147_483_647, "same seed + same settings = same reply")
+        self.seed.setSpecialValueText("random")
+        self.stop = QLineEdit(self)
+        self.stop.setPlaceholderText("comma-separated, e.g. ###, User:")
+        self.stop.textChanged.connect(self._changed)
+        form.addRow("Temperature", self.temperature)
+        form.addRow("Top-p", self.top_p)
+        form.addRow("Top-k", self.top_k)
+        form.addRow("Min-p", self.min_p)
+        form.addRow("Repeat penalty", self.repeat_penalty)
+        form.addRow("Max tokens", self.max_tokens)
+        form.addRow("Seed", self.seed)
+        form.addRow("Stop strings", self.stop)
+        layout.addLayout(form)
+        self.error = QLabel("", self)
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("QLabel { color: #b00020; }")
+        layout.addWidget(self.error)
+        layout.addStretch(1)
+        self.refresh_presets()
+
+    def _double(self, lo: float, hi: float, step: float, decimals: int, tip: str) -> QDoubleSpinBox:
+        box = QDoubleSpinBox(self)
+        box.setRange(lo, hi)
+        box.setSingleStep(step)
+        box.setDecimals(decimals)
+        box.setToolTip(tip)
+        box.valueChanged.connect(self._changed)
+        return box
+
+    def _int(self, lo: int, hi: int, tip: str) -> QSpinBox:
+        box = QSpinBox(self)
+        box.setRange(lo, hi)
+        box.setToolTip(tip)
+        box.valueChanged.connect(self._changed)
+        return box
+
+    # values --------------------------------------------------------------------------
+    def load(self, system_prompt: str | None, sampling: SamplingParams) -> None:
+        """Show these settings without emitting a change."""
+        self._loading = True
+        blockers = [QSignalBlocker(w) for w in (
+            self.system_prompt, self.temperature, self.top_p, self.top_k, self.min_p,
+            self.repeat_penalty, self.max_tokens, self.seed, self.stop)]
+        try:
+            self.system_prompt.setPlainText(system_prompt or "")
+            self.temperature.setValue(sampling.temperature)
+            self.top_p.setValue(sampling.top_p)
+            self.top_k.setValue(sampling.top_k)
+            self.min_p.setValue(sampling.min_p)
+            self.repeat_penalty.setValue(sampling.repeat_penalty)
+            self.max_tokens.setValue(sampling.max_tokens)
+            self.seed.setValue(-1 if sampling.seed is None else sampling.seed)
+            self.stop.setText(", ".join(sampling.stop))
+        finally:
+            del blockers
+            self._loading = False
+        self._select_matching_preset()
+
+    def sampling(self) -> SamplingParams:
+        stops = tuple(s.strip() for s in self.stop.text().split(",") if s.strip())
+        return SamplingParams(
+            temperature=round(self.temperature.value(), 4),
+            top_p=round(self.top_p.value(), 4),
+            top_k=self.top_k.value(),
+            min_p=round(self.min_p.value(), 4),
+            repeat_penalty=round(self.repeat_penalty.value(), 4),
+            max_tokens=self.max_tokens.value(),
+            seed=None if self.seed.value() < 0 else self.seed.value(),
+            stop=stops,
+        )
+
+    def system_prompt_text(self) -> str:
+        return self.system_prompt.toPlainText()
+
+    def _changed(self, *_args: Any) -> None:
+        if not self._loading:
+            self._emit_timer.start()
+
+    def _emit(self) -> None:
+        self._select_matching_preset()
+        self.settings_changed.emit(self.system_prompt_text(), self.sampling())
+
+    def flush(self) -> None:
+        """Emit a pending change now (before sending, or when switching conversations)."""
+        if self._emit_timer.isActive():
+            self._emit_timer.stop()
+            self._emit()
+
+    # presets -------------------------------------------------------------------------
+    def refresh_presets(self) -> None:
+        with QSignalBlocker(self.preset_box):
+            self.preset_box.clear()
+            self.preset_box.addItem("Custom", None)
+            for p in self.presets.list():
+                self.preset_box.addItem(p.name + ("" if p.builtin else " (yours)"), p.name)
+        self._select_matching_preset()
+
+    def _select_matching_preset(self) -> None:
+        current = self.sampling()
+        for i in range(1, self.preset_box.count()):
+            preset = self.presets.get(self.preset_box.itemData(i))
+            if _same_sampling(preset.sampling, current):
+                with QSignalBlocker(self.preset_box):
+                    self.preset_box.setCurrentIndex(i)
+                self.delete_preset_button.setEnabled(not preset.builtin)
+                return
+        with QSignalBlocker(self.preset_box):
+            self.preset_box.setCurrentIndex(0)
+        self.delete_preset_button.setEnabled(False)
+
+    def _apply_preset(self, index: int) -> None:
+        name = self.preset_box.itemData(index)
+        if not name:
+            return
+        preset = self.presets.get(name)
+        prompt = preset.system_prompt if preset.system_prompt is not None else (
+            self.system_prompt_text())
+        self.load(prompt, preset.sampling)
+        self._emit()
+
+    def save_preset(self, name: str) -> None:
+        try:
+            self.presets.save(name, self.sampling(), self.system_prompt_text() or None)
+        except UserFacingError as exc:
+            self.error.setText(exc.message)
+            return
+        self.error.clear()
+        self.refresh_presets()
+
+    def _save_preset_dialog(self) -> None:
+        name, ok = QInputDialog.getText(self, "Save preset", "Preset name:")
+        if ok and name.strip():
+            self.save_preset(name.strip())
+
+    def _delete_preset(self) -> None:
+        name = self.preset_box.currentData()
+        if not name:
+            return
+        try:
+            self.presets.delete(name)
+        except UserFacingError as exc:
+            self.error.setText(exc.message)
+            return
+        self.refresh_presets()
+
+
+def _same_sampling(a: SamplingParams, b: SamplingParams) -> bool:
+    keys = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty")
+    return all(abs(float(getattr(a, k)) - float(getattr(b, k))) < 1e-6 for k in keys)
