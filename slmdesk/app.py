@@ -69,7 +69,9 @@ def run_gui() -> int:
     code = app.exec()
     # Shutdown order: cancel jobs, stop the engine thread, then free the model.
     engine.shutdown()
-    app.processEvents()
+    # The cancelled reply's last signals cross two queued hops (worker → client → window).
+    for _ in range(3):
+        app.processEvents()
     window.finish_pending_reply()
     core.db.close()
     return int(code)

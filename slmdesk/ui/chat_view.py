@@ -3,6 +3,8 @@ regenerate, edit-and-resend, a ‹ 2/3 › branch switcher and a details line pe
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QPropertyAnimation, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (
@@ -21,6 +23,7 @@ from PySide6.QtWidgets import (
 from slmdesk.store.repositories import Message
 from slmdesk.ui.markdown import MessageView
 
+MIN_RENDER_GAP_MS = 33  # ~30 updates a second while a short reply streams
 ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System"}
 FINISH_LABEL = {
     "length": "stopped at the token limit",
@@ -143,9 +146,16 @@ class MessageWidget(QFrame):
         self.details.setPalette(dim)
         layout.addWidget(self.details)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self._pending_text = ""
+        self._render_gap_ms = MIN_RENDER_GAP_MS
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.timeout.connect(self._render_pending)
         self.update_message(message, siblings)
 
     def update_message(self, message: Message, siblings: list[str] | None = None) -> None:
+        if self._render_timer.isActive():
+            self._render_timer.stop()  # the final text replaces any pending partial one
         self.message = message
         if siblings is not None:
             self.siblings = siblings
@@ -167,7 +177,22 @@ class MessageWidget(QFrame):
         self.next_button.setEnabled(at < n)
 
     def set_streaming_text(self, text: str) -> None:
-        self.view.set_markdown(text)
+        """Show a growing reply. Re-rendering Markdown costs ~1 ms per KB, so a long reply
+        is redrawn less often: never more than a quarter of the GUI thread's time."""
+        self._pending_text = text
+        if not self._render_timer.isActive():
+            self._render_timer.start(self._render_gap_ms)
+
+    def _render_pending(self) -> None:
+        started = time.perf_counter()
+        self.view.set_markdown(self._pending_text)
+        cost_ms = (time.perf_counter() - started) * 1000
+        self._render_gap_ms = int(min(500, max(MIN_RENDER_GAP_MS, 3 * cost_ms)))
+
+    def flush_streaming_text(self) -> None:
+        if self._render_timer.isActive():
+            self._render_timer.stop()
+            self._render_pending()
 
     def set_busy(self, busy: bool) -> None:
         """While any reply streams, actions that start another are disabled."""
