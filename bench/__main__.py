@@ -96,6 +96,9 @@ def main() -> int:
         first, last = followup_ttft(engine, 20)
         ttft_ratios.append(last / first)
     engine.unload()
+    from bench.ui_stall import measure
+
+    stall = measure(threads=args.threads)
     results = {
         "threads": args.threads,
         "rounds": args.rounds,
@@ -103,6 +106,7 @@ def main() -> int:
         "decode_ratio_vs_llama_cpp_python": statistics.median(decode_ratios),
         "prefill_ratio_vs_llama_cpp_python": statistics.median(prefill_ratios),
         "followup_ttft_ratio": statistics.median(ttft_ratios),
+        **stall,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
@@ -113,6 +117,8 @@ def main() -> int:
                   "prefill_ratio_vs_llama_cpp_python": prefill_ratios,
                   "followup_ttft_ratio": ttft_ratios}[key]
         print(f"{key:40} {results[key]:8.2f}  " + " ".join(f"{r:.2f}" for r in rounds))
+    for key, value in stall.items():
+        print(f"{key:40} {value:8.1f}")
     print(f"written to {RESULTS}")
     return 0
 
