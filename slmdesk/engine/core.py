@@ -268,6 +268,15 @@ class LlamaEngine:
         finally:
             self.swap_lock.release()
 
+    def measure_text(self, text: str) -> int | None:
+        """Tokens in plain ``text``; callable from any thread (None while swapping)."""
+        if not self.swap_lock.acquire(blocking=False):
+            return None
+        try:
+            return None if self._llm is None else self.count_tokens(text)
+        finally:
+            self.swap_lock.release()
+
     @staticmethod
     def _free(llm: Any) -> None:
         if llm is not None:

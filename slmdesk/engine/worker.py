@@ -185,6 +185,10 @@ class EngineClient(QObject):
         """
         return self.engine.measure_prompt(messages)
 
+    def measure_text(self, text: str) -> int | None:
+        """Tokens in ``text``, counted on the calling thread like ``measure_prompt``."""
+        return self.engine.measure_text(text)
+
     def cancel(self, job_id: int) -> None:
         job = self._jobs.get(job_id)
         if job is not None:

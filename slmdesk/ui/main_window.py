@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,8 @@ class MainWindow(QMainWindow):
         self.writer: ReplyWriter | None = None
         self.turn: Turn | None = None
         self.last_context_used: int | None = None
+        self._stream_base = 0
+        self._last_bar_update = 0.0
         self.setWindowTitle("slmdesk")
         self.resize(1200, 760)
         self._build()
@@ -614,6 +617,8 @@ class MainWindow(QMainWindow):
         self.conversation = turn.conversation
         self.open_conversation(turn.conversation.id)
         self.writer = ReplyWriter(self.chats, turn.reply.id)
+        self._stream_base = self.engine.measure_prompt(turn.history) or 0
+        self._last_bar_update = 0.0
         self.gen_job = self.engine.generate(turn.history, turn.sampling)
         self.model_state.setText("Reading prompt…")
         self.sidebar.refresh()
@@ -641,6 +646,14 @@ class MainWindow(QMainWindow):
         widget = self.chat_view.widget_for(self.writer.message_id)
         if widget is not None:
             widget.set_streaming_text(self.writer.text)
+        now = time.monotonic()
+        if self.loaded is not None and now - self._last_bar_update > 0.25:
+            self._last_bar_update = now
+            reply_tokens = self.engine.measure_text(self.writer.text)
+            if reply_tokens is not None:
+                used = self._stream_base + reply_tokens
+                self.context_bar.setRange(0, self.loaded.n_ctx)
+                self.context_bar.setValue(min(used, self.loaded.n_ctx))
 
     def _on_finished(self, job_id: int, result: GenerationResult) -> None:
         if not self._mine(job_id):

@@ -146,7 +146,9 @@ def test_type_send_stream_and_store(qtbot: Any, app: Any) -> None:
     tip = win.model_picker.itemData(win.model_picker.currentIndex(), Qt.ItemDataRole.ToolTipRole)
     assert "licence: Apache-2.0" in tip and "Q4_1" in tip
     chunks: list[str] = []
+    bar_values: list[int] = []
     win.engine.text_received.connect(lambda _id, t: chunks.append(t))
+    win.context_bar.valueChanged.connect(bar_values.append)
     win.settings_panel.temperature.setValue(0.0)
     win.settings_panel.flush()
     send(qtbot, win, "What is the capital of France?")
@@ -163,6 +165,9 @@ def test_type_send_stream_and_store(qtbot: Any, app: Any) -> None:
     assert "tokens" in details and "tok/s" in details and "first token" in details
     assert "tok/s" in win.status_speed.text()
     assert win.context_bar.value() > 0 and win.context_bar.maximum() == 2048
+    # The conversation as the next turn will see it: at least what the reply used.
+    assert win.context_bar.value() >= reply.prompt_tokens + reply.completion_tokens
+    assert len(set(bar_values)) >= 2  # it moved while the reply streamed
     assert conv.params["temperature"] == 0.0
 
 
