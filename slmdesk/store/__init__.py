@@ -1,5 +1,7 @@
 """SQLite storage: opening, migrations and repositories that return dataclasses."""
 
+from slmdesk.store.classifiers import ClassifierRepository, SavedClassifier
+from slmdesk.store.datasets import Dataset, DatasetRepository, Example
 from slmdesk.store.db import open_database
 from slmdesk.store.repositories import (
     LEAF,
@@ -17,12 +19,17 @@ from slmdesk.store.repositories import (
 __all__ = [
     "LEAF",
     "ChatRepository",
+    "ClassifierRepository",
     "Conversation",
+    "Dataset",
+    "DatasetRepository",
+    "Example",
     "Message",
     "ModelRecord",
     "ModelRepository",
     "Preset",
     "PresetRepository",
+    "SavedClassifier",
     "SearchHit",
     "SettingsRepository",
     "open_database",

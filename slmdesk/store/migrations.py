@@ -138,3 +138,58 @@ def m002_branches_presets(db: sqlite_utils.Database) -> None:
                 "created_at": now,
             }
         )
+
+
+@MIGRATIONS()
+def m003_classifiers_datasets(db: sqlite_utils.Database) -> None:
+    """Saved classifiers, and labelled data sets that the workbench and chats feed."""
+    db.execute(
+        """
+        CREATE TABLE classifiers (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            model_id TEXT REFERENCES models(id) ON DELETE SET NULL,
+            spec_json TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE datasets (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            labels_json TEXT NOT NULL DEFAULT '[]',
+            description TEXT,
+            licence TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE examples (
+            id TEXT PRIMARY KEY,
+            dataset_id TEXT NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+            text TEXT,
+            label TEXT,
+            messages_json TEXT,
+            notes TEXT,
+            source TEXT NOT NULL,
+            source_ref TEXT,
+            labelled_by TEXT,
+            model_label TEXT,
+            model_confidence REAL,
+            rating INTEGER,
+            split TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX examples_dataset ON examples(dataset_id, id)")
+    db.execute("CREATE INDEX examples_label ON examples(dataset_id, label)")
+    db.table("examples").enable_fts(["text", "notes"], create_triggers=True, tokenize="unicode61")

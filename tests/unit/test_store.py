@@ -27,6 +27,8 @@ from slmdesk.store.repositories import (
     PresetRepository,
 )
 
+ALL_MIGRATIONS = ["m001_initial", "m002_branches_presets", "m003_classifiers_datasets"]
+
 
 @pytest.fixture
 def db(tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -44,7 +46,7 @@ def _model(db) -> ModelRecord:  # type: ignore[no-untyped-def]
 
 
 def test_migrations_from_empty_create_the_schema(db) -> None:  # type: ignore[no-untyped-def]
-    assert [m.name for m in MIGRATIONS.applied(db)] == ["m001_initial", "m002_branches_presets"]
+    assert [m.name for m in MIGRATIONS.applied(db)] == ALL_MIGRATIONS
     assert set(db.table_names()) >= {"models", "conversations", "messages", "settings",
                                       "presets", "messages_fts"}
     assert {c.name for c in db["messages"].columns} == {
@@ -142,7 +144,7 @@ def test_migrating_a_frozen_m001_database_backfills_the_leaf(tmp_path: Path) -> 
     old.close()
 
     db = open_database(path)
-    assert [m.name for m in MIGRATIONS.applied(db)] == ["m001_initial", "m002_branches_presets"]
+    assert [m.name for m in MIGRATIONS.applied(db)] == ALL_MIGRATIONS
     chats = ChatRepository(db)
     assert chats.get_conversation(first).leaf_id == first_ids[-1]
     assert chats.get_conversation(second).leaf_id == second_ids[-1]
@@ -162,7 +164,7 @@ def test_migrating_a_frozen_m001_database_backfills_the_leaf(tmp_path: Path) -> 
 def test_reopening_applies_nothing_twice(tmp_path: Path) -> None:
     open_database(tmp_path / "t.db").close()
     db = open_database(tmp_path / "t.db")
-    assert len(MIGRATIONS.applied(db)) == 2
+    assert len(MIGRATIONS.applied(db)) == len(ALL_MIGRATIONS)
     assert db["presets"].count == 3
     assert MIGRATIONS.pending(db) == []
 
@@ -330,3 +332,32 @@ def test_sqlite_error_is_not_swallowed(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         db.execute("INSERT INTO messages (id, conversation_id, role, content, status, "
                    "created_at, updated_at) VALUES ('x', 'nope', 'user', '', 'complete', '', '')")
+
+
+def test_m003_classifier_and_dataset_tables(db) -> None:  # type: ignore[no-untyped-def]
+    from slmdesk.store.classifiers import ClassifierRepository
+    from slmdesk.store.datasets import DatasetRepository
+
+    assert {c.name for c in db["examples"].columns} >= {
+        "id", "dataset_id", "text", "label", "messages_json", "source", "source_ref",
+        "labelled_by", "model_label", "model_confidence", "rating", "split",
+    }
+    assert {(fk.column, fk.other_table) for fk in db["examples"].foreign_keys} == {
+        ("dataset_id", "datasets")}
+    assert "examples_fts" in db.table_names()
+    classifiers = ClassifierRepository(db)
+    saved = classifiers.save("Sentiment", {"labels": ["positive", "negative"]}, model_id=None)
+    assert classifiers.get("sentiment").spec == {"labels": ["positive", "negative"]}
+    classifiers.save("Sentiment", {"labels": ["pos", "neg"]}, model_id=None)
+    assert [c.id for c in classifiers.list()] == [saved.id]
+    datasets = DatasetRepository(db)
+    ds = datasets.create("Reviews", kind="labels", labels=["positive"])
+    ex = datasets.add_labelled_text(ds, "Great!", "negative", source="classification",
+                                    labelled_by="person", model_label="positive",
+                                    model_confidence=0.9)
+    assert datasets.get("reviews").labels == ["positive", "negative"]
+    assert datasets.examples(ds) == [ex]
+    with pytest.raises(InvalidInputError):
+        datasets.create("reviews", kind="labels")
+    db.execute("DELETE FROM datasets WHERE id = ?", [ds.id])
+    assert db["examples"].count == 0
