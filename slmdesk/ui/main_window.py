@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -174,9 +175,11 @@ class MainWindow(QMainWindow):
         self.sidebar.new_chat_requested.connect(self.new_chat)
         self.sidebar.conversations_changed.connect(self._on_conversations_changed)
 
-        main = QWidget(self.splitter)
-        layout = QVBoxLayout(main)
-        layout.setContentsMargins(6, 6, 6, 6)
+        # The header and the banner serve every tab (chat, classify): one model, one engine.
+        top = QWidget(self)
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(6, 6, 6, 0)
+        main = top
         header = QHBoxLayout()
         header.addWidget(QLabel("Model:", main))
         self.model_picker = QComboBox(main)
@@ -197,7 +200,7 @@ class MainWindow(QMainWindow):
         self.settings_button.setCheckable(True)
         self.settings_button.setToolTip("Conversation settings (Ctrl+,)")
         header.addWidget(self.settings_button)
-        layout.addLayout(header)
+        top_layout.addLayout(header)
 
         self.banner = QLabel("", main)
         self.banner.setObjectName("error_banner")
@@ -205,8 +208,11 @@ class MainWindow(QMainWindow):
         self.banner.setTextFormat(Qt.TextFormat.PlainText)
         self.banner.setStyleSheet("QLabel { color: #b00020; padding: 4px; }")
         self.banner.hide()
-        layout.addWidget(self.banner)
+        top_layout.addWidget(self.banner)
 
+        main = QWidget(self.splitter)
+        layout = QVBoxLayout(main)
+        layout.setContentsMargins(6, 6, 6, 6)
         self.chat_view = ChatView(main)
         self.chat_view.regenerate_requested.connect(self.regenerate)
         self.chat_view.edit_submitted.connect(self.edit_and_resend)
@@ -251,7 +257,13 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.settings_panel)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([260, 700, 300])
-        self.setCentralWidget(self.splitter)
+        self.tabs = QTabWidget(top)
+        self.tabs.setObjectName("tabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.splitter, "Chat")
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        top_layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(top)
 
         self.status_model = QLabel("No model", self)
         backend = backend_info()
@@ -308,6 +320,9 @@ class MainWindow(QMainWindow):
         e.text_received.connect(self._on_text)
         e.generation_finished.connect(self._on_finished)
         e.generation_failed.connect(self._on_failed)
+
+    def _on_tab_changed(self, index: int) -> None:
+        self.settings_button.setVisible(self.tabs.widget(index) is self.splitter)
 
     # window state -------------------------------------------------------------------
     def restore_ui_state(self) -> None:
