@@ -541,6 +541,208 @@ class LlamaEngine:
         except TypeError:
             return llama_cpp.llama_sampler_init_penalties(64, repeat_penalty, 0.0, 0.0)
 
+    def stream_tokens(
+        self,
+        tokens: Sequence[int],
+        sampling: SamplingParams | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        on_text: TextCallback | None = None,
+    ) -> GenerationResult:
+        """Generate after a prompt given as tokens (a completion, not a chat turn).
+
+        Used for text the caller built itself, e.g. a classifier's explanation prompt. The
+        KV cache is reused for the longest prefix shared with what is cached.
+        """
+        sampling = sampling or SamplingParams()
+        llm = self._require()
+        tokens = list(tokens)
+        if not tokens:
+            raise ValueError("stream_tokens needs at least one prompt token")
+        if len(tokens) >= llm.n_ctx():
+            raise ContextOverflowError(
+                f"The prompt is {len(tokens)} tokens, but the model's context holds "
+                f"{llm.n_ctx()}."
+            )
+        result = GenerationResult(prompt_tokens=len(tokens))
+        return self._generate(
+            tokens, sampling, cancel or threading.Event(), result, on_text, None
+        )
+
+    # scoring --------------------------------------------------------------------------
+    def tokenize_piece(self, text: str, *, special: bool = False) -> list[int]:
+        """Tokens of ``text`` without BOS, for building a prompt piece by piece.
+
+        ``special=True`` turns special-token text (``<|im_end|>``) into control tokens,
+        which template pieces need; text from a person or a data set keeps it off so it
+        cannot inject them.
+        """
+        llm = self._require()
+        if not text:
+            return []
+        return list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
+
+    def token_piece(self, token: int) -> bytes:
+        """The bytes one token stands for (special tokens as their text)."""
+        return self._token_bytes(token, special=True)
+
+    def has_chat_template(self) -> bool:
+        """Whether the loaded model brings a chat template that renders (instruction-tuned)."""
+        return bool(
+            self._gguf is not None
+            and self._gguf.chat_template
+            and self._info is not None
+            and not self._info.template_fallback
+        )
+
+    def score_continuations(
+        self,
+        prefix: Sequence[int],
+        continuations: Sequence[tuple[Sequence[int], Sequence[int]]],
+        *,
+        cancel: threading.Event | None = None,
+    ) -> list[float]:
+        """Log-probability of each ``target`` after ``prefix + context``.
+
+        For every ``(context, target)`` pair, returns the sum over the target's tokens of
+        log P(token | prefix, context, earlier target tokens), in nats. The prefix is
+        decoded once (reusing the KV cache for what it shares with the cached tokens);
+        each continuation is then decoded on top of it and its KV cells are removed again,
+        so the next one starts right after the prefix. Continuations with the same tokens
+        up to their last target token share one decode (the last token is never decoded:
+        its probability comes from the logits before it).
+
+        Only the positions whose logits are needed are requested from llama.cpp, one row
+        of n_vocab floats each: ``logits_all=True`` would hold n_ctx x n_vocab floats
+        (gigabytes for a 262k vocabulary). Raises ``Cancelled`` when ``cancel`` is set.
+        """
+        llm = self._require()
+        prefix = list(prefix)
+        conts = [(list(c), list(t)) for c, t in continuations]
+        if not prefix:
+            raise ValueError("score_continuations needs a non-empty prefix")
+        if any(not t for _, t in conts):
+            raise ValueError("every continuation needs at least one target token")
+        n_ctx = llm.n_ctx()
+        longest = max((len(c) + len(t) for c, t in conts), default=0)
+        if len(prefix) + longest > n_ctx:
+            raise ContextOverflowError(
+                f"The prompt and its longest label need {len(prefix) + longest} tokens, but "
+                f"the model's context holds {n_ctx}."
+            )
+        cancel = cancel or threading.Event()
+        self._cancel = cancel
+        try:
+            last_row = self._decode_prefix(prefix, cancel)
+            return self._score_on_prefix(len(prefix), conts, last_row, cancel)
+        except RuntimeError as exc:
+            if cancel.is_set():
+                raise Cancelled from exc
+            raise
+        finally:
+            self._cancel = threading.Event()
+
+    def _decode_prefix(self, prefix: list[int], cancel: threading.Event) -> Any:
+        """Bring the KV cache to exactly ``prefix``; return the last position's logits."""
+        import llama_cpp
+        import numpy as np
+
+        llm = self._require()
+        cached = llm.input_ids[: llm.n_tokens].tolist()
+        keep = 0
+        for a, b in zip(cached, prefix, strict=False):
+            if a != b:
+                break
+            keep += 1
+        # Decode at least the last prefix token: its logits predict the first target token,
+        # and logits are not kept for tokens that came from the cache.
+        keep = min(keep, len(prefix) - 1)
+        llm.n_tokens = keep  # Llama.eval() removes KV cells from here on
+        todo = prefix[keep:]
+        for i in range(0, len(todo), PROMPT_SLICE):
+            if cancel.is_set():
+                raise Cancelled
+            llm.eval(todo[i : i + PROMPT_SLICE])
+        ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        if not ptr:
+            raise RuntimeError("llama.cpp returned no logits for the prompt")
+        return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).copy()
+
+    def _score_on_prefix(
+        self,
+        base: int,
+        conts: list[tuple[list[int], list[int]]],
+        last_row: Any,
+        cancel: threading.Event,
+    ) -> list[float]:
+        import llama_cpp
+        import numpy as np
+
+        llm = self._require()
+        n_vocab = llm.n_vocab()
+        scores = [0.0] * len(conts)
+        # Continuations that need the same decoded tokens share one decode.
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for idx, (context, target) in enumerate(conts):
+            groups.setdefault(tuple(context + target[:-1]), []).append(idx)
+
+        def log_softmax_at(row: Any, tokens: list[int]) -> list[float]:
+            row64 = row.astype(np.float64)
+            top = float(row64.max())
+            lse = top + float(np.log(np.exp(row64 - top).sum()))
+            return [float(row64[t]) - lse for t in tokens]
+
+        for key, members in groups.items():
+            if cancel.is_set():
+                raise Cancelled
+            # needs[p]: (continuation, token) pairs predicted by the logits at key position p;
+            # p == -1 is the last prefix token.
+            needs: dict[int, list[tuple[int, int]]] = {}
+            for idx in members:
+                context, target = conts[idx]
+                full = context + target
+                for p in range(len(context) - 1, len(full) - 1):
+                    needs.setdefault(p, []).append((idx, full[p + 1]))
+            for idx, token in needs.pop(-1, []):
+                scores[idx] += log_softmax_at(last_row, [token])[0]
+            if not key:
+                continue
+            try:
+                for start in range(0, len(key), llm.n_batch):
+                    chunk = key[start : start + llm.n_batch]
+                    wanted = [p - start for p in needs if start <= p < start + len(chunk)]
+                    if not wanted:
+                        wanted = [len(chunk) - 1]  # llama.cpp needs one output per batch
+                    self._fill_batch(chunk, base + start, set(wanted))
+                    llm._ctx.decode(llm._batch)
+                    for j in sorted(wanted):
+                        pairs = needs.get(start + j)
+                        if not pairs:
+                            continue
+                        ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, j)
+                        if not ptr:
+                            raise RuntimeError("llama.cpp returned no logits for a label")
+                        row = np.ctypeslib.as_array(ptr, shape=(n_vocab,))
+                        values = log_softmax_at(row, [t for _, t in pairs])
+                        for (idx, _), v in zip(pairs, values, strict=True):
+                            scores[idx] += v
+            finally:
+                # Drop this continuation so the next starts right after the prefix; the
+                # cache then holds exactly llm.input_ids[:llm.n_tokens] again.
+                llm._ctx.kv_cache_seq_rm(0, base, -1)
+        return scores
+
+    def _fill_batch(self, tokens: Sequence[int], n_past: int, outputs: set[int]) -> None:
+        """Put ``tokens`` in the Llama's batch (sequence 0), logits only at ``outputs``."""
+        batch = self._require()._batch.batch
+        batch.n_tokens = len(tokens)
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = n_past + i
+            batch.seq_id[i][0] = 0
+            batch.n_seq_id[i] = 1
+            batch.logits[i] = i in outputs
+
     # counters -------------------------------------------------------------------------
     def perf_counts(self) -> dict[str, int]:
         """llama.cpp's own counters since the last reset: prompt and generated tokens."""

@@ -1,0 +1,646 @@
+"""Classify texts with a small language model by scoring each label's words after a prompt.
+
+For every label, the score is the log-probability the model gives to the label's own tokens
+right after the prompt (prompt and label tokenised together, so " positive" after "Label:"
+is the token the model would really produce). The prompt prefix — instructions, the label
+list and the few-shot examples — is the same for every text, so the engine decodes it once
+and keeps it in the KV cache; each text then costs only its own tokens plus one short
+decode per label word. Probabilities are a softmax over labels, then calibrated:
+
+* contextual calibration (Zhao et al., 2021, "Calibrate Before Use"): divide by the
+  prediction for content-free inputs ("N/A", "", "[MASK]"), which removes the prompt's
+  bias towards some labels — the default for single texts;
+* batch calibration (Zhou et al., 2023): divide by the mean prediction over the batch —
+  the default when classifying many texts at once.
+
+Multi-label mode asks one yes/no question per label and reports P(yes) per label.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from slmdesk.classify.spec import ClassifierSpec, Label
+from slmdesk.engine.core import Cancelled, LlamaEngine
+from slmdesk.engine.params import SamplingParams
+from slmdesk.errors import ContextOverflowError, TemplateError
+
+log = logging.getLogger(__name__)
+
+# Inputs with no content; their averaged prediction is the prompt's own bias.
+CONTENT_FREE = ("N/A", "", "[MASK]")
+AUTO_BATCH_MIN = 8  # "auto" uses batch calibration from this many texts on
+EXPLAIN_MAX_TOKENS = 60
+MIN_TEXT_TOKENS = 8  # below this much room for the text, the prompt itself is too long
+YES_WORDS = ("yes", "Yes")
+NO_WORDS = ("no", "No")
+EMPTY_TEXT = "The text is empty."
+
+# Stand-ins rendered through the chat template where the text and the question go; the
+# rendered prompt is split at them so that each piece can be tokenised on its own.
+_TEXT_MARK = "\u2063\u2063slmdesk-text\u2063\u2063"
+_QUESTION_MARK = "\u2063\u2063slmdesk-question\u2063\u2063"
+
+DEFAULT_INSTRUCTIONS = "Classify the text into one of the labels."
+DEFAULT_MULTI_INSTRUCTIONS = "Decide which of the labels apply to the text."
+
+
+@dataclass
+class Prediction:
+    """The result for one text."""
+
+    text: str
+    label: str | None  # the chosen label; multi-label: the top label over the threshold
+    labels: tuple[str, ...]  # multi-label: every label over the threshold; else (label,)
+    probs: dict[str, float]  # calibrated; multi-label: P(yes) per label
+    raw_probs: dict[str, float]  # before calibration
+    calibration: str  # what was applied: "none" | "contextual" | "batch"
+    truncated: bool = False
+    notes: list[str] = field(default_factory=list)
+    explanation: str | None = None
+    error: str | None = None
+
+    @property
+    def confidence(self) -> float:
+        return self.probs.get(self.label, 0.0) if self.label is not None else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "label": self.label,
+            "labels": list(self.labels),
+            "scores": dict(self.probs),
+            "raw_scores": dict(self.raw_probs),
+            "calibration": self.calibration,
+            "truncated": self.truncated,
+            "notes": list(self.notes),
+            "explanation": self.explanation,
+            "error": self.error,
+        }
+
+
+# -- calibration (pure functions) ----------------------------------------------------------
+
+
+def _normalise(values: Mapping[str, float]) -> dict[str, float]:
+    total = sum(values.values())
+    if total <= 0 or not math.isfinite(total):
+        return {k: 1.0 / len(values) for k in values}
+    return {k: v / total for k, v in values.items()}
+
+
+def calibrate(
+    probs: Mapping[str, float], reference: Mapping[str, float], *, multi_label: bool = False
+) -> dict[str, float]:
+    """Divide ``probs`` by a reference prediction and renormalise.
+
+    Single-label: q(y) = p(y) / r(y), normalised over labels. Multi-label: each label is
+    its own yes/no distribution, (p, 1 - p) divided by (r, 1 - r). With the content-free
+    prediction as reference this is contextual calibration; with the batch mean it is
+    batch calibration.
+    """
+    tiny = 1e-300
+    if multi_label:
+        out: dict[str, float] = {}
+        for k, p in probs.items():
+            r = min(max(reference[k], tiny), 1 - 1e-16)
+            yes = p / r
+            no = (1.0 - p) / (1.0 - r)
+            out[k] = yes / (yes + no) if yes + no > 0 else 0.5
+        return out
+    return _normalise({k: p / max(reference[k], tiny) for k, p in probs.items()})
+
+
+def mean_distribution(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """The mean prediction over ``rows`` (each a label → probability mapping)."""
+    if not rows:
+        raise ValueError("no predictions to average")
+    keys = list(rows[0])
+    return {k: sum(r[k] for r in rows) / len(rows) for k in keys}
+
+
+def batch_calibrate(
+    rows: Sequence[Mapping[str, float]], *, multi_label: bool = False
+) -> list[dict[str, float]]:
+    """Batch calibration: every row divided by the mean row, then renormalised."""
+    if not rows:
+        return []
+    mean = mean_distribution(rows)
+    return [calibrate(r, mean, multi_label=multi_label) for r in rows]
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    top = max(values)
+    if top == -math.inf:
+        return top
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def _softmax(scores: Mapping[str, float]) -> dict[str, float]:
+    top = max(scores.values())
+    exps = {k: math.exp(v - top) for k, v in scores.items()}
+    total = sum(exps.values())
+    return {k: v / total for k, v in exps.items()}
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+# -- prompts -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """The token pieces of one classifier on one loaded model, built once."""
+
+    style: str  # "chat" | "completion"
+    before: str  # prompt text before the text (instructions, labels, examples)
+    lead: str  # put in front of the text when it is tokenised (a space the prompt ends with)
+    prefix: list[int]  # tokens of ``before``
+    shared: list[int]  # tokens after the text that every continuation starts with
+    conts: list[tuple[list[int], list[int]]]  # (context, target) per scored word
+    owners: list[tuple[int, int]]  # (label index, 0 = the label / yes, 1 = no)
+    longest: int  # tokens of the longest context + target
+    notes: list[str]
+
+
+@dataclass
+class _Raw:
+    probs: dict[str, float]  # single: softmax over labels; multi: P(yes) per label
+    truncated: bool
+    notes: list[str]
+    text_tokens: list[int]  # the (maybe cut) text tokens, for the explanation
+
+
+class Classifier:
+    """Scores texts against a ``ClassifierSpec`` with the engine's loaded model.
+
+    Not thread-safe: use it on the thread that owns the engine. The prompt pieces and the
+    content-free prediction are computed once and rebuilt when another model is loaded.
+    """
+
+    def __init__(self, engine: LlamaEngine, spec: ClassifierSpec) -> None:
+        self.engine = engine
+        self.spec = spec.validate()
+        self._plan: _Plan | None = None
+        self._plan_for: object | None = None
+        self._content_free: dict[str, float] | None = None
+
+    # public --------------------------------------------------------------------------------
+    @property
+    def prompt_style(self) -> str:
+        """The prompt style in use: "chat" or "completion" (loads the plan)."""
+        return self._ensure_plan().style
+
+    def prefix_tokens(self) -> int:
+        """Tokens of the shared prompt prefix (instructions, labels, examples)."""
+        return len(self._ensure_plan().prefix)
+
+    def classify(self, text: str, *, cancel: threading.Event | None = None) -> Prediction:
+        """Classify one text ("auto" calibration is contextual).
+
+        Raises ``Cancelled`` when ``cancel`` is set while scoring.
+        """
+        if not text.strip():
+            return self._empty(text)
+        mode = self.spec.calibration
+        notes: list[str] = []
+        if mode == "batch":
+            notes.append("Batch calibration needs several texts; contextual calibration "
+                         "was used for this one.")
+        if mode in ("auto", "batch"):
+            mode = "contextual"
+        raw = self._score(text, cancel)
+        pred = self._predict(text, raw, mode, self._reference(mode, cancel))
+        pred.notes.extend(notes)
+        if self.spec.explain:
+            self._explain(pred, raw, cancel)
+        return pred
+
+    def classify_many(
+        self,
+        texts: Sequence[str],
+        *,
+        cancel: threading.Event | None = None,
+        on_result: Callable[[int, Prediction], None] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> list[Prediction]:
+        """Classify many texts, in order.
+
+        "auto" calibration is batch calibration from ``AUTO_BATCH_MIN`` texts on, else
+        contextual. ``on_result(i, prediction)`` is called as each text is scored, with
+        contextual calibration (or none when the spec says "none"), so a window can show
+        live results; the returned list holds the final predictions, batch-calibrated
+        where batch calibration applies. ``on_progress(done, total)`` follows; when batch
+        calibration and explanations are both on, explanations are written after all
+        texts are scored and ``total`` counts both passes (2 x len(texts)).
+
+        When ``cancel`` is set, returns the predictions finished so far (a shorter list),
+        as they were reported to ``on_result``.
+        """
+        cancel = cancel or threading.Event()
+        n = len(texts)
+        final = self._final_mode(n)
+        live = "none" if final == "none" else "contextual"
+        explain_later = self.spec.explain and final == "batch"
+        total = 2 * n if explain_later else n
+        preds: list[Prediction] = []
+        raws: list[_Raw | None] = []
+        try:
+            reference = self._reference(live, cancel) if any(t.strip() for t in texts) else None
+            for i, text in enumerate(texts):
+                if cancel.is_set():
+                    break
+                if not text.strip():
+                    pred, raw = self._empty(text), None
+                else:
+                    raw = self._score(text, cancel)
+                    pred = self._predict(text, raw, live, reference)
+                    if self.spec.explain and not explain_later:
+                        self._explain(pred, raw, cancel)
+                preds.append(pred)
+                raws.append(raw)
+                if on_result is not None:
+                    on_result(i, pred)
+                if on_progress is not None:
+                    on_progress(i + 1, total)
+        except Cancelled:
+            pass
+        if len(preds) < n:
+            return preds
+        if self.spec.calibration == "batch" and final != "batch":
+            for pred in preds:
+                if pred.error is None:
+                    pred.notes.append("Batch calibration needs several texts; contextual "
+                                      "calibration was used.")
+        if final != "batch":
+            return preds
+        valid = [r for r in raws if r is not None]
+        if len(valid) < 2:
+            return preds
+        mean = mean_distribution([r.probs for r in valid])
+        final_preds = [
+            self._predict(p.text, r, "batch", mean) if r is not None else p
+            for p, r in zip(preds, raws, strict=True)
+        ]
+        if explain_later:
+            try:
+                for j, (pred, raw) in enumerate(zip(final_preds, raws, strict=True)):
+                    if cancel.is_set():
+                        return final_preds[:j]
+                    if raw is not None:
+                        self._explain(pred, raw, cancel)
+                    if on_progress is not None:
+                        on_progress(n + j + 1, total)
+            except Cancelled:
+                return final_preds[:j]
+        return final_preds
+
+    def content_free_prediction(
+        self, cancel: threading.Event | None = None
+    ) -> dict[str, float]:
+        """The mean raw prediction for the content-free inputs (computed once)."""
+        self._ensure_plan()
+        if self._content_free is None:
+            rows = [self._score(t, cancel, content_free=True).probs for t in CONTENT_FREE]
+            self._content_free = mean_distribution(rows)
+        return dict(self._content_free)
+
+    def calibration_for(self, n: int) -> str:
+        """The calibration ``classify_many`` applies to ``n`` texts' final predictions."""
+        return self._final_mode(n)
+
+    # calibration choice -----------------------------------------------------------------
+    def _final_mode(self, n: int) -> str:
+        mode = self.spec.calibration
+        if mode == "auto":
+            return "batch" if n >= AUTO_BATCH_MIN else "contextual"
+        if mode == "batch":
+            return "batch" if n >= 2 else "contextual"
+        return mode
+
+    def _reference(
+        self, mode: str, cancel: threading.Event | None
+    ) -> dict[str, float] | None:
+        return self.content_free_prediction(cancel) if mode == "contextual" else None
+
+    # scoring ------------------------------------------------------------------------------
+    def _empty(self, text: str) -> Prediction:
+        return Prediction(
+            text=text, label=None, labels=(), probs={}, raw_probs={}, calibration="none",
+            error=EMPTY_TEXT,
+        )
+
+    def _score(
+        self, text: str, cancel: threading.Event | None, *, content_free: bool = False
+    ) -> _Raw:
+        plan = self._ensure_plan()
+        body = text.strip()
+        tokens = self.engine.tokenize_piece(plan.lead + body) if body else []
+        n_ctx = self._n_ctx()
+        room = n_ctx - len(plan.prefix) - len(plan.shared) - plan.longest
+        notes: list[str] = []
+        truncated = False
+        if len(tokens) > room:
+            notes.append(
+                f"The text was cut to its first {room} of {len(tokens)} tokens to fit the "
+                f"model's {n_ctx}-token context."
+            )
+            tokens = tokens[:room]
+            truncated = True
+        scores = self.engine.score_continuations(
+            plan.prefix + tokens + plan.shared, plan.conts, cancel=cancel
+        )
+        names = self.spec.label_names
+        if self.spec.multi_label:
+            yes: dict[int, list[float]] = {}
+            no: dict[int, list[float]] = {}
+            for (label, slot), score in zip(plan.owners, scores, strict=True):
+                (yes if slot == 0 else no).setdefault(label, []).append(score)
+            probs = {
+                name: 1.0 / (1.0 + math.exp(_logsumexp(no[i]) - _logsumexp(yes[i])))
+                for i, name in enumerate(names)
+            }
+        else:
+            per_label: dict[int, list[float]] = {}
+            for (label, _slot), score in zip(plan.owners, scores, strict=True):
+                per_label.setdefault(label, []).append(score)
+            # A label's score is the log of the probability that the model says any of
+            # its words: log-sum-exp over the words (they are different strings, so their
+            # probabilities add), not the max, which would ignore every word but one.
+            probs = _softmax({
+                name: _logsumexp(per_label[i]) for i, name in enumerate(names)
+            })
+        if content_free:
+            notes = []
+        else:
+            notes = plan.notes + notes
+        return _Raw(probs=probs, truncated=truncated, notes=notes, text_tokens=tokens)
+
+    def _predict(
+        self, text: str, raw: _Raw, mode: str, reference: Mapping[str, float] | None
+    ) -> Prediction:
+        multi = self.spec.multi_label
+        if mode == "none" or reference is None:
+            probs, applied = dict(raw.probs), "none"
+        else:
+            probs, applied = calibrate(raw.probs, reference, multi_label=multi), mode
+        names = self.spec.label_names
+        if multi:
+            passing = sorted(
+                (n for n in names if probs[n] >= self.spec.threshold),
+                key=lambda n: -probs[n],
+            )
+            label = passing[0] if passing else None
+            labels = tuple(passing)
+        else:
+            label = max(names, key=lambda n: probs[n])
+            labels = (label,)
+        return Prediction(
+            text=text, label=label, labels=labels, probs=probs, raw_probs=dict(raw.probs),
+            calibration=applied, truncated=raw.truncated, notes=list(raw.notes),
+        )
+
+    def _n_ctx(self) -> int:
+        info = self.engine.info
+        assert info is not None
+        return info.n_ctx
+
+    # explanation ----------------------------------------------------------------------------
+    def _explain(self, pred: Prediction, raw: _Raw, cancel: threading.Event | None) -> None:
+        """Add a short justification of the label already chosen (it never changes it)."""
+        plan = self._ensure_plan()
+        words = [self.spec.label(name).words[0] for name in pred.labels]
+        if not words:
+            pred.explanation = None
+            return
+        before, after = self._explain_prompt(plan, words)
+        prefix = self.engine.tokenize_prompt(before)
+        rest = self.engine.tokenize_piece(after, special=True)
+        text = list(raw.text_tokens)
+        room = self._n_ctx() - len(prefix) - len(rest) - EXPLAIN_MAX_TOKENS - 1
+        if room < 0:
+            pred.notes.append("The explanation was left out: the prompt fills the context.")
+            return
+        text = text[:room]
+        stops = ("\n",) if plan.style == "completion" else ()
+        result = self.engine.stream_tokens(
+            prefix + text + rest,
+            SamplingParams(temperature=0, max_tokens=EXPLAIN_MAX_TOKENS, repeat_penalty=1.1,
+                           stop=stops),
+            cancel=cancel,
+        )
+        if result.finish_reason == "cancelled":
+            raise Cancelled
+        if result.error:
+            pred.notes.append(f"No explanation: {result.error}")
+            return
+        pred.explanation = result.text.strip() or None
+
+    def _explain_prompt(self, plan: _Plan, words: list[str]) -> tuple[str, str]:
+        multi = self.spec.multi_label
+        answer = ("Labels: " + ", ".join(words)) if multi else words[0]
+        if plan.style == "chat":
+            ask = (
+                "In one short sentence, why do these labels apply to the text?"
+                if multi
+                else f'In one short sentence, why does the text get the label "{words[0]}"?'
+            )
+            messages = self._chat_messages(f"Text: {_TEXT_MARK}")
+            messages += [
+                {"role": "assistant", "content": answer},
+                {"role": "user", "content": ask},
+            ]
+            before, after = _split_once(self.engine.render(messages), _TEXT_MARK)
+            if before.endswith(" "):
+                before = before[:-1]
+            return before, after
+        if multi:
+            after = f"\n{answer}\nReason:"
+        else:
+            after = f"\nLabel: {answer}\nReason:"
+        return plan.before, after
+
+    # plan -----------------------------------------------------------------------------------
+    def _ensure_plan(self) -> _Plan:
+        info = self.engine.info
+        if info is None:
+            from slmdesk.errors import ModelNotLoadedError
+
+            raise ModelNotLoadedError("No model is loaded.")
+        if self._plan is None or self._plan_for is not info:
+            self._plan = self._build_plan()
+            self._plan_for = info
+            self._content_free = None
+        return self._plan
+
+    def _resolve_style(self) -> tuple[str, list[str]]:
+        style = self.spec.prompt_style
+        if style == "auto":
+            style = "chat" if self.engine.has_chat_template() else "completion"
+        return style, []
+
+    def _build_plan(self) -> _Plan:
+        style, notes = self._resolve_style()
+        if style == "chat":
+            try:
+                return self._plan_for_style("chat", notes)
+            except TemplateError as exc:
+                if self.spec.prompt_style == "chat":
+                    raise
+                log.warning("classifier: chat prompt failed, using completion: %s", exc)
+                notes.append("The model's chat template could not hold the classifier's "
+                             "prompt; a plain completion prompt was used.")
+        return self._plan_for_style("completion", notes)
+
+    def _plan_for_style(self, style: str, notes: list[str]) -> _Plan:
+        multi = self.spec.multi_label
+        if style == "chat":
+            content = f"Text: {_TEXT_MARK}" + (f"\n\n{_QUESTION_MARK}" if multi else "")
+            rendered = self.engine.render(self._chat_messages(content))
+            before, rest = _split_once(rendered, _TEXT_MARK)
+        else:
+            before = self._completion_before()
+            rest = f"\n{_QUESTION_MARK}\nAnswer:" if multi else "\nLabel:"
+        lead = ""
+        if before.endswith(" "):
+            # "Text: " + "hello" tokenises as "Text:" + " hello" when the space goes with
+            # the text, as it would in one piece. SentencePiece vocabularies that add a
+            # leading space to every piece get it from the tokenizer instead.
+            before = before[:-1]
+            lead = "" if self._tokenizer_adds_space() else " "
+        # (after text, word, owner) for every scored word
+        items: list[tuple[str, str, tuple[int, int]]] = []
+        if multi:
+            mid, after = _split_once(rest, _QUESTION_MARK)
+            for i, label in enumerate(self.spec.labels):
+                context = mid + self._question(label, style) + after
+                items += [(context, w, (i, 0)) for w in YES_WORDS]
+                items += [(context, w, (i, 1)) for w in NO_WORDS]
+        else:
+            for i, label in enumerate(self.spec.labels):
+                items += [(rest, w, (i, 0)) for w in label.words]
+        shared, conts = self._continuations([(a, w) for a, w, _ in items])
+        prefix = self.engine.tokenize_prompt(before)
+        if not prefix:
+            raise TemplateError("The classifier prompt is empty.")
+        longest = max(len(c) + len(t) for c, t in conts)
+        room = self._n_ctx() - len(prefix) - len(shared) - longest
+        if room < MIN_TEXT_TOKENS:
+            raise ContextOverflowError(
+                f"The instructions, labels and examples need {len(prefix) + len(shared) + longest}"
+                f" tokens, but the model's context holds {self._n_ctx()}. Use fewer or "
+                "shorter examples, or raise the context size in the settings."
+            )
+        return _Plan(
+            style=style, before=before, lead=lead, prefix=prefix, shared=shared, conts=conts,
+            owners=[o for _, _, o in items], longest=longest, notes=notes,
+        )
+
+    def _continuations(
+        self, items: list[tuple[str, str]]
+    ) -> tuple[list[int], list[tuple[list[int], list[int]]]]:
+        """Tokenise each (text after the input, word) together.
+
+        The target of a word is the tokens of ``after + word`` beyond what they share with
+        the tokens of ``after`` alone, so merges at the boundary are what the model would
+        see. The part every continuation shares moves into the prefix (decoded once).
+        """
+        fulls: list[list[int]] = []
+        cuts: list[int] = []
+        for after, word in items:
+            sep = "" if not after or after[-1].isspace() else " "
+            alone = self.engine.tokenize_piece(after, special=True)
+            full = self.engine.tokenize_piece(after + sep + word, special=True)
+            cut = _common_prefix(alone, full)
+            if cut >= len(full):
+                raise TemplateError(f"The label word '{word}' has no tokens of its own.")
+            fulls.append(full)
+            cuts.append(cut)
+        shared = min(cuts)
+        for full in fulls[1:]:
+            shared = min(shared, _common_prefix(fulls[0], full))
+        conts = [(full[shared:cut], full[cut:]) for full, cut in zip(fulls, cuts, strict=True)]
+        return fulls[0][:shared], conts
+
+    def _tokenizer_adds_space(self) -> bool:
+        tokens = self.engine.tokenize_piece("a")
+        return bool(tokens) and self.engine.token_piece(tokens[0]).startswith(b" ")
+
+    @staticmethod
+    def _question(label: Label, style: str) -> str:
+        text = f'Does the label "{label.words[0]}" apply to this text? Answer yes or no.'
+        return text if style == "chat" else f"Question: {text}"
+
+    def _instructions(self) -> str:
+        text = self.spec.instructions.strip()
+        if text:
+            return text
+        return DEFAULT_MULTI_INSTRUCTIONS if self.spec.multi_label else DEFAULT_INSTRUCTIONS
+
+    def _label_block(self) -> str:
+        lines = []
+        for label in self.spec.labels:
+            line = f"- {label.words[0]}"
+            if label.description.strip():
+                line += f": {' '.join(label.description.split())}"
+            lines.append(line)
+        return "\n".join(lines)
+
+    def _examples_block(self) -> str:
+        """Multi-label examples, one block per text with all its labels."""
+        grouped: dict[str, list[str]] = {}
+        for text, name in self.spec.examples:
+            grouped.setdefault(text.strip(), []).append(self.spec.label(name).words[0])
+        return "\n\n".join(
+            f"Text: {text}\nLabels: {', '.join(words)}" for text, words in grouped.items()
+        )
+
+    def _chat_messages(self, content: str) -> list[dict[str, str]]:
+        """System prompt, few-shot turns, and the user turn with ``content``."""
+        multi = self.spec.multi_label
+        system = f"{self._instructions()}\n\nLabels:\n{self._label_block()}"
+        messages: list[dict[str, str]] = []
+        if multi:
+            if self.spec.examples:
+                system += f"\n\nExamples:\n\n{self._examples_block()}"
+            messages.append({"role": "system", "content": system})
+        else:
+            system += "\n\nAnswer with one label from the list and nothing else."
+            messages.append({"role": "system", "content": system})
+            for text, name in self.spec.examples:
+                messages.append({"role": "user", "content": f"Text: {text.strip()}"})
+                messages.append(
+                    {"role": "assistant", "content": self.spec.label(name).words[0]}
+                )
+        messages.append({"role": "user", "content": content})
+        return messages
+
+    def _completion_before(self) -> str:
+        parts = [self._instructions(), f"Labels:\n{self._label_block()}"]
+        if self.spec.multi_label:
+            if self.spec.examples:
+                parts.append(self._examples_block())
+        else:
+            for text, name in self.spec.examples:
+                parts.append(f"Text: {text.strip()}\nLabel: {self.spec.label(name).words[0]}")
+        parts.append("Text: ")
+        return "\n\n".join(parts)
+
+
+def _split_once(rendered: str, mark: str) -> tuple[str, str]:
+    if rendered.count(mark) != 1:
+        raise TemplateError("The chat template changed the classifier's prompt.")
+    before, after = rendered.split(mark)
+    return before, after
