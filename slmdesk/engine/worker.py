@@ -11,13 +11,16 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from slmdesk.engine.core import LlamaEngine
+from slmdesk.engine.core import Cancelled, LlamaEngine
 from slmdesk.engine.params import GenerationResult, LoadParams, SamplingParams
 from slmdesk.errors import UserFacingError
+
+if TYPE_CHECKING:
+    from slmdesk.classify.spec import ClassifierSpec
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ _job_ids = itertools.count(1)
 
 @dataclass
 class EngineJob:
-    kind: str  # "load" | "generate" | "unload"
+    kind: str  # "load" | "generate" | "unload" | "classify"
     payload: dict[str, Any]
     id: int = field(default_factory=lambda: next(_job_ids))
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -45,10 +48,18 @@ class EngineWorker(QObject):
     text_received = Signal(int, str)  # job id, coalesced text
     generation_finished = Signal(int, object)  # job id, GenerationResult
     generation_failed = Signal(int, str)  # job id, message
+    classify_progressed = Signal(int, int, int)  # job id, done, total
+    text_classified = Signal(int, int, object)  # job id, index, Prediction
+    classification_finished = Signal(int, object, bool)  # job id, list[Prediction], cancelled
+    classification_failed = Signal(int, str)  # job id, message
 
     def __init__(self, engine: LlamaEngine | None = None) -> None:
         super().__init__()
         self.engine = engine or LlamaEngine()
+        # The last classifier and the model it was built for: running the same spec again
+        # keeps its prompt tokens and content-free prediction.
+        self._classifier: Any = None
+        self._classifier_key: tuple[Any, Any] | None = None
 
     @Slot(object)
     def run_job(self, job: EngineJob) -> None:
@@ -57,6 +68,8 @@ class EngineWorker(QObject):
                 self._load(job)
             elif job.kind == "generate":
                 self._generate(job)
+            elif job.kind == "classify":
+                self._classify(job)
             elif job.kind == "unload":
                 self.engine.unload()
                 self.unloaded.emit(job.id)
@@ -67,6 +80,8 @@ class EngineWorker(QObject):
             message = f"Internal error in the engine: {type(exc).__name__}: {exc}"
             if job.kind == "load":
                 self.load_failed.emit(job.id, message)
+            elif job.kind == "classify":
+                self.classification_failed.emit(job.id, message)
             else:
                 self.generation_failed.emit(job.id, message)
 
@@ -117,6 +132,35 @@ class EngineWorker(QObject):
             self.text_received.emit(job.id, "".join(buffer))
         self.generation_finished.emit(job.id, result)
 
+    def _classify(self, job: EngineJob) -> None:
+        from slmdesk.classify.classifier import Classifier
+
+        spec = job.payload["spec"]
+        texts: list[str] = list(job.payload["texts"])
+        if job.cancel.is_set():
+            self.classification_finished.emit(job.id, [], True)
+            return
+        try:
+            key = (spec, self.engine.info)
+            if self._classifier is None or self._classifier_key != key:
+                self._classifier = Classifier(self.engine, spec)
+                self._classifier_key = key
+            preds = self._classifier.classify_many(
+                texts,
+                cancel=job.cancel,
+                on_result=lambda i, pred: self.text_classified.emit(job.id, i, pred),
+                on_progress=lambda done, total: self.classify_progressed.emit(
+                    job.id, done, total
+                ),
+            )
+        except Cancelled:
+            self.classification_finished.emit(job.id, [], True)
+            return
+        except UserFacingError as exc:
+            self.classification_failed.emit(job.id, exc.message)
+            return
+        self.classification_finished.emit(job.id, preds, len(preds) < len(texts))
+
 
 class EngineClient(QObject):
     """The GUI-side handle: starts the engine thread and sends it jobs.
@@ -134,6 +178,10 @@ class EngineClient(QObject):
     text_received = Signal(int, str)
     generation_finished = Signal(int, object)
     generation_failed = Signal(int, str)
+    classify_progressed = Signal(int, int, int)  # job id, done, total
+    text_classified = Signal(int, int, object)  # job id, index, Prediction
+    classification_finished = Signal(int, object, bool)  # job id, list[Prediction], cancelled
+    classification_failed = Signal(int, str)  # job id, message
 
     def __init__(self, engine: LlamaEngine | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -149,10 +197,12 @@ class EngineClient(QObject):
         queued = Qt.ConnectionType.QueuedConnection
         for name in ("loading_started", "loaded", "load_failed", "unloaded",
                      "prompt_progressed", "text_received", "generation_finished",
-                     "generation_failed"):
+                     "generation_failed", "classify_progressed", "text_classified",
+                     "classification_finished", "classification_failed"):
             getattr(self.worker, name).connect(getattr(self, name), queued)
         for sig in (self.loaded, self.load_failed, self.unloaded,
-                    self.generation_finished, self.generation_failed):
+                    self.generation_finished, self.generation_failed,
+                    self.classification_finished, self.classification_failed):
             sig.connect(self._forget)
         self._thread.start()
 
@@ -173,6 +223,16 @@ class EngineClient(QObject):
         return self._submit(
             EngineJob("generate", {"messages": messages, "sampling": sampling})
         )
+
+    def classify(self, spec: ClassifierSpec, texts: list[str]) -> EngineJob:
+        """Classify ``texts`` on the engine thread with the loaded model.
+
+        Signals: ``text_classified`` per text as it is scored (contextually calibrated),
+        ``classify_progressed``, then ``classification_finished`` with the final list
+        (batch-calibrated where that applies; shorter when cancelled) or
+        ``classification_failed``.
+        """
+        return self._submit(EngineJob("classify", {"spec": spec, "texts": list(texts)}))
 
     def unload(self) -> EngineJob:
         return self._submit(EngineJob("unload", {}))
