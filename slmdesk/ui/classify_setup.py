@@ -1,0 +1,391 @@
+"""The classifier setup column: instructions, labels, examples and options, as a spec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QPlainTextEdit,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from slmdesk.classify.spec import ClassifierSpec, Label
+from slmdesk.errors import InvalidInputError
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+CALIBRATIONS: tuple[tuple[str, str], ...] = (
+    ("auto", "Pick for me: contextual calibration for single texts, batch calibration when "
+             "a whole batch is classified at once."),
+    ("none", "Use the model's probabilities as they are. Small models often lean towards "
+             "one label whatever the text."),
+    ("contextual", "Measure how the model leans on an empty text and correct for it "
+                   "(works text by text, so live results are already calibrated)."),
+    ("batch", "Correct for the model's lean using the whole batch: best for large batches; "
+              "the final results can differ from the live ones."),
+)
+PROMPT_STYLES: tuple[tuple[str, str], ...] = (
+    ("auto", "Chat prompt when the model has a chat template, else a plain completion."),
+    ("chat", "Ask through the model's chat template (instruction-tuned models)."),
+    ("completion", "A plain text prompt (base models)."),
+)
+STARTERS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("positive, negative", (("positive", "a favourable, happy or approving text"),
+                            ("negative", "an unfavourable, unhappy or critical text"))),
+    ("positive, neutral, negative", (("positive", "a favourable or approving text"),
+                                     ("neutral", "neither favourable nor unfavourable"),
+                                     ("negative", "an unfavourable or critical text"))),
+    ("spam, not spam", (("spam", "unsolicited advertising, scams or phishing"),
+                        ("not spam", "an ordinary message"))),
+    ("question, statement", (("question", "asks something"),
+                             ("statement", "states or reports something"))),
+)
+EXAMPLES_FROM_DATASET = 2  # per label, when examples are taken from a data set
+
+
+def split_verbalizers(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+class LabelChoiceDelegate(QStyledItemDelegate):
+    """Edits a cell with a combo box of the labels defined right now."""
+
+    def __init__(self, labels: Callable[[], list[str]], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._labels = labels
+
+    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem,
+                     index: AnyIndex) -> QWidget:
+        box = QComboBox(parent)
+        box.addItems(self._labels())
+        return box
+
+    def setEditorData(self, editor: QWidget, index: AnyIndex) -> None:
+        if isinstance(editor, QComboBox):
+            current = index.data(Qt.ItemDataRole.EditRole) or ""
+            at = editor.findText(str(current))
+            editor.setCurrentIndex(max(at, 0))
+
+    def setModelData(self, editor: QWidget, model: QAbstractItemModel,
+                     index: AnyIndex) -> None:
+        if isinstance(editor, QComboBox):
+            model.setData(index, editor.currentText(), Qt.ItemDataRole.EditRole)
+
+
+def _tool(text: str, tip: str, parent: QWidget) -> QToolButton:
+    button = QToolButton(parent)
+    button.setText(text)
+    button.setToolTip(tip)
+    button.setAutoRaise(True)
+    return button
+
+
+class SetupPanel(QWidget):
+    """Instructions, a labels table, an examples table and the options of a classifier."""
+
+    labels_changed = Signal()
+    examples_from_dataset_requested = Signal()  # the view fills the menu: it has the store
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+
+        layout.addWidget(QLabel("<b>Instructions</b>", self))
+        self.instructions = QPlainTextEdit(self)
+        self.instructions.setObjectName("instructions")
+        self.instructions.setPlaceholderText(
+            "What should the model decide? e.g. “Is this product review positive or "
+            "negative?” (optional)")
+        self.instructions.setMaximumHeight(80)
+        layout.addWidget(self.instructions)
+
+        head = QHBoxLayout()
+        head.addWidget(QLabel("<b>Labels</b>", self))
+        head.addStretch(1)
+        self.starter_button = _tool("Starter ▾", "Fill the labels with a common set", self)
+        self.starter_button.setObjectName("label_starters")
+        self.starter_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        starters = QMenu(self.starter_button)
+        for title, labels in STARTERS:
+            starters.addAction(title, partial(self.set_labels, [
+                Label(name, description) for name, description in labels]))
+        self.starter_button.setMenu(starters)
+        head.addWidget(self.starter_button)
+        self.add_label_button = _tool("+", "Add a label", self)
+        self.add_label_button.clicked.connect(lambda: self.add_label_row())
+        self.remove_label_button = _tool("−", "Remove the selected labels", self)
+        self.remove_label_button.clicked.connect(self._remove_selected_labels)
+        head.addWidget(self.add_label_button)
+        head.addWidget(self.remove_label_button)
+        layout.addLayout(head)
+        self.labels_table = QTableWidget(0, 3, self)
+        self.labels_table.setObjectName("labels_table")
+        self.labels_table.setHorizontalHeaderLabels(["Name", "Description", "Verbalizers"])
+        header_items = (
+            ("The label as it appears in results and data sets", 0),
+            ("Tells the model what the label means (goes into the prompt)", 1),
+            ("Words the model may answer with for this label, comma-separated "
+             "(e.g. good, great, loved it)", 2),
+        )
+        for tip, col in header_items:
+            item = self.labels_table.horizontalHeaderItem(col)
+            if item is not None:
+                item.setToolTip(tip)
+        self._stretch(self.labels_table, stretch_column=1)
+        self.labels_table.setMinimumHeight(120)
+        self.labels_table.itemChanged.connect(lambda _item: self.labels_changed.emit())
+        layout.addWidget(self.labels_table)
+
+        head = QHBoxLayout()
+        head.addWidget(QLabel("<b>Examples</b> (optional)", self))
+        head.addStretch(1)
+        self.from_dataset_button = _tool(
+            "From data set ▾", f"Add {EXAMPLES_FROM_DATASET} examples per label from a "
+            "labelled data set", self)
+        self.from_dataset_button.setObjectName("examples_from_dataset")
+        self.from_dataset_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.dataset_menu = QMenu(self.from_dataset_button)
+        self.dataset_menu.aboutToShow.connect(self.examples_from_dataset_requested)
+        self.from_dataset_button.setMenu(self.dataset_menu)
+        head.addWidget(self.from_dataset_button)
+        self.add_example_button = _tool("+", "Add an example", self)
+        self.add_example_button.clicked.connect(lambda: self.add_example_row())
+        self.remove_example_button = _tool("−", "Remove the selected examples", self)
+        self.remove_example_button.clicked.connect(self._remove_selected_examples)
+        head.addWidget(self.add_example_button)
+        head.addWidget(self.remove_example_button)
+        layout.addLayout(head)
+        self.examples_table = QTableWidget(0, 2, self)
+        self.examples_table.setObjectName("examples_table")
+        self.examples_table.setHorizontalHeaderLabels(["Text", "Label"])
+        self._stretch(self.examples_table, stretch_column=0)
+        self.examples_table.setItemDelegateForColumn(
+            1, LabelChoiceDelegate(self.label_names, self.examples_table))
+        self.examples_table.setMinimumHeight(90)
+        layout.addWidget(self.examples_table)
+
+        form = QFormLayout()
+        self.calibration = QComboBox(self)
+        self.calibration.setObjectName("calibration")
+        for value, tip in CALIBRATIONS:
+            self.calibration.addItem(value, value)
+            self.calibration.setItemData(self.calibration.count() - 1, tip,
+                                         Qt.ItemDataRole.ToolTipRole)
+        self.calibration.setToolTip("\n\n".join(f"{v}: {tip}" for v, tip in CALIBRATIONS))
+        form.addRow("Calibration:", self.calibration)
+        self.prompt_style = QComboBox(self)
+        self.prompt_style.setObjectName("prompt_style")
+        for value, tip in PROMPT_STYLES:
+            self.prompt_style.addItem(value, value)
+            self.prompt_style.setItemData(self.prompt_style.count() - 1, tip,
+                                          Qt.ItemDataRole.ToolTipRole)
+        self.prompt_style.setToolTip("\n\n".join(f"{v}: {tip}" for v, tip in PROMPT_STYLES))
+        form.addRow("Prompt:", self.prompt_style)
+        multi = QHBoxLayout()
+        self.multi_label = QCheckBox("Multi-label", self)
+        self.multi_label.setObjectName("multi_label")
+        self.multi_label.setToolTip(
+            "Several labels may apply. Each label is judged on its own: a text gets every "
+            "label whose probability reaches the threshold (possibly none).")
+        self.threshold = QDoubleSpinBox(self)
+        self.threshold.setObjectName("threshold")
+        self.threshold.setRange(0.01, 0.99)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setDecimals(2)
+        self.threshold.setValue(0.5)
+        self.threshold.setPrefix("≥ ")
+        self.threshold.setToolTip("A label applies when its probability reaches this value")
+        self.threshold.setEnabled(False)
+        self.multi_label.toggled.connect(self.threshold.setEnabled)
+        multi.addWidget(self.multi_label)
+        multi.addWidget(self.threshold)
+        multi.addStretch(1)
+        form.addRow("Per text:", multi)
+        self.explain = QCheckBox("Ask for a short reason", self)
+        self.explain.setObjectName("explain")
+        self.explain.setToolTip("Slower: the model writes one sentence per text after "
+                                "choosing its label. Shown in the details pane.")
+        form.addRow("Explain:", self.explain)
+        layout.addLayout(form)
+
+    @staticmethod
+    def _stretch(table: QTableWidget, *, stretch_column: int) -> None:
+        header = table.horizontalHeader()
+        for col in range(table.columnCount()):
+            header.setSectionResizeMode(
+                col, QHeaderView.ResizeMode.Stretch if col == stretch_column
+                else QHeaderView.ResizeMode.Interactive)
+        table.verticalHeader().setVisible(False)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        triggers = QAbstractItemView.EditTrigger
+        table.setEditTriggers(triggers.DoubleClicked | triggers.EditKeyPressed
+                              | triggers.AnyKeyPressed | triggers.SelectedClicked)
+
+    def _remove_selected_labels(self) -> None:
+        self._remove_selected(self.labels_table)
+
+    def _remove_selected_examples(self) -> None:
+        self._remove_selected(self.examples_table)
+
+    def _remove_selected(self, table: QTableWidget) -> None:
+        rows = sorted({i.row() for i in table.selectedIndexes()}, reverse=True)
+        if not rows and table.currentRow() >= 0:
+            rows = [table.currentRow()]
+        for row in rows:
+            table.removeRow(row)
+        if table is self.labels_table and rows:
+            self.labels_changed.emit()  # removeRow does not emit itemChanged
+
+    # labels ------------------------------------------------------------------------------
+    def add_label_row(self, name: str = "", description: str = "",
+                      verbalizers: Sequence[str] = ()) -> int:
+        table = self.labels_table
+        row = table.rowCount()
+        blocked = table.blockSignals(True)
+        try:
+            table.insertRow(row)
+            for col, value in enumerate((name, description, ", ".join(verbalizers))):
+                table.setItem(row, col, QTableWidgetItem(value))
+        finally:
+            table.blockSignals(blocked)
+        self.labels_changed.emit()
+        if not name:
+            self._edit_new(table, row)
+        return row
+
+    def set_labels(self, labels: Sequence[Label]) -> None:
+        blocked = self.labels_table.blockSignals(True)
+        try:
+            self.labels_table.setRowCount(0)
+        finally:
+            self.labels_table.blockSignals(blocked)
+        for label in labels:
+            self.add_label_row(label.name, label.description, label.verbalizers)
+        self.labels_changed.emit()
+
+    def _cell(self, table: QTableWidget, row: int, col: int) -> str:
+        item = table.item(row, col)
+        return item.text().strip() if item is not None else ""
+
+    def label_names(self) -> list[str]:
+        """The names typed so far, unchecked (for menus and combos)."""
+        names = []
+        for row in range(self.labels_table.rowCount()):
+            name = " ".join(self._cell(self.labels_table, row, 0).split())
+            if name and name not in names:
+                names.append(name)
+        return names
+
+    def labels(self) -> list[Label]:
+        """The labels, checked: names present and unique."""
+        labels: list[Label] = []
+        seen: dict[str, int] = {}
+        for row in range(self.labels_table.rowCount()):
+            name = " ".join(self._cell(self.labels_table, row, 0).split())
+            description = self._cell(self.labels_table, row, 1)
+            verbalizers = split_verbalizers(self._cell(self.labels_table, row, 2))
+            if not name:
+                if description or verbalizers:
+                    raise InvalidInputError(f"Label row {row + 1} has no name.")
+                continue  # an empty row is just an unused row
+            key = name.casefold()
+            if key in seen:
+                raise InvalidInputError(
+                    f"The label “{name}” is defined twice (rows {seen[key]} and {row + 1}). "
+                    "Each label needs its own name.")
+            seen[key] = row + 1
+            labels.append(Label(name, description, verbalizers))
+        if not labels:
+            raise InvalidInputError(
+                "Define the labels first: a name per row (a description helps the model), "
+                "or pick a starter set.")
+        return labels
+
+    # examples ----------------------------------------------------------------------------
+    def add_example_row(self, text: str = "", label: str = "") -> int:
+        table = self.examples_table
+        row = table.rowCount()
+        table.insertRow(row)
+        table.setItem(row, 0, QTableWidgetItem(text))
+        names = self.label_names()
+        table.setItem(row, 1, QTableWidgetItem(label or (names[0] if names else "")))
+        if not text:
+            self._edit_new(table, row)
+        return row
+
+    @staticmethod
+    def _edit_new(table: QTableWidget, row: int) -> None:
+        table.setCurrentCell(row, 0)
+        item = table.item(row, 0)
+        if item is not None and table.isVisible():
+            table.editItem(item)
+
+    def examples(self, names: Sequence[str]) -> list[tuple[str, str]]:
+        examples: list[tuple[str, str]] = []
+        for row in range(self.examples_table.rowCount()):
+            text = self._cell(self.examples_table, row, 0)
+            label = self._cell(self.examples_table, row, 1)
+            if not text:
+                continue
+            if label not in names:
+                shown = f"“{label}”" if label else "no label"
+                raise InvalidInputError(
+                    f"Example {row + 1} has {shown}; pick one of the labels: "
+                    f"{', '.join(names)}.")
+            examples.append((text, label))
+        return examples
+
+    # the spec ------------------------------------------------------------------------------
+    def spec(self) -> ClassifierSpec:
+        """The classifier as set up here; raises InvalidInputError with what to fix."""
+        labels = self.labels()
+        names = [lab.name for lab in labels]
+        spec = ClassifierSpec(
+            labels=tuple(labels),
+            instructions=self.instructions.toPlainText().strip(),
+            examples=tuple(self.examples(names)),
+            calibration=str(self.calibration.currentData()),
+            multi_label=self.multi_label.isChecked(),
+            threshold=round(self.threshold.value(), 2),
+            prompt_style=str(self.prompt_style.currentData()),
+            explain=self.explain.isChecked(),
+        )
+        # from_json is the one place that checks every field: go through it.
+        checked: ClassifierSpec = ClassifierSpec.from_json(spec.to_json())
+        return checked
+
+    def load_spec(self, spec: ClassifierSpec) -> None:
+        self.instructions.setPlainText(spec.instructions)
+        self.set_labels(spec.labels)
+        self.examples_table.setRowCount(0)
+        for text, label in spec.examples:
+            self.add_example_row(text, label)
+        self._select(self.calibration, spec.calibration)
+        self._select(self.prompt_style, spec.prompt_style)
+        self.multi_label.setChecked(bool(spec.multi_label))
+        self.threshold.setValue(float(spec.threshold))
+        self.explain.setChecked(bool(spec.explain))
+
+    @staticmethod
+    def _select(box: QComboBox, value: Any) -> None:
+        at = box.findData(value)
+        box.setCurrentIndex(at if at >= 0 else 0)
