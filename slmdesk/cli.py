@@ -84,6 +84,8 @@ def _build_parser() -> argparse.ArgumentParser:
     cd = csub.add_parser("delete", help="delete a conversation for good")
     cd.add_argument("id")
 
+    _add_classify_parsers(sub)
+
     doctor = sub.add_parser("doctor", help="version, backend, threads, paths, models, database")
     doctor.add_argument("--json", action="store_true")
     return p
@@ -112,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "chat": _cmd_chat,
             "chats": _cmd_chats,
             "doctor": _cmd_doctor,
+            "classify": _cmd_classify,
+            "classifiers": _cmd_classifiers,
         }[args.command]
         return handler(args)
     except UserFacingError as exc:
@@ -401,6 +405,357 @@ def _cmd_chats(args: argparse.Namespace) -> int:
             raise UserFacingError(f"Cannot write {args.output}: {exc.strerror or exc}") from exc
     else:
         print(text)
+    return 0
+
+
+# classify -------------------------------------------------------------------------------
+def _add_classify_parsers(sub: Any) -> None:
+    c = sub.add_parser(
+        "classify",
+        help="classify a TEXT, every text of --input FILE, or evaluate on --eval FILE",
+        description="Classify with a model: the label of TEXT; one JSON line per text of "
+        "--input FILE (streamed as each text is scored, except with batch calibration, "
+        "which needs every text first); or a report on --eval FILE.",
+    )
+    c.add_argument("text", nargs="?", metavar="TEXT")
+    c.add_argument("-m", "--model", help="model id, name or file name")
+    c.add_argument("--labels", help="comma-separated labels, e.g. positive,negative")
+    c.add_argument("--descriptions", metavar="FILE",
+                   help="label descriptions: JSON {label: description} or CSV label,description")
+    c.add_argument("--instructions", metavar="TEXT", help="what to classify, in words")
+    c.add_argument("--examples", metavar="FILE",
+                   help="few-shot examples: .csv/.tsv/.jsonl with text and label columns")
+    c.add_argument("--calibration", choices=["none", "contextual", "batch", "auto"],
+                   help="auto (default): contextual for one text, batch for 8 or more")
+    c.add_argument("--prompt-style", choices=["auto", "chat", "completion"],
+                   help="auto (default): chat when the model has a chat template")
+    c.add_argument("--multi-label", action="store_true",
+                   help="every label is a yes/no question; print all over --threshold")
+    c.add_argument("--threshold", type=float, help="multi-label threshold (default 0.5)")
+    c.add_argument("--explain", action="store_true",
+                   help="add a short generated justification of the chosen label")
+    c.add_argument("--classifier", metavar="NAME",
+                   help="start from a saved classifier (other options override it)")
+    c.add_argument("--save-as", metavar="NAME", help="save the classifier under NAME")
+    c.add_argument("--input", metavar="FILE",
+                   help="classify every text: .txt one per line, .csv/.tsv/.jsonl text column")
+    c.add_argument("--column", help="the text column of --input (default: text)")
+    c.add_argument("--eval", metavar="FILE",
+                   help="evaluate on .csv/.tsv/.jsonl with text and label columns")
+    c.add_argument("--text-column", default="text", help="text column of --eval")
+    c.add_argument("--label-column", default="label", help="label column of --eval")
+    c.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    c.add_argument("--json", action="store_true",
+                   help="JSON output (--input always prints JSON lines)")
+
+    cs = sub.add_parser("classifiers", help="list and delete saved classifiers")
+    csub = cs.add_subparsers(dest="classifiers_command", metavar="ACTION", required=True)
+    cl = csub.add_parser("list", help="list saved classifiers")
+    cl.add_argument("--json", action="store_true")
+    cd = csub.add_parser("delete", help="delete a saved classifier")
+    cd.add_argument("name")
+
+
+def _split_labels(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise InvalidInputError("--labels needs at least one label name.")
+    return names
+
+
+def _classify_spec(args: argparse.Namespace, base: Any,
+                   eval_pairs: list[tuple[str, str]] | None) -> Any:
+    """The spec from a saved classifier (or nothing) with the command's options on top."""
+    from slmdesk.classify.io import read_descriptions, read_labelled
+    from slmdesk.classify.spec import ClassifierSpec, Label
+
+    old = {label.name: label for label in base.labels} if base else {}
+    examples = base.examples if base else ()
+    if args.examples:
+        examples = tuple(read_labelled(args.examples))
+    if args.labels:
+        names = _split_labels(args.labels)
+    elif base is not None:
+        names = list(base.label_names)
+    elif eval_pairs:
+        names = sorted({label for _t, label in eval_pairs})
+    elif examples:
+        names = sorted({label for _t, label in examples})
+    else:
+        raise InvalidInputError(
+            "Give the labels with --labels a,b (or start from --classifier NAME)."
+        )
+    labels = [old.get(n, Label(n)) for n in names]
+    if args.descriptions:
+        descriptions = read_descriptions(args.descriptions)
+        unknown = [k for k in descriptions if k not in names]
+        if unknown:
+            raise InvalidInputError(
+                f"{args.descriptions}: '{unknown[0]}' is not one of the labels "
+                f"({', '.join(names)})."
+            )
+        labels = [
+            Label(lab.name, descriptions.get(lab.name, lab.description), lab.verbalizers)
+            for lab in labels
+        ]
+    spec = ClassifierSpec(
+        labels=tuple(labels),
+        instructions=args.instructions if args.instructions is not None
+        else (base.instructions if base else ""),
+        examples=examples,
+        calibration=args.calibration or (base.calibration if base else "auto"),
+        multi_label=args.multi_label or (base.multi_label if base else False),
+        threshold=args.threshold if args.threshold is not None
+        else (base.threshold if base else 0.5),
+        prompt_style=args.prompt_style or (base.prompt_style if base else "auto"),
+        explain=args.explain or (base.explain if base else False),
+    )
+    try:
+        return spec.validate()
+    except InvalidInputError as exc:
+        where = f"{args.examples}: " if args.examples and "example" in exc.message else ""
+        raise InvalidInputError(where + exc.message) from exc
+
+
+class _Progress:
+    """A compact progress line on stderr: redrawn in place on a terminal, else a few lines."""
+
+    def __init__(self, total: int, verb: str = "classified") -> None:
+        import time
+
+        self.total = total
+        self.verb = verb
+        self.tty = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.step = max(1, total // 10)
+        self.shown = 0
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+
+        if total != self.total:
+            self.total, self.step = total, max(1, total // 10)
+        self.done = done
+        rate = done / max(time.monotonic() - self.started, 1e-9)
+        line = f"{self.verb} {done}/{total} ({rate:.1f} texts/s)"
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if done >= total else ""))
+            sys.stderr.flush()
+        elif done >= total or done - self.shown >= self.step:
+            print(line, file=sys.stderr, flush=True)
+            self.shown = done
+
+    def stopped(self, done: int) -> None:
+        """End the line and say where an interrupted run stopped."""
+        if self.tty and 0 < self.done < self.total:
+            sys.stderr.write("\n")
+        print(f"slmdesk: interrupted after {done} of {self.total} texts", file=sys.stderr)
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from slmdesk.classify.classifier import EMPTY_TEXT
+    from slmdesk.classify.io import read_labelled, read_texts
+    from slmdesk.classify.spec import ClassifierSpec
+    from slmdesk.core import open_core
+    from slmdesk.models import check_model_present, resolve_model
+    from slmdesk.store.classifiers import ClassifierRepository
+
+    modes = [m for m in (args.text is not None, args.input, args.eval) if m]
+    if len(modes) > 1:
+        raise InvalidInputError("Give only one of TEXT, --input FILE and --eval FILE.")
+    if not modes and not args.save_as:
+        raise InvalidInputError("Give a TEXT, --input FILE or --eval FILE (or --save-as NAME).")
+    if args.threads is not None and args.threads < 1:
+        raise InvalidInputError("--threads must be at least 1.")
+    if args.text is not None and not args.text.strip():
+        raise InvalidInputError(EMPTY_TEXT)
+    core = open_core()
+    repo = ClassifierRepository(core.db)
+    saved = repo.get(args.classifier) if args.classifier else None
+    base = ClassifierSpec.from_json(saved.spec) if saved else None
+    # Read every file before the model loads, so a bad file fails fast.
+    eval_pairs = read_labelled(args.eval, args.text_column, args.label_column) \
+        if args.eval else None
+    texts = read_texts(args.input, args.column) if args.input else None
+    spec = _classify_spec(args, base, eval_pairs)
+    if eval_pairs is not None:
+        if spec.multi_label:
+            raise InvalidInputError("--eval works with single-label classifiers.")
+        for i, (_text, label) in enumerate(eval_pairs):
+            if label not in spec.label_names:
+                raise InvalidInputError(
+                    f"{args.eval}: row {i + 1} is labelled '{label}', which is not one of "
+                    f"the labels ({', '.join(spec.label_names)})."
+                )
+    model = resolve_model(
+        core.db, args.model, conversation_model_id=saved.model_id if saved else None
+    )
+    if args.save_as:
+        stored = repo.save(args.save_as, spec.to_json(), model_id=model.id)
+        if not modes:
+            print(f"Saved classifier {stored.name} ({', '.join(spec.label_names)}; "
+                  f"model {model.name})")
+            return 0
+    check_model_present(model)
+    engine = _load_engine(model.path, args.threads, core.db)
+    try:
+        if args.text is not None:
+            return _classify_one(engine, spec, args.text, json_mode=args.json)
+        if texts is not None:
+            return _classify_input(engine, spec, texts)
+        assert eval_pairs is not None
+        return _classify_eval(engine, spec, eval_pairs, json_mode=args.json)
+    finally:
+        engine.unload()
+
+
+def _load_engine(path: str, threads: int | None, db: Any) -> Any:
+    from slmdesk.engine.core import LlamaEngine
+    from slmdesk.engine.params import LoadParams
+    from slmdesk.settings import load_settings
+
+    load = load_settings(db).load_params()
+    if threads:
+        load = LoadParams(load.max_context, threads, load.n_gpu_layers, load.n_batch)
+    engine = LlamaEngine()
+    engine.load(path, load)
+    return engine
+
+
+def _classify_one(engine: Any, spec: Any, text: str, *, json_mode: bool) -> int:
+    from slmdesk.classify.classifier import Classifier
+    from slmdesk.engine.core import Cancelled
+
+    cancel = threading.Event()
+    try:
+        with _sigint_cancels(cancel):
+            pred = Classifier(engine, spec).classify(text, cancel=cancel)
+    except Cancelled:
+        raise KeyboardInterrupt from None
+    if pred.error:
+        raise InvalidInputError(pred.error)
+    if json_mode:
+        _print_json(pred.to_json())
+    else:
+        if spec.multi_label:
+            if pred.labels:
+                print(", ".join(pred.labels))
+            else:
+                print(f"[no label reached the threshold {spec.threshold}]", file=sys.stderr)
+        else:
+            print(pred.label)
+        if pred.explanation:
+            print(pred.explanation)
+    for note in pred.notes:
+        print(f"[{note}]", file=sys.stderr)
+    return 0
+
+
+def _classify_input(engine: Any, spec: Any, texts: list[str]) -> int:
+    from slmdesk.classify.classifier import Classifier
+
+    classifier = Classifier(engine, spec)
+    streamed = classifier.calibration_for(len(texts)) != "batch"
+    progress = _Progress(len(texts))
+    cancel = threading.Event()
+
+    def emit(pred: Any) -> None:
+        sys.stdout.write(json.dumps(pred.to_json(), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    def on_result(_i: int, pred: Any) -> None:
+        if streamed:
+            emit(pred)
+
+    with _sigint_cancels(cancel):
+        preds = classifier.classify_many(
+            texts, cancel=cancel, on_result=on_result, on_progress=progress
+        )
+    if not streamed:
+        for pred in preds:
+            emit(pred)
+    if len(preds) < len(texts):
+        progress.stopped(len(preds))
+        return 130
+    return 0
+
+
+def _classify_eval(
+    engine: Any, spec: Any, pairs: list[tuple[str, str]], *, json_mode: bool
+) -> int:
+    import time
+
+    from slmdesk.classify.classifier import Classifier
+    from slmdesk.classify.evaluate import evaluate, format_report
+
+    classifier = Classifier(engine, spec)
+    texts = [t for t, _label in pairs]
+    cancel = threading.Event()
+    progress = _Progress(len(texts))
+    started = time.perf_counter()
+    with _sigint_cancels(cancel):
+        preds = classifier.classify_many(texts, cancel=cancel, on_progress=progress)
+    seconds = time.perf_counter() - started
+    if len(preds) < len(texts):
+        progress.stopped(len(preds))
+        return 130
+    report = evaluate([label for _t, label in pairs], [p.label for p in preds],
+                      spec.label_names)
+    report.seconds = seconds
+    report.texts_per_s = len(texts) / seconds if seconds > 0 else 0.0
+    calibration = preds[0].calibration if preds else "none"
+    if json_mode:
+        _print_json({**report.to_json(), "calibration": calibration})
+    else:
+        print(format_report(report))
+        print(f"\ncalibration: {calibration}")
+    return 0
+
+
+def _cmd_classifiers(args: argparse.Namespace) -> int:
+    from slmdesk.core import open_core
+    from slmdesk.errors import NotFoundError
+    from slmdesk.store.classifiers import ClassifierRepository
+    from slmdesk.store.repositories import ModelRepository
+
+    core = open_core(register_starter=False)
+    repo = ClassifierRepository(core.db)
+    if args.classifiers_command == "delete":
+        repo.delete(args.name)
+        print(f"Deleted classifier {args.name}")
+        return 0
+    models = ModelRepository(core.db)
+    rows = []
+    for saved in repo.list():
+        model_name = None
+        if saved.model_id:
+            try:
+                model_name = models.get(saved.model_id).name
+            except NotFoundError:
+                model_name = None
+        labels = [
+            lab if isinstance(lab, str) else lab.get("name", "")
+            for lab in saved.spec.get("labels", [])
+        ]
+        rows.append({
+            "name": saved.name, "id": saved.id, "model_id": saved.model_id,
+            "model": model_name, "labels": labels,
+            "calibration": saved.spec.get("calibration", "auto"),
+            "multi_label": bool(saved.spec.get("multi_label", False)),
+            "examples": len(saved.spec.get("examples", [])),
+            "created_at": saved.created_at, "updated_at": saved.updated_at,
+            "spec": saved.spec,
+        })
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("No saved classifiers. Save one with `slmdesk classify ... --save-as NAME`.")
+    for r in rows:
+        kind = "multi-label, " if r["multi_label"] else ""
+        print(f"{r['name']}  [{', '.join(r['labels'])}]  {kind}{r['examples']} examples, "
+              f"calibration {r['calibration']}, model {r['model'] or '(default)'}")
     return 0
 
 
