@@ -45,6 +45,7 @@ from slmdesk.store.repositories import (
 )
 from slmdesk.transfer import export_json, export_markdown, import_json
 from slmdesk.ui.chat_view import ChatView
+from slmdesk.ui.classify_view import ClassifyView
 from slmdesk.ui.conversations import ConversationSidebar
 from slmdesk.ui.settings_panel import SettingsPanel
 
@@ -261,6 +262,10 @@ class MainWindow(QMainWindow):
         self.tabs.setObjectName("tabs")
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.splitter, "Chat")
+        self.classify_view = ClassifyView(self.db, self.engine, self.tabs)
+        self.classify_view.model_requested.connect(
+            lambda model_id: self.select_model(self.models.get(model_id)))
+        self.tabs.addTab(self.classify_view, "Classify")
         self.tabs.currentChanged.connect(self._on_tab_changed)
         top_layout.addWidget(self.tabs, 1)
         self.setCentralWidget(top)
@@ -459,6 +464,7 @@ class MainWindow(QMainWindow):
         if index >= 0:
             self.model_picker.setCurrentIndex(index)
         self.loaded = None
+        self.classify_view.set_model(model, None)
         self.load_job = self.engine.load(model.path, load_settings(self.db).load_params())
         self._update_controls()
 
@@ -476,6 +482,7 @@ class MainWindow(QMainWindow):
             return
         self.load_job = None
         self.loaded = info
+        self.classify_view.set_model(self.model, info)
         self.load_progress.hide()
         self.clear_error()
         self.model_state.setText(ready_text(info))
@@ -497,6 +504,7 @@ class MainWindow(QMainWindow):
         if self.load_job is None or job_id != self.load_job.id:
             return
         self.load_job = None
+        self.classify_view.set_model(self.model, None)
         self.load_progress.hide()
         self.model_state.setText("not loaded")
         self.show_error(message)

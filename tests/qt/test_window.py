@@ -374,3 +374,13 @@ def test_missing_model_file_is_shown_in_the_window(qtbot: Any, app: Any,
     win.select_model(record)
     assert win.banner.isVisible() and "missing" in win.banner.text()
     assert win.loaded is not None  # the old model stays loaded
+
+
+def test_classify_tab_shares_the_loaded_model(qtbot: Any, app: Any) -> None:
+    win = app.win
+    assert [win.tabs.tabText(i) for i in range(win.tabs.count())] == ["Chat", "Classify"]
+    win.tabs.setCurrentWidget(win.classify_view)
+    assert not win.settings_button.isVisible()  # chat-only control
+    assert win.classify_view.loaded is win.loaded
+    win.tabs.setCurrentIndex(0)
+    assert win.settings_button.isVisible()
