@@ -61,6 +61,8 @@ def evaluate(
             raise InvalidInputError(
                 f"The gold label '{name}' is not one of the labels ({', '.join(labels)})."
             )
+    # No label (an empty text, an error) may come as None or "" (no label is named "").
+    predicted = [p if p else None for p in predicted]
     for pred in predicted:
         if pred is not None and pred not in index:
             raise InvalidInputError(f"The predicted label '{pred}' is not one of the labels.")

@@ -54,6 +54,7 @@ def test_confusion_matrix_and_metrics_equal_a_hand_computation() -> None:
 def test_missing_predictions_count_as_wrong_but_fill_no_cell() -> None:
     report = evaluate(["a", "a", "b"], ["a", None, "b"], ["a", "b"])
     assert report.confusion == [[1, 0], [0, 1]]
+    assert evaluate(["a", "a", "b"], ["a", "", "b"], ["a", "b"]) == report
     assert report.accuracy == pytest.approx(2 / 3)
     assert report.per_label["a"]["recall"] == pytest.approx(1 / 2)
     assert report.per_label["a"]["precision"] == pytest.approx(1.0)
