@@ -1,6 +1,7 @@
-"""`./dev bench`: slmdesk's engine against bare llama-cpp-python, as ratios of medians.
+"""`./dev bench`: slmdesk's engine against bare llama-cpp-python, as ratios of medians, and
+the classifier's accuracy on real labelled data (bench/classify_accuracy.py).
 
-Every figure is a ratio of two things measured interleaved in the same run, on the same
+Every speed figure is a ratio of two things measured interleaved in the same run, on the same
 model file and thread count, because these machines are shared and noisy.
 """
 
@@ -72,7 +73,36 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--quick", action="store_true",
+                    help="classification: fewer tasks, settings and texts (a few minutes)")
+    ap.add_argument("--sample", type=int, help="classification: texts per task")
+    only = ap.add_mutually_exclusive_group()
+    only.add_argument("--classify-only", action="store_true",
+                      help="only the classification benchmark (merged into latest.json)")
+    only.add_argument("--no-classify", action="store_true",
+                      help="skip the classification benchmark")
     args = ap.parse_args()
+    results: dict[str, Any] = {}
+    if args.classify_only:
+        # Keep the other figures of the last full run; replace the classification ones.
+        if RESULTS.is_file():
+            results = json.loads(RESULTS.read_text())
+    else:
+        results = engine_ratios(args)
+    if not args.no_classify:
+        from bench.classify_accuracy import run as classify_run
+
+        print()
+        results.update(classify_run(threads=args.threads, quick=args.quick,
+                                    sample=args.sample))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {RESULTS}")
+    return 0
+
+
+def engine_ratios(args: argparse.Namespace) -> dict[str, Any]:
+    """Decode, prefill and follow-up ratios against llama-cpp-python, and GUI stalls."""
     import llama_cpp
 
     model = starter_model()
@@ -108,8 +138,6 @@ def main() -> int:
         "followup_ttft_ratio": statistics.median(ttft_ratios),
         **stall,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"{'measure':40} {'median':>8}  rounds")
     for key in ("decode_ratio_vs_llama_cpp_python", "prefill_ratio_vs_llama_cpp_python",
                 "followup_ttft_ratio"):
@@ -119,8 +147,7 @@ def main() -> int:
         print(f"{key:40} {results[key]:8.2f}  " + " ".join(f"{r:.2f}" for r in rounds))
     for key, value in stall.items():
         print(f"{key:40} {value:8.1f}")
-    print(f"written to {RESULTS}")
-    return 0
+    return results
 
 
 if __name__ == "__main__":
