@@ -76,6 +76,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true",
                     help="classification: fewer tasks, settings and texts (a few minutes)")
     ap.add_argument("--sample", type=int, help="classification: texts per task")
+    ap.add_argument("--resume", action="store_true",
+                    help="classification: reuse the passes an interrupted run saved")
     only = ap.add_mutually_exclusive_group()
     only.add_argument("--classify-only", action="store_true",
                       help="only the classification benchmark (merged into latest.json)")
@@ -94,7 +96,7 @@ def main() -> int:
 
         print()
         results.update(classify_run(threads=args.threads, quick=args.quick,
-                                    sample=args.sample))
+                                    sample=args.sample, resume=args.resume))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {RESULTS}")

@@ -15,10 +15,12 @@ against the same classifier with the cache cleared before every text.
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench import data
@@ -34,6 +36,7 @@ SETTINGS: dict[str, tuple[int, str]] = {
 }
 QUICK_SETTINGS = ("zero_shot_raw", "zero_shot_batch", "zero_shot_contextual", "few_shot_8")
 QUICK_TASKS = ("r8", "tweets")
+RUN_ORDER = ("r8", "tweets", "books", "20ng")  # quickest first, 20 newsgroups last
 MAX_CONTEXT = 8192  # few-shot prompts with 8 examples per class take about 3,500 tokens
 SEED = 0
 
@@ -213,13 +216,13 @@ class Plan:
 def plan(quick: bool, sample: int | None = None, models: Sequence[str] | None = None,
          tasks: Sequence[str] | None = None) -> Plan:
     if quick:
-        n = sample or 60
-        p = Plan(QUICK_TASKS, QUICK_SETTINGS, {t: n for t in QUICK_TASKS}, speedup_texts=2)
+        n = sample or 40
+        p = Plan(QUICK_TASKS, QUICK_SETTINGS, {t: n for t in QUICK_TASKS}, speedup_texts=1)
     else:
         n = sample or 300
-        p = Plan(data.TASKS, tuple(SETTINGS), {t: n for t in data.TASKS}, speedup_texts=4)
+        p = Plan(RUN_ORDER, tuple(SETTINGS), {t: n for t in RUN_ORDER}, speedup_texts=4)
     if tasks:
-        p.tasks = tuple(tasks)
+        p.tasks = tuple(t for t in RUN_ORDER if t in tasks)
         p.sample = {t: n for t in p.tasks}
     p.models = tuple(models) if models else None
     return p
@@ -257,13 +260,111 @@ def _goal(results: dict[tuple[str, str, str], RunResult], speedups: dict[str, fl
     return goals
 
 
-def run(threads: int = 1, quick: bool = False, sample: int | None = None,
-        models: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
-        log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run the grid, print the table and return the figures for latest.json."""
+CHECKPOINT_DIR = Path(__file__).parent / "results"
+
+
+def _checkpoint_path(model_key: str) -> Path:
+    return CHECKPOINT_DIR / f"classify-{model_key}.json"
+
+
+def _fingerprint(model: BenchModel, threads: int) -> dict[str, Any]:
+    """What must match for a checkpointed pass to be reused by ``--resume``."""
+    return {"model": model.path.name, "threads": threads, "seed": SEED,
+            "text_max_chars": data.MAX_TEXT_CHARS,
+            "few_shot_budget_chars": data.FEW_SHOT_BUDGET_CHARS,
+            "max_context": MAX_CONTEXT}
+
+
+class Checkpoint:
+    """One model's finished passes, written after each pass (gitignored, in results/), so
+    that an interrupted run can go on with ``--resume`` instead of starting over."""
+
+    def __init__(self, model: BenchModel, threads: int, resume: bool) -> None:
+        self.path = _checkpoint_path(model.key)
+        self.fingerprint = _fingerprint(model, threads)
+        self.runs: dict[tuple[str, str], RunResult] = {}
+        self.speed: dict[str, float] | None = None
+        self.pp: float | None = None
+        if resume and self.path.is_file():
+            saved = json.loads(self.path.read_text())
+            if saved.get("fingerprint") == self.fingerprint:
+                for item in saved.get("runs", []):
+                    r = RunResult(**item)
+                    self.runs[(r.task, r.setting)] = r
+                self.speed = saved.get("speed")
+                self.pp = saved.get("pp")
+
+    def done(self, task: str, settings: Sequence[str], n: int) -> list[RunResult] | None:
+        found = [self.runs.get((task, s)) for s in settings]
+        if all(r is not None and r.n == n for r in found):
+            return [r for r in found if r is not None]
+        return None
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        body = {"fingerprint": self.fingerprint, "pp": self.pp, "speed": self.speed,
+                "runs": [asdict(r) for r in self.runs.values()]}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(body, indent=1) + "\n")
+        tmp.replace(self.path)
+
+
+def _log_run(log: Callable[[str], None], r: RunResult, elapsed: float, note: str = "") -> None:
+    log(f"  {r.model:13} {r.task:7} {r.setting:21} acc {r.accuracy:6.1%}"
+        f"  macro-F1 {r.macro_f1:6.1%}  {r.texts_per_s:6.2f} texts/s  "
+        f"{r.tokens_per_text:6.0f} tok/text  ({r.seconds:.0f} s, {elapsed:.0f} s total){note}")
+
+
+def run_model(model: BenchModel, p: Plan, tasks: dict[str, data.Task],
+              samples: dict[str, list[data.Example]], threads: int, resume: bool,
+              log: Callable[[str], None], started: float) -> Checkpoint:
+    """Every pass of one model (skipping those a resumed checkpoint already holds)."""
     from slmdesk.engine.core import LlamaEngine
     from slmdesk.engine.params import LoadParams
 
+    cp = Checkpoint(model, threads, resume)
+    engine: LlamaEngine | None = None
+
+    def loaded() -> LlamaEngine:
+        nonlocal engine
+        if engine is None:
+            engine = LlamaEngine()
+            engine.load(model.path, LoadParams(max_context=MAX_CONTEXT, n_threads=threads))
+            cp.pp = prompt_speed(engine)
+            log(f"{model.key}: prompt processing {cp.pp:.0f} tokens/s")
+        return engine
+
+    try:
+        for name, task in tasks.items():
+            for group in passes(p.settings):
+                old = cp.done(name, group, len(samples[name]))
+                if old is not None:
+                    for r in old:
+                        _log_run(log, r, time.perf_counter() - started, " (resumed)")
+                    continue
+                e = loaded()
+                assert cp.pp is not None
+                for r in run_settings(e, model, task, samples[name], group, cp.pp):
+                    cp.runs[(name, r.setting)] = r
+                    _log_run(log, r, time.perf_counter() - started)
+                cp.save()
+            if name == "r8" and p.speedup_texts:
+                if cp.speed is None or cp.speed.get("texts") != p.speedup_texts:
+                    cp.speed = prefix_speedup(loaded(), task, samples[name], p.speedup_texts)
+                    cp.save()
+                log(f"  {model.key:13} prefix reuse: {cp.speed['speedup']:.1f}x "
+                    f"({cp.speed['cached_s_per_text']:.2f} s vs "
+                    f"{cp.speed['naive_s_per_text']:.2f} s per text)")
+    finally:
+        if engine is not None:
+            engine.unload()
+    return cp
+
+
+def run(threads: int = 1, quick: bool = False, sample: int | None = None,
+        models: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
+        resume: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the grid, print the table and return the figures for latest.json."""
     if log is None:
         def log(line: str) -> None:
             print(line, flush=True)
@@ -273,42 +374,31 @@ def run(threads: int = 1, quick: bool = False, sample: int | None = None,
     samples = {name: data.sample(t, p.sample[name], seed=SEED)
                for name, t in loaded_tasks.items()}
     log(f"classification: {', '.join(f'{n} {len(s)} texts' for n, s in samples.items())}; "
-        f"texts cut to {data.MAX_TEXT_CHARS} characters; seed {SEED}; threads {threads}")
+        f"texts cut to {data.MAX_TEXT_CHARS} characters; seed {SEED}; threads {threads}"
+        + ("; resuming" if resume else ""))
     results: dict[tuple[str, str, str], RunResult] = {}
     speed: dict[str, dict[str, float]] = {}
     pp: dict[str, float] = {}
     for model in bench_models():
         if p.models and model.key not in p.models:
             continue
-        engine = LlamaEngine()
-        engine.load(model.path, LoadParams(max_context=MAX_CONTEXT, n_threads=threads))
-        try:
-            pp[model.key] = prompt_speed(engine)
-            log(f"{model.key}: prompt processing {pp[model.key]:.0f} tokens/s")
-            for name, task in loaded_tasks.items():
-                for group in passes(p.settings):
-                    for r in run_settings(engine, model, task, samples[name], group,
-                                          pp[model.key]):
-                        results[(model.key, name, r.setting)] = r
-                        log(f"  {model.key:13} {name:7} {r.setting:21} acc {r.accuracy:6.1%}"
-                            f"  macro-F1 {r.macro_f1:6.1%}  {r.texts_per_s:6.2f} texts/s  "
-                            f"{r.tokens_per_text:6.0f} tok/text  ({r.seconds:.0f} s, "
-                            f"{time.perf_counter() - started:.0f} s total)")
-            if "r8" in loaded_tasks and p.speedup_texts:
-                speed[model.key] = prefix_speedup(engine, loaded_tasks["r8"], samples["r8"],
-                                                  p.speedup_texts)
-                log(f"  {model.key:13} prefix reuse: {speed[model.key]['speedup']:.1f}x "
-                    f"({speed[model.key]['cached_s_per_text']:.2f} s vs "
-                    f"{speed[model.key]['naive_s_per_text']:.2f} s per text)")
-        finally:
-            engine.unload()
+        cp = run_model(model, p, loaded_tasks, samples, threads, resume, log, started)
+        for name in loaded_tasks:
+            for setting in p.settings:
+                if (name, setting) in cp.runs:
+                    results[(model.key, name, setting)] = cp.runs[(name, setting)]
+        if cp.speed is not None and p.speedup_texts:
+            speed[model.key] = cp.speed
+        if cp.pp is not None:
+            pp[model.key] = cp.pp
     total = time.perf_counter() - started
     print_table(results, speed, log)
     goals = _goal(results, {m: s["speedup"] for m, s in speed.items()})
     log("")
     for goal, figure, met in goals:
         log(f"  {'met ' if met else 'MISS'}  {goal:58} {figure}")
-    log(f"classification benchmark: {total / 60:.1f} min")
+    log(f"classification benchmark: {total / 60:.1f} min"
+        + (" (this run; resumed passes not counted)" if resume else ""))
     return to_json(results, speed, pp, samples, p, goals, total, threads, quick)
 
 
@@ -383,8 +473,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sample", type=int)
     ap.add_argument("--model", action="append", choices=["smollm2-135m", "gemma3-270m"])
     ap.add_argument("--task", action="append", choices=list(data.TASKS))
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse passes an interrupted run saved in bench/results/")
     args = ap.parse_args(argv)
-    run(args.threads, args.quick, args.sample, args.model, args.task)
+    run(args.threads, args.quick, args.sample, args.model, args.task, args.resume)
     return 0
 
 
