@@ -640,6 +640,23 @@ class ChatRepository:
                 [content, utc_now(), message_id],
             )
 
+    def set_rating(self, message_id: str, rating: int | None) -> Message:
+        """Thumbs up (1), down (-1) or none (None) on a reply, kept in its metadata."""
+        if rating not in (None, -1, 1):
+            raise ValueError(f"rating must be -1, 1 or None, not {rating!r}")
+        old = self.get_message(message_id)
+        meta = dict(old.metadata)
+        if rating is None:
+            meta.pop("rating", None)
+        else:
+            meta["rating"] = rating
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE messages SET metadata_json = ? WHERE id = ?",
+                [json.dumps(meta, sort_keys=True), message_id],
+            )
+        return self.get_message(message_id)
+
     def finish_message(
         self,
         message_id: str,

@@ -61,6 +61,8 @@ class MessageWidget(QFrame):
     edit_submitted = Signal(str, str)
     branch_requested = Signal(str)
     link_requested = Signal(QUrl)
+    rating_changed = Signal(str, int)  # message id, 1 / -1 / 0 (none)
+    save_example_requested = Signal(str)
 
     def __init__(self, message: Message, siblings: list[str], parent: QWidget | None = None):
         super().__init__(parent)
@@ -99,6 +101,31 @@ class MessageWidget(QFrame):
         self.copy_button.setObjectName("copy_message")
         self.copy_button.clicked.connect(self.copy)
         header.addWidget(self.copy_button)
+        self.up_button: QToolButton | None = None
+        self.down_button: QToolButton | None = None
+        self.save_button: QToolButton | None = None
+        if message.role == "assistant":
+            self.up_button = QToolButton(self)
+            self.up_button.setText("👍")
+            self.up_button.setObjectName("rate_up")
+            self.up_button.setToolTip("Good reply")
+            self.up_button.setCheckable(True)
+            self.down_button = QToolButton(self)
+            self.down_button.setText("👎")
+            self.down_button.setObjectName("rate_down")
+            self.down_button.setToolTip("Bad reply")
+            self.down_button.setCheckable(True)
+            self.up_button.clicked.connect(lambda on: self._rate(1 if on else 0))
+            self.down_button.clicked.connect(lambda on: self._rate(-1 if on else 0))
+            self.save_button = QToolButton(self)
+            self.save_button.setText("Save as example…")
+            self.save_button.setObjectName("save_example")
+            self.save_button.setToolTip(
+                "Save this exchange to a chat data set (you can edit the reply first)")
+            self.save_button.clicked.connect(
+                lambda: self.save_example_requested.emit(self.message.id))
+            for b in (self.up_button, self.down_button, self.save_button):
+                header.addWidget(b)
         self.action_button: QToolButton | None = None
         if message.role == "assistant":
             self.action_button = QToolButton(self)
@@ -175,6 +202,19 @@ class MessageWidget(QFrame):
             w.setVisible(n > 1)
         self.prev_button.setEnabled(at > 1)
         self.next_button.setEnabled(at < n)
+        rating = message.metadata.get("rating")
+        if self.up_button is not None and self.down_button is not None:
+            self.up_button.setChecked(rating == 1)
+            self.down_button.setChecked(rating == -1)
+        for b in (self.up_button, self.down_button, self.save_button):
+            if b is not None:
+                b.setEnabled(not streaming)
+
+    def _rate(self, rating: int) -> None:
+        if self.up_button is not None and self.down_button is not None:
+            self.up_button.setChecked(rating == 1)
+            self.down_button.setChecked(rating == -1)
+        self.rating_changed.emit(self.message.id, rating)
 
     def set_streaming_text(self, text: str) -> None:
         """Show a growing reply. Re-rendering Markdown costs ~1 ms per KB, so a long reply
@@ -250,6 +290,8 @@ class ChatView(QScrollArea):
     edit_submitted = Signal(str, str)
     branch_requested = Signal(str)
     link_requested = Signal(QUrl)
+    rating_changed = Signal(str, int)
+    save_example_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -300,6 +342,8 @@ class ChatView(QScrollArea):
         w.edit_submitted.connect(self.edit_submitted)
         w.branch_requested.connect(self.branch_requested)
         w.link_requested.connect(self.link_requested)
+        w.rating_changed.connect(self.rating_changed)
+        w.save_example_requested.connect(self.save_example_requested)
         self.column.insertWidget(self.column.count() - 1, w)
         self.widgets.append(w)
         return w

@@ -47,6 +47,7 @@ from slmdesk.transfer import export_json, export_markdown, import_json
 from slmdesk.ui.chat_view import ChatView
 from slmdesk.ui.classify_view import ClassifyView
 from slmdesk.ui.conversations import ConversationSidebar
+from slmdesk.ui.save_example import SaveExampleDialog
 from slmdesk.ui.settings_panel import SettingsPanel
 
 log = logging.getLogger(__name__)
@@ -219,6 +220,8 @@ class MainWindow(QMainWindow):
         self.chat_view.edit_submitted.connect(self.edit_and_resend)
         self.chat_view.branch_requested.connect(self.switch_branch)
         self.chat_view.link_requested.connect(self.open_link)
+        self.chat_view.rating_changed.connect(self.rate_reply)
+        self.chat_view.save_example_requested.connect(self.save_example_dialog)
         layout.addWidget(self.chat_view, 1)
 
         row = QHBoxLayout()
@@ -633,6 +636,33 @@ class MainWindow(QMainWindow):
             return
         self.chats.switch_branch(message_id)
         self.open_conversation(self.conversation.id)
+
+    def rate_reply(self, message_id: str, rating: int) -> None:
+        message = self.chats.set_rating(message_id, rating or None)
+        widget = self.chat_view.widget_for(message_id)
+        if widget is not None:
+            widget.message = message
+
+    def example_messages(self, message_id: str) -> list[dict[str, str]]:
+        """The exchange up to and including this reply, system prompt first."""
+        from slmdesk.chat import engine_history
+
+        assert self.conversation is not None
+        path = self.chats.path_to(message_id)
+        return engine_history(self.conversation, path)
+
+    def save_example_dialog(self, message_id: str) -> SaveExampleDialog | None:
+        if self.conversation is None:
+            return None
+        from slmdesk.store.datasets import DatasetRepository
+
+        rating = self.chats.get_message(message_id).metadata.get("rating")
+        dialog = SaveExampleDialog(
+            DatasetRepository(self.db), self.example_messages(message_id),
+            conversation_id=self.conversation.id, rating=rating, parent=self,
+        )
+        dialog.open()
+        return dialog
 
     def _start(self, turn: Turn) -> None:
         self.clear_error()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QMimeData, Qt, QUrl
+from PySide6.QtWidgets import QDialog
 
 from slmdesk.engine.params import LoadParams, SamplingParams
 from slmdesk.engine.worker import EngineClient
@@ -384,3 +385,36 @@ def test_classify_tab_shares_the_loaded_model(qtbot: Any, app: Any) -> None:
     assert win.classify_view.loaded is win.loaded
     win.tabs.setCurrentIndex(0)
     assert win.settings_button.isVisible()
+
+
+def test_rate_a_reply_and_save_the_exchange_as_an_edited_example(qtbot: Any, app: Any) -> None:
+    from slmdesk.store.datasets import DatasetRepository
+
+    win = app.win
+    win.settings_panel.max_tokens.setValue(16)
+    win.settings_panel.flush()
+    send(qtbot, win, "Say hello to Ada.")
+    reply_widget = win.chat_view.widgets[-1]
+    reply_widget.up_button.click()
+    chats = ChatRepository(win.db)
+    assert chats.get_message(reply_widget.message.id).metadata["rating"] == 1
+    reply_widget.save_button.click()
+    dialog = win.findChild(QDialog, "save_example_dialog")
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.rating_group.checkedId() == 1
+    dialog.reply_edit.setPlainText("Hello, Ada!")
+    dialog.save()
+    assert dialog.saved is not None
+    datasets = DatasetRepository(win.db)
+    [example] = datasets.examples(datasets.get("Chat examples"))
+    assert example.messages == [
+        {"role": "system", "content": win.conversation.system_prompt},
+        {"role": "user", "content": "Say hello to Ada."},
+        {"role": "assistant", "content": "Hello, Ada!"},
+    ]
+    assert (example.rating, example.source, example.source_ref) == (
+        1, "conversation", win.conversation.id)
+    # The stored reply itself is untouched: the edit went only into the example.
+    assert chats.get_message(reply_widget.message.id).content == reply_widget.message.content
+    reply_widget.up_button.click()  # un-rate
+    assert "rating" not in chats.get_message(reply_widget.message.id).metadata
