@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -85,6 +86,7 @@ def _build_parser() -> argparse.ArgumentParser:
     cd.add_argument("id")
 
     _add_classify_parsers(sub)
+    _add_data_parsers(sub)
 
     doctor = sub.add_parser("doctor", help="version, backend, threads, paths, models, database")
     doctor.add_argument("--json", action="store_true")
@@ -116,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "doctor": _cmd_doctor,
             "classify": _cmd_classify,
             "classifiers": _cmd_classifiers,
+            "data": _cmd_data,
         }[args.command]
         return handler(args)
     except UserFacingError as exc:
@@ -756,6 +759,337 @@ def _cmd_classifiers(args: argparse.Namespace) -> int:
         kind = "multi-label, " if r["multi_label"] else ""
         print(f"{r['name']}  [{', '.join(r['labels'])}]  {kind}{r['examples']} examples, "
               f"calibration {r['calibration']}, model {r['model'] or '(default)'}")
+    return 0
+
+
+# data -----------------------------------------------------------------------------------
+def _add_data_parsers(sub: Any) -> None:
+    from slmdesk.datasets.formats import FORMATS
+
+    d = sub.add_parser(
+        "data", help="labelled and chat data sets: import, export, splits, stats, evaluation"
+    )
+    dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    dl = dsub.add_parser("list", help="list data sets")
+    dl.add_argument("--json", action="store_true")
+    dc = dsub.add_parser("create", help="create an empty data set")
+    dc.add_argument("name", metavar="NAME")
+    dc.add_argument("--kind", choices=["labels", "chat"], required=True)
+    dc.add_argument("--labels", help="comma-separated label set (labelled texts)")
+    dc.add_argument("--description", metavar="TEXT")
+    dc.add_argument("--licence", metavar="TEXT", help="licence note for the data card")
+    dc.add_argument("--json", action="store_true")
+    di = dsub.add_parser(
+        "import", help="add a CSV/TSV/JSONL/text or chat (messages, ShareGPT, Alpaca) file",
+        description="Add every example of FILE to the data set NAME (created if missing), "
+        "all in one transaction: a bad row stops the import with its line number and "
+        "nothing changes.",
+    )
+    di.add_argument("name", metavar="NAME")
+    di.add_argument("file", metavar="FILE")
+    di.add_argument("--text-column", metavar="C", help="column with the text")
+    di.add_argument("--label-column", metavar="L", help="column with the label")
+    di.add_argument("--kind", choices=["labels", "chat"],
+                    help="kind of a new data set (default: chat for chat files)")
+    di.add_argument("--new-labels", action="store_true",
+                    help="accept labels the data set does not have yet")
+    di.add_argument("--json", action="store_true")
+    dp = dsub.add_parser("preview", help="the format, columns and first rows of a file")
+    dp.add_argument("file", metavar="FILE")
+    dp.add_argument("--limit", type=int, default=5)
+    dp.add_argument("--json", action="store_true")
+    de = dsub.add_parser("export", help="write a data set (or a split) for fine-tuning")
+    de.add_argument("name", metavar="NAME")
+    de.add_argument("--format", choices=list(FORMATS), required=True,
+                    help="openai: {\"messages\": [...]}; sharegpt; alpaca; "
+                    "jsonl/csv: text,label rows")
+    de.add_argument("--split", choices=["train", "validation", "test", "all"], default="all")
+    de.add_argument("--include-unlabelled", action="store_true",
+                    help="jsonl/csv: also texts without a label (empty label)")
+    de.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    dst = dsub.add_parser("stats", help="counts per label, split and source; quality checks")
+    dst.add_argument("name", metavar="NAME")
+    dst.add_argument("--json", action="store_true")
+    dsp = dsub.add_parser("split", help="assign train/validation/test (stratified, seeded)")
+    dsp.add_argument("name", metavar="NAME")
+    dsp.add_argument("--seed", type=int, default=0)
+    dsp.add_argument("--fractions", default="0.8,0.1,0.1", metavar="TRAIN,VAL,TEST")
+    dsp.add_argument("--overwrite", action="store_true",
+                     help="reassign every example (default: keep existing splits)")
+    dsp.add_argument("--json", action="store_true")
+    dsh = dsub.add_parser("show", help="list examples, with filters and full-text search")
+    dsh.add_argument("name", metavar="NAME")
+    dsh.add_argument("--label")
+    dsh.add_argument("--unlabelled", action="store_true")
+    dsh.add_argument("--split", choices=["train", "validation", "test", "unassigned"])
+    dsh.add_argument("--source", choices=["typed", "imported", "conversation",
+                                          "classification"])
+    dsh.add_argument("--disagreement", action="store_true",
+                     help="the label and the model's suggestion differ")
+    dsh.add_argument("--search", metavar="WORDS")
+    dsh.add_argument("--limit", type=int, default=50)
+    dsh.add_argument("--json", action="store_true")
+    dcard = dsub.add_parser("card", help="a Markdown data card")
+    dcard.add_argument("name", metavar="NAME")
+    dcard.add_argument("-o", "--output", metavar="FILE")
+    dev = dsub.add_parser(
+        "evaluate", help="evaluate a model + classifier on a split; the run is kept")
+    dev.add_argument("name", metavar="NAME")
+    dev.add_argument("-m", "--model", help="model id, name or file name")
+    dev.add_argument("--classifier", metavar="NAME",
+                     help="a saved classifier (default: zero-shot with the data set's labels)")
+    dev.add_argument("--split", choices=["train", "validation", "test", "all"],
+                     default="test")
+    dev.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    dev.add_argument("--json", action="store_true")
+    dv = dsub.add_parser("evals", help="evaluation runs of a data set, side by side")
+    dv.add_argument("name", metavar="NAME")
+    dv.add_argument("--json", action="store_true")
+    dr = dsub.add_parser("rename", help="rename a data set")
+    dr.add_argument("name", metavar="NAME")
+    dr.add_argument("new_name", metavar="NEW_NAME")
+    dd = dsub.add_parser("delete", help="delete a data set with its examples, for good")
+    dd.add_argument("name", metavar="NAME")
+
+
+def _write_output(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    except OSError as exc:
+        raise UserFacingError(f"Cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from slmdesk.datasets import formats
+    from slmdesk.store.datasets import DatasetRepository
+
+    cmd = args.data_command
+    if cmd == "preview":
+        prev = formats.preview(args.file, limit=max(args.limit, 0))
+        if args.json:
+            _print_json(dataclasses.asdict(prev))
+            return 0
+        print(f"format: {prev.format} ({prev.kind}), {prev.total} rows")
+        print(f"columns: {', '.join(prev.columns)}")
+        if prev.kind == "labels":
+            print(f"text column: {prev.suggested_text_column or '(choose with --text-column)'}"
+                  f"; label column: {prev.suggested_label_column or '(none)'}")
+        for row in prev.rows:
+            print("  " + json.dumps(row, ensure_ascii=False))
+        return 0
+    if cmd == "evaluate":
+        return _data_evaluate(args)
+    core = _open_data_core()
+    repo = DatasetRepository(core.db)
+    if cmd == "list":
+        sets = repo.all()
+        rows = [{**ds.to_json(), "examples": repo.count(ds)} for ds in sets]
+        if args.json:
+            _print_json(rows)
+        elif not rows:
+            print("No data sets. Create one with `slmdesk data create NAME --kind labels` "
+                  "or `slmdesk data import NAME FILE`.")
+        for r in rows if not args.json else []:
+            labels = f"  [{', '.join(r['labels'])}]" if r["labels"] else ""
+            print(f"{r['name']}  {r['kind']}  {r['examples']} examples{labels}")
+        return 0
+    if cmd == "create":
+        label_set = _split_labels(args.labels) if args.labels else None
+        ds = repo.create(args.name, kind=args.kind, labels=label_set,
+                         description=args.description, licence=args.licence)
+        if args.json:
+            _print_json(ds.to_json())
+        else:
+            print(f"Created {ds.kind} data set {ds.name}")
+        return 0
+    if cmd == "import":
+        result = formats.import_file(
+            core.db, args.name, args.file, text_column=args.text_column,
+            label_column=args.label_column, kind=args.kind, allow_new_labels=args.new_labels)
+        if args.json:
+            _print_json({
+                "dataset": result.dataset.to_json(), "added": result.added,
+                "skipped_blank": result.skipped_blank, "format": result.format,
+                "text_column": result.text_column, "label_column": result.label_column,
+                "total": repo.count(result.dataset),
+            })
+            return 0
+        columns = ""
+        if result.text_column:
+            columns = f"; text from '{result.text_column}'" + (
+                f", label from '{result.label_column}'" if result.label_column else
+                ", no labels")
+        skipped = (f", skipped {result.skipped_blank} blank"
+                   if result.skipped_blank else "")
+        print(f"Imported {result.added} examples into {result.dataset.name} "
+              f"({result.format}{columns}{skipped}); it has {repo.count(result.dataset)}.")
+        return 0
+    ds = repo.get(args.name)
+    if cmd == "export":
+        text = formats.export(core.db, ds.name, args.format, split=args.split,
+                              include_unlabelled=args.include_unlabelled)
+        if args.output:
+            _write_output(args.output, text)
+            print(f"Wrote {text.count(chr(10)) - (1 if args.format == 'csv' else 0)} "
+                  f"examples to {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return 0
+    if cmd == "stats":
+        return _data_stats(repo, ds, json_mode=args.json)
+    if cmd == "split":
+        try:
+            fractions = [float(x) for x in args.fractions.split(",")]
+        except ValueError:
+            raise InvalidInputError(
+                "--fractions needs three numbers, e.g. 0.8,0.1,0.1.") from None
+        stats = repo.assign_splits(ds, seed=args.seed, fractions=fractions,
+                                   overwrite=args.overwrite)
+        if args.json:
+            _print_json(stats.to_json())
+        else:
+            print(", ".join(f"{k} {v}" for k, v in stats.per_split.items()))
+        return 0
+    if cmd == "show":
+        if args.limit < 0:
+            raise InvalidInputError("--limit must be 0 or more.")
+        found = repo.query(ds, label=args.label, unlabelled=args.unlabelled, split=args.split,
+                           source=args.source, disagreement=args.disagreement,
+                           search=args.search, limit=args.limit)
+        if args.json:
+            _print_json([e.to_json() for e in found])
+            return 0
+        if not found:
+            print("No examples.")
+        for e in found:
+            text = " ".join((e.text or "").split())
+            text = text[:80] + ("…" if len(text) > 80 else "")
+            tags = [e.label or "(unlabelled)" if ds.kind == "labels" else "",
+                    e.split or "", f"model: {e.model_label}" if e.model_label else ""]
+            print(f"{e.id}  {'  '.join(t for t in tags if t)}  {text}")
+        return 0
+    if cmd == "card":
+        from slmdesk.datasets.card import data_card
+
+        card = data_card(core.db, ds.name)
+        if args.output:
+            _write_output(args.output, card)
+        else:
+            sys.stdout.write(card)
+        return 0
+    if cmd == "evals":
+        from slmdesk.datasets.evaluation import format_evals, list_evals
+
+        runs = list_evals(core.db, ds)
+        if args.json:
+            _print_json([r.to_json() for r in runs])
+        else:
+            print(format_evals(runs))
+        return 0
+    if cmd == "rename":
+        renamed = repo.rename_dataset(ds, args.new_name)
+        print(f"Renamed {ds.name} to {renamed.name}")
+        return 0
+    # delete
+    n = repo.count(ds)
+    repo.delete_dataset(ds)
+    print(f"Deleted data set {ds.name} ({n} examples)")
+    return 0
+
+
+def _open_data_core() -> Any:
+    """The core without registering the starter model (data commands need no model)."""
+    from slmdesk.core import open_core
+
+    return open_core(register_starter=False)
+
+
+def _data_stats(repo: Any, ds: Any, *, json_mode: bool) -> int:
+    from slmdesk.datasets.quality import check_quality
+
+    stats = repo.stats(ds)
+    quality = check_quality(repo.examples(ds))
+    if json_mode:
+        _print_json({"name": ds.name, "kind": ds.kind, **stats.to_json(),
+                     "quality": quality.to_json()})
+        return 0
+    print(f"{ds.name}: {stats.total} examples"
+          + (f" ({stats.labelled} labelled, {stats.unlabelled} unlabelled)"
+             if ds.kind == "labels" else ""))
+    if ds.kind == "labels":
+        print("labels: " + (", ".join(f"{k} {v}" for k, v in stats.per_label.items())
+                            or "(none)"))
+    print("splits: " + ", ".join(f"{k} {v}" for k, v in stats.per_split.items()))
+    print("sources: " + (", ".join(f"{k} {v}" for k, v in stats.per_source.items())
+                         or "(none)"))
+    print(f"duplicates: {len(quality.duplicates)} groups ({quality.redundant} redundant); "
+          f"near-empty: {len(quality.near_empty)}")
+    return 0
+
+
+def _data_evaluate(args: argparse.Namespace) -> int:
+    from slmdesk.classify.classifier import Classifier
+    from slmdesk.classify.evaluate import format_report
+    from slmdesk.classify.spec import ClassifierSpec
+    from slmdesk.core import open_core
+    from slmdesk.datasets.evaluation import (
+        eval_examples,
+        evaluate_examples,
+        few_shot_overlap,
+        record_eval,
+        spec_for_dataset,
+    )
+    from slmdesk.models import check_model_present, resolve_model
+    from slmdesk.store.classifiers import ClassifierRepository
+    from slmdesk.store.datasets import DatasetRepository
+
+    if args.threads is not None and args.threads < 1:
+        raise InvalidInputError("--threads must be at least 1.")
+    core = open_core()
+    ds = DatasetRepository(core.db).get(args.name)
+    saved = ClassifierRepository(core.db).get(args.classifier) if args.classifier else None
+    spec = spec_for_dataset(ds, ClassifierSpec.from_json(saved.spec) if saved else None)
+    # Everything that can be checked is checked before the model loads.
+    examples = eval_examples(core.db, ds, args.split)
+    missing = sorted({str(e.label) for e in examples if e.label not in spec.label_names})
+    if missing:
+        raise InvalidInputError(
+            f"'{ds.name}' has examples labelled '{missing[0]}', which is not one of the "
+            f"classifier's labels ({', '.join(spec.label_names)}).")
+    if spec.multi_label:
+        raise InvalidInputError("Evaluation works with single-label classifiers.")
+    model = resolve_model(core.db, args.model,
+                          conversation_model_id=saved.model_id if saved else None)
+    check_model_present(model)
+    engine = _load_engine(model.path, args.threads, core.db)
+    try:
+        classifier = Classifier(engine, spec)
+        progress = _Progress(len(examples))
+        cancel = threading.Event()
+        with _sigint_cancels(cancel):
+            report = evaluate_examples(classifier, examples, cancel=cancel,
+                                       on_progress=progress)
+        if report is None:
+            progress.stopped(progress.done)
+            return 130
+        calibration = classifier.calibration_for(len(examples))
+    finally:
+        engine.unload()
+    overlap = few_shot_overlap(spec, examples)
+    run = record_eval(
+        core.db, ds, model_name=model.name, model_id=model.id, classifier_spec=spec.to_json(),
+        report=report, split=args.split, classifier_name=saved.name if saved else None,
+        extra={"calibration": calibration, "few_shot_overlap": overlap},
+    )
+    if args.json:
+        _print_json(run.to_json())
+        return 0
+    print(format_report(report))
+    print(f"\ncalibration: {calibration}; model {model.name}; split {args.split}; run {run.id}")
+    if overlap:
+        print(f"[{overlap} evaluated text(s) are also few-shot examples of the classifier; "
+              "the score is optimistic]", file=sys.stderr)
     return 0
 
 

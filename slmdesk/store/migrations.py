@@ -193,3 +193,45 @@ def m003_classifiers_datasets(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX examples_dataset ON examples(dataset_id, id)")
     db.execute("CREATE INDEX examples_label ON examples(dataset_id, label)")
     db.table("examples").enable_fts(["text", "notes"], create_triggers=True, tokenize="unicode61")
+
+
+@MIGRATIONS()
+def m004_dataset_curation(db: sqlite_utils.Database) -> None:
+    """Model suggestions name their model, splits are indexed, evaluation runs are kept."""
+    examples = db.table("examples")
+    # Which model made model_label/model_confidence (labelled_by says who made the label).
+    examples.add_column("model_name", str)
+    db.execute("CREATE INDEX examples_split ON examples(dataset_id, split)")
+    db.execute("CREATE INDEX examples_source ON examples(dataset_id, source)")
+    # Chat examples keep their messages' text in "text" so that full-text search and
+    # duplicate checks see it; rows written before this migration get it now.
+    for row in list(db.query(
+        "SELECT id, messages_json FROM examples WHERE messages_json IS NOT NULL AND text IS NULL"
+    )):
+        try:
+            messages = json.loads(row["messages_json"])
+            text = "\n".join(
+                str(m.get("content", "")) for m in messages if isinstance(m, dict)
+            )
+        except (ValueError, TypeError, AttributeError):
+            continue
+        db.execute("UPDATE examples SET text = ? WHERE id = ?", [text, row["id"]])
+    db.execute(
+        """
+        CREATE TABLE eval_runs (
+            id TEXT PRIMARY KEY,
+            dataset_id TEXT NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+            model_name TEXT NOT NULL,
+            model_id TEXT REFERENCES models(id) ON DELETE SET NULL,
+            classifier_name TEXT,
+            spec_json TEXT NOT NULL,
+            split TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            accuracy REAL NOT NULL,
+            macro_f1 REAL NOT NULL,
+            report_json TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX eval_runs_dataset ON eval_runs(dataset_id, created_at)")

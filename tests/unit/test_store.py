@@ -27,7 +27,10 @@ from slmdesk.store.repositories import (
     PresetRepository,
 )
 
-ALL_MIGRATIONS = ["m001_initial", "m002_branches_presets", "m003_classifiers_datasets"]
+ALL_MIGRATIONS = [
+    "m001_initial", "m002_branches_presets", "m003_classifiers_datasets",
+    "m004_dataset_curation",
+]
 
 
 @pytest.fixture
