@@ -14,10 +14,7 @@ import sqlite_utils
 from PySide6.QtCore import (
     QItemSelectionModel,
     QModelIndex,
-    QObject,
-    QRunnable,
     Qt,
-    QThreadPool,
     QTimer,
     Signal,
 )
@@ -75,6 +72,7 @@ from slmdesk.ui.classify_models import (
     percent,
 )
 from slmdesk.ui.classify_setup import EXAMPLES_FROM_DATASET, SetupPanel
+from slmdesk.ui.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from slmdesk.classify.classifier import Prediction
@@ -106,39 +104,6 @@ def guess_column(columns: Sequence[str], guesses: Sequence[str],
         if guess in folded:
             return folded[guess]
     return None
-
-
-class _Relay(QObject):
-    """Carries a background task's outcome back to the GUI thread (queued by Qt)."""
-
-    finished = Signal(int, object, str)  # ticket, result, error message ("" when fine)
-
-
-class _Task(QRunnable):
-    """Runs ``work`` on the thread pool: reading input files, writing exports."""
-
-    def __init__(self, ticket: int, work: Callable[[], Any], relay: _Relay, what: str) -> None:
-        super().__init__()
-        self.ticket, self.work, self.relay, self.what = ticket, work, relay, what
-
-    def run(self) -> None:
-        try:
-            result = self.work()
-        except UserFacingError as exc:
-            self.relay.finished.emit(self.ticket, None, exc.message)
-        except OSError as exc:
-            self.relay.finished.emit(
-                self.ticket, None, f"Cannot {self.what}: {exc.strerror or exc}")
-        except UnicodeDecodeError:
-            self.relay.finished.emit(
-                self.ticket, None, f"Cannot {self.what}: it is not UTF-8 text.")
-        except Exception as exc:  # a bug: keep the app alive, say so, log the traceback
-            log.exception("background task failed: %s", self.what)
-            self.relay.finished.emit(
-                self.ticket, None, f"Internal error while trying to {self.what}: "
-                f"{type(exc).__name__}: {exc}")
-        else:
-            self.relay.finished.emit(self.ticket, result, "")
 
 
 class ClassifyView(QWidget):
@@ -180,10 +145,7 @@ class ClassifyView(QWidget):
         self.file_column: str | None = None
         self.file_texts: list[str] = []
         # background tasks
-        self._relay = _Relay()
-        self._relay.finished.connect(self._on_task_finished)
-        self._tickets: dict[int, Callable[[Any, str], None]] = {}
-        self._next_ticket = 1
+        self._tasks = BackgroundTasks(self)
         self._reading = 0  # input reads in flight
         self._build()
         self._connect_engine()
@@ -770,16 +732,7 @@ class ClassifyView(QWidget):
 
     def _task(self, work: Callable[[], Any], what: str,
               then: Callable[[Any, str], None]) -> int:
-        ticket = self._next_ticket
-        self._next_ticket += 1
-        self._tickets[ticket] = then
-        QThreadPool.globalInstance().start(_Task(ticket, work, self._relay, what))
-        return ticket
-
-    def _on_task_finished(self, ticket: int, result: Any, error: str) -> None:
-        then = self._tickets.pop(ticket, None)
-        if then is not None:
-            then(result, error)
+        return self._tasks.start(work, what, then)
 
     def open_requested(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
