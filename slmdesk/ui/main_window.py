@@ -47,6 +47,7 @@ from slmdesk.transfer import export_json, export_markdown, import_json
 from slmdesk.ui.chat_view import ChatView
 from slmdesk.ui.classify_view import ClassifyView
 from slmdesk.ui.conversations import ConversationSidebar
+from slmdesk.ui.datasets_view import DatasetsView
 from slmdesk.ui.save_example import SaveExampleDialog
 from slmdesk.ui.settings_panel import SettingsPanel
 
@@ -269,6 +270,8 @@ class MainWindow(QMainWindow):
         self.classify_view.model_requested.connect(
             lambda model_id: self.select_model(self.models.get(model_id)))
         self.tabs.addTab(self.classify_view, "Classify")
+        self.datasets_view = DatasetsView(self.db, self.engine, self.tabs)
+        self.tabs.addTab(self.datasets_view, "Data sets")
         self.tabs.currentChanged.connect(self._on_tab_changed)
         top_layout.addWidget(self.tabs, 1)
         self.setCentralWidget(top)
@@ -468,6 +471,7 @@ class MainWindow(QMainWindow):
             self.model_picker.setCurrentIndex(index)
         self.loaded = None
         self.classify_view.set_model(model, None)
+        self.datasets_view.set_model(model, None)
         self.load_job = self.engine.load(model.path, load_settings(self.db).load_params())
         self._update_controls()
 
@@ -486,6 +490,7 @@ class MainWindow(QMainWindow):
         self.load_job = None
         self.loaded = info
         self.classify_view.set_model(self.model, info)
+        self.datasets_view.set_model(self.model, info)
         self.load_progress.hide()
         self.clear_error()
         self.model_state.setText(ready_text(info))
@@ -508,6 +513,7 @@ class MainWindow(QMainWindow):
             return
         self.load_job = None
         self.classify_view.set_model(self.model, None)
+        self.datasets_view.set_model(self.model, None)
         self.load_progress.hide()
         self.model_state.setText("not loaded")
         self.show_error(message)

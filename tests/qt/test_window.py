@@ -379,10 +379,12 @@ def test_missing_model_file_is_shown_in_the_window(qtbot: Any, app: Any,
 
 def test_classify_tab_shares_the_loaded_model(qtbot: Any, app: Any) -> None:
     win = app.win
-    assert [win.tabs.tabText(i) for i in range(win.tabs.count())] == ["Chat", "Classify"]
+    assert [win.tabs.tabText(i) for i in range(win.tabs.count())] == [
+        "Chat", "Classify", "Data sets"]
     win.tabs.setCurrentWidget(win.classify_view)
     assert not win.settings_button.isVisible()  # chat-only control
     assert win.classify_view.loaded is win.loaded
+    assert win.datasets_view.loaded is win.loaded
     win.tabs.setCurrentIndex(0)
     assert win.settings_button.isVisible()
 
