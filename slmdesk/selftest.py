@@ -1,4 +1,5 @@
-"""`slmdesk --self-test`: imports, backend, database and a short real generation."""
+"""`slmdesk --self-test`: imports, backend, database, a short real generation and a
+classification."""
 
 from __future__ import annotations
 
@@ -68,12 +69,32 @@ def run_self_test() -> int:
                 SamplingParams(temperature=0, max_tokens=24),
                 cancel=threading.Event(),
             )
-            engine.unload()
+            state["engine"] = engine
             if "paris" not in result.text.lower():
                 raise RuntimeError(f"unexpected reply {result.text!r}")
             return f"{result.completion_tokens} tokens, {result.tokens_per_s or 0:.0f} tok/s"
 
         check("generation", _generate)
+
+        def _classify() -> str:
+            from slmdesk.classify import Classifier, ClassifierSpec, Label
+
+            engine = state["engine"]
+            spec = ClassifierSpec(
+                labels=(Label("positive"), Label("negative")), calibration="none"
+            )
+            pred = Classifier(engine, spec).classify("I love it")  # type: ignore[arg-type]
+            if pred.error:
+                raise RuntimeError(pred.error)
+            total = sum(pred.probs.values())
+            if pred.label not in spec.label_names or abs(total - 1.0) > 1e-3:
+                raise RuntimeError(f"unexpected prediction {pred.label!r} {pred.probs!r}")
+            return f"{pred.label} ({pred.confidence:.2f})"
+
+        check("classification", _classify)
+        engine = state.get("engine")
+        if engine is not None:
+            engine.unload()  # type: ignore[attr-defined]
         core = state.get("core")
         if core is not None:
             core.db.close()  # type: ignore[attr-defined]
