@@ -1,5 +1,5 @@
-"""`slmdesk --self-test`: imports, backend, database, a short real generation and a
-classification."""
+"""`slmdesk --self-test`: imports, backend, code highlighting, database, a short real
+generation and a classification."""
 
 from __future__ import annotations
 
@@ -33,6 +33,23 @@ def run_self_test() -> int:
             return f"{b.backend}, llama-cpp-python {b.llama_cpp_python_version}"
 
         check("backend", _backend)
+
+        def _highlighting() -> str:
+            # The chat view finds lexers and styles by name at run time (a frozen app must
+            # carry them).
+            from pygments.lexers import get_lexer_by_name
+            from pygments.styles import get_style_by_name
+            from pygments.token import Keyword
+
+            lexer = get_lexer_by_name("python")
+            get_style_by_name("monokai")
+            get_style_by_name("default")
+            tokens = list(lexer.get_tokens("def f():\n    return 1\n"))
+            if not any(t in Keyword for t, _ in tokens):
+                raise RuntimeError("Python code was not highlighted")
+            return f"{lexer.name}, {len(tokens)} tokens"
+
+        check("code highlighting", _highlighting)
 
         from slmdesk.core import open_core
 
