@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the installable app: dist/slmdesk/ (run dist/slmdesk/slmdesk) and dist/slmdesk-<version>-<os>-<arch>.tar.xz.
 #   packaging/build.sh [--no-model] [--dist DIR] [--no-archive]
-# Environment: PYTHON (default .venv/bin/python), SLMDESK_BUNDLE_MODEL=0 (same as --no-model).
+# Environment: PYTHON (default .venv/bin/python), SLMDESK_BUNDLE_MODEL=0 (same as --no-model),
+# XZ_OPT (xz options; default level 6).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -14,7 +15,7 @@ while [ $# -gt 0 ]; do
     --no-model) export SLMDESK_BUNDLE_MODEL=0 ;;
     --dist) dist=$(mkdir -p "$2" && cd "$2" && pwd); work=$dist/.work; shift ;;
     --no-archive) archive=0 ;;
-    *) sed -n '2,4p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,5p' "$0" >&2; exit 2 ;;
   esac
   shift
 done
@@ -37,7 +38,7 @@ if [ "$archive" = 1 ]; then
   os=$(uname -s | tr '[:upper:]' '[:lower:]'); arch=$(uname -m)
   suffix=$([ "${SLMDESK_BUNDLE_MODEL:-1}" = 0 ] && echo "-nomodel" || true)
   tarball=$dist/slmdesk-$version-$os-$arch$suffix.tar.xz
-  tar -C "$dist" -cf - slmdesk | xz -T0 -6 > "$tarball"
+  tar -C "$dist" -cf - slmdesk | xz -T0 > "$tarball"  # XZ_OPT=-3 for a faster, larger archive
   echo "build: $tarball ($(size "$tarball"))"
 fi
 echo "build: done in $(( $(date +%s) - started )) s"
