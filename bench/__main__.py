@@ -78,6 +78,8 @@ def main() -> int:
     ap.add_argument("--sample", type=int, help="classification: texts per task")
     ap.add_argument("--resume", action="store_true",
                     help="classification: reuse the passes an interrupted run saved")
+    ap.add_argument("--saved-only", action="store_true",
+                    help="classification: run nothing, report the saved passes")
     only = ap.add_mutually_exclusive_group()
     only.add_argument("--classify-only", action="store_true",
                       help="only the classification benchmark (merged into latest.json)")
@@ -96,7 +98,8 @@ def main() -> int:
 
         print()
         results.update(classify_run(threads=args.threads, quick=args.quick,
-                                    sample=args.sample, resume=args.resume))
+                                    sample=args.sample, resume=args.resume,
+                                    saved_only=args.saved_only))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {RESULTS}")
