@@ -79,6 +79,8 @@ def run_self_test() -> int:
             from slmdesk.engine.params import LoadParams, SamplingParams
 
             engine = LlamaEngine()
+            if "model" not in state:
+                raise RuntimeError("skipped: no model to generate with (see 'starter model')")
             engine.load(state["model"].path, LoadParams(max_context=1024))  # type: ignore[attr-defined]
             result = engine.stream_chat(
                 [{"role": "system", "content": "You are a helpful assistant."},
@@ -96,6 +98,8 @@ def run_self_test() -> int:
         def _classify() -> str:
             from slmdesk.classify import Classifier, ClassifierSpec, Label
 
+            if "engine" not in state:
+                raise RuntimeError("skipped: no loaded model (see 'generation')")
             engine = state["engine"]
             spec = ClassifierSpec(
                 labels=(Label("positive"), Label("negative")), calibration="none"
