@@ -73,6 +73,7 @@ from slmdesk.ui.classify_models import (
 )
 from slmdesk.ui.classify_setup import EXAMPLES_FROM_DATASET, SetupPanel
 from slmdesk.ui.tasks import BackgroundTasks
+from slmdesk.ui.widgets import error_banner
 
 if TYPE_CHECKING:
     from slmdesk.classify.classifier import Prediction
@@ -159,12 +160,7 @@ class ClassifyView(QWidget):
     def _build(self) -> None:
         root = QVBoxLayout(self)
         root.setContentsMargins(6, 6, 6, 6)
-        self.banner = QLabel("", self)
-        self.banner.setObjectName("classify_error_banner")
-        self.banner.setWordWrap(True)
-        self.banner.setTextFormat(Qt.TextFormat.PlainText)
-        self.banner.setStyleSheet("QLabel { color: #b00020; padding: 4px; }")
-        self.banner.hide()
+        self.banner = error_banner(self, "classify_error_banner")
         root.addWidget(self.banner)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)

@@ -75,6 +75,7 @@ from slmdesk.ui.datasets_models import (
 )
 from slmdesk.ui.import_dialog import ImportDialog
 from slmdesk.ui.tasks import BackgroundTasks
+from slmdesk.ui.widgets import error_banner
 
 if TYPE_CHECKING:
     from slmdesk.classify.classifier import Prediction
@@ -291,12 +292,7 @@ class DatasetsView(QWidget):
     def _build(self) -> None:
         root = QVBoxLayout(self)
         root.setContentsMargins(6, 6, 6, 6)
-        self.banner = QLabel("", self)
-        self.banner.setObjectName("datasets_error_banner")
-        self.banner.setWordWrap(True)
-        self.banner.setTextFormat(Qt.TextFormat.PlainText)
-        self.banner.setStyleSheet("QLabel { color: #b00020; padding: 4px; }")
-        self.banner.hide()
+        self.banner = error_banner(self, "datasets_error_banner")
         root.addWidget(self.banner)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.setObjectName("datasets_splitter")

@@ -50,6 +50,7 @@ from slmdesk.ui.conversations import ConversationSidebar
 from slmdesk.ui.datasets_view import DatasetsView
 from slmdesk.ui.save_example import SaveExampleDialog
 from slmdesk.ui.settings_panel import SettingsPanel
+from slmdesk.ui.widgets import error_banner
 
 log = logging.getLogger(__name__)
 
@@ -205,12 +206,7 @@ class MainWindow(QMainWindow):
         header.addWidget(self.settings_button)
         top_layout.addLayout(header)
 
-        self.banner = QLabel("", main)
-        self.banner.setObjectName("error_banner")
-        self.banner.setWordWrap(True)
-        self.banner.setTextFormat(Qt.TextFormat.PlainText)
-        self.banner.setStyleSheet("QLabel { color: #b00020; padding: 4px; }")
-        self.banner.hide()
+        self.banner = error_banner(main, "error_banner")
         top_layout.addWidget(self.banner)
 
         main = QWidget(self.splitter)
