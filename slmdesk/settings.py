@@ -23,7 +23,11 @@ class Settings:
     n_gpu_layers: int | None = None  # None: all layers when the build can offload
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     default_model_id: str | None = None
-    models_dir: str | None = None
+    models_dir: str | None = None  # None: Paths.default_models_dir
+    # Folders (e.g. LM Studio's models folder) whose GGUF files are offered, read-only.
+    library_folders: list[str] = field(default_factory=list)
+    discover_hf_cache: bool = True  # also offer GGUF files in the Hugging Face cache
+    idle_unload_minutes: int = 0  # 0: never unload the model when idle
     sampling: SamplingParams = field(default_factory=SamplingParams)
 
     def load_params(self) -> LoadParams:

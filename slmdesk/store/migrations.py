@@ -235,3 +235,44 @@ def m004_dataset_curation(db: sqlite_utils.Database) -> None:
         """
     )
     db.execute("CREATE INDEX eval_runs_dataset ON eval_runs(dataset_id, created_at)")
+
+
+@MIGRATIONS()
+def m005_model_library(db: sqlite_utils.Database) -> None:
+    """Where a model came from on the hub, its measured memory, and the download queue."""
+    models = db.table("models")
+    # Hub origin of a downloaded (or catalog-matched) file; NULL for local imports.
+    models.add_column("repo_id", str)
+    models.add_column("revision", str)  # the pinned commit the file was fetched at
+    models.add_column("hub_filename", str)
+    # The fit estimate made for this file, and what loading it really took (bytes), with
+    # the context size both refer to, so the library can show how close the estimate was.
+    models.add_column("estimated_memory_bytes", int)
+    models.add_column("measured_memory_bytes", int)
+    models.add_column("measured_context", int)
+    models.add_column("last_loaded_at", str)
+    db.execute(
+        """
+        CREATE TABLE downloads (
+            id TEXT PRIMARY KEY,
+            repo_id TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            revision TEXT NOT NULL,
+            dest_path TEXT NOT NULL,
+            part_path TEXT NOT NULL,
+            size_bytes INTEGER,
+            sha256 TEXT,
+            etag TEXT,
+            downloaded_bytes INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL,
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            display_name TEXT,
+            licence TEXT,
+            model_id TEXT REFERENCES models(id) ON DELETE SET NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX downloads_state ON downloads(state, created_at)")

@@ -45,6 +45,18 @@ class ModelRecord:
     added_at: str
     sha256: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    repo_id: str | None = None
+    revision: str | None = None
+    hub_filename: str | None = None
+    estimated_memory_bytes: int | None = None
+    measured_memory_bytes: int | None = None
+    measured_context: int | None = None
+    last_loaded_at: str | None = None
+
+    @property
+    def owns_file(self) -> bool:
+        """slmdesk downloaded the file, so deleting the model may delete it."""
+        return self.source == "download"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +73,13 @@ class ModelRecord:
             "sha256": self.sha256,
             "added_at": self.added_at,
             "exists": os.path.isfile(self.path),
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "hub_filename": self.hub_filename,
+            "estimated_memory_bytes": self.estimated_memory_bytes,
+            "measured_memory_bytes": self.measured_memory_bytes,
+            "measured_context": self.measured_context,
+            "last_loaded_at": self.last_loaded_at,
         }
 
 
@@ -119,6 +138,13 @@ def _model_from_row(row: dict[str, Any]) -> ModelRecord:
         added_at=row["added_at"],
         sha256=row["sha256"],
         metadata=json.loads(row["metadata_json"] or "{}"),
+        repo_id=row.get("repo_id"),
+        revision=row.get("revision"),
+        hub_filename=row.get("hub_filename"),
+        estimated_memory_bytes=row.get("estimated_memory_bytes"),
+        measured_memory_bytes=row.get("measured_memory_bytes"),
+        measured_context=row.get("measured_context"),
+        last_loaded_at=row.get("last_loaded_at"),
     )
 
 
@@ -167,10 +193,14 @@ class ModelRepository:
         source: str,
         sha256: str | None = None,
         metadata: dict[str, Any] | None = None,
+        hub: tuple[str, str, str] | None = None,
     ) -> ModelRecord:
-        """Register a model, or refresh the record when the path is already known."""
+        """Register a model, or refresh the record when the path is already known.
+
+        ``hub`` is (repo_id, revision, filename) for a file that came from the hub.
+        """
         existing = self.get_by_path(path)
-        row = {
+        row: dict[str, Any] = {
             "name": name,
             "path": path,
             "size_bytes": size_bytes,
@@ -182,6 +212,10 @@ class ModelRepository:
             "sha256": sha256,
             "metadata_json": json.dumps(metadata or {}, sort_keys=True),
         }
+        if hub is not None:
+            row["repo_id"], row["revision"], row["hub_filename"] = hub
+        if sha256 is None and existing is not None:
+            row.pop("sha256")  # a refresh without hashing keeps a verified hash
         with self.db.atomic():
             if existing is not None:
                 self.db.table("models").update(existing.id, row)
@@ -239,6 +273,18 @@ class ModelRepository:
     def remove(self, model_id: str) -> None:
         with self.db.atomic():
             self.db.table("models").delete(model_id)
+
+    def record_memory(
+        self, model_id: str, *, estimated: int | None, measured: int | None, context: int
+    ) -> None:
+        """Keep the fit estimate and the measured memory of a load at ``context`` tokens."""
+        with self.db.atomic():
+            self.db.table("models").update(model_id, {
+                "estimated_memory_bytes": estimated,
+                "measured_memory_bytes": measured,
+                "measured_context": context,
+                "last_loaded_at": utc_now(),
+            })
 
 
 class SettingsRepository:

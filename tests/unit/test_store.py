@@ -29,7 +29,7 @@ from slmdesk.store.repositories import (
 
 ALL_MIGRATIONS = [
     "m001_initial", "m002_branches_presets", "m003_classifiers_datasets",
-    "m004_dataset_curation",
+    "m004_dataset_curation", "m005_model_library",
 ]
 
 
@@ -84,6 +84,20 @@ def test_migrations_from_empty_create_the_schema(db) -> None:  # type: ignore[no
     assert {i.name: i.columns for i in db["conversations"].indexes if i.origin == "c"} == {
         "conversations_updated": ["updated_at"],
         "conversations_deleted": ["deleted_at"],
+    }
+    assert {c.name for c in db["models"].columns} >= {
+        "repo_id", "revision", "hub_filename", "estimated_memory_bytes",
+        "measured_memory_bytes", "measured_context", "last_loaded_at",
+    }
+    assert [(c.name, c.notnull) for c in db["downloads"].columns] == [
+        ("id", 0), ("repo_id", 1), ("filename", 1), ("revision", 1), ("dest_path", 1),
+        ("part_path", 1), ("size_bytes", 0), ("sha256", 0), ("etag", 0),
+        ("downloaded_bytes", 1), ("state", 1), ("error", 0), ("attempts", 1),
+        ("display_name", 0), ("licence", 0), ("model_id", 0), ("created_at", 1),
+        ("updated_at", 1),
+    ]
+    assert {(fk.column, fk.other_table) for fk in db["downloads"].foreign_keys} == {
+        ("model_id", "models")
     }
     triggers = {t.name for t in db.triggers}
     assert {"messages_ai", "messages_ad", "messages_au"} <= triggers
