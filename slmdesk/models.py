@@ -44,8 +44,13 @@ def find_starter_model() -> Path | None:
 def import_model(
     db: sqlite_utils.Database, path: str | os.PathLike[str], *, source: str = "import",
     name: str | None = None, licence: str | None = None,
+    sha256: str | None = None, hub: tuple[str, str, str] | None = None,
 ) -> ModelRecord:
-    """Validate a local GGUF and register it in place (no copy)."""
+    """Validate a local GGUF and register it in place (no copy).
+
+    ``sha256`` is a verified hash of the file (downloads); ``hub`` is its
+    (repo_id, revision, filename) on the Hugging Face Hub.
+    """
     p = Path(path).expanduser()
     info = validate_model_file(p)
     resolved = str(info.path.resolve())
@@ -66,6 +71,8 @@ def import_model(
         context_length=info.context_length,
         licence=licence or info.licence,
         source=source,
+        sha256=sha256,
+        hub=hub,
         metadata={
             "gguf_version": info.version,
             "size_label": info.size_label,

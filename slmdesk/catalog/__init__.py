@@ -1,0 +1,1 @@
+"""The model library: curated catalog, hub search, downloads, discovery, fit estimates."""
