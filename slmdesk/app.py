@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
 import traceback
 from types import TracebackType
 
 from slmdesk import APP_NAME, __version__
 
 log = logging.getLogger(__name__)
+
+# For the start-up benchmark (bench/startup.py): when set, the GUI prints
+# "first-paint <time.monotonic()>" once the main window has painted, then quits.
+FIRST_PAINT_ENV = "SLMDESK_BENCH_FIRST_PAINT"
 
 
 def _install_excepthook() -> None:
@@ -42,11 +48,18 @@ def build_window(home: str | None = None):  # type: ignore[no-untyped-def]
     core = open_core(home)
     engine = EngineClient()
     window = MainWindow(core.db, engine)
+    from slmdesk.engine.backend import backend_info
+
+    notices = []
+    if backend_info().fallback_reason:
+        notices.append(str(backend_info().fallback_reason))
     if core.interrupted_replies:
-        window.show_error(
+        notices.append(
             f"{core.interrupted_replies} reply/replies were interrupted when slmdesk last "
             "stopped; their text was kept and marked as interrupted."
         )
+    if notices:
+        window.show_error("\n".join(notices))
     try:
         model = resolve_model(core.db)
     except Exception as exc:  # noqa: BLE001 - no model is a normal first-run state
@@ -54,6 +67,27 @@ def build_window(home: str | None = None):  # type: ignore[no-untyped-def]
     else:
         window.select_model(model)
     return core, engine, window
+
+
+def _quit_after_first_paint(window: object) -> None:
+    """Print a CLOCK_MONOTONIC stamp after the window's first paint pass, then quit."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    def report() -> None:
+        print(f"first-paint {time.monotonic():.6f}", flush=True)
+        QApplication.quit()
+
+    class FirstPaint(QObject):
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.Paint:
+                obj.removeEventFilter(self)
+                # A 0 ms timer runs once the whole paint pass (children too) has returned.
+                QTimer.singleShot(0, report)
+            return False
+
+    watcher = FirstPaint(window)  # type: ignore[arg-type]
+    window.installEventFilter(watcher)  # type: ignore[attr-defined]
 
 
 def run_gui() -> int:
@@ -65,6 +99,8 @@ def run_gui() -> int:
     app.setOrganizationName(APP_NAME)
     _install_excepthook()
     core, engine, window = build_window()
+    if os.environ.get(FIRST_PAINT_ENV):
+        _quit_after_first_paint(window)
     window.show()
     code = app.exec()
     # Shutdown order: cancel jobs, stop the engine thread, then free the model.

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 # llama.cpp's system info names each compiled backend; the first match names ours.
@@ -25,6 +28,8 @@ class BackendInfo:
     system_info: str
     available: bool = True
     error: str | None = None
+    # Set when the installed (GPU) build could not start and the CPU copy runs instead.
+    fallback_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,10 +67,55 @@ def _route_llama_logs(llama_cpp: Any) -> None:
     llama_cpp.llama_log_set(_log_callback, None)
 
 
-def import_llama_cpp() -> Any:
-    """Import llama_cpp with its logging routed; raises ImportError/OSError as import does."""
-    import llama_cpp
+# Where a GPU build of the app keeps a CPU-only copy of llama.cpp's libraries
+# (packaging/build.sh --gpu puts it next to llama_cpp/lib); the environment variable points
+# a development install at one.
+CPU_FALLBACK_ENV = "SLMDESK_CPU_LIB_PATH"
+_fallback_reason: str | None = None
 
+
+def cpu_fallback_dir() -> Path | None:
+    override = os.environ.get(CPU_FALLBACK_ENV)
+    if override:
+        return Path(override) if Path(override).is_dir() else None
+    for base in (getattr(sys, "_MEIPASS", None), *sys.path):
+        if base:
+            candidate = Path(base) / "llama_cpp" / "lib-cpu"
+            if candidate.is_dir():
+                return candidate
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+def import_llama_cpp() -> Any:
+    """Import llama_cpp with its logging routed; raises ImportError/OSError as import does.
+
+    A GPU build whose runtime is missing (no CUDA driver, no Vulkan loader) fails while
+    loading its native libraries. When a CPU-only copy of those libraries is present, load
+    that instead and remember why, so the person is told that slmdesk runs on the CPU.
+    """
+    global _fallback_reason
+    try:
+        import llama_cpp
+    except (OSError, RuntimeError) as exc:
+        fallback = cpu_fallback_dir()
+        if fallback is None:
+            raise
+        # The failed import leaves half-initialised modules behind.
+        for name in [n for n in sys.modules if n == "llama_cpp" or n.startswith("llama_cpp.")]:
+            del sys.modules[name]
+        os.environ["LLAMA_CPP_LIB_PATH"] = str(fallback)
+        import llama_cpp
+
+        _fallback_reason = (
+            f"The GPU build of llama.cpp could not start ({_first_line(exc)}); slmdesk runs "
+            "on the CPU instead. Install or update the GPU driver/runtime to use the GPU."
+        )
+        logging.getLogger(__name__).warning("%s", _fallback_reason)
     _route_llama_logs(llama_cpp)
     return llama_cpp
 
@@ -97,4 +147,5 @@ def backend_info() -> BackendInfo:
         gpu_offload=offload,
         llama_cpp_python_version=str(getattr(llama_cpp, "__version__", "unknown")),
         system_info=info,
+        fallback_reason=_fallback_reason,
     )
