@@ -65,7 +65,8 @@ def build_window(home: str | None = None):  # type: ignore[no-untyped-def]
     except Exception as exc:  # noqa: BLE001 - no model is a normal first-run state
         window.show_error(str(exc))
     else:
-        window.select_model(model)
+        # automatic: a model whose last load took the app down is not loaded again by itself.
+        window.select_model(model, automatic=True)
     return core, engine, window
 
 

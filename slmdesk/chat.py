@@ -17,8 +17,9 @@ from typing import Any
 import sqlite_utils
 
 from slmdesk.engine.params import GenerationResult, SamplingParams
-from slmdesk.errors import InvalidInputError, NotFoundError
+from slmdesk.errors import DiskFullError, InvalidInputError, NotFoundError
 from slmdesk.settings import load_settings
+from slmdesk.store.db import disk_full_is_user_facing
 from slmdesk.store.repositories import (
     STATUS_STREAMING,
     ChatRepository,
@@ -93,6 +94,8 @@ class ReplyWriter:
         self._flushed_len = 0
         self._last_flush = clock()
         self.finished: Message | None = None
+        # Why the text on disk lags behind (the disk is full); the text stays in memory.
+        self.save_error: str | None = None
 
     @property
     def text(self) -> str:
@@ -110,25 +113,43 @@ class ReplyWriter:
     def flush(self) -> None:
         text = self.text
         if len(text) != self._flushed_len:
-            self.chats.update_streaming_text(self.message_id, text)
-            self._flushed_len = len(text)
+            try:
+                with disk_full_is_user_facing("the reply"):
+                    self.chats.update_streaming_text(self.message_id, text)
+            except DiskFullError as exc:
+                # The reply goes on streaming into memory; the next flush tries again and
+                # finish() says so if the disk is still full then.
+                self.save_error = exc.message
+            else:
+                self._flushed_len = len(text)
+                self.save_error = None
         self._last_flush = self.clock()
 
     def finish(self, result: GenerationResult, *, model: ModelRecord | None = None) -> Message:
         meta: dict[str, Any] = result.metadata()
         if model is not None:
             meta["model_name"] = model.name
-        self.finished = self.chats.finish_message(
-            self.message_id,
-            content=self.text,
-            finish_reason=result.finish_reason,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            ttft_s=result.ttft_s,
-            tokens_per_s=result.tokens_per_s,
-            duration_s=result.duration_s,
-            metadata=meta,
-        )
+        try:
+            with disk_full_is_user_facing("the reply"):
+                self.finished = self.chats.finish_message(
+                    self.message_id,
+                    content=self.text,
+                    finish_reason=result.finish_reason,
+                    prompt_tokens=result.prompt_tokens,
+                    completion_tokens=result.completion_tokens,
+                    ttft_s=result.ttft_s,
+                    tokens_per_s=result.tokens_per_s,
+                    duration_s=result.duration_s,
+                    metadata=meta,
+                )
+        except DiskFullError as exc:
+            saved = self._flushed_len
+            self.save_error = exc.message
+            raise DiskFullError(
+                f"The disk is full: the reply could not be saved ({saved} of its "
+                f"{len(self.text)} characters are on disk; the rest is only on screen). Free "
+                "some disk space; the next start keeps the saved part, marked interrupted."
+            ) from exc
         return self.finished
 
     def fail(self, error: str) -> Message:
@@ -152,12 +173,13 @@ class ChatService:
         title: str = "New chat",
     ) -> Conversation:
         settings = load_settings(self.db)
-        return self.chats.create_conversation(
-            title=title,
-            model_id=model.id if model else None,
-            system_prompt=settings.system_prompt if system_prompt is None else system_prompt,
-            params=(sampling or settings.sampling).to_json(),
-        )
+        with disk_full_is_user_facing("the new conversation"):
+            return self.chats.create_conversation(
+                title=title,
+                model_id=model.id if model else None,
+                system_prompt=settings.system_prompt if system_prompt is None else system_prompt,
+                params=(sampling or settings.sampling).to_json(),
+            )
 
     def _message_of(self, conversation: Conversation, message_id: str) -> Message:
         message = self.chats.get_message(message_id)
@@ -209,12 +231,14 @@ class ChatService:
         if not text.strip():
             raise InvalidInputError("The message is empty.")
         conversation = self.chats.get_conversation(conversation.id)
-        if conversation.title == "New chat":
-            conversation = self.chats.update_conversation(conversation.id, title=title_from(text))
-        conversation = self._use_model(conversation, model)
-        with self.db.atomic():
-            user = self.chats.append_message(conversation.id, "user", text)
-            return self._reply_under(conversation, user, model=model, sampling=sampling)
+        with disk_full_is_user_facing("your message"):
+            if conversation.title == "New chat":
+                conversation = self.chats.update_conversation(
+                    conversation.id, title=title_from(text))
+            conversation = self._use_model(conversation, model)
+            with self.db.atomic():
+                user = self.chats.append_message(conversation.id, "user", text)
+                return self._reply_under(conversation, user, model=model, sampling=sampling)
 
     def regenerate(
         self,
@@ -235,9 +259,10 @@ class ChatService:
         if old.parent_id is None:
             raise InvalidInputError("This reply answers no message, so it cannot be regenerated.")
         parent = self.chats.get_message(old.parent_id)
-        conversation = self._use_model(conversation, model)
-        with self.db.atomic():
-            return self._reply_under(conversation, parent, model=model, sampling=sampling)
+        with disk_full_is_user_facing("the new reply"):
+            conversation = self._use_model(conversation, model)
+            with self.db.atomic():
+                return self._reply_under(conversation, parent, model=model, sampling=sampling)
 
     def edit_and_resend(
         self,
@@ -259,12 +284,13 @@ class ChatService:
         old = self._message_of(conversation, user_message_id)
         if old.role != "user":
             raise InvalidInputError("Only a message you wrote can be edited and sent again.")
-        conversation = self._use_model(conversation, model)
-        with self.db.atomic():
-            user = self.chats.append_message(
-                conversation.id, "user", new_text, parent_id=old.parent_id
-            )
-            return self._reply_under(conversation, user, model=model, sampling=sampling)
+        with disk_full_is_user_facing("your message"):
+            conversation = self._use_model(conversation, model)
+            with self.db.atomic():
+                user = self.chats.append_message(
+                    conversation.id, "user", new_text, parent_id=old.parent_id
+                )
+                return self._reply_under(conversation, user, model=model, sampling=sampling)
 
     def update_settings(
         self,

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -124,6 +125,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserFacingError as exc:
         print(f"slmdesk: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    except sqlite3.OperationalError as exc:
+        # A write the store layer does not map itself; still an expected failure.
+        from slmdesk.store.db import is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        print("slmdesk: error: The disk is full: the last change could not be saved. Free "
+              "some disk space and try again; everything saved before is intact.",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("slmdesk: interrupted", file=sys.stderr)
         return 130
@@ -188,8 +199,7 @@ def _sigint_cancels(cancel: threading.Event) -> Iterator[None]:
 def _cmd_chat(args: argparse.Namespace) -> int:
     from slmdesk.chat import ChatService, ReplyWriter
     from slmdesk.core import open_core
-    from slmdesk.engine.core import LlamaEngine
-    from slmdesk.engine.params import LoadParams, SamplingParams
+    from slmdesk.engine.params import SamplingParams
     from slmdesk.models import check_model_present, resolve_model
     from slmdesk.settings import load_settings
 
@@ -226,11 +236,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             conversation.id, system_prompt=args.system
         )
 
-    engine = LlamaEngine()
-    load = settings.load_params()
-    if args.threads:
-        load = LoadParams(load.max_context, args.threads, load.n_gpu_layers, load.n_batch)
-    engine.load(model.path, load)
+    engine = _load_engine(model, args.threads, core.db, explicit=args.model is not None)
 
     def one_turn(text: str, *, stream: bool) -> dict[str, Any]:
         nonlocal conversation
@@ -601,7 +607,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
                   f"model {model.name})")
             return 0
     check_model_present(model)
-    engine = _load_engine(model.path, args.threads, core.db)
+    engine = _load_engine(model, args.threads, core.db, explicit=args.model is not None)
     try:
         if args.text is not None:
             return _classify_one(engine, spec, args.text, json_mode=args.json)
@@ -613,16 +619,33 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         engine.unload()
 
 
-def _load_engine(path: str, threads: int | None, db: Any) -> Any:
+def _load_engine(model: Any, threads: int | None, db: Any, *, explicit: bool) -> Any:
+    """Load ``model`` under the load guard.
+
+    A model whose last load took its process down is loaded only when the person named it
+    (``explicit``, e.g. ``--model``); otherwise a ``ModelLoadCrashedError`` says why not.
+    """
     from slmdesk.engine.core import LlamaEngine
     from slmdesk.engine.params import LoadParams
+    from slmdesk.errors import ModelLoadCrashedError
+    from slmdesk.loadguard import LoadGuard, crash_message
+    from slmdesk.paths import get_paths
     from slmdesk.settings import load_settings
 
+    guard = LoadGuard(get_paths().data_dir)
+    if explicit:
+        guard.forget(model.path)
+    else:
+        crashed = guard.crash_for(model.path)
+        if crashed is not None:
+            raise ModelLoadCrashedError(crash_message(
+                crashed, retry=f"To try it again, name it: --model {model.id}"))
     load = load_settings(db).load_params()
     if threads:
         load = LoadParams(load.max_context, threads, load.n_gpu_layers, load.n_batch)
     engine = LlamaEngine()
-    engine.load(path, load)
+    with guard.loading(model.path, model_id=model.id, model_name=model.name):
+        engine.load(model.path, load)
     return engine
 
 
@@ -1062,7 +1085,7 @@ def _data_evaluate(args: argparse.Namespace) -> int:
     model = resolve_model(core.db, args.model,
                           conversation_model_id=saved.model_id if saved else None)
     check_model_present(model)
-    engine = _load_engine(model.path, args.threads, core.db)
+    engine = _load_engine(model, args.threads, core.db, explicit=args.model is not None)
     try:
         classifier = Classifier(engine, spec)
         progress = _Progress(len(examples))

@@ -22,6 +22,14 @@ class ModelFileError(UserFacingError):
     """A model file is missing, unreadable, malformed or unsupported."""
 
 
+class ModelLoadCrashedError(ModelFileError):
+    """A model's last load took the process down; it is not loaded again automatically."""
+
+
+class DiskFullError(UserFacingError):
+    """The disk (or the database's size limit) is full: nothing more could be written."""
+
+
 class ModelNotLoadedError(UserFacingError):
     """An operation needs a loaded model and none is loaded."""
 

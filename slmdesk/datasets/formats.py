@@ -42,6 +42,7 @@ from slmdesk.store.datasets import (
     NewExample,
     check_messages,
 )
+from slmdesk.store.db import disk_full_is_user_facing
 
 FORMATS = ("openai", "sharegpt", "alpaca", "jsonl", "csv")  # export
 IMPORT_FORMATS = ("csv", "tsv", "jsonl", "txt", "openai", "sharegpt", "alpaca")
@@ -49,6 +50,9 @@ CHAT_FORMATS = ("openai", "sharegpt", "alpaca")
 EXPORT_SPLITS = ("all", *SPLITS)
 # A text can be long (a whole document in one cell); csv's default limit is 128 KiB.
 MAX_FIELD = 64 * 1024 * 1024
+# The whole file is read and checked in memory before anything is written (so that a bad
+# row changes nothing); parsed rows take several times the file's size.
+MAX_IMPORT_BYTES = 256 * 1024 * 1024
 
 TEXT_COLUMNS = ("text", "sentence", "content", "review", "document", "body", "message",
                 "comment", "utterance", "tweet", "question", "prompt", "input")
@@ -98,17 +102,44 @@ def _where(path: PathLike, line: int) -> str:
 
 def _read_text(path: PathLike) -> str:
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_IMPORT_BYTES:
+            raise InvalidInputError(
+                f"{_name(path)} is {size / 1e6:,.0f} MB; slmdesk imports files of up to "
+                f"{MAX_IMPORT_BYTES // (1024 * 1024)} MB. Split it into smaller files.")
         data = Path(path).read_bytes()
     except OSError as exc:
         raise UserFacingError(f"Cannot read {os.fspath(path)}: {exc.strerror or exc}.") from exc
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InvalidInputError(
+            f"{_where(path, 1)}: UTF-16 text, not UTF-8. Save the file as UTF-8.")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         offset = exc.start - (3 if data.startswith(b"\xef\xbb\xbf") else 0)
         line = data[: max(offset, 0)].count(b"\n") + 1
         raise InvalidInputError(
             f"{_where(path, line)}: not UTF-8 text ({exc.reason}). Save the file as UTF-8."
         ) from exc
+    # NUL never occurs in text files; UTF-16 without a BOM decodes as "valid" UTF-8 full
+    # of NULs, and so do many binary files: refuse rather than import garbage.
+    nul = text.find("\0")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise InvalidInputError(
+            f"{_where(path, line)}: a NUL byte: this is a binary file or UTF-16 text, not "
+            "UTF-8 text. Save the file as UTF-8.")
+    if len(text) > MAX_FIELD:
+        start = 0
+        for number in range(1, text.count("\n") + 2):
+            end = text.find("\n", start)
+            end = len(text) if end < 0 else end
+            if end - start > MAX_FIELD:
+                raise InvalidInputError(
+                    f"{_where(path, number)}: the line is longer than "
+                    f"{MAX_FIELD // (1024 * 1024)} MB; is this really a data set file?")
+            start = end + 1
+    return text
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:
@@ -661,7 +692,8 @@ def import_file(
             )
         if item.label not in file_labels:
             file_labels.append(item.label)
-    with db.atomic():
+    with disk_full_is_user_facing(f"the import of {_name(path)} (nothing of it was added)"), \
+            db.atomic():
         dataset = existing or repo.create(name, kind=target_kind)
         if file_labels:
             dataset = repo.add_labels(dataset, file_labels)

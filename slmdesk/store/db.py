@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
 
-from slmdesk.errors import DatabaseError
+from slmdesk.errors import DatabaseError, DiskFullError
 from slmdesk.store.migrations import MIGRATIONS
 
 
@@ -54,3 +56,30 @@ def integrity_check(db: sqlite_utils.Database) -> str:
     """Return SQLite's integrity_check verdict ("ok" when healthy)."""
     rows = db.execute("PRAGMA integrity_check").fetchall()
     return "; ".join(str(r[0]) for r in rows)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite saying the disk (or the database's size limit) is full."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    # sqlite_errorname exists from Python 3.11; the message is the same on 3.10.
+    name = getattr(exc, "sqlite_errorname", None)
+    return name == "SQLITE_FULL" or "database or disk is full" in str(exc)
+
+
+@contextmanager
+def disk_full_is_user_facing(what: str) -> Iterator[None]:
+    """Turn SQLite's "database or disk is full" inside the block into a ``DiskFullError``.
+
+    ``what`` names the data that could not be saved ("the message", "the import"). The
+    block's transaction has been rolled back by then, so the database keeps what it had.
+    """
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise DiskFullError(
+            f"The disk is full: {what} could not be saved. Free some disk space and try "
+            "again; everything saved before is intact."
+        ) from exc

@@ -34,7 +34,9 @@ from slmdesk.engine.core import ModelInfo
 from slmdesk.engine.params import GenerationResult, SamplingParams
 from slmdesk.engine.worker import EngineClient, EngineJob
 from slmdesk.errors import UserFacingError
+from slmdesk.loadguard import LoadGuard, crash_message
 from slmdesk.models import check_model_present
+from slmdesk.paths import get_paths
 from slmdesk.settings import load_settings, save_settings
 from slmdesk.store.repositories import (
     Conversation,
@@ -147,6 +149,8 @@ class MainWindow(QMainWindow):
         self.service = ChatService(db)
         self.chats = self.service.chats
         self.models = ModelRepository(db)
+        # Marks a load in progress, so that a load that kills the app is not repeated.
+        self.load_guard = LoadGuard(get_paths().data_dir)
         self.presets = PresetRepository(db)
         self.conversation: Conversation | None = None
         self.model: ModelRecord | None = None
@@ -450,8 +454,12 @@ class MainWindow(QMainWindow):
         if self.model is not None:
             self.model_picker.setCurrentIndex(self.model_picker.findData(self.model.id))
 
-    def select_model(self, model: ModelRecord) -> None:
-        """Load ``model`` on the engine thread (switching from any loaded one)."""
+    def select_model(self, model: ModelRecord, *, automatic: bool = False) -> None:
+        """Load ``model`` on the engine thread (switching from any loaded one).
+
+        ``automatic`` (the start-up load) skips a model whose last load took the app down
+        and says so; picking it (not automatic) tries again.
+        """
         if self.gen_job is not None:
             self.show_error("Stop the current reply before switching models.")
             return
@@ -461,6 +469,17 @@ class MainWindow(QMainWindow):
             self.show_error(exc.message)
             self.refresh_models()
             return
+        crashed = self.load_guard.crash_for(model.path)
+        if crashed is not None and automatic:
+            index = self.model_picker.findData(model.id)
+            if index >= 0:
+                self.model_picker.setCurrentIndex(index)
+            self.model_state.setText("not loaded")
+            self.show_error(crash_message(
+                crashed, retry="Pick it in the model list to try again, or choose another."))
+            return
+        if crashed is not None:
+            self.load_guard.forget(model.path)
         self.model = model
         index = self.model_picker.findData(model.id)
         if index >= 0:
@@ -468,6 +487,7 @@ class MainWindow(QMainWindow):
         self.loaded = None
         self.classify_view.set_model(model, None)
         self.datasets_view.set_model(model, None)
+        self.load_guard.begin(model.path, model_id=model.id, model_name=model.name)
         self.load_job = self.engine.load(model.path, load_settings(self.db).load_params())
         self._update_controls()
 
@@ -484,6 +504,7 @@ class MainWindow(QMainWindow):
         if self.load_job is None or job_id != self.load_job.id:
             return
         self.load_job = None
+        self.load_guard.end()
         self.loaded = info
         self.classify_view.set_model(self.model, info)
         self.datasets_view.set_model(self.model, info)
@@ -508,6 +529,7 @@ class MainWindow(QMainWindow):
         if self.load_job is None or job_id != self.load_job.id:
             return
         self.load_job = None
+        self.load_guard.end()
         self.classify_view.set_model(self.model, None)
         self.datasets_view.set_model(self.model, None)
         self.load_progress.hide()
@@ -589,13 +611,13 @@ class MainWindow(QMainWindow):
             return
         assert self.model is not None
         self.settings_panel.flush()
-        if self.conversation is None:
-            self.conversation = self.service.new_conversation(
-                model=self.model,
-                system_prompt=self.settings_panel.system_prompt_text(),
-                sampling=self.settings_panel.sampling(),
-            )
         try:
+            if self.conversation is None:
+                self.conversation = self.service.new_conversation(
+                    model=self.model,
+                    system_prompt=self.settings_panel.system_prompt_text(),
+                    sampling=self.settings_panel.sampling(),
+                )
             turn = self.service.start_turn(
                 self.conversation, text, model=self.model, sampling=self.settings_panel.sampling()
             )
@@ -714,7 +736,14 @@ class MainWindow(QMainWindow):
         if not self._mine(job_id):
             return
         assert self.writer is not None
-        message = self.writer.finish(result, model=self.model)
+        try:
+            message = self.writer.finish(result, model=self.model)
+        except UserFacingError as exc:
+            # The disk is full: the reply stays on screen, and what reached the disk is
+            # kept (marked interrupted) at the next start.
+            self._end_generation()
+            self.show_error(exc.message)
+            return
         self._end_generation()
         widget = self.chat_view.widget_for(message.id)
         if widget is not None:
@@ -731,7 +760,12 @@ class MainWindow(QMainWindow):
         if not self._mine(job_id):
             return
         assert self.writer is not None
-        finished = self.writer.fail(message)
+        try:
+            finished = self.writer.fail(message)
+        except UserFacingError as exc:
+            self._end_generation()
+            self.show_error(f"{message} {exc.message}")
+            return
         self._end_generation()
         widget = self.chat_view.widget_for(finished.id)
         if widget is not None:
@@ -801,6 +835,8 @@ class MainWindow(QMainWindow):
     # shutdown -----------------------------------------------------------------------
     def finish_pending_reply(self) -> None:
         """Called after the engine thread stopped: save whatever reply is left open."""
+        # No load runs any more; a mark left now would read as a crash at the next start.
+        self.load_guard.end()
         if self.writer is not None and self.writer.finished is None:
             self.writer.finish(GenerationResult(finish_reason="cancelled"), model=self.model)
             self.writer = None
