@@ -56,3 +56,11 @@ class InvalidInputError(UserFacingError):
     """A command line argument or other input is not valid."""
 
     exit_code = 2
+
+
+class NetworkError(UserFacingError):
+    """The Hugging Face Hub (or the network to it) could not answer as needed."""
+
+
+class DownloadError(UserFacingError):
+    """A model download cannot go on: disk full, checksum mismatch, refused by the hub."""

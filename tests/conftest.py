@@ -81,3 +81,13 @@ def engine(model_path: Path) -> Iterator[object]:
     eng.load(model_path, LoadParams(max_context=2048, n_threads=1))
     yield eng
     eng.unload()
+
+
+@pytest.fixture
+def hub_server(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[object]:
+    """A local Hugging Face Hub (tests/hubserver.py) with HF_ENDPOINT pointing at it."""
+    from tests.hubserver import serve_default
+
+    yield from serve_default(tmp_path_factory.mktemp("hub"), monkeypatch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import stat
@@ -19,6 +20,7 @@ __all__ = [
     "ArraySummary",
     "GGUFInfo",
     "read_gguf",
+    "read_gguf_prefix",
     "supported_architectures",
 ]
 
@@ -360,6 +362,35 @@ def read_gguf(
         fail("permission denied (slmdesk cannot read the file)")
     except OSError as exc:
         fail(f"cannot read the file ({exc.strerror or exc})")
+
+
+def read_gguf_prefix(
+    data: bytes,
+    *,
+    file_size: int,
+    label: str,
+    known_architectures: Collection[str] | None = None,
+) -> dict[str, object] | None:
+    """Check the header and metadata of a GGUF file from its first bytes only.
+
+    For a file that is not here yet (an HTTP Range reply of the first few MiB). Returns
+    the metadata, or ``None`` when it goes on past the end of ``data`` (fetch more).
+    Raises ``ModelFileError`` for what the full reader would refuse in that part,
+    including an architecture outside ``known_architectures``. The tensor list is not read.
+    """
+    parser = _PrefixParser(data, file_size, label)
+    try:
+        _version, _tensors, kv_count = parser._header()
+        parser._section = "metadata"
+        metadata, _alignment = parser._metadata(kv_count)
+        parser._check_architecture(metadata, known_architectures)
+    except _NeedMoreBytes:
+        return None
+    return metadata
+
+
+class _NeedMoreBytes(Exception):
+    """The prefix ended before the part being read."""
 
 
 def _quote(text: str) -> str:
@@ -770,3 +801,20 @@ class _Parser:
                     f"expects {expected:,}; the file is corrupt"
                 )
             expected += _align(nbytes, alignment)
+
+
+class _PrefixParser(_Parser):
+    """A parser over the first bytes of a file whose full size is known.
+
+    Counts are checked against the full size; a read past the prefix is "fetch more",
+    not "truncated", unless the prefix is the whole file.
+    """
+
+    def __init__(self, data: bytes, file_size: int, label: str) -> None:
+        super().__init__(io.BytesIO(data), max(file_size, len(data)), Path(label), label)
+        self._have = len(data)
+
+    def _truncated(self, what: str | None = None) -> NoReturn:
+        if self._have < self._size:
+            raise _NeedMoreBytes
+        super()._truncated(what)
