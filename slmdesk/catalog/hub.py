@@ -213,12 +213,13 @@ def _hub_errors(what: str, repo_id: str | None = None) -> Iterator[None]:
         ) from exc
     except hf_errors.HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
-        raise NetworkError(
+        error = HubUnreachableError if status is None or status >= 500 else NetworkError
+        raise error(
             f"The hub could not {what} (HTTP {status}). Try again later."
         ) from exc
     except Exception as exc:
         if _is_transport_error(exc):
-            raise NetworkError(
+            raise HubUnreachableError(
                 f"Cannot reach the Hugging Face Hub at {hub_endpoint()} to {what}: "
                 f"{_describe(exc)}. Check your connection and try again."
             ) from exc
@@ -436,6 +437,10 @@ def fetch_architecture(file: HubFile, *, token: str | None = None) -> str:
 # -- file bytes ------------------------------------------------------------------------------
 
 
+class HubUnreachableError(NetworkError):
+    """The connection failed or the hub had a server error: worth trying again later."""
+
+
 class HTTPStatusError(NetworkError):
     """The hub (or its CDN) answered a file request with an error status."""
 
@@ -620,7 +625,7 @@ def open_hub_file(
             conn.request("GET", target, headers=headers)
             raw = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
-            raise NetworkError(
+            raise HubUnreachableError(
                 f"Cannot reach {parts.hostname} to download {filename}: {_describe(exc)}."
             ) from exc
         response = HubResponse(conn, raw)
