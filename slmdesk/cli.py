@@ -43,6 +43,7 @@ def _build_parser() -> argparse.ArgumentParser:
     mi.add_argument("path")
     mi.add_argument("--name")
     mi.add_argument("--json", action="store_true")
+    _add_models_hub_parsers(msub)
 
     chat = sub.add_parser("chat", help="chat with a model (interactive without PROMPT)")
     chat.add_argument("prompt", nargs="?", metavar="PROMPT")
@@ -152,6 +153,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from slmdesk.models import import_model
     from slmdesk.store.repositories import ModelRepository
 
+    if args.models_command in ("search", "pull"):
+        return _cmd_models_hub(args)
     core = open_core()
     if args.models_command == "import":
         model = import_model(core.db, args.path, name=args.name)
@@ -174,6 +177,179 @@ def _cmd_models(args: argparse.Namespace) -> int:
             f"{m.id}  {m.name}  {m.architecture or '?'}  {m.quantization or '?'}  "
             f"ctx {m.context_length or '?'}  {size}  {m.licence or 'licence unknown'}{flags}"
         )
+    return 0
+
+
+# models search / pull (the hub) ----------------------------------------------------------
+def _add_models_hub_parsers(msub: Any) -> None:
+    ms = msub.add_parser("search", help="search the Hugging Face Hub for GGUF models")
+    ms.add_argument("query")
+    ms.add_argument("--sort", choices=["downloads", "likes", "recent"], default="downloads")
+    ms.add_argument("--limit", type=int, default=20)
+    ms.add_argument("--json", action="store_true")
+    mp = msub.add_parser(
+        "pull", help="download a GGUF file from the hub (resumable), verify it and register it"
+    )
+    mp.add_argument(
+        "repo_id", metavar="REPO_ID", help="for example HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"
+    )
+    mp.add_argument("--file", help="which GGUF file (default: Q4_K_M, else the smallest Q4)")
+    mp.add_argument("--revision", help="branch, tag or commit (default: main)")
+    mp.add_argument("--json", action="store_true")
+
+
+def _cmd_models_hub(args: argparse.Namespace) -> int:
+    from slmdesk.catalog import hub
+
+    if args.models_command == "search":
+        repos = hub.search_models(args.query, sort=args.sort, limit=args.limit)
+        if args.json:
+            _print_json([r.to_json() for r in repos])
+            return 0
+        if not repos:
+            print(f"No GGUF models on the hub match {args.query!r}.")
+            return 0
+        width = max(len(r.repo_id) for r in repos)
+        print(f"{'REPO':<{width}}  {'DOWNLOADS':>10}  {'LIKES':>6}  UPDATED")
+        for r in repos:
+            gated = "  (gated)" if r.gated else ""
+            print(f"{r.repo_id:<{width}}  {r.downloads:>10,}  {r.likes:>6,}  "
+                  f"{(r.last_modified or '?')[:10]}{gated}")
+        return 0
+    return _models_pull(args)
+
+
+def _pick_hub_file(files: list[Any], wanted: str | None, repo_id: str) -> Any:
+    from slmdesk.errors import NotFoundError
+
+    if not files:
+        raise NotFoundError(f"{repo_id} has no GGUF files.")
+    names = ", ".join(f.filename for f in files)
+    if wanted:
+        for f in files:
+            if f.filename == wanted:
+                return f
+        matches = [f for f in files if wanted.lower() in f.filename.lower()]
+        if len(matches) == 1:
+            return matches[0]
+        raise NotFoundError(f"{repo_id} has no GGUF file {wanted!r}. Its files: {names}")
+    # Multimodal projectors and non-first split parts are never the model to pick.
+    candidates = [
+        f for f in files
+        if not f.filename.rsplit("/", 1)[-1].lower().startswith("mmproj")
+        and (f.split is None or f.split[0] == 1)
+    ]
+    for f in candidates:
+        if f.quantization == "Q4_K_M":
+            return f
+    q4 = [f for f in candidates if (f.quantization or "").startswith("Q4")]
+    if q4:
+        return min(q4, key=lambda f: f.size_bytes or 0)
+    if len(candidates) == 1:
+        return candidates[0]
+    raise InvalidInputError(
+        f"{repo_id} has several GGUF files and no Q4 one; choose with --file. Its files: {names}"
+    )
+
+
+class _DownloadProgress:
+    """A one-line progress bar on stderr (percent, MB, speed, ETA) and state changes."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+        self.last_error: str | None = None
+
+    def __call__(self, event: Any) -> None:
+        import time
+
+        record = event.record
+        if event.kind == "state":
+            if record.error and record.error != self.last_error and record.state == "running":
+                self.last_error = record.error
+                self._line(f"{record.error}")
+            return
+        now = time.monotonic()
+        if not self.tty or now - self.last < 0.2:
+            return
+        self.last = now
+        size = record.size_bytes or 0
+        done = record.downloaded_bytes
+        pct = f"{100 * done / size:5.1f}%" if size else "  ?  "
+        speed = f"{event.speed_bps / 1e6:6.1f} MB/s" if event.speed_bps else "   ? MB/s"
+        eta = f"ETA {int(event.eta_s) // 60:d}:{int(event.eta_s) % 60:02d}" if event.eta_s else ""
+        bar = "#" * int(30 * done / size) if size else ""
+        sys.stderr.write(
+            f"\r{pct} [{bar:<30}] {done / 1e6:,.1f}/{size / 1e6:,.1f} MB {speed} {eta}   "
+        )
+        sys.stderr.flush()
+
+    def _line(self, text: str) -> None:
+        if self.tty:
+            sys.stderr.write("\r\033[K")
+        print(text, file=sys.stderr)
+
+
+def _models_pull(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from slmdesk.catalog import hub
+    from slmdesk.catalog.downloads import DONE, DownloadManager
+    from slmdesk.core import open_core
+    from slmdesk.errors import DownloadError, ModelFileError
+    from slmdesk.settings import load_settings
+    from slmdesk.store.repositories import ModelRepository
+
+    hub.validate_repo_id(args.repo_id)
+    core = open_core()
+    settings = load_settings(core.db)
+    models_dir = Path(settings.models_dir or core.paths.default_models_dir)
+    commit, files = hub.list_gguf_files(args.repo_id, revision=args.revision)
+    file = _pick_hub_file(files, args.file, args.repo_id)
+    hub.safe_filename(file.filename)
+    if file.split is not None:
+        raise InvalidInputError(
+            f"{file.filename} is part {file.split[0]} of a model split into {file.split[1]} "
+            "files; slmdesk cannot download split models yet."
+        )
+    ok, message = hub.check_architecture(file)
+    if not ok:
+        raise ModelFileError(message)
+    base = args.repo_id.split("/")[1]
+    for suffix in ("-GGUF", "-gguf", "_GGUF", "-GGUFs"):
+        base = base.removesuffix(suffix)
+    name = f"{base} ({file.quantization})" if file.quantization else base
+    progress = _DownloadProgress()
+    manager = DownloadManager(core.paths.database, models_dir, listener=progress, max_parallel=1)
+    if not args.json:
+        print(f"Downloading {args.repo_id}/{file.filename} ({(file.size_bytes or 0) / 1e6:,.1f} "
+              f"MB) at {commit[:12]} to {manager.dest_for(args.repo_id, file.filename)}",
+              file=sys.stderr)
+    try:
+        manager.start()
+        record = manager.enqueue(
+            args.repo_id, file.filename, revision=commit, display_name=name,
+            licence=file.licence, expected_sha256=file.sha256, size_bytes=file.size_bytes,
+        )
+        record = manager.wait(record.id)
+    except KeyboardInterrupt:
+        manager.shutdown()
+        progress._line(
+            "Interrupted; the partial file is kept. Run the same `slmdesk models pull` "
+            "again to resume."
+        )
+        return 130
+    finally:
+        manager.shutdown()
+    if progress.tty:
+        sys.stderr.write("\n")
+    if record.state != DONE or record.model_id is None:
+        raise DownloadError(record.error or f"The download ended as {record.state}.")
+    model = ModelRepository(core.db).get(record.model_id)
+    if args.json:
+        _print_json({"download": record.to_json(), "model": model.to_json()})
+    else:
+        print(f"Registered {model.name} ({model.id}) from {model.path}, sha256 verified")
     return 0
 
 
@@ -1167,6 +1343,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
               + f", llama-cpp-python {backend.llama_cpp_python_version}")
         if backend.error:
             print(f"  problem: {backend.error}")
+        if backend.fallback_reason:
+            print(f"  note: {backend.fallback_reason}")
         print(f"threads: {report['threads']} (physical cores {report['physical_cores']}, "
               f"logical CPUs {report['logical_cpus']})")
         for k, v in report["paths"].items():

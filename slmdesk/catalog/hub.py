@@ -106,6 +106,7 @@ class HubFile:
     sha256: str | None
     quantization: str | None
     architecture: str | None
+    licence: str | None = None  # from the repo's "license:..." tag
 
     @property
     def split(self) -> tuple[int, int] | None:
@@ -121,6 +122,7 @@ class HubFile:
             "sha256": self.sha256,
             "quantization": self.quantization,
             "architecture": self.architecture,
+            "licence": self.licence,
         }
 
 
@@ -357,6 +359,9 @@ def list_gguf_files(
     gguf = info.gguf if isinstance(info.gguf, dict) else {}
     arch = gguf.get("architecture")
     architecture = arch if isinstance(arch, str) and arch else None
+    licence = next(
+        (t.split(":", 1)[1] for t in info.tags or () if t.startswith("license:")), None
+    )
     files = []
     for sibling in info.siblings or []:
         name = sibling.rfilename
@@ -372,6 +377,7 @@ def list_gguf_files(
                 sha256=lfs.sha256.lower() if lfs and lfs.sha256 else None,
                 quantization=parse_quantization(name),
                 architecture=architecture,
+                licence=licence,
             )
         )
     files.sort(key=lambda f: f.filename)
