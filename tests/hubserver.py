@@ -207,7 +207,9 @@ class FakeHub:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> FakeHub:
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
