@@ -468,12 +468,17 @@ class DownloadManager:
                 task.thread.join(max(0.0, deadline - time.monotonic()))
 
     def wait(self, download_id: str, timeout_s: float | None = None) -> DownloadRecord:
-        """Block until the download is done, failed, cancelled or paused (or the timeout)."""
+        """Block until the download is done, failed, cancelled or paused (or the timeout).
+
+        It returns once this manager's worker has let go of the download too (a cancelled
+        download's partial file is gone then).
+        """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             record = self.get(download_id)
-            if record.finished or (record.state == PAUSED and download_id not in self._tasks):
-                return record
+            settled = record.finished or record.state == PAUSED
+            if settled and download_id not in self._tasks:
+                return self.get(download_id)
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return record
@@ -796,8 +801,10 @@ class DownloadManager:
                     f"({type(exc).__name__}).",
                     progressed=have > first,
                 ) from exc
+            # A shut-down socket may still hand over what is already buffered (Linux
+            # keeps accepting data after SHUT_RD), so a pause is checked on every chunk.
+            task.check()
             if not chunk:
-                task.check()
                 self._save_progress(db, task, have)
                 raise _Transient(
                     f"The connection closed at {_mb(have)} of {_mb(size)}.",

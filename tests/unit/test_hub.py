@@ -204,7 +204,7 @@ def test_read_gguf_prefix_grows_then_answers(model_path: Path) -> None:
 
 
 def test_gated_repo_without_token_is_a_clear_error(hub_server: FakeHub) -> None:
-    with pytest.raises(NetworkError, match="gated repository.*HF_TOKEN") as info:
+    with pytest.raises(NetworkError, match=r"gated repository.*HF_TOKEN") as info:
         hub.open_hub_file(GATED_REPO, GATED_FILE, "main")
     assert isinstance(info.value, hub.HTTPStatusError) and not info.value.transient
 
@@ -240,7 +240,7 @@ def test_unreachable_hub_is_a_network_error(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     with pytest.raises(hub.HubUnreachableError, match="Cannot reach the Hugging Face Hub"):
         hub.list_gguf_files(TINY_REPO)
-    with pytest.raises(hub.HubUnreachableError, match="Cannot reach 127.0.0.1"):
+    with pytest.raises(hub.HubUnreachableError, match=r"Cannot reach 127\.0\.0\.1"):
         hub.open_hub_file(TINY_REPO, TINY_FILES[0], "main")
 
 
