@@ -64,3 +64,7 @@ class NetworkError(UserFacingError):
 
 class DownloadError(UserFacingError):
     """A model download cannot go on: disk full, checksum mismatch, refused by the hub."""
+
+
+class NotEnoughMemoryError(UserFacingError):
+    """A model's estimated memory is more than this machine has free (overridable)."""

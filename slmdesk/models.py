@@ -45,15 +45,18 @@ def import_model(
     db: sqlite_utils.Database, path: str | os.PathLike[str], *, source: str = "import",
     name: str | None = None, licence: str | None = None,
     sha256: str | None = None, hub: tuple[str, str, str] | None = None,
+    keep_path: bool = False,
 ) -> ModelRecord:
     """Validate a local GGUF and register it in place (no copy).
 
     ``sha256`` is a verified hash of the file (downloads); ``hub`` is its
-    (repo_id, revision, filename) on the Hugging Face Hub.
+    (repo_id, revision, filename) on the Hugging Face Hub. ``keep_path`` records the
+    absolute path without resolving symlinks: a Hugging Face cache snapshot links to a
+    blob named by its hash, and llama.cpp finds a split model's other parts by name.
     """
     p = Path(path).expanduser()
     info = validate_model_file(p)
-    resolved = str(info.path.resolve())
+    resolved = os.path.abspath(info.path) if keep_path else str(info.path.resolve())
     repo = ModelRepository(db)
     existing = repo.get_by_path(resolved)
     if existing is not None:

@@ -62,9 +62,64 @@ class ModelInfo:
     load_s: float
     template_fallback: bool
     quantization: str | None
+    # What the load cost, measured (see ``_measure_load``): the growth of this process's
+    # resident memory from just before the load to just after a one-token warm-up, the
+    # tensor bytes llama.cpp holds, and GPU memory taken (None without a GPU backend).
+    memory_bytes: int | None = None
+    weights_bytes: int | None = None
+    gpu_memory_bytes: int | None = None
+
+    @property
+    def measured_memory_bytes(self) -> int | None:
+        """RAM and GPU memory the load took, for comparison with the fit estimate."""
+        if self.memory_bytes is None:
+            return None
+        return self.memory_bytes + (self.gpu_memory_bytes or 0)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def _resident_bytes() -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+    except Exception:  # noqa: BLE001 - a measurement must never break a load
+        return None
+
+
+def gpu_memory() -> tuple[int, int] | None:
+    """(free, total) bytes over llama.cpp's GPU devices; None without a GPU backend."""
+    if not backend_info().gpu_offload:
+        return None
+    try:
+        import llama_cpp
+
+        lib = llama_cpp.llama_cpp._lib
+        lib.ggml_backend_dev_count.restype = ctypes.c_size_t
+        lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+        lib.ggml_backend_dev_get.restype = ctypes.c_void_p
+        lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+        lib.ggml_backend_dev_type.restype = ctypes.c_int
+        lib.ggml_backend_dev_memory.argtypes = [
+            ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t)
+        ]
+        free_sum = total_sum = 0
+        found = False
+        for i in range(int(lib.ggml_backend_dev_count())):
+            dev = lib.ggml_backend_dev_get(i)
+            # enum ggml_backend_dev_type: CPU 0, GPU 1, IGPU 2, ACCEL 3
+            if lib.ggml_backend_dev_type(dev) not in (1, 2):
+                continue
+            free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+            lib.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
+            free_sum += free.value
+            total_sum += total.value
+            found = True
+    except Exception:  # noqa: BLE001 - an older llama.cpp without the device API
+        return None
+    return (free_sum, total_sum) if found else None
 
 
 def validate_model_file(path: str | os.PathLike[str]) -> GGUFInfo:
@@ -170,6 +225,9 @@ class LlamaEngine:
 
         n_ctx_train = gguf.context_length or params.max_context
         n_ctx = max(256, min(params.max_context, n_ctx_train))
+        # Measured from here, after the previous model is freed.
+        rss_before = _resident_bytes()
+        gpu_before = gpu_memory()
         threads = params.resolved_threads()
         if params.n_gpu_layers is None:
             n_gpu_layers = -1 if backend.gpu_offload else 0
@@ -194,8 +252,47 @@ class LlamaEngine:
         load_s = time.perf_counter() - started
         with self.swap_lock:
             self._install_model(llm, gguf, n_ctx_train, threads, n_gpu_layers, load_s)
+            self._measure_load(rss_before, gpu_before)
         assert self._info is not None
         return self._info
+
+    def _measure_load(self, rss_before: int | None, gpu_before: tuple[int, int] | None) -> None:
+        """Warm up with one token, then record what the load added to memory.
+
+        Weights are memory-mapped and only count as resident once read (Linux reads them
+        at load; macOS and Windows on first use), so one token is evaluated first: it
+        reads every layer. Untouched rows of a token-embedding table stay out, and the
+        scratch buffers that a long prompt fills later are not included yet.
+        """
+        import dataclasses
+
+        import llama_cpp
+
+        llm = self._llm
+        info = self._info
+        if llm is None or info is None:
+            return
+        try:
+            bos = llm.token_bos()
+            llm.eval([bos if bos >= 0 else 0])
+        except RuntimeError:
+            log.warning("warm-up evaluation failed; memory measured without it")
+        # The warm-up token is no prompt: the next job starts from an empty cache.
+        llm.n_tokens = 0
+        rss_after = _resident_bytes()
+        gpu_after = gpu_memory()
+        memory = None
+        if rss_before is not None and rss_after is not None:
+            memory = max(0, rss_after - rss_before)
+        gpu_used = None
+        if gpu_before is not None and gpu_after is not None and info.offloaded_layers:
+            gpu_used = max(0, gpu_before[0] - gpu_after[0])
+        self._info = dataclasses.replace(
+            info,
+            memory_bytes=memory,
+            weights_bytes=int(llama_cpp.llama_model_size(llm._model.model)),
+            gpu_memory_bytes=gpu_used,
+        )
 
     def _install_model(
         self, llm: Any, gguf: GGUFInfo, n_ctx_train: int, threads: int, n_gpu_layers: int,
