@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
+import string
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import jinja2
 import jinja2.ext
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.nodes import Concat
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from slmdesk.errors import TemplateError
@@ -20,7 +25,24 @@ from slmdesk.errors import TemplateError
 MAX_OUTPUT_CHARS = 4_000_000  # a rendered prompt larger than this cannot fit any context
 MAX_RANGE = 100_000
 MAX_SEQUENCE_RESULT = 1_000_000  # longest string/list a template may build with * or +
+# Largest int a template may pass to a filter or method (a width, a count, an indent): one
+# C call such as 'x'.center(10**10) allocates before any deadline check can run.
+MAX_INT_ARGUMENT = 100_000
+MAX_INT_BITS = 4096  # products and powers larger than this are refused, not computed
 RENDER_SECONDS = 2.0
+
+# String methods a template may call. Others (translate, encode, maketrans...) either never
+# appear in chat templates or can build huge strings in one step; they are refused.
+_SAFE_STR_METHODS = frozenset({
+    "capitalize", "casefold", "center", "count", "endswith", "expandtabs", "find", "format",
+    "format_map", "index", "isalnum", "isalpha", "isascii", "isdecimal", "isdigit",
+    "isidentifier", "islower", "isnumeric", "isprintable", "isspace", "istitle", "isupper",
+    "join", "ljust", "lower", "lstrip", "partition", "removeprefix", "removesuffix",
+    "replace", "rfind", "rindex", "rjust", "rpartition", "rsplit", "rstrip", "split",
+    "splitlines", "startswith", "strip", "swapcase", "title", "upper", "zfill",
+})
+# A printf conversion: its width and precision are what can blow up ('%999999999s').
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 # Used when a model has no template, or its template cannot be rendered safely.
 # ChatML is understood reasonably well by most instruction-tuned small models.
@@ -42,25 +64,182 @@ class _IgnoreGenerationTags(jinja2.ext.Extension):
         return parser.parse_statements(("name:endgeneration",), drop_needle=True)
 
 
-class _BoundedEnvironment(ImmutableSandboxedEnvironment):
-    """A sandbox that also bounds the size of values built with ``*`` and ``+``."""
+def _refuse(what: str) -> NoReturn:
+    raise jinja2.exceptions.SecurityError(what)
 
-    intercepted_binops = frozenset(["*", "**", "+"])
+
+def _check_size(size: int) -> None:
+    if size > MAX_SEQUENCE_RESULT:
+        _refuse(f"result too large ({size:,} items)")
+
+
+def _check_ints(args: Sequence[Any], kwargs: dict[str, Any]) -> None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > MAX_INT_ARGUMENT:
+                _refuse(f"argument too large ({value})")
+
+
+def _check_printf(fmt: str) -> None:
+    for match in _PRINTF_SPEC.finditer(fmt):
+        for field_width in match.groups():
+            if field_width == "*":
+                _refuse("'*' widths are not allowed")
+            if field_width is not None and int(field_width) > MAX_INT_ARGUMENT:
+                _refuse(f"format width too large ({field_width})")
+
+
+def _check_format(fmt: str) -> None:
+    try:
+        fields = list(string.Formatter().parse(fmt))
+    except ValueError:
+        return  # str.format raises the same error itself
+    for _, _, spec, _ in fields:
+        if spec and "{" in spec:
+            _refuse("nested format fields are not allowed")
+        for digits in re.findall(r"\d+", spec or ""):
+            if int(digits) > MAX_INT_ARGUMENT:
+                _refuse(f"format width too large ({digits})")
+
+
+def _join_size(separator: str, items: Sequence[Any]) -> int:
+    pieces = sum(len(x) if isinstance(x, str) else 20 for x in items)
+    return pieces + len(separator) * max(0, len(items) - 1)
+
+
+def _replace_size(text: str, old: str, new: str, count: int = -1) -> int:
+    if len(new) <= len(old):
+        return len(text)
+    hits = len(text) + 1 if old == "" else text.count(old)
+    if count >= 0:
+        hits = min(hits, count)
+    return len(text) + hits * (len(new) - len(old))
+
+
+def _check_str_method(text: str, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
+    """Refuse a call of ``text.name(*args)`` whose result would be too large."""
+    if name not in _SAFE_STR_METHODS:
+        _refuse(f"str.{name} is not allowed in a chat template")
+    if name in ("format", "format_map"):
+        _check_format(text)
+    elif name == "replace" and len(args) >= 2:
+        old, new = args[0], args[1]
+        if isinstance(old, str) and isinstance(new, str):
+            count = args[2] if len(args) > 2 and isinstance(args[2], int) else -1
+            _check_size(_replace_size(text, old, new, count))
+    elif name == "expandtabs":
+        tabsize = args[0] if args else kwargs.get("tabsize", 8)
+        if isinstance(tabsize, int):
+            _check_size(len(text) + text.count("\t") * tabsize)
+
+
+def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a Jinja filter so that its arguments cannot make it build a huge value.
+
+    The wrapper also runs when Jinja folds constants at compile time, so a hostile
+    constant expression is refused before it is ever evaluated.
+    """
+
+    @functools.wraps(func)  # keeps jinja_pass_arg, so Jinja passes the same leading args
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        rest = [a for a in args if not isinstance(a, (jinja2.nodes.EvalContext,
+                                                      jinja2.Environment))]
+        _check_ints(rest[1:], kwargs)
+        value = rest[0] if rest else None
+        params = rest[1:]
+        if name == "format" and isinstance(value, str):
+            _check_printf(value)
+        elif name == "replace" and isinstance(value, str) and len(params) >= 2:
+            old, new = str(params[0]), str(params[1])
+            count = params[2] if len(params) > 2 and isinstance(params[2], int) else -1
+            _check_size(_replace_size(value, old, new, count))
+        elif name == "indent" and isinstance(value, str):
+            width = params[0] if params else kwargs.get("width", 4)
+            prefix = len(width) if isinstance(width, str) else int(width)
+            _check_size(len(value) + (value.count("\n") + 1) * prefix)
+        elif name == "wordwrap" and isinstance(value, str):
+            width = params[0] if params else kwargs.get("width", 79)
+            wrap = params[2] if len(params) > 2 else kwargs.get("wrapstring") or "\n"
+            lines = len(value) // max(int(width), 1) + 1
+            _check_size(len(value) + lines * len(str(wrap)))
+        elif name in ("join", "sum") and value is not None:
+            items = list(value)
+            if name == "join":
+                separator = params[0] if params else kwargs.get("d", "")
+                _check_size(_join_size(str(separator), items))
+            elif any(isinstance(x, (str, list, tuple)) for x in items):
+                _check_size(sum(len(x) for x in items if isinstance(x, (str, list, tuple))))
+            # The iterable may have been a one-shot generator: pass on what was read.
+            args = tuple(items if a is value else a for a in args)
+        return func(*args, **kwargs)
+
+    return guarded
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """Compiles ``a ~ b`` to a size-checked join instead of Jinja's plain one."""
+
+    def visit_Concat(self, node: Concat, frame: Frame) -> None:
+        self.write("environment.bounded_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+class _BoundedEnvironment(ImmutableSandboxedEnvironment):
+    """A sandbox that also bounds the size of everything a template can build.
+
+    Operators, ``~``, filters and string methods are checked *before* they run: a single
+    C-level call ('x' * 10**10, 'a'.replace('', big), '%999999999s' % x) allocates at once,
+    so neither the render deadline nor the output limit could stop it in time.
+    """
+
+    code_generator_class = _BoundedCodeGenerator
+    # "%" is intercepted too: besides bounding it, that keeps Jinja from folding a constant
+    # '%999999999s' % 'x' at compile time, outside every check.
+    intercepted_binops = frozenset(["*", "**", "+", "%"])
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**":
-            if isinstance(right, int) and abs(right) > 64:
-                raise jinja2.exceptions.SecurityError("exponent too large")
+            if isinstance(right, (int, float)) and abs(right) > 64:
+                _refuse("exponent too large")
+            if isinstance(left, int) and isinstance(right, int) and right > 0:
+                if left.bit_length() * right > MAX_INT_BITS:
+                    _refuse("number too large")
         elif operator == "*":
             for seq, n in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(n, int):
-                    if len(seq) * n > MAX_SEQUENCE_RESULT:
-                        raise jinja2.exceptions.SecurityError("sequence too large")
+                    _check_size(len(seq) * n)
+            if isinstance(left, int) and isinstance(right, int):
+                if left.bit_length() + right.bit_length() > MAX_INT_BITS:
+                    _refuse("number too large")
         elif operator == "+":
             if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
-                if len(left) + len(right) > MAX_SEQUENCE_RESULT:
-                    raise jinja2.exceptions.SecurityError("sequence too large")
+                _check_size(len(left) + len(right))
+        elif operator == "%" and isinstance(left, str):
+            _check_printf(left)
         return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_ints(args, kwargs)
+        # str.format arrives wrapped by the sandbox; the bound method is its __wrapped__.
+        target = getattr(__obj, "__wrapped__", __obj)
+        bound_to = getattr(target, "__self__", None)
+        if isinstance(bound_to, str):
+            name = getattr(target, "__name__", "")
+            if name == "join" and args:
+                items = list(args[0])
+                _check_size(_join_size(bound_to, items))
+                args = (items, *args[1:])
+            else:
+                _check_str_method(bound_to, name, args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def bounded_concat(self, pieces: Sequence[Any]) -> str:
+        texts = [p if isinstance(p, str) else str(p) for p in pieces]
+        _check_size(sum(map(len, texts)))
+        return "".join(texts)
 
 
 def _tojson(
@@ -95,6 +274,10 @@ def _environment() -> _BoundedEnvironment:
         autoescape=False,
     )
     env.filters["tojson"] = _tojson
+    env.filters.update({name: _guard_filter(name, f) for name, f in env.filters.items()})
+    # lipsum(10**9) runs in Jinja's own Python code, where the render deadline does not
+    # look; no chat template uses it.
+    del env.globals["lipsum"]
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(str(fmt)[:64])
     env.globals["range"] = _bounded_range
