@@ -339,10 +339,16 @@ class DownloadManager:
                 old = DownloadRecord(**{name: rows[0][name] for name in _COLUMNS})
                 if old.state == DONE and os.path.isfile(old.dest_path):
                     return old
-                if old.state in (QUEUED, RUNNING, VERIFYING):
+                stale = (
+                    old.state in (RUNNING, VERIFYING)
+                    and old.id not in self._tasks
+                    and not _part_in_use(old.part_path)
+                )
+                if old.state in (QUEUED, RUNNING, VERIFYING) and not stale:
                     self._schedule()
                     return old
-                if old.state in (PAUSED, FAILED):
+                if old.state in (PAUSED, FAILED) or stale:
+                    # A stale "running" row was left by a process that died.
                     record = self._write(db, old.id, state=QUEUED, error=None)
                     self._state_event(record)
                     self._schedule()
@@ -617,7 +623,11 @@ class DownloadManager:
         """Leave the row as the pause/cancel wrote it; a cancel also loses its partial file."""
         with self._lock:
             record = self._read(db, task.id)
-            if task.stop_reason == CANCELLED or record.state == CANCELLED:
+            if task.stop_reason is None:
+                # Another process holds the partial file: it is running there, and this
+                # manager must not pick it up again until that one lets go.
+                record = self._write(db, task.id, state=RUNNING)
+            elif task.stop_reason == CANCELLED or record.state == CANCELLED:
                 _remove(record.part_path)
                 record = self._write(db, task.id, downloaded_bytes=0)
             elif os.path.exists(record.part_path):

@@ -485,3 +485,21 @@ def test_unsafe_filenames_are_rejected(
     with pytest.raises(InvalidInputError):
         manager.enqueue("../../etc", "model.gguf")
     assert manager.list() == []
+
+
+def test_a_second_manager_leaves_a_live_download_alone(
+    hub_server: FakeHub, model_path: Path, make_manager: Any, db_path: Path, events: Events
+) -> None:
+    """Two slmdesk processes (GUI and CLI) on one database never fetch the same file twice."""
+    hub_server.chunk_delay_s = 0.001
+    first = make_manager()
+    first.start()
+    record = first.enqueue(SMOL_REPO, SMOL_FILE)
+    events.progress_past(record.id, 0.1)
+    second = make_manager()
+    second.start()  # does not take over the row the first one is fetching
+    assert second.enqueue(SMOL_REPO, SMOL_FILE).state == "running"
+    hub_server.chunk_delay_s = 0.0
+    record = first.wait(record.id, TIMEOUT)
+    assert_verified_and_registered(hub_server, db_path, record, SMOL_REPO, SMOL_FILE)
+    assert len(hub_server.file_requests(SMOL_FILE)) == 1
