@@ -44,6 +44,7 @@ def _build_parser() -> argparse.ArgumentParser:
     mi.add_argument("--name")
     mi.add_argument("--json", action="store_true")
     _add_models_hub_parsers(msub)
+    _add_models_library_parsers(msub)
 
     chat = sub.add_parser("chat", help="chat with a model (interactive without PROMPT)")
     chat.add_argument("prompt", nargs="?", metavar="PROMPT")
@@ -58,6 +59,7 @@ def _build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int)
     chat.add_argument("--stop", action="append", metavar="TEXT", help="stop string (repeatable)")
     chat.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    chat.add_argument("--force", action="store_true", help=_FORCE_HELP)
     chat.add_argument("--continue", dest="continue_id", metavar="CONVERSATION_ID")
     chat.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
@@ -155,6 +157,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     if args.models_command in ("search", "pull"):
         return _cmd_models_hub(args)
+    if args.models_command in ("info", "rm", "catalog", "discover", "folders"):
+        return _cmd_models_library(args)
     core = open_core()
     if args.models_command == "import":
         model = import_model(core.db, args.path, name=args.name)
@@ -177,6 +181,197 @@ def _cmd_models(args: argparse.Namespace) -> int:
             f"{m.id}  {m.name}  {m.architecture or '?'}  {m.quantization or '?'}  "
             f"ctx {m.context_length or '?'}  {size}  {m.licence or 'licence unknown'}{flags}"
         )
+    _print_disk_usage(core)
+    return 0
+
+
+# models info / rm / catalog / discover / folders (the local library) ---------------------
+_FORCE_HELP = "load even when the model is estimated not to fit in free memory"
+
+
+def _add_models_library_parsers(msub: Any) -> None:
+    info = msub.add_parser("info", help="details of a model: file, licence, template, fit")
+    info.add_argument("model", metavar="MODEL", help="model id, name or file name")
+    info.add_argument("--sha256", action="store_true",
+                      help="compute the file's sha256 now (and keep it)")
+    info.add_argument("--json", action="store_true")
+    rm = msub.add_parser(
+        "rm", help="remove a model (a downloaded one's file is deleted; others stay on disk)")
+    rm.add_argument("model", metavar="MODEL", help="model id, name or file name")
+    rm.add_argument("--delete-file", action="store_true",
+                    help="also delete the file of an imported or discovered model")
+    rm.add_argument("--yes", action="store_true", help="do not ask before deleting a file")
+    rm.add_argument("--json", action="store_true")
+    cat = msub.add_parser("catalog", help="the curated catalog, with a fit estimate for each")
+    cat.add_argument("--json", action="store_true")
+    disc = msub.add_parser(
+        "discover", help="GGUF files in the Hugging Face cache and your library folders")
+    group = disc.add_mutually_exclusive_group()
+    group.add_argument("--register", metavar="PATH", help="register this found file in place")
+    group.add_argument("--all", action="store_true", help="register every found file")
+    disc.add_argument("--json", action="store_true")
+    folders = msub.add_parser("folders", help="folders searched by `models discover`")
+    fsub = folders.add_subparsers(dest="folders_command", metavar="ACTION", required=True)
+    fl = fsub.add_parser("list", help="list the library folders")
+    fl.add_argument("--json", action="store_true")
+    fa = fsub.add_parser("add", help="add a folder (e.g. ~/.lmstudio/models)")
+    fa.add_argument("path")
+    fr = fsub.add_parser("remove", help="remove a folder from the list (no file is touched)")
+    fr.add_argument("path")
+
+
+def _models_dir(core: Any) -> str:
+    from slmdesk.settings import load_settings
+
+    return load_settings(core.db).models_dir or str(core.paths.default_models_dir)
+
+
+def _print_disk_usage(core: Any) -> None:
+    from slmdesk.catalog.fit import format_bytes
+    from slmdesk.catalog.library import disk_usage
+
+    usage = disk_usage(core.db, _models_dir(core))
+    extra = f", {format_bytes(usage.partial_bytes)} in unfinished downloads" \
+        if usage.partial_bytes else ""
+    print(f"total disk usage: {format_bytes(usage.total_bytes)} "
+          f"({format_bytes(usage.owned_bytes)} downloaded by slmdesk{extra})")
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def _cmd_models_library(args: argparse.Namespace) -> int:
+    from slmdesk.catalog import discover as disc
+    from slmdesk.catalog.catalog import load_catalog
+    from slmdesk.catalog.fit import effective_context, estimate_for_entry, format_bytes
+    from slmdesk.catalog.library import (
+        format_details,
+        hash_file,
+        model_details,
+        record_sha256,
+        remove_model,
+    )
+    from slmdesk.core import open_core
+    from slmdesk.settings import load_settings, save_settings
+    from slmdesk.store.repositories import ModelRepository
+
+    core = open_core()
+    repo = ModelRepository(core.db)
+    settings = load_settings(core.db)
+    command = args.models_command
+    if command == "info":
+        model = repo.find(args.model)
+        if args.sha256 and os.path.isfile(model.path):
+            model = record_sha256(core.db, model.id, hash_file(model.path))
+        details = model_details(model, context=settings.max_context)
+        if args.json:
+            _print_json(details)
+        else:
+            print(format_details(details))
+        return 0
+    if command == "rm":
+        model = repo.find(args.model)
+        deletes = model.owns_file or args.delete_file
+        if deletes and os.path.lexists(model.path) and not args.yes and not _confirm(
+                f"Delete {model.path} ({format_bytes(model.size_bytes)})?"):
+            raise InvalidInputError(
+                f"Removing {model.name} deletes its file {model.path}; add --yes to confirm.")
+        removal = remove_model(core.db, model.id, delete_file=args.delete_file,
+                               models_dir=_models_dir(core))
+        if args.json:
+            _print_json({"id": model.id, "name": model.name, **removal.to_json()})
+        elif removal.kept_path:
+            print(f"Removed {model.name}; its file stays at {removal.kept_path}")
+        else:
+            print(f"Removed {model.name}; {format_bytes(removal.freed_bytes)} freed")
+        return 0
+    if command == "catalog":
+        rows = []
+        installed = {m.sha256 for m in repo.list() if m.sha256}
+        for entry in load_catalog():
+            context = effective_context(settings.max_context, entry.context_length)
+            est = estimate_for_entry(entry, context)
+            rows.append((entry, est, entry.sha256 in installed))
+        if args.json:
+            _print_json([{**e.to_json(), "fit": est.to_json(), "installed": inst}
+                         for e, est, inst in rows])
+            return 0
+        for e, est, inst in rows:
+            size = ("~" if e.size_approximate else "") + format_bytes(e.size_bytes)
+            verdict = {"fits": "fits", "tight": "tight", "wont_fit": "won't fit"}[est.verdict]
+            print(f"{e.id}  {e.name}  {size}  {e.licence}  {verdict} "
+                  f"({format_bytes(est.total)} at {est.context:,} tokens)"
+                  + ("  [installed]" if inst else ""))
+        return 0
+    if command == "discover":
+        found = disc.discover(settings.library_folders, hf_cache=settings.discover_hf_cache,
+                              known_paths=[m.path for m in repo.list()])
+        if args.register or args.all:
+            if args.register:
+                wanted = os.path.abspath(os.path.expanduser(args.register))
+                chosen = [f for f in found if f.path == wanted
+                          or os.path.realpath(f.path) == os.path.realpath(wanted)]
+                if not chosen:
+                    raise InvalidInputError(
+                        f"{args.register} is not among the files found; see "
+                        "`slmdesk models discover` (add its folder with "
+                        "`slmdesk models folders add DIR`).")
+            else:
+                chosen = [f for f in found if not f.registered]
+            records = [disc.register_discovered(core.db, f) for f in chosen]
+            if args.json:
+                _print_json([r.to_json() for r in records])
+            else:
+                for r in records:
+                    print(f"Registered {r.name} ({r.id}) in place: {r.path}")
+                if not records:
+                    print("Nothing new to register.")
+            return 0
+        if args.json:
+            _print_json([f.to_json() for f in found])
+            return 0
+        if not found:
+            print("No GGUF files found. Add a folder with `slmdesk models folders add DIR`.")
+        for f in found:
+            origin = f"{f.repo_id} @ {f.revision[:10]}" if f.repo_id and f.revision else f.folder
+            print(f"{f.path}  {format_bytes(f.size_bytes)}  {f.source}: {origin}"
+                  + ("  [registered]" if f.registered else ""))
+        return 0
+    # folders
+    if args.folders_command == "list":
+        if args.json:
+            _print_json({"folders": settings.library_folders,
+                         "hf_cache": str(disc.hf_cache_dir()) if settings.discover_hf_cache
+                         else None})
+            return 0
+        for folder in settings.library_folders:
+            print(folder)
+        if not settings.library_folders:
+            print("No library folders. Add one with `slmdesk models folders add DIR`.")
+        if settings.discover_hf_cache:
+            print(f"(and the Hugging Face cache: {disc.hf_cache_dir()})")
+        return 0
+    path = os.path.abspath(os.path.expanduser(args.path))
+    if args.folders_command == "add":
+        if not os.path.isdir(path):
+            raise InvalidInputError(f"{args.path} is not a folder.")
+        if path not in settings.library_folders:
+            settings.library_folders = [*settings.library_folders, path]
+            save_settings(core.db, settings)
+        print(f"Added {path}")
+        return 0
+    kept = [f for f in settings.library_folders if f not in (path, args.path)]
+    if len(kept) == len(settings.library_folders):
+        raise InvalidInputError(f"{args.path} is not a library folder.")
+    settings.library_folders = kept
+    save_settings(core.db, settings)
+    print(f"Removed {path} from the library folders (no file was touched)")
     return 0
 
 
@@ -412,7 +607,8 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             conversation.id, system_prompt=args.system
         )
 
-    engine = _load_engine(model, args.threads, core.db, explicit=args.model is not None)
+    engine = _load_engine(model, args.threads, core.db, explicit=args.model is not None,
+                          force=args.force)
 
     def one_turn(text: str, *, stream: bool) -> dict[str, Any]:
         nonlocal conversation
@@ -630,6 +826,7 @@ def _add_classify_parsers(sub: Any) -> None:
     c.add_argument("--text-column", default="text", help="text column of --eval")
     c.add_argument("--label-column", default="label", help="label column of --eval")
     c.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    c.add_argument("--force", action="store_true", help=_FORCE_HELP)
     c.add_argument("--json", action="store_true",
                    help="JSON output (--input always prints JSON lines)")
 
@@ -783,7 +980,8 @@ def _cmd_classify(args: argparse.Namespace) -> int:
                   f"model {model.name})")
             return 0
     check_model_present(model)
-    engine = _load_engine(model, args.threads, core.db, explicit=args.model is not None)
+    engine = _load_engine(model, args.threads, core.db, explicit=args.model is not None,
+                          force=args.force)
     try:
         if args.text is not None:
             return _classify_one(engine, spec, args.text, json_mode=args.json)
@@ -795,12 +993,17 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         engine.unload()
 
 
-def _load_engine(model: Any, threads: int | None, db: Any, *, explicit: bool) -> Any:
-    """Load ``model`` under the load guard.
+def _load_engine(
+    model: Any, threads: int | None, db: Any, *, explicit: bool, force: bool = False
+) -> Any:
+    """Load ``model`` under the load guard, after the memory check.
 
     A model whose last load took its process down is loaded only when the person named it
     (``explicit``, e.g. ``--model``); otherwise a ``ModelLoadCrashedError`` says why not.
+    A model estimated not to fit in memory is refused unless ``force``; what the load
+    really took is recorded with the estimate.
     """
+    from slmdesk.catalog.fit import check_fit, effective_context, record_measured_memory
     from slmdesk.engine.core import LlamaEngine
     from slmdesk.engine.params import LoadParams
     from slmdesk.errors import ModelLoadCrashedError
@@ -819,9 +1022,11 @@ def _load_engine(model: Any, threads: int | None, db: Any, *, explicit: bool) ->
     load = load_settings(db).load_params()
     if threads:
         load = LoadParams(load.max_context, threads, load.n_gpu_layers, load.n_batch)
+    check_fit(model, effective_context(load.max_context, model.context_length), force=force)
     engine = LlamaEngine()
     with guard.loading(model.path, model_id=model.id, model_name=model.name):
-        engine.load(model.path, load)
+        info = engine.load(model.path, load)
+    record_measured_memory(db, model.id, info, engine.gguf)
     return engine
 
 
@@ -1040,6 +1245,7 @@ def _add_data_parsers(sub: Any) -> None:
     dev.add_argument("--split", choices=["train", "validation", "test", "all"],
                      default="test")
     dev.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    dev.add_argument("--force", action="store_true", help=_FORCE_HELP)
     dev.add_argument("--json", action="store_true")
     dv = dsub.add_parser("evals", help="evaluation runs of a data set, side by side")
     dv.add_argument("name", metavar="NAME")
@@ -1261,7 +1467,8 @@ def _data_evaluate(args: argparse.Namespace) -> int:
     model = resolve_model(core.db, args.model,
                           conversation_model_id=saved.model_id if saved else None)
     check_model_present(model)
-    engine = _load_engine(model, args.threads, core.db, explicit=args.model is not None)
+    engine = _load_engine(model, args.threads, core.db, explicit=args.model is not None,
+                          force=args.force)
     try:
         classifier = Classifier(engine, spec)
         progress = _Progress(len(examples))

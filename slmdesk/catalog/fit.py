@@ -121,10 +121,16 @@ class FitEstimate:
 
 
 def format_bytes(n: int | float) -> str:
-    """1.2 GiB / 340 MiB: binary units, as memory is counted."""
+    """1.2 GiB / 340 MiB / 12 KiB: binary units, as memory is counted."""
+    if abs(n) >= 1024 * GIB:
+        return f"{n / (1024 * GIB):,.1f} TiB"
     if abs(n) >= GIB:
         return f"{n / GIB:.1f} GiB"
-    return f"{n / MIB:.0f} MiB"
+    if abs(n) >= MIB or n == 0:
+        return f"{n / MIB:.0f} MiB"
+    if abs(n) >= 1024:
+        return f"{n / 1024:.0f} KiB"
+    return f"{int(n)} bytes"
 
 
 def system_memory() -> MemoryBudget:

@@ -1,4 +1,4 @@
-"""Discovery of GGUF files in a fake Hugging Face cache (real symlinks) and a fake LM Studio folder."""
+"""Discovery of GGUF files in a fake Hugging Face cache (real symlinks) and a fake LM Studio dir."""
 
 from __future__ import annotations
 
