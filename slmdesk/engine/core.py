@@ -9,12 +9,13 @@ anywhere).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,33 @@ from slmdesk.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _library_chat_templates_off() -> Iterator[None]:
+    """Keep ``llama_cpp.Llama()`` from compiling the chat templates inside the file.
+
+    Llama() compiles every ``tokenizer.chat_template*`` entry with a stock Jinja sandbox,
+    whose constant folding evaluates ``{{ 'a' * 10**10 }}`` at compile time: a hostile
+    file could exhaust memory before slmdesk's bounded sandbox (template.py) ever sees
+    the template. slmdesk renders prompts itself and never uses those handlers.
+    """
+    import llama_cpp.llama_chat_format as chat_format
+
+    class _Unused:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def to_chat_handler(self) -> None:
+            return None
+
+    original = chat_format.Jinja2ChatFormatter
+    chat_format.Jinja2ChatFormatter = _Unused  # type: ignore[misc,assignment]
+    try:
+        yield
+    finally:
+        chat_format.Jinja2ChatFormatter = original  # type: ignore[misc]
+
 
 ChatMessage = dict[str, str]
 TextCallback = Callable[[str], None]
@@ -235,16 +263,17 @@ class LlamaEngine:
             n_gpu_layers = params.n_gpu_layers
         started = time.perf_counter()
         try:
-            llm = llama_cpp.Llama(
-                model_path=str(gguf.path),
-                n_ctx=n_ctx,
-                n_batch=min(params.n_batch, n_ctx),
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_gpu_layers=n_gpu_layers,
-                logits_all=False,
-                verbose=False,
-            )
+            with _library_chat_templates_off():
+                llm = llama_cpp.Llama(
+                    model_path=str(gguf.path),
+                    n_ctx=n_ctx,
+                    n_batch=min(params.n_batch, n_ctx),
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    n_gpu_layers=n_gpu_layers,
+                    logits_all=False,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelFileError(
                 f"{gguf.path.name}: llama.cpp could not load this model ({exc})."
@@ -279,6 +308,7 @@ class LlamaEngine:
             log.warning("warm-up evaluation failed; memory measured without it")
         # The warm-up token is no prompt: the next job starts from an empty cache.
         llm.n_tokens = 0
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
         rss_after = _resident_bytes()
         gpu_after = gpu_memory()
         memory = None
