@@ -28,12 +28,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from slmdesk.catalog import fit
 from slmdesk.chat import ChatService, ReplyWriter, Turn
 from slmdesk.engine.backend import backend_info
 from slmdesk.engine.core import ModelInfo
 from slmdesk.engine.params import GenerationResult, SamplingParams
 from slmdesk.engine.worker import EngineClient, EngineJob
-from slmdesk.errors import UserFacingError
+from slmdesk.errors import NotEnoughMemoryError, UserFacingError
 from slmdesk.loadguard import LoadGuard, crash_message
 from slmdesk.models import check_model_present
 from slmdesk.paths import get_paths
@@ -50,6 +51,7 @@ from slmdesk.ui.chat_view import ChatView
 from slmdesk.ui.classify_view import ClassifyView
 from slmdesk.ui.conversations import ConversationSidebar
 from slmdesk.ui.datasets_view import DatasetsView
+from slmdesk.ui.library_view import LibraryView
 from slmdesk.ui.save_example import SaveExampleDialog
 from slmdesk.ui.settings_panel import SettingsPanel
 from slmdesk.ui.widgets import error_banner
@@ -122,8 +124,12 @@ class Composer(QPlainTextEdit):
         if not files:
             super().insertFromMimeData(source)
             return
+        models = [f for f in files if f.lower().endswith(".gguf")]
+        if models:
+            self._window.import_models(models)
         for name in files:
-            self.insert_file(name)
+            if name not in models:
+                self.insert_file(name)
 
     def insert_file(self, name: str) -> None:
         path = Path(name)
@@ -142,8 +148,15 @@ class Composer(QPlainTextEdit):
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, db: sqlite_utils.Database, engine: EngineClient) -> None:
+    def __init__(self, db: sqlite_utils.Database, engine: EngineClient, *,
+                 start_downloads: bool = True) -> None:
         super().__init__()
+        self._start_downloads = start_downloads
+        self._load_started = 0.0
+        self.last_load_s: float | None = None
+        self._send_after_load = False
+        self._idle_unloaded = False
+        self._fit_override: str | None = None  # model id the person chose to load anyway
         self.db = db
         self.engine = engine
         self.service = ChatService(db)
@@ -167,6 +180,11 @@ class MainWindow(QMainWindow):
         self._build()
         self._build_menus()
         self._connect_engine()
+        self._idle_timer = QTimer(self)
+        self._idle_timer.setObjectName("idle_unload_timer")
+        self._idle_timer.setSingleShot(True)
+        self._idle_timer.timeout.connect(self._on_idle)
+        self.setAcceptDrops(True)
         self.sidebar.refresh()
         self.refresh_models()
         self.new_chat()
@@ -203,6 +221,13 @@ class MainWindow(QMainWindow):
         self.load_progress.setMaximumWidth(90)
         self.load_progress.hide()
         header.addWidget(self.load_progress)
+        self.load_anyway_button = QPushButton("Load anyway", main)
+        self.load_anyway_button.setObjectName("load_anyway_button")
+        self.load_anyway_button.setToolTip(
+            "The estimate says this model does not fit in the free memory; try it anyway")
+        self.load_anyway_button.clicked.connect(self._load_anyway)
+        self.load_anyway_button.hide()
+        header.addWidget(self.load_anyway_button)
         self.settings_button = QToolButton(main)
         self.settings_button.setText("Settings")
         self.settings_button.setCheckable(True)
@@ -272,6 +297,12 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.classify_view, "Classify")
         self.datasets_view = DatasetsView(self.db, self.engine, self.tabs)
         self.tabs.addTab(self.datasets_view, "Data sets")
+        self.library_view = LibraryView(self.db, self.tabs,
+                                        start_downloads=self._start_downloads)
+        self.library_view.use_requested.connect(self._on_library_use)
+        self.library_view.models_changed.connect(self.refresh_models)
+        self.library_view.idle_minutes_changed.connect(lambda _m: self._arm_idle_timer())
+        self.tabs.addTab(self.library_view, "Models")
         self.tabs.currentChanged.connect(self._on_tab_changed)
         top_layout.addWidget(self.tabs, 1)
         self.setCentralWidget(top)
@@ -279,7 +310,11 @@ class MainWindow(QMainWindow):
         self.status_model = QLabel("No model", self)
         backend = backend_info()
         self.status_backend = QLabel(
-            backend.backend + (" (GPU offload)" if backend.gpu_offload else ""), self)
+            backend.backend + (" (GPU offload)" if backend.gpu_offload else "")
+            + (" (GPU build could not start)" if backend.fallback_reason else ""), self)
+        self.status_backend.setObjectName("status_backend")
+        if backend.fallback_reason:
+            self.status_backend.setToolTip(backend.fallback_reason)
         self.status_speed = QLabel("", self)
         self.status_speed.setObjectName("status_speed")
         self.context_bar = QProgressBar(self)
@@ -331,6 +366,12 @@ class MainWindow(QMainWindow):
         e.text_received.connect(self._on_text)
         e.generation_finished.connect(self._on_finished)
         e.generation_failed.connect(self._on_failed)
+        # Any engine activity (this tab's or the classify/data-set tabs') postpones the
+        # idle unload.
+        for signal in (e.text_received, e.generation_finished, e.generation_failed,
+                       e.classify_progressed, e.classification_finished,
+                       e.classification_failed, e.loaded):
+            signal.connect(self._arm_idle_timer)
 
     def _on_tab_changed(self, index: int) -> None:
         self.settings_button.setVisible(self.tabs.widget(index) is self.splitter)
@@ -356,6 +397,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings_panel.flush()
+        self.library_view.shutdown()
         if self.gen_job is not None:
             # Stop the reply; the app saves it as cancelled during shutdown.
             self.engine.cancel(self.gen_job.id)
@@ -480,16 +522,96 @@ class MainWindow(QMainWindow):
             return
         if crashed is not None:
             self.load_guard.forget(model.path)
+        settings = load_settings(self.db)
+        self.load_anyway_button.hide()
+        try:
+            # The model loaded now is freed before the new one loads.
+            reclaim = (self.model.measured_memory_bytes or 0) if (
+                self.model is not None and self.loaded is not None) else 0
+            fit.check_fit(model, settings.max_context, force=self._fit_override == model.id,
+                          reclaimable=reclaim)
+        except NotEnoughMemoryError as exc:
+            self.show_error(exc.message.replace(" (--force on the command line)", "")
+                            + " Use “Load anyway” to try regardless.")
+            self._fit_refused = model
+            self.load_anyway_button.show()
+            self.refresh_models()
+            return
         self.model = model
         index = self.model_picker.findData(model.id)
         if index >= 0:
             self.model_picker.setCurrentIndex(index)
         self.loaded = None
+        self._idle_unloaded = False
+        self._idle_timer.stop()
         self.classify_view.set_model(model, None)
         self.datasets_view.set_model(model, None)
+        self.library_view.loaded_model_id = None
+        self._load_started = time.monotonic()
         self.load_guard.begin(model.path, model_id=model.id, model_name=model.name)
-        self.load_job = self.engine.load(model.path, load_settings(self.db).load_params())
+        self.load_job = self.engine.load(model.path, settings.load_params())
         self._update_controls()
+
+    def _load_anyway(self) -> None:
+        model = getattr(self, "_fit_refused", None)
+        if model is not None:
+            self._fit_override = model.id
+            self.select_model(model)
+
+    def _on_library_use(self, model_id: str) -> None:
+        self.select_model(self.models.get(model_id))
+        self.tabs.setCurrentWidget(self.splitter)
+
+    # idle unload ------------------------------------------------------------------------
+    def _arm_idle_timer(self, *_args: Any) -> None:
+        minutes = load_settings(self.db).idle_unload_minutes
+        if minutes > 0 and self.loaded is not None:
+            self._idle_timer.start(minutes * 60_000)
+        else:
+            self._idle_timer.stop()
+
+    def _on_idle(self) -> None:
+        """Free the model's memory; the next send loads it again."""
+        if self.loaded is None or self.gen_job is not None or self.load_job is not None:
+            return
+        self.engine.unload()
+        self.loaded = None
+        self._idle_unloaded = True
+        self.library_view.loaded_model_id = None
+        self.classify_view.set_model(self.model, None)
+        self.datasets_view.set_model(self.model, None)
+        minutes = load_settings(self.db).idle_unload_minutes
+        self.model_state.setText(f"unloaded after {minutes} min idle · loads again when needed")
+        self.update_context_bar()
+        self._update_controls()
+
+    # dropping model files ------------------------------------------------------------------
+    @staticmethod
+    def _gguf_urls(event: Any) -> list[str]:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return []
+        return [u.toLocalFile() for u in mime.urls()
+                if u.isLocalFile() and u.toLocalFile().lower().endswith(".gguf")]
+
+    def dragEnterEvent(self, event: Any) -> None:
+        if self._gguf_urls(event):
+            event.acceptProposedAction()
+        else:
+            super().dragEnterEvent(event)
+
+    def dropEvent(self, event: Any) -> None:
+        paths = self._gguf_urls(event)
+        if not paths:
+            super().dropEvent(event)
+            return
+        event.acceptProposedAction()
+        self.import_models(paths)
+
+    def import_models(self, paths: list[str]) -> None:
+        """Validate and register dropped .gguf files in place, then show them."""
+        self.tabs.setCurrentWidget(self.library_view)
+        self.library_view.import_paths(paths)
 
     def _on_model_picked(self, index: int) -> None:
         model_id = self.model_picker.itemData(index)
@@ -497,6 +619,7 @@ class MainWindow(QMainWindow):
             self.select_model(self.models.get(model_id))
 
     def _on_loading_started(self, job_id: int, path: str) -> None:
+        self._load_started = time.monotonic()
         self.model_state.setText(f"Loading {Path(path).name}…")
         self.load_progress.show()
 
@@ -510,12 +633,20 @@ class MainWindow(QMainWindow):
         self.datasets_view.set_model(self.model, info)
         self.load_progress.hide()
         self.clear_error()
-        self.model_state.setText(ready_text(info))
+        self.last_load_s = time.monotonic() - self._load_started
+        self.model_state.setText(f"{ready_text(info)} · loaded in {self.last_load_s:.1f} s")
         self.status_model.setText(self.model.name if self.model is not None else info.name)
         if self.model is not None:
             settings = load_settings(self.db)
             settings.default_model_id = self.model.id
             save_settings(self.db, settings)
+            self.library_view.loaded_model_id = self.model.id
+            try:
+                fit.record_measured_memory(self.db, self.model.id, info,
+                                           self.engine.engine.gguf)
+            except Exception:
+                log.exception("recording the measured memory failed")
+            self.library_view.refresh_installed()
         if info.template_fallback:
             self.show_error(
                 "This model's chat template could not be used safely; a generic template "
@@ -524,12 +655,16 @@ class MainWindow(QMainWindow):
         self.last_context_used = None
         self.update_context_bar()
         self._update_controls()
+        if self._send_after_load:
+            self._send_after_load = False
+            self.send_requested()
 
     def _on_load_failed(self, job_id: int, message: str) -> None:
         if self.load_job is None or job_id != self.load_job.id:
             return
         self.load_job = None
         self.load_guard.end()
+        self._send_after_load = False
         self.classify_view.set_model(self.model, None)
         self.datasets_view.set_model(self.model, None)
         self.load_progress.hide()
@@ -607,6 +742,12 @@ class MainWindow(QMainWindow):
 
     def send_requested(self) -> None:
         text = self.composer.toPlainText()
+        if text.strip() and self._idle_unloaded and self.model is not None and (
+                self.load_job is None and self.gen_job is None):
+            # The model was unloaded while idle: load it again, then send.
+            self._send_after_load = True
+            self.select_model(self.model)
+            return
         if not text.strip() or not self._ready_to_generate():
             return
         assert self.model is not None
