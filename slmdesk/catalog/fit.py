@@ -23,6 +23,7 @@ tokens; after a prompt filling a 1024- or 2048-token context, within 3 %.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal, Protocol
@@ -326,16 +327,9 @@ def estimate_for_record(
     reclaimable: int = 0,
 ) -> FitEstimate:
     """Estimate for a registered model: from its file when present, else what was stored."""
-    if os.path.isfile(record.path):
-        from slmdesk.engine.core import validate_model_file
-        from slmdesk.errors import ModelFileError
-
-        try:
-            info = validate_model_file(record.path)
-        except ModelFileError:
-            pass
-        else:
-            return estimate_for_gguf(info, context, budget=budget, reclaimable=reclaimable)
+    info = _read_gguf_cached(record.path)
+    if info is not None:
+        return estimate_for_gguf(info, context, budget=budget, reclaimable=reclaimable)
     meta = record.metadata
     shape = _shape(*(meta.get(k) for k in ("block_count", "embedding_length", "head_count",
                                           "head_count_kv")))
@@ -347,6 +341,30 @@ def estimate_for_record(
             reclaimable=reclaimable,
         )
     return _rough(record.size_bytes, record.parameter_count, context, budget, reclaimable)
+
+
+def _read_gguf_cached(path: str) -> GGUFInfo | None:
+    """The checked GGUF header of ``path``, or None; re-read only when the file changes.
+
+    Reading a large vocabulary's header takes ~0.1 s; the library refreshes estimates for
+    every model on the GUI thread.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _read_gguf_keyed(os.path.realpath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_gguf_keyed(path: str, _size: int, _mtime_ns: int) -> GGUFInfo | None:
+    from slmdesk.engine.core import validate_model_file
+    from slmdesk.errors import ModelFileError
+
+    try:
+        return validate_model_file(path)
+    except ModelFileError:
+        return None
 
 
 def check_fit(

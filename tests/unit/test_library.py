@@ -176,7 +176,8 @@ def test_model_details(db: sqlite_utils.Database, tmp_path: Path) -> None:
     record = import_model(db, path)
     digest = hash_file(path)
     record = record_sha256(db, record.id, digest)
-    ModelRepository(db).record_memory(record.id, estimated=1100, measured=1000, context=512)
+    ModelRepository(db).record_memory(record.id, estimated=110 * 2**20, measured=100 * 2**20,
+                                      context=512)
     record = ModelRepository(db).get(record.id)
 
     details = model_details(record, context=4096, budget=PLENTY)
@@ -189,7 +190,7 @@ def test_model_details(db: sqlite_utils.Database, tmp_path: Path) -> None:
     assert "<|im_start|>system\nYou are a helpful assistant.<|im_end|>" in preview
     assert preview.count("<|im_start|>user") == 2 and preview.endswith("<|im_start|>assistant\n")
     assert details["template_notice"] is None
-    assert details["memory"]["note"] == "estimated 0 MiB, measured 0 MiB (10 % over)"
+    assert details["memory"]["note"] == "estimated 110 MiB, measured 100 MiB (10 % over)"
     assert details["catalog"] is None  # same name as a catalog file, but not its size
     text = format_details(details)
     assert digest in text and "sample conversation" in text and "10 % over" in text
