@@ -13,8 +13,10 @@ from slmdesk import APP_NAME, __version__
 
 log = logging.getLogger(__name__)
 
-# For the start-up benchmark (bench/startup.py): when set, the GUI prints
-# "first-paint <time.monotonic()>" once the main window has painted, then quits.
+# For the start-up benchmark (bench/startup.py): when set to a file path, the GUI writes
+# "first-paint <time.monotonic()>" there once the main window has painted, then quits.
+# A file, not stdout: llama-cpp-python points fds 1 and 2 at /dev/null while a model loads
+# (verbose=False), and the engine thread is loading the model when the window first paints.
 FIRST_PAINT_ENV = "SLMDESK_BENCH_FIRST_PAINT"
 
 
@@ -70,13 +72,14 @@ def build_window(home: str | None = None):  # type: ignore[no-untyped-def]
     return core, engine, window
 
 
-def _quit_after_first_paint(window: object) -> None:
-    """Print a CLOCK_MONOTONIC stamp after the window's first paint pass, then quit."""
+def _quit_after_first_paint(window: object, path: str) -> None:
+    """Write a CLOCK_MONOTONIC stamp to ``path`` after the window's first paint pass; quit."""
     from PySide6.QtCore import QEvent, QObject, QTimer
     from PySide6.QtWidgets import QApplication
 
     def report() -> None:
-        print(f"first-paint {time.monotonic():.6f}", flush=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(f"first-paint {time.monotonic():.6f}\n")
         QApplication.quit()
 
     class FirstPaint(QObject):
@@ -101,7 +104,7 @@ def run_gui() -> int:
     _install_excepthook()
     core, engine, window = build_window()
     if os.environ.get(FIRST_PAINT_ENV):
-        _quit_after_first_paint(window)
+        _quit_after_first_paint(window, os.environ[FIRST_PAINT_ENV])
     window.show()
     code = app.exec()
     # Shutdown order: cancel jobs, stop the engine thread, then free the model.
