@@ -174,6 +174,7 @@ class MainWindow(QMainWindow):
         self.turn: Turn | None = None
         self.last_context_used: int | None = None
         self._stream_base = 0
+        self._stream_tokens = self._stream_counted = 0
         self._last_bar_update = 0.0
         self.setWindowTitle("slmdesk")
         self.resize(1200, 760)
@@ -836,6 +837,7 @@ class MainWindow(QMainWindow):
         self.open_conversation(turn.conversation.id)
         self.writer = ReplyWriter(self.chats, turn.reply.id)
         self._stream_base = self.engine.measure_prompt(turn.history) or 0
+        self._stream_tokens = self._stream_counted = 0
         self._last_bar_update = 0.0
         self.gen_job = self.engine.generate(turn.history, turn.sampling)
         self.model_state.setText("Reading prompt…")
@@ -867,11 +869,18 @@ class MainWindow(QMainWindow):
         now = time.monotonic()
         if self.loaded is not None and now - self._last_bar_update > 0.25:
             self._last_bar_update = now
-            reply_tokens = self.engine.measure_text(self.writer.text)
-            if reply_tokens is not None:
-                used = self._stream_base + reply_tokens
-                self.context_bar.setRange(0, self.loaded.n_ctx)
-                self.context_bar.setValue(min(used, self.loaded.n_ctx))
+            # Count only what arrived since the last update, and stop once the bar is full:
+            # tokenizing the whole reply on the GUI thread took seconds per update for a
+            # 1 MB reply and froze the window.
+            n_ctx = self.loaded.n_ctx
+            if self._stream_base + self._stream_tokens < n_ctx:
+                new = self.writer.text[self._stream_counted:]
+                self._stream_counted += len(new)
+                new_tokens = self.engine.measure_text(new[: n_ctx * 32])
+                if new_tokens is not None:
+                    self._stream_tokens += new_tokens
+                    self.context_bar.setRange(0, n_ctx)
+                    self.context_bar.setValue(min(self._stream_base + self._stream_tokens, n_ctx))
 
     def _on_finished(self, job_id: int, result: GenerationResult) -> None:
         if not self._mine(job_id):
