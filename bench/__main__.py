@@ -1,8 +1,9 @@
-"""`./dev bench`: slmdesk's engine against bare llama-cpp-python, as ratios of medians, and
-the classifier's accuracy on real labelled data (bench/classify_accuracy.py).
+"""`./dev bench` / `make bench`: every figure of bench/README.md, printed as a table and
+written to bench/results/latest.json.
 
-Every speed figure is a ratio of two things measured interleaved in the same run, on the same
-model file and thread count, because these machines are shared and noisy.
+Every speed figure is a ratio of two things measured interleaved in the same run (at least
+three rounds, median), on the same model file and the same pinned thread count, because these
+machines are shared and noisy. Targets are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -10,12 +11,18 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
+import platform
 import statistics
+import subprocess
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.stats import REQUIRED_KEYS, TARGETS, missing_keys, target_met
 from slmdesk.engine.core import LlamaEngine
 from slmdesk.engine.params import LoadParams, SamplingParams
 
@@ -68,13 +75,62 @@ def followup_ttft(engine: LlamaEngine, turns: int) -> tuple[float, float]:
     return ttfts[0], ttfts[-1]
 
 
+PARTS = ("engine", "window", "store", "startup", "memory", "classify")
+
+
+def log(line: str) -> None:
+    print(line, flush=True)
+
+
+def _pyside_version() -> str:
+    import PySide6  # installed as pyside6-essentials here, so no "PySide6" distribution
+
+    return str(PySide6.__version__)
+
+
+def machine(threads: int) -> dict[str, Any]:
+    """What the figures were measured on."""
+    from bench import llama_bench
+    from slmdesk.engine.params import physical_cores
+
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "physical_cores": physical_cores(),
+        "logical_cpus": os.cpu_count(),
+        "threads": threads,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "llama_cpp_commit": llama_bench.llama_cpp_commit(),
+        "llama_cpp_python": llama_bench.llama_cpp_python_version(),
+        "pyside6": _pyside_version(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="bench")
-    ap.add_argument("--threads", type=int, default=1)
+    ap = argparse.ArgumentParser(prog="bench", description="slmdesk's benchmark (ratios); "
+                                 "see bench/README.md")
+    ap.add_argument("--threads", type=int, default=1, help="pinned on both sides (default 1)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--tokens", type=int, default=128)
-    ap.add_argument("--quick", action="store_true",
-                    help="classification: fewer tasks, settings and texts (a few minutes)")
+    ap.add_argument("--tokens", type=int, default=128,
+                    help="reply tokens for the ratios against bare llama-cpp-python")
+    ap.add_argument("--reply-tokens", type=int, default=256,
+                    help="reply tokens for decode_ratio (against llama-bench tg)")
+    ap.add_argument("--only", action="append", choices=PARTS,
+                    help="run only these parts; the other figures of latest.json are kept")
+    ap.add_argument("--package", action="store_true",
+                    help="build dist/slmdesk first (packaging/build.sh, many minutes) so "
+                         "bundle_start_ratio measures the current code")
+    ap.add_argument("--classify-full", action="store_true",
+                    help="classification: the full grid (hours) instead of the quick run")
+    ap.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)  # the default now
     ap.add_argument("--sample", type=int, help="classification: texts per task")
     ap.add_argument("--resume", action="store_true",
                     help="classification: reuse the passes an interrupted run saved")
@@ -86,28 +142,172 @@ def main() -> int:
     only.add_argument("--no-classify", action="store_true",
                       help="skip the classification benchmark")
     args = ap.parse_args()
-    results: dict[str, Any] = {}
+    parts = set(args.only or PARTS)
     if args.classify_only:
-        # Keep the other figures of the last full run; replace the classification ones.
-        if RESULTS.is_file():
-            results = json.loads(RESULTS.read_text())
-    else:
-        results = engine_ratios(args)
-    if not args.no_classify:
-        from bench.classify_accuracy import run as classify_run
+        parts = {"classify"}
+    if args.no_classify:
+        parts.discard("classify")
+    previous: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    # A partial run keeps the other figures of the last run; a full run starts afresh but
+    # keeps a full classification grid it did not redo (it takes hours).
+    results: dict[str, Any] = dict(previous) if parts != set(PARTS) else {
+        k: v for k, v in previous.items() if k in ("accuracy", "accuracy_run")}
+    started = time.perf_counter()
+    results["machine"] = machine(args.threads)
+    results["threads"] = args.threads
+    results["rounds"] = args.rounds
+    log(f"bench: {results['machine']['cpu']}, {args.threads} thread(s) on both sides, "
+        f"{args.rounds} rounds; llama.cpp {results['machine']['llama_cpp_commit'][:9]}, "
+        f"llama-cpp-python {results['machine']['llama_cpp_python']}")
+    if "window" in parts:
+        from bench import llama_bench
 
-        print()
-        results.update(classify_run(threads=args.threads, quick=args.quick,
-                                    sample=args.sample, resume=args.resume,
-                                    saved_only=args.saved_only))
+        llama_bench.ensure_built()  # minutes the first time; cached under bench/bin/
+    if "engine" in parts:
+        results.update(engine_ratios(args))
+    if "window" in parts:
+        results.update(window_figures(args))
+    if parts & {"store", "startup", "memory"}:
+        results.update(store_and_startup(args, parts))
+    if "classify" in parts:
+        results.update(classification(args, previous))
+    results["minutes"] = round((time.perf_counter() - started) / 60, 1)
+    for key in missing_keys(results):
+        results[key] = None  # not measured in this run (see *_error keys and the README)
+    print_table(results)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written to {RESULTS}")
+    log(f"written to {RESULTS}")
     return 0
 
 
+def window_figures(args: argparse.Namespace) -> dict[str, Any]:
+    """decode/prefill against llama-bench, GUI stalls, and the 135M → 270M switch."""
+    from bench.models import gemma_path, smollm2_path
+    from bench.ui_stall import WindowSession, stream_rounds, switch_rounds
+
+    log("")
+    log(f"window: {args.reply_tokens}-token replies through the engine thread into the chat "
+        "view, against llama-bench")
+    out: dict[str, Any] = {}
+    session = WindowSession(args.threads)
+    try:
+        out.update(stream_rounds(session, smollm2_path(), args.threads, args.rounds,
+                                 args.reply_tokens, log))
+        try:
+            target = gemma_path()
+        except (FileNotFoundError, ValueError) as exc:
+            out["switch_error"] = str(exc)
+        else:
+            log("window: switching the chat's model 135M -> 270M through the model picker")
+            out.update(switch_rounds(session, target, args.threads, args.rounds, log))
+    finally:
+        session.close()
+    return out
+
+
+def store_and_startup(args: argparse.Namespace, parts: set[str]) -> dict[str, Any]:
+    """search_p95_ms, start-up ratios (empty, 10k chats, bundle) and rss_overhead_ratio."""
+    from bench import startup, store_bench
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="slmdesk-bench-store-") as tmp:
+        empty, big = Path(tmp) / "empty", Path(tmp) / "big"
+        startup.prepare_home(empty, args.threads)
+        if parts & {"store", "startup"}:
+            log("")
+            log(f"store: generating {store_bench.CONVERSATIONS:,} conversations "
+                f"({store_bench.CONVERSATIONS * store_bench.MESSAGES_PER_CONVERSATION:,} "
+                "messages) through ChatRepository")
+            t0 = time.perf_counter()
+            startup.prepare_home(big, args.threads)
+            counts = store_bench.generate(big, log=log)
+            out["store_generate_s"] = round(time.perf_counter() - t0, 1)
+            out["store_messages"] = counts["messages"]
+            out["store_conversations"] = counts["conversations"]
+            qs = store_bench.queries(big)
+            out.update(store_bench.search_times(big, qs, rounds=args.rounds))
+            log(f"  search: p50 {out['search_p50_ms']:.1f} ms, p95 "
+                f"{out['search_p95_ms']:.1f} ms over {len(qs)} queries x {args.rounds}")
+        if "startup" in parts:
+            if args.package:
+                log("startup: building dist/slmdesk (packaging/build.sh)")
+                subprocess.run([str(startup.ROOT / "packaging" / "build.sh")], check=True)
+            bundle = startup.BUNDLE_DIR if (startup.BUNDLE_DIR / "slmdesk").is_file() else None
+            if bundle is None:
+                out["bundle_start_error"] = ("no dist/slmdesk: build it with `./dev package` "
+                                             "or run `./dev bench --package`")
+            log("")
+            log("startup: process start to first painted window, interleaved"
+                + (" (with the packaged app)" if bundle else ""))
+            out.update(startup.startup_ratios(empty, big, args.rounds, bundle, log,
+                                              bundle_home=Path(tmp) / "bundle"))
+            out["bundle_mb"] = startup.bundle_sizes()
+        if "memory" in parts:
+            log("")
+            log("memory: the app with the 135M model loaded vs bare Llama + bare Qt window")
+            out.update(startup.rss_overhead(empty, args.threads, args.rounds, log))
+    return out
+
+
+def classification(args: argparse.Namespace, previous: dict[str, Any]) -> dict[str, Any]:
+    """Classification speed (top-level keys) and accuracy; quick unless --classify-full."""
+    from bench.classify_accuracy import run as classify_run
+
+    log("")
+    full = args.classify_full
+    got = classify_run(threads=args.threads, quick=not full, sample=args.sample,
+                       resume=args.resume, saved_only=args.saved_only)
+    if full:
+        return got
+    # The quick run's accuracy goes beside, not over, the last full grid's.
+    out = {k: v for k, v in got.items() if k not in ("accuracy", "accuracy_run")}
+    out["accuracy_quick"] = got.get("accuracy")
+    out["accuracy_quick_run"] = got.get("accuracy_run")
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def print_table(results: dict[str, Any], out: Callable[[str], None] = log) -> None:
+    """The required figures, their targets and whether this run met them."""
+    targets = {key: (op, bound) for key, op, bound in TARGETS}
+    out("")
+    out(f"{'figure':32} {'value':>12}  {'target':10} met")
+    for key in REQUIRED_KEYS:
+        if key == "machine":
+            continue
+        value = results.get(key)
+        op, bound = targets.get(key, ("", None))
+        met = target_met(value, op, bound) if bound is not None and not isinstance(
+            value, dict) else None
+        flag = "" if bound is None else {True: "yes", False: "NO", None: "—"}[met]
+        target = f"{op} {bound:g}" if bound is not None else ""
+        text = _fmt(value)
+        if len(text) > 12:
+            out(f"{key:32} {'':>12}  {target:10} {flag}")
+            out(f"    {text}")
+        else:
+            out(f"{key:32} {text:>12}  {target:10} {flag}")
+    for key in sorted(k for k in results if k.endswith("_error")):
+        out(f"{key}: {results[key]}")
+    m = results.get("machine") or {}
+    out(f"machine: {m.get('cpu')}, {m.get('physical_cores')} cores, threads "
+        f"{m.get('threads')}, llama.cpp {str(m.get('llama_cpp_commit'))[:9]}, "
+        f"llama-cpp-python {m.get('llama_cpp_python')}")
+
+
 def engine_ratios(args: argparse.Namespace) -> dict[str, Any]:
-    """Decode, prefill and follow-up ratios against llama-cpp-python, and GUI stalls."""
+    """Decode and prefill against bare llama-cpp-python (same process, same model, same
+    threads) and the follow-up time-to-first-token ratio."""
     import llama_cpp
 
     model = starter_model()
@@ -131,9 +331,6 @@ def engine_ratios(args: argparse.Namespace) -> dict[str, Any]:
         first, last = followup_ttft(engine, 20)
         ttft_ratios.append(last / first)
     engine.unload()
-    from bench.ui_stall import measure
-
-    stall = measure(threads=args.threads)
     results = {
         "threads": args.threads,
         "rounds": args.rounds,
@@ -141,7 +338,6 @@ def engine_ratios(args: argparse.Namespace) -> dict[str, Any]:
         "decode_ratio_vs_llama_cpp_python": statistics.median(decode_ratios),
         "prefill_ratio_vs_llama_cpp_python": statistics.median(prefill_ratios),
         "followup_ttft_ratio": statistics.median(ttft_ratios),
-        **stall,
     }
     print(f"{'measure':40} {'median':>8}  rounds")
     for key in ("decode_ratio_vs_llama_cpp_python", "prefill_ratio_vs_llama_cpp_python",
@@ -150,8 +346,6 @@ def engine_ratios(args: argparse.Namespace) -> dict[str, Any]:
                   "prefill_ratio_vs_llama_cpp_python": prefill_ratios,
                   "followup_ttft_ratio": ttft_ratios}[key]
         print(f"{key:40} {results[key]:8.2f}  " + " ".join(f"{r:.2f}" for r in rounds))
-    for key, value in stall.items():
-        print(f"{key:40} {value:8.1f}")
     return results
 
 
