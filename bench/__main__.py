@@ -163,14 +163,22 @@ def main() -> int:
         from bench import llama_bench
 
         llama_bench.ensure_built()  # minutes the first time; cached under bench/bin/
-    if "engine" in parts:
-        results.update(engine_ratios(args))
-    if "window" in parts:
-        results.update(window_figures(args))
-    if parts & {"store", "startup", "memory"}:
-        results.update(store_and_startup(args, parts))
-    if "classify" in parts:
-        results.update(classification(args, previous))
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("engine", lambda: engine_ratios(args)),
+        ("window", lambda: window_figures(args)),
+        ("store", lambda: store_and_startup(args, parts)),
+        ("classify", lambda: classification(args, previous)),
+    ]
+    for name, step in steps:
+        if name not in parts and not (name == "store" and parts & {"startup", "memory"}):
+            continue
+        try:
+            results.update(step())
+        except Exception as exc:  # noqa: BLE001 - one broken part must not lose the others
+            import traceback
+
+            traceback.print_exc()
+            results[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
     results["minutes"] = round((time.perf_counter() - started) / 60, 1)
     for key in missing_keys(results):
         results[key] = None  # not measured in this run (see *_error keys and the README)
@@ -232,7 +240,9 @@ def store_and_startup(args: argparse.Namespace, parts: set[str]) -> dict[str, An
         if "startup" in parts:
             if args.package:
                 log("startup: building dist/slmdesk (packaging/build.sh)")
-                subprocess.run([str(startup.ROOT / "packaging" / "build.sh")], check=True)
+                built = subprocess.run([str(startup.ROOT / "packaging" / "build.sh")])
+                if built.returncode != 0:
+                    out["package_error"] = f"packaging/build.sh exited {built.returncode}"
             bundle = startup.BUNDLE_DIR if (startup.BUNDLE_DIR / "slmdesk").is_file() else None
             if bundle is None:
                 out["bundle_start_error"] = ("no dist/slmdesk: build it with `./dev package` "
