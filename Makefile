@@ -3,5 +3,5 @@
 run: ; ./dev run
 test: ; ./dev test
 lint: ; ./dev lint
-bench: ; ./dev bench
+bench: ; ./dev bench $(BENCH_ARGS)  # e.g. make bench BENCH_ARGS=--package
 setup: ; ./dev setup
