@@ -26,14 +26,15 @@ VERDICT_COLOURS = {"fits": QColor("#2e7d32"), "tight": QColor("#b26a00"),
 
 
 def human_bytes(n: int | float | None) -> str:
+    """Binary units, as the fit estimates and model details use (1 MiB = 1024 KiB)."""
     if n is None:
         return "?"
     value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit in ("B", "KB") else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit in ("B", "KiB") else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 def human_duration(seconds: float | None) -> str:

@@ -136,6 +136,7 @@ class LibraryView(QWidget):
         self._events.event_received.connect(self._on_download_event)
         self._speeds: dict[str, tuple[float | None, float | None]] = {}
         self.downloads: DownloadManager | None = None
+        self._scanned = False
         self._build()
         self.reload_catalog()
         self.refresh_installed()
@@ -144,6 +145,13 @@ class LibraryView(QWidget):
             self.start_downloads()
 
     # lifecycle ---------------------------------------------------------------------
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if not self._scanned:
+            # Look for model files on disk the first time the tab is shown, not at start-up.
+            self._scanned = True
+            self.scan_folders()
+
     def models_dir(self) -> Path:
         settings = load_settings(self.db)
         return Path(settings.models_dir).expanduser() if settings.models_dir else (
@@ -387,6 +395,10 @@ class LibraryView(QWidget):
         ], self)
         self.downloads_view, self.downloads_proxy = _table(page, "downloads_view",
                                                            self.download_rows)
+        header = self.downloads_view.horizontalHeader()
+        for column in range(1, 4):  # state, progress, speed: always readable
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.resizeSection(0, 320)
         v.addWidget(self.downloads_view, 1)
         row = QHBoxLayout()
         self.pause_button = QPushButton("Pause", page)
@@ -857,7 +869,6 @@ class LibraryView(QWidget):
         selected = self._selected(self.downloads_view, self.downloads_proxy, self.download_rows)
         rows = [d for d in self.downloads.list() if d.state != "cancelled"]
         self.download_rows.set_rows(rows)
-        self.downloads_view.resizeColumnsToContents()
         if selected is not None:
             for i, d in enumerate(rows):
                 if d.id == selected.id:
