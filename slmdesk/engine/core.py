@@ -422,6 +422,16 @@ class LlamaEngine:
         self._abort_cb = llama_cpp.ggml_abort_callback(_should_abort)
         llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, self._abort_cb, None)
 
+    def _set_abort_checks(self, on: bool) -> None:
+        """Turn llama.cpp's per-node abort callback on (prompt work) or off (one token)."""
+        import llama_cpp
+
+        llm = self._llm
+        if llm is None or self._abort_cb is None:
+            return
+        callback = self._abort_cb if on else llama_cpp.ggml_abort_callback()  # NULL: none
+        llama_cpp.llama_set_abort_callback(llm._ctx.ctx, callback, None)
+
     def _require(self) -> Any:
         if self._llm is None:
             raise ModelNotLoadedError("No model is loaded.")
@@ -583,6 +593,11 @@ class LlamaEngine:
             prompt_done = time.perf_counter()
             if todo:
                 result.prompt_tokens_per_s = len(todo) / max(prompt_done - started, 1e-9)
+            # One token's decode is short, so the cancel check between tokens is enough.
+            # llama.cpp calls the abort callback once per graph node (~600 times a token),
+            # each a Python call that must take the GIL: profiled, that slowed decoding by
+            # 5-15%, most while the GUI thread was rendering the reply (bench decode_ratio).
+            self._set_abort_checks(False)
             vocab = llm._model.vocab
             first_token_at: float | None = None
             finish = "length"
@@ -626,6 +641,7 @@ class LlamaEngine:
             result.finish_reason = "error"
             result.error = f"llama.cpp failed during generation: {exc}"
         finally:
+            self._set_abort_checks(True)
             self._cancel = threading.Event()
             llama_cpp.llama_sampler_free(sampler)
         ended = time.perf_counter()
