@@ -429,6 +429,9 @@ class MainWindow(QMainWindow):
             try:
                 self.conversation = self.chats.get_conversation(self.conversation.id)
             except UserFacingError:
+                # Deleted while open. A reply still streaming into it is stopped, and the
+                # window leaves the chat when that reply has ended (see _end_generation).
+                self.stop_requested()
                 self.new_chat()
 
     def _on_conversation_activated(self, conversation_id: str) -> None:
@@ -930,6 +933,11 @@ class MainWindow(QMainWindow):
             self.model_state.setText(ready_text(self.loaded))
         self._update_controls()
         self.sidebar.refresh()
+        if self.conversation is not None:
+            try:
+                self.chats.get_conversation(self.conversation.id)
+            except UserFacingError:
+                self.new_chat()  # it was deleted while the reply streamed
         self.composer.setFocus()
 
     # import / export ----------------------------------------------------------------

@@ -77,8 +77,8 @@ class Driver:
         text = " ".join(self.rng.choice(WORDS) for _ in range(self.rng.randint(1, 6)))
         self.win.composer.setPlainText(text)
         self.qtbot.keyClick(self.win.composer, Qt.Key.Key_Return)
-        if self.rng.random() < 0.5:
-            self.idle()
+        if self.rng.random() < 0.3:
+            self.idle()  # otherwise the next actions land while the reply streams
 
     def stop(self) -> None:
         if self.rng.random() < 0.5:
@@ -232,3 +232,35 @@ def test_random_actions(
     # Models are used in place: hundreds of loads and replies never write to the file.
     assert fingerprint(model_path) == before
     assert second.is_symlink() and second.resolve() == model_path.resolve()
+
+
+def test_deleting_the_chat_whose_reply_streams_stops_it_and_leaves_the_chat(
+    qtbot: Any, model_path: Path
+) -> None:
+    """Found by the 1,000-action run: the window stayed on the deleted chat, and the next
+    branch switch in it raised NotFoundError in a slot."""
+    from tests.qt.test_window import LONG_STORY, App
+
+    app = App(qtbot)
+    win = app.win
+    try:
+        win.settings_panel.max_tokens.setValue(300)
+        win.settings_panel.flush()
+        win.composer.setPlainText(LONG_STORY)
+        qtbot.keyClick(win.composer, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: win.writer is not None and len(win.writer.text) > 5,
+                        timeout=60_000)
+        conversation = win.conversation
+        assert conversation is not None
+        win.sidebar.delete(conversation.id)
+        qtbot.waitUntil(lambda: win.gen_job is None, timeout=30_000)
+        assert win.conversation is None and win.chat_view.widgets == []
+        reply = ChatRepository(win.db).path(conversation.id)[-1]
+        assert reply.finish_reason == "cancelled" and reply.status == "complete"
+        # Undo brings it back, whole, and it opens.
+        win.sidebar.undo_button.click()
+        assert win.conversation is not None and win.conversation.id == conversation.id
+        assert [w.message.id for w in win.chat_view.widgets][-1] == reply.id
+        _check_consistency(win)
+    finally:
+        app.close()
