@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
-# Build the installable app: dist/slmdesk/ (run dist/slmdesk/slmdesk) and dist/slmdesk-<version>-<os>-<arch>.tar.xz.
-#   packaging/build.sh [--no-model] [--dist DIR] [--no-archive]
+# Build the installable app for this OS: dist/slmdesk/ (run dist/slmdesk/slmdesk, slmdesk.exe on Windows;
+# on macOS also dist/slmdesk.app) and an archive dist/slmdesk-<version>-<os>-<arch>[-variant].{tar.xz,zip}.
+#   packaging/build.sh [--no-model] [--dist DIR] [--no-archive] [--variant NAME]
 # Environment: PYTHON (default .venv/bin/python), SLMDESK_BUNDLE_MODEL=0 (same as --no-model),
-# XZ_OPT (xz options; default level 6).
+# SLMDESK_CPU_LIB (CPU copy of llama.cpp's libraries; build-gpu.sh sets it), XZ_OPT (default level 6).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-PYTHON=${PYTHON:-$root/.venv/bin/python}
+case "$(uname -s)" in
+  Linux) os=linux ;;
+  Darwin) os=macos ;;
+  MINGW*|MSYS*|CYGWIN*) os=windows ;;  # Git Bash on Windows
+  *) os=$(uname -s | tr '[:upper:]' '[:lower:]') ;;
+esac
+if [ "$os" = windows ]; then
+  PYTHON=${PYTHON:-$root/.venv/Scripts/python.exe}; exe=slmdesk.exe
+else
+  PYTHON=${PYTHON:-$root/.venv/bin/python}; exe=slmdesk
+fi
 dist=$root/dist
 work=$root/build/pyinstaller
 archive=1
+variant=
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-model) export SLMDESK_BUNDLE_MODEL=0 ;;
     --dist) dist=$(mkdir -p "$2" && cd "$2" && pwd); work=$dist/.work; shift ;;
     --no-archive) archive=0 ;;
-    *) sed -n '2,5p' "$0" >&2; exit 2 ;;
+    --variant) variant=$2; shift ;;
+    *) sed -n '2,6p' "$0" >&2; exit 2 ;;
   esac
   shift
 done
@@ -25,20 +38,45 @@ started=$(date +%s)
 "$PYTHON" -m PyInstaller --noconfirm --clean --log-level WARN \
   --distpath "$dist" --workpath "$work" packaging/slmdesk.spec
 app=$dist/slmdesk
-cp packaging/install-desktop-entry.sh "$app/"
+[ "$os" = linux ] && cp packaging/install-desktop-entry.sh "$app/"
 
 # Refuse a bundle that could not run: the native llama.cpp libraries must be inside.
-ls "$app"/_internal/llama_cpp/lib/libllama.* >/dev/null 2>&1 || {
-  echo "build: FAILED: llama_cpp/lib/libllama.* is missing from the bundle" >&2; exit 1; }
+has_llama() { for f in "$1"/libllama.* "$1"/llama.dll; do [ -e "$f" ] && return 0; done; return 1; }
+lib=$app/_internal/llama_cpp
+has_llama "$lib/lib" || {
+  echo "build: FAILED: llama_cpp/lib/libllama.* (llama.dll) is missing from the bundle" >&2; exit 1; }
+if [ -n "${SLMDESK_CPU_LIB:-}" ]; then
+  has_llama "$lib/lib-cpu" || {
+    echo "build: FAILED: SLMDESK_CPU_LIB is set but llama_cpp/lib-cpu/ has no libllama" >&2; exit 1; }
+fi
 
-version=$("$app/slmdesk" --version | awk '{print $2}')
+version=$("$app/$exe" --version | awk '{print $2}' | tr -d '\r')
 size() { du -sh "$1" | cut -f1; }
 echo "build: $app ($(size "$app"), built in $(( $(date +%s) - started )) s), slmdesk $version"
+# Which llama.cpp backend the bundle runs on this machine (a GPU build on a machine without
+# the GPU runtime says so and runs on its CPU copy).
+probe_home=$(mktemp -d)
+SLMDESK_HOME=$probe_home "$app/$exe" doctor 2>/dev/null | grep -E '^backend:|^  (note|problem):' \
+  | sed 's/^/build: /' || true
+rm -rf "$probe_home"
+[ "$os" = macos ] && echo "build: $dist/slmdesk.app ($(size "$dist/slmdesk.app"))"
+
 if [ "$archive" = 1 ]; then
-  os=$(uname -s | tr '[:upper:]' '[:lower:]'); arch=$(uname -m)
-  suffix=$([ "${SLMDESK_BUNDLE_MODEL:-1}" = 0 ] && echo "-nomodel" || true)
-  tarball=$dist/slmdesk-$version-$os-$arch$suffix.tar.xz
-  tar -C "$dist" -cf - slmdesk | xz -T0 > "$tarball"  # XZ_OPT=-3 for a faster, larger archive
+  arch=$(uname -m)
+  suffix=${variant:+-$variant}$([ "${SLMDESK_BUNDLE_MODEL:-1}" = 0 ] && echo "-nomodel" || true)
+  base=$dist/slmdesk-$version-$os-$arch$suffix
+  case "$os" in
+    windows)
+      tarball=$base.zip
+      (cd "$dist" && "$PYTHON" -m zipfile -c "$tarball" slmdesk) ;;
+    macos)
+      # ditto keeps the bundle's symlinks and signatures; notarytool accepts the zip.
+      tarball=$base.zip
+      ditto -c -k --sequesterRsrc --keepParent "$dist/slmdesk.app" "$tarball" ;;
+    *)
+      tarball=$base.tar.xz
+      tar -C "$dist" -cf - slmdesk | xz -T0 > "$tarball" ;;  # XZ_OPT=-3: faster, larger
+  esac
   echo "build: $tarball ($(size "$tarball"))"
 fi
 echo "build: done in $(( $(date +%s) - started )) s"

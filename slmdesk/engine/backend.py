@@ -68,8 +68,8 @@ def _route_llama_logs(llama_cpp: Any) -> None:
 
 
 # Where a GPU build of the app keeps a CPU-only copy of llama.cpp's libraries
-# (packaging/build.sh --gpu puts it next to llama_cpp/lib); the environment variable points
-# a development install at one.
+# (packaging/build-gpu.sh bundles it as <_MEIPASS>/llama_cpp/lib-cpu, next to
+# llama_cpp/lib); the environment variable points a development install at one.
 CPU_FALLBACK_ENV = "SLMDESK_CPU_LIB_PATH"
 _fallback_reason: str | None = None
 
