@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import traceback
+from pathlib import Path
 from types import TracebackType
 
 from slmdesk import APP_NAME, __version__
@@ -94,11 +95,25 @@ def _quit_after_first_paint(window: object, path: str) -> None:
     window.installEventFilter(watcher)  # type: ignore[attr-defined]
 
 
+def _icon_path() -> Path | None:
+    """The app icon: inside the frozen bundle (share/icons) or the checkout (resources/)."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    candidates = [Path(bundle) / "share" / "icons" / "slmdesk.png"] if bundle else []
+    candidates.append(Path(__file__).resolve().parent.parent / "resources" / "icons"
+                      / "slmdesk.png")
+    return next((p for p in candidates if p.is_file()), None)
+
+
 def run_gui() -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName(APP_NAME)
+    icon = _icon_path()
+    if icon is not None:
+        from PySide6.QtGui import QIcon
+
+        QApplication.setWindowIcon(QIcon(str(icon)))
     app.setApplicationVersion(__version__)
     app.setOrganizationName(APP_NAME)
     _install_excepthook()

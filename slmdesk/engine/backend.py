@@ -86,9 +86,15 @@ def cpu_fallback_dir() -> Path | None:
     return None
 
 
+# PyInstaller's loader appends its own guess to a failed dlopen; in a GPU build whose runtime
+# is missing that guess ("not found when the application was frozen") is misleading.
+_FROZEN_HINT = "Most likely this dynlib/dll was not found when the application was frozen."
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[-1] if text else type(exc).__name__
+    text = [line for line in str(exc).replace(_FROZEN_HINT, "").strip().splitlines()
+            if line.strip()]
+    return text[-1].strip() if text else type(exc).__name__
 
 
 def import_llama_cpp() -> Any:
