@@ -46,6 +46,9 @@ MAX_ALIGNMENT: Final = 1024 * 1024
 GGML_MAX_DIMS: Final = 4
 # ggml keeps tensor names in a char[64], so llama.cpp refuses names of 64 bytes or more.
 GGML_MAX_NAME: Final = 64
+# llama-hparams.h of the llama.cpp that llama-cpp-python 0.3.36 vendors.
+LLAMA_MAX_LAYERS: Final = 512
+LLAMA_MAX_EXPERTS: Final = 1024
 MAX_TENSOR_ELEMENTS: Final = 2**63 - 1
 
 # How much of the file one read pulls in; small fields are then served from memory.
@@ -706,7 +709,51 @@ class _Parser:
                 f"architecture {_quote(architecture)} is not supported by the installed "
                 "llama.cpp (needs a newer engine)"
             )
+        self._check_hyperparameters(metadata, architecture)
         return architecture
+
+    def _check_hyperparameters(self, metadata: Mapping[str, object], arch: str) -> None:
+        """Refuse layer and expert counts that llama.cpp asserts on while it reads them.
+
+        llama.cpp checks these with GGML_ASSERT in llama_model::load_hparams, which aborts
+        the whole process instead of failing the load (llama-model.cpp, 0.3.36's vendored
+        copy). Other asserts remain possible; the load guard (slmdesk.loadguard) covers
+        what this cannot foresee.
+        """
+
+        def count(key: str) -> int | None:
+            value = metadata.get(f"{arch}.{key}")
+            if isinstance(value, bool):
+                return None
+            if isinstance(value, int):
+                return value
+            if isinstance(value, tuple) and value and all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in value):
+                return max(value)  # per-layer arrays: llama.cpp checks the largest
+            return None
+
+        layers = count("block_count")
+        if layers is not None and not 0 < layers <= LLAMA_MAX_LAYERS:
+            self._fail(f"says it has {layers:,} layers (llama.cpp supports 1 to "
+                       f"{LLAMA_MAX_LAYERS}); the file is corrupt or not supported")
+        nextn = count("nextn_predict_layers")
+        if nextn is not None and layers is not None and nextn > layers:
+            self._fail(f"has {nextn} prediction layers but only {layers} layers; "
+                       "the file is corrupt")
+        experts = count("expert_count") or 0
+        used = count("expert_used_count") or 0
+        groups = count("expert_group_count") or 0
+        if experts > LLAMA_MAX_EXPERTS:
+            self._fail(f"says it has {experts:,} experts (llama.cpp supports at most "
+                       f"{LLAMA_MAX_EXPERTS}); the file is corrupt or not supported")
+        if used > experts or (experts > 0 and used == 0):
+            self._fail(f"uses {used} of {experts} experts per token, which llama.cpp "
+                       "cannot run; the file is corrupt")
+        group_used = count("expert_group_used_count") or 0
+        if groups and (experts == 0 or groups >= experts or (groups > 1 and (
+                experts % groups or not 0 < group_used < groups))):
+            self._fail(f"splits {experts} experts into {groups} groups, which llama.cpp "
+                       "cannot run; the file is corrupt")
 
     def _tensor_infos(
         self, tensor_count: int, alignment: int

@@ -101,11 +101,13 @@ def test_an_unwritable_guard_does_not_stop_a_load(tmp_path: Path) -> None:
 def _aborting_model(path: Path) -> None:
     """A GGUF that passes slmdesk's checks but makes llama.cpp abort (GGML_ASSERT).
 
-    llama.cpp asserts ``n_expert_used <= n_expert`` while it reads the hyperparameters; a
-    file that says one expert is used but has no experts trips it and the process aborts.
+    llama.cpp asserts that it knows the RoPE scaling type while it reads the
+    hyperparameters (llama-model.cpp, load_hparams); an unknown name trips the assertion and
+    the process aborts. (slmdesk's validator refuses the layer and expert counts llama.cpp
+    asserts on; it does not mirror every assertion, which is why the load guard exists.)
     """
     metadata = valid_metadata()
-    metadata["llama.expert_used_count"] = 1
+    metadata["llama.rope.scaling.type"] = "not-a-scaling-type"
     write_gguf(path, metadata=metadata, tensors=VALID_TENSORS)
 
 

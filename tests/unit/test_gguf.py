@@ -814,3 +814,37 @@ def test_real_model_truncated(real_model: Path, tmp_path: Path) -> None:
         message = refuse(path, "truncated")
         assert f"smollm2-cut-{offset}.gguf" in message
         path.unlink()
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ({"llama.block_count": 513}, "513 layers"),
+        ({"llama.block_count": 0}, "0 layers"),
+        ({"llama.expert_used_count": 1}, "uses 1 of 0 experts"),
+        ({"llama.expert_count": 8, "llama.expert_used_count": 9}, "uses 9 of 8 experts"),
+        ({"llama.expert_count": 8}, "uses 0 of 8 experts"),
+        ({"llama.expert_count": 2048, "llama.expert_used_count": 2}, "2,048 experts"),
+        ({"llama.expert_count": 8, "llama.expert_used_count": 2,
+          "llama.expert_group_count": 3, "llama.expert_group_used_count": 1},
+         "8 experts into 3 groups"),
+        ({"llama.expert_group_count": 2}, "0 experts into 2 groups"),
+    ],
+)
+def test_hyperparameters_llama_cpp_would_abort_on(
+        tmp_path: Path, extra: dict[str, int], match: str) -> None:
+    # llama.cpp checks these with GGML_ASSERT, which kills the process instead of failing.
+    path = tmp_path / "bad-hparams.gguf"
+    metadata = valid_metadata()
+    metadata.update(extra)
+    write_gguf(path, metadata=metadata, tensors=VALID_TENSORS)
+    refuse(path, match)
+
+
+def test_mixture_of_experts_counts_that_llama_cpp_accepts(tmp_path: Path) -> None:
+    path = tmp_path / "moe.gguf"
+    metadata = valid_metadata()
+    metadata.update({"llama.expert_count": 8, "llama.expert_used_count": 2,
+                     "llama.expert_group_count": 4, "llama.expert_group_used_count": 2})
+    write_gguf(path, metadata=metadata, tensors=VALID_TENSORS)
+    assert read_gguf(path).architecture == "llama"
