@@ -729,7 +729,7 @@ class _Parser:
                 return value
             if isinstance(value, tuple) and value and all(
                     isinstance(v, int) and not isinstance(v, bool) for v in value):
-                return max(value)  # per-layer arrays: llama.cpp checks the largest
+                return int(max(value))  # per-layer arrays: llama.cpp checks the largest
             return None
 
         layers = count("block_count")
