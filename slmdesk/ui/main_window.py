@@ -404,6 +404,9 @@ class MainWindow(QMainWindow):
             self.engine.cancel(self.gen_job.id)
         self.save_ui_state()
         self.sidebar.purge_deleted()
+        # The database is closed right after the window: no timer may reach it later.
+        self._context_timer.stop()
+        self._idle_timer.stop()
         super().closeEvent(event)
 
     # messages to the person ---------------------------------------------------------
