@@ -60,7 +60,7 @@ from tests.gguf_factory import (
 
 EXAMPLES = int(os.environ.get("SLMDESK_FUZZ_EXAMPLES", "0")) or None
 FUZZ = settings(
-    max_examples=EXAMPLES or 250,
+    max_examples=EXAMPLES or 500,
     # A hang shows up as a missed deadline; generous, because CI cores are shared.
     deadline=5_000,
     derandomize=EXAMPLES is None,
@@ -257,7 +257,7 @@ def test_well_formed_files_are_accepted(data: bytes, tmp_path_factory: Any) -> N
     _assert_consistent(info, len(data))
 
 
-@settings(FUZZ, max_examples=EXAMPLES or 600)
+@settings(FUZZ, max_examples=EXAMPLES or 2000)
 @given(data=mutated(gguf_bytes(forge=True)))
 def test_mutated_files_are_refused_cleanly_or_read_consistently(
     data: bytes, tmp_path_factory: Any, monkeypatch: pytest.MonkeyPatch
@@ -276,7 +276,7 @@ def real_header(model_path: Path) -> bytes:
 
 
 @pytest.mark.model
-@settings(FUZZ, max_examples=EXAMPLES or 150)
+@settings(FUZZ, max_examples=EXAMPLES or 300)
 @given(data=st.data())
 def test_mutations_of_the_real_models_header(
     data: Any, real_header: bytes, tmp_path_factory: Any, monkeypatch: pytest.MonkeyPatch
