@@ -151,8 +151,13 @@ class LlamaBenchResult:
 
 
 def run(model: Path, threads: int, n_prompt: int = 512, n_gen: int = 256,
-        repetitions: int = 1, binary: Path | None = None) -> dict[str, float]:
-    """Run llama-bench once for pp and tg; return {'pp': t/s, 'tg': t/s}."""
+        repetitions: int = 1, binary: Path | None = None,
+        flash_attn: int | None = None) -> dict[str, float]:
+    """Run llama-bench once for pp and tg; return {'pp': t/s, 'tg': t/s}.
+
+    ``flash_attn`` None keeps llama.cpp's default (auto: on for the CPU backend); 0 matches
+    llama-cpp-python, whose ``Llama`` turns flash attention off unless asked.
+    """
     exe = binary or ensure_built()
     version = llama_cpp_python_version()
     env = dict(os.environ)
@@ -163,6 +168,8 @@ def run(model: Path, threads: int, n_prompt: int = 512, n_gen: int = 256,
     env["LD_LIBRARY_PATH"] = os.pathsep.join(paths)
     cmd = [str(exe), "-m", str(model), "-t", str(threads), "-p", str(n_prompt),
            "-n", str(n_gen), "-r", str(repetitions), "-o", "json", "-ngl", "0"]
+    if flash_attn is not None:
+        cmd += ["-fa", str(flash_attn)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     if result.returncode != 0:
         raise LlamaBenchUnavailable(f"llama-bench failed: {result.stderr[-800:]}")

@@ -141,6 +141,7 @@ def stream_rounds(session: WindowSession, model: Path, threads: int, rounds: int
 
     idle = session.idle()
     ours_tg, ours_pp, theirs_tg, theirs_pp = [], [], [], []
+    fa_off_tg, fa_off_pp = [], []
     stalls: list[float] = []
     reply_tokens: list[int] = []
     pp_tokens: list[int] = []
@@ -148,6 +149,10 @@ def stream_rounds(session: WindowSession, model: Path, threads: int, rounds: int
         bench = llama_bench.run(model, threads, n_prompt=512, n_gen=tokens)
         theirs_pp.append(bench["pp"])
         theirs_tg.append(bench["tg"])
+        # The same with flash attention off, as llama-cpp-python (and so the engine) runs.
+        same = llama_bench.run(model, threads, n_prompt=512, n_gen=tokens, flash_attn=0)
+        fa_off_pp.append(same["pp"])
+        fa_off_tg.append(same["tg"])
         pre, _ = session.send(PREFILL_TEXT, max_tokens=1, temperature=0.0)
         ours_pp.append(float(pre.prompt_tokens_per_s))
         pp_tokens.append(int(pre.prompt_tokens_evaluated))
@@ -157,15 +162,20 @@ def stream_rounds(session: WindowSession, model: Path, threads: int, rounds: int
         stalls += streaming
         log(f"  round {i + 1}: decode {ours_tg[-1]:.1f} vs llama-bench tg{tokens} "
             f"{theirs_tg[-1]:.1f} t/s ({reply_tokens[-1]} tokens); prefill {ours_pp[-1]:.1f} "
-            f"({pp_tokens[-1]} tokens) vs pp512 {theirs_pp[-1]:.1f} t/s; "
+            f"({pp_tokens[-1]} tokens) vs pp512 {theirs_pp[-1]:.1f} t/s "
+            f"({fa_off_pp[-1]:.1f} with flash attention off, as the engine); "
             f"stall max {max(streaming):.1f} ms")
     return {
         "decode_ratio": ratio_of_medians(ours_tg, theirs_tg),
         "prefill_ratio": ratio_of_medians(ours_pp, theirs_pp),
+        "decode_ratio_fa_off": ratio_of_medians(ours_tg, fa_off_tg),
+        "prefill_ratio_fa_off": ratio_of_medians(ours_pp, fa_off_pp),
         "decode_tokens_per_s": median(ours_tg),
         "llama_bench_tg_tokens_per_s": median(theirs_tg),
         "prefill_tokens_per_s": median(ours_pp),
         "llama_bench_pp512_tokens_per_s": median(theirs_pp),
+        "llama_bench_fa_off_tg_tokens_per_s": median(fa_off_tg),
+        "llama_bench_fa_off_pp512_tokens_per_s": median(fa_off_pp),
         "decode_reply_tokens": reply_tokens,
         "prefill_prompt_tokens": pp_tokens,
         "ui_stall_max_ms": max(stalls),
