@@ -7,8 +7,10 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from slmdesk import APP_NAME, __version__
 
@@ -41,8 +43,14 @@ def _install_excepthook() -> None:
     sys.excepthook = hook
 
 
-def build_window(home: str | None = None):  # type: ignore[no-untyped-def]
-    """Open the core and build the main window with a running engine thread."""
+def build_window(  # type: ignore[no-untyped-def]
+    home: str | None = None, *, after_first_paint: bool = False
+):
+    """Open the core and build the main window with a running engine thread.
+
+    ``after_first_paint`` (the app's own start) leaves the start-up notices and the
+    automatic model load until the window has painted once, so it appears at once.
+    """
     from slmdesk.core import open_core
     from slmdesk.engine.worker import EngineClient
     from slmdesk.models import resolve_model
@@ -51,26 +59,58 @@ def build_window(home: str | None = None):  # type: ignore[no-untyped-def]
     core = open_core(home)
     engine = EngineClient()
     window = MainWindow(core.db, engine)
-    from slmdesk.engine.backend import backend_info
 
-    notices = []
-    if backend_info().fallback_reason:
-        notices.append(str(backend_info().fallback_reason))
-    if core.interrupted_replies:
-        notices.append(
-            f"{core.interrupted_replies} reply/replies were interrupted when slmdesk last "
-            "stopped; their text was kept and marked as interrupted."
-        )
-    if notices:
-        window.show_error("\n".join(notices))
-    try:
-        model = resolve_model(core.db)
-    except Exception as exc:  # noqa: BLE001 - no model is a normal first-run state
-        window.show_error(str(exc))
+    def start() -> None:
+        from slmdesk.engine.backend import backend_info
+
+        notices = []
+        if backend_info().fallback_reason:
+            notices.append(str(backend_info().fallback_reason))
+        if core.interrupted_replies:
+            notices.append(
+                f"{core.interrupted_replies} reply/replies were interrupted when slmdesk "
+                "last stopped; their text was kept and marked as interrupted."
+            )
+        if notices:
+            window.show_error("\n".join(notices))
+        try:
+            model = resolve_model(core.db)
+        except Exception as exc:  # noqa: BLE001 - no model is a normal first-run state
+            window.show_error(str(exc))
+        else:
+            # automatic: a model whose last load took the app down is not loaded again.
+            window.select_model(model, automatic=True)
+
+    if after_first_paint:
+        _run_after_first_paint(window, start)
     else:
-        # automatic: a model whose last load took the app down is not loaded again by itself.
-        window.select_model(model, automatic=True)
+        start()
     return core, engine, window
+
+
+def _run_after_first_paint(window: Any, fn: Callable[[], None]) -> None:
+    """Call ``fn`` once, from the event loop, after the window's first paint (or after a
+    second at the latest, should the window never paint)."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    done = False
+
+    def run() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            fn()
+
+    class FirstPaint(QObject):
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.Paint:
+                obj.removeEventFilter(self)
+                QTimer.singleShot(0, run)
+            return False
+
+    window._first_paint_watcher = FirstPaint(window)  # kept alive with the window
+    window.installEventFilter(window._first_paint_watcher)
+    QTimer.singleShot(1000, run)
 
 
 def _quit_after_first_paint(window: object, path: str) -> None:
@@ -117,7 +157,7 @@ def run_gui() -> int:
     app.setApplicationVersion(__version__)
     app.setOrganizationName(APP_NAME)
     _install_excepthook()
-    core, engine, window = build_window()
+    core, engine, window = build_window(after_first_paint=True)
     if os.environ.get(FIRST_PAINT_ENV):
         _quit_after_first_paint(window, os.environ[FIRST_PAINT_ENV])
     window.show()

@@ -137,9 +137,8 @@ class LibraryView(QWidget):
         self._speeds: dict[str, tuple[float | None, float | None]] = {}
         self.downloads: DownloadManager | None = None
         self._scanned = False
+        self._populated = False  # the tables are filled when first needed, not at start-up
         self._build()
-        self.reload_catalog()
-        self.refresh_installed()
         self._start_downloads = start_downloads
         if start_downloads:
             self.start_downloads()
@@ -147,6 +146,8 @@ class LibraryView(QWidget):
     # lifecycle ---------------------------------------------------------------------
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
+        if not self._populated:
+            self.refresh_installed()
         if not self._scanned:
             # Look for model files on disk the first time the tab is shown, not at start-up.
             self._scanned = True
@@ -315,6 +316,7 @@ class LibraryView(QWidget):
         row.addStretch(1)
         v.addLayout(row)
         self._entry_fits: dict[str, Any] = {}
+        self._budget: Any = None
         return page
 
     def _build_hub(self) -> QWidget:
@@ -505,9 +507,21 @@ class LibraryView(QWidget):
         view.selectRow(index.row())
 
     # installed ---------------------------------------------------------------------
-    def refresh_installed(self) -> None:
+    def refresh_installed(self, *, only_if_shown_before: bool = False) -> None:
+        """Fill (or refill) the installed models with their fit estimates.
+
+        The window's start does not pay for this (catalog, estimates, GGUF headers): the
+        tab fills itself when it is first shown or asked for its rows.
+        """
+        if not self._populated:
+            if only_if_shown_before:
+                return
+            self._populated = True
+            self.reload_catalog()
         selected = self.selected_model()
         budget = fit_mod.system_memory()
+        self._budget = budget
+        self._entry_fits = {}
         rows = []
         for record in self.repo.list():
             try:
@@ -723,6 +737,7 @@ class LibraryView(QWidget):
             self.catalog_error = exc.message
             self.show_error(exc.message)
         self._entry_fits = {}
+        self._budget = None
         self.catalog_model.set_rows(self.catalog)
         self.catalog_view.resizeColumnsToContents()
 
@@ -730,7 +745,10 @@ class LibraryView(QWidget):
         key = entry.id
         if key not in self._entry_fits:
             try:
-                self._entry_fits[key] = fit_mod.estimate_for_entry(entry, self.context())
+                if self._budget is None:
+                    self._budget = fit_mod.system_memory()
+                self._entry_fits[key] = fit_mod.estimate_for_entry(
+                    entry, self.context(), budget=self._budget)
             except Exception:  # noqa: BLE001
                 self._entry_fits[key] = None
         return self._entry_fits[key]

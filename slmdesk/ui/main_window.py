@@ -309,13 +309,10 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(top)
 
         self.status_model = QLabel("No model", self)
-        backend = backend_info()
-        self.status_backend = QLabel(
-            backend.backend + (" (GPU offload)" if backend.gpu_offload else "")
-            + (" (GPU build could not start)" if backend.fallback_reason else ""), self)
+        self.status_backend = QLabel("", self)
         self.status_backend.setObjectName("status_backend")
-        if backend.fallback_reason:
-            self.status_backend.setToolTip(backend.fallback_reason)
+        # Describing the backend imports llama.cpp (tens of ms): after the first paint.
+        QTimer.singleShot(0, self, self._show_backend)
         self.status_speed = QLabel("", self)
         self.status_speed.setObjectName("status_speed")
         self.context_bar = QProgressBar(self)
@@ -334,6 +331,14 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence.StandardKey.Find, self, self.focus_search)
         QShortcut(QKeySequence("Ctrl+,"), self, self.settings_button.toggle)
         QShortcut(QKeySequence("Ctrl+L"), self, self.composer.setFocus)
+
+    def _show_backend(self) -> None:
+        backend = backend_info()
+        self.status_backend.setText(
+            backend.backend + (" (GPU offload)" if backend.gpu_offload else "")
+            + (" (GPU build could not start)" if backend.fallback_reason else ""))
+        if backend.fallback_reason:
+            self.status_backend.setToolTip(backend.fallback_reason)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -653,7 +658,7 @@ class MainWindow(QMainWindow):
                                            self.engine.engine.gguf)
             except Exception:
                 log.exception("recording the measured memory failed")
-            self.library_view.refresh_installed()
+            self.library_view.refresh_installed(only_if_shown_before=True)
         if info.template_fallback:
             self.show_error(
                 "This model's chat template could not be used safely; a generic template "
