@@ -39,7 +39,9 @@ import json, sys
 import psutil
 from slmdesk.engine.core import LlamaEngine
 from slmdesk.engine.params import LoadParams, SamplingParams
+from slmdesk.engine.backend import backend_info
 path, ctx, fill = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "fill"
+backend_info()  # import llama.cpp (and numpy) first: their memory is not the model's
 proc = psutil.Process()
 before = proc.memory_info().rss
 engine = LlamaEngine()
