@@ -23,22 +23,55 @@ log = logging.getLogger(__name__)
 FIRST_PAINT_ENV = "SLMDESK_BENCH_FIRST_PAINT"
 
 
+def _expected_text(exc: BaseException) -> str | None:
+    """The message for an expected failure that escaped a slot, or None for a bug."""
+    from slmdesk.errors import UserFacingError
+    from slmdesk.store.db import is_disk_full
+
+    if isinstance(exc, UserFacingError):
+        return exc.message
+    if is_disk_full(exc):
+        return ("The disk is full: the last change could not be saved. Free some disk space "
+                "and try again; everything saved before is intact.")
+    return None
+
+
+def report_exception(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    """What the GUI does with an exception that escaped a slot.
+
+    An expected failure (a full disk, any UserFacingError) goes to the main window's banner
+    like every other message; anything else is a bug: logged with its traceback and shown
+    in a dialog with the details. The app keeps running either way.
+    """
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    expected = _expected_text(exc)
+    if expected is not None:
+        log.warning("%s", expected)
+        if QApplication.instance() is not None:
+            for widget in QApplication.topLevelWidgets():
+                if hasattr(widget, "show_error") and widget.isVisible():
+                    widget.show_error(expected)
+                    return
+    details = "".join(traceback.format_exception(exc_type, exc, tb))
+    log.error("unexpected error:\n%s", details)
+    if QApplication.instance() is None:
+        return
+    box = QMessageBox(QMessageBox.Icon.Critical, "slmdesk: unexpected error",
+                      f"Something went wrong: {expected or exc}\n\nThe app keeps running.")
+    box.setDetailedText(details)
+    box.exec()
+
+
 def _install_excepthook() -> None:
     """A bug in a slot is logged and shown; the app keeps running."""
 
     def hook(
         exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
     ) -> None:
-        details = "".join(traceback.format_exception(exc_type, exc, tb))
-        log.error("unexpected error:\n%s", details)
-        from PySide6.QtWidgets import QApplication, QMessageBox
-
-        if QApplication.instance() is None:
-            return
-        box = QMessageBox(QMessageBox.Icon.Critical, "slmdesk: unexpected error",
-                          f"Something went wrong: {exc}\n\nThe app keeps running.")
-        box.setDetailedText(details)
-        box.exec()
+        report_exception(exc_type, exc, tb)
 
     sys.excepthook = hook
 
