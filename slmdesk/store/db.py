@@ -13,6 +13,36 @@ from slmdesk.errors import DatabaseError, DiskFullError
 from slmdesk.store.migrations import MIGRATIONS
 
 
+class Database(sqlite_utils.Database):
+    """sqlite_utils' Database whose outermost ``atomic()`` takes the write lock at BEGIN.
+
+    Several connections write to one file (the window, the download workers, a CLI).
+    sqlite_utils begins a deferred transaction, and its inserts read the schema before they
+    write; in WAL mode a transaction that has read cannot become a writer once another
+    connection has committed, and SQLite then answers "database is locked" at once,
+    without waiting for busy_timeout. BEGIN IMMEDIATE waits for the lock instead.
+    """
+
+    @contextmanager
+    def atomic(self) -> Iterator[Database]:
+        if self.conn.in_transaction:
+            with super().atomic():  # nested: a savepoint
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.rollback()
+            raise
+        else:
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.rollback()
+                raise
+
+
 def open_database(path: Path | str, *, migrate: bool = True) -> sqlite_utils.Database:
     """Open (creating if needed) and migrate the database at ``path``.
 
@@ -24,7 +54,7 @@ def open_database(path: Path | str, *, migrate: bool = True) -> sqlite_utils.Dat
     try:
         # check_same_thread stays on: the GUI thread owns the connection (house style).
         conn = sqlite3.connect(str(path), timeout=10.0)
-        db = sqlite_utils.Database(conn)
+        db = Database(conn)
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA busy_timeout = 10000")
         mode = db.execute("PRAGMA journal_mode").fetchone()[0]

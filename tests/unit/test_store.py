@@ -378,3 +378,26 @@ def test_m003_classifier_and_dataset_tables(db) -> None:  # type: ignore[no-unty
         datasets.create("reviews", kind="labels")
     db.execute("DELETE FROM datasets WHERE id = ?", [ds.id])
     assert db["examples"].count == 0
+
+
+def test_a_write_block_holds_the_write_lock_from_its_start(tmp_path: Path) -> None:
+    """Two connections (the window and a download worker): a block that reads and then
+    writes must not fail with "database is locked" because the other one wrote between
+    its read and its write (WAL cannot upgrade a stale read snapshot)."""
+    import sqlite3
+
+    path = tmp_path / "two.db"
+    window = open_database(path)
+    worker = open_database(path)
+    worker.conn.execute("PRAGMA busy_timeout = 50")
+    with window.atomic():
+        assert window.execute("SELECT count(*) FROM models").fetchone()[0] == 0
+        # The other connection cannot slip a commit in between: it waits, then gives up.
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            worker.execute("INSERT INTO settings (key, value_json) VALUES ('k', '1')")
+        _model(window)  # reads the schema, then inserts: still fine
+    worker.execute("INSERT INTO settings (key, value_json) VALUES ('k', '1')")
+    worker.conn.commit()
+    assert ModelRepository(worker).count() == 1
+    window.close()
+    worker.close()
