@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from typing import Any
 
 import sqlite_utils
@@ -309,6 +310,26 @@ class SettingsRepository:
         return {
             r["key"]: json.loads(r["value_json"]) for r in self.db.table("settings").rows
         }
+
+
+def _writer_alive(pid: int | None, created_at: str | None) -> bool:
+    """Whether the process that began a reply still runs.
+
+    A pid can be reused (after a reboot, or a long time later): a process with that pid
+    that started after the reply was created cannot be the one writing it.
+    """
+    if not _pid_alive(pid):
+        return False
+    assert pid is not None
+    try:
+        import psutil
+
+        started = psutil.Process(pid).create_time()
+        created = datetime.fromisoformat(created_at).timestamp() if created_at else None
+    except (ImportError, ValueError, psutil.Error):
+        return True  # cannot tell: leave the reply to the process that may own it
+    # Two seconds of slack: create_time() is derived from clock ticks since boot.
+    return created is None or started <= created + 2.0
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -746,9 +767,11 @@ class ChatRepository:
         left alone. Returns how many replies were marked.
         """
         rows = self.db.execute(
-            "SELECT id, writer_pid FROM messages WHERE status = ?", [STATUS_STREAMING]
+            "SELECT id, writer_pid, created_at FROM messages WHERE status = ?",
+            [STATUS_STREAMING],
         ).fetchall()
-        dead = [mid for mid, pid in rows if not _pid_alive(pid) or pid == os.getpid()]
+        dead = [mid for mid, pid, created in rows
+                if pid == os.getpid() or not _writer_alive(pid, created)]
         if dead:
             with self.db.atomic():
                 for mid in dead:

@@ -298,6 +298,26 @@ def test_replies_left_streaming_by_a_dead_process_are_marked_interrupted(db) -> 
     assert chats.get_message(alive.id).status == "streaming"  # its writer still runs
 
 
+def test_a_reused_writer_pid_does_not_keep_a_reply_streaming(db) -> None:  # type: ignore[no-untyped-def]
+    # After a reboot the dead writer's pid may belong to an unrelated, newer process.
+    chats = ChatRepository(db)
+    conv = chats.create_conversation()
+    old = chats.append_message(conv.id, "assistant", "", status="streaming")
+    chats.update_streaming_text(old.id, "kept")
+    newer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        db.execute("UPDATE messages SET writer_pid = ?, created_at = ? WHERE id = ?",
+                    [newer.pid, "2020-01-01T00:00:00+00:00", old.id])
+        db.conn.commit()
+        assert chats.mark_interrupted() == 1
+        msg = chats.get_message(old.id)
+        assert (msg.status, msg.finish_reason, msg.content) == ("complete", "interrupted",
+                                                               "kept")
+    finally:
+        newer.kill()
+        newer.wait()
+
+
 def test_chat_service_turn(db) -> None:  # type: ignore[no-untyped-def]
     service = ChatService(db)
     model = _model(db)
