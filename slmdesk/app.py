@@ -121,9 +121,11 @@ def build_window(  # type: ignore[no-untyped-def]
     return core, engine, window
 
 
-def _run_after_first_paint(window: Any, fn: Callable[[], None]) -> None:
-    """Call ``fn`` once, from the event loop, after the window's first paint (or after a
-    second at the latest, should the window never paint)."""
+def _run_after_first_paint(
+    window: Any, fn: Callable[[], None], *, at_latest_ms: int | None = 1000
+) -> None:
+    """Call ``fn`` once, from the event loop, after the window's first paint pass (or after
+    ``at_latest_ms`` should the window never paint; None waits for the paint)."""
     from PySide6.QtCore import QEvent, QObject, QTimer
 
     done = False
@@ -138,17 +140,17 @@ def _run_after_first_paint(window: Any, fn: Callable[[], None]) -> None:
         def eventFilter(self, obj: QObject, event: QEvent) -> bool:
             if event.type() == QEvent.Type.Paint:
                 obj.removeEventFilter(self)
+                # A 0 ms timer runs once the whole paint pass (children too) has returned.
                 QTimer.singleShot(0, run)
             return False
 
-    window._first_paint_watcher = FirstPaint(window)  # kept alive with the window
-    window.installEventFilter(window._first_paint_watcher)
-    QTimer.singleShot(1000, run)
+    window.installEventFilter(FirstPaint(window))  # parented: lives as long as the window
+    if at_latest_ms is not None:
+        QTimer.singleShot(at_latest_ms, run)
 
 
 def _quit_after_first_paint(window: object, path: str) -> None:
     """Write a CLOCK_MONOTONIC stamp to ``path`` after the window's first paint pass; quit."""
-    from PySide6.QtCore import QEvent, QObject, QTimer
     from PySide6.QtWidgets import QApplication
 
     def report() -> None:
@@ -156,16 +158,7 @@ def _quit_after_first_paint(window: object, path: str) -> None:
             f.write(f"first-paint {time.monotonic():.6f}\n")
         QApplication.quit()
 
-    class FirstPaint(QObject):
-        def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-            if event.type() == QEvent.Type.Paint:
-                obj.removeEventFilter(self)
-                # A 0 ms timer runs once the whole paint pass (children too) has returned.
-                QTimer.singleShot(0, report)
-            return False
-
-    watcher = FirstPaint(window)  # type: ignore[arg-type]
-    window.installEventFilter(watcher)  # type: ignore[attr-defined]
+    _run_after_first_paint(window, report, at_latest_ms=None)
 
 
 def _icon_path() -> Path | None:
