@@ -10,6 +10,7 @@ from pathlib import Path
 import sqlite_utils
 
 from slmdesk.engine.core import validate_model_file
+from slmdesk.engine.gguf import GGUFInfo
 from slmdesk.errors import ModelFileError, NotFoundError
 from slmdesk.settings import load_settings
 from slmdesk.store.repositories import ModelRecord, ModelRepository
@@ -45,7 +46,7 @@ def import_model(
     db: sqlite_utils.Database, path: str | os.PathLike[str], *, source: str = "import",
     name: str | None = None, licence: str | None = None,
     sha256: str | None = None, hub: tuple[str, str, str] | None = None,
-    keep_path: bool = False,
+    keep_path: bool = False, checked: GGUFInfo | None = None,
 ) -> ModelRecord:
     """Validate a local GGUF and register it in place (no copy).
 
@@ -53,9 +54,11 @@ def import_model(
     (repo_id, revision, filename) on the Hugging Face Hub. ``keep_path`` records the
     absolute path without resolving symlinks: a Hugging Face cache snapshot links to a
     blob named by its hash, and llama.cpp finds a split model's other parts by name.
+    ``checked`` is the file's validation done already (off the GUI thread); without it
+    the file is checked here.
     """
     p = Path(path).expanduser()
-    info = validate_model_file(p)
+    info = checked if checked is not None else validate_model_file(p)
     resolved = os.path.abspath(info.path) if keep_path else str(info.path.resolve())
     repo = ModelRepository(db)
     existing = repo.get_by_path(resolved)

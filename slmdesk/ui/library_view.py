@@ -654,26 +654,27 @@ class LibraryView(QWidget):
 
         paths = list(paths)
 
-        def work() -> list[tuple[str, str]]:
-            problems = []
+        def work() -> dict[str, Any]:
+            # Each path's checked header, or the message saying why it was refused.
+            results: dict[str, Any] = {}
             for p in paths:
                 try:
-                    validate_model_file(p)
+                    results[p] = validate_model_file(p)
                 except UserFacingError as exc:
-                    problems.append((p, exc.message))
-            return problems
+                    results[p] = exc.message
+            return results
 
-        def then(problems: Any, error: str) -> None:
+        def then(results: Any, error: str) -> None:
             if error:
                 self.show_error(error)
                 return
-            bad = dict(problems)
+            bad = {p: r for p, r in results.items() if isinstance(r, str)}
             added: list[ModelRecord] = []
             for p in paths:
                 if p in bad:
                     continue
                 try:
-                    added.append(import_model(self.db, p))
+                    added.append(import_model(self.db, p, checked=results[p]))
                 except UserFacingError as exc:
                     bad[p] = exc.message
             if bad:
