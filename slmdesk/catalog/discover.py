@@ -156,9 +156,10 @@ def _walk(root: Path, max_depth: int) -> Iterator[tuple[str, list[str]]]:
         yield dirpath, sorted(filenames)
 
 
-def _scan_folder(root: Path) -> Iterator[DiscoveredFile]:
-    if not root.is_dir():
-        return
+def _model_files(root: Path) -> Iterator[tuple[str, str, int, int]]:
+    """(path, name, size, parts) of each model file under ``root``: partial downloads,
+    projectors and later parts of split models left out, and files (or links) that do not
+    lead to a regular file skipped."""
     for dirpath, filenames in _walk(root, MAX_DEPTH):
         for name in filenames:
             if name.lower().endswith(_PARTIAL_SUFFIXES):
@@ -170,10 +171,17 @@ def _scan_folder(root: Path) -> Iterator[DiscoveredFile]:
             size = _regular_size(path)
             if size is None:
                 continue
-            yield DiscoveredFile(
-                path=os.path.abspath(path), size_bytes=size, source="folder",
-                folder=str(root), parts=parts, quantization=quantization_from_name(name),
-            )
+            yield path, name, size, parts
+
+
+def _scan_folder(root: Path) -> Iterator[DiscoveredFile]:
+    if not root.is_dir():
+        return
+    for path, name, size, parts in _model_files(root):
+        yield DiscoveredFile(
+            path=os.path.abspath(path), size_bytes=size, source="folder",
+            folder=str(root), parts=parts, quantization=quantization_from_name(name),
+        )
 
 
 def _scan_hf_cache(cache: Path) -> Iterator[DiscoveredFile]:
@@ -197,23 +205,15 @@ def _scan_hf_cache(cache: Path) -> Iterator[DiscoveredFile]:
         revisions.sort(key=lambda r: r != main)
         for revision in revisions:
             snap = snapshots / revision
-            for dirpath, filenames in _walk(snap, MAX_DEPTH):
-                for name in filenames:
-                    ok, parts = _candidate(name)
-                    if not ok:
-                        continue
-                    path = os.path.join(dirpath, name)
-                    # A snapshot entry whose blob is missing (cache cleaned) is skipped;
-                    # unfinished downloads live only in blobs/ as *.incomplete.
-                    size = _regular_size(path)
-                    if size is None:
-                        continue
-                    yield DiscoveredFile(
-                        path=os.path.abspath(path), size_bytes=size, source="hf-cache",
-                        folder=str(cache), repo_id=repo_id, revision=revision,
-                        filename=os.path.relpath(path, snap).replace(os.sep, "/"),
-                        parts=parts, quantization=quantization_from_name(name),
-                    )
+            # A snapshot entry whose blob is missing (cache cleaned) is skipped; unfinished
+            # downloads live only in blobs/ as *.incomplete.
+            for path, name, size, parts in _model_files(snap):
+                yield DiscoveredFile(
+                    path=os.path.abspath(path), size_bytes=size, source="hf-cache",
+                    folder=str(cache), repo_id=repo_id, revision=revision,
+                    filename=os.path.relpath(path, snap).replace(os.sep, "/"),
+                    parts=parts, quantization=quantization_from_name(name),
+                )
 
 
 def register_discovered(db: sqlite_utils.Database, file: DiscoveredFile) -> ModelRecord:
