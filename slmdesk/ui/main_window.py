@@ -556,9 +556,7 @@ class MainWindow(QMainWindow):
         self.loaded = None
         self._idle_unloaded = False
         self._idle_timer.stop()
-        self.classify_view.set_model(model, None)
-        self.datasets_view.set_model(model, None)
-        self.library_view.loaded_model_id = None
+        self._share_model(model, None)
         self._load_started = time.monotonic()
         self.load_guard.begin(model.path, model_id=model.id, model_name=model.name)
         self.load_job = self.engine.load(model.path, settings.load_params())
@@ -569,6 +567,13 @@ class MainWindow(QMainWindow):
         if model is not None:
             self._fit_override = model.id
             self.select_model(model)
+
+    def _share_model(self, model: ModelRecord | None, info: ModelInfo | None) -> None:
+        """Tell the other tabs which model is chosen and whether it is loaded (info)."""
+        self.classify_view.set_model(model, info)
+        self.datasets_view.set_model(model, info)
+        self.library_view.loaded_model_id = (
+            model.id if model is not None and info is not None else None)
 
     def _on_library_use(self, model_id: str) -> None:
         self.select_model(self.models.get(model_id))
@@ -589,9 +594,7 @@ class MainWindow(QMainWindow):
         self.engine.unload()
         self.loaded = None
         self._idle_unloaded = True
-        self.library_view.loaded_model_id = None
-        self.classify_view.set_model(self.model, None)
-        self.datasets_view.set_model(self.model, None)
+        self._share_model(self.model, None)
         minutes = load_settings(self.db).idle_unload_minutes
         self.model_state.setText(f"unloaded after {minutes} min idle · loads again when needed")
         self.update_context_bar()
@@ -641,8 +644,7 @@ class MainWindow(QMainWindow):
         self.load_job = None
         self.load_guard.end()
         self.loaded = info
-        self.classify_view.set_model(self.model, info)
-        self.datasets_view.set_model(self.model, info)
+        self._share_model(self.model, info)
         self.load_progress.hide()
         self.clear_error()
         self.last_load_s = time.monotonic() - self._load_started
@@ -652,7 +654,6 @@ class MainWindow(QMainWindow):
             settings = load_settings(self.db)
             settings.default_model_id = self.model.id
             save_settings(self.db, settings)
-            self.library_view.loaded_model_id = self.model.id
             try:
                 fit.record_measured_memory(self.db, self.model.id, info,
                                            self.engine.engine.gguf)
@@ -677,8 +678,7 @@ class MainWindow(QMainWindow):
         self.load_job = None
         self.load_guard.end()
         self._send_after_load = False
-        self.classify_view.set_model(self.model, None)
-        self.datasets_view.set_model(self.model, None)
+        self._share_model(self.model, None)
         self.load_progress.hide()
         self.model_state.setText("not loaded")
         self.show_error(message)
