@@ -5,7 +5,8 @@
 #   packaging/build-gpu.sh cuda|vulkan|metal [--cpu-copy-only] [build.sh args: --no-model --dist DIR --no-archive]
 #     --cpu-copy-only  keep the installed llama-cpp-python as it is; only build the CPU copy and the bundle
 # Environment: PYTHON (default .venv/bin/python), GPU_CMAKE_ARGS (extra flags for the GPU build, e.g.
-# "-DCMAKE_CUDA_ARCHITECTURES=75;86;89" for fewer CUDA architectures), CPU_CMAKE_ARGS (default -DGGML_NATIVE=OFF).
+# "-DCMAKE_CUDA_ARCHITECTURES=75;86;89" for fewer CUDA architectures), CPU_CMAKE_ARGS (flags for a
+# single CPU copy; default: the one-backend-per-instruction-set build of build-cpu-variants.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -63,15 +64,19 @@ if ! ls "$pkg"/lib/*"$marker"* >/dev/null 2>&1; then
   say "WARNING: the installed llama-cpp-python has no $marker library; this bundle is CPU-only"
 fi
 
-# 2. A CPU-only copy of the same version's libraries, kept in build/lib-cpu. ----------------
-# GGML_NATIVE=OFF: the copy runs on the user's CPU, not only on the build machine's (x86-64
-# builds then use AVX2/FMA/F16C, i.e. CPUs from 2013 on). It is rebuilt only when the version
-# or the flags change.
+# 2. A CPU-only copy of the same version's libraries. -----------------------------------------
+# By default the build with one CPU backend per instruction-set level (build-cpu-variants.sh,
+# cached), which runs on every x86-64 CPU. With CPU_CMAKE_ARGS (and on macOS) one build with
+# those flags, kept in build/lib-cpu and rebuilt only when the version or the flags change;
+# GGML_NATIVE=OFF there means AVX2/FMA/F16C on x86-64, i.e. CPUs from 2013 on.
 cpu_args=${CPU_CMAKE_ARGS:--DGGML_NATIVE=OFF}
 [ "$(uname -s)" = Darwin ] && cpu_args="$cpu_args -DGGML_METAL=OFF"  # Metal is on by default there
 cpu_lib=$root/build/lib-cpu
 stamp="llama-cpp-python $version $cpu_args"
-if [ "$(cat "$cpu_lib/.built-from" 2>/dev/null)" = "$stamp" ]; then
+if [ -z "${CPU_CMAKE_ARGS:-}" ] && [ "$(uname -s)" != Darwin ]; then
+  cpu_lib=$(PYTHON=$PYTHON "$root/packaging/build-cpu-variants.sh")
+  say "CPU copy: $cpu_lib (one CPU backend per instruction set)"
+elif [ "$(cat "$cpu_lib/.built-from" 2>/dev/null)" = "$stamp" ]; then
   say "CPU copy: $cpu_lib is up to date ($stamp)"
 else
   say "CPU copy: compiling llama-cpp-python $version with CMAKE_ARGS=\"$cpu_args\" (minutes)"
@@ -102,5 +107,5 @@ fi
 say "CPU copy: $(ls "$cpu_lib" | tr '\n' ' ')"
 
 # 3. The bundle: same spec, with the CPU copy as llama_cpp/lib-cpu. ---------------------------
-SLMDESK_CPU_LIB=$cpu_lib PYTHON=$PYTHON exec "$root/packaging/build.sh" --variant "$backend" \
+SLMDESK_LLAMA_LIB=$pkg/lib SLMDESK_CPU_LIB=$cpu_lib PYTHON=$PYTHON exec "$root/packaging/build.sh" --variant "$backend" \
   ${build_args[@]+"${build_args[@]}"}

@@ -3,7 +3,8 @@
 # on macOS also dist/slmdesk.app) and an archive dist/slmdesk-<version>-<os>-<arch>[-variant].{tar.xz,zip}.
 #   packaging/build.sh [--no-model] [--dist DIR] [--no-archive] [--variant NAME]
 # Environment: PYTHON (default .venv/bin/python), SLMDESK_BUNDLE_MODEL=0 (same as --no-model),
-# SLMDESK_CPU_LIB (CPU copy of llama.cpp's libraries; build-gpu.sh sets it), XZ_OPT (default level 6).
+# SLMDESK_CPU_LIB (CPU copy of llama.cpp's libraries; build-gpu.sh sets it), XZ_OPT (default level 6),
+# SLMDESK_LLAMA_LIB (llama.cpp's libraries to bundle; default on x86-64: build-cpu-variants.sh's).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -33,6 +34,20 @@ while [ $# -gt 0 ]; do
   shift
 done
 "$PYTHON" -c "import PyInstaller" 2>/dev/null || { echo "build: PyInstaller is not installed (./dev setup)" >&2; exit 1; }
+
+# llama.cpp for any CPU of this architecture: pip compiled the venv's copy for this machine's
+# processor (-march=native; an AVX-512 build machine would make an app that crashes on AVX2
+# CPUs), so an x86-64 app bundles llama.cpp built as its own releases are, one CPU backend per
+# instruction-set level, the best picked at run time (packaging/build-cpu-variants.sh, cached).
+# A GPU build (build-gpu.sh) sets SLMDESK_LLAMA_LIB to its GPU libraries instead.
+if [ -z "${SLMDESK_LLAMA_LIB:-}" ]; then
+  case "$(uname -m)" in
+    x86_64|AMD64|amd64)
+      SLMDESK_LLAMA_LIB=$(PYTHON=$PYTHON "$root/packaging/build-cpu-variants.sh")
+      export SLMDESK_LLAMA_LIB ;;
+  esac
+fi
+echo "build: llama.cpp libraries from ${SLMDESK_LLAMA_LIB:-the venv}"
 
 started=$(date +%s)
 "$PYTHON" -m PyInstaller --noconfirm --clean --log-level WARN \

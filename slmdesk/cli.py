@@ -1545,9 +1545,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         _print_json(report)
     else:
         print(f"slmdesk {__version__} (Python {report['python']})")
-        print(f"backend: {backend.backend}"
-              + (" (GPU offload)" if backend.gpu_offload else "")
-              + f", llama-cpp-python {backend.llama_cpp_python_version}")
+        print(f"backend: {backend.label}, llama-cpp-python {backend.llama_cpp_python_version}")
+        if backend.cpu_variants:
+            print(f"  CPU builds this processor can run: {', '.join(backend.cpu_variants)}")
         if backend.error:
             print(f"  problem: {backend.error}")
         if backend.fallback_reason:

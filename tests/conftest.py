@@ -68,7 +68,15 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def model_path() -> Path:
-    return require_model()
+    path = require_model()
+    forced = os.environ.get("SLMDESK_CPU_VARIANT")
+    if forced:
+        # `./dev test --llama-variant`: make sure the tests really run on that CPU build.
+        from slmdesk.engine.backend import backend_info
+
+        running = backend_info().cpu_variant
+        assert running == forced, f"asked for CPU variant {forced}, running {running}"
+    return path
 
 
 @pytest.fixture(scope="session")

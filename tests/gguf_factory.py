@@ -222,3 +222,23 @@ def write_gguf(
     layout.size = len(out.buf)
     path.write_bytes(bytes(out.buf))
     return layout
+
+
+def damage_one_weight_block(src: Path, dst: Path, tensor: str = "blk.0.ffn_down.weight") -> None:
+    """Copy a real GGUF and flip one bit in the first quantization block of ``tensor``.
+
+    The bit is the top exponent bit of the block's f16 scale (the first two bytes of a
+    Q4_0/Q4_1/Q8_0 block), so 32 weights of one row grow about 65,000-fold: what one bad
+    bit in a download or on a disk does. The header stays valid: llama.cpp loads the file.
+    """
+    import shutil
+
+    from slmdesk.engine.gguf import read_gguf
+
+    shutil.copyfile(src, dst)
+    offset, _size = read_gguf(dst).tensors[tensor]
+    with open(dst, "r+b") as f:
+        f.seek(offset)
+        (scale,) = struct.unpack("<H", f.read(2))
+        f.seek(offset)
+        f.write(struct.pack("<H", scale ^ 0x4000))

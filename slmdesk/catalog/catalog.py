@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -19,6 +20,7 @@ __all__ = [
     "catalog_path",
     "load_catalog",
     "match_entry",
+    "reference_for_file",
 ]
 
 CATALOG_FORMAT: Final = 1
@@ -81,6 +83,11 @@ class CatalogEntry:
     head_dim: int | None = None
     vocab: int | None = None
     note: str | None = None
+    # The file's fingerprint (slmdesk/engine/fingerprint.py): the mean log-likelihood per
+    # token of the reference text, measured with llama.cpp, and the difference from it that
+    # still counts as this file computed correctly (measured across CPU builds).
+    fingerprint_logprob: float | None = None
+    fingerprint_tolerance: float | None = None
 
     @property
     def pinned(self) -> bool:
@@ -221,6 +228,7 @@ def _parse(data: Any, label: str) -> list[CatalogEntry]:
             note = f.get("note")
             if note is not None and not isinstance(note, str):
                 raise fail(f"{fwhere}.note", "must be text")
+            fingerprint = _fingerprint(f.get("fingerprint"), f"{fwhere}.fingerprint", fail)
             entries.append(CatalogEntry(
                 id=f"{model_id}-{quant.lower()}",
                 model_id=model_id,
@@ -240,10 +248,50 @@ def _parse(data: Any, label: str) -> list[CatalogEntry]:
                 licence=model["licence"],
                 good_at=model["good_at"],
                 note=note,
+                fingerprint_logprob=fingerprint[0] if fingerprint else None,
+                fingerprint_tolerance=fingerprint[1] if fingerprint else None,
                 **{k: numbers[k] for k in ("layers", "embedding", "heads", "kv_heads",
                                            "head_dim", "vocab")},
             ))
     return entries
+
+
+def _fingerprint(
+    value: Any, where: str, fail: Callable[[str, str], CatalogError]
+) -> tuple[float, float] | None:
+    """``{"version": 1, "mean_logprob": -2.79, "tolerance": 0.01}`` -> (value, tolerance).
+
+    A fingerprint of another reference text version is ignored (not compared)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise fail(where, "must be an object")
+    from slmdesk.engine.fingerprint import FINGERPRINT_VERSION
+
+    mean, tolerance = value.get("mean_logprob"), value.get("tolerance")
+    if not (isinstance(mean, float) and mean < 0 and isinstance(tolerance, float)
+            and 0 < tolerance < 1):
+        raise fail(where, "needs a negative mean_logprob and a tolerance between 0 and 1")
+    if value.get("version") != FINGERPRINT_VERSION:
+        return None
+    return mean, tolerance
+
+
+def reference_for_file(
+    size_bytes: int, architecture: str | None, entries: list[CatalogEntry] | None = None
+) -> CatalogEntry | None:
+    """The catalog file with a fingerprint that a local file claims to be: same exact size
+    and architecture. Matching by content (sha256) would miss exactly what the fingerprint
+    is for: a file whose bytes were damaged after it was checked."""
+    try:
+        entries = entries if entries is not None else load_catalog()
+    except CatalogError:
+        return None
+    for e in entries:
+        if (e.fingerprint_logprob is not None and not e.size_approximate
+                and e.size_bytes == size_bytes and e.architecture == architecture):
+            return e
+    return None
 
 
 def _is(value: Any, kind: type) -> bool:

@@ -385,6 +385,9 @@ def format_details(details: dict[str, Any]) -> str:
         add("measured memory", f"{format_bytes(memory['measured_bytes'])} at "
             f"{memory['context']:,} tokens"
             + (f"; {memory['note']}" if memory["note"] else ""))
+    elif memory["last_loaded_at"]:
+        add("measured memory", "not measured (the last load could not be told apart from "
+            "other memory use)")
     if details["template_notice"]:
         add("chat template", details["template_notice"])
     if details["template_preview"] is not None:

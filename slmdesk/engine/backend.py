@@ -30,9 +30,43 @@ class BackendInfo:
     error: str | None = None
     # Set when the installed (GPU) build could not start and the CPU copy runs instead.
     fallback_reason: str | None = None
+    # A build with one CPU backend per instruction-set level (GGML_BACKEND_DL with
+    # GGML_CPU_ALL_VARIANTS, as the packaged app has): the one picked for this processor,
+    # e.g. "haswell" (AVX2) or "x64" (the x86-64 baseline). None: a single built-in CPU backend.
+    cpu_variant: str | None = None
+    cpu_variants: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def label(self) -> str:
+        """One line for the status bar and ``doctor``: "CPU", "CPU: haswell (AVX2)"."""
+        text = self.backend + (" (GPU offload)" if self.gpu_offload else "")
+        if self.cpu_variant:
+            isa = CPU_VARIANT_ISA.get(self.cpu_variant)
+            text += f", CPU build {self.cpu_variant}" + (f" ({isa})" if isa else "")
+        return text
+
+
+# ggml's x86 CPU variants (ggml/src/CMakeLists.txt, GGML_CPU_ALL_VARIANTS) and the
+# instruction sets each is compiled for, in words a person can check against their CPU.
+CPU_VARIANT_ISA = {
+    "x64": "x86-64 baseline, SSE2",
+    "sse42": "SSE4.2",
+    "sandybridge": "AVX",
+    "ivybridge": "AVX, F16C",
+    "piledriver": "AVX, F16C, FMA",
+    "haswell": "AVX2, FMA",
+    "skylakex": "AVX-512",
+    "cannonlake": "AVX-512 VBMI",
+    "cascadelake": "AVX-512 VNNI",
+    "icelake": "AVX-512 VBMI, VNNI",
+    "cooperlake": "AVX-512 VNNI, BF16",
+    "zen4": "AVX-512 VBMI, VNNI, BF16",
+    "alderlake": "AVX2, AVX-VNNI",
+    "sapphirerapids": "AVX-512, AMX",
+}
 
 
 _llama_log = logging.getLogger("slmdesk.llama_cpp")
@@ -123,7 +157,110 @@ def import_llama_cpp() -> Any:
         )
         logging.getLogger(__name__).warning("%s", _fallback_reason)
     _route_llama_logs(llama_cpp)
+    _load_dynamic_backends(llama_cpp)
     return llama_cpp
+
+
+# Force one CPU variant of a GGML_BACKEND_DL build by name (tests and the benchmark compare
+# variants on one machine); one this processor cannot run is refused and the best one is used.
+CPU_VARIANT_ENV = "SLMDESK_CPU_VARIANT"
+_cpu_variant: str | None = None
+_cpu_variants: tuple[str, ...] = ()
+_dynamic_loaded = False
+
+
+def _library_dir(llama_cpp: Any) -> Path:
+    """Where llama-cpp-python loaded its native libraries from (as llama_cpp.py decides)."""
+    override = os.environ.get("LLAMA_CPP_LIB_PATH")
+    if override:
+        return Path(override)
+    return Path(llama_cpp.llama_cpp.__file__).resolve().parent / "lib"
+
+
+def _backend_files(lib_dir: Path, name: str) -> list[Path]:
+    """``[lib]ggml-<name>-*.so|.dll``: the files ggml's own loader would consider."""
+    ext = ".dll" if sys.platform == "win32" else ".so"
+    prefix = ("ggml-" if sys.platform == "win32" else "libggml-") + name
+    return sorted(
+        p for p in lib_dir.glob(f"*{ext}")
+        if p.name.startswith(prefix) and p.name.endswith(ext) and p.is_file()
+    )
+
+
+def _variant_name(path: Path) -> str:
+    stem = path.name[: -len(path.suffix)]
+    return stem.split("ggml-cpu-", 1)[1] if "ggml-cpu-" in stem else stem
+
+
+def _score(path: Path) -> int:
+    """The variant's own ``ggml_backend_score()``: 0 when this processor cannot run it."""
+    import ctypes
+
+    try:
+        handle = ctypes.CDLL(str(path))
+    except OSError as exc:
+        logging.getLogger(__name__).info("cannot open %s: %s", path.name, exc)
+        return 0
+    try:
+        fn = handle.ggml_backend_score
+        fn.restype = ctypes.c_int
+        return int(fn())
+    except AttributeError:
+        return 0
+    finally:
+        if sys.platform != "win32":
+            import _ctypes
+
+            _ctypes.dlclose(handle._handle)
+
+
+def _load_dynamic_backends(llama_cpp: Any) -> None:
+    """Register the backends of a GGML_BACKEND_DL build before llama.cpp first needs them.
+
+    Such a build keeps each backend in its own library and llama.cpp looks for them next to
+    the executable (python, or the frozen app) and in the working directory, not where
+    llama-cpp-python keeps its libraries, so nothing would load. Here each CPU variant's
+    ``ggml_backend_score()`` says whether this processor can run it and how well (ggml's own
+    rule), and the best one is registered; GPU backends are registered when their runtime
+    loads (a missing CUDA driver just leaves the CPU).
+    """
+    global _cpu_variant, _cpu_variants, _dynamic_loaded
+    if _dynamic_loaded:
+        return
+    _dynamic_loaded = True
+    lib_dir = _library_dir(llama_cpp)
+    cpu_files = _backend_files(lib_dir, "cpu-")
+    if not cpu_files:
+        return  # one built-in CPU backend: nothing to pick
+    import ctypes
+
+    lib = llama_cpp.llama_cpp._lib
+    lib.ggml_backend_reg_count.restype = ctypes.c_size_t
+    if lib.ggml_backend_reg_count():
+        return  # backends built in: not a GGML_BACKEND_DL build after all
+    lib.ggml_backend_load.argtypes = [ctypes.c_char_p]
+    lib.ggml_backend_load.restype = ctypes.c_void_p
+    log = logging.getLogger(__name__)
+    scores = {path: _score(path) for path in cpu_files}
+    _cpu_variants = tuple(_variant_name(p) for p in cpu_files if scores[p] > 0)
+    best = max(cpu_files, key=lambda p: scores[p])
+    wanted = os.environ.get(CPU_VARIANT_ENV)
+    if wanted:
+        forced = [p for p in cpu_files if _variant_name(p) == wanted]
+        if forced and scores[forced[0]] > 0:
+            best = forced[0]
+        else:
+            log.warning("%s=%s: no such CPU variant this processor can run; using %s",
+                        CPU_VARIANT_ENV, wanted, _variant_name(best))
+    if scores[best] > 0 and lib.ggml_backend_load(str(best).encode()):
+        _cpu_variant = _variant_name(best)
+        log.info("llama.cpp CPU backend: %s (%s)", _cpu_variant, best.name)
+    for path in _backend_files(lib_dir, ""):
+        if path in scores or path.stem in ("libggml-base", "ggml-base"):
+            continue
+        # A GPU backend whose runtime is missing fails to load and is skipped.
+        if not lib.ggml_backend_load(str(path).encode()):
+            log.info("llama.cpp backend %s did not load", path.name)
 
 
 @functools.lru_cache(maxsize=1)
@@ -140,6 +277,16 @@ def backend_info() -> BackendInfo:
             available=False,
             error=f"llama-cpp-python could not be imported: {exc}",
         )
+    if _cpu_variants == () and _backend_files(_library_dir(llama_cpp), "cpu-"):
+        return BackendInfo(
+            backend="none",
+            gpu_offload=False,
+            llama_cpp_python_version=str(getattr(llama_cpp, "__version__", "unknown")),
+            system_info="",
+            available=False,
+            error="This processor cannot run any of the CPU builds of llama.cpp in this app "
+            "(it lacks the instructions of even the most basic x86-64 one).",
+        )
     info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace").strip()
     offload = bool(llama_cpp.llama_supports_gpu_offload())
     upper = info.upper()
@@ -154,4 +301,6 @@ def backend_info() -> BackendInfo:
         llama_cpp_python_version=str(getattr(llama_cpp, "__version__", "unknown")),
         system_info=info,
         fallback_reason=_fallback_reason,
+        cpu_variant=_cpu_variant,
+        cpu_variants=_cpu_variants,
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from slmdesk.engine.backend import backend_info
+from slmdesk.engine.fingerprint import REFERENCE_TEXT, Fingerprint
 from slmdesk.engine.gguf import GGUFInfo, read_gguf, supported_architectures
 from slmdesk.engine.params import GenerationResult, LoadParams, SamplingParams
 from slmdesk.engine.template import ChatTemplate, fallback_template
@@ -115,6 +116,19 @@ def _resident_bytes() -> int | None:
         return int(psutil.Process().memory_info().rss)
     except Exception:  # noqa: BLE001 - a measurement must never break a load
         return None
+
+
+def meaningful_growth(growth: int, weights_bytes: int, offloaded_layers: int) -> int | None:
+    """The resident-memory growth of a load, or None where it measures something else.
+
+    On the CPU the weights are read in at load, so a real load grows by at least most of
+    them. Less means the measurement saw other things too: memory freed during the load
+    (a previous model, a garbage collection) or pages another mapping already held. Such a
+    figure is "not measured", never 0 or a misleading ratio. With layers on a GPU the RAM
+    growth may be small, but not nothing.
+    """
+    floor = weights_bytes // 2 if offloaded_layers == 0 else 1 << 20
+    return growth if growth >= max(floor, 1) else None
 
 
 def gpu_memory() -> tuple[int, int] | None:
@@ -311,17 +325,16 @@ class LlamaEngine:
         llm._ctx.kv_cache_seq_rm(-1, 0, -1)
         rss_after = _resident_bytes()
         gpu_after = gpu_memory()
+        weights = int(llama_cpp.llama_model_size(llm._model.model))
         memory = None
         if rss_before is not None and rss_after is not None:
-            memory = max(0, rss_after - rss_before)
+            memory = meaningful_growth(rss_after - rss_before, weights, info.offloaded_layers)
         gpu_used = None
         if gpu_before is not None and gpu_after is not None and info.offloaded_layers:
-            gpu_used = max(0, gpu_before[0] - gpu_after[0])
+            gpu_used = gpu_before[0] - gpu_after[0]
+            gpu_used = gpu_used if gpu_used > 0 else None
         self._info = dataclasses.replace(
-            info,
-            memory_bytes=memory,
-            weights_bytes=int(llama_cpp.llama_model_size(llm._model.model)),
-            gpu_memory_bytes=gpu_used,
+            info, memory_bytes=memory, weights_bytes=weights, gpu_memory_bytes=gpu_used,
         )
 
     def _install_model(
@@ -875,6 +888,47 @@ class LlamaEngine:
                 llm._ctx.kv_cache_seq_rm(0, base, -1)
         return scores
 
+    def fingerprint(self, text: str = REFERENCE_TEXT) -> Fingerprint:
+        """Mean log-probability per token of ``text`` (fingerprint.py says why).
+
+        One prompt-processing pass from an empty cache, in batches of the context's batch
+        size, with logits for every position; the cache is empty again afterwards. The
+        result is a property of the weights and the arithmetic, not of sampling.
+        """
+        import llama_cpp
+        import numpy as np
+
+        llm = self._require()
+        tokens = list(llm.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=False))
+        if len(tokens) < 2:
+            raise ValueError("the fingerprint text needs at least two tokens")
+        if len(tokens) > llm.n_ctx():
+            raise ContextOverflowError(
+                f"The fingerprint text is {len(tokens)} tokens, but the model's context holds "
+                f"{llm.n_ctx()}."
+            )
+        n_vocab = llm.n_vocab()
+        total = 0.0
+        self.clear_cache()
+        try:
+            for start in range(0, len(tokens), llm.n_batch):
+                chunk = tokens[start : start + llm.n_batch]
+                self._fill_batch(chunk, start, set(range(len(chunk))))
+                llm._ctx.decode(llm._batch)
+                for j in range(len(chunk)):
+                    if start + j + 1 >= len(tokens):
+                        break
+                    ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, j)
+                    if not ptr:
+                        raise RuntimeError("llama.cpp returned no logits for the fingerprint")
+                    row = np.ctypeslib.as_array(ptr, shape=(n_vocab,)).astype(np.float64)
+                    top = float(row.max())
+                    lse = top + float(np.log(np.exp(row - top).sum()))
+                    total += float(row[tokens[start + j + 1]]) - lse
+        finally:
+            self.clear_cache()  # the next job starts from an empty cache
+        return Fingerprint(mean_logprob=total / (len(tokens) - 1), tokens=len(tokens) - 1)
+
     def _fill_batch(self, tokens: Sequence[int], n_past: int, outputs: set[int]) -> None:
         """Put ``tokens`` in the Llama's batch (sequence 0), logits only at ``outputs``."""
         batch = self._require()._batch.batch
@@ -899,6 +953,12 @@ class LlamaEngine:
         import llama_cpp
 
         llama_cpp.llama_perf_context_reset(self._require()._ctx.ctx)
+
+    def clear_cache(self) -> None:
+        """Forget the cached prompt: the next job processes its prompt from the start."""
+        llm = self._require()
+        llm.n_tokens = 0
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
 
     def cached_tokens(self) -> int:
         return int(self._require().n_tokens) if self._llm is not None else 0

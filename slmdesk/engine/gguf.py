@@ -216,6 +216,8 @@ class GGUFInfo:
     parameter_count: int | None = None
     alignment: int = DEFAULT_ALIGNMENT
     tensor_types: Mapping[str, int] = field(default_factory=dict)
+    # Tensor name -> (offset of its data from the start of the file, bytes).
+    tensors: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     def _int(self, key: str) -> int | None:
         value = self.metadata.get(key)
@@ -498,6 +500,7 @@ class _Parser:
             parameter_count=parameters,
             alignment=alignment,
             tensor_types=types,
+            tensors={name: (data_offset + off, n) for off, n, name in tensors},
         )
 
     def _header(self) -> tuple[int, int, int]:

@@ -278,11 +278,13 @@ class ModelRepository:
     def record_memory(
         self, model_id: str, *, estimated: int | None, measured: int | None, context: int
     ) -> None:
-        """Keep the fit estimate and the measured memory of a load at ``context`` tokens."""
+        """Keep the fit estimate and the measured memory of a load at ``context`` tokens.
+
+        ``measured`` None (or 0, never a real figure) is stored as "not measured"."""
         with self.db.atomic():
             self.db.table("models").update(model_id, {
                 "estimated_memory_bytes": estimated,
-                "measured_memory_bytes": measured,
+                "measured_memory_bytes": measured or None,
                 "measured_context": context,
                 "last_loaded_at": utc_now(),
             })

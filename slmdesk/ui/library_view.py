@@ -1027,7 +1027,8 @@ def _source_text(record: ModelRecord) -> str:
 
 def _measured_text(record: ModelRecord) -> str:
     if not record.measured_memory_bytes:
-        return ""
+        # Loaded, but the measurement was not meaningful (slmdesk.engine.core.meaningful_growth).
+        return "not measured" if record.last_loaded_at else ""
     text = f"{human_bytes(record.measured_memory_bytes)} @ {record.measured_context or '?'}"
     if record.estimated_memory_bytes:
         ratio = record.estimated_memory_bytes / record.measured_memory_bytes

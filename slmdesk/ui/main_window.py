@@ -335,8 +335,7 @@ class MainWindow(QMainWindow):
     def _show_backend(self) -> None:
         backend = backend_info()
         self.status_backend.setText(
-            backend.backend + (" (GPU offload)" if backend.gpu_offload else "")
-            + (" (GPU build could not start)" if backend.fallback_reason else ""))
+            backend.label + (" (GPU build could not start)" if backend.fallback_reason else ""))
         if backend.fallback_reason:
             self.status_backend.setToolTip(backend.fallback_reason)
 

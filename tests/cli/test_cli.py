@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -25,7 +26,7 @@ import pytest
 
 from slmdesk import __version__
 from slmdesk.models import STARTER_LICENCE, STARTER_NAME
-from tests.gguf_factory import GGML_F32, GGML_Q4_0, write_gguf
+from tests.gguf_factory import GGML_F32, GGML_Q4_0, damage_one_weight_block, write_gguf
 
 TIMEOUT = 120  # seconds, for every subprocess
 FRANCE = "What is the capital of France?"
@@ -380,7 +381,8 @@ def test_import_of_a_broken_file_fails_with_one_line(
 def test_chat_json_reply(convo: SharedConversation) -> None:
     out = convo.first
     assert out["conversation_id"]
-    assert "Paris" in out["text"]
+    # Never the words: a 135M model's greedy reply changes with the CPU (AVX2 vs AVX-512).
+    assert out["text"].strip()
     assert out["prompt_tokens"] > 0
     assert out["completion_tokens"] > 0
     assert out["ttft_s"] > 0
@@ -466,7 +468,9 @@ def test_chat_streams_plain_text_and_stores_it(cli: Cli, model_path: Path) -> No
     messages = cli.show(conversation["id"])["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant"]
     reply = messages[1]["content"]
-    assert "Paris" in reply
+    assert reply.strip()
+    assert messages[1]["finish_reason"] in ("stop", "length")
+    # What was streamed to the terminal is exactly what was stored.
     assert proc.stdout == reply + "\n"
 
 
@@ -551,7 +555,7 @@ def test_interactive_chat_reads_lines_until_eof(cli: Cli, model_path: Path) -> N
     messages = cli.show(conversation["id"])["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
     assert [m["content"] for m in messages[::2]] == [FRANCE, "And of Italy?"]
-    assert "Paris" in messages[1]["content"]
+    assert all(m["content"].strip() for m in messages[1::2])
     assert all(m["finish_reason"] in ("stop", "length") for m in messages[1::2])
     assert proc.stdout == messages[1]["content"] + "\n" + messages[3]["content"] + "\n"
 
@@ -679,13 +683,21 @@ def test_chats_show_prints_markdown(convo: SharedConversation) -> None:
 
 
 @pytest.mark.model
+def _a_word_of(text: str) -> str:
+    """The longest plain word of ``text`` (a model's reply: its words differ between CPUs)."""
+    words = re.findall(r"[A-Za-z]{4,}", text)
+    assert words, f"no word to search for in {text!r}"
+    return max(words, key=len)
+
+
 def test_chats_search(convo: SharedConversation) -> None:
-    hits = convo.cli.json("chats", "search", "paris", "--json")
-    assert hits
-    assert all(h["conversation_id"] == convo.id for h in hits)
-    assert any("paris" in h["snippet"].lower() for h in hits)
-    text = convo.cli.run("chats", "search", "paris").stdout
-    assert convo.id in text
+    for word in ("capital", _a_word_of(convo.first["text"])):  # one typed, one the model's
+        hits = convo.cli.json("chats", "search", word, "--json")
+        assert hits
+        assert all(h["conversation_id"] == convo.id for h in hits)
+        assert any(word.lower() in h["snippet"].lower() for h in hits)
+        text = convo.cli.run("chats", "search", word).stdout
+        assert convo.id in text
 
 
 @pytest.mark.model
@@ -897,6 +909,25 @@ def test_self_test_passes(cli: Cli, model_path: Path) -> None:
     proc = cli.run("--self-test")
     assert "self-test passed" in proc.stdout
     assert "FAIL" not in proc.stdout
+    # The fingerprint was compared with the starter's recorded reference value.
+    [line] = [ln for ln in proc.stdout.splitlines() if "fingerprint:" in ln]
+    assert line.lstrip().startswith("ok") and "reference -2.7" in line, line
+
+
+@pytest.mark.model
+def test_self_test_fails_on_a_model_with_one_damaged_block(
+    cli: Cli, model_path: Path, tmp_path: Path
+) -> None:
+    damaged = tmp_path / "damaged.gguf"
+    damage_one_weight_block(model_path, damaged)
+    cli.env["SLMDESK_STARTER_MODEL"] = str(damaged)
+    proc = cli.run("--self-test", check=False)
+    assert proc.returncode == 1
+    [line] = [ln for ln in proc.stdout.splitlines() if "fingerprint:" in ln]
+    assert line.lstrip().startswith("FAIL"), line
+    assert "damaged" in line and "reference for this model is -2.7" in line, line
+    # Everything else still works with that file: only the numbers give it away.
+    assert "ok   generation" in proc.stdout and "self-test FAILED (1 checks)" in proc.stdout
 
 
 # -- databases it must refuse ---------------------------------------------------------------

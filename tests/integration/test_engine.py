@@ -41,19 +41,56 @@ def test_load_reports_model_and_settings(engine: Any) -> None:
     assert info.quantization == "Q4_1"
 
 
-def test_greedy_reply_mentions_paris(engine: Any) -> None:
+def assert_a_reply(result: Any, pieces: list[str] | None = None) -> None:
+    """What holds for any reply on any CPU: the words themselves do not (a 135M model's
+    greedy reply flips with the processor's floating-point path, e.g. AVX2 vs AVX-512)."""
+    assert result.error is None
+    assert result.finish_reason in ("stop", "length")
+    assert result.completion_tokens > 0
+    assert result.text.strip()
+    if pieces is not None:
+        assert "".join(pieces) == result.text
+
+
+def test_greedy_reply_streams_what_it_returns(engine: Any) -> None:
     pieces: list[str] = []
     result = engine.stream_chat(
         [SYSTEM, {"role": "user", "content": "What is the capital of France?"}],
         GREEDY,
         on_text=pieces.append,
     )
-    assert "Paris" in result.text
-    assert "".join(pieces) == result.text
-    assert result.finish_reason == "stop"
-    assert result.completion_tokens > 0
+    assert_a_reply(result, pieces)
+    assert len(pieces) >= 1
+    assert result.completion_tokens <= GREEDY.max_tokens
     assert result.prompt_tokens > 10
     assert result.ttft_s is not None and result.ttft_s > 0
+
+
+def test_greedy_reply_repeats_from_the_same_state(engine: Any) -> None:
+    # Within one process and build, the same prompt from the same (empty) cache is the same
+    # computation: greedy decoding repeats exactly. Across CPUs or builds it need not.
+    messages = [SYSTEM, {"role": "user", "content": "Name three colours."}]
+    engine.clear_cache()
+    first = engine.stream_chat(messages, GREEDY)
+    engine.clear_cache()
+    second = engine.stream_chat(messages, GREEDY)
+    assert_a_reply(first)
+    assert second.text == first.text
+    assert second.completion_tokens == first.completion_tokens
+
+
+def test_the_model_prefers_the_right_answer_by_a_wide_margin(engine: Any) -> None:
+    # "Answered sensibly" as a number, not words: after the question, the log-probability
+    # of " Paris" over " Berlin". Measured margin 6.2 nats on the native (AVX-512) build and
+    # on the haswell (AVX2), sse42 and x64 builds within 0.1 of it (docs/reliability.md);
+    # 2 nats leaves room for any correct build.
+    prompt = engine.tokenize_prompt(engine.render(
+        [SYSTEM, {"role": "user", "content": "What is the capital of France?"}]
+    ) + "The capital of France is")
+    paris, berlin = engine.score_continuations(
+        prompt, [([], engine.tokenize_piece(" Paris")), ([], engine.tokenize_piece(" Berlin"))]
+    )
+    assert paris - berlin > 2.0
 
 
 def test_cancel_mid_stream_stops_within_one_token(engine: Any) -> None:
@@ -76,10 +113,12 @@ def test_cancel_mid_stream_stops_within_one_token(engine: Any) -> None:
     assert result.completion_tokens <= 6
     assert len(seen) == 5
     # The engine stays usable after a cancel.
+    pieces: list[str] = []
     again = engine.stream_chat(
-        [SYSTEM, {"role": "user", "content": "What is the capital of France?"}], GREEDY
+        [SYSTEM, {"role": "user", "content": "What is the capital of France?"}], GREEDY,
+        on_text=pieces.append,
     )
-    assert "Paris" in again.text
+    assert_a_reply(again, pieces)
 
 
 def test_cancel_during_long_prompt_between_slices(engine: Any) -> None:
@@ -125,10 +164,12 @@ def test_cancel_inside_a_decode_uses_llamas_abort_callback(
     assert result.completion_tokens == 0
     # Fewer prompt tokens were decoded than the prompt holds.
     assert engine.perf_counts()["n_p_eval"] < len(tokens)
+    pieces: list[str] = []
     again = engine.stream_chat(
-        [SYSTEM, {"role": "user", "content": "What is the capital of France?"}], GREEDY
+        [SYSTEM, {"role": "user", "content": "What is the capital of France?"}], GREEDY,
+        on_text=pieces.append,
     )
-    assert "Paris" in again.text
+    assert_a_reply(again, pieces)
 
 
 def test_same_seed_same_reply_other_seed_other_reply(model_path: Path) -> None:
@@ -264,3 +305,40 @@ def test_threads_default_to_physical_cores() -> None:
     cores = physical_cores()
     assert 1 <= cores <= (os.cpu_count() or 1)
     assert LoadParams().resolved_threads() == cores
+
+
+def test_fingerprint_matches_the_starters_recorded_reference(engine: Any) -> None:
+    from slmdesk.catalog.catalog import reference_for_file
+    from slmdesk.engine.fingerprint import FingerprintCheck
+
+    entry = reference_for_file(engine.gguf.size_bytes, engine.gguf.architecture)
+    assert entry is not None and entry.fingerprint_logprob is not None
+    assert entry.fingerprint_tolerance is not None
+    engine.stream_chat([SYSTEM, {"role": "user", "content": "Hello"}], GREEDY)
+    first = engine.fingerprint()
+    assert engine.cached_tokens() == 0  # the next job starts from an empty cache
+    check = FingerprintCheck(first, entry.fingerprint_logprob, entry.fingerprint_tolerance)
+    assert check.ok, check.describe()
+    assert 200 <= first.tokens <= 260
+    # Same build, same batches: the same number to the last bit.
+    assert engine.fingerprint() == first
+
+
+def test_fingerprint_of_a_damaged_weight_block_is_far_off(
+    engine: Any, model_path: Path, tmp_path: Path
+) -> None:
+    from slmdesk.engine.fingerprint import FingerprintCheck
+    from tests.gguf_factory import damage_one_weight_block
+
+    healthy = engine.fingerprint()
+    damaged_path = tmp_path / "damaged.gguf"
+    damage_one_weight_block(model_path, damaged_path)
+    eng = LlamaEngine()
+    eng.load(damaged_path, LoadParams(max_context=1024, n_threads=1))
+    try:
+        damaged = eng.fingerprint()
+    finally:
+        eng.unload()
+    # Measured: -26.4 against -2.79 (one bit of one block of blk.0.ffn_down).
+    check = FingerprintCheck(damaged, healthy.mean_logprob, 0.05)
+    assert not check.ok, check.describe()

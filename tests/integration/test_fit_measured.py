@@ -100,7 +100,11 @@ def test_a_load_records_its_estimate_and_measurement(model_path: Path, tmp_path:
     engine = LlamaEngine()
     try:
         info = engine.load(model_path, LoadParams(max_context=1024, n_threads=1))
-        assert info.memory_bytes is not None and info.memory_bytes > 0
+        # Either a real measurement (the weights are read in at load, so at least half of
+        # them) or "not measured" (None) when something else moved the process's memory
+        # during the load — never 0 (an AMD EPYC run recorded 0 before meaningful_growth).
+        assert info.weights_bytes is not None and info.weights_bytes > 0
+        assert info.memory_bytes is None or info.memory_bytes >= info.weights_bytes // 2
         assert info.measured_memory_bytes == info.memory_bytes  # no GPU here
         # The warm-up token is not left in the cache: the first prompt starts from zero.
         assert engine.cached_tokens() == 0

@@ -133,8 +133,53 @@ def test_frozen_self_test(bundle: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, out
     assert "self-test passed" in proc.stdout, out
     for name in ("backend", "code highlighting", "starter model", "generation",
-                 "classification"):
+                 "fingerprint", "classification"):
         assert f"ok   {name}:" in proc.stdout, out
+    # The fingerprint was compared with the starter's reference, not merely computed.
+    assert "reference -2.7" in proc.stdout, out
+    assert not _unexpected(out), out
+
+
+def _variants(lib: Path) -> list[str]:
+    return sorted(p.name[len("libggml-cpu-"):-len(".so")] for p in lib.glob("libggml-cpu-*.so"))
+
+
+def test_bundle_carries_a_cpu_backend_per_instruction_set(bundle: Path, tmp_path: Path) -> None:
+    lib = bundle / "_internal" / "llama_cpp" / "lib"
+    variants = _variants(lib)
+    # packaging/build-cpu-variants.sh: ggml's x86 list, from the baseline to AVX-512 and AMX.
+    for name in ("x64", "sse42", "sandybridge", "haswell", "skylakex", "icelake", "zen4"):
+        assert name in variants, variants
+    # No -march=native build of the CPU code anywhere in the app.
+    assert not (lib / "libggml-cpu.so").exists()
+    doctor = _run(bundle, "doctor", "--json", env=_env(tmp_path))
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    backend = json.loads(doctor.stdout)["backend"]
+    assert backend["available"] and backend["backend"] == "CPU", backend
+    # The best variant for this processor: the one ggml scores highest among those it can run.
+    assert backend["cpu_variant"] in backend["cpu_variants"] and "x64" in backend[
+        "cpu_variants"], backend
+    text = _run(bundle, "doctor", env=_env(tmp_path)).stdout
+    assert f"CPU build {backend['cpu_variant']}" in text, text
+
+
+def test_a_copy_with_only_the_baseline_cpu_backend_passes_its_self_test(
+    bundle: Path, tmp_path: Path
+) -> None:
+    # A processor with none of SSE4.2, AVX, AVX2, AVX-512 runs the x64 build: simulated by a
+    # copy of the app (hard links) whose every other variant is removed.
+    copy = tmp_path / "slmdesk-baseline"
+    subprocess.run(["cp", "-al", str(bundle), str(copy)], check=True)
+    lib = copy / "_internal" / "llama_cpp" / "lib"
+    for path in lib.glob("libggml-cpu-*.so"):
+        if path.name != "libggml-cpu-x64.so":
+            path.unlink()
+    assert _variants(lib) == ["x64"]
+    proc = _run(copy, "--self-test", env=_env(tmp_path), timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "ok   backend: CPU, CPU build x64 (x86-64 baseline, SSE2)" in proc.stdout, out
+    assert "ok   fingerprint:" in proc.stdout and "reference -2.7" in proc.stdout, out
     assert not _unexpected(out), out
 
 

@@ -187,3 +187,36 @@ def test_record_estimate_without_the_file_uses_stored_numbers(tmp_path: Path) ->
     assert not stored.rough
     assert stored.kv == on_disk.kv
     db.close()
+
+
+def test_a_load_whose_memory_cannot_be_told_apart_is_not_measured() -> None:
+    from slmdesk.engine.core import meaningful_growth
+
+    weights = 80 * 2**20
+    assert meaningful_growth(95 * 2**20, weights, offloaded_layers=0) == 95 * 2**20
+    # Memory freed during the load (a previous model) or pages already mapped: not 0.
+    assert meaningful_growth(0, weights, offloaded_layers=0) is None
+    assert meaningful_growth(-5 * 2**20, weights, offloaded_layers=0) is None
+    assert meaningful_growth(10 * 2**20, weights, offloaded_layers=0) is None
+    # With layers on a GPU the RAM growth may be small, but not nothing.
+    assert meaningful_growth(10 * 2**20, weights, offloaded_layers=31) == 10 * 2**20
+    assert meaningful_growth(0, weights, offloaded_layers=31) is None
+
+
+def test_not_measured_is_said_in_words_never_as_zero(tmp_path: Path) -> None:
+    from slmdesk.catalog.fit import accuracy_note
+    from slmdesk.store.repositories import ModelRepository
+
+    assert accuracy_note(200 * 2**20, None) is None
+    assert accuracy_note(200 * 2**20, 0) is None
+    db = open_database(tmp_path / "t.db")
+    repo = ModelRepository(db)
+    record = repo.add(
+        name="m", path=str(tmp_path / "m.gguf"), size_bytes=1, architecture="llama",
+        quantization=None, parameter_count=None, context_length=None, licence=None,
+        source="import",
+    )
+    repo.record_memory(record.id, estimated=200 * 2**20, measured=0, context=1024)
+    stored = repo.get(record.id)
+    assert stored.measured_memory_bytes is None and stored.last_loaded_at is not None
+    db.close()
