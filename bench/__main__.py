@@ -15,6 +15,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -75,7 +76,7 @@ def followup_ttft(engine: LlamaEngine, turns: int) -> tuple[float, float]:
     return ttfts[0], ttfts[-1]
 
 
-PARTS = ("engine", "window", "store", "startup", "memory", "classify")
+PARTS = ("engine", "window", "store", "startup", "memory", "classify", "variants")
 
 
 def log(line: str) -> None:
@@ -168,6 +169,7 @@ def main() -> int:
         ("window", lambda: window_figures(args)),
         ("store", lambda: store_and_startup(args, parts)),
         ("classify", lambda: classification(args, previous)),
+        ("variants", lambda: cpu_variant_figures(args)),
     ]
     for name, step in steps:
         if name not in parts and not (name == "store" and parts & {"startup", "memory"}):
@@ -313,6 +315,20 @@ def print_table(results: dict[str, Any], out: Callable[[str], None] = log) -> No
     out(f"machine: {m.get('cpu')}, {m.get('physical_cores')} cores, threads "
         f"{m.get('threads')}, llama.cpp {str(m.get('llama_cpp_commit'))[:9]}, "
         f"llama-cpp-python {m.get('llama_cpp_python')}")
+
+
+def cpu_variant_figures(args: argparse.Namespace) -> dict[str, Any]:
+    """The packaged app's run-time-picked CPU build against the venv's native one, and the
+    spread of the numbers tests compare across CPU builds (bench/cpu_variants.py)."""
+    log("")
+    log("variants: llama.cpp's CPU builds side by side (one worker process per build)")
+    subprocess.run([sys.executable, "-m", "bench.cpu_variants", "--rounds", str(args.rounds)],
+                   check=True, cwd=Path(__file__).resolve().parents[1])
+    from bench.cpu_variants import RESULTS as VARIANTS
+
+    data = json.loads(VARIANTS.read_text())
+    return {"variant_decode_ratio": data["variant_decode_ratio"],
+            "variant_spread": data["spread"]}
 
 
 def engine_ratios(args: argparse.Namespace) -> dict[str, Any]:

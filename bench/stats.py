@@ -40,6 +40,7 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("classify_ratio", ">=", 0.8),
     ("search_p95_ms", "<=", 50.0),
     ("start_ratio_10k_chats", "<=", 1.2),
+    ("variant_decode_ratio", ">=", 0.95),
 )
 
 

@@ -27,14 +27,19 @@ out=$cache/llama-cpp-python-$version-cpu-variants
 stamp="llama-cpp-python $version $flags"
 if [ "$(cat "$out/.built-from" 2>/dev/null)" != "$stamp" ]; then
   echo "build-cpu-variants: compiling llama-cpp-python $version with $flags (long, once)" >&2
-  work=$(mktemp -d "${TMPDIR:-/tmp}/slmdesk-variants.XXXXXX")
-  trap 'rm -rf "$work"' EXIT
-  # --no-cache-dir: pip's wheel cache is keyed by version, not CMAKE_ARGS, and would hand back
-  # the venv's native build.
-  CMAKE_ARGS="$flags" "$PYTHON" -m pip wheel -q --no-deps --no-cache-dir \
-    --no-binary llama-cpp-python -w "$work" "llama-cpp-python==$version" >&2
+  # The wheel is kept beside the result until the libraries are out of it.
+  work=$cache/wheel-$version
+  if ! ls "$work"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    rm -rf "$work"
+    # --no-cache-dir: pip's wheel cache is keyed by version, not CMAKE_ARGS, and would hand
+    # back the venv's native build.
+    CMAKE_ARGS="$flags" "$PYTHON" -m pip wheel -q --no-deps --no-cache-dir \
+      --no-binary llama-cpp-python -w "$work" "llama-cpp-python==$version" >&2
+  fi
   rm -rf "$out.tmp"
   mkdir -p "$out.tmp/lib"
+  # llama-cpp-python installs its known targets into llama_cpp/lib; ggml installs each
+  # dynamically loaded backend (libggml-cpu-<variant>) into the wheel's bin folder instead.
   "$PYTHON" - "$work" "$out.tmp/lib" <<'EOF'
 import sys, zipfile
 from pathlib import Path
@@ -43,12 +48,17 @@ wheels, lib = Path(sys.argv[1]), Path(sys.argv[2])
 [wheel] = wheels.glob("llama_cpp_python-*.whl")
 with zipfile.ZipFile(wheel) as z:
     for name in z.namelist():
-        if name.startswith("llama_cpp/lib/") and not name.endswith("/"):
-            (lib / Path(name).name).write_bytes(z.read(name))
+        base = Path(name).name
+        backend = base.startswith(("libggml-", "ggml-")) and (".so" in base or base.endswith(
+            (".dll", ".dylib")))
+        if (name.startswith("llama_cpp/lib/") or backend) and not name.endswith("/"):
+            print(f"  {name}", file=sys.stderr)
+            (lib / base).write_bytes(z.read(name))
 EOF
   ls "$out.tmp/lib"/*ggml-cpu-x64* >/dev/null 2>&1 || die "the build has no x64 CPU variant"
   echo "$stamp" > "$out.tmp/.built-from"
   rm -rf "$out"
   mv "$out.tmp" "$out"
+  rm -rf "$work"
 fi
 echo "$out/lib"

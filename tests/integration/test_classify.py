@@ -47,6 +47,16 @@ MORE_TEXTS = [
 ]
 
 
+# The same log-probability computed along two paths (a fresh prefix vs one reused from the KV
+# cache, one batch vs several) differs by the rounding of different kernels. Measured with
+# bench/cpu_variants.py on one AMD EPYC (Zen 4): 0 on the native, zen4, sse42 and x64 builds,
+# 0.0704 nats (a two-token label) on the haswell (AVX2) build — the 0.07 an AVX2 machine
+# (Zen 3) reported. Allowed: about twice that. On probabilities that moves at most
+# 0.0704 * p(1 - p) <= 0.018; allowed 0.03.
+SAME_SCORE_NATS = 0.15
+SAME_PROB = 0.03
+
+
 def _log_softmax_sum(scores: Any, tokens: list[int], start: int) -> float:
     import numpy as np
 
@@ -96,11 +106,12 @@ def test_score_continuations_equals_a_brute_force_reference(
     assert len(conts[0][1]) > 1 and len(conts[2][1]) > 1
     got = engine.score_continuations(prefix, conts)
     want = [_reference_score(reference_llama, prefix, c, t) for c, t in conts]
-    assert got == pytest.approx(want, abs=1e-3)
-    # Scored again from the KV cache: the same numbers, and only one prefix token redone.
+    assert got == pytest.approx(want, abs=SAME_SCORE_NATS)
+    # Scored again from the KV cache: the same numbers within the batch-shape spread, and
+    # only one prefix token redone.
     engine.reset_perf()
     again = engine.score_continuations(prefix, conts)
-    assert again == pytest.approx(got, abs=1e-4)
+    assert again == pytest.approx(got, abs=SAME_SCORE_NATS)
     counts = engine.perf_counts()
     # The last prefix token (for its logits), then per distinct context + target without
     # its last token (whose probability comes from the logits before it).
@@ -151,7 +162,7 @@ def test_classifier_raw_scores_equal_the_brute_force_reference(
     top = max(label_scores.values())
     z = sum(math.exp(s - top) for s in label_scores.values())
     want = {k: math.exp(s - top) / z for k, s in label_scores.items()}
-    assert pred.raw_probs == pytest.approx(want, abs=1e-3)
+    assert pred.raw_probs == pytest.approx(want, abs=SAME_PROB)
     assert pred.label == "interest rates"
     assert pred.calibration == "none" and pred.probs == pred.raw_probs
 
@@ -367,7 +378,7 @@ def test_explanation_comes_after_the_label_and_does_not_change_it(engine: Any) -
         NEGATIVE
     )
     assert explained.label == plain.label == "negative"
-    assert explained.probs == pytest.approx(plain.probs)
+    assert explained.probs == pytest.approx(plain.probs, abs=SAME_PROB)
     assert explained.explanation
     assert plain.explanation is None
     completion = Classifier(

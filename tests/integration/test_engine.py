@@ -81,9 +81,9 @@ def test_greedy_reply_repeats_from_the_same_state(engine: Any) -> None:
 
 def test_the_model_prefers_the_right_answer_by_a_wide_margin(engine: Any) -> None:
     # "Answered sensibly" as a number, not words: after the question, the log-probability
-    # of " Paris" over " Berlin". Measured margin 6.2 nats on the native (AVX-512) build and
-    # on the haswell (AVX2), sse42 and x64 builds within 0.1 of it (docs/reliability.md);
-    # 2 nats leaves room for any correct build.
+    # of " Paris" over " Berlin". Measured margin (nats) on one AMD EPYC (Zen 4): native and
+    # zen4 builds 9.83, haswell (AVX2) 9.67, sse42 9.72, x64 baseline 10.00 — a spread of 0.33
+    # (docs/reliability.md); 2 nats leaves a wide margin for any correct build.
     prompt = engine.tokenize_prompt(engine.render(
         [SYSTEM, {"role": "user", "content": "What is the capital of France?"}]
     ) + "The capital of France is")
@@ -339,6 +339,7 @@ def test_fingerprint_of_a_damaged_weight_block_is_far_off(
         damaged = eng.fingerprint()
     finally:
         eng.unload()
-    # Measured: -26.4 against -2.79 (one bit of one block of blk.0.ffn_down).
+    # Measured: -24.96 against -2.79 (one bit of one block of blk.0.ffn_down: its scale
+    # 0.135 became 8872).
     check = FingerprintCheck(damaged, healthy.mean_logprob, 0.05)
     assert not check.ok, check.describe()
