@@ -334,10 +334,14 @@ class MainWindow(QMainWindow):
 
     def _show_backend(self) -> None:
         backend = backend_info()
+        # Short in the status bar (the CPU variant by name), the whole story in the tooltip.
         self.status_backend.setText(
-            backend.label + (" (GPU build could not start)" if backend.fallback_reason else ""))
-        if backend.fallback_reason:
-            self.status_backend.setToolTip(backend.fallback_reason)
+            backend.backend + (" (GPU offload)" if backend.gpu_offload else "")
+            + (f" · {backend.cpu_variant}" if backend.cpu_variant else "")
+            + (" (GPU build could not start)" if backend.fallback_reason else ""))
+        self.status_backend.setToolTip(
+            f"llama.cpp: {backend.label}"
+            + (f"\n{backend.fallback_reason}" if backend.fallback_reason else ""))
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")

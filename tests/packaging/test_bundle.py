@@ -1,11 +1,13 @@
 """The installable app: build the PyInstaller bundle and run it as a user would.
 
 Builds packaging/slmdesk.spec once into a temporary folder (about a minute on two cores, plus
-the first run of PyInstaller's analysis), as a GPU build would be built: with a CPU copy of
-llama.cpp's libraries as llama_cpp/lib-cpu (here the installed CPU libraries). Then runs the
-frozen `slmdesk --self-test`, `--version`, `doctor` (against the development run, and with a GPU
-runtime that cannot load), `models catalog`, the GUI (offscreen, for a few seconds) and the
-desktop-entry installer.
+the first run of PyInstaller's analysis; the first build on a machine also compiles llama.cpp
+with one CPU backend per instruction set, packaging/build-cpu-variants.sh, about 10 minutes,
+then cached), as a GPU build would be built: with a CPU copy of llama.cpp's libraries as
+llama_cpp/lib-cpu (here the installed CPU libraries). Then runs the frozen `slmdesk
+--self-test` (also on a copy that keeps only the x86-64 baseline CPU backend), `--version`,
+`doctor` (against the development run, and with a GPU runtime that cannot load), `models
+catalog`, the GUI (offscreen, for a few seconds) and the desktop-entry installer.
 """
 
 from __future__ import annotations

@@ -425,3 +425,24 @@ def test_rate_a_reply_and_save_the_exchange_as_an_edited_example(qtbot: Any, app
     assert chats.get_message(reply_widget.message.id).content == reply_widget.message.content
     reply_widget.up_button.click()  # un-rate
     assert "rating" not in chats.get_message(reply_widget.message.id).metadata
+
+
+def test_status_line_names_the_cpu_variant_and_explains_it(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slmdesk.engine.backend import BackendInfo
+    from slmdesk.ui import main_window
+
+    win = app.win
+    info = BackendInfo(backend="CPU", gpu_offload=False, llama_cpp_python_version="0.3.36",
+                       system_info="", cpu_variant="haswell", cpu_variants=("x64", "haswell"))
+    monkeypatch.setattr(main_window, "backend_info", lambda: info)
+    win._show_backend()
+    # Short in the status bar, so it can never widen the window; the rest in the tooltip.
+    assert win.status_backend.text() == "CPU · haswell"
+    assert win.status_backend.toolTip() == "llama.cpp: CPU, CPU build haswell (AVX2, FMA)"
+    native = BackendInfo(backend="CPU", gpu_offload=False, llama_cpp_python_version="0.3.36",
+                         system_info="")
+    monkeypatch.setattr(main_window, "backend_info", lambda: native)
+    win._show_backend()
+    assert win.status_backend.text() == "CPU"
