@@ -85,8 +85,8 @@ def build_window(  # type: ignore[no-untyped-def]
     automatic model load until the window has painted once, so it appears at once.
     """
     from slmdesk.core import open_core
-    from slmdesk.engine.worker import EngineClient
     from slmdesk.models import resolve_model
+    from slmdesk.ui.engine_thread import EngineClient
     from slmdesk.ui.main_window import MainWindow
 
     core = open_core(home)

@@ -1,9 +1,9 @@
 """The llama.cpp engine: load a GGUF, stream a chat reply, reuse the KV cache across turns.
 
-Plain Python (no Qt): the CLI drives it directly, the GUI through ``EngineWorker`` on the
-engine thread. One ``LlamaEngine`` owns at most one loaded model; it is not thread-safe and
-must be used from one thread at a time (the cancel event is the exception: set it from
-anywhere).
+Plain Python (no Qt): the CLI drives it directly, the GUI on the engine thread
+(``slmdesk.ui.engine_thread``). One ``LlamaEngine`` owns at most one loaded model; it is not
+thread-safe and must be used from one thread at a time (the cancel event is the exception:
+set it from anywhere).
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ from slmdesk.ui.widgets import error_banner
 if TYPE_CHECKING:
     from slmdesk.classify.classifier import Prediction
     from slmdesk.engine.core import ModelInfo
-    from slmdesk.engine.worker import EngineClient, EngineJob
+    from slmdesk.ui.engine_thread import EngineClient, EngineJob
 
 log = logging.getLogger(__name__)
 

@@ -80,8 +80,8 @@ from slmdesk.ui.widgets import error_banner
 if TYPE_CHECKING:
     from slmdesk.classify.classifier import Prediction
     from slmdesk.engine.core import ModelInfo
-    from slmdesk.engine.worker import EngineClient, EngineJob
     from slmdesk.store.repositories import ModelRecord
+    from slmdesk.ui.engine_thread import EngineClient, EngineJob
 
 ANY = ""  # "no filter" in the filter combos
 OWN_LABELS = ""  # the classifier combo's "labels of this data set"

@@ -33,7 +33,6 @@ from slmdesk.chat import ChatService, ReplyWriter, Turn
 from slmdesk.engine.backend import backend_info
 from slmdesk.engine.core import ModelInfo
 from slmdesk.engine.params import GenerationResult, SamplingParams
-from slmdesk.engine.worker import EngineClient, EngineJob
 from slmdesk.errors import NotEnoughMemoryError, UserFacingError
 from slmdesk.loadguard import LoadGuard, crash_message
 from slmdesk.models import check_model_present
@@ -51,6 +50,7 @@ from slmdesk.ui.chat_view import ChatView
 from slmdesk.ui.classify_view import ClassifyView
 from slmdesk.ui.conversations import ConversationSidebar
 from slmdesk.ui.datasets_view import DatasetsView
+from slmdesk.ui.engine_thread import EngineClient, EngineJob
 from slmdesk.ui.library_view import LibraryView
 from slmdesk.ui.save_example import SaveExampleDialog
 from slmdesk.ui.settings_panel import SettingsPanel

@@ -389,7 +389,7 @@ def test_explanation_comes_after_the_label_and_does_not_change_it(engine: Any) -
 
 
 def test_engine_client_classify_job(model_path: Path, qtbot: Any) -> None:
-    from slmdesk.engine.worker import EngineClient
+    from slmdesk.ui.engine_thread import EngineClient
 
     eng = LlamaEngine()
     eng.load(model_path, LoadParams(max_context=1024, n_threads=1))

@@ -43,9 +43,9 @@ class Workbench:
 
     def __init__(self, qtbot: Any) -> None:
         from slmdesk.core import open_core
-        from slmdesk.engine.worker import EngineClient
         from slmdesk.models import resolve_model
         from slmdesk.ui.classify_view import ClassifyView
+        from slmdesk.ui.engine_thread import EngineClient
 
         self.core = open_core()
         self.model = resolve_model(self.core.db)

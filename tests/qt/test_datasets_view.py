@@ -61,8 +61,8 @@ class Bench:
 
     def __init__(self, qtbot: Any, *, load: bool = False) -> None:
         from slmdesk.core import open_core
-        from slmdesk.engine.worker import EngineClient
         from slmdesk.ui.datasets_view import DatasetsView
+        from slmdesk.ui.engine_thread import EngineClient
 
         self.core = open_core(register_starter=load)
         self.db = self.core.db

@@ -13,8 +13,8 @@ from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtWidgets import QDialog
 
 from slmdesk.engine.params import LoadParams, SamplingParams
-from slmdesk.engine.worker import EngineClient
 from slmdesk.store.repositories import ChatRepository
+from slmdesk.ui.engine_thread import EngineClient
 
 pytestmark = pytest.mark.model
 
