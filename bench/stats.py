@@ -25,6 +25,7 @@ REQUIRED_KEYS = (
     "rss_overhead_ratio",
     "bundle_start_ratio",
     "bundle_mb",
+    "variant_decode_ratio",
     "machine",
 )
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import median, percentile, ratio_of_medians
+from slmdesk.ui.engine_thread import ChatJob
 
 DECODE_PROMPT = ("Write a long Markdown guide to baking bread, with headings, lists, a table "
                  "and a code block.")
@@ -79,7 +80,9 @@ class WindowSession:
         core0.db.close()
         self.core, self.engine, self.win = build_window(self.home)
         self.results: list[Any] = []
-        self.engine.generation_finished.connect(lambda _id, r: self.results.append(r))
+        # Every reply the window starts, as the engine finishes it.
+        self.engine.job_submitted.connect(
+            lambda job: isinstance(job, ChatJob) and job.finished.connect(self.results.append))
         self.win.show()
         self.wait_loaded()
 

@@ -72,13 +72,14 @@ from slmdesk.ui.classify_models import (
     percent,
 )
 from slmdesk.ui.classify_setup import EXAMPLES_FROM_DATASET, SetupPanel
+from slmdesk.ui.engine_thread import bind
 from slmdesk.ui.tasks import BackgroundTasks
 from slmdesk.ui.widgets import error_banner
 
 if TYPE_CHECKING:
     from slmdesk.classify.classifier import Prediction
     from slmdesk.engine.core import ModelInfo
-    from slmdesk.ui.engine_thread import EngineClient, EngineJob
+    from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class ClassifyView(QWidget):
         self.classifier_name: str | None = None
         self.saved_model_id: str | None = None
         # the run in progress
-        self.job: EngineJob | None = None
+        self.job: ClassifyJob | None = None
         self.mode = "classify"  # or "evaluate"
         self.run_labels: list[str] = []
         self.run_gold: list[str] | None = None
@@ -149,7 +150,6 @@ class ClassifyView(QWidget):
         self._tasks = BackgroundTasks(self)
         self._reading = 0  # input reads in flight
         self._build()
-        self._connect_engine()
         self.refresh_saved()
         self.refresh_datasets()
         self._refill_label_choices()
@@ -521,13 +521,6 @@ class ClassifyView(QWidget):
         row.addWidget(self.confusion, 1)
         layout.addLayout(row, 1)
         return page
-
-    def _connect_engine(self) -> None:
-        e = self.engine
-        e.classify_progressed.connect(self._on_progress)
-        e.text_classified.connect(self._on_classified)
-        e.classification_finished.connect(self._on_finished)
-        e.classification_failed.connect(self._on_failed)
 
     # messages to the person -------------------------------------------------------------
     def show_error(self, text: str) -> None:
@@ -906,6 +899,8 @@ class ClassifyView(QWidget):
         self.tabs.setCurrentIndex(0)
         try:
             self.job = self.engine.classify(spec, texts)
+            bind(self.job, progressed=self._on_progress, classified=self._on_classified,
+                 finished=self._on_finished, failed=self._on_failed)
         except UserFacingError as exc:
             self.show_error(exc.message)
             self.job = None
@@ -915,15 +910,12 @@ class ClassifyView(QWidget):
     def cancel(self) -> None:
         if self.job is not None and not self.cancelling:
             self.cancelling = True
-            self.engine.cancel(self.job.id)
+            self.job.cancel()
             self.status.setText("Cancelling…")
             self._update_controls()
 
-    def _mine(self, job_id: int) -> bool:
-        return self.job is not None and job_id == self.job.id
-
-    def _on_progress(self, job_id: int, done: int, total: int) -> None:
-        if not self._mine(job_id):
+    def _on_progress(self, job: ClassifyJob, done: int, total: int) -> None:
+        if job is not self.job:
             return
         if total and self.progress.maximum() != total:
             self.progress.setMaximum(total)
@@ -946,8 +938,8 @@ class ClassifyView(QWidget):
         eta = f" · about {left:.0f} s left" if total > done else ""
         return f"{rate:.1f} texts/s{eta}"
 
-    def _on_classified(self, job_id: int, index: int, prediction: Prediction) -> None:
-        if not self._mine(job_id):
+    def _on_classified(self, job: ClassifyJob, index: int, prediction: Prediction) -> None:
+        if job is not self.job:
             return
         gold = self.run_gold[index] if self.run_gold is not None and 0 <= index < len(
             self.run_gold) else None
@@ -955,9 +947,9 @@ class ClassifyView(QWidget):
         if self.results.rowCount() == 1 and not self.table.currentIndex().isValid():
             self.table.selectRow(0)
 
-    def _on_finished(self, job_id: int, predictions: list[Prediction],
+    def _on_finished(self, job: ClassifyJob, predictions: list[Prediction],
                      cancelled: bool) -> None:
-        if not self._mine(job_id):
+        if job is not self.job:
             return
         self.job = None
         self.cancelling = False
@@ -981,8 +973,8 @@ class ClassifyView(QWidget):
         self._update_shown()
         self.run_finished.emit(cancelled)
 
-    def _on_failed(self, job_id: int, message: str) -> None:
-        if not self._mine(job_id):
+    def _on_failed(self, job: ClassifyJob, message: str) -> None:
+        if job is not self.job:
             return
         self.job = None
         self.cancelling = False

@@ -73,6 +73,7 @@ from slmdesk.ui.datasets_models import (
     SuggestionBarDelegate,
     spec_summary,
 )
+from slmdesk.ui.engine_thread import bind
 from slmdesk.ui.import_dialog import ImportDialog
 from slmdesk.ui.tasks import BackgroundTasks
 from slmdesk.ui.widgets import error_banner
@@ -81,7 +82,7 @@ if TYPE_CHECKING:
     from slmdesk.classify.classifier import Prediction
     from slmdesk.engine.core import ModelInfo
     from slmdesk.store.repositories import ModelRecord
-    from slmdesk.ui.engine_thread import EngineClient, EngineJob
+    from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
 
 ANY = ""  # "no filter" in the filter combos
 OWN_LABELS = ""  # the classifier combo's "labels of this data set"
@@ -266,7 +267,7 @@ class DatasetsView(QWidget):
         self._undo: dict[str, list[UndoStep]] = {}
         self._tasks = BackgroundTasks(self)
         # the engine run in progress (pre-label or evaluate)
-        self.job: EngineJob | None = None
+        self.job: ClassifyJob | None = None
         self.mode = "prelabel"
         self.cancelling = False
         self.run_ids: list[str] = []
@@ -283,7 +284,6 @@ class DatasetsView(QWidget):
         self._flush_timer.timeout.connect(self._flush_suggestions)
         self.report: EvalReport | None = None
         self._build()
-        self._connect_engine()
         self.refresh_classifiers()
         self.refresh_datasets()
         self._update_controls()
@@ -621,13 +621,6 @@ class DatasetsView(QWidget):
             lambda cur, _prev: self.show_run(cur.row()) if cur.isValid() else None)
         layout.addWidget(self.history_table, 1)
         return page
-
-    def _connect_engine(self) -> None:
-        e = self.engine
-        e.classify_progressed.connect(self._on_progress)
-        e.text_classified.connect(self._on_classified)
-        e.classification_finished.connect(self._on_finished)
-        e.classification_failed.connect(self._on_failed)
 
     def showEvent(self, event: QShowEvent) -> None:
         # Other tabs add examples (Classify's review) and classifiers: catch up.
@@ -1481,6 +1474,8 @@ class DatasetsView(QWidget):
         self.run_status.setText("Waiting for the engine…")
         try:
             self.job = self.engine.classify(spec, [e.text or "" for e in rows])
+            bind(self.job, progressed=self._on_progress, classified=self._on_classified,
+                 finished=self._on_finished, failed=self._on_failed)
         except UserFacingError as exc:
             self.show_error(exc.message)
             self.job = None
@@ -1494,15 +1489,12 @@ class DatasetsView(QWidget):
     def cancel(self) -> None:
         if self.job is not None and not self.cancelling:
             self.cancelling = True
-            self.engine.cancel(self.job.id)
+            self.job.cancel()
             self.run_status.setText("Cancelling…")
             self._update_controls()
 
-    def _mine(self, job_id: int) -> bool:
-        return self.job is not None and job_id == self.job.id
-
-    def _on_progress(self, job_id: int, done: int, total: int) -> None:
-        if not self._mine(job_id):
+    def _on_progress(self, job: ClassifyJob, done: int, total: int) -> None:
+        if job is not self.job:
             return
         if total and self.progress.maximum() != total:
             self.progress.setMaximum(total)
@@ -1512,8 +1504,8 @@ class DatasetsView(QWidget):
             rate = done / elapsed if elapsed > 0 and done else 0.0
             self.run_status.setText(f"{rate:.1f} texts/s" if rate else "Working…")
 
-    def _on_classified(self, job_id: int, index: int, prediction: Prediction) -> None:
-        if not self._mine(job_id) or self.mode != "prelabel":
+    def _on_classified(self, job: ClassifyJob, index: int, prediction: Prediction) -> None:
+        if job is not self.job or self.mode != "prelabel":
             return
         if 0 <= index < len(self.run_ids) and self.run_ids[index] \
                 and prediction.error is None and prediction.label is not None:
@@ -1536,9 +1528,9 @@ class DatasetsView(QWidget):
         except UserFacingError as exc:
             self.show_error(exc.message)
 
-    def _on_finished(self, job_id: int, predictions: list[Prediction],
+    def _on_finished(self, job: ClassifyJob, predictions: list[Prediction],
                      cancelled: bool) -> None:
-        if not self._mine(job_id):
+        if job is not self.job:
             return
         self.job = None
         self.cancelling = False
@@ -1570,8 +1562,8 @@ class DatasetsView(QWidget):
         self._update_controls()
         self.run_finished.emit(self.mode, cancelled)
 
-    def _on_failed(self, job_id: int, message: str) -> None:
-        if not self._mine(job_id):
+    def _on_failed(self, job: ClassifyJob, message: str) -> None:
+        if job is not self.job:
             return
         self.job = None
         self.cancelling = False

@@ -1,17 +1,21 @@
 """The engine thread: a worker QObject in a QThread owns the LlamaEngine; jobs run in order.
 
-Requests travel as queued signals carrying an ``EngineJob``. Cancel sets the job's event from
-the GUI thread directly, because the worker's event loop is busy while it generates.
+A request is a typed job, one small class per operation (``LoadJob``, ``ChatJob``,
+``ClassifyJob``, ``UnloadJob``) with its own inputs and its own signals; whoever starts a job
+connects to that job, so nobody filters by id. The job's ``run`` executes on the engine thread
+and reports through ``report``; the client re-emits each report as the job's own signal on
+the GUI thread, so listeners are always called there. Cancel sets the job's event from the GUI
+thread directly, because the worker's event loop is busy while it generates.
 """
 
 from __future__ import annotations
 
-import itertools
+import functools
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
@@ -26,81 +30,91 @@ log = logging.getLogger(__name__)
 
 EMIT_INTERVAL_S = 1 / 30  # coalesce streamed text to ~30 updates a second
 
-_job_ids = itertools.count(1)
+# (job, name of one of its signals, the signal's arguments): one engine-thread report.
+Report = Callable[["EngineJob", str, tuple[Any, ...]], None]
 
 
-@dataclass
-class EngineJob:
-    kind: str  # "load" | "generate" | "unload" | "classify"
-    payload: dict[str, Any]
-    id: int = field(default_factory=lambda: next(_job_ids))
-    cancel: threading.Event = field(default_factory=threading.Event)
+class EngineJob(QObject):
+    """One request to the engine thread. Subclasses declare their signals and ``run``.
 
+    ``failed(message)`` is every job's: a person-readable reason. ``FINAL`` names the
+    signals after which the job is over (the client then forgets it).
+    """
 
-class EngineWorker(QObject):
-    """Lives on the engine thread; never touches the database or widgets."""
+    failed = Signal(str)
+    FINAL: ClassVar[frozenset[str]] = frozenset({"failed"})
 
-    loading_started = Signal(int, str)  # job id, path
-    loaded = Signal(int, object)  # job id, ModelInfo
-    load_failed = Signal(int, str)  # job id, message
-    unloaded = Signal(int)
-    prompt_progressed = Signal(int, int, int)  # job id, done, total
-    text_received = Signal(int, str)  # job id, coalesced text
-    generation_finished = Signal(int, object)  # job id, GenerationResult
-    generation_failed = Signal(int, str)  # job id, message
-    classify_progressed = Signal(int, int, int)  # job id, done, total
-    text_classified = Signal(int, int, object)  # job id, index, Prediction
-    classification_finished = Signal(int, object, bool)  # job id, list[Prediction], cancelled
-    classification_failed = Signal(int, str)  # job id, message
-
-    def __init__(self, engine: LlamaEngine | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.engine = engine or LlamaEngine()
-        # The last classifier and the model it was built for: running the same spec again
-        # keeps its prompt tokens and content-free prediction.
-        self._classifier: Any = None
-        self._classifier_key: tuple[Any, Any] | None = None
+        self.cancel_event = threading.Event()
+        self.done = False
 
-    @Slot(object)
-    def run_job(self, job: EngineJob) -> None:
-        try:
-            if job.kind == "load":
-                self._load(job)
-            elif job.kind == "generate":
-                self._generate(job)
-            elif job.kind == "classify":
-                self._classify(job)
-            elif job.kind == "unload":
-                self.engine.unload()
-                self.unloaded.emit(job.id)
-            else:
-                raise ValueError(f"unknown job kind {job.kind}")
-        except Exception as exc:
-            log.exception("engine job %s failed", job.kind)
-            message = f"Internal error in the engine: {type(exc).__name__}: {exc}"
-            if job.kind == "load":
-                self.load_failed.emit(job.id, message)
-            elif job.kind == "classify":
-                self.classification_failed.emit(job.id, message)
-            else:
-                self.generation_failed.emit(job.id, message)
+    def cancel(self) -> None:
+        """Ask the job to stop; callable from any thread, seen within one token."""
+        self.cancel_event.set()
 
-    def _load(self, job: EngineJob) -> None:
-        path = str(job.payload["path"])
-        if job.cancel.is_set():
-            self.load_failed.emit(job.id, "Loading was cancelled.")
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def run(self, worker: EngineWorker, report: Report) -> None:  # engine thread
+        raise NotImplementedError
+
+
+class LoadJob(EngineJob):
+    """Load a model, replacing the loaded one."""
+
+    started = Signal(str)  # path
+    loaded = Signal(object)  # ModelInfo
+    FINAL = frozenset({"loaded", "failed"})
+
+    def __init__(self, path: str, params: LoadParams | None = None) -> None:
+        super().__init__()
+        self.path = path
+        self.params = params or LoadParams()
+
+    def run(self, worker: EngineWorker, report: Report) -> None:
+        if self.cancelled:
+            report(self, "failed", ("Loading was cancelled.",))
             return
-        self.loading_started.emit(job.id, path)
+        report(self, "started", (self.path,))
         try:
-            info = self.engine.load(path, job.payload.get("params") or LoadParams())
+            info = worker.engine.load(self.path, self.params)
         except UserFacingError as exc:
-            self.load_failed.emit(job.id, exc.message)
+            report(self, "failed", (exc.message,))
             return
-        self.loaded.emit(job.id, info)
+        report(self, "loaded", (info,))
 
-    def _generate(self, job: EngineJob) -> None:
-        if job.cancel.is_set():
-            self.generation_finished.emit(job.id, GenerationResult(finish_reason="cancelled"))
+
+class UnloadJob(EngineJob):
+    """Free the loaded model."""
+
+    finished = Signal()
+    FINAL = frozenset({"finished", "failed"})
+
+    def run(self, worker: EngineWorker, report: Report) -> None:
+        worker.engine.unload()
+        report(self, "finished", ())
+
+
+class ChatJob(EngineJob):
+    """Stream one chat reply; text arrives coalesced, ~30 pieces a second."""
+
+    prompt_progressed = Signal(int, int)  # done, total prompt tokens
+    text_arrived = Signal(str)
+    finished = Signal(object)  # GenerationResult (finish_reason "cancelled" when stopped)
+    FINAL = frozenset({"finished", "failed"})
+
+    def __init__(
+        self, messages: list[dict[str, str]], sampling: SamplingParams | None = None
+    ) -> None:
+        super().__init__()
+        self.messages = messages
+        self.sampling = sampling or SamplingParams()
+
+    def run(self, worker: EngineWorker, report: Report) -> None:
+        if self.cancelled:
+            report(self, "finished", (GenerationResult(finish_reason="cancelled"),))
             return
         buffer: list[str] = []
         last_emit = 0.0
@@ -110,78 +124,120 @@ class EngineWorker(QObject):
             buffer.append(text)
             now = time.monotonic()
             if now - last_emit >= EMIT_INTERVAL_S:
-                self.text_received.emit(job.id, "".join(buffer))
+                report(self, "text_arrived", ("".join(buffer),))
                 buffer.clear()
                 last_emit = now
 
-        def on_progress(done: int, total: int) -> None:
-            self.prompt_progressed.emit(job.id, done, total)
-
         try:
-            result = self.engine.stream_chat(
-                job.payload["messages"],
-                job.payload.get("sampling") or SamplingParams(),
-                cancel=job.cancel,
-                on_text=on_text,
-                on_prompt_progress=on_progress,
+            result = worker.engine.stream_chat(
+                self.messages, self.sampling, cancel=self.cancel_event, on_text=on_text,
+                on_prompt_progress=lambda done, total: report(
+                    self, "prompt_progressed", (done, total)),
             )
         except UserFacingError as exc:
-            self.generation_failed.emit(job.id, exc.message)
+            report(self, "failed", (exc.message,))
             return
         if buffer:
-            self.text_received.emit(job.id, "".join(buffer))
-        self.generation_finished.emit(job.id, result)
+            report(self, "text_arrived", ("".join(buffer),))
+        report(self, "finished", (result,))
 
-    def _classify(self, job: EngineJob) -> None:
-        from slmdesk.classify.classifier import Classifier
 
-        spec = job.payload["spec"]
-        texts: list[str] = list(job.payload["texts"])
-        if job.cancel.is_set():
-            self.classification_finished.emit(job.id, [], True)
+class ClassifyJob(EngineJob):
+    """Classify texts with the loaded model.
+
+    ``classified(index, prediction)`` per text as it is scored (contextually calibrated),
+    ``progressed(done, total)``, then ``finished(predictions, cancelled)`` with the final
+    list (batch-calibrated where that applies; shorter when cancelled) or ``failed``.
+    """
+
+    progressed = Signal(int, int)
+    classified = Signal(int, object)  # index, Prediction
+    finished = Signal(object, bool)  # list[Prediction], cancelled
+    FINAL = frozenset({"finished", "failed"})
+
+    def __init__(self, spec: ClassifierSpec, texts: list[str]) -> None:
+        super().__init__()
+        self.spec = spec
+        self.texts = list(texts)
+
+    def run(self, worker: EngineWorker, report: Report) -> None:
+        if self.cancelled:
+            report(self, "finished", ([], True))
             return
         try:
-            key = (spec, self.engine.info)
-            if self._classifier is None or self._classifier_key != key:
-                self._classifier = Classifier(self.engine, spec)
-                self._classifier_key = key
-            preds = self._classifier.classify_many(
-                texts,
-                cancel=job.cancel,
-                on_result=lambda i, pred: self.text_classified.emit(job.id, i, pred),
-                on_progress=lambda done, total: self.classify_progressed.emit(
-                    job.id, done, total
-                ),
+            preds = worker.classifier_for(self.spec).classify_many(
+                self.texts,
+                cancel=self.cancel_event,
+                on_result=lambda i, pred: report(self, "classified", (i, pred)),
+                on_progress=lambda done, total: report(self, "progressed", (done, total)),
             )
         except Cancelled:
-            self.classification_finished.emit(job.id, [], True)
+            report(self, "finished", ([], True))
             return
         except UserFacingError as exc:
-            self.classification_failed.emit(job.id, exc.message)
+            report(self, "failed", (exc.message,))
             return
-        self.classification_finished.emit(job.id, preds, len(preds) < len(texts))
+        report(self, "finished", (preds, len(preds) < len(self.texts)))
+
+
+def bind(job: EngineJob, **handlers: Callable[..., None]) -> EngineJob:
+    """Connect each handler to the job's signal of that name, called with the job first, so a
+    handler can tell the job it follows from a later one (``bind(job, finished=self._done)``
+    calls ``self._done(job, result)``)."""
+    for name, handler in handlers.items():
+        getattr(job, name).connect(functools.partial(handler, job))
+    return job
+
+
+class EngineWorker(QObject):
+    """Lives on the engine thread; never touches the database or widgets."""
+
+    reported = Signal(object, str, object)  # job, signal name, arguments
+
+    def __init__(self, engine: LlamaEngine | None = None) -> None:
+        super().__init__()
+        self.engine = engine or LlamaEngine()
+        # The last classifier and the model it was built for: running the same spec again
+        # keeps its prompt tokens and content-free prediction.
+        self._classifier: Any = None
+        self._classifier_key: tuple[Any, Any] | None = None
+
+    def classifier_for(self, spec: ClassifierSpec) -> Any:
+        from slmdesk.classify.classifier import Classifier
+
+        key = (spec, self.engine.info)
+        if self._classifier is None or self._classifier_key != key:
+            self._classifier = Classifier(self.engine, spec)
+            self._classifier_key = key
+        return self._classifier
+
+    def _report(self, job: EngineJob, name: str, args: tuple[Any, ...]) -> None:
+        self.reported.emit(job, name, args)
+
+    @Slot(object)
+    def run_job(self, job: EngineJob) -> None:
+        try:
+            job.run(self, self._report)
+        except Exception as exc:
+            log.exception("engine job %s failed", type(job).__name__)
+            self._report(job, "failed",
+                         (f"Internal error in the engine: {type(exc).__name__}: {exc}",))
 
 
 class EngineClient(QObject):
     """The GUI-side handle: starts the engine thread and sends it jobs.
 
-    It repeats the worker's signals as its own, queued, so whoever listens to the client
-    is called on the GUI thread.
+    Each job's signals fire on the GUI thread. Besides, for whoever watches the engine as a
+    whole: ``job_submitted(job)``, ``model_loaded(info)`` and ``model_unloaded()`` whoever
+    asked, and ``busy()`` on every report of any job (the window's idle unload waits for
+    quiet).
     """
 
     job_requested = Signal(object)
-    loading_started = Signal(int, str)
-    loaded = Signal(int, object)
-    load_failed = Signal(int, str)
-    unloaded = Signal(int)
-    prompt_progressed = Signal(int, int, int)
-    text_received = Signal(int, str)
-    generation_finished = Signal(int, object)
-    generation_failed = Signal(int, str)
-    classify_progressed = Signal(int, int, int)  # job id, done, total
-    text_classified = Signal(int, int, object)  # job id, index, Prediction
-    classification_finished = Signal(int, object, bool)  # job id, list[Prediction], cancelled
-    classification_failed = Signal(int, str)  # job id, message
+    job_submitted = Signal(object)  # EngineJob: observers may connect to its signals
+    model_loaded = Signal(object)  # ModelInfo
+    model_unloaded = Signal()
+    busy = Signal()
 
     def __init__(self, engine: LlamaEngine | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -193,49 +249,54 @@ class EngineClient(QObject):
         # The worker belongs to the engine thread: delete it there, as that thread ends.
         self._thread.finished.connect(self.worker.deleteLater)
         self.job_requested.connect(self.worker.run_job)
-        self._jobs: dict[int, EngineJob] = {}
-        queued = Qt.ConnectionType.QueuedConnection
-        for name in ("loading_started", "loaded", "load_failed", "unloaded",
-                     "prompt_progressed", "text_received", "generation_finished",
-                     "generation_failed", "classify_progressed", "text_classified",
-                     "classification_finished", "classification_failed"):
-            getattr(self.worker, name).connect(getattr(self, name), queued)
-        for sig in (self.loaded, self.load_failed, self.unloaded,
-                    self.generation_finished, self.generation_failed,
-                    self.classification_finished, self.classification_failed):
-            sig.connect(self._forget)
+        self.worker.reported.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        self._jobs: list[EngineJob] = []
         self._thread.start()
 
-    def _submit(self, job: EngineJob) -> EngineJob:
-        self._jobs[job.id] = job
+    def _deliver(self, job: EngineJob, name: str, args: tuple[Any, ...]) -> None:
+        """On the GUI thread: one report of the engine thread, as the job's own signal."""
+        if job.done:
+            return
+        if name in job.FINAL:
+            job.done = True
+            if job in self._jobs:
+                self._jobs.remove(job)
+        getattr(job, name).emit(*args)
+        if isinstance(job, LoadJob) and name == "loaded":
+            self.model_loaded.emit(args[0])
+        elif isinstance(job, UnloadJob) and name == "finished":
+            self.model_unloaded.emit()
+        self.busy.emit()
+
+    def submit(self, job: EngineJob) -> EngineJob:
+        self._jobs.append(job)
         self.job_requested.emit(job)
+        # Nothing of the job has reached the GUI thread yet (its reports are queued), so an
+        # observer connected now sees all of them.
+        self.job_submitted.emit(job)
         return job
 
-    def _forget(self, job_id: int, *_args: Any) -> None:
-        self._jobs.pop(job_id, None)
-
-    def load(self, path: str, params: LoadParams | None = None) -> EngineJob:
-        return self._submit(EngineJob("load", {"path": path, "params": params}))
+    def load(self, path: str, params: LoadParams | None = None) -> LoadJob:
+        job = LoadJob(path, params)
+        self.submit(job)
+        return job
 
     def generate(
         self, messages: list[dict[str, str]], sampling: SamplingParams | None = None
-    ) -> EngineJob:
-        return self._submit(
-            EngineJob("generate", {"messages": messages, "sampling": sampling})
-        )
+    ) -> ChatJob:
+        job = ChatJob(messages, sampling)
+        self.submit(job)
+        return job
 
-    def classify(self, spec: ClassifierSpec, texts: list[str]) -> EngineJob:
-        """Classify ``texts`` on the engine thread with the loaded model.
+    def classify(self, spec: ClassifierSpec, texts: list[str]) -> ClassifyJob:
+        job = ClassifyJob(spec, texts)
+        self.submit(job)
+        return job
 
-        Signals: ``text_classified`` per text as it is scored (contextually calibrated),
-        ``classify_progressed``, then ``classification_finished`` with the final list
-        (batch-calibrated where that applies; shorter when cancelled) or
-        ``classification_failed``.
-        """
-        return self._submit(EngineJob("classify", {"spec": spec, "texts": list(texts)}))
-
-    def unload(self) -> EngineJob:
-        return self._submit(EngineJob("unload", {}))
+    def unload(self) -> UnloadJob:
+        job = UnloadJob()
+        self.submit(job)
+        return job
 
     def measure_prompt(self, messages: list[dict[str, str]]) -> int | None:
         """Prompt tokens for ``messages``, counted on the calling (GUI) thread.
@@ -249,14 +310,9 @@ class EngineClient(QObject):
         """Tokens in ``text``, counted on the calling thread like ``measure_prompt``."""
         return self.engine.measure_text(text)
 
-    def cancel(self, job_id: int) -> None:
-        job = self._jobs.get(job_id)
-        if job is not None:
-            job.cancel.set()
-
     def cancel_all(self) -> None:
-        for job in list(self._jobs.values()):
-            job.cancel.set()
+        for job in list(self._jobs):
+            job.cancel()
 
     def shutdown(self, timeout_ms: int = 30_000) -> None:
         """Cancel jobs, stop the thread, and only then free the model."""

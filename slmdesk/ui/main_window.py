@@ -50,7 +50,7 @@ from slmdesk.ui.chat_view import ChatView
 from slmdesk.ui.classify_view import ClassifyView
 from slmdesk.ui.conversations import ConversationSidebar
 from slmdesk.ui.datasets_view import DatasetsView
-from slmdesk.ui.engine_thread import EngineClient, EngineJob
+from slmdesk.ui.engine_thread import ChatJob, EngineClient, LoadJob, bind
 from slmdesk.ui.library_view import LibraryView
 from slmdesk.ui.save_example import SaveExampleDialog
 from slmdesk.ui.settings_panel import SettingsPanel
@@ -168,8 +168,8 @@ class MainWindow(QMainWindow):
         self.conversation: Conversation | None = None
         self.model: ModelRecord | None = None
         self.loaded: ModelInfo | None = None
-        self.load_job: EngineJob | None = None
-        self.gen_job: EngineJob | None = None
+        self.load_job: LoadJob | None = None
+        self.gen_job: ChatJob | None = None
         self.writer: ReplyWriter | None = None
         self.turn: Turn | None = None
         self.last_context_used: int | None = None
@@ -367,20 +367,9 @@ class MainWindow(QMainWindow):
         view_menu.addAction(toggle)
 
     def _connect_engine(self) -> None:
-        e = self.engine
-        e.loading_started.connect(self._on_loading_started)
-        e.loaded.connect(self._on_loaded)
-        e.load_failed.connect(self._on_load_failed)
-        e.prompt_progressed.connect(self._on_prompt_progress)
-        e.text_received.connect(self._on_text)
-        e.generation_finished.connect(self._on_finished)
-        e.generation_failed.connect(self._on_failed)
         # Any engine activity (this tab's or the classify/data-set tabs') postpones the
-        # idle unload.
-        for signal in (e.text_received, e.generation_finished, e.generation_failed,
-                       e.classify_progressed, e.classification_finished,
-                       e.classification_failed, e.loaded):
-            signal.connect(self._arm_idle_timer)
+        # idle unload. Each job's own signals are connected where the job starts.
+        self.engine.busy.connect(self._arm_idle_timer)
 
     def _on_tab_changed(self, index: int) -> None:
         self.settings_button.setVisible(self.tabs.widget(index) is self.splitter)
@@ -409,7 +398,7 @@ class MainWindow(QMainWindow):
         self.library_view.shutdown()
         if self.gen_job is not None:
             # Stop the reply; the app saves it as cancelled during shutdown.
-            self.engine.cancel(self.gen_job.id)
+            self.gen_job.cancel()
         self.save_ui_state()
         self.sidebar.purge_deleted()
         # The database is closed right after the window: no timer may reach it later.
@@ -563,6 +552,8 @@ class MainWindow(QMainWindow):
         self._load_started = time.monotonic()
         self.load_guard.begin(model.path, model_id=model.id, model_name=model.name)
         self.load_job = self.engine.load(model.path, settings.load_params())
+        bind(self.load_job, started=self._on_loading_started, loaded=self._on_loaded,
+             failed=self._on_load_failed)
         self._update_controls()
 
     def _load_anyway(self) -> None:
@@ -636,14 +627,14 @@ class MainWindow(QMainWindow):
         if model_id and (self.model is None or model_id != self.model.id or self.loaded is None):
             self.select_model(self.models.get(model_id))
 
-    def _on_loading_started(self, job_id: int, path: str) -> None:
+    def _on_loading_started(self, _job: LoadJob, path: str) -> None:
         self._load_started = time.monotonic()
         self.model_state.setText(f"Loading {Path(path).name}…")
         self.load_progress.show()
 
-    def _on_loaded(self, job_id: int, info: ModelInfo) -> None:
-        if self.load_job is None or job_id != self.load_job.id:
-            return
+    def _on_loaded(self, job: LoadJob, info: ModelInfo) -> None:
+        if job is not self.load_job:
+            return  # a load that another one replaced
         self.load_job = None
         self.load_guard.end()
         self.loaded = info
@@ -675,8 +666,8 @@ class MainWindow(QMainWindow):
             self._send_after_load = False
             self.send_requested()
 
-    def _on_load_failed(self, job_id: int, message: str) -> None:
-        if self.load_job is None or job_id != self.load_job.id:
+    def _on_load_failed(self, job: LoadJob, message: str) -> None:
+        if job is not self.load_job:
             return
         self.load_job = None
         self.load_guard.end()
@@ -854,6 +845,8 @@ class MainWindow(QMainWindow):
         self._stream_tokens = self._stream_counted = 0
         self._last_bar_update = 0.0
         self.gen_job = self.engine.generate(turn.history, turn.sampling)
+        bind(self.gen_job, prompt_progressed=self._on_prompt_progress,
+             text_arrived=self._on_text, finished=self._on_finished, failed=self._on_failed)
         self.model_state.setText("Reading prompt…")
         self.sidebar.refresh()
         self.chat_view.scroll_to_bottom()
@@ -861,17 +854,18 @@ class MainWindow(QMainWindow):
 
     def stop_requested(self) -> None:
         if self.gen_job is not None:
-            self.engine.cancel(self.gen_job.id)
+            self.gen_job.cancel()
 
-    def _mine(self, job_id: int) -> bool:
-        return self.gen_job is not None and job_id == self.gen_job.id and self.writer is not None
+    def _current(self, job: ChatJob) -> bool:
+        """Whether ``job`` is the reply being written (not one that ended already)."""
+        return job is self.gen_job and self.writer is not None
 
-    def _on_prompt_progress(self, job_id: int, done: int, total: int) -> None:
-        if self._mine(job_id) and total:
+    def _on_prompt_progress(self, job: ChatJob, done: int, total: int) -> None:
+        if self._current(job) and total:
             self.model_state.setText(f"Reading prompt… {100 * done // total}%")
 
-    def _on_text(self, job_id: int, text: str) -> None:
-        if not self._mine(job_id):
+    def _on_text(self, job: ChatJob, text: str) -> None:
+        if not self._current(job):
             return
         assert self.writer is not None
         if self.writer.text == "":
@@ -896,8 +890,8 @@ class MainWindow(QMainWindow):
                     self.context_bar.setRange(0, n_ctx)
                     self.context_bar.setValue(min(self._stream_base + self._stream_tokens, n_ctx))
 
-    def _on_finished(self, job_id: int, result: GenerationResult) -> None:
-        if not self._mine(job_id):
+    def _on_finished(self, job: ChatJob, result: GenerationResult) -> None:
+        if not self._current(job):
             return
         assert self.writer is not None
         try:
@@ -920,8 +914,8 @@ class MainWindow(QMainWindow):
         self.last_context_used = result.prompt_tokens + result.completion_tokens
         self.update_context_bar()
 
-    def _on_failed(self, job_id: int, message: str) -> None:
-        if not self._mine(job_id):
+    def _on_failed(self, job: ChatJob, message: str) -> None:
+        if not self._current(job):
             return
         assert self.writer is not None
         try:

@@ -397,19 +397,21 @@ def test_engine_client_classify_job(model_path: Path, qtbot: Any) -> None:
     try:
         seen: list[tuple[int, Prediction]] = []
         progress: list[tuple[int, int]] = []
-        client.text_classified.connect(lambda _job, i, pred: seen.append((i, pred)))
-        client.classify_progressed.connect(lambda _job, d, t: progress.append((d, t)))
-        with qtbot.waitSignal(client.classification_finished, timeout=60_000) as blocker:
-            job = client.classify(ClassifierSpec(labels=SENTIMENT), [POSITIVE, "", NEGATIVE])
-        job_id, preds, cancelled = blocker.args
-        assert job_id == job.id and cancelled is False
+        job = client.classify(ClassifierSpec(labels=SENTIMENT), [POSITIVE, "", NEGATIVE])
+        # Its reports are queued for the GUI thread: connecting now misses none.
+        job.classified.connect(lambda i, pred: seen.append((i, pred)))
+        job.progressed.connect(lambda d, t: progress.append((d, t)))
+        with qtbot.waitSignal(job.finished, timeout=60_000) as blocker:
+            pass
+        preds, cancelled = blocker.args
+        assert cancelled is False and job.done
         assert [p.label for p in preds] == ["positive", None, "negative"]
         assert [i for i, _ in seen] == [0, 1, 2]
         assert progress[-1] == (3, 3)
-        with qtbot.waitSignal(client.classification_failed, timeout=60_000) as failed:
-            client.classify(
-                ClassifierSpec(labels=SENTIMENT, examples=FEW_SHOT * 8), [POSITIVE]
-            )
-        assert "examples need" in failed.args[1]
+        too_long = client.classify(
+            ClassifierSpec(labels=SENTIMENT, examples=FEW_SHOT * 8), [POSITIVE])
+        with qtbot.waitSignal(too_long.failed, timeout=60_000) as failed:
+            pass
+        assert "examples need" in failed.args[0]
     finally:
         client.shutdown()

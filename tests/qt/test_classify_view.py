@@ -50,10 +50,10 @@ class Workbench:
         self.core = open_core()
         self.model = resolve_model(self.core.db)
         self.engine = EngineClient()
-        with qtbot.waitSignal(self.engine.loaded, timeout=60_000) as loaded:
+        with qtbot.waitSignal(self.engine.model_loaded, timeout=60_000) as loaded:
             # One thread is steadier than two on the shared CI cores.
             self.engine.load(self.model.path, LoadParams(max_context=1024, n_threads=1))
-        self.info = loaded.args[1]
+        self.info = loaded.args[0]
         self.view = ClassifyView(self.core.db, self.engine)
         qtbot.addWidget(self.view)
         self.view.resize(1300, 800)
@@ -106,18 +106,18 @@ def test_batch_runs_with_progress_live_rows_cancel_and_rerun(
     # Cancel mid-way: the rows classified so far stay, the view goes back to idle.
     live_rows: list[int] = []
 
-    def on_live(job_id: int, index: int, _pred: Any) -> None:
+    def on_live(index: int, _pred: Any) -> None:
         live_rows.append(view.results.rowCount())
         if len(live_rows) == 2:
             view.cancel_button.click()
 
-    bench.engine.text_classified.connect(on_live)
     progress: list[str] = []
     view.progress.valueChanged.connect(lambda _v: progress.append(view.progress.text()))
     with qtbot.waitSignal(view.run_finished, timeout=120_000) as done:
         view.run_button.click()
         assert not view.run_button.isEnabled() and view.cancel_button.isEnabled()
-    bench.engine.text_classified.disconnect(on_live)
+        # After the view's own handler (it connected when the job started).
+        view.job.classified.connect(on_live)
     assert done.args == [True]
     kept = view.results.rowCount()
     assert 2 <= kept < len(TEXTS)

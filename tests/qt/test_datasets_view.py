@@ -27,6 +27,8 @@ from slmdesk.ui.datasets_models import (
     TEXT_COLUMN,
     chat_summary,
 )
+from slmdesk.ui.engine_thread import ClassifyJob
+from tests.engine_jobs import each_job
 
 TEXTS = [
     "I loved this film, it was wonderful.",
@@ -74,9 +76,9 @@ class Bench:
             from slmdesk.models import resolve_model
 
             self.model = resolve_model(self.db)
-            with qtbot.waitSignal(self.engine.loaded, timeout=60_000) as loaded:
+            with qtbot.waitSignal(self.engine.model_loaded, timeout=60_000) as loaded:
                 self.engine.load(self.model.path, LoadParams(max_context=1024, n_threads=1))
-            self.info = loaded.args[1]
+            self.info = loaded.args[0]
         self.view = DatasetsView(self.db, self.engine)
         qtbot.addWidget(self.view)
         self.view.resize(1300, 860)
@@ -594,16 +596,16 @@ def test_prelabel_with_cancel_then_confirm_and_correct(
     # Cancel after the first text: the suggestions so far are kept.
     seen: list[int] = []
 
-    def on_live(_job: int, index: int, _pred: Any) -> None:
+    def on_live(index: int, _pred: Any) -> None:
         seen.append(index)
         if len(seen) == 1:
             view.cancel_button.click()
 
-    bench.engine.text_classified.connect(on_live)
+    stop_following = each_job(bench.engine, ClassifyJob, "classified", on_live)
     with qtbot.waitSignal(view.run_finished, timeout=120_000) as done:
         view.prelabel_button.click()
         assert not view.prelabel_button.isEnabled() and view.cancel_button.isEnabled()
-    bench.engine.text_classified.disconnect(on_live)
+    stop_following()
     assert done.args == ["prelabel", True]
     suggested = [e for e in bench.repo.query(ds, unlabelled=True) if e.model_label]
     assert 1 <= len(suggested) < len(MORE)
@@ -611,14 +613,18 @@ def test_prelabel_with_cancel_then_confirm_and_correct(
     assert view.prelabel_button.isEnabled()
 
     # The whole way. Meanwhile the person goes on working: deletes the last example.
-    def delete_last(_job: int, _index: int, _pred: Any) -> None:
-        bench.engine.text_classified.disconnect(delete_last)
-        view.select_row(len(MORE) - 1)
-        assert view.delete_selected() == 1
+    deleted: list[int] = []
 
-    bench.engine.text_classified.connect(delete_last)
+    def delete_last(_index: int, _pred: Any) -> None:
+        if not deleted:
+            view.select_row(len(MORE) - 1)
+            deleted.append(view.delete_selected())
+
+    stop_following = each_job(bench.engine, ClassifyJob, "classified", delete_last)
     with qtbot.waitSignal(view.run_finished, timeout=120_000) as done:
         view.prelabel_button.click()
+    stop_following()
+    assert deleted == [1]
     assert done.args == ["prelabel", False]
     assert not view.banner.isVisible()
     unlabelled = bench.repo.query(ds, unlabelled=True)
@@ -673,8 +679,8 @@ def test_evaluate_on_the_test_split_with_history(
     assert len(test) == 6
 
     predictions: list[Any] = []
-    bench.engine.classification_finished.connect(
-        lambda _job, preds, _cancelled: predictions.extend(preds))
+    each_job(bench.engine, ClassifyJob, "finished",
+             lambda preds, _cancelled: predictions.extend(preds))
     with qtbot.waitSignal(view.evaluated, timeout=120_000) as done:
         view.evaluate_button.click()
     run = done.args[0]

@@ -101,7 +101,7 @@ def test_download_pause_resume_then_chat_with_the_downloaded_model(
     # Switch the chat to it from the library and get a reply.
     lib.tabs.setCurrentIndex(0)
     lib.select_model_row(model_id)
-    with qtbot.waitSignal(win.engine.loaded, timeout=60_000):
+    with qtbot.waitSignal(win.engine.model_loaded, timeout=60_000):
         qtbot.mouseClick(lib.use_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: win.loaded is not None and win.model.id == model_id,
                     timeout=60_000)
@@ -204,7 +204,7 @@ def test_a_model_that_will_not_fit_is_refused_with_the_numbers_then_loads_anyway
     assert "--force" not in win.banner.text()
     assert win.load_anyway_button.isVisible()
     assert win.load_job is None
-    with qtbot.waitSignal(win.engine.loaded, timeout=60_000):
+    with qtbot.waitSignal(win.engine.model_loaded, timeout=60_000):
         qtbot.mouseClick(win.load_anyway_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: win.loaded is not None, timeout=60_000)
     assert not win.load_anyway_button.isVisible()
@@ -216,7 +216,7 @@ def test_idle_unload_frees_the_model_and_sending_loads_it_again(
     win, lib = app.win, app.win.library_view
     lib.idle_box.setValue(5)
     assert win._idle_timer.isActive() and win._idle_timer.interval() == 5 * 60_000
-    with qtbot.waitSignal(win.engine.unloaded, timeout=30_000):
+    with qtbot.waitSignal(win.engine.model_unloaded, timeout=30_000):
         win._idle_timer.timeout.emit()  # as if five idle minutes had passed
     assert win.loaded is None and "idle" in win.model_state.text()
     assert not win.engine.engine.is_loaded

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import QDialog
 
 from slmdesk.engine.params import LoadParams, SamplingParams
 from slmdesk.store.repositories import ChatRepository
-from slmdesk.ui.engine_thread import EngineClient
+from slmdesk.ui.engine_thread import ChatJob, EngineClient
+from tests.engine_jobs import each_job
 
 pytestmark = pytest.mark.model
 
@@ -34,13 +35,19 @@ def test_worker_loads_and_streams_off_the_gui_thread(qtbot: Any, client: Any,
                                                      model_path: Path) -> None:
     threads: set[int] = set()
     gui = threading.get_ident()
-    with qtbot.waitSignal(client.loaded, timeout=60_000) as loaded:
-        job = client.load(str(model_path), LoadParams(max_context=1024, n_threads=1))
-    assert loaded.args[0] == job.id
-    assert loaded.args[1].architecture == "llama"
+    load = client.load(str(model_path), LoadParams(max_context=1024, n_threads=1))
+    started: list[str] = []
+    infos: list[Any] = []
+    load.started.connect(started.append)
+    load.loaded.connect(infos.append)
+    # The job's own signal, and the client's for whoever watches the model.
+    client.model_loaded.connect(infos.append)
+    with qtbot.waitSignals([load.loaded, client.model_loaded], timeout=60_000):
+        pass
+    assert started == [str(model_path)] and load.done
+    assert len(infos) == 2 and infos[0] is infos[1] and infos[0].architecture == "llama"
 
     chunks: list[str] = []
-    client.text_received.connect(lambda _id, text: chunks.append(text))
     original = client.engine.stream_chat
 
     def spy(*args: Any, **kwargs: Any) -> Any:
@@ -48,10 +55,12 @@ def test_worker_loads_and_streams_off_the_gui_thread(qtbot: Any, client: Any,
         return original(*args, **kwargs)
 
     client.engine.stream_chat = spy
-    with qtbot.waitSignal(client.generation_finished, timeout=60_000) as done:
-        client.generate([SYSTEM, {"role": "user", "content": "What is the capital of France?"}],
-                        GREEDY)
-    result = done.args[1]
+    job = client.generate(
+        [SYSTEM, {"role": "user", "content": "What is the capital of France?"}], GREEDY)
+    job.text_arrived.connect(chunks.append)
+    with qtbot.waitSignal(job.finished, timeout=60_000) as done:
+        pass
+    result = done.args[0]
     # Never the words (they change with the CPU): a reply, streamed exactly as returned.
     assert result.finish_reason in ("stop", "length") and result.text.strip()
     assert "".join(chunks) == result.text
@@ -62,18 +71,15 @@ def test_worker_loads_and_streams_off_the_gui_thread(qtbot: Any, client: Any,
 
 def test_cancel_from_the_gui_thread_stops_the_reply(qtbot: Any, client: Any,
                                                     model_path: Path) -> None:
-    with qtbot.waitSignal(client.loaded, timeout=60_000):
+    with qtbot.waitSignal(client.model_loaded, timeout=60_000):
         client.load(str(model_path), LoadParams(max_context=1024, n_threads=1))
-
-    def on_text(job_id: int, _text: str) -> None:
-        client.cancel(job_id)
-
-    client.text_received.connect(on_text)
-    with qtbot.waitSignal(client.generation_finished, timeout=60_000) as done:
-        client.generate([SYSTEM, {"role": "user", "content": LONG_STORY}],
-                        SamplingParams(temperature=0.8, seed=3, max_tokens=500))
-    assert done.args[1].finish_reason == "cancelled"
-    assert done.args[1].completion_tokens < 500
+    job = client.generate([SYSTEM, {"role": "user", "content": LONG_STORY}],
+                          SamplingParams(temperature=0.8, seed=3, max_tokens=500))
+    job.text_arrived.connect(lambda _text: job.cancel())
+    with qtbot.waitSignal(job.finished, timeout=60_000) as done:
+        pass
+    assert done.args[0].finish_reason == "cancelled"
+    assert done.args[0].completion_tokens < 500
 
 
 def test_bad_model_load_fails_with_a_message_and_the_thread_lives(
@@ -81,10 +87,11 @@ def test_bad_model_load_fails_with_a_message_and_the_thread_lives(
 ) -> None:
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\xff" * 100)
-    with qtbot.waitSignal(client.load_failed, timeout=30_000) as failed:
-        client.load(str(bad))
-    assert "broken.gguf" in failed.args[1]
-    with qtbot.waitSignal(client.loaded, timeout=60_000):
+    job = client.load(str(bad))
+    with qtbot.waitSignal(job.failed, timeout=30_000) as failed:
+        pass
+    assert "broken.gguf" in failed.args[0]
+    with qtbot.waitSignal(client.model_loaded, timeout=60_000):
         client.load(str(model_path), LoadParams(max_context=1024, n_threads=1))
 
 
@@ -150,7 +157,7 @@ def test_type_send_stream_and_store(qtbot: Any, app: Any) -> None:
     assert "licence: Apache-2.0" in tip and "Q4_1" in tip
     chunks: list[str] = []
     bar_values: list[int] = []
-    win.engine.text_received.connect(lambda _id, t: chunks.append(t))
+    each_job(win.engine, ChatJob, "text_arrived", chunks.append)
     win.context_bar.valueChanged.connect(bar_values.append)
     win.settings_panel.temperature.setValue(0.0)
     win.settings_panel.flush()
