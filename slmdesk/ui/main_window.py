@@ -28,16 +28,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.catalog import fit
 from slmdesk.chat import ChatService, ReplyWriter, Turn
 from slmdesk.engine.backend import backend_info
 from slmdesk.engine.core import ModelInfo
 from slmdesk.engine.params import GenerationResult, SamplingParams
-from slmdesk.errors import NotEnoughMemoryError, UserFacingError
-from slmdesk.loadguard import LoadGuard, crash_message
-from slmdesk.models import check_model_present
-from slmdesk.paths import get_paths
-from slmdesk.settings import load_settings, save_settings
+from slmdesk.errors import UserFacingError
+from slmdesk.loadguard import LoadGuard
+from slmdesk.settings import load_settings
 from slmdesk.store.repositories import (
     Conversation,
     ModelRecord,
@@ -52,6 +49,7 @@ from slmdesk.ui.conversations import ConversationSidebar
 from slmdesk.ui.datasets_view import DatasetsView
 from slmdesk.ui.engine_thread import ChatJob, EngineClient, LoadJob, bind
 from slmdesk.ui.library_view import LibraryView
+from slmdesk.ui.model_session import ModelSession
 from slmdesk.ui.save_example import SaveExampleDialog
 from slmdesk.ui.settings_panel import SettingsPanel
 from slmdesk.ui.widgets import error_banner
@@ -152,23 +150,17 @@ class MainWindow(QMainWindow):
                  start_downloads: bool = True) -> None:
         super().__init__()
         self._start_downloads = start_downloads
-        self._load_started = 0.0
-        self.last_load_s: float | None = None
         self._send_after_load = False
-        self._idle_unloaded = False
-        self._fit_override: str | None = None  # model id the person chose to load anyway
         self.db = db
         self.engine = engine
         self.service = ChatService(db)
         self.chats = self.service.chats
         self.models = ModelRepository(db)
-        # Marks a load in progress, so that a load that kills the app is not repeated.
-        self.load_guard = LoadGuard(get_paths().data_dir)
+        # The chosen and loaded model, its loads, the load guard and the idle unload.
+        self.session = ModelSession(db, engine, busy=lambda: self.gen_job is not None,
+                                    parent=self)
         self.presets = PresetRepository(db)
         self.conversation: Conversation | None = None
-        self.model: ModelRecord | None = None
-        self.loaded: ModelInfo | None = None
-        self.load_job: LoadJob | None = None
         self.gen_job: ChatJob | None = None
         self.writer: ReplyWriter | None = None
         self.turn: Turn | None = None
@@ -180,11 +172,7 @@ class MainWindow(QMainWindow):
         self.resize(1200, 760)
         self._build()
         self._build_menus()
-        self._connect_engine()
-        self._idle_timer = QTimer(self)
-        self._idle_timer.setObjectName("idle_unload_timer")
-        self._idle_timer.setSingleShot(True)
-        self._idle_timer.timeout.connect(self._on_idle)
+        self._follow_session()
         self.setAcceptDrops(True)
         self.sidebar.refresh()
         self.refresh_models()
@@ -302,7 +290,7 @@ class MainWindow(QMainWindow):
                                         start_downloads=self._start_downloads)
         self.library_view.use_requested.connect(self._on_library_use)
         self.library_view.models_changed.connect(self.refresh_models)
-        self.library_view.idle_minutes_changed.connect(lambda _m: self._arm_idle_timer())
+        self.library_view.idle_minutes_changed.connect(lambda _m: self.session.arm_idle_timer())
         self.tabs.addTab(self.library_view, "Models")
         self.tabs.currentChanged.connect(self._on_tab_changed)
         top_layout.addWidget(self.tabs, 1)
@@ -366,10 +354,38 @@ class MainWindow(QMainWindow):
         self.settings_button.toggled.connect(toggle.setChecked)
         view_menu.addAction(toggle)
 
-    def _connect_engine(self) -> None:
-        # Any engine activity (this tab's or the classify/data-set tabs') postpones the
-        # idle unload. Each job's own signals are connected where the job starts.
-        self.engine.busy.connect(self._arm_idle_timer)
+    def _follow_session(self) -> None:
+        s = self.session
+        s.changed.connect(self._on_session_changed)
+        s.loading_started.connect(self._on_loading_started)
+        s.loaded_now.connect(self._on_loaded)
+        s.load_failed.connect(self._on_load_failed)
+        s.refused.connect(self._on_refused)
+        s.idle_unloaded.connect(self._on_idle_unloaded)
+        # The tabs that work with the model follow the session themselves.
+        s.follow(self.classify_view.set_model)
+        s.follow(self.datasets_view.set_model)
+
+    # the model session, as the window's own (tests and other tabs read these) ----------
+    @property
+    def model(self) -> ModelRecord | None:
+        return self.session.model
+
+    @property
+    def loaded(self) -> ModelInfo | None:
+        return self.session.loaded
+
+    @property
+    def load_job(self) -> LoadJob | None:
+        return self.session.load_job
+
+    @property
+    def load_guard(self) -> LoadGuard:
+        return self.session.load_guard
+
+    @property
+    def last_load_s(self) -> float | None:
+        return self.session.last_load_s
 
     def _on_tab_changed(self, index: int) -> None:
         self.settings_button.setVisible(self.tabs.widget(index) is self.splitter)
@@ -403,7 +419,7 @@ class MainWindow(QMainWindow):
         self.sidebar.purge_deleted()
         # The database is closed right after the window: no timer may reach it later.
         self._context_timer.stop()
-        self._idle_timer.stop()
+        self.session.idle_timer.stop()
         super().closeEvent(event)
 
     # messages to the person ---------------------------------------------------------
@@ -501,98 +517,41 @@ class MainWindow(QMainWindow):
             self.model_picker.setCurrentIndex(self.model_picker.findData(self.model.id))
 
     def select_model(self, model: ModelRecord, *, automatic: bool = False) -> None:
-        """Load ``model`` on the engine thread (switching from any loaded one).
-
-        ``automatic`` (the start-up load) skips a model whose last load took the app down
-        and says so; picking it (not automatic) tries again.
-        """
-        if self.gen_job is not None:
-            self.show_error("Stop the current reply before switching models.")
-            return
-        try:
-            check_model_present(model)
-        except UserFacingError as exc:
-            self.show_error(exc.message)
-            self.refresh_models()
-            return
-        crashed = self.load_guard.crash_for(model.path)
-        if crashed is not None and automatic:
-            index = self.model_picker.findData(model.id)
-            if index >= 0:
-                self.model_picker.setCurrentIndex(index)
-            self.model_state.setText("not loaded")
-            self.show_error(crash_message(
-                crashed, retry="Pick it in the model list to try again, or choose another."))
-            return
-        if crashed is not None:
-            self.load_guard.forget(model.path)
-        settings = load_settings(self.db)
+        """Load ``model`` on the engine thread (``ModelSession.select``); a refusal is shown."""
         self.load_anyway_button.hide()
-        try:
-            # The model loaded now is freed before the new one loads.
-            reclaim = (self.model.measured_memory_bytes or 0) if (
-                self.model is not None and self.loaded is not None) else 0
-            fit.check_fit(model, settings.max_context, force=self._fit_override == model.id,
-                          reclaimable=reclaim)
-        except NotEnoughMemoryError as exc:
-            self.show_error(exc.message.replace(" (--force on the command line)", "")
-                            + " Use “Load anyway” to try regardless.")
-            self._fit_refused = model
-            self.load_anyway_button.show()
-            self.refresh_models()
-            return
-        self.model = model
-        index = self.model_picker.findData(model.id)
-        if index >= 0:
-            self.model_picker.setCurrentIndex(index)
-        self.loaded = None
-        self._idle_unloaded = False
-        self._idle_timer.stop()
-        self._share_model(model, None)
-        self._load_started = time.monotonic()
-        self.load_guard.begin(model.path, model_id=model.id, model_name=model.name)
-        self.load_job = self.engine.load(model.path, settings.load_params())
-        bind(self.load_job, started=self._on_loading_started, loaded=self._on_loaded,
-             failed=self._on_load_failed)
+        self.session.select(model, automatic=automatic)
         self._update_controls()
 
     def _load_anyway(self) -> None:
-        model = getattr(self, "_fit_refused", None)
-        if model is not None:
-            self._fit_override = model.id
-            self.select_model(model)
+        self.load_anyway_button.hide()
+        self.session.load_anyway()
+        self._update_controls()
 
-    def _share_model(self, model: ModelRecord | None, info: ModelInfo | None) -> None:
-        """Tell the other tabs which model is chosen and whether it is loaded (info)."""
-        self.classify_view.set_model(model, info)
-        self.datasets_view.set_model(model, info)
+    def _on_refused(self, message: str, can_force: bool) -> None:
+        if self.session.model is not None and self.session.loaded is None \
+                and self.session.load_job is None:
+            self.model_state.setText("not loaded")
+        self.show_error(message)
+        self.load_anyway_button.setVisible(can_force)
+        self.refresh_models()
+
+    def _on_session_changed(self) -> None:
+        s = self.session
         self.library_view.loaded_model_id = (
-            model.id if model is not None and info is not None else None)
+            s.model.id if s.model is not None and s.loaded is not None else None)
+        if s.model is not None:
+            index = self.model_picker.findData(s.model.id)
+            if index >= 0 and index != self.model_picker.currentIndex():
+                self.model_picker.setCurrentIndex(index)
+        self.update_context_bar()
+        self._update_controls()
 
     def _on_library_use(self, model_id: str) -> None:
         self.select_model(self.models.get(model_id))
         self.tabs.setCurrentWidget(self.splitter)
 
-    # idle unload ------------------------------------------------------------------------
-    def _arm_idle_timer(self, *_args: Any) -> None:
-        minutes = load_settings(self.db).idle_unload_minutes
-        if minutes > 0 and self.loaded is not None:
-            self._idle_timer.start(minutes * 60_000)
-        else:
-            self._idle_timer.stop()
-
-    def _on_idle(self) -> None:
-        """Free the model's memory; the next send loads it again."""
-        if self.loaded is None or self.gen_job is not None or self.load_job is not None:
-            return
-        self.engine.unload()
-        self.loaded = None
-        self._idle_unloaded = True
-        self._share_model(self.model, None)
-        minutes = load_settings(self.db).idle_unload_minutes
+    def _on_idle_unloaded(self, minutes: int) -> None:
         self.model_state.setText(f"unloaded after {minutes} min idle · loads again when needed")
-        self.update_context_bar()
-        self._update_controls()
 
     # dropping model files ------------------------------------------------------------------
     @staticmethod
@@ -627,32 +586,16 @@ class MainWindow(QMainWindow):
         if model_id and (self.model is None or model_id != self.model.id or self.loaded is None):
             self.select_model(self.models.get(model_id))
 
-    def _on_loading_started(self, _job: LoadJob, path: str) -> None:
-        self._load_started = time.monotonic()
+    def _on_loading_started(self, path: str) -> None:
         self.model_state.setText(f"Loading {Path(path).name}…")
         self.load_progress.show()
 
-    def _on_loaded(self, job: LoadJob, info: ModelInfo) -> None:
-        if job is not self.load_job:
-            return  # a load that another one replaced
-        self.load_job = None
-        self.load_guard.end()
-        self.loaded = info
-        self._share_model(self.model, info)
+    def _on_loaded(self, info: ModelInfo) -> None:
         self.load_progress.hide()
         self.clear_error()
-        self.last_load_s = time.monotonic() - self._load_started
-        self.model_state.setText(f"{ready_text(info)} · loaded in {self.last_load_s:.1f} s")
+        self.model_state.setText(f"{ready_text(info)} · loaded in {self.last_load_s or 0:.1f} s")
         self.status_model.setText(self.model.name if self.model is not None else info.name)
         if self.model is not None:
-            settings = load_settings(self.db)
-            settings.default_model_id = self.model.id
-            save_settings(self.db, settings)
-            try:
-                fit.record_measured_memory(self.db, self.model.id, info,
-                                           self.engine.engine.gguf)
-            except Exception:
-                log.exception("recording the measured memory failed")
             self.library_view.refresh_installed(only_if_shown_before=True)
         if info.template_fallback:
             self.show_error(
@@ -666,13 +609,8 @@ class MainWindow(QMainWindow):
             self._send_after_load = False
             self.send_requested()
 
-    def _on_load_failed(self, job: LoadJob, message: str) -> None:
-        if job is not self.load_job:
-            return
-        self.load_job = None
-        self.load_guard.end()
+    def _on_load_failed(self, message: str) -> None:
         self._send_after_load = False
-        self._share_model(self.model, None)
         self.load_progress.hide()
         self.model_state.setText("not loaded")
         self.show_error(message)
@@ -748,7 +686,7 @@ class MainWindow(QMainWindow):
 
     def send_requested(self) -> None:
         text = self.composer.toPlainText()
-        if text.strip() and self._idle_unloaded and self.model is not None and (
+        if text.strip() and self.session.idle_unloaded_model and self.model is not None and (
                 self.load_job is None and self.gen_job is None):
             # The model was unloaded while idle: load it again, then send.
             self._send_after_load = True

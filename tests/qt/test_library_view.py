@@ -215,9 +215,9 @@ def test_idle_unload_frees_the_model_and_sending_loads_it_again(
 ) -> None:
     win, lib = app.win, app.win.library_view
     lib.idle_box.setValue(5)
-    assert win._idle_timer.isActive() and win._idle_timer.interval() == 5 * 60_000
+    assert win.session.idle_timer.isActive() and win.session.idle_timer.interval() == 5 * 60_000
     with qtbot.waitSignal(win.engine.model_unloaded, timeout=30_000):
-        win._idle_timer.timeout.emit()  # as if five idle minutes had passed
+        win.session.idle_timer.timeout.emit()  # as if five idle minutes had passed
     assert win.loaded is None and "idle" in win.model_state.text()
     assert not win.engine.engine.is_loaded
     send(qtbot, win, "Hi!", wait=False)
@@ -228,7 +228,7 @@ def test_idle_unload_frees_the_model_and_sending_loads_it_again(
     reply = ChatRepository(app.core.db).path(win.conversation.id)[-1]
     assert reply.role == "assistant" and reply.content
     lib.idle_box.setValue(0)
-    assert not win._idle_timer.isActive()
+    assert not win.session.idle_timer.isActive()
 
 
 def test_row_table_model_passes_the_model_tester(qtmodeltester: Any) -> None:
