@@ -1349,8 +1349,10 @@ def _cmd_data(args: argparse.Namespace) -> int:
         except ValueError:
             raise InvalidInputError(
                 "--fractions needs three numbers, e.g. 0.8,0.1,0.1.") from None
-        stats = repo.assign_splits(ds, seed=args.seed, fractions=fractions,
-                                   overwrite=args.overwrite)
+        from slmdesk.datasets.splits import assign_splits
+
+        stats = assign_splits(repo, ds, seed=args.seed, fractions=fractions,
+                              overwrite=args.overwrite)
         if args.json:
             _print_json(stats.to_json())
         else:

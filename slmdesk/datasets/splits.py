@@ -1,4 +1,5 @@
-"""Reproducible, stratified train/validation/test splits (pure functions, no database)."""
+"""Reproducible, stratified train/validation/test splits: the assignment is computed here
+(pure functions), the repository stores it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,26 @@ import random
 from collections.abc import Sequence
 
 from slmdesk.errors import InvalidInputError
+from slmdesk.store.datasets import SPLITS, Dataset, DatasetRepository, DatasetStats
 
-SPLITS = ("train", "validation", "test")
+__all__ = ["DEFAULT_FRACTIONS", "SPLITS", "assign_splits", "stratified_assignment"]
+
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+def assign_splits(
+    repo: DatasetRepository, dataset: Dataset, *, seed: int = 0,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS, overwrite: bool = False,
+) -> DatasetStats:
+    """Put a data set's examples into train/validation/test, stratified by label,
+    reproducibly (``stratified_assignment``). Without ``overwrite``, examples that have a
+    split keep it; one transaction. Returns the new counts."""
+    members = repo.split_members(dataset)
+    chosen = stratified_assignment(members, seed=seed, fractions=fractions,
+                                   overwrite=overwrite)
+    changed = {eid: split for eid, _label, old in members
+               if (split := chosen.get(eid, old)) is not None and split != old}
+    return repo.set_splits(dataset, changed)
 
 
 def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:

@@ -17,15 +17,13 @@ from typing import Any
 
 import sqlite_utils
 
-from slmdesk.datasets.splits import DEFAULT_FRACTIONS as DEFAULT_FRACTIONS
-from slmdesk.datasets.splits import SPLITS as SPLITS
-from slmdesk.datasets.splits import stratified_assignment
 from slmdesk.errors import InvalidInputError, NotFoundError
 from slmdesk.ids import new_id, utc_now
 from slmdesk.store.repositories import fts_query
 
 KINDS = ("labels", "chat")
 SOURCES = ("typed", "imported", "conversation", "classification")
+SPLITS = ("train", "validation", "test")  # persisted values of examples.split
 UNASSIGNED = "unassigned"  # the split filter and stats key for examples with no split
 ROLES = ("system", "user", "assistant")
 
@@ -762,26 +760,24 @@ class DatasetRepository:
             self._touch(dataset_ids, utc_now())
 
     # splits ------------------------------------------------------------------------------
-    def assign_splits(
-        self, dataset: Dataset, *, seed: int = 0,
-        fractions: Sequence[float] = DEFAULT_FRACTIONS, overwrite: bool = False,
-    ) -> DatasetStats:
-        """Put examples into train/validation/test, stratified by label, reproducibly
-        (see ``slmdesk.datasets.splits.stratified_assignment``). Without ``overwrite``,
-        examples that have a split keep it; one transaction."""
-        current = self.get_by_id(dataset.id)
-        members = [(str(eid), label, split) for eid, label, split in self.db.execute(
-            "SELECT id, label, split FROM examples WHERE dataset_id = ?", [current.id]
+    def split_members(self, dataset: Dataset) -> list[tuple[str, str | None, str | None]]:
+        """(id, label, split) of every example: what a split assignment works from."""
+        return [(str(eid), label, split) for eid, label, split in self.db.execute(
+            "SELECT id, label, split FROM examples WHERE dataset_id = ?", [dataset.id]
         ).fetchall()]
-        chosen = stratified_assignment(members, seed=seed, fractions=fractions,
-                                       overwrite=overwrite)
-        changed = [(split, eid) for eid, _label, old in members
-                   if (split := chosen.get(eid, old)) != old]
-        if changed:
+
+    def set_splits(self, dataset: Dataset, splits: dict[str, str]) -> DatasetStats:
+        """Give examples (id -> split) their split in one transaction; the new counts."""
+        current = self.get_by_id(dataset.id)
+        unknown = set(splits.values()) - set(SPLITS)
+        if unknown:
+            raise InvalidInputError(f"Unknown split {sorted(unknown)[0]!r}.")
+        if splits:
             now = utc_now()
             with self.db.atomic():
                 self.db.conn.executemany(
-                    "UPDATE examples SET split = ?, updated_at = ? WHERE id = ?",
-                    [(split, now, eid) for split, eid in changed])
+                    "UPDATE examples SET split = ?, updated_at = ? "
+                    "WHERE id = ? AND dataset_id = ?",
+                    [(split, now, eid, current.id) for eid, split in splits.items()])
                 self._touch([current.id], now)
         return self.stats(current)

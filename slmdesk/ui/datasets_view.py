@@ -57,6 +57,7 @@ from PySide6.QtWidgets import (
 from slmdesk.classify.evaluate import EvalReport, evaluate
 from slmdesk.classify.spec import ClassifierSpec, Label
 from slmdesk.datasets import evaluation, formats, quality
+from slmdesk.datasets.splits import assign_splits
 from slmdesk.errors import UserFacingError
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import SPLITS, UNASSIGNED, Dataset, DatasetRepository, Example
@@ -1272,7 +1273,7 @@ class DatasetsView(QWidget):
         if self.dataset is None:
             return False
         try:
-            stats = self.datasets.assign_splits(self.dataset, seed=seed, fractions=fractions,
+            stats = assign_splits(self.datasets, self.dataset, seed=seed, fractions=fractions,
                                                 overwrite=overwrite)
         except UserFacingError as exc:
             self.show_error(exc.message)

@@ -17,6 +17,7 @@ from slmdesk.datasets.quality import (
     find_near_empty,
     normalise_text,
 )
+from slmdesk.datasets.splits import assign_splits
 from slmdesk.store.datasets import DatasetRepository, NewExample
 from slmdesk.store.db import open_database
 
@@ -88,7 +89,7 @@ def test_data_card(db: sqlite_utils.Database) -> None:
         NewExample(text=f"bad {i}", label="neg", source="typed") for i in range(3)
     ] + [NewExample(text="good 0", label="neg", source="classification",
                     model_label="pos", model_confidence=0.9, model_name="m")])
-    repo.assign_splits(ds, seed=0)
+    assign_splits(repo, ds, seed=0)
     card = data_card(db, "reviews | 2026")
     assert card == data_card(db, "Reviews | 2026")  # deterministic
     assert card.startswith("# Reviews \\| 2026\n\nFilm reviews.\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from slmdesk.datasets.splits import split_counts, stratified_assignment
+from slmdesk.datasets.splits import assign_splits, split_counts, stratified_assignment
 from slmdesk.errors import InvalidInputError
 from slmdesk.store.datasets import Dataset, DatasetRepository, NewExample
 from slmdesk.store.db import open_database
@@ -47,7 +47,7 @@ def test_split_counts_round_by_largest_remainder() -> None:
 
 def test_splits_are_stratified_by_label(repo: DatasetRepository) -> None:
     ds = _fill(repo, "A")
-    stats = repo.assign_splits(ds, seed=7)
+    stats = assign_splits(repo, ds, seed=7)
     assert stats.per_split == {"train": 85, "validation": 11, "test": 11, "unassigned": 0}
     assert stats.per_split_label["train"] == {"positive": 40, "negative": 24, "neutral": 16}
     assert stats.per_split_label["validation"] == {"positive": 5, "negative": 3,
@@ -59,13 +59,13 @@ def test_splits_are_stratified_by_label(repo: DatasetRepository) -> None:
 
 def test_splits_are_stable_under_a_fixed_seed(repo: DatasetRepository) -> None:
     a, b = _fill(repo, "A"), _fill(repo, "B")
-    repo.assign_splits(a, seed=42)
-    repo.assign_splits(b, seed=42)
+    assign_splits(repo, a, seed=42)
+    assign_splits(repo, b, seed=42)
     first = _by_text(repo, a)
     assert first == _by_text(repo, b)  # same data, same seed: same splits
-    repo.assign_splits(a, seed=42, overwrite=True)
+    assign_splits(repo, a, seed=42, overwrite=True)
     assert _by_text(repo, a) == first  # and again after reassigning
-    repo.assign_splits(b, seed=43, overwrite=True)
+    assign_splits(repo, b, seed=43, overwrite=True)
     assert _by_text(repo, b) != first  # another seed: another shuffle
     assert repo.stats(b).per_split == repo.stats(a).per_split  # same shares
 
@@ -81,10 +81,10 @@ def test_existing_splits_are_kept_and_new_examples_fill_the_shares(
     repo: DatasetRepository,
 ) -> None:
     ds = _fill(repo, "A")
-    repo.assign_splits(ds, seed=1)
+    assign_splits(repo, ds, seed=1)
     before = {e.id: e.split for e in repo.examples(ds)}
     repo.add_examples(ds, [NewExample(text=f"late {i}", label="positive") for i in range(10)])
-    stats = repo.assign_splits(ds, seed=1)
+    stats = assign_splits(repo, ds, seed=1)
     after = {e.id: e.split for e in repo.examples(ds)}
     assert {k: after[k] for k in before} == before
     assert stats.per_split_label["train"]["positive"] == 48  # 60 * 0.8
@@ -96,7 +96,7 @@ def test_a_hand_made_split_survives_without_overwrite(repo: DatasetRepository) -
     ds = _fill(repo, "A")
     chosen = repo.query(ds, label="neutral")[0]
     repo.set_split([chosen.id], "test")
-    repo.assign_splits(ds, seed=3)
+    assign_splits(repo, ds, seed=3)
     assert repo.get_example(chosen.id).split == "test"
     assert repo.stats(ds).per_split_label["test"]["neutral"] == 2
 
@@ -108,5 +108,14 @@ def test_bad_fractions_are_refused(repo: DatasetRepository, fractions: tuple[flo
                                    ) -> None:
     ds = _fill(repo, "A")
     with pytest.raises(InvalidInputError, match="fractions"):
-        repo.assign_splits(ds, fractions=fractions)
+        assign_splits(repo, ds, fractions=fractions)
     assert repo.stats(ds).per_split["unassigned"] == 107
+
+
+
+def test_the_store_refuses_a_split_name_it_does_not_know(repo: DatasetRepository) -> None:
+    ds = _fill(repo, "d")
+    eid = repo.split_members(ds)[0][0]
+    with pytest.raises(InvalidInputError, match="Unknown split 'holdout'"):
+        repo.set_splits(ds, {eid: "holdout"})
+    assert all(split is None for _eid, _label, split in repo.split_members(ds))
