@@ -98,20 +98,23 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    # The app alone has nothing to parse, and its window paints first: building the parser
+    # would come before it (app.run_gui).
+    gui_only = not (sys.argv[1:] if argv is None else argv)
+    args = None if gui_only else _build_parser().parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("SLMDESK_LOG", "WARNING").upper(),
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if args.home:
+    if args is not None and args.home:
         # Every directory, in this process and any it starts, is rooted in --home.
         os.environ[HOME_ENV] = os.path.abspath(args.home)
     try:
-        if args.self_test:
+        if args is not None and args.self_test:
             from slmdesk.selftest import run_self_test
 
             return run_self_test()
-        if args.command is None:
+        if args is None or args.command is None:
             from slmdesk.app import run_gui
 
             return run_gui()
@@ -1168,7 +1171,7 @@ def _cmd_classifiers(args: argparse.Namespace) -> int:
 
 # data -----------------------------------------------------------------------------------
 def _add_data_parsers(sub: Any) -> None:
-    from slmdesk.datasets.formats import FORMATS
+    from slmdesk.datasets import EXPORT_FORMATS as FORMATS
 
     d = sub.add_parser(
         "data", help="labelled and chat data sets: import, export, splits, stats, evaluation"

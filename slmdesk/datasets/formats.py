@@ -33,6 +33,7 @@ from typing import Any
 
 import sqlite_utils
 
+from slmdesk.datasets import EXPORT_FORMATS
 from slmdesk.errors import InvalidInputError, UserFacingError
 from slmdesk.store.datasets import (
     SPLITS,
@@ -44,7 +45,7 @@ from slmdesk.store.datasets import (
 )
 from slmdesk.store.db import disk_full_is_user_facing
 
-FORMATS = ("openai", "sharegpt", "alpaca", "jsonl", "csv")  # export
+FORMATS = EXPORT_FORMATS
 IMPORT_FORMATS = ("csv", "tsv", "jsonl", "txt", "openai", "sharegpt", "alpaca")
 CHAT_FORMATS = ("openai", "sharegpt", "alpaca")
 EXPORT_SPLITS = ("all", *SPLITS)

@@ -393,9 +393,11 @@ class MainWindow(QMainWindow):
     # window state -------------------------------------------------------------------
     def restore_ui_state(self) -> None:
         state = SettingsRepository(self.db).get(UI_STATE_KEY, {}) or {}
+        self.restore_ui_state_applied = False  # whether a saved geometry was restored
         try:
             if state.get("geometry"):
-                self.restoreGeometry(QByteArray.fromBase64(state["geometry"].encode()))
+                self.restore_ui_state_applied = self.restoreGeometry(
+                    QByteArray.fromBase64(state["geometry"].encode()))
             if state.get("splitter"):
                 self.splitter.restoreState(QByteArray.fromBase64(state["splitter"].encode()))
         except (TypeError, ValueError):
