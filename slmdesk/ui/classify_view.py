@@ -37,7 +37,6 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSplitter,
     QTableView,
-    QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QToolButton,
@@ -62,7 +61,6 @@ from slmdesk.ui.classify_models import (
     PROBS_COLUMN,
     REVIEWED_COLUMN,
     TEXT_COLUMN,
-    ConfusionMatrix,
     ProbabilityBarsDelegate,
     ProbabilityChart,
     ResultRow,
@@ -72,6 +70,7 @@ from slmdesk.ui.classify_models import (
     percent,
 )
 from slmdesk.ui.classify_setup import EXAMPLES_FROM_DATASET, SetupPanel
+from slmdesk.ui.common.metrics import MetricsPanel
 from slmdesk.ui.engine_thread import bind
 from slmdesk.ui.tasks import BackgroundTasks
 from slmdesk.ui.widgets import error_banner
@@ -503,23 +502,9 @@ class ClassifyView(QWidget):
         self.eval_summary.setWordWrap(True)
         self.eval_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.eval_summary)
-        row = QHBoxLayout()
-        self.per_label = QTableWidget(0, 5, page)
-        self.per_label.setObjectName("per_label")
-        self.per_label.setHorizontalHeaderLabels(
-            ["Label", "Precision", "Recall", "F1", "Support"])
-        self.per_label.verticalHeader().setVisible(False)
-        self.per_label.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.per_label.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.ResizeToContents)
-        self.per_label.horizontalHeader().setSectionResizeMode(
-            0, QHeaderView.ResizeMode.Stretch)
-        row.addWidget(self.per_label, 1)
-        self.confusion = ConfusionMatrix(page)
-        self.confusion.setObjectName("confusion_matrix")
-        self.confusion.setToolTip("Rows: the expected label · columns: the predicted label")
-        row.addWidget(self.confusion, 1)
-        layout.addLayout(row, 1)
+        self.metrics = MetricsPanel(page)
+        self.per_label, self.confusion = self.metrics.per_label, self.metrics.confusion
+        layout.addWidget(self.metrics, 1)
         return page
 
     # messages to the person -------------------------------------------------------------
@@ -998,20 +983,7 @@ class ClassifyView(QWidget):
         self.eval_summary.setText(
             f"Accuracy {report.accuracy:.1%} · macro-F1 {report.macro_f1:.3f} · "
             f"{report.n} texts · {report.texts_per_s:.1f} texts/s\n{self._eval_source}")
-        labels = list(report.labels)
-        self.per_label.setRowCount(len(labels))
-        for r, lab in enumerate(labels):
-            stats = report.per_label.get(lab, {})
-            values = [lab, f"{stats.get('precision', 0.0):.3f}",
-                      f"{stats.get('recall', 0.0):.3f}", f"{stats.get('f1', 0.0):.3f}",
-                      str(int(stats.get("support", 0)))]
-            for c, value in enumerate(values):
-                item = QTableWidgetItem(value)
-                if c:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight
-                                          | Qt.AlignmentFlag.AlignVCenter)
-                self.per_label.setItem(r, c, item)
-        self.confusion.set_matrix(labels, report.confusion)
+        self.metrics.show_metrics(list(report.labels), report.per_label, report.confusion)
         self.tabs.setCurrentIndex(1)
         self.evaluated.emit(report)
 

@@ -46,8 +46,6 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QTableView,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -61,7 +59,8 @@ from slmdesk.datasets.splits import assign_splits
 from slmdesk.errors import UserFacingError
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import SPLITS, UNASSIGNED, Dataset, DatasetRepository, Example
-from slmdesk.ui.classify_models import ConfusionMatrix, label_colour, percent
+from slmdesk.ui.classify_models import label_colour, percent
+from slmdesk.ui.common.metrics import MetricsPanel
 from slmdesk.ui.datasets_models import (
     LABEL_COLUMN,
     SOURCE_COLUMN,
@@ -581,23 +580,9 @@ class DatasetsView(QWidget):
         self.save_png_button.clicked.connect(self.save_png_requested)
         head.addWidget(self.save_png_button)
         layout.addLayout(head)
-        row = QHBoxLayout()
-        self.per_label = QTableWidget(0, 5, page)
-        self.per_label.setObjectName("per_label")
-        self.per_label.setHorizontalHeaderLabels(
-            ["Label", "Precision", "Recall", "F1", "Support"])
-        self.per_label.verticalHeader().setVisible(False)
-        self.per_label.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.per_label.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.ResizeToContents)
-        self.per_label.horizontalHeader().setSectionResizeMode(
-            0, QHeaderView.ResizeMode.Stretch)
-        row.addWidget(self.per_label, 1)
-        self.confusion = ConfusionMatrix(page)
-        self.confusion.setObjectName("confusion_matrix")
-        self.confusion.setToolTip("Rows: the expected label · columns: the predicted label")
-        row.addWidget(self.confusion, 1)
-        layout.addLayout(row, 1)
+        self.metrics = MetricsPanel(page)
+        self.per_label, self.confusion = self.metrics.per_label, self.metrics.confusion
+        layout.addWidget(self.metrics, 1)
         return page
 
     def _build_history(self, parent: QWidget) -> QWidget:
@@ -1627,27 +1612,14 @@ class DatasetsView(QWidget):
             f"Accuracy {float(report.get('accuracy', 0.0)):.1%} · macro-F1 "
             f"{float(report.get('macro_f1', 0.0)):.3f} · {n} texts{speed}\n"
             f"{model_name} · {spec_summary(spec)}{warning}")
-        self.per_label.setRowCount(len(labels))
-        for r, lab in enumerate(labels):
-            stats = per_label.get(lab, {})
-            values = [lab, f"{stats.get('precision', 0.0):.3f}",
-                      f"{stats.get('recall', 0.0):.3f}", f"{stats.get('f1', 0.0):.3f}",
-                      str(int(stats.get("support", 0)))]
-            for c, value in enumerate(values):
-                item = QTableWidgetItem(value)
-                if c:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight
-                                          | Qt.AlignmentFlag.AlignVCenter)
-                self.per_label.setItem(r, c, item)
-        self.confusion.set_matrix(labels, report.get("confusion", []))
+        self.metrics.show_metrics(labels, per_label, report.get("confusion", []))
         self._update_controls()
 
     def _clear_report(self) -> None:
         self.eval_summary.setText(
             "Evaluate a model and classifier on the test split: accuracy, macro-F1, "
             "per-label precision and recall, and a confusion matrix.")
-        self.per_label.setRowCount(0)
-        self.confusion.set_matrix([], [])
+        self.metrics.clear()
 
     def refresh_history(self) -> None:
         runs = evaluation.list_evals(self.db, self.dataset) if self.dataset is not None else []

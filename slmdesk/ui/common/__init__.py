@@ -1,0 +1,1 @@
+"""Widgets and helpers that several of the window's tabs share."""

@@ -1,0 +1,62 @@
+"""The evaluation report's metrics, as the Classify and Data sets tabs show them: a table of
+per-label precision, recall, F1 and support beside the confusion-matrix picture."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
+
+from slmdesk.ui.classify_models import ConfusionMatrix
+
+
+class MetricsPanel(QWidget):
+    """``per_label`` (a table) and ``confusion`` (the picture), side by side."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.per_label = QTableWidget(0, 5, self)
+        self.per_label.setObjectName("per_label")
+        self.per_label.setHorizontalHeaderLabels(
+            ["Label", "Precision", "Recall", "F1", "Support"])
+        self.per_label.verticalHeader().setVisible(False)
+        self.per_label.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        header = self.per_label.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        row.addWidget(self.per_label, 1)
+        self.confusion = ConfusionMatrix(self)
+        self.confusion.setObjectName("confusion_matrix")
+        self.confusion.setToolTip("Rows: the expected label · columns: the predicted label")
+        row.addWidget(self.confusion, 1)
+
+    def show_metrics(self, labels: Sequence[str],
+                     per_label: Mapping[str, Mapping[str, float]],
+                     confusion: Sequence[Sequence[int]]) -> None:
+        """Fill the table (one row per label) and the confusion picture."""
+        self.per_label.setRowCount(len(labels))
+        for r, lab in enumerate(labels):
+            stats = per_label.get(lab, {})
+            values = [lab, f"{stats.get('precision', 0.0):.3f}",
+                      f"{stats.get('recall', 0.0):.3f}", f"{stats.get('f1', 0.0):.3f}",
+                      str(int(stats.get("support", 0)))]
+            for c, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                if c:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight
+                                          | Qt.AlignmentFlag.AlignVCenter)
+                self.per_label.setItem(r, c, item)
+        self.confusion.set_matrix(list(labels), [list(row) for row in confusion])
+
+    def clear(self) -> None:
+        self.show_metrics([], {}, [])
