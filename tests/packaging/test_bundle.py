@@ -142,6 +142,21 @@ def test_frozen_self_test(bundle: Path, tmp_path: Path) -> None:
     assert not _unexpected(out), out
 
 
+def test_frozen_self_test_fails_on_a_model_with_one_damaged_block(
+    bundle: Path, tmp_path: Path
+) -> None:
+    from tests.gguf_factory import damage_one_weight_block
+
+    damaged = tmp_path / "damaged.gguf"
+    damage_one_weight_block(require_model(), damaged)
+    proc = _run(bundle, "--self-test", timeout=300,
+                env=_env(tmp_path, SLMDESK_STARTER_MODEL=str(damaged)))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [line] = [ln for ln in proc.stdout.splitlines() if "fingerprint:" in ln]
+    assert line.lstrip().startswith("FAIL") and "damaged" in line, line
+    assert "self-test FAILED (1 checks)" in proc.stdout
+
+
 def _variants(lib: Path) -> list[str]:
     return sorted(p.name[len("libggml-cpu-"):-len(".so")] for p in lib.glob("libggml-cpu-*.so"))
 
