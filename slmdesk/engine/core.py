@@ -564,17 +564,8 @@ class LlamaEngine:
         llm = self._require()
         n_ctx = llm.n_ctx()
         started = time.perf_counter()
-        # Longest prefix shared with what is already in the KV cache.
-        cached = llm.input_ids[: llm.n_tokens].tolist()
-        keep = 0
-        for a, b in zip(cached, tokens, strict=False):
-            if a != b:
-                break
-            keep += 1
-        # At least one token must be decoded to get fresh logits for sampling.
-        keep = min(keep, len(tokens) - 1)
-        llm.n_tokens = keep  # Llama.eval() removes KV cells from here on
-        todo = tokens[keep:]
+        # At least one token is decoded again, to get fresh logits for sampling.
+        todo = self._reuse_cached_prefix(tokens)
         result.prompt_tokens_evaluated = len(todo)
 
         self._cancel = cancel
@@ -798,23 +789,30 @@ class LlamaEngine:
         finally:
             self._cancel = threading.Event()
 
+    def _reuse_cached_prefix(self, tokens: list[int]) -> list[int]:
+        """Keep the longest prefix of ``tokens`` that the KV cache already holds, but never
+        all of them (the last one is decoded again for its logits); return what is left to
+        decode. ``Llama.eval()`` removes the cache cells past the kept prefix."""
+        llm = self._require()
+        cached = llm.input_ids[: llm.n_tokens].tolist()
+        keep = 0
+        for a, b in zip(cached, tokens, strict=False):
+            if a != b:
+                break
+            keep += 1
+        keep = min(keep, len(tokens) - 1)
+        llm.n_tokens = keep
+        return tokens[keep:]
+
     def _decode_prefix(self, prefix: list[int], cancel: threading.Event) -> Any:
         """Bring the KV cache to exactly ``prefix``; return the last position's logits."""
         import llama_cpp
         import numpy as np
 
         llm = self._require()
-        cached = llm.input_ids[: llm.n_tokens].tolist()
-        keep = 0
-        for a, b in zip(cached, prefix, strict=False):
-            if a != b:
-                break
-            keep += 1
         # Decode at least the last prefix token: its logits predict the first target token,
         # and logits are not kept for tokens that came from the cache.
-        keep = min(keep, len(prefix) - 1)
-        llm.n_tokens = keep  # Llama.eval() removes KV cells from here on
-        todo = prefix[keep:]
+        todo = self._reuse_cached_prefix(prefix)
         for i in range(0, len(todo), PROMPT_SLICE):
             if cancel.is_set():
                 raise Cancelled
