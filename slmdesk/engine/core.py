@@ -225,6 +225,16 @@ class _StopMatcher:
         return out
 
 
+def _log_softmax_at(row: Any, tokens: list[int]) -> list[float]:
+    """log P(token) for each of ``tokens`` from one row of logits, in float64."""
+    import numpy as np
+
+    row64 = row.astype(np.float64)
+    top = float(row64.max())
+    lse = top + float(np.log(np.exp(row64 - top).sum()))
+    return [float(row64[t]) - lse for t in tokens]
+
+
 class LlamaEngine:
     """Owns one ``llama_cpp.Llama`` and generates chat replies with it."""
 
@@ -321,8 +331,7 @@ class LlamaEngine:
         except RuntimeError:
             log.warning("warm-up evaluation failed; memory measured without it")
         # The warm-up token is no prompt: the next job starts from an empty cache.
-        llm.n_tokens = 0
-        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        self.clear_cache()
         rss_after = _resident_bytes()
         gpu_after = gpu_memory()
         weights = int(llama_cpp.llama_model_size(llm._model.model))
@@ -840,12 +849,6 @@ class LlamaEngine:
         for idx, (context, target) in enumerate(conts):
             groups.setdefault(tuple(context + target[:-1]), []).append(idx)
 
-        def log_softmax_at(row: Any, tokens: list[int]) -> list[float]:
-            row64 = row.astype(np.float64)
-            top = float(row64.max())
-            lse = top + float(np.log(np.exp(row64 - top).sum()))
-            return [float(row64[t]) - lse for t in tokens]
-
         for key, members in groups.items():
             if cancel.is_set():
                 raise Cancelled
@@ -858,7 +861,7 @@ class LlamaEngine:
                 for p in range(len(context) - 1, len(full) - 1):
                     needs.setdefault(p, []).append((idx, full[p + 1]))
             for idx, token in needs.pop(-1, []):
-                scores[idx] += log_softmax_at(last_row, [token])[0]
+                scores[idx] += _log_softmax_at(last_row, [token])[0]
             if not key:
                 continue
             try:
@@ -877,7 +880,7 @@ class LlamaEngine:
                         if not ptr:
                             raise RuntimeError("llama.cpp returned no logits for a label")
                         row = np.ctypeslib.as_array(ptr, shape=(n_vocab,))
-                        values = log_softmax_at(row, [t for _, t in pairs])
+                        values = _log_softmax_at(row, [t for _, t in pairs])
                         for (idx, _), v in zip(pairs, values, strict=True):
                             scores[idx] += v
             finally:
@@ -919,10 +922,8 @@ class LlamaEngine:
                     ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, j)
                     if not ptr:
                         raise RuntimeError("llama.cpp returned no logits for the fingerprint")
-                    row = np.ctypeslib.as_array(ptr, shape=(n_vocab,)).astype(np.float64)
-                    top = float(row.max())
-                    lse = top + float(np.log(np.exp(row - top).sum()))
-                    total += float(row[tokens[start + j + 1]]) - lse
+                    row = np.ctypeslib.as_array(ptr, shape=(n_vocab,))
+                    total += _log_softmax_at(row, [tokens[start + j + 1]])[0]
         finally:
             self.clear_cache()  # the next job starts from an empty cache
         return Fingerprint(mean_logprob=total / (len(tokens) - 1), tokens=len(tokens) - 1)
