@@ -166,6 +166,8 @@ def import_llama_cpp() -> Any:
 CPU_VARIANT_ENV = "SLMDESK_CPU_VARIANT"
 _cpu_variant: str | None = None
 _cpu_variants: tuple[str, ...] = ()
+# Set when a GGML_BACKEND_DL build has CPU variants but none this processor can run.
+_cpu_problem: str | None = None
 _dynamic_loaded = False
 
 
@@ -224,7 +226,7 @@ def _load_dynamic_backends(llama_cpp: Any) -> None:
     rule), and the best one is registered; GPU backends are registered when their runtime
     loads (a missing CUDA driver just leaves the CPU).
     """
-    global _cpu_variant, _cpu_variants, _dynamic_loaded
+    global _cpu_variant, _cpu_variants, _cpu_problem, _dynamic_loaded
     if _dynamic_loaded:
         return
     _dynamic_loaded = True
@@ -255,6 +257,9 @@ def _load_dynamic_backends(llama_cpp: Any) -> None:
     if scores[best] > 0 and lib.ggml_backend_load(str(best).encode()):
         _cpu_variant = _variant_name(best)
         log.info("llama.cpp CPU backend: %s (%s)", _cpu_variant, best.name)
+    else:
+        _cpu_problem = ("This processor cannot run any of the CPU builds of llama.cpp in this "
+                        "app (it lacks the instructions of even the most basic x86-64 one).")
     for path in _backend_files(lib_dir, ""):
         if path in scores or path.stem in ("libggml-base", "ggml-base"):
             continue
@@ -277,15 +282,14 @@ def backend_info() -> BackendInfo:
             available=False,
             error=f"llama-cpp-python could not be imported: {exc}",
         )
-    if _cpu_variants == () and _backend_files(_library_dir(llama_cpp), "cpu-"):
+    if _cpu_problem is not None:
         return BackendInfo(
             backend="none",
             gpu_offload=False,
             llama_cpp_python_version=str(getattr(llama_cpp, "__version__", "unknown")),
             system_info="",
             available=False,
-            error="This processor cannot run any of the CPU builds of llama.cpp in this app "
-            "(it lacks the instructions of even the most basic x86-64 one).",
+            error=_cpu_problem,
         )
     info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace").strip()
     offload = bool(llama_cpp.llama_supports_gpu_offload())
