@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import REQUIRED_KEYS, TARGETS, missing_keys, target_met
-from slmdesk.engine.core import LlamaEngine
+from slmdesk.engine.llama_engine import LlamaEngine
 from slmdesk.engine.params import LoadParams, SamplingParams
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"

@@ -326,7 +326,7 @@ def run_model(model: BenchModel, p: Plan, tasks: dict[str, data.Task],
               ) -> Checkpoint:
     """Every pass of one model (skipping those a resumed checkpoint already holds; with
     ``saved_only``, running none)."""
-    from slmdesk.engine.core import LlamaEngine
+    from slmdesk.engine.llama_engine import LlamaEngine
     from slmdesk.engine.params import LoadParams
 
     cp = Checkpoint(model, threads, resume or saved_only)

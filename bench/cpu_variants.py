@@ -39,11 +39,11 @@ FORCED = ("haswell", "sse42", "x64")
 def _worker(tokens: int) -> dict[str, Any]:
     import llama_cpp
 
+    from slmdesk.catalog.registry import find_starter_model
     from slmdesk.classify import Classifier, ClassifierSpec, Label
     from slmdesk.engine.backend import backend_info
-    from slmdesk.engine.core import LlamaEngine
+    from slmdesk.engine.llama_engine import LlamaEngine
     from slmdesk.engine.params import LoadParams, SamplingParams
-    from slmdesk.models import find_starter_model
     from slmdesk.settings import DEFAULT_SYSTEM_PROMPT
 
     model = find_starter_model()

@@ -93,8 +93,8 @@ def bundle_cmd(bundle: Path = BUNDLE_DIR) -> list[str]:
 def prepare_home(home: Path, threads: int) -> None:
     """Open the store once (migrations, starter model) and pin the thread count, so a
     measured start is a normal start, not the very first one."""
-    from slmdesk.core import open_core
     from slmdesk.settings import load_settings, save_settings
+    from slmdesk.startup import open_core
 
     core = open_core(str(home))
     try:

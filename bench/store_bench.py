@@ -50,7 +50,7 @@ def generate(home: str | Path, conversations: int = CONVERSATIONS,
              per_conversation: int = MESSAGES_PER_CONVERSATION, seed: int = SEED,
              log: Callable[[str], None] | None = None) -> dict[str, int]:
     """Fill the slmdesk store in ``home`` with seeded conversations; return the counts."""
-    from slmdesk.core import open_core
+    from slmdesk.startup import open_core
     from slmdesk.store.repositories import ChatRepository
 
     rng = random.Random(seed)

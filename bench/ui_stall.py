@@ -70,8 +70,8 @@ class WindowSession:
 
         self.app = QApplication.instance() or QApplication([])
         from slmdesk.app import build_window
-        from slmdesk.core import open_core
         from slmdesk.settings import load_settings, save_settings
+        from slmdesk.startup import open_core
 
         core0 = open_core(self.home)
         s = load_settings(core0.db)
@@ -196,7 +196,7 @@ def switch_rounds(session: WindowSession, target: Path, threads: int, rounds: in
     ``target`` with the same context, batch and threads, in this same process."""
     import llama_cpp
 
-    from slmdesk.models import import_model
+    from slmdesk.catalog.registry import import_model
 
     win = session.win
     start_model = win.model

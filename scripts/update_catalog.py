@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO_ROOT))
     from huggingface_hub import HfApi
 
-    from slmdesk.catalog.catalog import CatalogError, _parse
+    from slmdesk.catalog.curated import CatalogError, _parse
 
     data = json.loads(args.catalog.read_text(encoding="utf-8"))
     report = update_entries(data, HfApi(), refresh=args.refresh,

@@ -89,8 +89,8 @@ def build_window(  # type: ignore[no-untyped-def]
     ``after_first_paint`` (the app's own start) leaves the start-up notices and the
     automatic model load until the window has painted once, so it appears at once.
     """
-    from slmdesk.core import open_core
-    from slmdesk.models import resolve_model
+    from slmdesk.catalog.registry import resolve_model
+    from slmdesk.startup import open_core
     from slmdesk.ui.engine_thread import EngineClient
     from slmdesk.ui.main_window import MainWindow
 

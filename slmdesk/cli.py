@@ -154,8 +154,8 @@ def _print_json(data: Any) -> None:
 
 # models ---------------------------------------------------------------------------------
 def _cmd_models(args: argparse.Namespace) -> int:
-    from slmdesk.core import open_core
-    from slmdesk.models import import_model
+    from slmdesk.catalog.registry import import_model
+    from slmdesk.startup import open_core
     from slmdesk.store.repositories import ModelRepository
 
     if args.models_command in ("search", "pull"):
@@ -251,7 +251,7 @@ def _confirm(question: str) -> bool:
 
 def _cmd_models_library(args: argparse.Namespace) -> int:
     from slmdesk.catalog import discover as disc
-    from slmdesk.catalog.catalog import load_catalog
+    from slmdesk.catalog.curated import load_catalog
     from slmdesk.catalog.fit import effective_context, estimate_for_entry, format_bytes
     from slmdesk.catalog.library import (
         format_details,
@@ -260,8 +260,8 @@ def _cmd_models_library(args: argparse.Namespace) -> int:
         record_sha256,
         remove_model,
     )
-    from slmdesk.core import open_core
     from slmdesk.settings import load_settings, save_settings
+    from slmdesk.startup import open_core
     from slmdesk.store.repositories import ModelRepository
 
     core = open_core()
@@ -493,9 +493,9 @@ def _models_pull(args: argparse.Namespace) -> int:
 
     from slmdesk.catalog import hub
     from slmdesk.catalog.downloads import DONE, DownloadManager
-    from slmdesk.core import open_core
     from slmdesk.errors import DownloadError, ModelFileError
     from slmdesk.settings import load_settings
+    from slmdesk.startup import open_core
     from slmdesk.store.repositories import ModelRepository
 
     hub.validate_repo_id(args.repo_id)
@@ -571,11 +571,11 @@ def _sigint_cancels(cancel: threading.Event) -> Iterator[None]:
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
+    from slmdesk.catalog.registry import check_model_present, resolve_model
     from slmdesk.chat import ChatService, ReplyWriter
-    from slmdesk.core import open_core
     from slmdesk.engine.params import SamplingParams
-    from slmdesk.models import check_model_present, resolve_model
     from slmdesk.settings import load_settings
+    from slmdesk.startup import open_core
 
     core = open_core()
     service = ChatService(core.db)
@@ -718,7 +718,7 @@ def _read_import_file(path: str) -> Any:
 
 
 def _cmd_chats(args: argparse.Namespace) -> int:
-    from slmdesk.core import open_core
+    from slmdesk.startup import open_core
     from slmdesk.store.repositories import ChatRepository
     from slmdesk.transfer import export_json, export_markdown, import_json
 
@@ -939,11 +939,11 @@ class _Progress:
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
+    from slmdesk.catalog.registry import check_model_present, resolve_model
     from slmdesk.classify.classifier import EMPTY_TEXT
     from slmdesk.classify.io import read_labelled, read_texts
     from slmdesk.classify.spec import ClassifierSpec
-    from slmdesk.core import open_core
-    from slmdesk.models import check_model_present, resolve_model
+    from slmdesk.startup import open_core
     from slmdesk.store.classifiers import ClassifierRepository
 
     modes = [m for m in (args.text is not None, args.input, args.eval) if m]
@@ -1007,7 +1007,7 @@ def _load_engine(
     really took is recorded with the estimate.
     """
     from slmdesk.catalog.fit import check_fit, effective_context, record_measured_memory
-    from slmdesk.engine.core import LlamaEngine
+    from slmdesk.engine.llama_engine import LlamaEngine
     from slmdesk.engine.params import LoadParams
     from slmdesk.errors import ModelLoadCrashedError
     from slmdesk.loadguard import LoadGuard, crash_message
@@ -1035,7 +1035,7 @@ def _load_engine(
 
 def _classify_one(engine: Any, spec: Any, text: str, *, json_mode: bool) -> int:
     from slmdesk.classify.classifier import Classifier
-    from slmdesk.engine.core import Cancelled
+    from slmdesk.engine.llama_engine import Cancelled
 
     cancel = threading.Event()
     try:
@@ -1124,8 +1124,8 @@ def _classify_eval(
 
 
 def _cmd_classifiers(args: argparse.Namespace) -> int:
-    from slmdesk.core import open_core
     from slmdesk.errors import NotFoundError
+    from slmdesk.startup import open_core
     from slmdesk.store.classifiers import ClassifierRepository
     from slmdesk.store.repositories import ModelRepository
 
@@ -1410,7 +1410,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def _open_data_core() -> Any:
     """The core without registering the starter model (data commands need no model)."""
-    from slmdesk.core import open_core
+    from slmdesk.startup import open_core
 
     return open_core(register_starter=False)
 
@@ -1439,10 +1439,10 @@ def _data_stats(repo: Any, ds: Any, *, json_mode: bool) -> int:
 
 
 def _data_evaluate(args: argparse.Namespace) -> int:
+    from slmdesk.catalog.registry import check_model_present, resolve_model
     from slmdesk.classify.classifier import Classifier
     from slmdesk.classify.evaluate import format_report
     from slmdesk.classify.spec import ClassifierSpec
-    from slmdesk.core import open_core
     from slmdesk.datasets.evaluation import (
         eval_examples,
         evaluate_examples,
@@ -1450,7 +1450,7 @@ def _data_evaluate(args: argparse.Namespace) -> int:
         record_eval,
         spec_for_dataset,
     )
-    from slmdesk.models import check_model_present, resolve_model
+    from slmdesk.startup import open_core
     from slmdesk.store.classifiers import ClassifierRepository
     from slmdesk.store.datasets import DatasetRepository
 
@@ -1506,10 +1506,10 @@ def _data_evaluate(args: argparse.Namespace) -> int:
 
 # doctor ---------------------------------------------------------------------------------
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from slmdesk.core import open_core
     from slmdesk.engine.backend import backend_info
     from slmdesk.engine.params import physical_cores
     from slmdesk.settings import load_settings
+    from slmdesk.startup import open_core
     from slmdesk.store.db import integrity_check
     from slmdesk.store.repositories import ModelRepository
 

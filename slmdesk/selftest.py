@@ -51,7 +51,7 @@ def run_self_test() -> int:
 
         check("code highlighting", _highlighting)
 
-        from slmdesk.core import open_core
+        from slmdesk.startup import open_core
 
         state: dict[str, object] = {}
 
@@ -65,7 +65,7 @@ def run_self_test() -> int:
         check("database", _database)
 
         def _starter() -> str:
-            from slmdesk.models import resolve_model
+            from slmdesk.catalog.registry import resolve_model
 
             core = state["core"]
             model = resolve_model(core.db)  # type: ignore[attr-defined]
@@ -75,7 +75,7 @@ def run_self_test() -> int:
         check("starter model", _starter)
 
         def _generate() -> str:
-            from slmdesk.engine.core import LlamaEngine
+            from slmdesk.engine.llama_engine import LlamaEngine
             from slmdesk.engine.params import LoadParams, SamplingParams
 
             engine = LlamaEngine()
@@ -107,7 +107,7 @@ def run_self_test() -> int:
         def _fingerprint() -> str:
             # Whether the model computes what it should: the mean log-likelihood of a fixed
             # text against the value recorded for this file (slmdesk/engine/fingerprint.py).
-            from slmdesk.catalog.catalog import reference_for_file
+            from slmdesk.catalog.curated import reference_for_file
             from slmdesk.engine.fingerprint import DEFAULT_TOLERANCE, FingerprintCheck
 
             if "engine" not in state:

@@ -82,7 +82,7 @@ def model_path() -> Path:
 @pytest.fixture(scope="session")
 def engine(model_path: Path) -> Iterator[object]:
     """One loaded engine shared by the engine tests (loading costs time)."""
-    from slmdesk.engine.core import LlamaEngine
+    from slmdesk.engine.llama_engine import LlamaEngine
     from slmdesk.engine.params import LoadParams
 
     eng = LlamaEngine()

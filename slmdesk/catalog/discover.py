@@ -222,7 +222,7 @@ def register_discovered(db: sqlite_utils.Database, file: DiscoveredFile) -> Mode
     An HF-cache file keeps its snapshot path (a split model's other parts are found next
     to it by name) and its hub origin. The file is never copied or changed.
     """
-    from slmdesk.models import import_model
+    from slmdesk.catalog.registry import import_model
 
     ok, _parts = _candidate(os.path.basename(file.path))
     if not ok:

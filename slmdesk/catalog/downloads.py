@@ -868,7 +868,7 @@ class DownloadManager:
         dest = Path(record.dest_path)
         os.replace(record.part_path, dest)
         _fsync_dir(dest.parent)
-        from slmdesk.models import import_model
+        from slmdesk.catalog.registry import import_model
 
         try:
             model = import_model(

@@ -28,9 +28,9 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal, Protocol
 
-from slmdesk.catalog.catalog import CatalogEntry
-from slmdesk.engine.core import PROMPT_SLICE
+from slmdesk.catalog.curated import CatalogEntry
 from slmdesk.engine.gguf import ArraySummary, GGUFInfo
+from slmdesk.engine.llama_engine import PROMPT_SLICE
 from slmdesk.errors import NotEnoughMemoryError
 from slmdesk.store.repositories import ModelRecord
 
@@ -138,7 +138,7 @@ def system_memory() -> MemoryBudget:
     """Total and available RAM (psutil), and GPU memory when llama.cpp offloads to a GPU."""
     import psutil
 
-    from slmdesk.engine.core import gpu_memory
+    from slmdesk.engine.llama_engine import gpu_memory
 
     vm = psutil.virtual_memory()
     gpu = gpu_memory()
@@ -306,7 +306,7 @@ def estimate_for_file(
     """Estimate for a hub search result: the catalog's numbers when it is a catalog file,
     else rough, from its size."""
     if catalog is None:
-        from slmdesk.catalog.catalog import CatalogError, load_catalog
+        from slmdesk.catalog.curated import CatalogError, load_catalog
 
         try:
             catalog = load_catalog()
@@ -358,7 +358,7 @@ def _read_gguf_cached(path: str) -> GGUFInfo | None:
 
 @functools.lru_cache(maxsize=64)
 def _read_gguf_keyed(path: str, _size: int, _mtime_ns: int) -> GGUFInfo | None:
-    from slmdesk.engine.core import validate_model_file
+    from slmdesk.engine.llama_engine import validate_model_file
     from slmdesk.errors import ModelFileError
 
     try:
@@ -408,7 +408,7 @@ def record_measured_memory(
     runtime), the one the measurement can be compared with. Returns the estimate, or
     None when the file cannot be read any more.
     """
-    from slmdesk.engine.core import validate_model_file
+    from slmdesk.engine.llama_engine import validate_model_file
     from slmdesk.errors import ModelFileError
     from slmdesk.store.repositories import ModelRepository
 

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import sqlite_utils
 
-from slmdesk.catalog.catalog import CatalogEntry, match_entry
+from slmdesk.catalog.curated import CatalogEntry, match_entry
 from slmdesk.catalog.fit import (
     MemoryBudget,
     accuracy_note,
@@ -71,7 +71,7 @@ class Usage:
 
 
 def _is_starter_file(record: ModelRecord) -> bool:
-    from slmdesk.models import find_starter_model
+    from slmdesk.catalog.registry import find_starter_model
 
     if record.source == "starter":
         return True
@@ -289,7 +289,7 @@ def model_details(
     ``context`` is the context-size setting (capped by the model's trained length, as a
     load would); the fit estimate is made for it.
     """
-    from slmdesk.engine.core import validate_model_file
+    from slmdesk.engine.llama_engine import validate_model_file
     from slmdesk.errors import ModelFileError
 
     exists = os.path.isfile(record.path)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slmdesk.classify.spec import ClassifierSpec, Label
-from slmdesk.engine.core import Cancelled, LlamaEngine
+from slmdesk.engine.llama_engine import Cancelled, LlamaEngine
 from slmdesk.engine.params import SamplingParams
 from slmdesk.errors import ContextOverflowError, TemplateError
 

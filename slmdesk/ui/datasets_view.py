@@ -80,7 +80,7 @@ from slmdesk.ui.widgets import error_banner
 
 if TYPE_CHECKING:
     from slmdesk.classify.classifier import Prediction
-    from slmdesk.engine.core import ModelInfo
+    from slmdesk.engine.llama_engine import ModelInfo
     from slmdesk.store.repositories import ModelRecord
     from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
 

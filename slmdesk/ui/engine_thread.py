@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from slmdesk.engine.core import Cancelled, LlamaEngine
+from slmdesk.engine.llama_engine import Cancelled, LlamaEngine
 from slmdesk.engine.params import GenerationResult, LoadParams, SamplingParams
 from slmdesk.errors import UserFacingError
 

@@ -39,26 +39,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.catalog import catalog as catalog_mod
+from slmdesk.catalog import curated as catalog_mod
 from slmdesk.catalog import discover as discover_mod
 from slmdesk.catalog import fit as fit_mod
 from slmdesk.catalog import hub as hub_mod
 from slmdesk.catalog import library as library_mod
 from slmdesk.catalog.downloads import DownloadManager
+from slmdesk.catalog.registry import import_model
 from slmdesk.errors import UserFacingError
-from slmdesk.models import import_model
 from slmdesk.paths import get_paths
 from slmdesk.settings import load_settings, save_settings
 from slmdesk.store.repositories import ModelRecord, ModelRepository
-from slmdesk.ui.library_models import (
+from slmdesk.ui.common.table_model import (
     SORT_ROLE,
-    VERDICT_COLOURS,
     Column,
-    DownloadEvents,
     RowTableModel,
     human_bytes,
     human_duration,
 )
+from slmdesk.ui.library_models import VERDICT_COLOURS, DownloadEvents
 from slmdesk.ui.tasks import BackgroundTasks
 from slmdesk.ui.widgets import error_banner
 
@@ -650,7 +649,7 @@ class LibraryView(QWidget):
 
     def import_paths(self, paths: Sequence[str]) -> None:
         """Validate files off the GUI thread, then register them in place (no copy)."""
-        from slmdesk.engine.core import validate_model_file
+        from slmdesk.engine.llama_engine import validate_model_file
 
         paths = list(paths)
 
@@ -1027,7 +1026,8 @@ def _source_text(record: ModelRecord) -> str:
 
 def _measured_text(record: ModelRecord) -> str:
     if not record.measured_memory_bytes:
-        # Loaded, but the measurement was not meaningful (slmdesk.engine.core.meaningful_growth).
+        # Loaded, but the measurement was not meaningful
+        # (slmdesk.engine.llama_engine.meaningful_growth).
         return "not measured" if record.last_loaded_at else ""
     text = f"{human_bytes(record.measured_memory_bytes)} @ {record.measured_context or '?'}"
     if record.estimated_memory_bytes:

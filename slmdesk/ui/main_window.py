@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.chat import ChatService, ReplyWriter, Turn
 from slmdesk.engine.backend import backend_info
-from slmdesk.engine.core import ModelInfo
+from slmdesk.engine.llama_engine import ModelInfo
 from slmdesk.engine.params import GenerationResult, SamplingParams
 from slmdesk.errors import UserFacingError
 from slmdesk.loadguard import LoadGuard

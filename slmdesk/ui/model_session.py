@@ -17,10 +17,10 @@ import sqlite_utils
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from slmdesk.catalog import fit
-from slmdesk.engine.core import ModelInfo
+from slmdesk.catalog.registry import check_model_present
+from slmdesk.engine.llama_engine import ModelInfo
 from slmdesk.errors import NotEnoughMemoryError, UserFacingError
 from slmdesk.loadguard import LoadGuard, crash_message
-from slmdesk.models import check_model_present
 from slmdesk.paths import get_paths
 from slmdesk.settings import load_settings, save_settings
 from slmdesk.store.repositories import ModelRecord

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from slmdesk import __version__
-from slmdesk.models import STARTER_LICENCE, STARTER_NAME
+from slmdesk.catalog.registry import STARTER_LICENCE, STARTER_NAME
 from tests.gguf_factory import GGML_F32, GGML_Q4_0, damage_one_weight_block, write_gguf
 
 TIMEOUT = 120  # seconds, for every subprocess

@@ -78,16 +78,16 @@ def test_reply_writer_keeps_the_reply_in_memory_when_the_disk_fills(tmp_path: Pa
 
 def _capped_open(monkeypatch: pytest.MonkeyPatch, spare_pages: int) -> None:
     """Every database the CLI opens is capped right after it is opened and migrated."""
-    import slmdesk.core
+    import slmdesk.startup
 
-    real = slmdesk.core.open_database
+    real = slmdesk.startup.open_database
 
     def capped(path: Any, **kw: Any) -> sqlite_utils.Database:
         db = real(path, **kw)
         fill_up(db, spare_pages)
         return db
 
-    monkeypatch.setattr(slmdesk.core, "open_database", capped)
+    monkeypatch.setattr(slmdesk.startup, "open_database", capped)
 
 
 def test_cli_import_on_a_full_disk_adds_nothing(
@@ -118,7 +118,7 @@ def test_cli_import_on_a_full_disk_adds_nothing(
 def test_cli_chat_on_a_full_disk_says_so(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, model_path: Path
 ) -> None:
-    from slmdesk.core import open_core
+    from slmdesk.startup import open_core
 
     open_core().db.close()  # registers the starter model
     with monkeypatch.context() as m:

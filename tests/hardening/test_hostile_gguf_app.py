@@ -116,7 +116,7 @@ def test_corpus_is_large_and_varied(tmp_path: Path) -> None:
 def test_cli_import_and_chat_refuse_each_file_with_one_line(
     tmp_path: Path, slmdesk_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from slmdesk.core import open_core
+    from slmdesk.startup import open_core
 
     corpus = build_corpus(tmp_path / "corpus")
     for path, words in corpus:
@@ -185,7 +185,7 @@ def test_window_shows_each_error_and_still_chats(
 def test_model_file_deleted_or_moved_while_the_app_runs(
     qtbot: Any, tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from slmdesk.models import import_model
+    from slmdesk.catalog.registry import import_model
 
     copy = tmp_path / "models" / "copy.gguf"
     copy.parent.mkdir()

@@ -103,7 +103,7 @@ def test_kill_while_replies_stream(tmp_path: Path, model_path: Path) -> None:
     rng = random.Random(SEED)
     template = tmp_path / "template"
     fast_settings(template)
-    from slmdesk.core import open_core
+    from slmdesk.startup import open_core
 
     open_core(str(template)).db.close()  # the starter model is registered
     homes = []

@@ -115,10 +115,10 @@ def _aborting_model(path: Path) -> None:
 def test_a_load_that_aborts_is_not_repeated_at_the_next_start(
     qtbot: Any, tmp_path: Path, slmdesk_home: Path, model_path: Path
 ) -> None:
-    from slmdesk.core import open_core
-    from slmdesk.engine.core import validate_model_file
-    from slmdesk.models import import_model
+    from slmdesk.catalog.registry import import_model
+    from slmdesk.engine.llama_engine import validate_model_file
     from slmdesk.settings import load_settings, save_settings
+    from slmdesk.startup import open_core
 
     crashy = tmp_path / "crashy.gguf"
     _aborting_model(crashy)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QUrl
 
-from slmdesk.engine.core import _Utf8Stream
+from slmdesk.engine.llama_engine import _Utf8Stream
 from slmdesk.engine.params import SamplingParams
 from slmdesk.store.repositories import ChatRepository
 
@@ -76,7 +76,7 @@ def test_reference_decoder_agrees_with_python() -> None:
 @pytest.fixture
 def hostile_tokens(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
     """Make each sampled token decode to the next hostile piece (then to nothing)."""
-    from slmdesk.engine.core import LlamaEngine
+    from slmdesk.engine.llama_engine import LlamaEngine
 
     served: list[bytes] = []
     script = iter(HOSTILE_PIECES)

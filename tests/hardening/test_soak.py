@@ -63,13 +63,13 @@ def _quarters(durations: list[float]) -> dict[str, float]:
 def test_soak_generations_and_classifications(model_path: Path, tmp_path: Path) -> None:
     from slmdesk.chat import ChatService, ReplyWriter
     from slmdesk.classify import Classifier, ClassifierSpec, Label
-    from slmdesk.engine.core import LlamaEngine
+    from slmdesk.engine.llama_engine import LlamaEngine
     from slmdesk.paths import get_paths
     from slmdesk.store.db import open_database
     from slmdesk.store.repositories import ChatRepository, ModelRepository
 
     db = open_database(get_paths().ensure().database)
-    from slmdesk.models import ensure_starter_model
+    from slmdesk.catalog.registry import ensure_starter_model
 
     model = ensure_starter_model(db) or ModelRepository(db).list()[0]
     service = ChatService(db)

@@ -171,7 +171,7 @@ def test_random_actions(
 ) -> None:
     actions = int(ACTIONS or actions)
     seed = int(SEED or seed)
-    from slmdesk.models import ensure_starter_model, import_model
+    from slmdesk.catalog.registry import ensure_starter_model, import_model
     from slmdesk.paths import get_paths
     from slmdesk.store.db import open_database
     from tests.qt.test_window import App

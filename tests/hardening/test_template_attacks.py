@@ -227,8 +227,8 @@ FOLDING_BOMB = "{{ 'a' * 300_000_000 }}{% for m in messages %}{{ m.content }}{% 
 def test_hostile_template_in_a_real_file_loads_with_the_fallback(
     model_path: Path, tmp_path: Path
 ) -> None:
-    from slmdesk.engine.core import LlamaEngine
     from slmdesk.engine.gguf import read_gguf
+    from slmdesk.engine.llama_engine import LlamaEngine
     from slmdesk.engine.params import LoadParams, SamplingParams
 
     hostile = with_chat_template(model_path, tmp_path / "hostile.gguf", FOLDING_BOMB)
@@ -259,7 +259,7 @@ def test_the_window_tells_the_person_when_the_template_is_replaced(
     qtbot: Any, model_path: Path, tmp_path: Path
 ) -> None:
     from slmdesk.app import build_window
-    from slmdesk.models import import_model
+    from slmdesk.catalog.registry import import_model
     from slmdesk.paths import get_paths
     from slmdesk.settings import load_settings, save_settings
     from slmdesk.store.db import open_database

@@ -16,7 +16,7 @@ from slmdesk.classify.classifier import (
     calibrate,
     mean_distribution,
 )
-from slmdesk.engine.core import Cancelled, LlamaEngine
+from slmdesk.engine.llama_engine import Cancelled, LlamaEngine
 from slmdesk.engine.params import LoadParams, SamplingParams
 from slmdesk.errors import ContextOverflowError
 from slmdesk.settings import DEFAULT_SYSTEM_PROMPT

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from slmdesk.engine import core as engine_core
-from slmdesk.engine.core import LlamaEngine
+from slmdesk.engine import llama_engine as engine_core
+from slmdesk.engine.llama_engine import LlamaEngine
 from slmdesk.engine.params import LoadParams, SamplingParams
 from slmdesk.errors import ContextOverflowError, ModelFileError
 from slmdesk.settings import DEFAULT_SYSTEM_PROMPT
@@ -308,7 +308,7 @@ def test_threads_default_to_physical_cores() -> None:
 
 
 def test_fingerprint_matches_the_starters_recorded_reference(engine: Any) -> None:
-    from slmdesk.catalog.catalog import reference_for_file
+    from slmdesk.catalog.curated import reference_for_file
     from slmdesk.engine.fingerprint import FingerprintCheck
 
     entry = reference_for_file(engine.gguf.size_bytes, engine.gguf.architecture)

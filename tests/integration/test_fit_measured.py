@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from slmdesk.catalog.fit import MemoryBudget, estimate_for_gguf, record_measured_memory
-from slmdesk.engine.core import LlamaEngine, validate_model_file
+from slmdesk.catalog.registry import import_model
+from slmdesk.engine.llama_engine import LlamaEngine, validate_model_file
 from slmdesk.engine.params import LoadParams
-from slmdesk.models import import_model
 from slmdesk.store.db import open_database
 from slmdesk.store.repositories import ModelRepository
 
@@ -37,7 +37,7 @@ GEMMA = Path(__file__).resolve().parents[2] / "bench" / "models" / "gemma-3-270m
 _MEASURE = """
 import json, sys
 import psutil
-from slmdesk.engine.core import LlamaEngine
+from slmdesk.engine.llama_engine import LlamaEngine
 from slmdesk.engine.params import LoadParams, SamplingParams
 from slmdesk.engine.backend import backend_info
 path, ctx, fill = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "fill"

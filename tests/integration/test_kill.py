@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from slmdesk.core import open_core
+from slmdesk.startup import open_core
 from slmdesk.store.db import integrity_check
 from slmdesk.store.repositories import ChatRepository
 

@@ -106,7 +106,7 @@ def test_bundle_layout(bundle: Path) -> None:
     assert "libllama.so" in cpu_copy and "libggml-cpu.so" in cpu_copy, cpu_copy
     assert not [n for n in cpu_copy if re.search(r"\.so\.\d+\.\d+", n)], cpu_copy
     if (ROOT / "resources" / "catalog.json").is_file():
-        # Where slmdesk.catalog.catalog.catalog_path() looks in a frozen app.
+        # Where slmdesk.catalog.curated.catalog_path() looks in a frozen app.
         assert (internal / "catalog.json").read_bytes() == (
             ROOT / "resources" / "catalog.json").read_bytes()
     assert (internal / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf").is_file()

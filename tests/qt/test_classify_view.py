@@ -42,8 +42,8 @@ class Workbench:
     """A ClassifyView on a fresh home with the real 135M model loaded on the engine thread."""
 
     def __init__(self, qtbot: Any) -> None:
-        from slmdesk.core import open_core
-        from slmdesk.models import resolve_model
+        from slmdesk.catalog.registry import resolve_model
+        from slmdesk.startup import open_core
         from slmdesk.ui.classify_view import ClassifyView
         from slmdesk.ui.engine_thread import EngineClient
 

@@ -62,7 +62,7 @@ class Bench:
     ``load`` is called."""
 
     def __init__(self, qtbot: Any, *, load: bool = False) -> None:
-        from slmdesk.core import open_core
+        from slmdesk.startup import open_core
         from slmdesk.ui.datasets_view import DatasetsView
         from slmdesk.ui.engine_thread import EngineClient
 
@@ -73,7 +73,7 @@ class Bench:
         self.model: Any = None
         self.info: Any = None
         if load:
-            from slmdesk.models import resolve_model
+            from slmdesk.catalog.registry import resolve_model
 
             self.model = resolve_model(self.db)
             with qtbot.waitSignal(self.engine.model_loaded, timeout=60_000) as loaded:

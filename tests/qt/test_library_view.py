@@ -14,7 +14,7 @@ from PySide6.QtGui import QDropEvent
 
 from slmdesk.catalog import fit
 from slmdesk.store.repositories import ChatRepository, ModelRepository
-from slmdesk.ui.library_models import Column, RowTableModel
+from slmdesk.ui.common.table_model import Column, RowTableModel
 from tests.hubserver import SMOL_FILE, SMOL_REPO
 from tests.qt.test_window import App, send
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from slmdesk.catalog import fit
-from slmdesk.core import open_core
-from slmdesk.models import resolve_model
+from slmdesk.catalog.registry import resolve_model
 from slmdesk.settings import load_settings, save_settings
+from slmdesk.startup import open_core
 from slmdesk.ui.engine_thread import EngineClient
 from slmdesk.ui.model_session import ModelSession
 

@@ -258,7 +258,7 @@ def test_close_while_streaming_saves_the_reply_as_cancelled(qtbot: Any, app: Any
     send(qtbot, win, LONG_STORY, wait=False)
     qtbot.waitUntil(lambda: win.writer is not None and win.writer.text != "", timeout=60_000)
     app.close()
-    from slmdesk.core import open_core
+    from slmdesk.startup import open_core
 
     core = open_core()
     try:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from slmdesk.catalog.catalog import CatalogError, catalog_path, load_catalog, match_entry
+from slmdesk.catalog.curated import CatalogError, catalog_path, load_catalog, match_entry
 from slmdesk.engine.gguf import supported_architectures
 from slmdesk.store.repositories import ModelRecord
 
@@ -225,7 +225,7 @@ class _FakeHub:
 
 
 def test_update_script_pins_unpinned_files_and_checks_pinned_ones() -> None:
-    from slmdesk.catalog.catalog import _parse
+    from slmdesk.catalog.curated import _parse
 
     module = _update_script()
     data = _real_data()

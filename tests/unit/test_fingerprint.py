@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from slmdesk.catalog.catalog import CatalogError, load_catalog, reference_for_file
+from slmdesk.catalog.curated import CatalogError, load_catalog, reference_for_file
 from slmdesk.engine.fingerprint import (
     FINGERPRINT_VERSION,
     REFERENCE_TEXT,

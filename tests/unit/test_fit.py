@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from slmdesk.catalog import fit
-from slmdesk.catalog.catalog import load_catalog
+from slmdesk.catalog.curated import load_catalog
 from slmdesk.catalog.fit import (
     GIB,
     MIB,
@@ -152,7 +152,7 @@ def test_effective_context_matches_the_engine() -> None:
 def test_memory_refusal_with_the_numbers_and_the_override(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from slmdesk.models import import_model
+    from slmdesk.catalog.registry import import_model
 
     db = open_database(tmp_path / "t.db")
     record = import_model(db, _gguf(tmp_path))
@@ -176,7 +176,7 @@ def test_memory_refusal_with_the_numbers_and_the_override(
 
 
 def test_record_estimate_without_the_file_uses_stored_numbers(tmp_path: Path) -> None:
-    from slmdesk.models import import_model
+    from slmdesk.catalog.registry import import_model
 
     db = open_database(tmp_path / "t.db")
     path = _gguf(tmp_path)
@@ -190,7 +190,7 @@ def test_record_estimate_without_the_file_uses_stored_numbers(tmp_path: Path) ->
 
 
 def test_a_load_whose_memory_cannot_be_told_apart_is_not_measured() -> None:
-    from slmdesk.engine.core import meaningful_growth
+    from slmdesk.engine.llama_engine import meaningful_growth
 
     weights = 80 * 2**20
     assert meaningful_growth(95 * 2**20, weights, offloaded_layers=0) == 95 * 2**20

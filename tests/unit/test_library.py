@@ -18,10 +18,10 @@ from slmdesk.catalog.library import (
     record_sha256,
     remove_model,
 )
+from slmdesk.catalog.registry import import_model
 from slmdesk.chat import ChatService
 from slmdesk.errors import InvalidInputError, NotFoundError
 from slmdesk.ids import new_id, utc_now
-from slmdesk.models import import_model
 from slmdesk.store.db import open_database
 from slmdesk.store.repositories import ModelRecord, ModelRepository
 from tests.gguf_factory import GGML_F32, write_gguf

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
-from slmdesk.models import ensure_starter_model
+from slmdesk.catalog.registry import ensure_starter_model
 from slmdesk.paths import Paths, get_paths
 from slmdesk.store.db import open_database
 from slmdesk.store.repositories import ChatRepository

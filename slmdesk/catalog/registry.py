@@ -9,8 +9,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from slmdesk.engine.core import validate_model_file
 from slmdesk.engine.gguf import GGUFInfo
+from slmdesk.engine.llama_engine import validate_model_file
 from slmdesk.errors import ModelFileError, NotFoundError
 from slmdesk.settings import load_settings
 from slmdesk.store.repositories import ModelRecord, ModelRepository
