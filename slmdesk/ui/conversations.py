@@ -122,10 +122,9 @@ class ConversationSidebar(QWidget):
         self.tree.setHeaderHidden(True)
         self.tree.setRootIsDecorated(False)
         self.tree.setItemsExpandable(False)
-        self.tree.setEditTriggers(
-            QAbstractItemView.EditTrigger.EditKeyPressed
-            | QAbstractItemView.EditTrigger.SelectedClicked
-        )
+        # F2 or the context menu renames; a click on the selected chat does not (it opened
+        # the editor, so Delete then erased the title instead of deleting the chat).
+        self.tree.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
         self.tree.selectionModel().currentChanged.connect(self._on_current_changed)
@@ -221,7 +220,14 @@ class ConversationSidebar(QWidget):
             return
         title = " ".join(item.text().split())
         if not title:
-            self.refresh()  # an empty name is not a name: put the old one back
+            # An empty name is not a name: put the old one back on this item only. Rebuilding
+            # the model here (refresh) crashed the process: this signal comes from inside the
+            # editor's commit to the item that a rebuild would delete.
+            self._populating = True
+            try:
+                item.setText(self.chats.get_conversation(cid).title)
+            finally:
+                self._populating = False
             return
         self.chats.update_conversation(cid, title=title)
         self.conversations_changed.emit()

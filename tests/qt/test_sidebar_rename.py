@@ -1,0 +1,72 @@
+"""Renaming a chat in the sidebar through the real inline editor (issue 16, defect 1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QLineEdit
+
+from slmdesk.store.db import open_database
+from slmdesk.store.repositories import ChatRepository
+from slmdesk.ui.conversations import ConversationSidebar
+
+
+def _sidebar(qtbot: Any, tmp_path: Path) -> tuple[ConversationSidebar, ChatRepository, str]:
+    db = open_database(tmp_path / "slmdesk.db")
+    chats = ChatRepository(db)
+    conv = chats.create_conversation(title="Alpha")
+    sidebar = ConversationSidebar(chats)
+    qtbot.addWidget(sidebar)
+    sidebar.refresh()
+    sidebar.set_current(conv.id)
+    sidebar.show()
+    qtbot.waitExposed(sidebar)
+    sidebar.activateWindow()
+    return sidebar, chats, conv.id
+
+
+def _open_editor(sidebar: ConversationSidebar) -> QLineEdit | None:
+    editors = [e for e in sidebar.tree.viewport().findChildren(QLineEdit) if e.isVisible()]
+    return editors[0] if editors else None
+
+
+def _edit_and_commit(qtbot: Any, sidebar: ConversationSidebar, text: str) -> None:
+    sidebar.tree.setFocus()
+    qtbot.keyClick(sidebar.tree, Qt.Key.Key_F2)
+    editor = _open_editor(sidebar)
+    assert editor is not None, "F2 opens the inline editor"
+    editor.selectAll()
+    qtbot.keyClick(editor, Qt.Key.Key_Backspace)
+    if text:
+        qtbot.keyClicks(editor, text)
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    QApplication.processEvents()
+
+
+def test_renaming_to_an_empty_name_keeps_the_old_name_and_the_app(qtbot: Any,
+                                                                  tmp_path: Path) -> None:
+    # Before the fix this crashed the process (segmentation fault, 3 of 3 tries): the model was
+    # rebuilt from inside its own itemChanged signal while the editor was still committing.
+    sidebar, chats, cid = _sidebar(qtbot, tmp_path)
+    _edit_and_commit(qtbot, sidebar, "")
+    qtbot.waitUntil(lambda: sidebar.model.item(0).child(0).text() == "Alpha", timeout=2000)
+    assert chats.get_conversation(cid).title == "Alpha"
+    # The sidebar still works: a second, real rename goes through.
+    _edit_and_commit(qtbot, sidebar, "Beta")
+    assert chats.get_conversation(cid).title == "Beta"
+    assert sidebar.current_id() == cid
+
+
+def test_clicking_the_selected_chat_does_not_open_the_editor(qtbot: Any, tmp_path: Path) -> None:
+    # A click on an already selected chat used to open the editor, so Delete then erased the
+    # title instead of deleting the chat. Rename is F2 or the context menu.
+    sidebar, _chats, cid = _sidebar(qtbot, tmp_path)
+    index = sidebar.model.index_of(cid)
+    rect = sidebar.tree.visualRect(index)
+    qtbot.mouseClick(sidebar.tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.wait(QApplication.doubleClickInterval() + 100)
+    qtbot.mouseClick(sidebar.tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.wait(QApplication.doubleClickInterval() + 100)
+    assert _open_editor(sidebar) is None
