@@ -4,8 +4,7 @@ thread with live results, review them into a labelled data set, export, and eval
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,7 +50,9 @@ from slmdesk.errors import UserFacingError
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import Dataset, DatasetRepository
 from slmdesk.store.repositories import ModelRecord, ModelRepository
-from slmdesk.ui.classify_models import (
+from slmdesk.ui.classify.export import export_text
+from slmdesk.ui.classify.setup import EXAMPLES_FROM_DATASET, SetupPanel
+from slmdesk.ui.classify.table_models import (
     ANY_LABEL,
     CONFIDENCE_COLUMN,
     EXPECTED_COLUMN,
@@ -61,17 +62,15 @@ from slmdesk.ui.classify_models import (
     PROBS_COLUMN,
     REVIEWED_COLUMN,
     TEXT_COLUMN,
-    ProbabilityBarsDelegate,
-    ProbabilityChart,
     ResultRow,
     ResultsFilter,
     ResultsModel,
-    export_text,
-    percent,
 )
-from slmdesk.ui.classify_setup import EXAMPLES_FROM_DATASET, SetupPanel
-from slmdesk.ui.common.metrics import MetricsPanel
-from slmdesk.ui.engine_thread import bind
+from slmdesk.ui.common.classify_run import ClassifyRun
+from slmdesk.ui.common.file_names import safe_file_stem
+from slmdesk.ui.common.metrics import ReportPanel
+from slmdesk.ui.common.probability_bars import ProbabilityBarsDelegate, ProbabilityChart
+from slmdesk.ui.common.table_model import percent
 from slmdesk.ui.tasks import BackgroundTasks
 from slmdesk.ui.widgets import error_banner
 
@@ -130,13 +129,10 @@ class ClassifyView(QWidget):
         self.classifier_name: str | None = None
         self.saved_model_id: str | None = None
         # the run in progress
-        self.job: ClassifyJob | None = None
         self.mode = "classify"  # or "evaluate"
         self.run_labels: list[str] = []
         self.run_gold: list[str] | None = None
         self.run_total = 0
-        self.cancelling = False
-        self._started = 0.0
         self._run_seconds = 0.0
         self._eval_source = ""
         self.report: EvalReport | None = None
@@ -149,11 +145,22 @@ class ClassifyView(QWidget):
         self._tasks = BackgroundTasks(self)
         self._reading = 0  # input reads in flight
         self._build()
+        self.runner = ClassifyRun(engine, self.progress, self.status, self)
+        self.runner.progressed.connect(self._on_progress)
+        self.runner.classified.connect(self._on_classified)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.state_changed.connect(self._update_controls)
         self.refresh_saved()
         self.refresh_datasets()
         self._refill_label_choices()
         self._update_shown()
         self._update_controls()
+
+    @property
+    def job(self) -> ClassifyJob | None:
+        """The classification running now, if any."""
+        return self.runner.job
 
     # layout ---------------------------------------------------------------------------
     def _build(self) -> None:
@@ -492,20 +499,12 @@ class ClassifyView(QWidget):
         return scroll
 
     def _build_evaluation(self, parent: QWidget) -> QWidget:
-        page = QWidget(parent)
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 4, 0, 0)
-        self.eval_summary = QLabel(
+        self.report_panel = ReportPanel(
             "Evaluate on a labelled file to see accuracy, macro-F1, per-label precision and "
-            "recall, and a confusion matrix.", page)
-        self.eval_summary.setObjectName("eval_summary")
-        self.eval_summary.setWordWrap(True)
-        self.eval_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.eval_summary)
-        self.metrics = MetricsPanel(page)
-        self.per_label, self.confusion = self.metrics.per_label, self.metrics.confusion
-        layout.addWidget(self.metrics, 1)
-        return page
+            "recall, and a confusion matrix.", parent)
+        self.eval_summary = self.report_panel.summary
+        self.per_label, self.confusion = self.report_panel.per_label, self.report_panel.confusion
+        return self.report_panel
 
     # messages to the person -------------------------------------------------------------
     def show_error(self, text: str) -> None:
@@ -704,10 +703,6 @@ class ClassifyView(QWidget):
         n = len(self.texts_from_box())
         self.count_label.setText(f"· {n} text{'s' if n != 1 else ''}" if n else "")
 
-    def _task(self, work: Callable[[], Any], what: str,
-              then: Callable[[Any, str], None]) -> int:
-        return self._tasks.start(work, what, then)
-
     def open_requested(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Open texts to classify", "",
@@ -743,7 +738,7 @@ class ClassifyView(QWidget):
         self._reading += 1
         self._update_controls()
         self.status.setText(f"Reading {Path(path).name}…")
-        self._task(work, f"read {Path(path).name}", then)
+        self._tasks.start(work, f"read {Path(path).name}", then)
 
     def _use_file(self, path: str, columns: list[str], column: str | None,
                   texts: list[str]) -> None:
@@ -778,12 +773,12 @@ class ClassifyView(QWidget):
 
     # running ----------------------------------------------------------------------------
     def _update_controls(self) -> None:
-        busy = self.job is not None
+        busy = self.runner.busy
         idle = not busy and self._reading == 0
         ready = self.loaded is not None
         self.run_button.setEnabled(idle and ready)
         self.evaluate_button.setEnabled(idle and ready)
-        self.cancel_button.setEnabled(busy and not self.cancelling)
+        self.cancel_button.setEnabled(busy and not self.runner.cancelling)
         self.open_button.setEnabled(idle)
         self.column_box.setEnabled(idle)
         self.close_file_button.setEnabled(idle)
@@ -792,7 +787,7 @@ class ClassifyView(QWidget):
             else "Load a model first (the model list above)")
 
     def _ready_to_run(self) -> bool:
-        if self.job is not None or self._reading:
+        if self.runner.busy or self._reading:
             return False
         if self.loaded is None:
             self.show_error("No model is loaded yet. Pick one in the model list above.")
@@ -862,7 +857,7 @@ class ClassifyView(QWidget):
         self._reading += 1
         self._update_controls()
         self.status.setText(f"Reading {name}…")
-        self._task(work, f"read {name}", then)
+        self._tasks.start(work, f"read {name}", then)
 
     def _start(self, spec: ClassifierSpec, texts: list[str], gold: list[str] | None) -> None:
         self.clear_error()
@@ -870,43 +865,22 @@ class ClassifyView(QWidget):
         self.run_labels = list(spec.label_names)
         self.run_gold = gold
         self.run_total = len(texts)
-        self.cancelling = False
         self.results.reset(self.run_labels)
         self._refill_label_choices()
         self.table.setColumnHidden(EXPECTED_COLUMN, gold is None)
         self.mistakes_only.setChecked(False)
         self.mistakes_only.setVisible(gold is not None)
-        self.progress.setRange(0, len(texts))
-        self.progress.setValue(0)
-        self.progress.setFormat("%v / %m")
-        self.status.setText("Waiting for the engine…")
         self.review_note.setText("")
         self.tabs.setCurrentIndex(0)
-        try:
-            self.job = self.engine.classify(spec, texts)
-            bind(self.job, progressed=self._on_progress, classified=self._on_classified,
-                 finished=self._on_finished, failed=self._on_failed)
-        except UserFacingError as exc:
-            self.show_error(exc.message)
-            self.job = None
-        self._started = time.monotonic()
+        error = self.runner.try_start(spec, texts)
+        if error:
+            self.show_error(error)
         self._update_controls()
 
     def cancel(self) -> None:
-        if self.job is not None and not self.cancelling:
-            self.cancelling = True
-            self.job.cancel()
-            self.status.setText("Cancelling…")
-            self._update_controls()
+        self.runner.cancel()
 
-    def _on_progress(self, job: ClassifyJob, done: int, total: int) -> None:
-        if job is not self.job:
-            return
-        if total and self.progress.maximum() != total:
-            self.progress.setMaximum(total)
-        self.progress.setValue(min(done, total or done))
-        if self.cancelling:
-            return
+    def _on_progress(self, done: int, total: int) -> None:
         if total > self.run_total and done > self.run_total:
             # Batch calibration with explanations: a second pass writes the reasons.
             self.status.setText(f"Writing explanations… {done - self.run_total} of "
@@ -915,7 +889,7 @@ class ClassifyView(QWidget):
             self.status.setText(self._speed_text(done, total))
 
     def _speed_text(self, done: int, total: int) -> str:
-        elapsed = time.monotonic() - self._started
+        elapsed = self.runner.elapsed()
         if done <= 0 or elapsed <= 0:
             return "Working…"
         rate = done / elapsed
@@ -923,26 +897,20 @@ class ClassifyView(QWidget):
         eta = f" · about {left:.0f} s left" if total > done else ""
         return f"{rate:.1f} texts/s{eta}"
 
-    def _on_classified(self, job: ClassifyJob, index: int, prediction: Prediction) -> None:
-        if job is not self.job:
-            return
+    def _on_classified(self, index: int, prediction: Prediction) -> None:
         gold = self.run_gold[index] if self.run_gold is not None and 0 <= index < len(
             self.run_gold) else None
         self.results.put(index, prediction, gold)
         if self.results.rowCount() == 1 and not self.table.currentIndex().isValid():
             self.table.selectRow(0)
 
-    def _on_finished(self, job: ClassifyJob, predictions: list[Prediction],
-                     cancelled: bool) -> None:
-        if job is not self.job:
-            return
-        self.job = None
-        self.cancelling = False
+    def _on_finished(self, predictions: list[Prediction], cancelled: bool,
+                     seconds: float) -> None:
+        self._run_seconds = seconds
         # A cancelled run may report fewer results than arrived live: keep those rows.
         self.results.replace_all(predictions, self.run_gold, keep_missing=cancelled)
         done = self.results.rowCount() if cancelled else len(predictions)
         self.progress.setValue(min(done, self.progress.maximum()))
-        seconds = self._run_seconds = time.monotonic() - self._started
         failed = sum(1 for p in predictions if p.error)
         failures = f" · {failed} failed (see their rows)" if failed else ""
         if cancelled:
@@ -958,12 +926,7 @@ class ClassifyView(QWidget):
         self._update_shown()
         self.run_finished.emit(cancelled)
 
-    def _on_failed(self, job: ClassifyJob, message: str) -> None:
-        if job is not self.job:
-            return
-        self.job = None
-        self.cancelling = False
-        self.status.setText("Failed.")
+    def _on_failed(self, message: str) -> None:
         self.show_error(message)
         self._update_controls()
         self.run_finished.emit(True)
@@ -980,10 +943,10 @@ class ClassifyView(QWidget):
             report.seconds = self._run_seconds
             report.texts_per_s = report.n / self._run_seconds if self._run_seconds else 0.0
         self.report = report
-        self.eval_summary.setText(
+        self.report_panel.show_report(
             f"Accuracy {report.accuracy:.1%} · macro-F1 {report.macro_f1:.3f} · "
-            f"{report.n} texts · {report.texts_per_s:.1f} texts/s\n{self._eval_source}")
-        self.metrics.show_metrics(list(report.labels), report.per_label, report.confusion)
+            f"{report.n} texts · {report.texts_per_s:.1f} texts/s\n{self._eval_source}",
+            list(report.labels), report.per_label, report.confusion)
         self.tabs.setCurrentIndex(1)
         self.evaluated.emit(report)
 
@@ -1190,10 +1153,9 @@ class ClassifyView(QWidget):
             self.show_error("There are no results to export yet.")
             return
         suffix = "jsonl" if fmt == "jsonl" else "csv"
-        base = self.classifier_name or "classified"
-        safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in base).strip()
+        stem = safe_file_stem(self.classifier_name or "classified", "classified")
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export results", f"{safe or 'classified'}.{suffix}",
+            self, "Export results", f"{stem}.{suffix}",
             "JSON Lines (*.jsonl)" if fmt == "jsonl" else "CSV (*.csv)")
         if path:
             self.export_to(path, fmt, only_shown=only_shown)
@@ -1219,4 +1181,4 @@ class ClassifyView(QWidget):
             self.status.setText(f"Exported {len(rows)} rows to {name}.")
             self.exported.emit(path)
 
-        self._task(work, f"write {name}", then)
+        self._tasks.start(work, f"write {name}", then)

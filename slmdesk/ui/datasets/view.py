@@ -4,7 +4,6 @@ test split with a history of runs."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -13,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 from PySide6.QtCore import (
-    QEvent,
     QItemSelection,
     QItemSelectionModel,
     QModelIndex,
@@ -22,16 +20,14 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QKeyEvent, QShowEvent
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
@@ -43,7 +39,6 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QTableView,
     QTabWidget,
@@ -59,9 +54,15 @@ from slmdesk.datasets.splits import assign_splits
 from slmdesk.errors import UserFacingError
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import SPLITS, UNASSIGNED, Dataset, DatasetRepository, Example
-from slmdesk.ui.classify_models import label_colour, percent
-from slmdesk.ui.common.metrics import MetricsPanel
-from slmdesk.ui.datasets_models import (
+from slmdesk.ui.common.classify_run import ClassifyRun
+from slmdesk.ui.common.colours import label_colour
+from slmdesk.ui.common.file_names import safe_file_stem
+from slmdesk.ui.common.metrics import ReportPanel
+from slmdesk.ui.common.table_model import percent
+from slmdesk.ui.datasets.dialogs import ExportDialog, NewDatasetDialog, SplitDialog
+from slmdesk.ui.datasets.import_dialog import ImportDialog
+from slmdesk.ui.datasets.labelling_table import LabellingTable
+from slmdesk.ui.datasets.table_models import (
     LABEL_COLUMN,
     SOURCE_COLUMN,
     SPLIT_COLUMN,
@@ -73,8 +74,6 @@ from slmdesk.ui.datasets_models import (
     SuggestionBarDelegate,
     spec_summary,
 )
-from slmdesk.ui.engine_thread import bind
-from slmdesk.ui.import_dialog import ImportDialog
 from slmdesk.ui.tasks import BackgroundTasks
 from slmdesk.ui.widgets import error_banner
 
@@ -102,147 +101,6 @@ class UndoStep:
     what: str  # "label 3 examples", for the status line
 
 
-class LabellingTable(QTableView):
-    """The examples table: number keys label, 0 clears, A accepts the model's suggestion,
-    Delete deletes and Ctrl+Z undoes; arrow keys move as in any table."""
-
-    label_key_pressed = Signal(int)  # 1-9, or 0 to clear
-    accept_key_pressed = Signal()
-    delete_key_pressed = Signal()
-    undo_key_pressed = Signal()
-
-    def _action(self, event: QKeyEvent) -> tuple[str, int] | None:
-        mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
-        key = event.key()
-        if mods == Qt.KeyboardModifier.ControlModifier and key == Qt.Key.Key_Z:
-            return ("undo", 0)
-        if mods not in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.ShiftModifier):
-            return None
-        if mods == Qt.KeyboardModifier.NoModifier and Qt.Key.Key_0 <= key <= Qt.Key.Key_9:
-            return ("label", int(key) - int(Qt.Key.Key_0))
-        if mods == Qt.KeyboardModifier.NoModifier and key == Qt.Key.Key_A:
-            return ("accept", 0)
-        if key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
-            return ("delete", 0)
-        return None
-
-    def event(self, event: QEvent) -> bool:
-        # Claim our keys before a window-wide shortcut (an Undo action) takes them.
-        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent) \
-                and self._action(event) is not None:
-            event.accept()
-            return True
-        return super().event(event)
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        action = self._action(event)
-        if action is None:
-            super().keyPressEvent(event)
-            return
-        kind, n = action
-        if kind == "label":
-            self.label_key_pressed.emit(n)
-        elif kind == "accept":
-            self.accept_key_pressed.emit()
-        elif kind == "delete":
-            self.delete_key_pressed.emit()
-        else:
-            self.undo_key_pressed.emit()
-        event.accept()
-
-
-class NewDatasetDialog(QDialog):
-    """Name, kind and labels of a new data set."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("New data set")
-        form = QFormLayout(self)
-        self.name_edit = QLineEdit(self)
-        form.addRow("Name:", self.name_edit)
-        self.kind_box = QComboBox(self)
-        self.kind_box.addItem("Labelled texts", "labels")
-        self.kind_box.addItem("Chat examples", "chat")
-        form.addRow("Holds:", self.kind_box)
-        self.labels_edit = QLineEdit(self)
-        self.labels_edit.setPlaceholderText("positive, negative")
-        self.kind_box.currentIndexChanged.connect(
-            lambda _i: self.labels_edit.setEnabled(self.kind_box.currentData() == "labels"))
-        form.addRow("Labels:", self.labels_edit)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel, self)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-    def labels(self) -> list[str]:
-        return [lab.strip() for lab in self.labels_edit.text().split(",") if lab.strip()]
-
-
-class SplitDialog(QDialog):
-    """Fractions, seed and whether to redo existing splits."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Assign splits")
-        form = QFormLayout(self)
-        self.parts: list[QSpinBox] = []
-        for name, value in zip(SPLITS, (80, 10, 10), strict=True):
-            box = QSpinBox(self)
-            box.setRange(0, 100)
-            box.setSuffix(" %")
-            box.setValue(value)
-            self.parts.append(box)
-            form.addRow(f"{name}:", box)
-        self.seed = QSpinBox(self)
-        self.seed.setRange(0, 1_000_000)
-        self.seed.setToolTip("The same seed gives the same splits")
-        form.addRow("Seed:", self.seed)
-        self.overwrite = QCheckBox("Redo examples that already have a split", self)
-        form.addRow(self.overwrite)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel, self)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-    def fractions(self) -> tuple[float, float, float]:
-        a, b, c = (box.value() for box in self.parts)
-        total = (a + b + c) or 1
-        return (a / total, b / total, c / total)
-
-
-class ExportDialog(QDialog):
-    """Format, split and whether a data card goes with the export."""
-
-    def __init__(self, kind: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Export data set")
-        form = QFormLayout(self)
-        self.format_box = QComboBox(self)
-        for fmt in formats.FORMATS:
-            self.format_box.addItem(fmt, fmt)
-        preferred = "openai" if kind == "chat" else "jsonl"
-        self.format_box.setCurrentIndex(max(self.format_box.findData(preferred), 0))
-        form.addRow("Format:", self.format_box)
-        self.split_box = QComboBox(self)
-        self.split_box.addItem("All examples", "all")
-        for name in SPLITS:
-            self.split_box.addItem(f"{name} split", name)
-        form.addRow("Examples:", self.split_box)
-        self.unlabelled = QCheckBox("Include unlabelled texts (JSONL, CSV)", self)
-        self.unlabelled.setEnabled(kind == "labels")
-        form.addRow(self.unlabelled)
-        self.card = QCheckBox("Also write a data card (.md) next to it", self)
-        self.card.setChecked(True)
-        form.addRow(self.card)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel, self)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-
 class DatasetsView(QWidget):
     """The Data sets tab. The window calls ``set_model`` whenever the loaded model changes."""
 
@@ -267,15 +125,12 @@ class DatasetsView(QWidget):
         self._undo: dict[str, list[UndoStep]] = {}
         self._tasks = BackgroundTasks(self)
         # the engine run in progress (pre-label or evaluate)
-        self.job: ClassifyJob | None = None
         self.mode = "prelabel"
-        self.cancelling = False
         self.run_ids: list[str] = []
         self.run_gold: list[str] = []
         self.run_spec: ClassifierSpec | None = None
         self.run_model_name = ""
         self.run_classifier_name: str | None = None
-        self._started = 0.0
         self._pending: dict[str, tuple[str, float]] = {}  # suggestions not yet written
         self._more = 0  # examples the query matched, when more than ROW_LIMIT
         self._overlap = 0  # evaluated texts that are also the classifier's examples
@@ -284,9 +139,20 @@ class DatasetsView(QWidget):
         self._flush_timer.timeout.connect(self._flush_suggestions)
         self.report: EvalReport | None = None
         self._build()
+        self.runner = ClassifyRun(engine, self.progress, self.run_status, self)
+        self.runner.progressed.connect(self._on_progress)
+        self.runner.classified.connect(self._on_classified)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.state_changed.connect(self._update_controls)
         self.refresh_classifiers()
         self.refresh_datasets()
         self._update_controls()
+
+    @property
+    def job(self) -> ClassifyJob | None:
+        """The pre-labelling or evaluation running now, if any."""
+        return self.runner.job
 
     # layout ---------------------------------------------------------------------------
     def _build(self) -> None:
@@ -563,27 +429,17 @@ class DatasetsView(QWidget):
         return page
 
     def _build_evaluation(self, parent: QWidget) -> QWidget:
-        page = QWidget(parent)
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 4, 0, 0)
-        head = QHBoxLayout()
-        self.eval_summary = QLabel(
+        self.report_panel = ReportPanel(
             "Evaluate a model and classifier on the test split: accuracy, macro-F1, "
-            "per-label precision and recall, and a confusion matrix.", page)
-        self.eval_summary.setObjectName("eval_summary")
-        self.eval_summary.setWordWrap(True)
-        self.eval_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        head.addWidget(self.eval_summary, 1)
-        self.save_png_button = QPushButton("Save PNG…", page)
+            "per-label precision and recall, and a confusion matrix.", parent)
+        self.save_png_button = QPushButton("Save PNG…", self.report_panel)
         self.save_png_button.setObjectName("save_png")
         self.save_png_button.setToolTip("Save the confusion matrix as a picture")
         self.save_png_button.clicked.connect(self.save_png_requested)
-        head.addWidget(self.save_png_button)
-        layout.addLayout(head)
-        self.metrics = MetricsPanel(page)
-        self.per_label, self.confusion = self.metrics.per_label, self.metrics.confusion
-        layout.addWidget(self.metrics, 1)
-        return page
+        self.report_panel.head.addWidget(self.save_png_button)
+        self.eval_summary = self.report_panel.summary
+        self.per_label, self.confusion = self.report_panel.per_label, self.report_panel.confusion
+        return self.report_panel
 
     def _build_history(self, parent: QWidget) -> QWidget:
         page = QWidget(parent)
@@ -994,7 +850,7 @@ class DatasetsView(QWidget):
         ds = self.dataset
         have = ds is not None
         labels = have and ds is not None and ds.kind == "labels"
-        busy = self.job is not None
+        busy = self.runner.busy
         selected = bool(self.selected_rows())
         self.rename_button.setEnabled(have)
         self.delete_dataset_button.setEnabled(have and not busy)
@@ -1012,7 +868,7 @@ class DatasetsView(QWidget):
         ready = self.loaded is not None
         self.prelabel_button.setEnabled(labels and ready and not busy)
         self.evaluate_button.setEnabled(labels and ready and not busy)
-        self.cancel_button.setEnabled(busy and not self.cancelling)
+        self.cancel_button.setEnabled(busy and not self.runner.cancelling)
         self.accept_over_button.setEnabled(labels and not busy)
         self.classifier_box.setEnabled(not busy)
         self.save_png_button.setEnabled(bool(self.confusion.labels))
@@ -1099,7 +955,7 @@ class DatasetsView(QWidget):
         """Label every unlabelled example of the data set whose suggestion is at least
         ``threshold`` confident with that suggestion; one undo step. Nobody looked at
         each of them, so the model is recorded as the labeller."""
-        if self.dataset is None or self.job is not None:
+        if self.dataset is None or self.runner.busy:
             return 0
         todo: dict[str, tuple[str | None, str]] = {
             e.id: (e.model_label, f"model:{e.model_name or 'unknown'}")
@@ -1308,8 +1164,7 @@ class DatasetsView(QWidget):
         fmt = str(dialog.format_box.currentData())
         split = str(dialog.split_box.currentData())
         suffix = EXPORT_SUFFIX.get(fmt, "jsonl")
-        safe = "".join(c if c.isalnum() or c in " -_" else "_"
-                       for c in self.dataset.name).strip() or "dataset"
+        safe = safe_file_stem(self.dataset.name, "dataset")
         stem = safe if split == "all" else f"{safe}-{split}"
         # "Reviews.csv", "Reviews-test.jsonl", "Reviews.openai.jsonl"
         default = f"{stem}.{fmt}" if fmt == suffix else f"{stem}.{fmt}.{suffix}"
@@ -1388,7 +1243,7 @@ class DatasetsView(QWidget):
             return None
 
     def _ready_to_run(self) -> bool:
-        if self.job is not None:
+        if self.runner.busy:
             return False
         if self.dataset is None or self.dataset.kind != "labels":
             self.show_error("Pick a data set of labelled texts first.")
@@ -1452,46 +1307,26 @@ class DatasetsView(QWidget):
         self.run_gold = gold
         self.run_model_name = self._model_name()
         self.run_classifier_name = str(self.classifier_box.currentData() or "") or None
-        self.cancelling = False
         self._pending.clear()
-        self.progress.setRange(0, len(rows))
-        self.progress.setValue(0)
-        self.progress.setFormat("%v / %m")
-        self.run_status.setText("Waiting for the engine…")
-        try:
-            self.job = self.engine.classify(spec, [e.text or "" for e in rows])
-            bind(self.job, progressed=self._on_progress, classified=self._on_classified,
-                 finished=self._on_finished, failed=self._on_failed)
-        except UserFacingError as exc:
-            self.show_error(exc.message)
-            self.job = None
+        error = self.runner.try_start(spec, [e.text or "" for e in rows])
+        if error:
+            self.show_error(error)
             return False
-        self._started = time.monotonic()
         if mode == "prelabel":
             self._flush_timer.start()
         self._update_controls()
         return True
 
     def cancel(self) -> None:
-        if self.job is not None and not self.cancelling:
-            self.cancelling = True
-            self.job.cancel()
-            self.run_status.setText("Cancelling…")
-            self._update_controls()
+        self.runner.cancel()
 
-    def _on_progress(self, job: ClassifyJob, done: int, total: int) -> None:
-        if job is not self.job:
-            return
-        if total and self.progress.maximum() != total:
-            self.progress.setMaximum(total)
-        self.progress.setValue(min(done, total or done))
-        if not self.cancelling:
-            elapsed = time.monotonic() - self._started
-            rate = done / elapsed if elapsed > 0 and done else 0.0
-            self.run_status.setText(f"{rate:.1f} texts/s" if rate else "Working…")
+    def _on_progress(self, done: int, total: int) -> None:
+        elapsed = self.runner.elapsed()
+        rate = done / elapsed if elapsed > 0 and done else 0.0
+        self.run_status.setText(f"{rate:.1f} texts/s" if rate else "Working…")
 
-    def _on_classified(self, job: ClassifyJob, index: int, prediction: Prediction) -> None:
-        if job is not self.job or self.mode != "prelabel":
+    def _on_classified(self, index: int, prediction: Prediction) -> None:
+        if self.mode != "prelabel":
             return
         if 0 <= index < len(self.run_ids) and self.run_ids[index] \
                 and prediction.error is None and prediction.label is not None:
@@ -1514,14 +1349,9 @@ class DatasetsView(QWidget):
         except UserFacingError as exc:
             self.show_error(exc.message)
 
-    def _on_finished(self, job: ClassifyJob, predictions: list[Prediction],
-                     cancelled: bool) -> None:
-        if job is not self.job:
-            return
-        self.job = None
-        self.cancelling = False
+    def _on_finished(self, predictions: list[Prediction], cancelled: bool,
+                     seconds: float) -> None:
         self._flush_timer.stop()
-        seconds = time.monotonic() - self._started
         done = len(predictions)
         self.progress.setValue(min(done, self.progress.maximum()))
         if self.mode == "prelabel":
@@ -1548,14 +1378,9 @@ class DatasetsView(QWidget):
         self._update_controls()
         self.run_finished.emit(self.mode, cancelled)
 
-    def _on_failed(self, job: ClassifyJob, message: str) -> None:
-        if job is not self.job:
-            return
-        self.job = None
-        self.cancelling = False
+    def _on_failed(self, message: str) -> None:
         self._flush_timer.stop()
         self._flush_suggestions()
-        self.run_status.setText("Failed.")
         self.show_error(message)
         self._update_controls()
         self.run_finished.emit(self.mode, True)
@@ -1608,18 +1433,15 @@ class DatasetsView(QWidget):
         overlap = int(report.get("few_shot_overlap", 0))
         warning = (f"\n⚠ {overlap} of the texts are also the classifier's few-shot examples: "
                    "the score looks better than it is." if overlap else "")
-        self.eval_summary.setText(
+        self.report_panel.show_report(
             f"Accuracy {float(report.get('accuracy', 0.0)):.1%} · macro-F1 "
             f"{float(report.get('macro_f1', 0.0)):.3f} · {n} texts{speed}\n"
-            f"{model_name} · {spec_summary(spec)}{warning}")
-        self.metrics.show_metrics(labels, per_label, report.get("confusion", []))
+            f"{model_name} · {spec_summary(spec)}{warning}",
+            labels, per_label, report.get("confusion", []))
         self._update_controls()
 
     def _clear_report(self) -> None:
-        self.eval_summary.setText(
-            "Evaluate a model and classifier on the test split: accuracy, macro-F1, "
-            "per-label precision and recall, and a confusion matrix.")
-        self.metrics.clear()
+        self.report_panel.clear()
 
     def refresh_history(self) -> None:
         runs = evaluation.list_evals(self.db, self.dataset) if self.dataset is not None else []
@@ -1645,9 +1467,9 @@ class DatasetsView(QWidget):
 
     def save_png_requested(self) -> None:
         name = self.dataset.name if self.dataset is not None else "confusion"
-        safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in name).strip()
+        stem = safe_file_stem(name, "confusion")
         path, _ = QFileDialog.getSaveFileName(self, "Save the confusion matrix",
-                                              f"{safe or 'confusion'} confusion.png",
+                                              f"{stem} confusion.png",
                                               "PNG image (*.png)")
         if path:
             self.save_png(path)
