@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -17,10 +15,6 @@ from PySide6.QtWidgets import (
 
 from slmdesk.datasets import formats
 from slmdesk.store.datasets import SPLITS
-
-if TYPE_CHECKING:
-    pass
-
 
 
 def add_ok_cancel(dialog: QDialog, form: QFormLayout) -> None:

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from PySide6.QtCore import (
-    QEvent,
-    Qt,
-    Signal,
-)
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import (
-    QTableView,
-)
-
-if TYPE_CHECKING:
-    pass
+from PySide6.QtWidgets import QTableView
 
 
 class LabellingTable(QTableView):
