@@ -28,8 +28,29 @@ from slmdesk.ui.common.table_model import percent
 from slmdesk.ui.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import (
+        QCheckBox,
+        QComboBox,
+        QDoubleSpinBox,
+        QLabel,
+        QPlainTextEdit,
+        QProgressBar,
+        QPushButton,
+        QSplitter,
+        QTableView,
+        QTableWidget,
+        QTabWidget,
+        QToolButton,
+    )
+
     from slmdesk.classify.classifier import Prediction
     from slmdesk.engine.llama_engine import ModelInfo
+    from slmdesk.ui.classify.setup import SetupPanel
+    from slmdesk.ui.classify.table_models import ResultsFilter, ResultsModel
+    from slmdesk.ui.common.confusion import ConfusionMatrix
+    from slmdesk.ui.common.metrics import ReportPanel
+    from slmdesk.ui.common.probability_bars import ProbabilityChart
     from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
 
 log = logging.getLogger(__name__)
@@ -49,6 +70,58 @@ class ClassifyView(QWidget):
     evaluated = Signal(object)  # EvalReport
     exported = Signal(str)  # path
     error_shown = Signal(str)
+
+    # the widgets, built by the layout part
+    _details_widgets: tuple[QPlainTextEdit, ProbabilityChart]
+    banner: QLabel
+    splitter: QSplitter
+    tabs: QTabWidget
+    save_button: QToolButton
+    delete_button: QToolButton
+    saved_box: QComboBox
+    saved_model_note: QLabel
+    use_model_button: QPushButton
+    setup: SetupPanel
+    count_label: QLabel
+    open_button: QPushButton
+    evaluate_button: QPushButton
+    file_bar: QWidget
+    file_label: QLabel
+    column_caption: QLabel
+    column_box: QComboBox
+    close_file_button: QToolButton
+    texts: QPlainTextEdit
+    _count_timer: QTimer
+    whole_box: QCheckBox
+    run_button: QPushButton
+    cancel_button: QPushButton
+    progress: QProgressBar
+    status: QLabel
+    model_note: QLabel
+    results: ResultsModel
+    proxy: ResultsFilter
+    label_filter: QComboBox
+    min_confidence: QDoubleSpinBox
+    mistakes_only: QCheckBox
+    shown_label: QLabel
+    export_button: QToolButton
+    table: QTableView
+    dataset_box: QComboBox
+    new_dataset_button: QToolButton
+    accept_button: QPushButton
+    correct_box: QComboBox
+    correct_button: QPushButton
+    review_note: QLabel
+    details_title: QLabel
+    details_text: QPlainTextEdit
+    chart: ProbabilityChart
+    details_probs: QLabel
+    details_notes: QLabel
+    details_explanation: QLabel
+    report_panel: ReportPanel
+    eval_summary: QLabel
+    per_label: QTableWidget
+    confusion: ConfusionMatrix
 
     def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
                  parent: QWidget | None = None) -> None:
