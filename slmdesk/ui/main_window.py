@@ -44,9 +44,9 @@ from slmdesk.store.repositories import (
 )
 from slmdesk.transfer import export_json, export_markdown, import_json
 from slmdesk.ui.chat_view import ChatView
-from slmdesk.ui.classify_view import ClassifyView
+from slmdesk.ui.classify.view import ClassifyView
 from slmdesk.ui.conversations import ConversationSidebar
-from slmdesk.ui.datasets_view import DatasetsView
+from slmdesk.ui.datasets.view import DatasetsView
 from slmdesk.ui.engine_thread import ChatJob, EngineClient, LoadJob, bind
 from slmdesk.ui.library_view import LibraryView
 from slmdesk.ui.model_session import ModelSession

@@ -1,5 +1,5 @@
-"""The evaluation report's metrics, as the Classify and Data sets tabs show them: a table of
-per-label precision, recall, F1 and support beside the confusion-matrix picture."""
+"""The evaluation report, as the Classify and Data sets tabs show it: a summary line above a
+table of per-label precision, recall, F1 and support beside the confusion-matrix picture."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QTableWidget,
     QTableWidgetItem,
+    QVBoxLayout,
     QWidget,
 )
 
-from slmdesk.ui.classify_models import ConfusionMatrix
+from slmdesk.ui.common.confusion import ConfusionMatrix
 
 
 class MetricsPanel(QWidget):
@@ -60,3 +62,36 @@ class MetricsPanel(QWidget):
 
     def clear(self) -> None:
         self.show_metrics([], {}, [])
+
+
+class ReportPanel(QWidget):
+    """``summary`` (selectable text; ``head`` may take more widgets beside it) above the
+    ``metrics``; before any report the summary says what an evaluation would show."""
+
+    def __init__(self, placeholder: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.placeholder = placeholder
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 0)
+        self.head = QHBoxLayout()
+        self.summary = QLabel(placeholder, self)
+        self.summary.setObjectName("eval_summary")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.head.addWidget(self.summary, 1)
+        layout.addLayout(self.head)
+        self.metrics = MetricsPanel(self)
+        self.per_label, self.confusion = self.metrics.per_label, self.metrics.confusion
+        layout.addWidget(self.metrics, 1)
+
+    def show_report(self, summary: str, labels: Sequence[str],
+                    per_label: Mapping[str, Mapping[str, float]],
+                    confusion: Sequence[Sequence[int]]) -> None:
+        """Show one evaluation: its summary line and its metrics."""
+        self.summary.setText(summary)
+        self.metrics.show_metrics(labels, per_label, confusion)
+
+    def clear(self) -> None:
+        """Back to the placeholder, with no metrics."""
+        self.summary.setText(self.placeholder)
+        self.metrics.clear()

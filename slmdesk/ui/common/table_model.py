@@ -1,5 +1,5 @@
 """A read-only Qt table over a list of plain rows, one ``Column`` each, and the number
-formats the tables share (binary sizes, durations)."""
+formats the tables share (binary sizes, durations, percentages)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,11 @@ def human_duration(seconds: float | None) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60:02d} s"
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def percent(p: float | None) -> str:
+    """A probability as a percentage with one decimal; a dash where there is none."""
+    return "—" if p is None else f"{100 * p:.1f} %"
 
 
 @dataclass(frozen=True)
@@ -104,3 +109,43 @@ class RowTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and col.colour is not None:
             return col.colour(row)
         return None
+
+
+class HeaderedTableModel(QAbstractTableModel):
+    """The plumbing of a read-only table whose subclass answers ``data``: ``rows``, one column
+    per name of ``headers()``, and a vertical header of ``row_header(row)`` (the row's number
+    from 1, unless overridden); its cells are enabled and selectable."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[Any] = []
+
+    def headers(self) -> Sequence[str]:
+        raise NotImplementedError
+
+    def row_header(self, row: int) -> str:
+        return str(row + 1)
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.headers())
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if orientation == Qt.Orientation.Horizontal:
+            headers = self.headers()
+            return headers[section] if 0 <= section < len(headers) else None
+        return self.row_header(section) if 0 <= section < len(self.rows) else None
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def row_changed(self, row: int) -> None:
+        """Tell the views that every cell of ``row`` changed."""
+        self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
-    QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -20,13 +19,9 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap, QPolygonF
 from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
 
-from slmdesk.ui.classify_models import (
-    BARS_ROLE,
-    MISTAKE_TINT,
-    ProbabilityBarsDelegate,
-    label_colour,
-    percent,
-)
+from slmdesk.ui.common.colours import MISTAKE_TINT, label_colour
+from slmdesk.ui.common.probability_bars import BARS_ROLE, ProbabilityBarsDelegate
+from slmdesk.ui.common.table_model import HeaderedTableModel, percent
 
 if TYPE_CHECKING:
     from slmdesk.store.datasets import Dataset, Example
@@ -151,7 +146,7 @@ class DatasetListModel(QAbstractListModel):
         return -1
 
 
-class ExamplesModel(QAbstractTableModel):
+class ExamplesModel(HeaderedTableModel):
     """The examples one query returned, in its order; refreshed in place where it can be."""
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -161,24 +156,8 @@ class ExamplesModel(QAbstractTableModel):
         self._row_of: dict[str, int] = {}
 
     # Qt model interface ----------------------------------------------------------------
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole:
-            return None
-        if orientation == Qt.Orientation.Horizontal:
-            return HEADERS[section] if 0 <= section < len(HEADERS) else None
-        return str(section + 1) if 0 <= section < len(self.rows) else None
-
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+    def headers(self) -> Sequence[str]:
+        return HEADERS
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.rows):
@@ -262,7 +241,7 @@ class ExamplesModel(QAbstractTableModel):
                        if old != new]
             self.rows = examples
             for r in changed:
-                self._changed(r)
+                self.row_changed(r)
             return
         self.beginResetModel()
         self.labels = list(labels)
@@ -277,7 +256,7 @@ class ExamplesModel(QAbstractTableModel):
         row = self._row_of.get(example.id)
         if row is not None:
             self.rows[row] = example
-            self._changed(row)
+            self.row_changed(row)
 
     def example(self, row: int) -> Example:
         return self.rows[row]
@@ -285,8 +264,6 @@ class ExamplesModel(QAbstractTableModel):
     def row_of(self, example_id: str) -> int:
         return self._row_of.get(example_id, -1)
 
-    def _changed(self, row: int) -> None:
-        self.dataChanged.emit(self.index(row, 0), self.index(row, len(HEADERS) - 1))
 
 
 class SuggestionBarDelegate(ProbabilityBarsDelegate):
@@ -299,7 +276,7 @@ class SuggestionBarDelegate(ProbabilityBarsDelegate):
         return QSize(150, base.height())
 
 
-class PreviewModel(QAbstractTableModel):
+class PreviewModel(HeaderedTableModel):
     """The first rows of a file to import, with the chosen text and label columns tinted."""
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -309,11 +286,8 @@ class PreviewModel(QAbstractTableModel):
         self.text_column: str | None = None
         self.label_column: str | None = None
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.columns)
+    def headers(self) -> Sequence[str]:
+        return self.columns
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -331,11 +305,6 @@ class PreviewModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(self.rows):
             return str(section + 1)
         return None
-
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not (0 <= index.row() < len(self.rows)
@@ -405,33 +374,20 @@ def spec_summary(spec: Any) -> str:
     return " · ".join(p for p in parts if p)
 
 
-class EvalHistoryModel(QAbstractTableModel):
+class EvalHistoryModel(HeaderedTableModel):
     """Evaluation runs of one data set, newest first: model and classifier side by side
     with their scores."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.runs: list[Any] = []  # EvalRun
         self.best_accuracy: float | None = None
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.runs)
+    @property
+    def runs(self) -> list[Any]:  # EvalRun, newest first
+        return self.rows
 
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(RUN_HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole:
-            return None
-        if orientation == Qt.Orientation.Horizontal:
-            return RUN_HEADERS[section] if 0 <= section < len(RUN_HEADERS) else None
-        return str(section + 1) if 0 <= section < len(self.runs) else None
-
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+    def headers(self) -> Sequence[str]:
+        return RUN_HEADERS
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.runs):
@@ -471,7 +427,7 @@ class EvalHistoryModel(QAbstractTableModel):
 
     def set_runs(self, runs: Sequence[Any]) -> None:
         self.beginResetModel()
-        self.runs = sorted(runs, key=lambda r: str(r.created_at), reverse=True)
+        self.rows = sorted(runs, key=lambda r: str(r.created_at), reverse=True)
         self.best_accuracy = max((r.accuracy for r in self.runs), default=None)
         self.endResetModel()
 

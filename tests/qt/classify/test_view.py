@@ -44,7 +44,7 @@ class Workbench:
     def __init__(self, qtbot: Any) -> None:
         from slmdesk.catalog.registry import resolve_model
         from slmdesk.startup import open_core
-        from slmdesk.ui.classify_view import ClassifyView
+        from slmdesk.ui.classify.view import ClassifyView
         from slmdesk.ui.engine_thread import EngineClient
 
         self.core = open_core()
@@ -176,7 +176,7 @@ def test_filter_sort_review_into_a_data_set_and_export(
     view.min_confidence.setValue(0)
 
     # Sort by confidence, both ways, by clicking the header.
-    from slmdesk.ui.classify_models import CONFIDENCE_COLUMN
+    from slmdesk.ui.classify.table_models import CONFIDENCE_COLUMN
 
     header = view.table.horizontalHeader()
     x = header.sectionViewportPosition(CONFIDENCE_COLUMN) + 5
@@ -211,7 +211,7 @@ def test_filter_sort_review_into_a_data_set_and_export(
     assert (first_example.source, first_example.labelled_by) == ("classification", "person")
     assert (second_example.text, second_example.label, second_example.model_label) == (
         TEXTS[1], other, corrected.prediction.label)
-    from slmdesk.ui.classify_models import REVIEWED_COLUMN
+    from slmdesk.ui.classify.table_models import REVIEWED_COLUMN
 
     def reviewed_cell(row: int) -> str:
         return str(view.results.index(row, REVIEWED_COLUMN).data())
@@ -319,7 +319,7 @@ def test_evaluate_on_a_labelled_file(qtbot: Any, bench: Workbench, tmp_path: Pat
     assert sum(map(sum, expected.confusion)) == 8
 
     # The results table shows the expected label, and can show only the mistakes.
-    from slmdesk.ui.classify_models import EXPECTED_COLUMN
+    from slmdesk.ui.classify.table_models import EXPECTED_COLUMN
 
     assert not view.table.isColumnHidden(EXPECTED_COLUMN)
     view.mistakes_only.setChecked(True)

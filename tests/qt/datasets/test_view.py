@@ -21,7 +21,7 @@ from slmdesk.datasets import evaluation, formats
 from slmdesk.engine.params import LoadParams
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import Dataset, DatasetRepository
-from slmdesk.ui.datasets_models import (
+from slmdesk.ui.datasets.table_models import (
     LABEL_COLUMN,
     SUGGESTION_COLUMN,
     TEXT_COLUMN,
@@ -63,7 +63,7 @@ class Bench:
 
     def __init__(self, qtbot: Any, *, load: bool = False) -> None:
         from slmdesk.startup import open_core
-        from slmdesk.ui.datasets_view import DatasetsView
+        from slmdesk.ui.datasets.view import DatasetsView
         from slmdesk.ui.engine_thread import EngineClient
 
         self.core = open_core(register_starter=load)

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from slmdesk.datasets import formats
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import DatasetRepository
-from slmdesk.ui.datasets_models import PreviewModel
+from slmdesk.ui.datasets.table_models import PreviewModel
 from slmdesk.ui.tasks import BackgroundTasks
 
 NO_COLUMN = ""  # the label combo's "(no label column)"

@@ -1,0 +1,1 @@
+"""The Classify tab: set up a classifier, classify texts, review, export and evaluate."""

@@ -1,0 +1,187 @@
+"""The Classify tab's saved classifiers, and examples taken from a data set."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QInputDialog, QMessageBox, QTableWidgetItem
+
+from slmdesk.classify.spec import ClassifierSpec
+from slmdesk.errors import UserFacingError
+from slmdesk.store.repositories import ModelRecord
+from slmdesk.ui.classify.setup import EXAMPLES_FROM_DATASET
+
+if TYPE_CHECKING:
+    from slmdesk.ui.classify.view import ClassifyView
+
+
+class SavedClassifiers:
+    """Save, open and delete classifiers by name; say which model a saved one was made
+    with; fill the examples table from a labelled data set."""
+
+    def __init__(self, view: ClassifyView) -> None:
+        self.view = view
+
+    def _update_model_notes(self) -> None:
+        if self.view.loaded is None:
+            self.view.model_note.setText("No model is ready: pick one in the model list above.")
+        else:
+            name = self.view.model.name if self.view.model is not None else self.view.loaded.name
+            self.view.model_note.setText(f"Classifying with {name}.")
+        saved = self.view.saved_model_id
+        model = self.view.model
+        current = model.id if model is not None and self.view.loaded is not None else None
+        if saved is None or saved == current:
+            self.view.saved_model_note.hide()
+            self.view.use_model_button.hide()
+            return
+        record = self._model_record(saved)
+        if record is None:
+            self.view.saved_model_note.setText(
+                "This classifier was saved with a model that is no longer in the library; "
+                "it runs with the loaded one.")
+            self.view.use_model_button.hide()
+        else:
+            self.view.saved_model_note.setText(
+                f"This classifier was saved with {record.name}; it runs with the model "
+                "that is loaded.")
+            self.view.use_model_button.show()
+        self.view.saved_model_note.show()
+
+    def _model_record(self, model_id: str) -> ModelRecord | None:
+        for record in self.view.models.list():
+            if record.id == model_id:
+                return record
+        return None
+
+    def _request_saved_model(self) -> None:
+        if self.view.saved_model_id is not None:
+            self.view.model_requested.emit(self.view.saved_model_id)
+
+    def refresh_saved(self) -> None:
+        self.view.saved_box.clear()
+        for saved in self.view.classifiers.list():
+            self.view.saved_box.addItem(saved.name, saved.name)
+            record = self._model_record(saved.model_id) if saved.model_id else None
+            labels = ", ".join(str(lab.get("name", "")) for lab in
+                               saved.spec.get("labels", []) if isinstance(lab, dict))
+            tip = f"{labels}\nmodel: {record.name if record else 'any'}"
+            self.view.saved_box.setItemData(self.view.saved_box.count() - 1, tip,
+                                       Qt.ItemDataRole.ToolTipRole)
+        name = self.view.classifier_name
+        at = self.view.saved_box.findData(name) if name else -1
+        self.view.saved_box.setCurrentIndex(at)
+        self.view.delete_button.setEnabled(self.view.saved_box.count() > 0)
+
+    def save_classifier(self, name: str) -> bool:
+        spec = self.view._build_spec()
+        if spec is None:
+            return False
+        model_id = self.view.model.id if self.view.model is not None else None
+        try:
+            saved = self.view.classifiers.save(name, spec.to_json(), model_id=model_id)
+        except UserFacingError as exc:
+            self.view.show_error(exc.message)
+            return False
+        self.view.clear_error()
+        self.view.classifier_name = saved.name
+        self.view.saved_model_id = saved.model_id
+        self.refresh_saved()
+        self._update_model_notes()
+        self.view.status.setText(f"Saved “{saved.name}”.")
+        return True
+
+    def save_requested(self) -> None:
+        if self.view._build_spec() is None:
+            return
+        name, ok = QInputDialog.getText(self.view, "Save classifier", "Name:",
+                                        text=self.view.classifier_name or "")
+        if ok and name.strip():
+            existing = self.view.classifiers.find(name)
+            if existing is not None and existing.name != self.view.classifier_name:
+                answer = QMessageBox.question(
+                    self.view, "Save classifier",
+                    f"Replace the saved classifier “{existing.name}”?")
+                if answer != QMessageBox.StandardButton.Yes:
+                    return
+            self.save_classifier(name)
+
+    def load_classifier(self, name: str) -> bool:
+        try:
+            saved = self.view.classifiers.get(name)
+            spec = ClassifierSpec.from_json(saved.spec)
+        except UserFacingError as exc:
+            self.view.show_error(f"Cannot open the classifier “{name}”: {exc.message}")
+            self.refresh_saved()
+            return False
+        self.view.clear_error()
+        self.view.setup.load_spec(spec)
+        self.view.classifier_name = saved.name
+        self.view.saved_model_id = saved.model_id
+        self.refresh_saved()
+        self._update_model_notes()
+        self.view.status.setText(f"Opened “{saved.name}”.")
+        return True
+
+    def delete_classifier(self, name: str) -> None:
+        try:
+            self.view.classifiers.delete(name)
+        except UserFacingError as exc:
+            self.view.show_error(exc.message)
+            return
+        if self.view.classifier_name is not None and self.view.classifier_name.casefold() == \
+                name.casefold():
+            self.view.classifier_name = None
+            self.view.saved_model_id = None
+            self._update_model_notes()
+        self.refresh_saved()
+
+    def delete_requested(self) -> None:
+        name = self.view.saved_box.currentData()
+        if not name:
+            self.view.show_error("Pick the saved classifier to delete in the list first.")
+            return
+        answer = QMessageBox.question(self.view, "Delete classifier",
+                                      f"Delete the saved classifier “{name}”?")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.delete_classifier(str(name))
+
+    def _fill_dataset_menu(self) -> None:
+        menu = self.view.setup.dataset_menu
+        menu.clear()
+        sets = [d for d in self.view.datasets.all() if d.kind == "labels"]
+        if not sets:
+            action = menu.addAction("No labelled data sets yet")
+            action.setEnabled(False)
+        for ds in sets:
+            menu.addAction(f"{ds.name} ({self.view.datasets.count(ds)})",
+                           partial(self.add_examples_from, ds.name))
+
+    def add_examples_from(self, dataset_name: str,
+                          per_label: int = EXAMPLES_FROM_DATASET) -> int:
+        """Add up to ``per_label`` examples of each defined label; returns how many."""
+        try:
+            ds = self.view.datasets.get(dataset_name)
+        except UserFacingError as exc:
+            self.view.show_error(exc.message)
+            return 0
+        names = self.view.setup.label_names()
+        if not names:
+            self.view.show_error("Define the labels first; examples are picked for each label.")
+            return 0
+        have = {(self.view.setup.examples_table.item(r, 0) or QTableWidgetItem()).text()
+                for r in range(self.view.setup.examples_table.rowCount())}
+        taken: dict[str, int] = dict.fromkeys(names, 0)
+        added = 0
+        for example in self.view.datasets.examples(ds):
+            if (example.text and example.label in taken and example.text not in have
+                    and taken[example.label] < per_label):
+                self.view.setup.add_example_row(example.text, example.label)
+                taken[example.label] += 1
+                have.add(example.text)
+                added += 1
+        if not added:
+            self.view.show_error(f"“{ds.name}” has no new examples for these labels.")
+        return added

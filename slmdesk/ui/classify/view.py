@@ -1,0 +1,447 @@
+"""The Classify workbench: set up labels, classify pasted or loaded texts on the engine
+thread with live results, review them into a labelled data set, export, and evaluate."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlite_utils
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QWidget
+
+from slmdesk.classify.evaluate import EvalReport, evaluate
+from slmdesk.classify.spec import ClassifierSpec
+from slmdesk.errors import UserFacingError
+from slmdesk.store.classifiers import ClassifierRepository
+from slmdesk.store.datasets import Dataset, DatasetRepository
+from slmdesk.store.repositories import ModelRecord, ModelRepository
+from slmdesk.ui.classify.layout import ClassifyLayout
+from slmdesk.ui.classify.review import ResultsReview
+from slmdesk.ui.classify.saved import SavedClassifiers
+from slmdesk.ui.classify.setup import EXAMPLES_FROM_DATASET
+from slmdesk.ui.classify.table_models import ANY_LABEL, EXPECTED_COLUMN, FAILED, NO_LABEL, ResultRow
+from slmdesk.ui.classify.text_input import TextInput
+from slmdesk.ui.common.classify_run import ClassifyRun
+from slmdesk.ui.common.table_model import percent
+from slmdesk.ui.tasks import BackgroundTasks
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import (
+        QCheckBox,
+        QComboBox,
+        QDoubleSpinBox,
+        QLabel,
+        QPlainTextEdit,
+        QProgressBar,
+        QPushButton,
+        QSplitter,
+        QTableView,
+        QTableWidget,
+        QTabWidget,
+        QToolButton,
+    )
+
+    from slmdesk.classify.classifier import Prediction
+    from slmdesk.engine.llama_engine import ModelInfo
+    from slmdesk.ui.classify.setup import SetupPanel
+    from slmdesk.ui.classify.table_models import ResultsFilter, ResultsModel
+    from slmdesk.ui.common.confusion import ConfusionMatrix
+    from slmdesk.ui.common.metrics import ReportPanel
+    from slmdesk.ui.common.probability_bars import ProbabilityChart
+    from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
+
+log = logging.getLogger(__name__)
+
+
+
+
+
+
+
+class ClassifyView(QWidget):
+    """The Classify tab. The window calls ``set_model`` whenever the loaded model changes."""
+
+    model_requested = Signal(str)  # a saved classifier's model id: "please load this one"
+    input_loaded = Signal(str, int)  # path, number of texts
+    run_finished = Signal(bool)  # cancelled
+    evaluated = Signal(object)  # EvalReport
+    exported = Signal(str)  # path
+    error_shown = Signal(str)
+
+    # the widgets, built by the layout part
+    _details_widgets: tuple[QPlainTextEdit, ProbabilityChart]
+    banner: QLabel
+    splitter: QSplitter
+    tabs: QTabWidget
+    save_button: QToolButton
+    delete_button: QToolButton
+    saved_box: QComboBox
+    saved_model_note: QLabel
+    use_model_button: QPushButton
+    setup: SetupPanel
+    count_label: QLabel
+    open_button: QPushButton
+    evaluate_button: QPushButton
+    file_bar: QWidget
+    file_label: QLabel
+    column_caption: QLabel
+    column_box: QComboBox
+    close_file_button: QToolButton
+    texts: QPlainTextEdit
+    _count_timer: QTimer
+    whole_box: QCheckBox
+    run_button: QPushButton
+    cancel_button: QPushButton
+    progress: QProgressBar
+    status: QLabel
+    model_note: QLabel
+    results: ResultsModel
+    proxy: ResultsFilter
+    label_filter: QComboBox
+    min_confidence: QDoubleSpinBox
+    mistakes_only: QCheckBox
+    shown_label: QLabel
+    export_button: QToolButton
+    table: QTableView
+    dataset_box: QComboBox
+    new_dataset_button: QToolButton
+    accept_button: QPushButton
+    correct_box: QComboBox
+    correct_button: QPushButton
+    review_note: QLabel
+    details_title: QLabel
+    details_text: QPlainTextEdit
+    chart: ProbabilityChart
+    details_probs: QLabel
+    details_notes: QLabel
+    details_explanation: QLabel
+    report_panel: ReportPanel
+    eval_summary: QLabel
+    per_label: QTableWidget
+    confusion: ConfusionMatrix
+
+    def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        # The tab's parts, each on its own concern; they share the widgets and state here.
+        self.saved = SavedClassifiers(self)
+        self.text_input = TextInput(self)
+        self.review = ResultsReview(self)
+        self.layout_parts = ClassifyLayout(self)
+        self.db = db
+        self.engine = engine
+        self.classifiers = ClassifierRepository(db)
+        self.datasets = DatasetRepository(db)
+        self.models = ModelRepository(db)
+        self.model: ModelRecord | None = None
+        self.loaded: ModelInfo | None = None
+        self.classifier_name: str | None = None
+        self.saved_model_id: str | None = None
+        # the run in progress
+        self.mode = "classify"  # or "evaluate"
+        self.run_labels: list[str] = []
+        self.run_gold: list[str] | None = None
+        self.run_total = 0
+        self._run_seconds = 0.0
+        self._eval_source = ""
+        self.report: EvalReport | None = None
+        # input read from a file
+        self.file_path: str | None = None
+        self.file_columns: list[str] = []
+        self.file_column: str | None = None
+        self.file_texts: list[str] = []
+        # background tasks
+        self._tasks = BackgroundTasks(self)
+        self._reading = 0  # input reads in flight
+        self.layout_parts.build()
+        self.runner = ClassifyRun(engine, self.progress, self.status, self)
+        self.runner.progressed.connect(self._on_progress)
+        self.runner.classified.connect(self._on_classified)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.state_changed.connect(self._update_controls)
+        self.saved.refresh_saved()
+        self.review.refresh_datasets()
+        self._refill_label_choices()
+        self._update_shown()
+        self._update_controls()
+
+    @property
+    def job(self) -> ClassifyJob | None:
+        """The classification running now, if any."""
+        return self.runner.job
+
+    # the tab's API, kept by its parts -----------------------------------------------------
+    def save_classifier(self, name: str) -> bool:
+        return self.saved.save_classifier(name)
+
+    def load_classifier(self, name: str) -> bool:
+        return self.saved.load_classifier(name)
+
+    def delete_classifier(self, name: str) -> None:
+        self.saved.delete_classifier(name)
+
+    def add_examples_from(self, dataset_name: str,
+                          per_label: int = EXAMPLES_FROM_DATASET) -> int:
+        return self.saved.add_examples_from(dataset_name, per_label)
+
+    def open_file(self, path: str, column: str | None = None) -> None:
+        self.text_input.open_file(path, column)
+
+    def choose_column(self, column: str) -> None:
+        self.text_input.choose_column(column)
+
+    def close_file(self) -> None:
+        self.text_input.close_file()
+
+    def evaluate_file(self, path: str) -> None:
+        self.text_input.evaluate_file(path)
+
+    def refresh_datasets(self, select: str | None = None) -> None:
+        self.review.refresh_datasets(select)
+
+    def create_dataset(self, name: str) -> Dataset | None:
+        return self.review.create_dataset(name)
+
+    def accept_selected(self) -> int:
+        return self.review.accept_selected()
+
+    def correct_selected(self, label: str) -> int:
+        return self.review.correct_selected(label)
+
+    def select_result(self, source_row: int) -> None:
+        self.review.select_result(source_row)
+
+    def export_to(self, path: str, fmt: str, *, only_shown: bool = False) -> None:
+        self.review.export_to(path, fmt, only_shown=only_shown)
+
+    # messages to the person -------------------------------------------------------------
+    def show_error(self, text: str) -> None:
+        self.banner.setText(text)
+        self.banner.show()
+        self.error_shown.emit(text)
+
+    def clear_error(self) -> None:
+        self.banner.clear()
+        self.banner.hide()
+
+    # the model --------------------------------------------------------------------------
+    def set_model(self, model: ModelRecord | None, loaded: ModelInfo | None) -> None:
+        """The window's loaded model changed (``loaded`` is None while none is ready)."""
+        self.model = model
+        self.loaded = loaded
+        self.saved._update_model_notes()
+        self._update_controls()
+
+    def _build_spec(self) -> ClassifierSpec | None:
+        try:
+            return self.setup.spec()
+        except UserFacingError as exc:
+            self.show_error(exc.message)
+            return None
+
+    # running ----------------------------------------------------------------------------
+    def _update_controls(self) -> None:
+        busy = self.runner.busy
+        idle = not busy and self._reading == 0
+        ready = self.loaded is not None
+        self.run_button.setEnabled(idle and ready)
+        self.evaluate_button.setEnabled(idle and ready)
+        self.cancel_button.setEnabled(busy and not self.runner.cancelling)
+        self.open_button.setEnabled(idle)
+        self.column_box.setEnabled(idle)
+        self.close_file_button.setEnabled(idle)
+        self.run_button.setToolTip(
+            "Classify the texts (Ctrl+Enter in the text box)" if ready
+            else "Load a model first (the model list above)")
+
+    def _ready_to_run(self) -> bool:
+        if self.runner.busy or self._reading:
+            return False
+        if self.loaded is None:
+            self.show_error("No model is loaded yet. Pick one in the model list above.")
+            return False
+        return True
+
+    def run(self) -> None:
+        """Classify the texts of the box (or of the opened file)."""
+        if not self._ready_to_run():
+            return
+        spec = self._build_spec()
+        if spec is None:
+            return
+        texts = (list(self.file_texts) if self.file_path is not None
+                 else self.text_input.texts_from_box())
+        if not texts:
+            self.show_error("There is nothing to classify: paste texts (one per line) or "
+                            "open a CSV/JSONL file.")
+            return
+        self._start(spec, texts, None)
+
+    def _start(self, spec: ClassifierSpec, texts: list[str], gold: list[str] | None) -> None:
+        self.clear_error()
+        self.mode = "evaluate" if gold is not None else "classify"
+        self.run_labels = list(spec.label_names)
+        self.run_gold = gold
+        self.run_total = len(texts)
+        self.results.reset(self.run_labels)
+        self._refill_label_choices()
+        self.table.setColumnHidden(EXPECTED_COLUMN, gold is None)
+        self.mistakes_only.setChecked(False)
+        self.mistakes_only.setVisible(gold is not None)
+        self.review_note.setText("")
+        self.tabs.setCurrentIndex(0)
+        error = self.runner.try_start(spec, texts)
+        if error:
+            self.show_error(error)
+        self._update_controls()
+
+    def cancel(self) -> None:
+        self.runner.cancel()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if total > self.run_total and done > self.run_total:
+            # Batch calibration with explanations: a second pass writes the reasons.
+            self.status.setText(f"Writing explanations… {done - self.run_total} of "
+                                f"{total - self.run_total}")
+        else:
+            self.status.setText(self._speed_text(done, total))
+
+    def _speed_text(self, done: int, total: int) -> str:
+        elapsed = self.runner.elapsed()
+        if done <= 0 or elapsed <= 0:
+            return "Working…"
+        rate = done / elapsed
+        left = (total - done) / rate if rate > 0 else 0
+        eta = f" · about {left:.0f} s left" if total > done else ""
+        return f"{rate:.1f} texts/s{eta}"
+
+    def _on_classified(self, index: int, prediction: Prediction) -> None:
+        gold = self.run_gold[index] if self.run_gold is not None and 0 <= index < len(
+            self.run_gold) else None
+        self.results.put(index, prediction, gold)
+        if self.results.rowCount() == 1 and not self.table.currentIndex().isValid():
+            self.table.selectRow(0)
+
+    def _on_finished(self, predictions: list[Prediction], cancelled: bool,
+                     seconds: float) -> None:
+        self._run_seconds = seconds
+        # A cancelled run may report fewer results than arrived live: keep those rows.
+        self.results.replace_all(predictions, self.run_gold, keep_missing=cancelled)
+        done = self.results.rowCount() if cancelled else len(predictions)
+        self.progress.setValue(min(done, self.progress.maximum()))
+        failed = sum(1 for p in predictions if p.error)
+        failures = f" · {failed} failed (see their rows)" if failed else ""
+        if cancelled:
+            self.status.setText(f"Cancelled after {done} of {self.run_total}{failures}.")
+        else:
+            rate = f" · {done / seconds:.1f} texts/s" if seconds > 0 else ""
+            self.status.setText(f"Done: {done} texts in {seconds:.1f} s{rate}{failures}.")
+        if self.mode == "evaluate" and not cancelled and self.run_gold is not None:
+            self._show_report(predictions, self.run_gold)
+        elif self.mode == "evaluate":
+            self.eval_summary.setText("The evaluation was cancelled before the end: no scores.")
+        self._update_controls()
+        self._update_shown()
+        self.run_finished.emit(cancelled)
+
+    def _on_failed(self, message: str) -> None:
+        self.show_error(message)
+        self._update_controls()
+        self.run_finished.emit(True)
+
+    # evaluation -------------------------------------------------------------------------
+    def _show_report(self, predictions: Sequence[Prediction], gold: Sequence[str]) -> None:
+        predicted = [p.label if p.label is not None else "" for p in predictions]
+        try:
+            report = evaluate(list(gold[: len(predicted)]), predicted, self.run_labels)
+        except UserFacingError as exc:
+            self.show_error(exc.message)
+            return
+        if not report.seconds:
+            report.seconds = self._run_seconds
+            report.texts_per_s = report.n / self._run_seconds if self._run_seconds else 0.0
+        self.report = report
+        self.report_panel.show_report(
+            f"Accuracy {report.accuracy:.1%} · macro-F1 {report.macro_f1:.3f} · "
+            f"{report.n} texts · {report.texts_per_s:.1f} texts/s\n{self._eval_source}",
+            list(report.labels), report.per_label, report.confusion)
+        self.tabs.setCurrentIndex(1)
+        self.evaluated.emit(report)
+
+    # results: filter and details --------------------------------------------------------
+    def _refill_label_choices(self) -> None:
+        blocked = self.label_filter.blockSignals(True)
+        try:
+            self.label_filter.clear()
+            self.label_filter.addItem("All labels", ANY_LABEL)
+            for lab in self.run_labels:
+                self.label_filter.addItem(lab, lab)
+            self.label_filter.addItem("(no label)", NO_LABEL)
+            self.label_filter.addItem("Failed", FAILED)
+        finally:
+            self.label_filter.blockSignals(blocked)
+        self.proxy.set_label(ANY_LABEL)
+        self.correct_box.clear()
+        for n, lab in enumerate(self.run_labels, start=1):
+            self.correct_box.addItem(lab)
+            if n <= 9:
+                self.correct_box.setItemData(n - 1, f"key {n}", Qt.ItemDataRole.ToolTipRole)
+
+    def set_label_filter(self, label: str) -> None:
+        at = self.label_filter.findData(label)
+        self.label_filter.setCurrentIndex(max(at, 0))
+
+    def _update_shown(self, *_args: Any) -> None:
+        total, shown = self.results.rowCount(), self.proxy.rowCount()
+        for button in (self.accept_button, self.correct_button, self.export_button):
+            button.setEnabled(total > 0)
+        self.shown_label.setText(f"{shown} of {total} shown" if shown != total
+                                 else f"{total} result{'s' if total != 1 else ''}")
+
+    def _current_result(self) -> ResultRow | None:
+        index = self.table.currentIndex()
+        if not index.isValid():
+            return None
+        source = self.proxy.mapToSource(index)
+        return self.results.result(source.row()) if source.isValid() else None
+
+    def _show_details(self) -> None:
+        row = self._current_result()
+        if row is None:
+            self.details_title.setText("Select a row to see its details.")
+            for w in self._details_widgets:
+                w.hide()
+            self.details_probs.setText("")
+            self.details_notes.setText("")
+            self.details_explanation.setText("")
+            return
+        pred = row.prediction
+        for w in self._details_widgets:
+            w.show()
+        if row.failed:
+            title = f"Line {row.index + 1}: failed"
+        else:
+            title = f"Line {row.index + 1}: {row.label_text} ({percent(row.confidence)})"
+        if row.gold is not None:
+            title += f" · expected {row.gold}"
+        self.details_title.setText(title)
+        if self.details_text.toPlainText() != row.text:
+            self.details_text.setPlainText(row.text)
+        bars = row.probabilities(self.results.labels)
+        self.chart.set_bars(bars, row.labels)
+        lines = [f"{lab}: {percent(p)} (raw {percent(raw)})" for lab, p, raw in bars]
+        lines.append(f"Calibration: {pred.calibration}")
+        self.details_probs.setText("\n".join(lines))
+        notes = list(pred.notes or [])
+        if pred.truncated and not any("trunc" in n.lower() for n in notes):
+            notes.insert(0, "The text was too long for the context and was shortened.")
+        if pred.error:
+            notes.insert(0, str(pred.error))
+        self.details_notes.setText("\n".join(notes))
+        self.details_explanation.setText(
+            f"Why: {pred.explanation}" if pred.explanation else "")
+

@@ -1,0 +1,1 @@
+"""The Data sets tab: annotate, import, export, split, pre-label and evaluate."""

@@ -1,0 +1,230 @@
+"""The Data sets tab's labelling by keyboard and menu, deleting, and their undo."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import (
+    Qt,
+)
+from PySide6.QtWidgets import (
+    QInputDialog,
+)
+
+from slmdesk.errors import UserFacingError
+from slmdesk.store.datasets import Example
+
+if TYPE_CHECKING:
+    pass
+
+if TYPE_CHECKING:
+    from slmdesk.ui.datasets.view import DatasetsView
+
+
+UNDO_DEPTH = 100
+
+
+@dataclass
+class UndoStep:
+    """One labelling or deleting action, as the rows were before it."""
+
+    kind: str  # "label" | "delete"
+    before: list[Example]
+    what: str  # "label 3 examples", for the status line
+
+
+class Annotator:
+    """The Data sets tab's labelling by keyboard and menu, deleting, and their undo."""
+
+    def __init__(self, view: DatasetsView) -> None:
+        self.view = view
+
+    def label_key(self, n: int) -> None:
+        """Key ``n``: 1-9 label the selected examples with the nth label, 0 clears."""
+        if self.view.dataset is None:
+            return
+        if n == 0:
+            self.set_label_selected(None)
+            return
+        labels = self.view.dataset.labels
+        if n > len(labels):
+            self.view.show_error(f"There is no label {n}: this data set has "
+                            f"{len(labels)} label{'s' if len(labels) != 1 else ''}"
+                            + (f" ({', '.join(labels)})." if labels else
+                               "; add one with Set label ▸ New label…"))
+            return
+        self.set_label_selected(labels[n - 1])
+
+    def set_label_selected(self, label: str | None) -> int:
+        """Label (or, with None, unlabel) the selected examples; undoable. The cursor then
+        moves to the example after them."""
+        if self.view.dataset is None:
+            return 0
+        rows = self.view.selected_rows()
+        if not rows:
+            self.view.show_error("Select one or more examples first.")
+            return 0
+        if self.view.dataset.kind != "labels":
+            self.view.show_error("Chat examples have no labels.")
+            return 0
+        chosen = [self.view.examples.example(r) for r in rows]
+        return self._apply_labels({e.id: (label, "person") for e in chosen}, rows,
+                                  "clear the label of" if label is None else f"label {label}")
+
+    def _apply_labels(self, labels: dict[str, tuple[str | None, str]], rows: Sequence[int],
+                      what: str) -> int:
+        """Set each example's (label, labelled by), one call per distinct pair, in one
+        transaction; one undo step. The cursor moves to the example after ``rows``."""
+        assert self.view.dataset is not None
+        groups: dict[tuple[str | None, str], list[str]] = {}
+        for eid, pair in labels.items():
+            groups.setdefault(pair, []).append(eid)
+        next_id, fallback = self.view._next_id_after(rows)
+        before: list[Example] = []
+        try:
+            with self.view.db.atomic():
+                for (lab, by), ids in groups.items():
+                    before.extend(self.view.datasets.set_label(ids, lab, labelled_by=by))
+        except UserFacingError as exc:
+            self.view.show_error(exc.message)
+            return 0
+        self.view.clear_error()
+        n = len(labels)
+        text = f"{what} {n} example{'s' if n != 1 else ''}"
+        self._push_undo(UndoStep("label", before, text))
+        self.view.dataset_list._reload_dataset()  # a new label joins the label set
+        shown_before = self.view.examples.rowCount()
+        self.view.reload(select_ids=[])
+        removed = shown_before - self.view.examples.rowCount()
+        self.view._move_after(next_id, fallback, removed if next_id is None else 0)
+        self.view.status.setText(text[0].upper() + text[1:] + ". Ctrl+Z undoes.")
+        self._focus_table()
+        self.view.labelled.emit(n)
+        return n
+
+    def accept_selected_suggestions(self) -> int:
+        """Give the selected examples the label the model suggested (the person agrees)."""
+        if self.view.dataset is None:
+            return 0
+        rows = self.view.selected_rows()
+        chosen: dict[str, tuple[str | None, str]] = {
+            e.id: (e.model_label, "person") for e in (self.view.examples.example(r) for r in rows)
+            if e.model_label is not None}
+        if not chosen:
+            self.view.show_error("The selected examples have no model suggestion to accept.")
+            return 0
+        return self._apply_labels(chosen, rows, "accept the suggestion for")
+
+    def accept_suggestions_over(self, threshold: float) -> int:
+        """Label every unlabelled example of the data set whose suggestion is at least
+        ``threshold`` confident with that suggestion; one undo step. Nobody looked at
+        each of them, so the model is recorded as the labeller."""
+        if self.view.dataset is None or self.view.runner.busy:
+            return 0
+        todo: dict[str, tuple[str | None, str]] = {
+            e.id: (e.model_label, f"model:{e.model_name or 'unknown'}")
+            for e in self.view.datasets.query(self.view.dataset, unlabelled=True)
+            if e.model_label is not None and (e.model_confidence or 0.0) >= threshold}
+        if not todo:
+            self.view.show_error(f"No unlabelled example has a suggestion of {threshold:.0%} or "
+                            "more.")
+            return 0
+        return self._apply_labels(todo, self.view.selected_rows(),
+                                  f"accept suggestions over {threshold:.0%} for")
+
+    def _fill_relabel_menu(self) -> None:
+        menu = self.view.relabel_menu
+        menu.clear()
+        labels = self.view.dataset.labels if self.view.dataset is not None else []
+        for n, lab in enumerate(labels, start=1):
+            action = menu.addAction(lab, partial(self.set_label_selected, lab))
+            if n <= 9:
+                action.setShortcut(str(n))
+        menu.addSeparator()
+        menu.addAction("New label…", self._new_label_requested)
+        clear = menu.addAction("Clear the label", lambda: self.set_label_selected(None))
+        clear.setShortcut("0")
+
+    def _new_label_requested(self) -> None:
+        name, ok = QInputDialog.getText(self.view, "New label", "Label:")
+        if ok and name.strip():
+            self.set_label_selected(" ".join(name.split()))
+
+    def delete_selected(self) -> int:
+        """Delete the selected examples; undoable."""
+        if self.view.dataset is None:
+            return 0
+        rows = self.view.selected_rows()
+        if not rows:
+            self.view.show_error("Select one or more examples first.")
+            return 0
+        ids = [self.view.examples.example(r).id for r in rows]
+        next_id, _fallback = self.view._next_id_after(rows)
+        try:
+            deleted = self.view.datasets.delete_examples(ids)
+        except UserFacingError as exc:
+            self.view.show_error(exc.message)
+            return 0
+        self.view.clear_error()
+        self._forget_in_run({e.id for e in deleted})
+        n = len(deleted)
+        text = f"deleted {n} example{'s' if n != 1 else ''}"
+        self._push_undo(UndoStep("delete", list(deleted), text))
+        self.view.reload(select_ids=[])
+        # The example after them, else the one now where the first of them was.
+        self.view._move_after(next_id, min(rows))
+        self.view.status.setText(f"{text[0].upper()}{text[1:]}. Ctrl+Z brings "
+                            f"{'them' if n != 1 else 'it'} back.")
+        self.view.dataset_list._refresh_list_counts()
+        self._focus_table()
+        return n
+
+    def _forget_in_run(self, ids: set[str]) -> None:
+        """Deleted while a pre-label run goes on: no suggestion is written for them."""
+        for eid in ids:
+            self.view._pending.pop(eid, None)
+        self.view.run_ids = ["" if eid in ids else eid for eid in self.view.run_ids]
+
+    def _push_undo(self, step: UndoStep) -> None:
+        assert self.view.dataset is not None
+        stack = self.view._undo.setdefault(self.view.dataset.id, [])
+        stack.append(step)
+        del stack[:-UNDO_DEPTH]
+        self.view._update_controls()
+
+    def undo(self) -> bool:
+        """Put back the rows the last label or delete action changed."""
+        if self.view.dataset is None:
+            return False
+        stack = self.view._undo.get(self.view.dataset.id, [])
+        if not stack:
+            self.view.status.setText("Nothing to undo.")
+            return False
+        step = stack.pop()
+        try:
+            self.view.datasets.restore_examples(step.before)
+        except UserFacingError as exc:
+            stack.append(step)
+            self.view.show_error(exc.message)
+            return False
+        self.view.clear_error()
+        ids = [e.id for e in step.before]
+        self.view.reload(select_ids=ids)
+        self.view.status.setText(f"Undid: {step.what}.")
+        if step.kind == "delete":
+            self.view.dataset_list._refresh_list_counts()
+        self.view._update_controls()
+        self._focus_table()
+        return True
+
+    def _focus_table(self) -> None:
+        """Back to the table after a button or a menu, so the keys go on working."""
+        if self.view.isVisible() and not self.view.table.hasFocus():
+            self.view.table.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def undo_steps(self) -> list[UndoStep]:
+        dataset = self.view.dataset
+        return list(self.view._undo.get(dataset.id, [])) if dataset is not None else []

@@ -1,0 +1,445 @@
+"""The Data sets tab: annotate examples by keyboard, filter and search them, undo, find
+duplicates, pre-label with a model, import, export, split, and evaluate classifiers on the
+test split with a history of runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlite_utils
+from PySide6.QtCore import (
+    QItemSelection,
+    QItemSelectionModel,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import (
+    QWidget,
+)
+
+from slmdesk.classify.evaluate import EvalReport
+from slmdesk.classify.spec import ClassifierSpec
+from slmdesk.errors import UserFacingError
+from slmdesk.store.classifiers import ClassifierRepository
+from slmdesk.store.datasets import Dataset, DatasetRepository, Example
+from slmdesk.ui.common.classify_run import ClassifyRun
+from slmdesk.ui.common.table_model import percent
+from slmdesk.ui.datasets.annotate import Annotator, UndoStep
+from slmdesk.ui.datasets.dataset_list import DatasetList
+from slmdesk.ui.datasets.filters import ExampleFilters
+from slmdesk.ui.datasets.import_dialog import ImportDialog
+from slmdesk.ui.datasets.import_export import ImportExport
+from slmdesk.ui.datasets.layout import DatasetsLayout
+from slmdesk.ui.datasets.model_runs import FLUSH_MS, ModelRuns
+from slmdesk.ui.tasks import BackgroundTasks
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import (
+        QCheckBox,
+        QComboBox,
+        QDoubleSpinBox,
+        QLabel,
+        QLineEdit,
+        QListView,
+        QMenu,
+        QPlainTextEdit,
+        QProgressBar,
+        QPushButton,
+        QSplitter,
+        QTableView,
+        QTableWidget,
+        QTabWidget,
+        QToolButton,
+    )
+
+    from slmdesk.engine.llama_engine import ModelInfo
+    from slmdesk.store.repositories import ModelRecord
+    from slmdesk.ui.common.confusion import ConfusionMatrix
+    from slmdesk.ui.common.metrics import ReportPanel
+    from slmdesk.ui.datasets.labelling_table import LabellingTable
+    from slmdesk.ui.datasets.table_models import DatasetListModel, EvalHistoryModel, ExamplesModel
+    from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
+
+ROW_LIMIT = 20_000  # rows shown at once; filters narrow the rest
+
+
+class DatasetsView(QWidget):
+    """The Data sets tab. The window calls ``set_model`` whenever the loaded model changes."""
+
+    dataset_changed = Signal(str)  # name ("" when none)
+    labelled = Signal(int)  # how many examples one action changed
+    run_finished = Signal(str, bool)  # "prelabel" | "evaluate", cancelled (or failed)
+    evaluated = Signal(object)  # EvalRun
+    imported = Signal(object)  # ImportResult
+    exported = Signal(str)  # path
+    error_shown = Signal(str)
+
+    # the widgets, built by the layout part
+    banner: QLabel
+    splitter: QSplitter
+    list_model: DatasetListModel
+    list_view: QListView
+    new_button: QToolButton
+    rename_button: QToolButton
+    delete_dataset_button: QToolButton
+    label_filter: QComboBox
+    split_filter: QComboBox
+    source_filter: QComboBox
+    unlabelled_box: QCheckBox
+    disagreement_box: QCheckBox
+    search_box: QLineEdit
+    _search_timer: QTimer
+    examples: ExamplesModel
+    table: LabellingTable
+    counts: QLabel
+    import_button: QPushButton
+    export_button: QPushButton
+    split_button: QPushButton
+    relabel_button: QToolButton
+    relabel_menu: QMenu
+    delete_button: QPushButton
+    undo_button: QPushButton
+    duplicates_button: QPushButton
+    near_empty_button: QPushButton
+    status: QLabel
+    details_title: QLabel
+    details_text: QPlainTextEdit
+    classifier_box: QComboBox
+    prelabel_button: QPushButton
+    evaluate_button: QPushButton
+    cancel_button: QPushButton
+    progress: QProgressBar
+    accept_over_button: QPushButton
+    accept_threshold: QDoubleSpinBox
+    run_status: QLabel
+    model_note: QLabel
+    tabs: QTabWidget
+    report_panel: ReportPanel
+    save_png_button: QPushButton
+    eval_summary: QLabel
+    per_label: QTableWidget
+    confusion: ConfusionMatrix
+    history: EvalHistoryModel
+    history_table: QTableView
+
+    def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        # The tab's parts, each on its own concern; they share the widgets and state here.
+        self.dataset_list = DatasetList(self)
+        self.filters = ExampleFilters(self)
+        self.annotator = Annotator(self)
+        self.files = ImportExport(self)
+        self.model_runs = ModelRuns(self)
+        self.layout_parts = DatasetsLayout(self)
+        self.db = db
+        self.engine = engine
+        self.datasets = DatasetRepository(db)
+        self.classifiers = ClassifierRepository(db)
+        self.model: ModelRecord | None = None
+        self.loaded: ModelInfo | None = None
+        self.dataset: Dataset | None = None
+        self._undo: dict[str, list[UndoStep]] = {}
+        self._tasks = BackgroundTasks(self)
+        # the engine run in progress (pre-label or evaluate)
+        self.mode = "prelabel"
+        self.run_ids: list[str] = []
+        self.run_gold: list[str] = []
+        self.run_spec: ClassifierSpec | None = None
+        self.run_model_name = ""
+        self.run_classifier_name: str | None = None
+        self._pending: dict[str, tuple[str, float]] = {}  # suggestions not yet written
+        self._more = 0  # examples the query matched, when more than ROW_LIMIT
+        self._overlap = 0  # evaluated texts that are also the classifier's examples
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setInterval(FLUSH_MS)
+        self._flush_timer.timeout.connect(self.model_runs._flush_suggestions)
+        self.report: EvalReport | None = None
+        self.layout_parts.build()
+        self.runner = ClassifyRun(engine, self.progress, self.run_status, self)
+        self.runner.progressed.connect(self.model_runs._on_progress)
+        self.runner.classified.connect(self.model_runs._on_classified)
+        self.runner.finished.connect(self.model_runs._on_finished)
+        self.runner.failed.connect(self.model_runs._on_failed)
+        self.runner.state_changed.connect(self._update_controls)
+        self.model_runs.refresh_classifiers()
+        self.dataset_list.refresh_datasets()
+        self._update_controls()
+
+    @property
+    def job(self) -> ClassifyJob | None:
+        """The pre-labelling or evaluation running now, if any."""
+        return self.runner.job
+
+    def showEvent(self, event: QShowEvent) -> None:
+        # Other tabs add examples (Classify's review) and classifiers: catch up.
+        super().showEvent(event)
+        if not event.spontaneous():
+            self.model_runs.refresh_classifiers()
+            self.dataset_list.refresh_datasets()
+
+    # the tab's API, kept by its parts -----------------------------------------------------
+    def refresh_datasets(self, select: str | None = None) -> None:
+        self.dataset_list.refresh_datasets(select)
+
+    def select_dataset(self, name: str) -> bool:
+        return self.dataset_list.select_dataset(name)
+
+    def create_dataset(self, name: str, kind: str = "labels",
+                       labels: Sequence[str] = ()) -> Dataset | None:
+        return self.dataset_list.create_dataset(name, kind, labels)
+
+    def rename_dataset(self, new_name: str) -> bool:
+        return self.dataset_list.rename_dataset(new_name)
+
+    def delete_dataset(self) -> None:
+        self.dataset_list.delete_dataset()
+
+    def clear_filters(self) -> None:
+        self.filters.clear_filters()
+
+    def set_label_filter(self, label: str) -> None:
+        self.filters.set_label_filter(label)
+
+    def set_split_filter(self, split: str) -> None:
+        self.filters.set_split_filter(split)
+
+    def set_source_filter(self, source: str) -> None:
+        self.filters.set_source_filter(source)
+
+    def set_search(self, text: str) -> None:
+        self.filters.set_search(text)
+
+    def query_kwargs(self) -> dict[str, Any]:
+        return self.filters.query_kwargs()
+
+    def set_label_selected(self, label: str | None) -> int:
+        return self.annotator.set_label_selected(label)
+
+    def accept_suggestions_over(self, threshold: float) -> int:
+        return self.annotator.accept_suggestions_over(threshold)
+
+    def delete_selected(self) -> int:
+        return self.annotator.delete_selected()
+
+    def undo(self) -> bool:
+        return self.annotator.undo()
+
+    def undo_steps(self) -> list[UndoStep]:
+        return self.annotator.undo_steps()
+
+    def select_duplicates(self) -> int:
+        return self.files.select_duplicates()
+
+    def select_near_empty(self) -> int:
+        return self.files.select_near_empty()
+
+    def assign_splits(self, *, seed: int = 0,
+                      fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                      overwrite: bool = False) -> bool:
+        return self.files.assign_splits(seed=seed, fractions=fractions, overwrite=overwrite)
+
+    def import_dialog(self, path: str | None = None) -> ImportDialog:
+        return self.files.import_dialog(path)
+
+    def export_to(self, path: str, fmt: str, split: str = "all", *, card: bool = False,
+                  include_unlabelled: bool = False) -> bool:
+        return self.files.export_to(path, fmt, split, card=card,
+                                    include_unlabelled=include_unlabelled)
+
+    def refresh_classifiers(self) -> None:
+        self.model_runs.refresh_classifiers()
+
+    def classifier_spec(self) -> ClassifierSpec | None:
+        return self.model_runs.classifier_spec()
+
+    def prelabel(self) -> bool:
+        return self.model_runs.prelabel()
+
+    def evaluate_test_split(self) -> bool:
+        return self.model_runs.evaluate_test_split()
+
+    def cancel(self) -> None:
+        self.model_runs.cancel()
+
+    def refresh_history(self) -> None:
+        self.model_runs.refresh_history()
+
+    def show_run(self, row: int) -> None:
+        self.model_runs.show_run(row)
+
+    def save_png(self, path: str) -> bool:
+        return self.model_runs.save_png(path)
+
+    # messages ---------------------------------------------------------------------------
+    def show_error(self, text: str) -> None:
+        self.banner.setText(text)
+        self.banner.show()
+        self.error_shown.emit(text)
+
+    def clear_error(self) -> None:
+        self.banner.clear()
+        self.banner.hide()
+
+    # the model --------------------------------------------------------------------------
+    def set_model(self, model: ModelRecord | None, loaded: ModelInfo | None) -> None:
+        """The window's loaded model changed (``loaded`` is None while none is ready)."""
+        self.model = model
+        self.loaded = loaded
+        if loaded is None:
+            self.model_note.setText("No model is ready.")
+        else:
+            self.model_note.setText(f"Model: {self._model_name()}")
+        self._update_controls()
+
+    def _model_name(self) -> str:
+        if self.model is not None:
+            return self.model.name
+        return self.loaded.name if self.loaded is not None else ""
+
+    # the table ------------------------------------------------------------------------
+    def reload(self, select_ids: Sequence[str] | None = None) -> None:
+        """Run the current query again; keep the selection (or select ``select_ids``)."""
+        keep = list(select_ids) if select_ids is not None else [
+            e.id for e in self.selected_examples()]
+        current = self._current_example()
+        self.model_runs._flush_suggestions()  # so that the rows read back carry them
+        if self.dataset is None:
+            self.examples.clear()
+            self.filters._update_counts()
+            return
+        try:
+            rows = self.datasets.query(self.dataset, limit=ROW_LIMIT, **self.filters.query_kwargs())
+        except UserFacingError as exc:
+            # e.g. a search the full-text index cannot parse: say so, show nothing
+            self.show_error(exc.message)
+            rows = []
+        self.examples.set_rows(rows, self.dataset.labels)
+        self._more = (self.datasets.query_count(self.dataset, **self.filters.query_kwargs())
+                      if len(rows) >= ROW_LIMIT else len(rows))
+        current_id = keep[0] if select_ids is not None and keep else (
+            current.id if current is not None else None)
+        self.select_ids(keep, current_id=current_id)
+        self.filters._update_counts()
+        self._update_controls()
+
+    def select_ids(self, ids: Sequence[str], *, current_id: str | None = None) -> int:
+        """Select the rows of these examples (those shown); returns how many."""
+        rows = sorted(r for r in (self.examples.row_of(i) for i in ids) if r >= 0)
+        sel = self.table.selectionModel()
+        selection = QItemSelection()
+        last = self.examples.columnCount() - 1
+        for r in rows:
+            selection.select(self.examples.index(r, 0), self.examples.index(r, last))
+        flags = (QItemSelectionModel.SelectionFlag.ClearAndSelect
+                 | QItemSelectionModel.SelectionFlag.Rows)
+        cur_row = self.examples.row_of(current_id) if current_id else -1
+        if cur_row < 0 and rows:
+            cur_row = rows[0]
+        if cur_row >= 0:
+            sel.setCurrentIndex(self.examples.index(cur_row, 0),
+                                QItemSelectionModel.SelectionFlag.NoUpdate)
+        sel.select(selection, flags)
+        if rows:
+            self.table.scrollTo(self.examples.index(cur_row, 0))
+        return len(rows)
+
+    def select_row(self, row: int) -> None:
+        """Make ``row`` the current and only selected row."""
+        if 0 <= row < self.examples.rowCount():
+            self.table.selectionModel().setCurrentIndex(
+                self.examples.index(row, 0),
+                QItemSelectionModel.SelectionFlag.ClearAndSelect
+                | QItemSelectionModel.SelectionFlag.Rows)
+            self.table.scrollTo(self.examples.index(row, 0))
+
+    def _current_example(self) -> Example | None:
+        index = self.table.currentIndex()
+        if index.isValid() and 0 <= index.row() < self.examples.rowCount():
+            return self.examples.example(index.row())
+        return None
+
+    def selected_rows(self) -> list[int]:
+        rows = {i.row() for i in self.table.selectionModel().selectedRows()}
+        if not rows and self.table.currentIndex().isValid():
+            rows = {self.table.currentIndex().row()}
+        return sorted(r for r in rows if 0 <= r < self.examples.rowCount())
+
+    def selected_examples(self) -> list[Example]:
+        return [self.examples.example(r) for r in self.selected_rows()]
+
+    def shown_examples(self) -> list[Example]:
+        return list(self.examples.rows)
+
+    def _next_id_after(self, rows: Sequence[int]) -> tuple[str | None, int]:
+        """The example after the last of ``rows`` (where the cursor goes next), and that
+        row number (for when it is gone after the refresh)."""
+        if not rows:
+            return None, 0
+        after = max(rows) + 1
+        if after < self.examples.rowCount():
+            return self.examples.example(after).id, after
+        return None, max(rows)
+
+    def _move_after(self, next_id: str | None, fallback_row: int, removed: int = 0) -> None:
+        if next_id is not None and self.examples.row_of(next_id) >= 0:
+            self.select_row(self.examples.row_of(next_id))
+        elif self.examples.rowCount():
+            self.select_row(min(max(fallback_row - removed, 0), self.examples.rowCount() - 1))
+
+    def _show_details(self) -> None:
+        ex = self._current_example()
+        if ex is None:
+            self.details_title.setText("Select an example to see it whole.")
+            self.details_text.clear()
+            return
+        bits = [f"Label: {ex.label or '—'}"]
+        if ex.model_label is not None:
+            bits.append(f"model: {ex.model_label} ({percent(ex.model_confidence)})")
+        if ex.split:
+            bits.append(f"split: {ex.split}")
+        bits.append(f"source: {ex.source}")
+        if ex.rating is not None:
+            bits.append(f"rating: {ex.rating}")
+        self.details_title.setText(" · ".join(bits))
+        if ex.messages is not None:
+            body = "\n\n".join(f"{str(m.get('role', '?')).upper()}\n{m.get('content', '')}"
+                               for m in ex.messages)
+        else:
+            body = ex.text or ""
+        if ex.notes:
+            body += f"\n\n— Notes —\n{ex.notes}"
+        if self.details_text.toPlainText() != body:
+            self.details_text.setPlainText(body)
+
+    def _update_controls(self) -> None:
+        ds = self.dataset
+        have = ds is not None
+        labels = have and ds is not None and ds.kind == "labels"
+        busy = self.runner.busy
+        selected = bool(self.selected_rows())
+        self.rename_button.setEnabled(have)
+        self.delete_dataset_button.setEnabled(have and not busy)
+        self.export_button.setEnabled(have)
+        self.split_button.setEnabled(have and not busy)
+        # Labelling goes on while the model works; only the data set stays put.
+        self.relabel_button.setEnabled(labels and selected)
+        self.delete_button.setEnabled(selected)
+        steps = self._undo.get(ds.id, []) if ds is not None else []
+        self.undo_button.setEnabled(bool(steps))
+        self.undo_button.setToolTip(f"Undo: {steps[-1].what} (Ctrl+Z)" if steps
+                                    else "Nothing to undo")
+        self.duplicates_button.setEnabled(have)
+        self.near_empty_button.setEnabled(have)
+        ready = self.loaded is not None
+        self.prelabel_button.setEnabled(labels and ready and not busy)
+        self.evaluate_button.setEnabled(labels and ready and not busy)
+        self.cancel_button.setEnabled(busy and not self.runner.cancelling)
+        self.accept_over_button.setEnabled(labels and not busy)
+        self.classifier_box.setEnabled(not busy)
+        self.save_png_button.setEnabled(bool(self.confusion.labels))
+        self.list_view.setEnabled(not busy)
+
+
