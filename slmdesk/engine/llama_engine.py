@@ -24,9 +24,11 @@ from slmdesk.engine.backend import backend_info
 from slmdesk.engine.fingerprint import REFERENCE_TEXT, Fingerprint
 from slmdesk.engine.gguf import GGUFInfo, read_gguf, supported_architectures
 from slmdesk.engine.params import GenerationResult, LoadParams, SamplingParams
+from slmdesk.engine.structured import OutputOptions, TokenLogprob, token_logprob
 from slmdesk.engine.template import ChatTemplate, fallback_template
 from slmdesk.errors import (
     ContextOverflowError,
+    InvalidInputError,
     ModelFileError,
     ModelNotLoadedError,
     TemplateError,
@@ -539,11 +541,13 @@ class LlamaEngine:
         cancel: threading.Event | None = None,
         on_text: TextCallback | None = None,
         on_prompt_progress: ProgressCallback | None = None,
+        output: OutputOptions | None = None,
     ) -> GenerationResult:
         """Generate the assistant's reply to ``messages``, streaming text to ``on_text``.
 
         The KV cache keeps the previous prompt and reply, so a follow-up turn only
-        processes the tokens after the longest shared prefix.
+        processes the tokens after the longest shared prefix. ``output`` adds a grammar
+        and per-token log-probabilities.
         """
         sampling = sampling or SamplingParams()
         llm = self._require()
@@ -557,7 +561,9 @@ class LlamaEngine:
                 f"{n_ctx}-token context."
             )
         cancel = cancel or threading.Event()
-        return self._generate(tokens, sampling, cancel, result, on_text, on_prompt_progress)
+        return self._generate(
+            tokens, sampling, cancel, result, on_text, on_prompt_progress, output
+        )
 
     def _generate(
         self,
@@ -567,18 +573,21 @@ class LlamaEngine:
         result: GenerationResult,
         on_text: TextCallback | None,
         on_prompt_progress: ProgressCallback | None,
+        output: OutputOptions | None = None,
     ) -> GenerationResult:
         import llama_cpp
 
         llm = self._require()
         n_ctx = llm.n_ctx()
+        output = output or OutputOptions()
+        grammar = self._grammar_sampler(output.grammar)
         started = time.perf_counter()
         # At least one token is decoded again, to get fresh logits for sampling.
         todo = self._reuse_cached_prefix(tokens)
         result.prompt_tokens_evaluated = len(todo)
 
         self._cancel = cancel
-        sampler = self._make_sampler(sampling)
+        sampler = self._make_sampler(sampling, grammar)
         utf8 = _Utf8Stream()
         stopper = _StopMatcher(sampling.stop)
         pieces: list[str] = []
@@ -625,6 +634,8 @@ class LlamaEngine:
                     finish = "stop"
                     break
                 result.completion_tokens += 1
+                if output.on_token is not None:
+                    output.on_token(self._token_logprob(token, output.top_logprobs))
                 text, hit = stopper.feed(utf8.feed(self._token_bytes(token)))
                 emit(text)
                 if hit:
@@ -665,11 +676,43 @@ class LlamaEngine:
             result.tokens_per_s = (result.completion_tokens - 1) / max(gen_time, 1e-9)
         return result
 
-    def _make_sampler(self, s: SamplingParams) -> Any:
+    def _grammar_sampler(self, grammar: str | None) -> Any:
+        """llama.cpp's grammar sampler for GBNF text (None without a grammar)."""
+        import llama_cpp
+
+        if grammar is None:
+            return None
+        vocab = self._require()._model.vocab
+        sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+        if not sampler:
+            raise InvalidInputError("llama.cpp could not parse the grammar.")
+        return sampler
+
+    def _token_logprob(self, token: int, top_n: int) -> TokenLogprob:
+        """log P(token) under the model's logits at the last position (before sampling)."""
+        import llama_cpp
+        import numpy as np
+
+        llm = self._require()
+        ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        row = np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),))
+        logprob, top = token_logprob(row, token, top_n)
+        return TokenLogprob(
+            token=token,
+            piece=self._token_bytes(token),
+            logprob=logprob,
+            top=tuple((self._token_bytes(t), lp) for t, lp in top),
+        )
+
+    def _make_sampler(self, s: SamplingParams, grammar: Any = None) -> Any:
         import llama_cpp
 
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         add = llama_cpp.llama_sampler_chain_add
+        if grammar is not None:
+            # First, so that every later step only sees tokens the grammar allows; the
+            # chain owns it from here and frees it with the chain.
+            add(chain, grammar)
         if s.repeat_penalty and s.repeat_penalty != 1.0:
             add(chain, self._penalties(s.repeat_penalty))
         if s.temperature <= 0:
@@ -704,6 +747,7 @@ class LlamaEngine:
         *,
         cancel: threading.Event | None = None,
         on_text: TextCallback | None = None,
+        output: OutputOptions | None = None,
     ) -> GenerationResult:
         """Generate after a prompt given as tokens (a completion, not a chat turn).
 
@@ -722,7 +766,7 @@ class LlamaEngine:
             )
         result = GenerationResult(prompt_tokens=len(tokens))
         return self._generate(
-            tokens, sampling, cancel or threading.Event(), result, on_text, None
+            tokens, sampling, cancel or threading.Event(), result, on_text, None, output
         )
 
     # scoring --------------------------------------------------------------------------
@@ -927,6 +971,55 @@ class LlamaEngine:
         finally:
             self.clear_cache()  # the next job starts from an empty cache
         return Fingerprint(mean_logprob=total / (len(tokens) - 1), tokens=len(tokens) - 1)
+
+    def embed(self, texts: Sequence[str]) -> tuple[list[list[float]], int]:
+        """Mean-pooled, L2-normalised hidden states of each text, and the tokens read.
+
+        A chat model has no pooling of its own: the context is switched to output
+        embeddings, each text is decoded from an empty cache with every position as an
+        output, and the per-token states are averaged (an embedding model's own pooling
+        is used where it has one). The cache is empty afterwards.
+        """
+        import llama_cpp
+        import numpy as np
+
+        llm = self._require()
+        ctx = llm._ctx.ctx
+        n_embd = int(llama_cpp.llama_model_n_embd(llm._model.model))
+        pooled = llama_cpp.llama_pooling_type(ctx) != llama_cpp.LLAMA_POOLING_TYPE_NONE
+        vectors: list[list[float]] = []
+        total = 0
+        llama_cpp.llama_set_embeddings(ctx, True)
+        try:
+            for text in texts:
+                tokens = list(llm.tokenize(text.encode("utf-8"), add_bos=self._add_bos,
+                                           special=False))
+                if not tokens or len(tokens) > llm.n_ctx():
+                    raise ContextOverflowError(
+                        f"A text to embed is {len(tokens)} tokens; the model's context holds "
+                        f"{llm.n_ctx()}."
+                    )
+                total += len(tokens)
+                self.clear_cache()
+                acc = np.zeros(n_embd, dtype=np.float64)
+                for start in range(0, len(tokens), llm.n_batch):
+                    chunk = tokens[start : start + llm.n_batch]
+                    self._fill_batch(chunk, start, set(range(len(chunk))))
+                    llm._ctx.decode(llm._batch)
+                    if pooled:
+                        continue
+                    for j in range(len(chunk)):
+                        ptr = llama_cpp.llama_get_embeddings_ith(ctx, j)
+                        acc += np.ctypeslib.as_array(ptr, shape=(n_embd,))
+                if pooled:
+                    ptr = llama_cpp.llama_get_embeddings_seq(ctx, 0)
+                    acc = np.ctypeslib.as_array(ptr, shape=(n_embd,)).astype(np.float64)
+                norm = float(np.linalg.norm(acc))
+                vectors.append((acc / norm if norm > 0 else acc).tolist())
+        finally:
+            llama_cpp.llama_set_embeddings(ctx, False)
+            self.clear_cache()
+        return vectors, total
 
     def _fill_batch(self, tokens: Sequence[int], n_past: int, outputs: set[int]) -> None:
         """Put ``tokens`` in the Llama's batch (sequence 0), logits only at ``outputs``."""

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible local HTTP server over slmdesk's own engine, models and classifier."""
