@@ -43,16 +43,16 @@ from slmdesk.store.repositories import (
     SettingsRepository,
 )
 from slmdesk.transfer import export_json, export_markdown, import_json
-from slmdesk.ui.chat_view import ChatView
+from slmdesk.ui.chat.view import ChatView
 from slmdesk.ui.classify_view import ClassifyView
-from slmdesk.ui.conversations import ConversationSidebar
+from slmdesk.ui.chat.conversations import ConversationSidebar
 from slmdesk.ui.datasets_view import DatasetsView
 from slmdesk.ui.engine_thread import ChatJob, EngineClient, LoadJob, bind
-from slmdesk.ui.library_view import LibraryView
+from slmdesk.ui.library.view import LibraryView
 from slmdesk.ui.model_session import ModelSession
-from slmdesk.ui.save_example import SaveExampleDialog
-from slmdesk.ui.settings_panel import SettingsPanel
-from slmdesk.ui.widgets import error_banner
+from slmdesk.ui.chat.save_example import SaveExampleDialog
+from slmdesk.ui.chat.settings_panel import SettingsPanel
+from slmdesk.ui.common.widgets import error_banner
 
 log = logging.getLogger(__name__)
 

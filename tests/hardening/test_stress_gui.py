@@ -24,7 +24,7 @@ import pytest
 from PySide6.QtCore import QModelIndex, Qt
 
 from slmdesk.store.repositories import ChatRepository
-from slmdesk.ui.conversations import CONVERSATION_ID
+from slmdesk.ui.chat.conversations import CONVERSATION_ID
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

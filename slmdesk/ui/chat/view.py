@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk.store.repositories import Message
-from slmdesk.ui.markdown import MessageView
+from slmdesk.ui.chat.markdown import MessageView
 
 MIN_RENDER_GAP_MS = 33  # ~30 updates a second while a short reply streams
 ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System"}
