@@ -1,11 +1,12 @@
-"""Background work for the views: run a plain function on the thread pool (reading a file,
-writing an export) and hand its result or its error text back on the GUI thread."""
+"""The one background task runner of the views: run a plain function on the thread pool
+(reading a file, writing an export, hashing, a hub request) and hand its result or its error
+text back on the GUI thread."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
@@ -13,6 +14,7 @@ from slmdesk.errors import UserFacingError
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Then = Callable[[Any, str], None]  # (result, error message; "" when fine)
 
 
@@ -64,7 +66,9 @@ class BackgroundTasks(QObject):
         self._then: dict[int, Then] = {}
         self._next = 1
 
-    def start(self, work: Callable[[], Any], what: str, then: Then) -> int:
+    def start(self, work: Callable[[], T], what: str,
+              then: Callable[[T | None, str], None]) -> int:
+        """Run ``work`` off the GUI thread; ``then(result, "")`` or ``then(None, error)``."""
         ticket = self._next
         self._next += 1
         self._then[ticket] = then

@@ -57,9 +57,9 @@ from slmdesk.ui.common.table_model import (
     human_bytes,
     human_duration,
 )
-from slmdesk.ui.library.table_models import VERDICT_COLOURS, DownloadEvents
 from slmdesk.ui.common.tasks import BackgroundTasks
 from slmdesk.ui.common.widgets import error_banner
+from slmdesk.ui.library.table_models import VERDICT_COLOURS, DownloadEvents
 
 log = logging.getLogger(__name__)
 
