@@ -174,7 +174,8 @@ def test_window_shows_each_error_and_still_chats(
         win.chat_page.settings_panel.max_tokens.setValue(24)
         win.chat_page.settings_panel.flush()
         send(qtbot, win, "What is the capital of France?")
-        replies = [w.message for w in win.chat_page.chat_view.widgets if w.message.role == "assistant"]
+        replies = [w.message for w in win.chat_page.chat_view.widgets
+                   if w.message.role == "assistant"]
         assert replies and replies[-1].finish_reason in ("stop", "length")
         assert replies[-1].content.strip()
     finally:

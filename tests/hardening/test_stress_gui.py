@@ -131,7 +131,8 @@ class Driver:
         self.win.chat_page.sidebar.search_box.clear()
         ids = _sidebar_ids(self.win)
         if ids:
-            self.win.chat_page.sidebar.tree.setCurrentIndex(_index_of(self.win, self.rng.choice(ids)))
+            self.win.chat_page.sidebar.tree.setCurrentIndex(
+                _index_of(self.win, self.rng.choice(ids)))
 
     def switch_branch(self) -> None:
         buttons = [b for w in self.win.chat_page.chat_view.widgets

@@ -147,7 +147,8 @@ def send(qtbot: Any, win: Any, text: str, *, wait: bool = True) -> None:
 
 
 def reply_texts(win: Any) -> list[str]:
-    return [w.message.content for w in win.chat_page.chat_view.widgets if w.message.role == "assistant"]
+    return [w.message.content for w in win.chat_page.chat_view.widgets
+            if w.message.role == "assistant"]
 
 
 def test_type_send_stream_and_store(qtbot: Any, app: Any) -> None:
@@ -239,8 +240,8 @@ def test_stop_regenerate_edit_branches_and_search_after_restart(
     original_question = ChatRepository(win2.db).siblings(path[0].id)[0]
     assert original_question.content == LONG_STORY
     win2.chat_page.sidebar.search_box.setText("chapters")
-    qtbot.waitUntil(lambda: win2.chat_page.sidebar.stack.currentWidget() is win2.chat_page.sidebar.hits,
-                    timeout=5_000)
+    sidebar2 = win2.chat_page.sidebar
+    qtbot.waitUntil(lambda: sidebar2.stack.currentWidget() is sidebar2.hits, timeout=5_000)
     hit = win2.chat_page.sidebar.hits.item(0)
     assert hit.flags() & Qt.ItemFlag.ItemIsEnabled
     win2.chat_page.sidebar.hits.itemClicked.emit(hit)
@@ -256,7 +257,8 @@ def test_close_while_streaming_saves_the_reply_as_cancelled(qtbot: Any, app: Any
     win.chat_page.settings_panel.max_tokens.setValue(2000)
     win.chat_page.settings_panel.flush()
     send(qtbot, win, LONG_STORY, wait=False)
-    qtbot.waitUntil(lambda: win.chat.writer is not None and win.chat.writer.text != "", timeout=60_000)
+    qtbot.waitUntil(lambda: win.chat.writer is not None and win.chat.writer.text != "",
+                    timeout=60_000)
     app.close()
     from slmdesk.startup import open_core
 
@@ -342,7 +344,8 @@ def test_composer_drop_and_context_warnings(qtbot: Any, app: Any, tmp_path: Path
     win.chat_page.composer.setPlainText("word " * 3000)
     win.chat.update_context_bar()
     assert win.context_bar.value() > small
-    assert win.chat_page.fit_note.isVisible() and "context holds 2048" in win.chat_page.fit_note.text()
+    fit_note = win.chat_page.fit_note
+    assert fit_note.isVisible() and "context holds 2048" in fit_note.text()
     binary = tmp_path / "photo.png"
     binary.write_bytes(b"\x89PNG")
     mime2 = QMimeData()
