@@ -305,12 +305,10 @@ class MainWindow(QMainWindow):
 
     # messages to the person ---------------------------------------------------------
     def show_error(self, text: str) -> None:
-        self.banner.setText(text)
-        self.banner.show()
+        self.banner.show_error(text)
 
     def clear_error(self) -> None:
-        self.banner.clear()
-        self.banner.hide()
+        self.banner.clear_error()
 
     # models -------------------------------------------------------------------------
     def refresh_models(self) -> None:

@@ -6,9 +6,21 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QWidget
 
 
-def error_banner(parent: QWidget, object_name: str) -> QLabel:
+class ErrorBanner(QLabel):
     """A hidden, word-wrapped plain-text label for messages the person must see."""
-    banner = QLabel("", parent)
+
+    def show_error(self, text: str) -> None:
+        self.setText(text)
+        self.show()
+
+    def clear_error(self) -> None:
+        self.clear()
+        self.hide()
+
+
+def error_banner(parent: QWidget, object_name: str) -> ErrorBanner:
+    """A hidden error banner named ``object_name`` (shown by ``show_error``)."""
+    banner = ErrorBanner("", parent)
     banner.setObjectName(object_name)
     banner.setWordWrap(True)
     banner.setTextFormat(Qt.TextFormat.PlainText)  # messages may quote file names or model text

@@ -23,6 +23,7 @@ from slmdesk.ui.common.table_model import (
     RowTableModel,
 )
 from slmdesk.ui.common.tasks import BackgroundTasks
+from slmdesk.ui.common.widgets import ErrorBanner
 from slmdesk.ui.library.table_models import DownloadEvents
 
 
@@ -42,7 +43,7 @@ class LibrarySection(QWidget):
     db: sqlite_utils.Database
     repo: ModelRepository
     tasks: BackgroundTasks
-    banner: QLabel
+    banner: ErrorBanner
     notice: QLabel
     summary: QLabel
     tabs: QTabWidget
@@ -73,12 +74,10 @@ class LibrarySection(QWidget):
             get_paths().default_models_dir)
 
     def show_error(self, text: str) -> None:
-        self.banner.setText(text)
-        self.banner.show()
+        self.banner.show_error(text)
 
     def clear_error(self) -> None:
-        self.banner.clear()
-        self.banner.hide()
+        self.banner.clear_error()
 
     def show_notice(self, text: str) -> None:
         self.notice.setText(text)
