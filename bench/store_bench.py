@@ -22,7 +22,7 @@ from bench.stats import percentile
 SEED = 0
 CONVERSATIONS = 10_000
 MESSAGES_PER_CONVERSATION = 10  # 5 user + 5 assistant: 100,000 messages in all
-SEARCH_LIMIT = 100  # what the sidebar's search asks for (ui/conversations.py)
+SEARCH_LIMIT = 100  # what the sidebar's search asks for (ui/chat/conversations.py)
 _WORD = re.compile(r"[A-Za-z]{4,}")
 
 

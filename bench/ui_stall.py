@@ -105,15 +105,15 @@ class WindowSession:
              seed: int = 11) -> tuple[Any, list[float]]:
         """Send ``text`` in a new chat; return the engine's GenerationResult and the stalls."""
         win = self.win
-        win.new_chat()
-        win.settings_panel.max_tokens.setValue(max_tokens)
-        win.settings_panel.temperature.setValue(temperature)
-        win.settings_panel.seed.setValue(seed)
-        win.settings_panel.flush()
-        win.composer.setPlainText(text)
+        win.chat.new_chat()
+        win.chat_page.settings_panel.max_tokens.setValue(max_tokens)
+        win.chat_page.settings_panel.temperature.setValue(temperature)
+        win.chat_page.settings_panel.seed.setValue(seed)
+        win.chat_page.settings_panel.flush()
+        win.chat_page.composer.setPlainText(text)
         before = len(self.results)
-        win.send_requested()
-        stalls = _probe(self.app, lambda: win.gen_job is None)
+        win.chat.send_requested()
+        stalls = _probe(self.app, lambda: win.chat.gen_job is None)
         self.settle()
         if len(self.results) == before:
             raise RuntimeError("the reply finished without a result (see the window's error)")

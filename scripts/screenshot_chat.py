@@ -63,14 +63,14 @@ def main() -> int:
         print("wrote", out / name)
 
     wait(lambda: win.loaded is not None)
-    win.settings_panel.max_tokens.setValue(200)
-    win.settings_panel.flush()
+    win.chat_page.settings_panel.max_tokens.setValue(200)
+    win.chat_page.settings_panel.flush()
     for i, prompt in enumerate(PROMPTS):
         if i:
-            win.new_chat()
-        win.composer.setPlainText(prompt)
-        win.send_requested()
-        wait(lambda: win.gen_job is None and win.writer is None)
+            win.chat.new_chat()
+        win.chat_page.composer.setPlainText(prompt)
+        win.chat.send_requested()
+        wait(lambda: win.chat.gen_job is None and win.chat.writer is None)
     shot("screenshot-chat.png")
     win.settings_button.setChecked(True)
     shot("screenshot-settings.png")

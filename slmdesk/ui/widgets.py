@@ -1,17 +1,5 @@
-"""Small widgets shared by the window's tabs."""
+"""Old home of the shared small widgets, kept for the tabs not yet moved to ui/common."""
 
-from __future__ import annotations
+from slmdesk.ui.common.widgets import error_banner
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QWidget
-
-
-def error_banner(parent: QWidget, object_name: str) -> QLabel:
-    """A hidden, word-wrapped plain-text label for messages the person must see."""
-    banner = QLabel("", parent)
-    banner.setObjectName(object_name)
-    banner.setWordWrap(True)
-    banner.setTextFormat(Qt.TextFormat.PlainText)  # messages may quote file names or model text
-    banner.setStyleSheet("QLabel { color: #b00020; padding: 4px; }")
-    banner.hide()
-    return banner
+__all__ = ["error_banner"]

@@ -96,6 +96,6 @@ def send(qtbot: Any, win: Any, text: str) -> None:
     """Type ``text`` into the composer, send it, wait for the reply to end."""
     from PySide6.QtCore import Qt
 
-    win.composer.setPlainText(text)
-    qtbot.keyClick(win.composer, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: win.gen_job is None, timeout=120_000)
+    win.chat_page.composer.setPlainText(text)
+    qtbot.keyClick(win.chat_page.composer, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: win.chat.gen_job is None, timeout=120_000)

@@ -154,19 +154,19 @@ def test_window_on_a_full_disk_says_so_keeps_the_reply_and_goes_on(
     app = Window(qtbot)
     win = app.win
     try:
-        win.settings_panel.temperature.setValue(0.0)
-        win.settings_panel.max_tokens.setValue(60)
-        win.settings_panel.flush()
+        win.chat_page.settings_panel.temperature.setValue(0.0)
+        win.chat_page.settings_panel.max_tokens.setValue(60)
+        win.chat_page.settings_panel.flush()
         chats = ChatRepository(win.db)
 
         # 1. The disk is full when a message is sent (real SQLite, capped database).
         fill_up(win.db)
         long_message = "Summarise this: " + "the sea is wide and deep. " * 2000
-        win.composer.setPlainText(long_message)
-        win.send_requested()
+        win.chat_page.composer.setPlainText(long_message)
+        win.chat.send_requested()
         assert win.banner.isVisible() and "disk is full" in win.banner.text()
-        assert win.gen_job is None
-        assert win.composer.toPlainText() == long_message  # the typed text is not lost
+        assert win.chat.gen_job is None
+        assert win.chat_page.composer.toPlainText() == long_message  # the typed text is not lost
         assert integrity_check(win.db) == "ok"
         free_up(win.db)
 
@@ -183,13 +183,13 @@ def test_window_on_a_full_disk_says_so_keeps_the_reply_and_goes_on(
         send(qtbot, win, "Write a poem about the sea.")
         assert win.banner.isVisible() and "disk is full" in win.banner.text()
         assert "only on screen" in win.banner.text()
-        [streamed] = [w for w in win.chat_view.widgets if w.message.role == "assistant"]
-        assert win.chat_view.plain_text().strip()  # the reply stays on screen
+        [streamed] = [w for w in win.chat_page.chat_view.widgets if w.message.role == "assistant"]
+        assert win.chat_page.chat_view.plain_text().strip()  # the reply stays on screen
         monkeypatch.undo()
         assert integrity_check(win.db) == "ok"
 
         # 3. Room again: the app goes on.
-        win.new_chat()
+        win.chat.new_chat()
         send(qtbot, win, "What is the capital of France?")
         hits = [c for c in chats.list_conversations() if c.title.startswith("What is")]
         assert len(hits) == 1

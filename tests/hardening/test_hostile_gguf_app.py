@@ -170,11 +170,12 @@ def test_window_shows_each_error_and_still_chats(
         win.model_picker.activated.emit(win.model_picker.findData(good.id))
         qtbot.waitUntil(lambda: win.loaded is not None, timeout=120_000)
         assert not win.banner.isVisible()
-        win.settings_panel.temperature.setValue(0.0)
-        win.settings_panel.max_tokens.setValue(24)
-        win.settings_panel.flush()
+        win.chat_page.settings_panel.temperature.setValue(0.0)
+        win.chat_page.settings_panel.max_tokens.setValue(24)
+        win.chat_page.settings_panel.flush()
         send(qtbot, win, "What is the capital of France?")
-        replies = [w.message for w in win.chat_view.widgets if w.message.role == "assistant"]
+        replies = [w.message for w in win.chat_page.chat_view.widgets
+                   if w.message.role == "assistant"]
         assert replies and replies[-1].finish_reason in ("stop", "length")
         assert replies[-1].content.strip()
     finally:

@@ -125,15 +125,15 @@ def test_gui_flow_start_chat_classify_export_restart_touches_no_network(
     qtbot: Any, model_path: Path, tmp_path: Path, no_network: list[tuple[str, str]]
 ) -> None:
     from slmdesk.store.repositories import ChatRepository
-    from tests.qt.test_window import App, send
+    from tests.qt.chat.test_window import App, send
 
     # Start.
     app = App(qtbot)
     win = app.win
     try:
         # Chat.
-        win.settings_panel.max_tokens.setValue(8)
-        win.settings_panel.flush()
+        win.chat_page.settings_panel.max_tokens.setValue(8)
+        win.chat_page.settings_panel.flush()
         send(qtbot, win, "Say hello.")
         [conv] = ChatRepository(win.db).list_conversations()
         # Classify, in the Classify tab on the shared model.
@@ -149,7 +149,7 @@ def test_gui_flow_start_chat_classify_export_restart_touches_no_network(
         # Export, both formats.
         for fmt, name in (("json", "chat.json"), ("md", "chat.md")):
             target = tmp_path / name
-            win.export_to(str(target), fmt)
+            win.chat.files.export_to(str(target), fmt)
             qtbot.waitUntil(lambda t=target: t.is_file() and t.stat().st_size > 0,
                             timeout=10_000)
         assert json.loads((tmp_path / "chat.json").read_text(encoding="utf-8"))
@@ -162,7 +162,7 @@ def test_gui_flow_start_chat_classify_export_restart_touches_no_network(
     try:
         win = again.win
         assert [c.id for c in ChatRepository(win.db).list_conversations()] == [conv.id]
-        win.open_conversation(conv.id)
+        win.chat.open_conversation(conv.id)
         send(qtbot, win, "And again.")
         assert len(ChatRepository(win.db).path(conv.id)) == 4
     finally:

@@ -121,18 +121,18 @@ def test_window_renders_hostile_output_safely_and_stores_it_exactly(
     hostile_tokens: list[bytes],
 ) -> None:
     from slmdesk.transfer import export_json, import_json
-    from tests.qt.test_window import App, send
+    from tests.qt.chat.test_window import App, send
 
     opened: list[str] = []
-    monkeypatch.setattr("slmdesk.ui.main_window.QDesktopServices.openUrl",
+    monkeypatch.setattr("slmdesk.ui.chat.controller.QDesktopServices.openUrl",
                         lambda url: opened.append(url.toString()))
     app = App(qtbot)
     try:
         win = app.win
-        win.settings_panel.temperature.setValue(0.0)
-        win.settings_panel.max_tokens.setValue(len(HOSTILE_PIECES))
-        win.settings_panel.stop.setText("")
-        win.settings_panel.flush()
+        win.chat_page.settings_panel.temperature.setValue(0.0)
+        win.chat_page.settings_panel.max_tokens.setValue(len(HOSTILE_PIECES))
+        win.chat_page.settings_panel.stop.setText("")
+        win.chat_page.settings_panel.flush()
         send(qtbot, win, STORY[0]["content"])
 
         chats = ChatRepository(win.db)
@@ -142,7 +142,7 @@ def test_window_renders_hostile_output_safely_and_stores_it_exactly(
         assert reply.content == EXPECTED
         assert reply.finish_reason == "length"
 
-        widget = win.chat_view.widget_for(reply.id)
+        widget = win.chat_page.chat_view.widget_for(reply.id)
         assert widget is not None
         widget.flush_streaming_text()
         view = widget.view

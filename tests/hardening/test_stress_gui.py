@@ -24,7 +24,7 @@ import pytest
 from PySide6.QtCore import QModelIndex, Qt
 
 from slmdesk.store.repositories import ChatRepository
-from slmdesk.ui.conversations import CONVERSATION_ID
+from slmdesk.ui.chat.conversations import CONVERSATION_ID
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -42,7 +42,7 @@ def _sidebar_ids(win: Any) -> list[str]:
     found: list[str] = []
 
     def walk(parent: QModelIndex) -> None:
-        model = win.sidebar.model
+        model = win.chat_page.sidebar.model
         for row in range(model.rowCount(parent)):
             index = model.index(row, 0, parent)
             cid = index.data(CONVERSATION_ID)
@@ -55,7 +55,7 @@ def _sidebar_ids(win: Any) -> list[str]:
 
 
 def _index_of(win: Any, conversation_id: str) -> QModelIndex:
-    index: QModelIndex = win.sidebar.model.index_of(conversation_id)
+    index: QModelIndex = win.chat_page.sidebar.model.index_of(conversation_id)
     return index
 
 
@@ -70,24 +70,24 @@ class Driver:
 
     def idle(self) -> None:
         win = self.win
-        self.qtbot.waitUntil(lambda: win.gen_job is None and win.load_job is None,
+        self.qtbot.waitUntil(lambda: win.chat.gen_job is None and win.load_job is None,
                              timeout=IDLE_TIMEOUT_MS)
 
     def send(self) -> None:
         text = " ".join(self.rng.choice(WORDS) for _ in range(self.rng.randint(1, 6)))
-        self.win.composer.setPlainText(text)
-        self.qtbot.keyClick(self.win.composer, Qt.Key.Key_Return)
+        self.win.chat_page.composer.setPlainText(text)
+        self.qtbot.keyClick(self.win.chat_page.composer, Qt.Key.Key_Return)
         if self.rng.random() < 0.3:
             self.idle()  # otherwise the next actions land while the reply streams
 
     def stop(self) -> None:
         if self.rng.random() < 0.5:
-            self.win.stop_button.click()
+            self.win.chat_page.stop_button.click()
         else:
             self.qtbot.keyClick(self.win, Qt.Key.Key_Escape)
 
     def regenerate(self) -> None:
-        buttons = [w.action_button for w in self.win.chat_view.widgets
+        buttons = [w.action_button for w in self.win.chat_page.chat_view.widgets
                    if w.message.role == "assistant" and w.action_button is not None]
         if buttons:
             self.rng.choice(buttons).click()
@@ -99,7 +99,7 @@ class Driver:
 
     def new_chat(self) -> None:
         if self.rng.random() < 0.5:
-            self.win.sidebar.new_button.click()
+            self.win.chat_page.sidebar.new_button.click()
         else:
             self.win.new_action.trigger()
 
@@ -109,15 +109,15 @@ class Driver:
             return
         cid = self.rng.choice(ids)
         if self.rng.random() < 0.5:
-            self.win.sidebar.tree.setCurrentIndex(_index_of(self.win, cid))
-            self.win.sidebar.delete_current()
+            self.win.chat_page.sidebar.tree.setCurrentIndex(_index_of(self.win, cid))
+            self.win.chat_page.sidebar.delete_current()
         else:
-            self.win.sidebar.delete(cid)
+            self.win.chat_page.sidebar.delete(cid)
         if self.rng.random() < 0.3:
-            self.win.sidebar.undo_button.click()
+            self.win.chat_page.sidebar.undo_button.click()
 
     def search(self) -> None:
-        box = self.win.sidebar.search_box
+        box = self.win.chat_page.sidebar.search_box
         if self.rng.random() < 0.2:
             box.clear()
             return
@@ -125,16 +125,17 @@ class Driver:
         if self.rng.random() < 0.5:
             self.qtbot.keyClick(box, Qt.Key.Key_Return)  # open the first hit
         else:
-            self.win.sidebar.run_search()
+            self.win.chat_page.sidebar.run_search()
 
     def open_chat(self) -> None:
-        self.win.sidebar.search_box.clear()
+        self.win.chat_page.sidebar.search_box.clear()
         ids = _sidebar_ids(self.win)
         if ids:
-            self.win.sidebar.tree.setCurrentIndex(_index_of(self.win, self.rng.choice(ids)))
+            self.win.chat_page.sidebar.tree.setCurrentIndex(
+                _index_of(self.win, self.rng.choice(ids)))
 
     def switch_branch(self) -> None:
-        buttons = [b for w in self.win.chat_view.widgets
+        buttons = [b for w in self.win.chat_page.chat_view.widgets
                    for b in (w.prev_button, w.next_button) if b.isVisible() and b.isEnabled()]
         if buttons:
             self.rng.choice(buttons).click()
@@ -149,13 +150,13 @@ def _check_consistency(win: Any) -> None:
     chats = ChatRepository(win.db)
     in_db = [c.id for c in chats.list_conversations()]
     assert sorted(_sidebar_ids(win)) == sorted(in_db)
-    if win.conversation is not None:
-        path = chats.path(win.conversation.id)
+    if win.chat.conversation is not None:
+        path = chats.path(win.chat.conversation.id)
         shown = [(w.message.id, w.message.content, w.message.status)
-                 for w in win.chat_view.widgets]
+                 for w in win.chat_page.chat_view.widgets]
         assert shown == [(m.id, m.content, m.status) for m in path]
     else:
-        assert win.chat_view.widgets == []
+        assert win.chat_page.chat_view.widgets == []
     db = win.db
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -174,7 +175,7 @@ def test_random_actions(
     from slmdesk.catalog.registry import ensure_starter_model, import_model
     from slmdesk.paths import get_paths
     from slmdesk.store.db import open_database
-    from tests.qt.test_window import App
+    from tests.qt.chat.test_window import App
 
     def fingerprint(path: Path) -> tuple[int, int, str]:
         st = path.stat()
@@ -193,12 +194,12 @@ def test_random_actions(
     win = app.win
     try:
         assert win.model_picker.count() == 2
-        win.settings_panel.max_tokens.setValue(4)
-        win.settings_panel.flush()
+        win.chat_page.settings_panel.max_tokens.setValue(4)
+        win.chat_page.settings_panel.flush()
         from slmdesk.settings import load_settings, save_settings
 
         settings = load_settings(win.db)
-        settings.sampling = win.settings_panel.sampling()
+        settings.sampling = win.chat_page.settings_panel.sampling()
         save_settings(win.db, settings)  # new chats start with 4-token replies too
 
         rng = random.Random(seed)
@@ -239,28 +240,28 @@ def test_deleting_the_chat_whose_reply_streams_stops_it_and_leaves_the_chat(
 ) -> None:
     """Found by the 1,000-action run: the window stayed on the deleted chat, and the next
     branch switch in it raised NotFoundError in a slot."""
-    from tests.qt.test_window import LONG_STORY, App
+    from tests.qt.chat.test_window import LONG_STORY, App
 
     app = App(qtbot)
     win = app.win
     try:
-        win.settings_panel.max_tokens.setValue(300)
-        win.settings_panel.flush()
-        win.composer.setPlainText(LONG_STORY)
-        qtbot.keyClick(win.composer, Qt.Key.Key_Return)
-        qtbot.waitUntil(lambda: win.writer is not None and len(win.writer.text) > 5,
+        win.chat_page.settings_panel.max_tokens.setValue(300)
+        win.chat_page.settings_panel.flush()
+        win.chat_page.composer.setPlainText(LONG_STORY)
+        qtbot.keyClick(win.chat_page.composer, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: win.chat.writer is not None and len(win.chat.writer.text) > 5,
                         timeout=60_000)
-        conversation = win.conversation
+        conversation = win.chat.conversation
         assert conversation is not None
-        win.sidebar.delete(conversation.id)
-        qtbot.waitUntil(lambda: win.gen_job is None, timeout=30_000)
-        assert win.conversation is None and win.chat_view.widgets == []
+        win.chat_page.sidebar.delete(conversation.id)
+        qtbot.waitUntil(lambda: win.chat.gen_job is None, timeout=30_000)
+        assert win.chat.conversation is None and win.chat_page.chat_view.widgets == []
         reply = ChatRepository(win.db).path(conversation.id)[-1]
         assert reply.finish_reason == "cancelled" and reply.status == "complete"
         # Undo brings it back, whole, and it opens.
-        win.sidebar.undo_button.click()
-        assert win.conversation is not None and win.conversation.id == conversation.id
-        assert [w.message.id for w in win.chat_view.widgets][-1] == reply.id
+        win.chat_page.sidebar.undo_button.click()
+        assert win.chat.conversation is not None and win.chat.conversation.id == conversation.id
+        assert [w.message.id for w in win.chat_page.chat_view.widgets][-1] == reply.id
         _check_consistency(win)
     finally:
         app.close()

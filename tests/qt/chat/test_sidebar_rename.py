@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication, QLineEdit
 
 from slmdesk.store.db import open_database
 from slmdesk.store.repositories import ChatRepository
-from slmdesk.ui.conversations import ConversationSidebar
+from slmdesk.ui.chat.conversations import ConversationSidebar
 
 
 def _sidebar(qtbot: Any, tmp_path: Path) -> tuple[ConversationSidebar, ChatRepository, str]:

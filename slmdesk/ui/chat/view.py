@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk.store.repositories import Message
-from slmdesk.ui.markdown import MessageView
+from slmdesk.ui.chat.markdown import MessageView
 
 MIN_RENDER_GAP_MS = 33  # ~30 updates a second while a short reply streams
 ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -174,6 +174,7 @@ class MessageWidget(QFrame):
         layout.addWidget(self.details)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self._pending_text = ""
+        self._shown_text = ""  # what the view shows: rendered, then appended while streaming
         self._render_gap_ms = MIN_RENDER_GAP_MS
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
@@ -190,6 +191,7 @@ class MessageWidget(QFrame):
             self.view.set_markdown(message.content)
         else:
             self.view.set_plain_text(message.content)
+        self._shown_text = message.content
         streaming = message.status == "streaming"
         self.details.setText("writing…" if streaming else details_text(message))
         self.details.setVisible(message.role == "assistant")
@@ -217,15 +219,29 @@ class MessageWidget(QFrame):
         self.rating_changed.emit(self.message.id, rating)
 
     def set_streaming_text(self, text: str) -> None:
-        """Show a growing reply. Re-rendering Markdown costs ~1 ms per KB, so a long reply
-        is redrawn less often: never more than a quarter of the GUI thread's time."""
+        """Show a growing reply, cheaply: the GUI thread shares the CPU with the decoder.
+
+        What continues the current line is appended as plain text. Once a line ends, the
+        whole reply is rendered as Markdown again, soon but not at once: re-rendering costs
+        ~1 ms per KB, so a long reply is redrawn less often, never more than a quarter of
+        the GUI thread's time. The finished reply is rendered whole (update_message), so it
+        looks exactly as it would rendered in one go.
+        """
         self._pending_text = text
+        shown = self._shown_text
+        if len(text) > len(shown) and text.startswith(shown):
+            new = text[len(shown):]
+            if "\n" not in new and self.view.append_streamed(
+                    new, new_line=shown.endswith("\n")):
+                self._shown_text = text
+                return
         if not self._render_timer.isActive():
             self._render_timer.start(self._render_gap_ms)
 
     def _render_pending(self) -> None:
         started = time.perf_counter()
         self.view.set_markdown(self._pending_text)
+        self._shown_text = self._pending_text
         cost_ms = (time.perf_counter() - started) * 1000
         self._render_gap_ms = int(min(500, max(MIN_RENDER_GAP_MS, 3 * cost_ms)))
 

@@ -24,7 +24,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from slmdesk.ui.markdown import (
+from slmdesk.ui.chat.markdown import (
     COPY_SCHEME,
     IMAGE_MARK,
     CodeBlock,

@@ -100,6 +100,7 @@ _LIST_MARKER = re.compile(r"[-+*]|\d{1,9}[.)]")
 _BLANK = re.compile(r"[ \t>]*\Z")
 _REF_DEFINITION = re.compile(r"[ \t]{0,3}(?:>[ \t]?)*\[(?P<label>(?:[^\[\]\\]|\\.){1,999})\]:")
 _PARAGRAPH_BREAK = re.compile(r"(\n(?:[ \t>]*\n)+)")
+_LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 _ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
@@ -640,6 +641,7 @@ class MessageView(QTextBrowser):
         self.resource_requests: list[str] = []
         self._code_blocks: tuple[CodeBlock, ...] = ()
         self._source: tuple[str, str] | None = None
+        self._tail_word = 0  # characters of the last word shown, for append_streamed
         self._height = 0
         self._replacing = False
 
@@ -681,13 +683,39 @@ class MessageView(QTextBrowser):
         return self._code_blocks
 
     def set_markdown(self, text: str) -> None:
-        """Show `text` as Markdown; cheap enough to call on every streamed update."""
+        """Show `text` as Markdown (the whole of it: ~1 ms per KB)."""
         if self._source == ("markdown", text):
             return
         prepared = prepare_markdown(text)
         self._replace(text, lambda: self._load_markdown(prepared.markdown))
         self._code_blocks = prepared.code_blocks
         self._source = ("markdown", text)
+
+    def append_streamed(self, text: str, *, new_line: bool) -> bool:
+        """Append `text` (no line break in it) to the end as it is, without Markdown: the
+        cheap step between two renderings of a growing reply. ``new_line``: the text shown
+        so far ended a line, so `text` starts a block of its own (a code block's next line
+        stays in the code block). False when the text cannot go in cheaply (it makes a word
+        too long for word-boundary wrapping): render the whole reply instead."""
+        space = _LAST_SPACE.search(text)
+        tail = len(text) - space.end() if space else self._tail_word + len(text)
+        if tail > LONG_WORD_CHARS and (
+                self.wordWrapMode() != QTextOption.WrapMode.WrapAnywhere):
+            return False
+        self._tail_word = tail
+        if self._source is not None:
+            self._source = ("streamed", self._source[1])  # any later set_* redraws
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        if new_line:
+            open_code = bool(self._code_blocks) and not self._code_blocks[-1].closed
+            if open_code and cursor.blockFormat().hasProperty(
+                    QTextFormat.Property.BlockCodeFence):
+                cursor.insertBlock()  # same block and character format: more code
+            else:
+                cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+        cursor.insertText(text)
+        return True
 
     def set_plain_text(self, text: str) -> None:
         """Show `text` exactly as typed: no Markdown, no HTML."""
@@ -700,7 +728,9 @@ class MessageView(QTextBrowser):
     def _replace(self, text: str, load: Callable[[], None]) -> None:
         # Qt's word-boundary-or-anywhere wrapping is quadratic in the length of one word
         # (a megabyte without spaces takes tens of seconds); such text wraps anywhere.
-        longest = max(map(len, text.split()), default=0)
+        words = text.split()
+        longest = max(map(len, words), default=0)
+        self._tail_word = len(words[-1]) if words and not text[-1].isspace() else 0
         mode = (
             QTextOption.WrapMode.WrapAnywhere
             if longest > LONG_WORD_CHARS

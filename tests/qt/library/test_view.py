@@ -16,7 +16,7 @@ from slmdesk.catalog import fit
 from slmdesk.store.repositories import ChatRepository, ModelRepository
 from slmdesk.ui.common.table_model import Column, RowTableModel
 from tests.hubserver import SMOL_FILE, SMOL_REPO
-from tests.qt.test_window import App, send
+from tests.qt.chat.test_window import App, send
 
 pytestmark = pytest.mark.model
 
@@ -24,8 +24,8 @@ pytestmark = pytest.mark.model
 @pytest.fixture
 def app(qtbot: Any, model_path: Path) -> Any:
     a = App(qtbot)
-    a.win.settings_panel.max_tokens.setValue(12)
-    a.win.settings_panel.flush()
+    a.win.chat_page.settings_panel.max_tokens.setValue(12)
+    a.win.chat_page.settings_panel.flush()
     yield a
     if a.core.db.conn is not None:
         try:
@@ -107,9 +107,9 @@ def test_download_pause_resume_then_chat_with_the_downloaded_model(
                     timeout=60_000)
     assert win.model.id != starter_id
     assert "loaded in" in win.model_state.text()
-    assert win.tabs.currentWidget() is win.splitter
+    assert win.tabs.currentWidget() is win.chat_page
     send(qtbot, win, "Say hello.")
-    reply = ChatRepository(app.core.db).path(win.conversation.id)[-1]
+    reply = ChatRepository(app.core.db).path(win.chat.conversation.id)[-1]
     assert reply.role == "assistant" and reply.status == "complete" and reply.content
     assert reply.model_id == model_id
     # The load's measured memory is kept, with the estimate it is compared with.
@@ -222,10 +222,10 @@ def test_idle_unload_frees_the_model_and_sending_loads_it_again(
     assert not win.engine.engine.is_loaded
     send(qtbot, win, "Hi!", wait=False)
     assert win.load_job is not None  # loading again, the message waits for it
-    qtbot.waitUntil(lambda: win.conversation is not None and win.gen_job is None,
+    qtbot.waitUntil(lambda: win.chat.conversation is not None and win.chat.gen_job is None,
                     timeout=120_000)
     assert win.loaded is not None
-    reply = ChatRepository(app.core.db).path(win.conversation.id)[-1]
+    reply = ChatRepository(app.core.db).path(win.chat.conversation.id)[-1]
     assert reply.role == "assistant" and reply.content
     lib.idle_box.setValue(0)
     assert not win.session.idle_timer.isActive()

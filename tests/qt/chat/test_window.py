@@ -140,14 +140,15 @@ def app(qtbot: Any, model_path: Path) -> Any:
 
 
 def send(qtbot: Any, win: Any, text: str, *, wait: bool = True) -> None:
-    win.composer.setPlainText(text)
-    qtbot.keyClick(win.composer, Qt.Key.Key_Return)
+    win.chat_page.composer.setPlainText(text)
+    qtbot.keyClick(win.chat_page.composer, Qt.Key.Key_Return)
     if wait:
-        qtbot.waitUntil(lambda: win.gen_job is None, timeout=120_000)
+        qtbot.waitUntil(lambda: win.chat.gen_job is None, timeout=120_000)
 
 
 def reply_texts(win: Any) -> list[str]:
-    return [w.message.content for w in win.chat_view.widgets if w.message.role == "assistant"]
+    return [w.message.content for w in win.chat_page.chat_view.widgets
+            if w.message.role == "assistant"]
 
 
 def test_type_send_stream_and_store(qtbot: Any, app: Any) -> None:
@@ -159,8 +160,8 @@ def test_type_send_stream_and_store(qtbot: Any, app: Any) -> None:
     bar_values: list[int] = []
     each_job(win.engine, ChatJob, "text_arrived", chunks.append)
     win.context_bar.valueChanged.connect(bar_values.append)
-    win.settings_panel.temperature.setValue(0.0)
-    win.settings_panel.flush()
+    win.chat_page.settings_panel.temperature.setValue(0.0)
+    win.chat_page.settings_panel.flush()
     send(qtbot, win, "What is the capital of France?")
     assert chunks, "no tokens streamed into the view"
     chats = ChatRepository(win.db)
@@ -171,10 +172,10 @@ def test_type_send_stream_and_store(qtbot: Any, app: Any) -> None:
     # What streamed into the window is what was stored.
     assert "".join(chunks) == reply.content
     assert reply.completion_tokens and reply.tokens_per_s
-    view_text = win.chat_view.plain_text()
+    view_text = win.chat_page.chat_view.plain_text()
     words = re.findall(r"[A-Za-z]{4,}", reply.content)
     assert words and all(w in view_text for w in words[:5])
-    details = win.chat_view.widget_for(reply.id).details.text()
+    details = win.chat_page.chat_view.widget_for(reply.id).details.text()
     assert "tokens" in details and "tok/s" in details and "first token" in details
     assert "tok/s" in win.status_speed.text()
     assert win.context_bar.value() > 0 and win.context_bar.maximum() == 2048
@@ -189,45 +190,45 @@ def test_stop_regenerate_edit_branches_and_search_after_restart(
 ) -> None:
     first = App(qtbot)
     win = first.win
-    win.settings_panel.max_tokens.setValue(300)
-    win.settings_panel.flush()
+    win.chat_page.settings_panel.max_tokens.setValue(300)
+    win.chat_page.settings_panel.flush()
     send(qtbot, win, LONG_STORY, wait=False)
-    qtbot.waitUntil(lambda: win.writer is not None and len(win.writer.text) > 20,
+    qtbot.waitUntil(lambda: win.chat.writer is not None and len(win.chat.writer.text) > 20,
                     timeout=60_000)
     qtbot.keyClick(win, Qt.Key.Key_Escape)  # Esc stops the reply
-    qtbot.waitUntil(lambda: win.gen_job is None, timeout=30_000)
+    qtbot.waitUntil(lambda: win.chat.gen_job is None, timeout=30_000)
     chats = ChatRepository(win.db)
     [conv] = chats.list_conversations()
     stopped = chats.path(conv.id)[-1]
     assert stopped.finish_reason == "cancelled" and stopped.content
 
     # Regenerate: a second version of the reply; the first is kept.
-    win.settings_panel.max_tokens.setValue(24)
-    win.settings_panel.flush()
-    win.chat_view.widget_for(stopped.id).action_button.click()
-    qtbot.waitUntil(lambda: win.gen_job is None, timeout=120_000)
+    win.chat_page.settings_panel.max_tokens.setValue(24)
+    win.chat_page.settings_panel.flush()
+    win.chat_page.chat_view.widget_for(stopped.id).action_button.click()
+    qtbot.waitUntil(lambda: win.chat.gen_job is None, timeout=120_000)
     replies = chats.siblings(stopped.id)
     assert replies[0].id == stopped.id and len(replies) == 2
-    newest = win.chat_view.widgets[-1]
+    newest = win.chat_page.chat_view.widgets[-1]
     assert newest.branch_label.text() == "2/2" and newest.prev_button.isVisible()
 
     # Switch back to version 1 with the ‹ button.
     newest.prev_button.click()
-    assert win.chat_view.widgets[-1].message.id == stopped.id
-    assert win.chat_view.widgets[-1].branch_label.text() == "1/2"
+    assert win.chat_page.chat_view.widgets[-1].message.id == stopped.id
+    assert win.chat_page.chat_view.widgets[-1].branch_label.text() == "1/2"
 
     # Edit and resend the user message: a new branch from the first message.
-    user_widget = win.chat_view.widgets[0]
+    user_widget = win.chat_page.chat_view.widgets[0]
     assert user_widget.action_button.isEnabled(), user_widget.action_button.text()
     user_widget.action_button.click()
     assert not user_widget.editor.isHidden()
     user_widget.editor.setPlainText("Tell me about zebras in one sentence.")
     user_widget.send_edit_button.click()
-    qtbot.waitUntil(lambda: win.gen_job is None, timeout=120_000)
+    qtbot.waitUntil(lambda: win.chat.gen_job is None, timeout=120_000)
     path = chats.path(conv.id)
     assert path[0].content == "Tell me about zebras in one sentence."
     assert len(chats.siblings(path[0].id)) == 2
-    assert win.chat_view.widgets[0].branch_label.text() == "2/2"
+    assert win.chat_page.chat_view.widgets[0].branch_label.text() == "2/2"
     every = chats.messages(conv.id)
     assert len(every) == 5  # nothing was erased: 2 user versions, 3 replies
     first.close()
@@ -238,25 +239,26 @@ def test_stop_regenerate_edit_branches_and_search_after_restart(
     win2 = second.win
     original_question = ChatRepository(win2.db).siblings(path[0].id)[0]
     assert original_question.content == LONG_STORY
-    win2.sidebar.search_box.setText("chapters")
-    qtbot.waitUntil(lambda: win2.sidebar.stack.currentWidget() is win2.sidebar.hits,
-                    timeout=5_000)
-    hit = win2.sidebar.hits.item(0)
+    win2.chat_page.sidebar.search_box.setText("chapters")
+    sidebar2 = win2.chat_page.sidebar
+    qtbot.waitUntil(lambda: sidebar2.stack.currentWidget() is sidebar2.hits, timeout=5_000)
+    hit = win2.chat_page.sidebar.hits.item(0)
     assert hit.flags() & Qt.ItemFlag.ItemIsEnabled
-    win2.sidebar.hits.itemClicked.emit(hit)
-    assert win2.conversation is not None and win2.conversation.id == conv.id
-    shown = [w.message.id for w in win2.chat_view.widgets]
+    win2.chat_page.sidebar.hits.itemClicked.emit(hit)
+    assert win2.chat.conversation is not None and win2.chat.conversation.id == conv.id
+    shown = [w.message.id for w in win2.chat_page.chat_view.widgets]
     assert shown[0] == original_question.id
-    assert win2.chat_view.widgets[0].branch_label.text() == "1/2"
+    assert win2.chat_page.chat_view.widgets[0].branch_label.text() == "1/2"
     second.close()
 
 
 def test_close_while_streaming_saves_the_reply_as_cancelled(qtbot: Any, app: Any) -> None:
     win = app.win
-    win.settings_panel.max_tokens.setValue(2000)
-    win.settings_panel.flush()
+    win.chat_page.settings_panel.max_tokens.setValue(2000)
+    win.chat_page.settings_panel.flush()
     send(qtbot, win, LONG_STORY, wait=False)
-    qtbot.waitUntil(lambda: win.writer is not None and win.writer.text != "", timeout=60_000)
+    qtbot.waitUntil(lambda: win.chat.writer is not None and win.chat.writer.text != "",
+                    timeout=60_000)
     app.close()
     from slmdesk.startup import open_core
 
@@ -279,9 +281,9 @@ def test_sidebar_groups_renames_pins_deletes_with_undo(qtbot: Any, app: Any) -> 
     chats = ChatRepository(win.db)
     a = chats.create_conversation(title="Alpha")
     b = chats.create_conversation(title="Beta")
-    win.sidebar.refresh()
-    ModelTester(None).check(win.sidebar.model)
-    model = win.sidebar.model
+    win.chat_page.sidebar.refresh()
+    ModelTester(None).check(win.chat_page.sidebar.model)
+    model = win.chat_page.sidebar.model
     assert model.item(0).text() == "Today"
     assert [model.item(0).child(r).text() for r in range(2)] == ["Beta", "Alpha"]
 
@@ -290,22 +292,22 @@ def test_sidebar_groups_renames_pins_deletes_with_undo(qtbot: Any, app: Any) -> 
     assert chats.get_conversation(a.id).title == "Alpha renamed"
 
     # Pin moves it to a "Pinned" group at the top.
-    win.sidebar.toggle_pin(a.id)
+    win.chat_page.sidebar.toggle_pin(a.id)
     assert model.item(0).text() == "Pinned"
     assert model.item(0).child(0).text() == "Alpha renamed"
     ModelTester(None).check(model)
 
     # Delete, then undo.
-    win.sidebar.delete(b.id)
+    win.chat_page.sidebar.delete(b.id)
     assert [c.id for c in chats.list_conversations()] == [a.id]
-    assert win.sidebar.undo_bar.isVisible()
-    win.sidebar.undo_button.click()
+    assert win.chat_page.sidebar.undo_bar.isVisible()
+    win.chat_page.sidebar.undo_button.click()
     assert {c.id for c in chats.list_conversations()} == {a.id, b.id}
 
 
 def test_settings_panel_presets_and_per_conversation_settings(qtbot: Any, app: Any) -> None:
     win = app.win
-    panel = win.settings_panel
+    panel = win.chat_page.settings_panel
     names = [panel.preset_box.itemData(i) for i in range(panel.preset_box.count())]
     assert {"Precise", "Balanced", "Creative"} <= set(names)
     panel.preset_box.setCurrentIndex(names.index("Creative"))
@@ -315,15 +317,15 @@ def test_settings_panel_presets_and_per_conversation_settings(qtbot: Any, app: A
     panel.top_k.setValue(7)
     panel.flush()
     send(qtbot, win, "Hello there")
-    conv = win.conversation
+    conv = win.chat.conversation
     assert conv.system_prompt == "Answer like a pirate."
     assert conv.params["top_k"] == 7 and conv.params["temperature"] == pytest.approx(1.0)
     panel.save_preset("Pirate")
     assert "Pirate" in [panel.preset_box.itemData(i) for i in range(panel.preset_box.count())]
     # A new chat starts from the defaults; the old one keeps its settings.
-    win.new_chat()
+    win.chat.new_chat()
     assert panel.system_prompt_text() != "Answer like a pirate."
-    win.open_conversation(conv.id)
+    win.chat.open_conversation(conv.id)
     assert panel.system_prompt_text() == "Answer like a pirate."
     assert panel.top_k.value() == 7
 
@@ -334,42 +336,43 @@ def test_composer_drop_and_context_warnings(qtbot: Any, app: Any, tmp_path: Path
     note.write_text("# Notes\nremember the milk\n", encoding="utf-8")
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(note))])
-    win.composer.insertFromMimeData(mime)
-    assert "remember the milk" in win.composer.toPlainText()
-    win.update_context_bar()
+    win.chat_page.composer.insertFromMimeData(mime)
+    assert "remember the milk" in win.chat_page.composer.toPlainText()
+    win.chat.update_context_bar()
     small = win.context_bar.value()
     assert small > 0
-    win.composer.setPlainText("word " * 3000)
-    win.update_context_bar()
+    win.chat_page.composer.setPlainText("word " * 3000)
+    win.chat.update_context_bar()
     assert win.context_bar.value() > small
-    assert win.fit_note.isVisible() and "context holds 2048" in win.fit_note.text()
+    fit_note = win.chat_page.fit_note
+    assert fit_note.isVisible() and "context holds 2048" in fit_note.text()
     binary = tmp_path / "photo.png"
     binary.write_bytes(b"\x89PNG")
     mime2 = QMimeData()
     mime2.setUrls([QUrl.fromLocalFile(str(binary))])
-    win.composer.insertFromMimeData(mime2)
+    win.chat_page.composer.insertFromMimeData(mime2)
     assert win.banner.isVisible() and "photo.png" in win.banner.text()
 
 
 def test_export_and_import_round_trip_from_the_window(qtbot: Any, app: Any,
                                                       tmp_path: Path) -> None:
     win = app.win
-    win.settings_panel.max_tokens.setValue(16)
-    win.settings_panel.flush()
+    win.chat_page.settings_panel.max_tokens.setValue(16)
+    win.chat_page.settings_panel.flush()
     send(qtbot, win, "Say hello.")
-    original = win.conversation.id
+    original = win.chat.conversation.id
     out = tmp_path / "chat.json"
-    win.export_to(str(out), "json")
+    win.chat.files.export_to(str(out), "json")
     qtbot.waitUntil(out.exists, timeout=10_000)
     qtbot.waitUntil(lambda: out.stat().st_size > 0, timeout=10_000)
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["id"] == original
-    win.import_file(str(out))
-    assert win.conversation.id != original  # the id was taken, so it got a new one
-    assert [m.content for m in ChatRepository(win.db).path(win.conversation.id)] == [
+    win.chat.files.import_file(str(out))
+    assert win.chat.conversation.id != original  # the id was taken, so it got a new one
+    assert [m.content for m in ChatRepository(win.db).path(win.chat.conversation.id)] == [
         m["content"] for m in data["messages"]]
     md = tmp_path / "chat.md"
-    win.export_to(str(md), "md")
+    win.chat.files.export_to(str(md), "md")
     qtbot.waitUntil(lambda: md.exists() and "Say hello." in md.read_text(), timeout=10_000)
 
 
@@ -405,10 +408,10 @@ def test_rate_a_reply_and_save_the_exchange_as_an_edited_example(qtbot: Any, app
     from slmdesk.store.datasets import DatasetRepository
 
     win = app.win
-    win.settings_panel.max_tokens.setValue(16)
-    win.settings_panel.flush()
+    win.chat_page.settings_panel.max_tokens.setValue(16)
+    win.chat_page.settings_panel.flush()
     send(qtbot, win, "Say hello to Ada.")
-    reply_widget = win.chat_view.widgets[-1]
+    reply_widget = win.chat_page.chat_view.widgets[-1]
     reply_widget.up_button.click()
     chats = ChatRepository(win.db)
     assert chats.get_message(reply_widget.message.id).metadata["rating"] == 1
@@ -422,12 +425,12 @@ def test_rate_a_reply_and_save_the_exchange_as_an_edited_example(qtbot: Any, app
     datasets = DatasetRepository(win.db)
     [example] = datasets.examples(datasets.get("Chat examples"))
     assert example.messages == [
-        {"role": "system", "content": win.conversation.system_prompt},
+        {"role": "system", "content": win.chat.conversation.system_prompt},
         {"role": "user", "content": "Say hello to Ada."},
         {"role": "assistant", "content": "Hello, Ada!"},
     ]
     assert (example.rating, example.source, example.source_ref) == (
-        1, "conversation", win.conversation.id)
+        1, "conversation", win.chat.conversation.id)
     # The stored reply itself is untouched: the edit went only into the example.
     assert chats.get_message(reply_widget.message.id).content == reply_widget.message.content
     reply_widget.up_button.click()  # un-rate

@@ -1,0 +1,1 @@
+"""The Chat tab: conversations, the transcript, the composer and the chat turn's lifecycle."""

@@ -1,0 +1,66 @@
+"""The Chat tab's widgets: the conversation list, the transcript with the composer under it,
+and the conversation settings (laid out only; ChatController drives them)."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from slmdesk.store.repositories import ChatRepository, PresetRepository
+from slmdesk.ui.chat.composer import Composer
+from slmdesk.ui.chat.conversations import ConversationSidebar
+from slmdesk.ui.chat.settings_panel import SettingsPanel
+from slmdesk.ui.chat.view import ChatView
+
+
+class ChatPage(QSplitter):
+    """Sidebar | transcript, composer, Send/Stop, fit note | settings panel (hidden at first)."""
+
+    def __init__(self, chats: ChatRepository, presets: PresetRepository,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("main_splitter")
+        self.setChildrenCollapsible(False)
+        self.sidebar = ConversationSidebar(chats, self)
+
+        main = QWidget(self)
+        layout = QVBoxLayout(main)
+        layout.setContentsMargins(6, 6, 6, 6)
+        self.chat_view = ChatView(main)
+        layout.addWidget(self.chat_view, 1)
+
+        row = QHBoxLayout()
+        self.composer = Composer(main)
+        self.composer.setMaximumHeight(140)
+        row.addWidget(self.composer, 1)
+        buttons = QVBoxLayout()
+        self.send_button = QPushButton("Send", main)
+        self.send_button.setObjectName("send_button")
+        self.stop_button = QPushButton("Stop", main)
+        self.stop_button.setObjectName("stop_button")
+        self.stop_button.setToolTip("Stop the reply (Esc)")
+        self.stop_button.setEnabled(False)
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        row.addLayout(buttons)
+        layout.addLayout(row)
+        self.fit_note = QLabel("", main)
+        self.fit_note.setObjectName("fit_note")
+        self.fit_note.setWordWrap(True)
+        self.fit_note.hide()
+        layout.addWidget(self.fit_note)
+
+        self.settings_panel = SettingsPanel(presets, self)
+        self.settings_panel.hide()
+
+        self.addWidget(self.sidebar)
+        self.addWidget(main)
+        self.addWidget(self.settings_panel)
+        self.setStretchFactor(1, 1)
+        self.setSizes([260, 700, 300])

@@ -1,0 +1,1 @@
+"""The Models tab: installed models, the curated catalog, hub search, downloads, settings."""

@@ -1,0 +1,351 @@
+"""The Models tab's Installed page: the registered models with their fit, details,
+removal, hashing, import of .gguf files and the models found on this computer."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from slmdesk.catalog import curated as catalog_mod
+from slmdesk.catalog import discover as discover_mod
+from slmdesk.catalog import fit as fit_mod
+from slmdesk.catalog import library as library_mod
+from slmdesk.catalog.registry import import_model
+from slmdesk.errors import UserFacingError
+from slmdesk.settings import load_settings
+from slmdesk.store.repositories import ModelRecord
+from slmdesk.ui.common.table_model import (
+    Column,
+    RowTableModel,
+    human_bytes,
+)
+from slmdesk.ui.library.section import LibrarySection
+from slmdesk.ui.library.table_models import (
+    InstalledRow,
+    found_where,
+    measured_text,
+    params_text,
+    sortable_table,
+    source_text,
+    verdict_cell,
+    verdict_colour,
+)
+
+log = logging.getLogger(__name__)
+
+
+class InstalledSection(LibrarySection):
+    """The Installed page and what acts on the models it lists."""
+
+    def _build_installed(self) -> QWidget:
+        page = QWidget(self)
+        outer = QVBoxLayout(page)
+        split = QSplitter(Qt.Orientation.Horizontal, page)
+        left = QWidget(split)
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        self.installed = RowTableModel([
+            Column("Name", lambda r: r.record.name + ("" if os.path.isfile(r.record.path)
+                                                      else " (file missing)"),
+                   tooltip=lambda r: r.record.path),
+            Column("Quant", lambda r: r.record.quantization or ""),
+            Column("Params", lambda r: params_text(r.record.parameter_count),
+                   sort=lambda r: r.record.parameter_count or 0),
+            Column("Size", lambda r: human_bytes(r.record.size_bytes),
+                   sort=lambda r: r.record.size_bytes),
+            Column("Source", lambda r: source_text(r.record)),
+            Column("Fit", lambda r: verdict_cell(r.estimate), sort=lambda r: (
+                r.estimate.total_bytes if r.estimate is not None else 0),
+                tooltip=lambda r: r.estimate.sentence if r.estimate else "",
+                colour=lambda r: verdict_colour(r.estimate)),
+            Column("Measured", lambda r: measured_text(r.record),
+                   sort=lambda r: r.record.measured_memory_bytes or 0),
+        ], self)
+        self.installed_view, self.installed_proxy = sortable_table(left, "installed_models",
+                                                           self.installed)
+        self.installed_view.selectionModel().currentRowChanged.connect(
+            lambda *_: self._show_details())
+        self.installed_view.doubleClicked.connect(lambda *_: self.use_selected())
+        lv.addWidget(self.installed_view, 1)
+        buttons = QHBoxLayout()
+        self.use_button = QPushButton("Use in chat", left)
+        self.use_button.setObjectName("use_model_button")
+        self.use_button.clicked.connect(self.use_selected)
+        self.remove_button = QPushButton("Remove…", left)
+        self.remove_button.setObjectName("remove_model_button")
+        self.remove_button.clicked.connect(self.remove_dialog)
+        self.hash_button = QPushButton("Compute sha256", left)
+        self.hash_button.setToolTip("Read the whole file and store its sha256")
+        self.hash_button.clicked.connect(self.hash_selected)
+        for b in (self.use_button, self.remove_button, self.hash_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        lv.addLayout(buttons)
+
+        found_box = QGroupBox("Found on this computer (not copied; added read-only)", left)
+        fv = QVBoxLayout(found_box)
+        self.found = RowTableModel([
+            Column("File", lambda f: Path(f.path).name, tooltip=lambda f: str(f.path)),
+            Column("Size", lambda f: human_bytes(f.size_bytes), sort=lambda f: f.size_bytes),
+            Column("Where", lambda f: found_where(f)),
+        ], self)
+        self.found_view, self.found_proxy = sortable_table(found_box, "found_models", self.found)
+        self.found_view.setMaximumHeight(160)
+        fv.addWidget(self.found_view)
+        fb = QHBoxLayout()
+        self.scan_button = QPushButton("Look again", found_box)
+        self.scan_button.clicked.connect(self.scan_folders)
+        self.add_found_button = QPushButton("Add to library", found_box)
+        self.add_found_button.setObjectName("add_found_button")
+        self.add_found_button.clicked.connect(self.add_selected_found)
+        fb.addWidget(self.scan_button)
+        fb.addWidget(self.add_found_button)
+        fb.addStretch(1)
+        fv.addLayout(fb)
+        lv.addWidget(found_box)
+
+        self.details = QPlainTextEdit(split)
+        self.details.setObjectName("model_details")
+        self.details.setReadOnly(True)
+        self.details.setPlaceholderText("Select a model to see its details.")
+        split.addWidget(left)
+        split.addWidget(self.details)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        outer.addWidget(split)
+        return page
+
+    def refresh_installed(self, *, only_if_shown_before: bool = False) -> None:
+        """Fill (or refill) the installed models with their fit estimates.
+
+        The window's start does not pay for this (catalog, estimates, GGUF headers): the
+        tab fills itself when it is first shown or asked for its rows.
+        """
+        if not self._populated:
+            if only_if_shown_before:
+                return
+            self._populated = True
+            self.reload_catalog()
+        selected = self.selected_model()
+        budget = fit_mod.system_memory()
+        self._budget = budget
+        self._entry_fits = {}
+        rows = []
+        for record in self.repo.list():
+            try:
+                estimate = fit_mod.estimate_for_record(record, self.context(), budget=budget)
+            except Exception:  # noqa: BLE001 - a record without numbers has no estimate
+                estimate = None
+            entry = catalog_mod.match_entry(record, self.catalog)
+            rows.append(InstalledRow(record, estimate, entry))
+        self.installed.set_rows(rows)
+        self.installed_view.resizeColumnsToContents()
+        if selected is not None:
+            for i, r in enumerate(rows):
+                if r.record.id == selected.id:
+                    self.select_row(self.installed_view, self.installed_proxy, i)
+        self._update_summary()
+        self.catalog_model.set_rows(self.catalog)
+
+    def _update_summary(self) -> None:
+        try:
+            usage = library_mod.disk_usage(self.db, self.models_dir())
+            disk = f" · {human_bytes(usage.total_bytes)} on disk"
+        except Exception:
+            log.exception("disk usage")
+            disk = ""
+        budget = fit_mod.system_memory()
+        self.summary.setText(
+            f"{len(self.installed.rows)} model(s){disk} · "
+            f"{human_bytes(budget.available_ram)} of {human_bytes(budget.total_ram)} RAM free")
+
+    def selected_model(self) -> ModelRecord | None:
+        row = self._selected(self.installed_view, self.installed_proxy, self.installed)
+        return None if row is None else row.record
+
+    def select_model_row(self, model_id: str) -> None:
+        for i, r in enumerate(self.installed.rows):
+            if r.record.id == model_id:
+                self.select_row(self.installed_view, self.installed_proxy, i)
+                return
+
+    def _show_details(self) -> None:
+        record = self.selected_model()
+        if record is None:
+            self.details.clear()
+            return
+        try:
+            details = library_mod.model_details(self.repo.get(record.id), context=self.context(),
+                                                catalog=self.catalog)
+        except UserFacingError as exc:
+            self.details.setPlainText(exc.message)
+            return
+        self.details.setPlainText(library_mod.format_details(details))
+
+    def use_selected(self) -> None:
+        record = self.selected_model()
+        if record is not None:
+            self.use_requested.emit(record.id)
+
+    def remove_dialog(self) -> None:
+        record = self.selected_model()
+        if record is None:
+            return
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Remove model")
+        check: QCheckBox | None = None
+        if record.owns_file:
+            box.setText(f"Remove {record.name} and delete its downloaded file "
+                        f"({human_bytes(record.size_bytes)})?")
+        else:
+            box.setText(f"Remove {record.name} from the library? Your file stays where it is:"
+                        f"\n{record.path}")
+            if record.source != "starter":
+                check = QCheckBox("Also delete the file from disk", box)
+                box.setCheckBox(check)
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+
+        def finished(result: int) -> None:
+            if result == QMessageBox.StandardButton.Yes:
+                self.remove_model(record.id, delete_file=bool(check and check.isChecked()))
+
+        box.finished.connect(finished)
+        box.open()
+
+    def remove_model(self, model_id: str, *, delete_file: bool = False) -> None:
+        if model_id == self.loaded_model_id:
+            self.show_error("This model is in use; switch the chat to another model first.")
+            return
+        try:
+            removal = library_mod.remove_model(self.db, model_id, delete_file=delete_file,
+                                               models_dir=self.models_dir())
+        except UserFacingError as exc:
+            self.show_error(exc.message)
+            return
+        self.clear_error()
+        freed = getattr(removal, "freed_bytes", 0)
+        self.show_notice(f"Removed. {human_bytes(freed)} freed." if freed else
+                         "Removed from the library; the file was left where it is.")
+        self.refresh_installed()
+        self.models_changed.emit()
+
+    def hash_selected(self) -> None:
+        record = self.selected_model()
+        if record is None:
+            return
+        path = record.path
+        self.hash_button.setEnabled(False)
+        self.show_notice(f"Computing the sha256 of {Path(path).name}…")
+
+        def then(digest: Any, error: str) -> None:
+            self.hash_button.setEnabled(True)
+            if error:
+                self.show_error(error)
+                return
+            library_mod.record_sha256(self.db, record.id, str(digest))
+            self.show_notice(f"sha256 {digest}")
+            self.refresh_installed()
+
+        self.tasks.start(lambda: library_mod.hash_file(path), f"read {Path(path).name}", then)
+
+    def import_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Import GGUF models", "",
+                                                "GGUF models (*.gguf);;All files (*)")
+        if paths:
+            self.import_paths(paths)
+
+    def import_paths(self, paths: Sequence[str]) -> None:
+        """Validate files off the GUI thread, then register them in place (no copy)."""
+        from slmdesk.engine.llama_engine import validate_model_file
+
+        paths = list(paths)
+
+        def work() -> dict[str, Any]:
+            # Each path's checked header, or the message saying why it was refused.
+            results: dict[str, Any] = {}
+            for p in paths:
+                try:
+                    results[p] = validate_model_file(p)
+                except UserFacingError as exc:
+                    results[p] = exc.message
+            return results
+
+        def then(results: Any, error: str) -> None:
+            if error:
+                self.show_error(error)
+                return
+            bad = {p: r for p, r in results.items() if isinstance(r, str)}
+            added: list[ModelRecord] = []
+            for p in paths:
+                if p in bad:
+                    continue
+                try:
+                    added.append(import_model(self.db, p, checked=results[p]))
+                except UserFacingError as exc:
+                    bad[p] = exc.message
+            if bad:
+                self.show_error("\n".join(msg for msg in bad.values()))
+            else:
+                self.clear_error()
+            if added:
+                self.show_notice("Added " + ", ".join(m.name for m in added) +
+                                 " (registered where it is; not copied).")
+                self.refresh_installed()
+                self.select_model_row(added[-1].id)
+                self.models_changed.emit()
+            self.imports_finished.emit(len(added), len(bad))
+
+        self.tasks.start(work, "read the model file", then)
+
+    def scan_folders(self) -> None:
+        settings = load_settings(self.db)
+        folders = [Path(f).expanduser() for f in settings.library_folders]
+        known = {m.path for m in self.repo.list()}
+        self.scan_button.setEnabled(False)
+
+        def then(found: Any, error: str) -> None:
+            self.scan_button.setEnabled(True)
+            if error:
+                self.show_error(error)
+                return
+            self.found.set_rows(found)
+            self.found_view.resizeColumnsToContents()
+            self.scan_finished.emit(len(found))
+
+        self.tasks.start(
+            lambda: discover_mod.discover(folders, hf_cache=settings.discover_hf_cache,
+                                          known_paths=known),
+            "look for model files", then)
+
+    def add_selected_found(self) -> None:
+        found = self._selected(self.found_view, self.found_proxy, self.found)
+        if found is None:
+            return
+        try:
+            record = discover_mod.register_discovered(self.db, found)
+        except UserFacingError as exc:
+            self.show_error(exc.message)
+            return
+        self.found.set_rows([f for f in self.found.rows if f is not found])
+        self.refresh_installed()
+        self.select_model_row(record.id)
+        self.models_changed.emit()

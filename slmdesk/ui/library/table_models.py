@@ -1,0 +1,163 @@
+"""Qt adapters for the model library: table rows and cell texts, the fit verdict colours,
+the sortable table views, and the bridge that carries the download manager's events
+(from its threads) to the GUI thread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from PySide6.QtCore import QObject, QSortFilterProxyModel, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QTableView,
+    QWidget,
+)
+
+from slmdesk.store.repositories import ModelRecord
+from slmdesk.ui.common.table_model import (
+    SORT_ROLE,
+    RowTableModel,
+    human_bytes,
+)
+
+VERDICT_COLOURS = {"fits": QColor("#2e7d32"), "tight": QColor("#b26a00"),
+                   "wont_fit": QColor("#b00020")}
+
+
+class DownloadEvents(QObject):
+    """Re-emits the download manager's events on the GUI thread.
+
+    The manager calls ``listener`` from its own threads; a signal emitted there reaches
+    slots of objects living on the GUI thread through Qt's queued connection.
+    """
+
+    event_received = Signal(object)  # DownloadEvent
+
+    def listener(self, event: Any) -> None:
+        self.event_received.emit(event)
+
+
+VERDICT_TEXT = {"fits": "fits", "tight": "tight", "wont_fit": "won't fit"}
+ACTIVE_STATES = ("queued", "running", "verifying")
+
+
+def database_path(db: sqlite_utils.Database) -> Path:
+    """The file behind ``db`` (the download manager opens its own connection to it)."""
+    for _seq, name, file in db.execute("PRAGMA database_list").fetchall():
+        if name == "main" and file:
+            return Path(file)
+    raise RuntimeError("the database has no file")
+
+
+def verdict_cell(estimate: Any) -> str:
+    if estimate is None:
+        return "?"
+    verdict = VERDICT_TEXT.get(estimate.verdict, estimate.verdict)
+    return f"{verdict} · {human_bytes(estimate.total_bytes)}"
+
+
+def verdict_colour(estimate: Any) -> QColor | None:
+    return None if estimate is None else VERDICT_COLOURS.get(estimate.verdict)
+
+
+def sortable_table(parent: QWidget, name: str,
+           model: RowTableModel) -> tuple[QTableView, QSortFilterProxyModel]:
+    proxy = QSortFilterProxyModel(parent)
+    proxy.setSourceModel(model)
+    proxy.setSortRole(SORT_ROLE)
+    view = QTableView(parent)
+    view.setObjectName(name)
+    view.setModel(proxy)
+    view.setSortingEnabled(True)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.verticalHeader().hide()
+    view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    view.horizontalHeader().setStretchLastSection(True)
+    view.setAlternatingRowColors(True)
+    return view, proxy
+
+
+class InstalledRow:
+    """A table row for an installed model: the record with its fit estimate."""
+
+    def __init__(self, record: ModelRecord, estimate: Any, entry: Any) -> None:
+        self.record, self.estimate, self.entry = record, estimate, entry
+
+
+class HubFileRow:
+    """A hub file with the engine's verdict on its architecture."""
+
+    def __init__(self, file: Any, supported: bool, message: str) -> None:
+        self.file, self.supported, self.message = file, supported, message
+        self.key = f"{file.repo_id}/{file.filename}"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.file, name)
+
+
+def fit_sentence(estimate: Any) -> str:
+    return "" if estimate is None else str(estimate.sentence)
+
+
+def params_text(n: int | None) -> str:
+    if not n:
+        return ""
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+
+
+def source_text(record: ModelRecord) -> str:
+    return {"download": "downloaded", "import": "imported", "starter": "bundled",
+            "discovered": "found"}.get(record.source, record.source)
+
+
+def measured_text(record: ModelRecord) -> str:
+    if not record.measured_memory_bytes:
+        # Loaded, but the measurement was not meaningful
+        # (slmdesk.engine.llama_engine.meaningful_growth).
+        return "not measured" if record.last_loaded_at else ""
+    text = f"{human_bytes(record.measured_memory_bytes)} @ {record.measured_context or '?'}"
+    if record.estimated_memory_bytes:
+        ratio = record.estimated_memory_bytes / record.measured_memory_bytes
+        text += f" (estimate ×{ratio:.2f})"
+    return text
+
+
+def found_where(f: Any) -> str:
+    if getattr(f, "repo_id", None):
+        return f"Hugging Face cache · {f.repo_id}"
+    return str(Path(f.path).parent)
+
+
+def arch_text(f: Any) -> str:
+    arch = getattr(f, "architecture", None) or "?"
+    return arch if f.supported else f"{arch}: needs a newer engine"
+
+
+def arch_bad(f: Any) -> bool:
+    return not f.supported
+
+
+def download_fraction(d: Any) -> float:
+    return d.downloaded_bytes / d.size_bytes if d.size_bytes else 0.0
+
+
+def progress_text(d: Any) -> str:
+    if d.size_bytes:
+        return (f"{100 * download_fraction(d):.0f} % · {human_bytes(d.downloaded_bytes)} of "
+                f"{human_bytes(d.size_bytes)}")
+    return human_bytes(d.downloaded_bytes)
+
+
+def state_text(d: Any) -> str:
+    return str({"queued": "waiting", "running": "downloading", "paused": "paused",
+            "verifying": "checking sha256", "done": "done ✓", "failed": "failed",
+            "cancelled": "cancelled"}.get(d.state, d.state)) + (
+        f" (try {d.attempts})" if d.state == "running" and d.attempts > 1 else "")
+
+
