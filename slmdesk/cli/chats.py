@@ -9,7 +9,13 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from slmdesk.cli.common import open_core, print_json, print_listing, write_output
+from slmdesk.cli.common import (
+    open_repository,
+    print_json,
+    print_listing,
+    print_result,
+    write_output,
+)
 from slmdesk.errors import InvalidInputError, UserFacingError
 
 if TYPE_CHECKING:
@@ -54,8 +60,7 @@ def add_parsers(sub: Any) -> None:
 def _open_chats() -> tuple[Core, ChatRepository]:
     from slmdesk.store.repositories import ChatRepository
 
-    core = open_core(register_starter=False)
-    return core, ChatRepository(core.db)
+    return open_repository(ChatRepository)
 
 
 def _conversation(conversation_id: str) -> tuple[Core, ChatRepository, Conversation]:
@@ -106,10 +111,7 @@ def _import(args: argparse.Namespace) -> int:
         conv = import_json(core.db, data)
     except InvalidInputError as exc:
         raise InvalidInputError(f"{args.file}: {exc.message}") from exc
-    if args.json:
-        print_json(conv.to_json())
-    else:
-        print(conv.id)
+    print_result(args.json, conv.to_json(), conv.id)
     return 0
 
 

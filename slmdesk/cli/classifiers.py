@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from slmdesk.cli.common import open_core, print_json
+from slmdesk.cli.common import open_repository, print_json
 from slmdesk.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ def add_parsers(sub: Any) -> None:
 def _delete(args: argparse.Namespace) -> int:
     from slmdesk.store.classifiers import ClassifierRepository
 
-    ClassifierRepository(open_core(register_starter=False).db).delete(args.name)
+    _core, repo = open_repository(ClassifierRepository)
+    repo.delete(args.name)
     print(f"Deleted classifier {args.name}")
     return 0
 
@@ -62,9 +63,9 @@ def _list(args: argparse.Namespace) -> int:
     from slmdesk.store.classifiers import ClassifierRepository
     from slmdesk.store.repositories import ModelRepository
 
-    core = open_core(register_starter=False)
+    core, repo = open_repository(ClassifierRepository)
     models = ModelRepository(core.db)
-    rows = [_row(saved, models) for saved in ClassifierRepository(core.db).list()]
+    rows = [_row(saved, models) for saved in repo.list()]
     if args.json:
         print_json(rows)
         return 0

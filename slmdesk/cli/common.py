@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from slmdesk.store.repositories import ModelRecord
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 FORCE_HELP = "load even when the model is estimated not to fit in free memory"
 THREADS_HELP = "CPU threads (default: physical cores)"
@@ -46,8 +47,24 @@ def open_core(*, register_starter: bool = True) -> Core:
     return open_startup_core(register_starter=register_starter)
 
 
+def open_repository(repository: Callable[[sqlite_utils.Database], R], *,
+                    register_starter: bool = False) -> tuple[Core, R]:
+    """The core and one repository over its database (by default without the starter model:
+    commands on stored conversations, classifiers and data sets need no model)."""
+    core = open_core(register_starter=register_starter)
+    return core, repository(core.db)
+
+
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def print_result(json_mode: bool, data: Any, text: str) -> None:
+    """``data`` as JSON with --json, else ``text``."""
+    if json_mode:
+        print_json(data)
+    else:
+        print(text)
 
 
 def print_listing(items: Sequence[T], *, json_mode: bool, to_json: Callable[[T], Any],

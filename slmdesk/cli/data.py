@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from slmdesk.cli import data_evaluate
 from slmdesk.cli.common import (
-    open_core,
+    open_repository,
     print_json,
     print_listing,
+    print_result,
     split_labels,
     write_output,
 )
@@ -129,8 +130,7 @@ def _open_datasets() -> tuple[Core, DatasetRepository]:
     """The core without registering the starter model (data commands need no model)."""
     from slmdesk.store.datasets import DatasetRepository
 
-    core = open_core(register_starter=False)
-    return core, DatasetRepository(core.db)
+    return open_repository(DatasetRepository)
 
 
 def _dataset(name: str) -> tuple[Core, DatasetRepository, Dataset]:
@@ -174,10 +174,7 @@ def _create(args: argparse.Namespace) -> int:
     label_set = split_labels(args.labels) if args.labels else None
     ds = repo.create(args.name, kind=args.kind, labels=label_set,
                      description=args.description, licence=args.licence)
-    if args.json:
-        print_json(ds.to_json())
-    else:
-        print(f"Created {ds.kind} data set {ds.name}")
+    print_result(args.json, ds.to_json(), f"Created {ds.kind} data set {ds.name}")
     return 0
 
 
@@ -258,10 +255,8 @@ def _split(args: argparse.Namespace) -> int:
 
     stats = assign_splits(repo, ds, seed=args.seed, fractions=fractions,
                           overwrite=args.overwrite)
-    if args.json:
-        print_json(stats.to_json())
-    else:
-        print(", ".join(f"{k} {v}" for k, v in stats.per_split.items()))
+    print_result(args.json, stats.to_json(),
+                 ", ".join(f"{k} {v}" for k, v in stats.per_split.items()))
     return 0
 
 
@@ -302,10 +297,7 @@ def _evals(args: argparse.Namespace) -> int:
 
     core, _repo, ds = _dataset(args.name)
     runs = list_evals(core.db, ds)
-    if args.json:
-        print_json([r.to_json() for r in runs])
-    else:
-        print(format_evals(runs))
+    print_result(args.json, [r.to_json() for r in runs], format_evals(runs))
     return 0
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slmdesk.cli import models_hub
-from slmdesk.cli.common import confirm, open_core, print_json, print_listing
+from slmdesk.cli.common import confirm, open_core, print_json, print_listing, print_result
 from slmdesk.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -118,10 +119,8 @@ def _import(args: argparse.Namespace) -> int:
 
     core = open_core()
     model = import_model(core.db, args.path, name=args.name)
-    if args.json:
-        print_json(model.to_json())
-    else:
-        print(f"Registered {model.name} ({model.id}) from {model.path}")
+    print_result(args.json, model.to_json(),
+                 f"Registered {model.name} ({model.id}) from {model.path}")
     return 0
 
 
@@ -135,10 +134,7 @@ def _info(args: argparse.Namespace) -> int:
     if args.sha256 and os.path.isfile(model.path):
         model = record_sha256(core.db, model.id, hash_file(model.path))
     details = model_details(model, context=load_settings(core.db).max_context)
-    if args.json:
-        print_json(details)
-    else:
-        print(format_details(details))
+    print_result(args.json, details, format_details(details))
     return 0
 
 
@@ -254,31 +250,38 @@ def _folders_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _folders_add(args: argparse.Namespace) -> int:
+def _change_folders(args: argparse.Namespace,
+                    change: Callable[[list[str], str], list[str]]) -> str:
+    """Save the library folders as ``change(folders, path)`` returns them; the path of --path."""
     from slmdesk.settings import load_settings, save_settings
 
     core = open_core()
     settings = load_settings(core.db)
-    path = os.path.abspath(os.path.expanduser(args.path))
-    if not os.path.isdir(path):
-        raise InvalidInputError(f"{args.path} is not a folder.")
-    if path not in settings.library_folders:
-        settings.library_folders = [*settings.library_folders, path]
+    path: str = os.path.abspath(os.path.expanduser(args.path))
+    folders = change(settings.library_folders, path)
+    if folders != settings.library_folders:
+        settings.library_folders = folders
         save_settings(core.db, settings)
-    print(f"Added {path}")
+    return path
+
+
+def _folders_add(args: argparse.Namespace) -> int:
+    def add(folders: list[str], path: str) -> list[str]:
+        if not os.path.isdir(path):
+            raise InvalidInputError(f"{args.path} is not a folder.")
+        return folders if path in folders else [*folders, path]
+
+    print(f"Added {_change_folders(args, add)}")
     return 0
 
 
 def _folders_remove(args: argparse.Namespace) -> int:
-    from slmdesk.settings import load_settings, save_settings
+    def remove(folders: list[str], path: str) -> list[str]:
+        kept = [f for f in folders if f not in (path, args.path)]
+        if len(kept) == len(folders):
+            raise InvalidInputError(f"{args.path} is not a library folder.")
+        return kept
 
-    core = open_core()
-    settings = load_settings(core.db)
-    path = os.path.abspath(os.path.expanduser(args.path))
-    kept = [f for f in settings.library_folders if f not in (path, args.path)]
-    if len(kept) == len(settings.library_folders):
-        raise InvalidInputError(f"{args.path} is not a library folder.")
-    settings.library_folders = kept
-    save_settings(core.db, settings)
+    path = _change_folders(args, remove)
     print(f"Removed {path} from the library folders (no file was touched)")
     return 0

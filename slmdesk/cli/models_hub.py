@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from slmdesk.cli.common import open_core, print_json
+from slmdesk.cli.common import open_core, print_json, print_result
 from slmdesk.errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
@@ -185,8 +185,6 @@ def _pull(args: argparse.Namespace) -> int:
     if record.state != DONE or record.model_id is None:
         raise DownloadError(record.error or f"The download ended as {record.state}.")
     model = ModelRepository(core.db).get(record.model_id)
-    if args.json:
-        print_json({"download": record.to_json(), "model": model.to_json()})
-    else:
-        print(f"Registered {model.name} ({model.id}) from {model.path}, sha256 verified")
+    print_result(args.json, {"download": record.to_json(), "model": model.to_json()},
+                 f"Registered {model.name} ({model.id}) from {model.path}, sha256 verified")
     return 0
