@@ -21,7 +21,8 @@ from slmdesk.paths import HOME_ENV
 # The command groups, in the order `slmdesk --help` lists them. Each is a module of this
 # package with add_parsers(subparsers); every command it adds sets its handler with
 # set_defaults(func=...), a function of the parsed arguments that returns the exit code.
-# A new group is a new module and its name here.
+# A new group is a new module and its name here (the frozen build collects every slmdesk
+# module: packaging/slmdesk.spec).
 COMMAND_GROUPS = (
     "models",
     "chat",
