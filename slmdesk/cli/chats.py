@@ -1,0 +1,160 @@
+"""`slmdesk chats`: list, show, search, export, import and delete stored conversations."""
+
+# The store and the transfer formats are imported inside the handlers: building the parser
+# imports every command module, and only the command that runs should pay for sqlite-utils.
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any
+
+from slmdesk.cli.common import (
+    open_repository,
+    print_json,
+    print_listing,
+    print_result,
+    write_output,
+)
+from slmdesk.errors import InvalidInputError, UserFacingError
+
+if TYPE_CHECKING:
+    from slmdesk.startup import Core
+    from slmdesk.store.repositories import ChatRepository, Conversation
+
+
+def add_parsers(sub: Any) -> None:
+    chats = sub.add_parser(
+        "chats", help="list, show, search, export, import and delete conversations"
+    )
+    csub = chats.add_subparsers(dest="chats_command", metavar="ACTION", required=True)
+    cl = csub.add_parser("list", help="list conversations, most recent first")
+    cl.add_argument("--json", action="store_true")
+    cl.add_argument("--limit", type=int, default=50)
+    cl.set_defaults(func=_list)
+    cs = csub.add_parser("show", help="show the branch on screen (Markdown or --json)")
+    cs.add_argument("id")
+    cs.add_argument("--json", action="store_true")
+    cs.set_defaults(func=_show)
+    cq = csub.add_parser("search", help="search the text of every conversation")
+    cq.add_argument("query")
+    cq.add_argument("--json", action="store_true")
+    cq.set_defaults(func=_search)
+    ce = csub.add_parser(
+        "export", help="Markdown (the branch on screen) or JSON (every branch, for import)"
+    )
+    ce.add_argument("id")
+    ce.add_argument("--format", choices=["md", "json"], default="md")
+    ce.add_argument("--json", action="store_true", help="same as --format json")
+    ce.add_argument("-o", "--output", help="write to this file instead of stdout")
+    ce.set_defaults(func=_export)
+    ci = csub.add_parser("import", help="add a conversation from a JSON export")
+    ci.add_argument("file", metavar="FILE")
+    ci.add_argument("--json", action="store_true")
+    ci.set_defaults(func=_import)
+    cd = csub.add_parser("delete", help="delete a conversation for good")
+    cd.add_argument("id")
+    cd.set_defaults(func=_delete)
+
+
+def _open_chats() -> tuple[Core, ChatRepository]:
+    from slmdesk.store.repositories import ChatRepository
+
+    return open_repository(ChatRepository)
+
+
+def _conversation(conversation_id: str) -> tuple[Core, ChatRepository, Conversation]:
+    core, chats = _open_chats()
+    return core, chats, chats.find_conversation(conversation_id)
+
+
+def _list(args: argparse.Namespace) -> int:
+    _core, chats = _open_chats()
+    print_listing(chats.list_conversations(limit=args.limit), json_mode=args.json,
+                  to_json=lambda c: c.to_json(),
+                  line=lambda c: f"{c.id}  {c.updated_at[:16].replace('T', ' ')}  {c.title}",
+                  empty="No conversations yet. Start one with `slmdesk chat`.")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    _core, chats = _open_chats()
+    print_listing(chats.search(args.query), json_mode=args.json, to_json=lambda h: h.to_json(),
+                  line=lambda h: f"{h.message.conversation_id}  {h.conversation_title}: "
+                  f"{h.snippet}",
+                  empty="No matches.")
+    return 0
+
+
+def _read_import_file(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as exc:
+        raise UserFacingError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path} is not UTF-8 text: {exc.reason}.") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+        ) from exc
+    except RecursionError as exc:
+        raise InvalidInputError(f"{path} is nested too deeply to be a conversation.") from exc
+
+
+def _import(args: argparse.Namespace) -> int:
+    from slmdesk.transfer import import_json
+
+    core, _chats = _open_chats()
+    data = _read_import_file(args.file)
+    try:
+        conv = import_json(core.db, data)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{args.file}: {exc.message}") from exc
+    print_result(args.json, conv.to_json(), conv.id)
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    _core, chats, conv = _conversation(args.id)
+    # The GUI keeps deletions in a bin for undo; the command line deletes for good.
+    chats.delete_conversation(conv.id)
+    chats.purge_deleted(conversation_id=conv.id)
+    print(f"Deleted {conv.id}  {conv.title}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from slmdesk.transfer import export_markdown
+
+    core, chats, conv = _conversation(args.id)
+    if args.json:
+        path = chats.path(conv.id)
+        total = chats.count_messages(conv.id)
+        print_json(
+            {
+                **conv.to_json(),
+                "messages": [m.to_json() for m in path],
+                "branches": total - len(path),
+            }
+        )
+    else:
+        print(export_markdown(core.db, conv.id))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from slmdesk.transfer import export_json, export_markdown
+
+    core, _chats, conv = _conversation(args.id)
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
+        text = json.dumps(export_json(core.db, conv.id), indent=2, ensure_ascii=False)
+    else:
+        text = export_markdown(core.db, conv.id)
+    if args.output:
+        # Text mode with the platform's line ends (data exports write "\n" as is).
+        write_output(args.output, text + "\n", newline=None)
+    else:
+        print(text)
+    return 0

@@ -1,0 +1,289 @@
+"""`slmdesk classify`: the label of one TEXT, JSON lines for every text of --input FILE, or an
+evaluation report on --eval FILE; a classifier can be saved with --save-as."""
+
+# The classifier, the store and the engine are imported inside the handlers: building the
+# parser imports every command module, and only `classify` should pay for llama.cpp.
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from slmdesk.cli.common import (
+    Progress,
+    add_load_options,
+    check_at_least_one,
+    load_engine,
+    open_core,
+    print_json,
+    sigint_cancels,
+    split_labels,
+)
+from slmdesk.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from slmdesk.classify.classifier import Prediction
+    from slmdesk.classify.spec import ClassifierSpec
+    from slmdesk.engine.llama_engine import LlamaEngine
+
+
+def add_parsers(sub: Any) -> None:
+    c = sub.add_parser(
+        "classify",
+        help="classify a TEXT, every text of --input FILE, or evaluate on --eval FILE",
+        description="Classify with a model: the label of TEXT; one JSON line per text of "
+        "--input FILE (streamed as each text is scored, except with batch calibration, "
+        "which needs every text first); or a report on --eval FILE.",
+    )
+    c.add_argument("text", nargs="?", metavar="TEXT")
+    c.add_argument("-m", "--model", help="model id, name or file name")
+    c.add_argument("--labels", help="comma-separated labels, e.g. positive,negative")
+    c.add_argument("--descriptions", metavar="FILE",
+                   help="label descriptions: JSON {label: description} or CSV label,description")
+    c.add_argument("--instructions", metavar="TEXT", help="what to classify, in words")
+    c.add_argument("--examples", metavar="FILE",
+                   help="few-shot examples: .csv/.tsv/.jsonl with text and label columns")
+    c.add_argument("--calibration", choices=["none", "contextual", "batch", "auto"],
+                   help="auto (default): contextual for one text, batch for 8 or more")
+    c.add_argument("--prompt-style", choices=["auto", "chat", "completion"],
+                   help="auto (default): chat when the model has a chat template")
+    c.add_argument("--multi-label", action="store_true",
+                   help="every label is a yes/no question; print all over --threshold")
+    c.add_argument("--threshold", type=float, help="multi-label threshold (default 0.5)")
+    c.add_argument("--explain", action="store_true",
+                   help="add a short generated justification of the chosen label")
+    c.add_argument("--classifier", metavar="NAME",
+                   help="start from a saved classifier (other options override it)")
+    c.add_argument("--save-as", metavar="NAME", help="save the classifier under NAME")
+    c.add_argument("--input", metavar="FILE",
+                   help="classify every text: .txt one per line, .csv/.tsv/.jsonl text column")
+    c.add_argument("--column", help="the text column of --input (default: text)")
+    c.add_argument("--eval", metavar="FILE",
+                   help="evaluate on .csv/.tsv/.jsonl with text and label columns")
+    c.add_argument("--text-column", default="text", help="text column of --eval")
+    c.add_argument("--label-column", default="label", help="label column of --eval")
+    add_load_options(c)
+    c.add_argument("--json", action="store_true",
+                   help="JSON output (--input always prints JSON lines)")
+    c.set_defaults(func=_classify)
+
+
+def _label_names(args: argparse.Namespace, base: ClassifierSpec | None,
+                 examples: tuple[tuple[str, str], ...],
+                 eval_pairs: list[tuple[str, str]] | None) -> list[str]:
+    """--labels, else the saved classifier's, else those of --eval or --examples."""
+    if args.labels:
+        return split_labels(args.labels)
+    if base is not None:
+        return list(base.label_names)
+    if eval_pairs:
+        return sorted({label for _t, label in eval_pairs})
+    if examples:
+        return sorted({label for _t, label in examples})
+    raise InvalidInputError(
+        "Give the labels with --labels a,b (or start from --classifier NAME)."
+    )
+
+
+def _classify_spec(args: argparse.Namespace, base: ClassifierSpec | None,
+                   eval_pairs: list[tuple[str, str]] | None) -> ClassifierSpec:
+    """The spec from a saved classifier (or nothing) with the command's options on top."""
+    from slmdesk.classify.io import read_descriptions, read_labelled
+    from slmdesk.classify.spec import ClassifierSpec, Label
+
+    old = {label.name: label for label in base.labels} if base else {}
+    examples = base.examples if base else ()
+    if args.examples:
+        examples = tuple(read_labelled(args.examples))
+    names = _label_names(args, base, examples, eval_pairs)
+    labels = [old.get(n, Label(n)) for n in names]
+    if args.descriptions:
+        descriptions = read_descriptions(args.descriptions)
+        unknown = [k for k in descriptions if k not in names]
+        if unknown:
+            raise InvalidInputError(
+                f"{args.descriptions}: '{unknown[0]}' is not one of the labels "
+                f"({', '.join(names)})."
+            )
+        labels = [
+            Label(lab.name, descriptions.get(lab.name, lab.description), lab.verbalizers)
+            for lab in labels
+        ]
+    spec = ClassifierSpec(
+        labels=tuple(labels),
+        instructions=args.instructions if args.instructions is not None
+        else (base.instructions if base else ""),
+        examples=examples,
+        calibration=args.calibration or (base.calibration if base else "auto"),
+        multi_label=args.multi_label or (base.multi_label if base else False),
+        threshold=args.threshold if args.threshold is not None
+        else (base.threshold if base else 0.5),
+        prompt_style=args.prompt_style or (base.prompt_style if base else "auto"),
+        explain=args.explain or (base.explain if base else False),
+    )
+    try:
+        return spec.validate()
+    except InvalidInputError as exc:
+        where = f"{args.examples}: " if args.examples and "example" in exc.message else ""
+        raise InvalidInputError(where + exc.message) from exc
+
+
+def _check_modes(args: argparse.Namespace) -> list[Any]:
+    """The one mode given (TEXT, --input or --eval), or none with --save-as."""
+    from slmdesk.classify.classifier import EMPTY_TEXT
+
+    modes = [m for m in (args.text is not None, args.input, args.eval) if m]
+    if len(modes) > 1:
+        raise InvalidInputError("Give only one of TEXT, --input FILE and --eval FILE.")
+    if not modes and not args.save_as:
+        raise InvalidInputError("Give a TEXT, --input FILE or --eval FILE (or --save-as NAME).")
+    check_at_least_one("threads", args.threads)
+    if args.text is not None and not args.text.strip():
+        raise InvalidInputError(EMPTY_TEXT)
+    return modes
+
+
+def _check_eval_labels(path: str, spec: ClassifierSpec, pairs: list[tuple[str, str]]) -> None:
+    if spec.multi_label:
+        raise InvalidInputError("--eval works with single-label classifiers.")
+    for i, (_text, label) in enumerate(pairs):
+        if label not in spec.label_names:
+            raise InvalidInputError(
+                f"{path}: row {i + 1} is labelled '{label}', which is not one of "
+                f"the labels ({', '.join(spec.label_names)})."
+            )
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from slmdesk.catalog.registry import check_model_present, resolve_model
+    from slmdesk.classify.io import read_labelled, read_texts
+    from slmdesk.classify.spec import ClassifierSpec
+    from slmdesk.store.classifiers import ClassifierRepository
+
+    modes = _check_modes(args)
+    core = open_core()
+    repo = ClassifierRepository(core.db)
+    saved = repo.get(args.classifier) if args.classifier else None
+    base = ClassifierSpec.from_json(saved.spec) if saved else None
+    # Read every file before the model loads, so a bad file fails fast.
+    eval_pairs = read_labelled(args.eval, args.text_column, args.label_column) \
+        if args.eval else None
+    texts = read_texts(args.input, args.column) if args.input else None
+    spec = _classify_spec(args, base, eval_pairs)
+    if eval_pairs is not None:
+        _check_eval_labels(args.eval, spec, eval_pairs)
+    model = resolve_model(
+        core.db, args.model, conversation_model_id=saved.model_id if saved else None
+    )
+    if args.save_as:
+        stored = repo.save(args.save_as, spec.to_json(), model_id=model.id)
+        if not modes:
+            print(f"Saved classifier {stored.name} ({', '.join(spec.label_names)}; "
+                  f"model {model.name})")
+            return 0
+    # The model's file is checked only now: saving a classifier needs no file.
+    check_model_present(model)
+    engine = load_engine(model, args.threads, core.db, explicit=args.model is not None,
+                         force=args.force)
+    try:
+        if args.text is not None:
+            return _classify_one(engine, spec, args.text, json_mode=args.json)
+        if texts is not None:
+            return _classify_input(engine, spec, texts)
+        assert eval_pairs is not None
+        return _classify_eval(engine, spec, eval_pairs, json_mode=args.json)
+    finally:
+        engine.unload()
+
+
+def _classify_one(engine: LlamaEngine, spec: ClassifierSpec, text: str, *,
+                  json_mode: bool) -> int:
+    from slmdesk.classify.classifier import Classifier
+    from slmdesk.engine.llama_engine import Cancelled
+
+    cancel = threading.Event()
+    try:
+        with sigint_cancels(cancel):
+            pred = Classifier(engine, spec).classify(text, cancel=cancel)
+    except Cancelled:
+        raise KeyboardInterrupt from None
+    if pred.error:
+        raise InvalidInputError(pred.error)
+    if json_mode:
+        print_json(pred.to_json())
+    else:
+        if spec.multi_label:
+            if pred.labels:
+                print(", ".join(pred.labels))
+            else:
+                print(f"[no label reached the threshold {spec.threshold}]", file=sys.stderr)
+        else:
+            print(pred.label)
+        if pred.explanation:
+            print(pred.explanation)
+    for note in pred.notes:
+        print(f"[{note}]", file=sys.stderr)
+    return 0
+
+
+def _classify_input(engine: LlamaEngine, spec: ClassifierSpec, texts: list[str]) -> int:
+    from slmdesk.classify.classifier import Classifier
+
+    classifier = Classifier(engine, spec)
+    streamed = classifier.calibration_for(len(texts)) != "batch"
+    progress = Progress(len(texts))
+    cancel = threading.Event()
+
+    def emit(pred: Prediction) -> None:
+        sys.stdout.write(json.dumps(pred.to_json(), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    def on_result(_i: int, pred: Prediction) -> None:
+        if streamed:
+            emit(pred)
+
+    with sigint_cancels(cancel):
+        preds = classifier.classify_many(
+            texts, cancel=cancel, on_result=on_result, on_progress=progress
+        )
+    if not streamed:
+        for pred in preds:
+            emit(pred)
+    if len(preds) < len(texts):
+        progress.stopped(len(preds))
+        return 130
+    return 0
+
+
+def _classify_eval(
+    engine: LlamaEngine, spec: ClassifierSpec, pairs: list[tuple[str, str]], *, json_mode: bool
+) -> int:
+    from slmdesk.classify.classifier import Classifier
+    from slmdesk.classify.evaluate import evaluate, format_report
+
+    classifier = Classifier(engine, spec)
+    texts = [t for t, _label in pairs]
+    cancel = threading.Event()
+    progress = Progress(len(texts))
+    started = time.perf_counter()
+    with sigint_cancels(cancel):
+        preds = classifier.classify_many(texts, cancel=cancel, on_progress=progress)
+    seconds = time.perf_counter() - started
+    if len(preds) < len(texts):
+        progress.stopped(len(preds))
+        return 130
+    report = evaluate([label for _t, label in pairs], [p.label for p in preds],
+                      spec.label_names)
+    report.seconds = seconds
+    report.texts_per_s = len(texts) / seconds if seconds > 0 else 0.0
+    calibration = preds[0].calibration if preds else "none"
+    if json_mode:
+        print_json({**report.to_json(), "calibration": calibration})
+    else:
+        print(format_report(report))
+        print(f"\ncalibration: {calibration}")
+    return 0

@@ -1,0 +1,209 @@
+"""What several commands share: opening the core, printing JSON and listings, progress lines,
+Ctrl-C handling, files written, and loading a model under the load guard."""
+
+# The store, the engine and the catalog are imported inside the functions that need them:
+# building the parser imports this module, and `slmdesk --version` or a mistyped option
+# should not pay for sqlite-utils, numpy or llama.cpp.
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from slmdesk.errors import InvalidInputError, UserFacingError
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from slmdesk.engine.llama_engine import LlamaEngine
+    from slmdesk.startup import Core
+    from slmdesk.store.repositories import ModelRecord
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+FORCE_HELP = "load even when the model is estimated not to fit in free memory"
+THREADS_HELP = "CPU threads (default: physical cores)"
+
+
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """--threads and --force, for the commands that load a model."""
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
+
+
+def open_core(*, register_starter: bool = True) -> Core:
+    """The database and paths; ``register_starter=False`` for commands that need no model."""
+    from slmdesk.startup import open_core as open_startup_core
+
+    return open_startup_core(register_starter=register_starter)
+
+
+def open_repository(repository: Callable[[sqlite_utils.Database], R], *,
+                    register_starter: bool = False) -> tuple[Core, R]:
+    """The core and one repository over its database (by default without the starter model:
+    commands on stored conversations, classifiers and data sets need no model)."""
+    core = open_core(register_starter=register_starter)
+    return core, repository(core.db)
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def print_result(json_mode: bool, data: Any, text: str) -> None:
+    """``data`` as JSON with --json, else ``text``."""
+    if json_mode:
+        print_json(data)
+    else:
+        print(text)
+
+
+def print_listing(items: Sequence[T], *, json_mode: bool, to_json: Callable[[T], Any],
+                  line: Callable[[T], str], empty: str) -> None:
+    """A JSON array of ``items``, or one line each (``empty`` when there are none)."""
+    if json_mode:
+        print_json([to_json(item) for item in items])
+        return
+    if not items:
+        print(empty)
+    for item in items:
+        print(line(item))
+
+
+def check_at_least_one(option: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise InvalidInputError(f"--{option} must be at least 1.")
+
+
+def split_labels(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise InvalidInputError("--labels needs at least one label name.")
+    return names
+
+
+def confirm(question: str) -> bool:
+    """Ask on a terminal; anything but yes (or no terminal) is no."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def write_output(path: str, text: str, *, newline: str | None = "") -> None:
+    """Write ``text`` to ``path`` (``newline`` as for ``open``); failing is a UserFacingError."""
+    try:
+        with open(path, "w", encoding="utf-8", newline=newline) as f:
+            f.write(text)
+    except OSError as exc:
+        raise UserFacingError(f"Cannot write {path}: {exc.strerror or exc}") from exc
+
+
+@contextmanager
+def sigint_cancels(cancel: threading.Event) -> Iterator[None]:
+    """While a reply streams, Ctrl-C stops the reply instead of the program."""
+
+    def handler(_sig: int, _frame: FrameType | None) -> None:
+        cancel.set()
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Progress:
+    """A compact progress line on stderr: redrawn in place on a terminal, else a few lines."""
+
+    def __init__(self, total: int, verb: str = "classified") -> None:
+        self.total = total
+        self.verb = verb
+        self.tty = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.step = max(1, total // 10)
+        self.shown = 0
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if total != self.total:
+            self.total, self.step = total, max(1, total // 10)
+        self.done = done
+        rate = done / max(time.monotonic() - self.started, 1e-9)
+        line = f"{self.verb} {done}/{total} ({rate:.1f} texts/s)"
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if done >= total else ""))
+            sys.stderr.flush()
+        elif done >= total or done - self.shown >= self.step:
+            print(line, file=sys.stderr, flush=True)
+            self.shown = done
+
+    def stopped(self, done: int) -> None:
+        """End the line and say where an interrupted run stopped."""
+        if self.tty and 0 < self.done < self.total:
+            sys.stderr.write("\n")
+        print(f"slmdesk: interrupted after {done} of {self.total} texts", file=sys.stderr)
+
+
+def resolve_present_model(db: sqlite_utils.Database, named: str | None, *,
+                          remembered_id: str | None = None) -> ModelRecord:
+    """The model named on the command line (or remembered, or the default), whose file exists."""
+    from slmdesk.catalog.registry import check_model_present, resolve_model
+
+    model = resolve_model(db, named, conversation_model_id=remembered_id)
+    check_model_present(model)
+    return model
+
+
+def load_engine(
+    model: ModelRecord, threads: int | None, db: sqlite_utils.Database, *, explicit: bool,
+    force: bool = False,
+) -> LlamaEngine:
+    """Load ``model`` under the load guard, after the memory check.
+
+    A model whose last load took its process down is loaded only when the person named it
+    (``explicit``, e.g. ``--model``); otherwise a ``ModelLoadCrashedError`` says why not.
+    A model estimated not to fit in memory is refused unless ``force``; what the load
+    really took is recorded with the estimate.
+    """
+    from slmdesk.catalog.fit import check_fit, effective_context, record_measured_memory
+    from slmdesk.engine.llama_engine import LlamaEngine
+    from slmdesk.engine.params import LoadParams
+    from slmdesk.errors import ModelLoadCrashedError
+    from slmdesk.loadguard import LoadGuard, crash_message
+    from slmdesk.paths import get_paths
+    from slmdesk.settings import load_settings
+
+    guard = LoadGuard(get_paths().data_dir)
+    if explicit:
+        guard.forget(model.path)
+    else:
+        crashed = guard.crash_for(model.path)
+        if crashed is not None:
+            raise ModelLoadCrashedError(crash_message(
+                crashed, retry=f"To try it again, name it: --model {model.id}"))
+    load = load_settings(db).load_params()
+    if threads:
+        load = LoadParams(load.max_context, threads, load.n_gpu_layers, load.n_batch)
+    check_fit(model, effective_context(load.max_context, model.context_length), force=force)
+    engine = LlamaEngine()
+    with guard.loading(model.path, model_id=model.id, model_name=model.name):
+        info = engine.load(model.path, load)
+    record_measured_memory(db, model.id, info, engine.gguf)
+    return engine
+
