@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableView,
     QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -40,6 +39,7 @@ from slmdesk.ui.common.probability_bars import ProbabilityBarsDelegate, Probabil
 from slmdesk.ui.common.tab_frame import (
     NOTE_STYLE,
     QUIET_STYLE,
+    pane_column,
     percent_box,
     tab_frame,
     text_label,
@@ -81,9 +81,7 @@ class ClassifyLayout:
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(300)
-        inner = QWidget(scroll)
-        layout = QVBoxLayout(inner)
-        layout.setContentsMargins(0, 0, 6, 0)
+        inner, layout = pane_column(scroll, (0, 0, 6, 0))
         view.saved.build(inner, layout)
         view.save_button, view.delete_button = view.saved.save_button, view.saved.delete_button
         view.saved_box, view.saved_model_note = view.saved.box, view.saved.model_note
@@ -97,9 +95,7 @@ class ClassifyLayout:
 
     def _build_input(self, parent: QWidget) -> QWidget:
         view = self.view
-        box = QWidget(parent)
-        layout = QVBoxLayout(box)
-        layout.setContentsMargins(6, 0, 0, 0)
+        box, layout = pane_column(parent)
         view.text_input.build(box, layout)
         inp = view.text_input
         view.count_label, view.open_button, view.evaluate_button = (
@@ -138,9 +134,7 @@ class ClassifyLayout:
 
     def _build_results(self, parent: QWidget) -> QWidget:
         view = self.view
-        page = QWidget(parent)
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 4, 0, 0)
+        page, layout = pane_column(parent, (0, 4, 0, 0))
         view.results = ResultsModel(view)
         view.proxy = ResultsFilter(view)
         view.proxy.setSourceModel(view.results)
@@ -224,9 +218,7 @@ class ClassifyLayout:
         scroll = QScrollArea(parent)
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(220)
-        pane = QWidget(scroll)
-        layout = QVBoxLayout(pane)
-        layout.setContentsMargins(6, 0, 0, 0)
+        pane, layout = pane_column(scroll)
         view.details_title = text_label(pane, "details_title")
         view.details_title.setText("Select a row to see its details.")
         layout.addWidget(view.details_title)

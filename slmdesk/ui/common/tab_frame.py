@@ -66,6 +66,15 @@ def fixed_splitter(orientation: Qt.Orientation, parent: QWidget, panes: Sequence
     return splitter
 
 
+def pane_column(parent: QWidget, margins: tuple[int, int, int, int] = (6, 0, 0, 0)) -> tuple[
+        QWidget, QVBoxLayout]:
+    """An empty widget for one pane of a tab, and its column layout with these margins."""
+    widget = QWidget(parent)
+    layout = QVBoxLayout(widget)
+    layout.setContentsMargins(*margins)
+    return widget, layout
+
+
 def tool_button(text: str, tip: str, parent: QWidget, *, name: str = "",
                 clicked: Callable[[], object] | None = None) -> QToolButton:
     """A tool button with its text, tooltip, object name and click handler."""

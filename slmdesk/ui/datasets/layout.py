@@ -32,6 +32,7 @@ from slmdesk.ui.common.metrics import ReportPanel
 from slmdesk.ui.common.tab_frame import (
     QUIET_STYLE,
     menu_button,
+    pane_column,
     percent_box,
     tab_frame,
     text_label,
@@ -78,9 +79,7 @@ class DatasetsLayout:
         self.view.splitter.setSizes([220, 980])
 
     def _build_list(self, parent: QWidget) -> QWidget:
-        box = QWidget(parent)
-        layout = QVBoxLayout(box)
-        layout.setContentsMargins(0, 0, 6, 0)
+        box, layout = pane_column(parent, (0, 0, 6, 0))
         layout.addWidget(QLabel("<b>Data sets</b>", box))
         self.view.list_model = DatasetListModel(self.view)
         self.view.list_view = QListView(box)
@@ -106,9 +105,7 @@ class DatasetsLayout:
         return box
 
     def _build_examples(self, parent: QWidget) -> QWidget:
-        page = QWidget(parent)
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(6, 0, 0, 0)
+        page, layout = pane_column(parent)
         filters = QHBoxLayout()
         filters.addWidget(QLabel("Label:", page))
         self.view.label_filter = QComboBox(page)
@@ -258,9 +255,7 @@ class DatasetsLayout:
         return pane
 
     def _build_model_pane(self, parent: QWidget) -> QWidget:
-        page = QWidget(parent)
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(6, 0, 0, 0)
+        page, layout = pane_column(parent)
         row = QHBoxLayout()
         row.addWidget(QLabel("Classifier:", page))
         self.view.classifier_box = QComboBox(page)
@@ -331,9 +326,7 @@ class DatasetsLayout:
         return self.view.report_panel
 
     def _build_history(self, parent: QWidget) -> QWidget:
-        page = QWidget(parent)
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 4, 0, 0)
+        page, layout = pane_column(parent, (0, 4, 0, 0))
         self.view.history = EvalHistoryModel(self.view)
         self.view.history_table = QTableView(page)
         self.view.history_table.setObjectName("eval_history")
