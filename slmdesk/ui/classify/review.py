@@ -6,12 +6,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex
-from PySide6.QtWidgets import QFileDialog, QInputDialog
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QPushButton,
+    QToolButton,
+    QWidget,
+)
 
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Dataset
 from slmdesk.ui.classify.export import export_text
 from slmdesk.ui.common.file_names import safe_file_stem
+from slmdesk.ui.common.tab_frame import menu_button, text_label, tool_button
 
 if TYPE_CHECKING:
     from slmdesk.ui.classify.view import ClassifyView
@@ -27,14 +37,57 @@ class ResultsReview:
     def __init__(self, view: ClassifyView) -> None:
         self.view = view
 
+    def build_export_button(self, parent: QWidget) -> QToolButton:
+        """The Export ▾ button: all results or the rows shown, as CSV or JSONL."""
+        button, menu = menu_button("Export ▾", "", parent, name="export_results")
+        export = self.export_requested
+        menu.addAction("All results as CSV…", lambda: export("csv"))
+        menu.addAction("All results as JSONL…", lambda: export("jsonl"))
+        menu.addSeparator()
+        menu.addAction("Shown rows as CSV…", lambda: export("csv", True))
+        menu.addAction("Shown rows as JSONL…", lambda: export("jsonl", True))
+        return button
+
+    def build_review_row(self, parent: QWidget) -> QHBoxLayout:
+        """The row under the results: the data set to save to, Accept, and correct to."""
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Save to data set:", parent))
+        self.dataset_box = QComboBox(parent)
+        self.dataset_box.setObjectName("dataset_box")
+        self.dataset_box.setMinimumWidth(160)
+        self.dataset_box.setPlaceholderText(f"(new: “{DEFAULT_DATASET}”)")
+        row.addWidget(self.dataset_box)
+        self.new_button = tool_button("New…", "Create a labelled data set", parent,
+                                      clicked=self.new_dataset_requested)
+        row.addWidget(self.new_button)
+        self.accept_button = QPushButton("Accept", parent)
+        self.accept_button.setObjectName("accept_button")
+        self.accept_button.setToolTip("Save the selected texts with the model's label (A)")
+        self.accept_button.clicked.connect(self.accept_selected)
+        row.addWidget(self.accept_button)
+        row.addWidget(QLabel("or correct to", parent))
+        self.correct_box = QComboBox(parent)
+        self.correct_box.setObjectName("correct_box")
+        row.addWidget(self.correct_box)
+        self.correct_button = QPushButton("Save", parent)
+        self.correct_button.setObjectName("correct_button")
+        self.correct_button.setToolTip(
+            "Save the selected texts with this label (keys 1–9 pick the nth label)")
+        self.correct_button.clicked.connect(
+            lambda: self.correct_selected(self.correct_box.currentText()))
+        row.addWidget(self.correct_button)
+        self.note = text_label(parent, "review_note", wrap=False)
+        row.addWidget(self.note, 1)
+        return row
+
     def refresh_datasets(self, select: str | None = None) -> None:
-        current = select or self.view.dataset_box.currentData()
-        self.view.dataset_box.clear()
+        current = select or self.dataset_box.currentData()
+        self.dataset_box.clear()
         for ds in self.view.datasets.all():
             if ds.kind == "labels":
-                self.view.dataset_box.addItem(ds.name, ds.name)
-        at = self.view.dataset_box.findData(current) if current else -1
-        self.view.dataset_box.setCurrentIndex(at if at >= 0 else (0 if self.view.dataset_box.count()
+                self.dataset_box.addItem(ds.name, ds.name)
+        at = self.dataset_box.findData(current) if current else -1
+        self.dataset_box.setCurrentIndex(at if at >= 0 else (0 if self.dataset_box.count()
                                                              else -1))
 
     def create_dataset(self, name: str) -> Dataset | None:
@@ -62,7 +115,7 @@ class ResultsReview:
         return name
 
     def _target_dataset(self) -> Dataset | None:
-        name = self.view.dataset_box.currentData()
+        name = self.dataset_box.currentData()
         if name:
             found = self.view.datasets.find(str(name))
             if found is not None:
@@ -87,7 +140,7 @@ class ResultsReview:
             return 0
         return self._review(label)
 
-    def _correct_to_nth(self, n: int) -> None:
+    def correct_to_nth(self, n: int) -> None:
         if 0 <= n < len(self.view.results.labels):
             self.correct_selected(self.view.results.labels[n])
 
@@ -126,7 +179,7 @@ class ResultsReview:
             self.view.clear_error()
         if saved:
             total = self.view.datasets.count(self.view.datasets.get(dataset.name))
-            self.view.review_note.setText(
+            self.note.setText(
                 f"Saved {saved} to “{dataset.name}” ({total} texts).")
             if len(rows) == 1:
                 self._select_next()
@@ -185,4 +238,4 @@ class ResultsReview:
             self.view.status.setText(f"Exported {len(rows)} rows to {name}.")
             self.view.exported.emit(path)
 
-        self.view._tasks.start(work, f"write {name}", then)
+        self.view.tasks.start(work, f"write {name}", then)

@@ -6,12 +6,24 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QInputDialog, QMessageBox, QTableWidgetItem
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from slmdesk.classify.spec import ClassifierSpec
 from slmdesk.errors import UserFacingError
+from slmdesk.store.classifiers import SavedClassifier
 from slmdesk.store.repositories import ModelRecord
 from slmdesk.ui.classify.setup import EXAMPLES_FROM_DATASET
+from slmdesk.ui.common.tab_frame import NOTE_STYLE, text_label, tool_button
 
 if TYPE_CHECKING:
     from slmdesk.ui.classify.view import ClassifyView
@@ -24,7 +36,41 @@ class SavedClassifiers:
     def __init__(self, view: ClassifyView) -> None:
         self.view = view
 
-    def _update_model_notes(self) -> None:
+    def build(self, parent: QWidget, layout: QVBoxLayout) -> None:
+        """Add its controls to the setup column: Save and Delete, the saved classifiers,
+        and the note on the model one was saved with."""
+        row = QHBoxLayout()
+        row.addWidget(QLabel("<b>Classifier</b>", parent))
+        row.addStretch(1)
+        self.save_button = tool_button(
+            "Save…", "Save this classifier (with the loaded model) by name", parent,
+            clicked=self.save_requested)
+        self.delete_button = tool_button("Delete", "Delete the selected saved classifier",
+                                         parent, clicked=self.delete_requested)
+        row.addWidget(self.save_button)
+        row.addWidget(self.delete_button)
+        layout.addLayout(row)
+        self.box = QComboBox(parent)
+        self.box.setObjectName("saved_classifiers")
+        self.box.setPlaceholderText("Open a saved classifier…")
+        self.box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.box.setMinimumContentsLength(8)
+        self.box.setToolTip("Pick a saved classifier to load its labels, instructions, "
+                            "examples and options")
+        self.box.activated.connect(lambda i: self.load_classifier(str(self.box.itemData(i))))
+        layout.addWidget(self.box)
+        hint = QHBoxLayout()
+        self.model_note = text_label(parent, "saved_model_note", style=NOTE_STYLE)
+        self.use_model_button = QPushButton("Load that model", parent)
+        self.use_model_button.clicked.connect(self.request_saved_model)
+        hint.addWidget(self.model_note, 1)
+        hint.addWidget(self.use_model_button)
+        self.model_note.hide()
+        self.use_model_button.hide()
+        layout.addLayout(hint)
+
+    def update_model_notes(self) -> None:
         if self.view.loaded is None:
             self.view.model_note.setText("No model is ready: pick one in the model list above.")
         else:
@@ -34,21 +80,21 @@ class SavedClassifiers:
         model = self.view.model
         current = model.id if model is not None and self.view.loaded is not None else None
         if saved is None or saved == current:
-            self.view.saved_model_note.hide()
-            self.view.use_model_button.hide()
+            self.model_note.hide()
+            self.use_model_button.hide()
             return
         record = self._model_record(saved)
         if record is None:
-            self.view.saved_model_note.setText(
+            self.model_note.setText(
                 "This classifier was saved with a model that is no longer in the library; "
                 "it runs with the loaded one.")
-            self.view.use_model_button.hide()
+            self.use_model_button.hide()
         else:
-            self.view.saved_model_note.setText(
+            self.model_note.setText(
                 f"This classifier was saved with {record.name}; it runs with the model "
                 "that is loaded.")
-            self.view.use_model_button.show()
-        self.view.saved_model_note.show()
+            self.use_model_button.show()
+        self.model_note.show()
 
     def _model_record(self, model_id: str) -> ModelRecord | None:
         for record in self.view.models.list():
@@ -56,27 +102,27 @@ class SavedClassifiers:
                 return record
         return None
 
-    def _request_saved_model(self) -> None:
+    def request_saved_model(self) -> None:
         if self.view.saved_model_id is not None:
             self.view.model_requested.emit(self.view.saved_model_id)
 
     def refresh_saved(self) -> None:
-        self.view.saved_box.clear()
+        self.box.clear()
         for saved in self.view.classifiers.list():
-            self.view.saved_box.addItem(saved.name, saved.name)
+            self.box.addItem(saved.name, saved.name)
             record = self._model_record(saved.model_id) if saved.model_id else None
             labels = ", ".join(str(lab.get("name", "")) for lab in
                                saved.spec.get("labels", []) if isinstance(lab, dict))
             tip = f"{labels}\nmodel: {record.name if record else 'any'}"
-            self.view.saved_box.setItemData(self.view.saved_box.count() - 1, tip,
+            self.box.setItemData(self.box.count() - 1, tip,
                                        Qt.ItemDataRole.ToolTipRole)
         name = self.view.classifier_name
-        at = self.view.saved_box.findData(name) if name else -1
-        self.view.saved_box.setCurrentIndex(at)
-        self.view.delete_button.setEnabled(self.view.saved_box.count() > 0)
+        at = self.box.findData(name) if name else -1
+        self.box.setCurrentIndex(at)
+        self.delete_button.setEnabled(self.box.count() > 0)
 
     def save_classifier(self, name: str) -> bool:
-        spec = self.view._build_spec()
+        spec = self.view.build_spec()
         if spec is None:
             return False
         model_id = self.view.model.id if self.view.model is not None else None
@@ -85,16 +131,11 @@ class SavedClassifiers:
         except UserFacingError as exc:
             self.view.show_error(exc.message)
             return False
-        self.view.clear_error()
-        self.view.classifier_name = saved.name
-        self.view.saved_model_id = saved.model_id
-        self.refresh_saved()
-        self._update_model_notes()
-        self.view.status.setText(f"Saved “{saved.name}”.")
+        self._now_open(saved, "Saved")
         return True
 
     def save_requested(self) -> None:
-        if self.view._build_spec() is None:
+        if self.view.build_spec() is None:
             return
         name, ok = QInputDialog.getText(self.view, "Save classifier", "Name:",
                                         text=self.view.classifier_name or "")
@@ -116,14 +157,18 @@ class SavedClassifiers:
             self.view.show_error(f"Cannot open the classifier “{name}”: {exc.message}")
             self.refresh_saved()
             return False
-        self.view.clear_error()
         self.view.setup.load_spec(spec)
+        self._now_open(saved, "Opened")
+        return True
+
+    def _now_open(self, saved: SavedClassifier, done: str) -> None:
+        """``saved`` is the classifier being edited now: list it as the current one."""
+        self.view.clear_error()
         self.view.classifier_name = saved.name
         self.view.saved_model_id = saved.model_id
         self.refresh_saved()
-        self._update_model_notes()
-        self.view.status.setText(f"Opened “{saved.name}”.")
-        return True
+        self.update_model_notes()
+        self.view.status.setText(f"{done} “{saved.name}”.")
 
     def delete_classifier(self, name: str) -> None:
         try:
@@ -135,11 +180,11 @@ class SavedClassifiers:
                 name.casefold():
             self.view.classifier_name = None
             self.view.saved_model_id = None
-            self._update_model_notes()
+            self.update_model_notes()
         self.refresh_saved()
 
     def delete_requested(self) -> None:
-        name = self.view.saved_box.currentData()
+        name = self.box.currentData()
         if not name:
             self.view.show_error("Pick the saved classifier to delete in the list first.")
             return
@@ -148,7 +193,7 @@ class SavedClassifiers:
         if answer == QMessageBox.StandardButton.Yes:
             self.delete_classifier(str(name))
 
-    def _fill_dataset_menu(self) -> None:
+    def fill_dataset_menu(self) -> None:
         menu = self.view.setup.dataset_menu
         menu.clear()
         sets = [d for d in self.view.datasets.all() if d.kind == "labels"]

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from slmdesk.classify.io import read_columns, read_labelled, read_texts
+from slmdesk.ui.common.tab_frame import tool_button
 
 if TYPE_CHECKING:
     from slmdesk.ui.classify.view import ClassifyView
@@ -48,24 +60,104 @@ class TextInput:
 
     def __init__(self, view: ClassifyView) -> None:
         self.view = view
+        self.reading = 0  # file reads in flight
+
+    def build(self, parent: QWidget, layout: QVBoxLayout) -> None:
+        """Add its controls: the head with the count and the file buttons, the bar of an
+        opened file, the text box."""
+        head = QHBoxLayout()
+        head.addWidget(QLabel("<b>Texts</b>", parent))
+        self.count_label = QLabel("", parent)
+        self.count_label.setObjectName("text_count")
+        head.addWidget(self.count_label)
+        head.addStretch(1)
+        self.open_button = QPushButton("Open CSV/JSONL…", parent)
+        self.open_button.setToolTip("Classify the texts of a file: one column of a CSV or "
+                                    "JSONL file, or the lines of a text file")
+        self.open_button.clicked.connect(self.open_requested)
+        self.evaluate_button = QPushButton("Evaluate on a labelled file…", parent)
+        self.evaluate_button.setToolTip(
+            "Classify the texts of a CSV/JSONL file with text and label columns and score the "
+            "classifier: accuracy, macro-F1, per-label precision/recall, confusion matrix")
+        self.evaluate_button.clicked.connect(self.evaluate_requested)
+        head.addWidget(self.open_button)
+        head.addWidget(self.evaluate_button)
+        layout.addLayout(head)
+        layout.addWidget(self._build_file_bar(parent))
+
+        self.texts = QPlainTextEdit(parent)
+        self.texts.setObjectName("classify_texts")
+        self.texts.setPlaceholderText("Paste texts to classify, one per line…  "
+                                      "(Ctrl+Enter runs)")
+        self._count_timer = QTimer(parent)
+        self._count_timer.setSingleShot(True)
+        self._count_timer.setInterval(150)
+        self._count_timer.timeout.connect(self.update_count)
+        self.texts.textChanged.connect(self._count_timer.start)
+        layout.addWidget(self.texts, 1)
+        self.whole_box = QCheckBox("Treat the whole box as one text", parent)
+        self.whole_box.setObjectName("whole_box")
+        self.whole_box.toggled.connect(lambda _on: self.update_count())
+        layout.addWidget(self.whole_box)
+
+    def _build_file_bar(self, parent: QWidget) -> QWidget:
+        self.file_bar = QWidget(parent)
+        bar = QHBoxLayout(self.file_bar)
+        bar.setContentsMargins(0, 0, 0, 0)
+        self.file_label = QLabel("", self.file_bar)
+        self.file_label.setObjectName("file_label")
+        bar.addWidget(self.file_label, 1)
+        self.column_caption = QLabel("Column:", self.file_bar)
+        bar.addWidget(self.column_caption)
+        self.column_box = QComboBox(self.file_bar)
+        self.column_box.setObjectName("column_box")
+        self.column_box.setToolTip("The column that holds the texts")
+        self.column_box.activated.connect(
+            lambda i: self.choose_column(self.column_box.itemText(i)))
+        bar.addWidget(self.column_box)
+        self.close_file_button = tool_button("✕", "Back to the texts typed in the box",
+                                             self.file_bar, clicked=self.close_file)
+        bar.addWidget(self.close_file_button)
+        self.file_bar.hide()
+        return self.file_bar
+
+    def set_idle(self, idle: bool) -> None:
+        """Whether a file may be opened or changed now (no run, no read)."""
+        for widget in (self.open_button, self.column_box, self.close_file_button):
+            widget.setEnabled(idle)
 
     def texts_from_box(self) -> list[str]:
-        return texts_from_lines(self.view.texts.toPlainText(),
-                                whole=self.view.whole_box.isChecked())
+        return texts_from_lines(self.texts.toPlainText(),
+                                whole=self.whole_box.isChecked())
 
-    def _update_count(self) -> None:
+    def update_count(self) -> None:
         if self.view.file_path is not None:
-            self.view.count_label.setText(f"· {len(self.view.file_texts)} from a file")
+            self.count_label.setText(f"· {len(self.view.file_texts)} from a file")
             return
         n = len(self.texts_from_box())
-        self.view.count_label.setText(f"· {n} text{'s' if n != 1 else ''}" if n else "")
+        self.count_label.setText(f"· {n} text{'s' if n != 1 else ''}" if n else "")
+
+    def _ask_for_file(self, title: str, kinds: str, then: Callable[[str], None]) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.view, title, "", f"{kinds};;All files (*)")
+        if path:
+            then(path)
+
+    def _read(self, name: str, work: Callable[[], Any],
+              then: Callable[[Any, str], None]) -> None:
+        """Run ``work`` on the thread pool; no run or other read starts meanwhile."""
+        def done(result: Any, error: str) -> None:
+            self.reading -= 1
+            self.view.update_controls()
+            then(result, error)
+
+        self.reading += 1
+        self.view.update_controls()
+        self.view.status.setText(f"Reading {name}…")
+        self.view.tasks.start(work, f"read {name}", done)
 
     def open_requested(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self.view, "Open texts to classify", "",
-            "Texts (*.csv *.tsv *.jsonl *.ndjson *.txt);;All files (*)")
-        if path:
-            self.open_file(path)
+        self._ask_for_file("Open texts to classify",
+                           "Texts (*.csv *.tsv *.jsonl *.ndjson *.txt)", self.open_file)
 
     def open_file(self, path: str, column: str | None = None) -> None:
         """Read the texts of ``path`` in the background (its text column guessed)."""
@@ -79,41 +171,36 @@ class TextInput:
             return columns, chosen, list(read_texts(path, chosen))
 
         def then(result: Any, error: str) -> None:
-            self.view._reading -= 1
             if error:
                 self.view.show_error(error)
+                return
+            columns, chosen, texts = result
+            if not texts:
+                self.view.show_error(f"{Path(path).name} has no texts"
+                                     + (f" in the column “{chosen}”." if chosen else "."))
             else:
-                columns, chosen, texts = result
-                if not texts:
-                    self.view.show_error(f"{Path(path).name} has no texts"
-                                    + (f" in the column “{chosen}”." if chosen else "."))
-                else:
-                    self.view.clear_error()
-                    self._use_file(path, columns, chosen, texts)
-            self.view._update_controls()
+                self.view.clear_error()
+                self._use_file(path, columns, chosen, texts)
 
-        self.view._reading += 1
-        self.view._update_controls()
-        self.view.status.setText(f"Reading {Path(path).name}…")
-        self.view._tasks.start(work, f"read {Path(path).name}", then)
+        self._read(Path(path).name, work, then)
 
     def _use_file(self, path: str, columns: list[str], column: str | None,
                   texts: list[str]) -> None:
         self.view.file_path, self.view.file_columns, self.view.file_column = path, columns, column
         self.view.file_texts = texts
-        self.view.column_box.clear()
-        self.view.column_box.addItems(columns)
+        self.column_box.clear()
+        self.column_box.addItems(columns)
         if column is not None:
-            self.view.column_box.setCurrentIndex(self.view.column_box.findText(column))
-        self.view.column_box.setVisible(bool(columns))
-        self.view.column_caption.setVisible(bool(columns))
-        self.view.file_label.setText(f"{len(texts)} texts from {Path(path).name}")
-        self.view.file_label.setToolTip(path)
-        self.view.file_bar.show()
-        self.view.texts.setEnabled(False)
-        self.view.whole_box.setEnabled(False)
+            self.column_box.setCurrentIndex(self.column_box.findText(column))
+        self.column_box.setVisible(bool(columns))
+        self.column_caption.setVisible(bool(columns))
+        self.file_label.setText(f"{len(texts)} texts from {Path(path).name}")
+        self.file_label.setToolTip(path)
+        self.file_bar.show()
+        self.texts.setEnabled(False)
+        self.whole_box.setEnabled(False)
         self.view.status.setText("")
-        self._update_count()
+        self.update_count()
         self.view.input_loaded.emit(path, len(texts))
 
     def choose_column(self, column: str) -> None:
@@ -123,23 +210,20 @@ class TextInput:
     def close_file(self) -> None:
         self.view.file_path, self.view.file_columns, self.view.file_column = None, [], None
         self.view.file_texts = []
-        self.view.file_bar.hide()
-        self.view.texts.setEnabled(True)
-        self.view.whole_box.setEnabled(True)
-        self._update_count()
+        self.file_bar.hide()
+        self.texts.setEnabled(True)
+        self.whole_box.setEnabled(True)
+        self.update_count()
 
     def evaluate_requested(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self.view, "Evaluate on a labelled file", "",
-            "Labelled texts (*.csv *.tsv *.jsonl *.ndjson);;All files (*)")
-        if path:
-            self.evaluate_file(path)
+        self._ask_for_file("Evaluate on a labelled file",
+                           "Labelled texts (*.csv *.tsv *.jsonl *.ndjson)", self.evaluate_file)
 
     def evaluate_file(self, path: str) -> None:
         """Classify a labelled file's texts and score the predictions against its labels."""
-        if not self.view._ready_to_run():
+        if not self.view.ready_to_run():
             return
-        spec = self.view._build_spec()
+        spec = self.view.build_spec()
         if spec is None:
             return
         name = Path(path).name
@@ -153,8 +237,6 @@ class TextInput:
             return text_col, label_col, pairs
 
         def then(result: Any, error: str) -> None:
-            self.view._reading -= 1
-            self.view._update_controls()
             if error:
                 self.view.show_error(error)
                 return
@@ -169,12 +251,10 @@ class TextInput:
                     f"{', '.join(unknown[:8])}{'…' if len(unknown) > 8 else ''}. Add them to "
                     "the labels (or fix the file) and evaluate again.")
                 return
-            if not self.view._ready_to_run():
+            if not self.view.ready_to_run():
                 return
-            self.view._eval_source = f"{name} (text: “{text_col}”, label: “{label_col}”)"
-            self.view._start(spec, [t for t, _lab in pairs], [lab for _t, lab in pairs])
+            source = f"{name} (text: “{text_col}”, label: “{label_col}”)"
+            self.view.start_run(spec, [t for t, _lab in pairs], [lab for _t, lab in pairs],
+                                eval_source=source)
 
-        self.view._reading += 1
-        self.view._update_controls()
-        self.view.status.setText(f"Reading {name}…")
-        self.view._tasks.start(work, f"read {name}", then)
+        self._read(name, work, then)

@@ -28,7 +28,6 @@ from slmdesk.ui.common.table_model import percent
 from slmdesk.ui.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import (
         QCheckBox,
         QComboBox,
@@ -51,14 +50,10 @@ if TYPE_CHECKING:
     from slmdesk.ui.common.confusion import ConfusionMatrix
     from slmdesk.ui.common.metrics import ReportPanel
     from slmdesk.ui.common.probability_bars import ProbabilityChart
+    from slmdesk.ui.common.tab_frame import ErrorBanner
     from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
 
 log = logging.getLogger(__name__)
-
-
-
-
-
 
 
 class ClassifyView(QWidget):
@@ -72,7 +67,8 @@ class ClassifyView(QWidget):
     error_shown = Signal(str)
 
     # the widgets, built by the layout part
-    _details_widgets: tuple[QPlainTextEdit, ProbabilityChart]
+    details_widgets: tuple[QPlainTextEdit, ProbabilityChart]
+    errors: ErrorBanner
     banner: QLabel
     splitter: QSplitter
     tabs: QTabWidget
@@ -91,7 +87,6 @@ class ClassifyView(QWidget):
     column_box: QComboBox
     close_file_button: QToolButton
     texts: QPlainTextEdit
-    _count_timer: QTimer
     whole_box: QCheckBox
     run_button: QPushButton
     cancel_button: QPushButton
@@ -146,28 +141,26 @@ class ClassifyView(QWidget):
         self.run_gold: list[str] | None = None
         self.run_total = 0
         self._run_seconds = 0.0
-        self._eval_source = ""
+        self.eval_source = ""  # the labelled file an evaluation reads, in words
         self.report: EvalReport | None = None
         # input read from a file
         self.file_path: str | None = None
         self.file_columns: list[str] = []
         self.file_column: str | None = None
         self.file_texts: list[str] = []
-        # background tasks
-        self._tasks = BackgroundTasks(self)
-        self._reading = 0  # input reads in flight
+        self.tasks = BackgroundTasks(self)  # file reads and writes of the parts
         self.layout_parts.build()
         self.runner = ClassifyRun(engine, self.progress, self.status, self)
         self.runner.progressed.connect(self._on_progress)
         self.runner.classified.connect(self._on_classified)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
-        self.runner.state_changed.connect(self._update_controls)
+        self.runner.state_changed.connect(self.update_controls)
         self.saved.refresh_saved()
         self.review.refresh_datasets()
-        self._refill_label_choices()
-        self._update_shown()
-        self._update_controls()
+        self.refill_label_choices()
+        self.update_shown()
+        self.update_controls()
 
     @property
     def job(self) -> ClassifyJob | None:
@@ -220,23 +213,20 @@ class ClassifyView(QWidget):
 
     # messages to the person -------------------------------------------------------------
     def show_error(self, text: str) -> None:
-        self.banner.setText(text)
-        self.banner.show()
-        self.error_shown.emit(text)
+        self.errors.show(text)
 
     def clear_error(self) -> None:
-        self.banner.clear()
-        self.banner.hide()
+        self.errors.clear()
 
     # the model --------------------------------------------------------------------------
     def set_model(self, model: ModelRecord | None, loaded: ModelInfo | None) -> None:
         """The window's loaded model changed (``loaded`` is None while none is ready)."""
         self.model = model
         self.loaded = loaded
-        self.saved._update_model_notes()
-        self._update_controls()
+        self.saved.update_model_notes()
+        self.update_controls()
 
-    def _build_spec(self) -> ClassifierSpec | None:
+    def build_spec(self) -> ClassifierSpec | None:
         try:
             return self.setup.spec()
         except UserFacingError as exc:
@@ -244,22 +234,20 @@ class ClassifyView(QWidget):
             return None
 
     # running ----------------------------------------------------------------------------
-    def _update_controls(self) -> None:
+    def update_controls(self) -> None:
         busy = self.runner.busy
-        idle = not busy and self._reading == 0
+        idle = not busy and self.text_input.reading == 0
         ready = self.loaded is not None
         self.run_button.setEnabled(idle and ready)
         self.evaluate_button.setEnabled(idle and ready)
         self.cancel_button.setEnabled(busy and not self.runner.cancelling)
-        self.open_button.setEnabled(idle)
-        self.column_box.setEnabled(idle)
-        self.close_file_button.setEnabled(idle)
+        self.text_input.set_idle(idle)
         self.run_button.setToolTip(
             "Classify the texts (Ctrl+Enter in the text box)" if ready
             else "Load a model first (the model list above)")
 
-    def _ready_to_run(self) -> bool:
-        if self.runner.busy or self._reading:
+    def ready_to_run(self) -> bool:
+        if self.runner.busy or self.text_input.reading:
             return False
         if self.loaded is None:
             self.show_error("No model is loaded yet. Pick one in the model list above.")
@@ -268,9 +256,9 @@ class ClassifyView(QWidget):
 
     def run(self) -> None:
         """Classify the texts of the box (or of the opened file)."""
-        if not self._ready_to_run():
+        if not self.ready_to_run():
             return
-        spec = self._build_spec()
+        spec = self.build_spec()
         if spec is None:
             return
         texts = (list(self.file_texts) if self.file_path is not None
@@ -279,16 +267,19 @@ class ClassifyView(QWidget):
             self.show_error("There is nothing to classify: paste texts (one per line) or "
                             "open a CSV/JSONL file.")
             return
-        self._start(spec, texts, None)
+        self.start_run(spec, texts, None)
 
-    def _start(self, spec: ClassifierSpec, texts: list[str], gold: list[str] | None) -> None:
+    def start_run(self, spec: ClassifierSpec, texts: list[str], gold: list[str] | None,
+                  *, eval_source: str = "") -> None:
+        """Classify ``texts``; with ``gold`` (the labels of ``eval_source``), score them."""
         self.clear_error()
+        self.eval_source = eval_source
         self.mode = "evaluate" if gold is not None else "classify"
         self.run_labels = list(spec.label_names)
         self.run_gold = gold
         self.run_total = len(texts)
         self.results.reset(self.run_labels)
-        self._refill_label_choices()
+        self.refill_label_choices()
         self.table.setColumnHidden(EXPECTED_COLUMN, gold is None)
         self.mistakes_only.setChecked(False)
         self.mistakes_only.setVisible(gold is not None)
@@ -297,7 +288,7 @@ class ClassifyView(QWidget):
         error = self.runner.try_start(spec, texts)
         if error:
             self.show_error(error)
-        self._update_controls()
+        self.update_controls()
 
     def cancel(self) -> None:
         self.runner.cancel()
@@ -344,13 +335,13 @@ class ClassifyView(QWidget):
             self._show_report(predictions, self.run_gold)
         elif self.mode == "evaluate":
             self.eval_summary.setText("The evaluation was cancelled before the end: no scores.")
-        self._update_controls()
-        self._update_shown()
+        self.update_controls()
+        self.update_shown()
         self.run_finished.emit(cancelled)
 
     def _on_failed(self, message: str) -> None:
         self.show_error(message)
-        self._update_controls()
+        self.update_controls()
         self.run_finished.emit(True)
 
     # evaluation -------------------------------------------------------------------------
@@ -367,13 +358,13 @@ class ClassifyView(QWidget):
         self.report = report
         self.report_panel.show_report(
             f"Accuracy {report.accuracy:.1%} · macro-F1 {report.macro_f1:.3f} · "
-            f"{report.n} texts · {report.texts_per_s:.1f} texts/s\n{self._eval_source}",
+            f"{report.n} texts · {report.texts_per_s:.1f} texts/s\n{self.eval_source}",
             list(report.labels), report.per_label, report.confusion)
         self.tabs.setCurrentIndex(1)
         self.evaluated.emit(report)
 
     # results: filter and details --------------------------------------------------------
-    def _refill_label_choices(self) -> None:
+    def refill_label_choices(self) -> None:
         blocked = self.label_filter.blockSignals(True)
         try:
             self.label_filter.clear()
@@ -395,7 +386,7 @@ class ClassifyView(QWidget):
         at = self.label_filter.findData(label)
         self.label_filter.setCurrentIndex(max(at, 0))
 
-    def _update_shown(self, *_args: Any) -> None:
+    def update_shown(self, *_args: Any) -> None:
         total, shown = self.results.rowCount(), self.proxy.rowCount()
         for button in (self.accept_button, self.correct_button, self.export_button):
             button.setEnabled(total > 0)
@@ -409,18 +400,18 @@ class ClassifyView(QWidget):
         source = self.proxy.mapToSource(index)
         return self.results.result(source.row()) if source.isValid() else None
 
-    def _show_details(self) -> None:
+    def show_details(self) -> None:
         row = self._current_result()
         if row is None:
             self.details_title.setText("Select a row to see its details.")
-            for w in self._details_widgets:
+            for w in self.details_widgets:
                 w.hide()
             self.details_probs.setText("")
             self.details_notes.setText("")
             self.details_explanation.setText("")
             return
         pred = row.prediction
-        for w in self._details_widgets:
+        for w in self.details_widgets:
             w.show()
         if row.failed:
             title = f"Line {row.index + 1}: failed"

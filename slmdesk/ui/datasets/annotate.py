@@ -61,11 +61,8 @@ class Annotator:
     def set_label_selected(self, label: str | None) -> int:
         """Label (or, with None, unlabel) the selected examples; undoable. The cursor then
         moves to the example after them."""
-        if self.view.dataset is None:
-            return 0
-        rows = self.view.selected_rows()
-        if not rows:
-            self.view.show_error("Select one or more examples first.")
+        rows = self._selected_rows_or_say()
+        if not rows or self.view.dataset is None:
             return 0
         if self.view.dataset.kind != "labels":
             self.view.show_error("Chat examples have no labels.")
@@ -73,6 +70,15 @@ class Annotator:
         chosen = [self.view.examples.example(r) for r in rows]
         return self._apply_labels({e.id: (label, "person") for e in chosen}, rows,
                                   "clear the label of" if label is None else f"label {label}")
+
+    def _selected_rows_or_say(self) -> list[int]:
+        """The selected rows of the open data set; none (and a word why) when none is."""
+        if self.view.dataset is None:
+            return []
+        rows = self.view.selected_rows()
+        if not rows:
+            self.view.show_error("Select one or more examples first.")
+        return rows
 
     def _apply_labels(self, labels: dict[str, tuple[str | None, str]], rows: Sequence[int],
                       what: str) -> int:
@@ -155,11 +161,8 @@ class Annotator:
 
     def delete_selected(self) -> int:
         """Delete the selected examples; undoable."""
-        if self.view.dataset is None:
-            return 0
-        rows = self.view.selected_rows()
-        if not rows:
-            self.view.show_error("Select one or more examples first.")
+        rows = self._selected_rows_or_say()
+        if not rows or self.view.dataset is None:
             return 0
         ids = [self.view.examples.example(r).id for r in rows]
         next_id, _fallback = self.view._next_id_after(rows)

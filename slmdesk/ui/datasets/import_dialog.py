@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from slmdesk.datasets import formats
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import DatasetRepository
+from slmdesk.ui.common.tab_frame import ErrorBanner
 from slmdesk.ui.datasets.table_models import PreviewModel
 from slmdesk.ui.tasks import BackgroundTasks
 
@@ -137,6 +138,7 @@ class ImportDialog(QDialog):
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error_label.setStyleSheet("QLabel { color: #b00020; }")
         self.error_label.hide()
+        self.errors = ErrorBanner(self.error_label, self.failed)
         layout.addWidget(self.error_label)
 
         self.buttons = QDialogButtonBox(self)
@@ -284,13 +286,10 @@ class ImportDialog(QDialog):
         self.accept()
 
     def show_error(self, text: str) -> None:
-        self.error_label.setText(text)
-        self.error_label.show()
-        self.failed.emit(text)
+        self.errors.show(text)
 
     def clear_error(self) -> None:
-        self.error_label.clear()
-        self.error_label.hide()
+        self.errors.clear()
 
     def _update_controls(self) -> None:
         self.import_button.setEnabled(self._loading == 0 and self.preview is not None)

@@ -12,26 +12,32 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QListView,
-    QMenu,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSplitter,
     QTableView,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from slmdesk.store.datasets import SPLITS, UNASSIGNED
 from slmdesk.ui.common.metrics import ReportPanel
+from slmdesk.ui.common.tab_frame import (
+    QUIET_STYLE,
+    menu_button,
+    pane_column,
+    percent_box,
+    tab_frame,
+    text_label,
+    tool_button,
+)
 from slmdesk.ui.datasets.filters import ANY
 from slmdesk.ui.datasets.labelling_table import LabellingTable
 from slmdesk.ui.datasets.table_models import (
@@ -45,10 +51,6 @@ from slmdesk.ui.datasets.table_models import (
     ExamplesModel,
     SuggestionBarDelegate,
 )
-from slmdesk.ui.widgets import error_banner
-
-if TYPE_CHECKING:
-    pass
 
 if TYPE_CHECKING:
     from slmdesk.ui.datasets.view import DatasetsView
@@ -61,14 +63,9 @@ class DatasetsLayout:
         self.view = view
 
     def build(self) -> None:
-        root = QVBoxLayout(self.view)
-        root.setContentsMargins(6, 6, 6, 6)
-        self.view.banner = error_banner(self.view, "datasets_error_banner")
-        root.addWidget(self.view.banner)
-        self.view.splitter = QSplitter(Qt.Orientation.Horizontal, self.view)
-        self.view.splitter.setObjectName("datasets_splitter")
-        self.view.splitter.setChildrenCollapsible(False)
-        root.addWidget(self.view.splitter, 1)
+        view = self.view
+        view.errors, view.splitter = tab_frame(view, "datasets", view.error_shown)
+        view.banner = view.errors.label
         self.view.splitter.addWidget(self._build_list(self.view.splitter))
         right = QSplitter(Qt.Orientation.Vertical, self.view.splitter)
         right.setChildrenCollapsible(False)
@@ -82,9 +79,7 @@ class DatasetsLayout:
         self.view.splitter.setSizes([220, 980])
 
     def _build_list(self, parent: QWidget) -> QWidget:
-        box = QWidget(parent)
-        layout = QVBoxLayout(box)
-        layout.setContentsMargins(0, 0, 6, 0)
+        box, layout = pane_column(parent, (0, 0, 6, 0))
         layout.addWidget(QLabel("<b>Data sets</b>", box))
         self.view.list_model = DatasetListModel(self.view)
         self.view.list_view = QListView(box)
@@ -95,17 +90,14 @@ class DatasetsLayout:
             lambda cur, _prev: self.view.dataset_list._on_list_current(cur))
         layout.addWidget(self.view.list_view, 1)
         row = QHBoxLayout()
-        self.view.new_button = QToolButton(box)
-        self.view.new_button.setText("New…")
-        self.view.new_button.setToolTip("Create a data set of labelled texts or chat examples")
-        self.view.new_button.clicked.connect(self.view.dataset_list.new_dataset_requested)
-        self.view.rename_button = QToolButton(box)
-        self.view.rename_button.setText("Rename…")
-        self.view.rename_button.clicked.connect(self.view.dataset_list.rename_requested)
-        self.view.delete_dataset_button = QToolButton(box)
-        self.view.delete_dataset_button.setText("Delete")
-        self.view.delete_dataset_button.setToolTip("Delete the data set and all its examples")
-        self.view.delete_dataset_button.clicked.connect(self.view.dataset_list.delete_dataset_requested)
+        parts = self.view.dataset_list
+        self.view.new_button = tool_button(
+            "New…", "Create a data set of labelled texts or chat examples", box,
+            clicked=parts.new_dataset_requested)
+        self.view.rename_button = tool_button("Rename…", "", box, clicked=parts.rename_requested)
+        self.view.delete_dataset_button = tool_button(
+            "Delete", "Delete the data set and all its examples", box,
+            clicked=parts.delete_dataset_requested)
         for b in (self.view.new_button, self.view.rename_button, self.view.delete_dataset_button):
             row.addWidget(b)
         row.addStretch(1)
@@ -113,9 +105,7 @@ class DatasetsLayout:
         return box
 
     def _build_examples(self, parent: QWidget) -> QWidget:
-        page = QWidget(parent)
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(6, 0, 0, 0)
+        page, layout = pane_column(parent)
         filters = QHBoxLayout()
         filters.addWidget(QLabel("Label:", page))
         self.view.label_filter = QComboBox(page)
@@ -220,14 +210,10 @@ class DatasetsLayout:
         self.view.split_button.setObjectName("split_button")
         self.view.split_button.setToolTip("Assign train / val / test splits at random (seeded)")
         self.view.split_button.clicked.connect(self.view.files.split_requested)
-        self.view.relabel_button = QToolButton(page)
-        self.view.relabel_button.setObjectName("relabel_button")
-        self.view.relabel_button.setText("Set label ▾")
-        self.view.relabel_button.setToolTip("Label the selected examples (keys 1–9; 0 clears)")
-        self.view.relabel_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.view.relabel_menu = QMenu(self.view.relabel_button)
+        self.view.relabel_button, self.view.relabel_menu = menu_button(
+            "Set label ▾", "Label the selected examples (keys 1–9; 0 clears)", page,
+            name="relabel_button")
         self.view.relabel_menu.aboutToShow.connect(self.view.annotator._fill_relabel_menu)
-        self.view.relabel_button.setMenu(self.view.relabel_menu)
         self.view.delete_button = QPushButton("Delete", page)
         self.view.delete_button.setObjectName("delete_examples")
         self.view.delete_button.setToolTip("Delete the selected examples (Delete; Ctrl+Z undoes)")
@@ -259,9 +245,8 @@ class DatasetsLayout:
         pane.setMinimumWidth(200)
         layout = QVBoxLayout(pane)
         layout.setContentsMargins(6, 0, 0, 0)
-        self.view.details_title = QLabel("Select an example to see it whole.", pane)
-        self.view.details_title.setObjectName("details_title")
-        self.view.details_title.setWordWrap(True)
+        self.view.details_title = text_label(pane, "details_title")
+        self.view.details_title.setText("Select an example to see it whole.")
         layout.addWidget(self.view.details_title)
         self.view.details_text = QPlainTextEdit(pane)
         self.view.details_text.setObjectName("details_text")
@@ -270,9 +255,7 @@ class DatasetsLayout:
         return pane
 
     def _build_model_pane(self, parent: QWidget) -> QWidget:
-        page = QWidget(parent)
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(6, 0, 0, 0)
+        page, layout = pane_column(parent)
         row = QHBoxLayout()
         row.addWidget(QLabel("Classifier:", page))
         self.view.classifier_box = QComboBox(page)
@@ -307,13 +290,7 @@ class DatasetsLayout:
         self.view.accept_over_button.setObjectName("accept_over_button")
         self.view.accept_over_button.setToolTip(
             "Label every unlabelled example whose suggestion is at least this confident")
-        self.view.accept_threshold = QDoubleSpinBox(page)
-        self.view.accept_threshold.setObjectName("accept_threshold")
-        self.view.accept_threshold.setRange(0, 100)
-        self.view.accept_threshold.setDecimals(0)
-        self.view.accept_threshold.setSingleStep(5)
-        self.view.accept_threshold.setValue(90)
-        self.view.accept_threshold.setSuffix(" %")
+        self.view.accept_threshold = percent_box(page, "accept_threshold", 90)
         self.view.accept_over_button.clicked.connect(
             lambda: self.view.annotator.accept_suggestions_over(
                 self.view.accept_threshold.value() / 100))
@@ -322,9 +299,8 @@ class DatasetsLayout:
         self.view.run_status = QLabel("", page)
         self.view.run_status.setObjectName("run_status")
         row.addWidget(self.view.run_status, 1)
-        self.view.model_note = QLabel("", page)
-        self.view.model_note.setObjectName("datasets_model_note")
-        self.view.model_note.setStyleSheet("QLabel { color: palette(mid); }")
+        self.view.model_note = text_label(page, "datasets_model_note", wrap=False,
+                                          style=QUIET_STYLE)
         row.addWidget(self.view.model_note)
         layout.addLayout(row)
 
@@ -350,9 +326,7 @@ class DatasetsLayout:
         return self.view.report_panel
 
     def _build_history(self, parent: QWidget) -> QWidget:
-        page = QWidget(parent)
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 4, 0, 0)
+        page, layout = pane_column(parent, (0, 4, 0, 0))
         self.view.history = EvalHistoryModel(self.view)
         self.view.history_table = QTableView(page)
         self.view.history_table.setObjectName("eval_history")

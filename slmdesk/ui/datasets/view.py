@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from slmdesk.store.repositories import ModelRecord
     from slmdesk.ui.common.confusion import ConfusionMatrix
     from slmdesk.ui.common.metrics import ReportPanel
+    from slmdesk.ui.common.tab_frame import ErrorBanner
     from slmdesk.ui.datasets.labelling_table import LabellingTable
     from slmdesk.ui.datasets.table_models import DatasetListModel, EvalHistoryModel, ExamplesModel
     from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
@@ -77,6 +78,7 @@ class DatasetsView(QWidget):
     error_shown = Signal(str)
 
     # the widgets, built by the layout part
+    errors: ErrorBanner
     banner: QLabel
     splitter: QSplitter
     list_model: DatasetListModel
@@ -275,13 +277,10 @@ class DatasetsView(QWidget):
 
     # messages ---------------------------------------------------------------------------
     def show_error(self, text: str) -> None:
-        self.banner.setText(text)
-        self.banner.show()
-        self.error_shown.emit(text)
+        self.errors.show(text)
 
     def clear_error(self) -> None:
-        self.banner.clear()
-        self.banner.hide()
+        self.errors.clear()
 
     # the model --------------------------------------------------------------------------
     def set_model(self, model: ModelRecord | None, loaded: ModelInfo | None) -> None:

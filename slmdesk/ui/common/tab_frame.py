@@ -1,0 +1,127 @@
+"""The frame the Classify and Data sets tabs share: an error banner over a splitter of
+columns, and the small builders their forms repeat (menu buttons, percent boxes, labels)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from PySide6.QtCore import Qt, SignalInstance
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QLabel,
+    QMenu,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from slmdesk.ui.widgets import error_banner
+
+
+class ErrorBanner:
+    """A hidden banner that shows one message the person must see, and says so through a
+    signal (``error_shown`` of the tab, ``failed`` of a dialog)."""
+
+    def __init__(self, label: QLabel, shown: SignalInstance) -> None:
+        self.label = label
+        self._shown = shown
+
+    def show(self, text: str) -> None:
+        self.label.setText(text)
+        self.label.show()
+        self._shown.emit(text)
+
+    def clear(self) -> None:
+        self.label.clear()
+        self.label.hide()
+
+
+def tab_frame(tab: QWidget, name: str, shown: SignalInstance) -> tuple[ErrorBanner, QSplitter]:
+    """Lay ``tab`` out as an error banner (``<name>_error_banner``) over a horizontal splitter
+    (``<name>_splitter``) that takes the rest; the caller adds the columns."""
+    root = QVBoxLayout(tab)
+    root.setContentsMargins(6, 6, 6, 6)
+    banner = error_banner(tab, f"{name}_error_banner")
+    root.addWidget(banner)
+    splitter = QSplitter(Qt.Orientation.Horizontal, tab)
+    splitter.setObjectName(f"{name}_splitter")
+    splitter.setChildrenCollapsible(False)
+    root.addWidget(splitter, 1)
+    return ErrorBanner(banner, shown), splitter
+
+
+def fixed_splitter(orientation: Qt.Orientation, parent: QWidget, panes: Sequence[QWidget],
+                   sizes: Sequence[int], stretch: Sequence[int] = ()) -> QSplitter:
+    """A splitter whose panes cannot be collapsed, with these start sizes and stretch
+    factors (one per pane, from the first; none given: the last pane stretches)."""
+    splitter = QSplitter(orientation, parent)
+    splitter.setChildrenCollapsible(False)
+    for pane in panes:
+        splitter.addWidget(pane)
+    for i, factor in enumerate(stretch or [0] * (len(panes) - 1) + [1]):
+        if factor:
+            splitter.setStretchFactor(i, factor)
+    splitter.setSizes(list(sizes))
+    return splitter
+
+
+def pane_column(parent: QWidget, margins: tuple[int, int, int, int] = (6, 0, 0, 0)) -> tuple[
+        QWidget, QVBoxLayout]:
+    """An empty widget for one pane of a tab, and its column layout with these margins."""
+    widget = QWidget(parent)
+    layout = QVBoxLayout(widget)
+    layout.setContentsMargins(*margins)
+    return widget, layout
+
+
+def tool_button(text: str, tip: str, parent: QWidget, *, name: str = "",
+                clicked: Callable[[], object] | None = None) -> QToolButton:
+    """A tool button with its text, tooltip, object name and click handler."""
+    button = QToolButton(parent)
+    button.setText(text)
+    button.setToolTip(tip)
+    if name:
+        button.setObjectName(name)
+    if clicked is not None:
+        button.clicked.connect(clicked)
+    return button
+
+
+def menu_button(text: str, tip: str, parent: QWidget, *, name: str = "") -> tuple[QToolButton,
+                                                                                  QMenu]:
+    """A tool button that opens its menu at once, and that (still empty) menu."""
+    button = tool_button(text, tip, parent, name=name)
+    button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+    menu = QMenu(button)
+    button.setMenu(menu)
+    return button, menu
+
+
+def percent_box(parent: QWidget, name: str, value: float = 0) -> QDoubleSpinBox:
+    """A 0–100 % box in steps of 5, whole numbers."""
+    box = QDoubleSpinBox(parent)
+    box.setObjectName(name)
+    box.setRange(0, 100)
+    box.setDecimals(0)
+    box.setSingleStep(5)
+    box.setValue(value)
+    box.setSuffix(" %")
+    return box
+
+
+def text_label(parent: QWidget, name: str, *, wrap: bool = True, selectable: bool = False,
+               style: str = "") -> QLabel:
+    """An empty label for text set later: word-wrapped, maybe selectable, maybe styled."""
+    label = QLabel("", parent)
+    label.setObjectName(name)
+    label.setWordWrap(wrap)
+    if selectable:
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    if style:
+        label.setStyleSheet(style)
+    return label
+
+
+NOTE_STYLE = "QLabel { color: #b26a00; }"  # a warning that is not an error
+QUIET_STYLE = "QLabel { color: palette(mid); }"  # a side remark
