@@ -25,7 +25,7 @@ from slmdesk.ui.classify.table_models import ANY_LABEL, EXPECTED_COLUMN, FAILED,
 from slmdesk.ui.classify.text_input import TextInput
 from slmdesk.ui.common.classify_run import ClassifyRun
 from slmdesk.ui.common.table_model import percent
-from slmdesk.ui.tasks import BackgroundTasks
+from slmdesk.ui.common.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import (

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.ui.widgets import error_banner
+from slmdesk.ui.common.widgets import error_banner
 
 
 class ErrorBanner:

@@ -30,8 +30,8 @@ from slmdesk.datasets import formats
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import DatasetRepository
 from slmdesk.ui.common.tab_frame import ErrorBanner
+from slmdesk.ui.common.tasks import BackgroundTasks
 from slmdesk.ui.datasets.table_models import PreviewModel
-from slmdesk.ui.tasks import BackgroundTasks
 
 NO_COLUMN = ""  # the label combo's "(no label column)"
 FILE_FILTER = ("Data files (*.csv *.tsv *.jsonl *.ndjson *.json *.txt);;"

@@ -26,6 +26,7 @@ from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import Dataset, DatasetRepository, Example
 from slmdesk.ui.common.classify_run import ClassifyRun
 from slmdesk.ui.common.table_model import percent
+from slmdesk.ui.common.tasks import BackgroundTasks
 from slmdesk.ui.datasets.annotate import Annotator, UndoStep
 from slmdesk.ui.datasets.dataset_list import DatasetList
 from slmdesk.ui.datasets.filters import ExampleFilters
@@ -33,7 +34,6 @@ from slmdesk.ui.datasets.import_dialog import ImportDialog
 from slmdesk.ui.datasets.import_export import ImportExport
 from slmdesk.ui.datasets.layout import DatasetsLayout
 from slmdesk.ui.datasets.model_runs import FLUSH_MS, ModelRuns
-from slmdesk.ui.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import (
