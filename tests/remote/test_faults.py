@@ -54,7 +54,7 @@ def test_malformed_event_is_a_clear_error(fake: FakeEngine) -> None:
 
 def test_server_error_names_status_and_message(fake: FakeEngine) -> None:
     fake.mode = "500"
-    with pytest.raises(RemoteEngineError, match="answered 500.*the GPU caught fire"):
+    with pytest.raises(RemoteEngineError, match=r"answered 500.*the GPU caught fire"):
         _engine(fake).stream_chat(HI)
 
 
