@@ -86,10 +86,7 @@ class RemoteHttp:
             try:
                 raw = response.readline()
             except TimeoutError as exc:
-                raise StreamStalled(
-                    f"The engine at {self.base_url} sent nothing for "
-                    f"{self.read_timeout_s:g} s; it seems stalled."
-                ) from exc
+                raise self._stalled() from exc
             except (OSError, http.client.HTTPException) as exc:
                 raise StreamInterrupted(
                     f"The engine at {self.base_url} broke the connection mid-stream ({exc})."
@@ -126,6 +123,10 @@ class RemoteHttp:
             raise RemoteEngineError(
                 f"The engine at {self.base_url} failed mid-stream: {_error_text(event)}")
         return event
+
+    def _stalled(self) -> StreamStalled:
+        return StreamStalled(f"The engine at {self.base_url} sent nothing for "
+                             f"{self.read_timeout_s:g} s; it seems stalled.")
 
     def _closed_message(self) -> str:
         return f"The engine at {self.base_url} closed the connection before the reply ended."
@@ -194,10 +195,7 @@ class RemoteHttp:
         try:
             body = response.read()
         except TimeoutError as exc:
-            raise StreamStalled(
-                f"The engine at {self.base_url} stopped sending its answer for "
-                f"{self.read_timeout_s:g} s."
-            ) from exc
+            raise self._stalled() from exc
         except (OSError, http.client.HTTPException) as exc:
             raise StreamInterrupted(self._closed_message()) from exc
         finally:
