@@ -1,13 +1,14 @@
-"""Build and run llama.cpp's own `llama-bench`, from the installed llama-cpp-python's source.
+"""Build and run llama.cpp's own `llama-bench` and `llama-server` from llama-cpp-python's source.
 
 The source package of the installed llama-cpp-python version carries the exact llama.cpp
-commit the engine was compiled from (vendor/llama.cpp). We build only the `llama-bench`
-target with llama.cpp's defaults on this machine, which is how the wheel was built
+commit the engine was compiled from (vendor/llama.cpp). We build only the tool's target
+(`llama-bench` for the benchmark, `llama-server` as the real remote engine of the remote-engine
+tests) with llama.cpp's defaults on this machine, which is how the wheel was built
 (llama-cpp-python's CMakeLists leaves GGML_NATIVE and GGML_OPENMP at their defaults on
 x86-64 Linux), and then run it with the wheel's own shared libraries first on the library
 path, so both sides of every ratio execute the very same ggml/llama machine code.
 
-`python -m bench.llama_bench` builds (if needed) and prints the binary's path.
+`python -m bench.llama_bench [llama-server]` builds (if needed) and prints the binary's path.
 """
 
 from __future__ import annotations
@@ -27,15 +28,18 @@ BIN_DIR = BENCH_DIR / "bin"
 BUILD_DIR = BENCH_DIR / "build"
 
 # The same switches llama-cpp-python's CMakeLists forces for a CPU build (curl off), plus
-# "build only what llama-bench needs". GGML_NATIVE/OPENMP keep their defaults, as in the wheel.
+# "no tests, no examples". GGML_NATIVE/OPENMP keep their defaults, as in the wheel. The server
+# target is configured too (only the asked-for target is built).
 CMAKE_FLAGS = [
     "-DCMAKE_BUILD_TYPE=Release",
     "-DBUILD_SHARED_LIBS=ON",
     "-DLLAMA_CURL=OFF",
     "-DLLAMA_BUILD_TESTS=OFF",
     "-DLLAMA_BUILD_EXAMPLES=OFF",
-    "-DLLAMA_BUILD_SERVER=OFF",
+    "-DLLAMA_BUILD_SERVER=ON",
 ]
+BENCH_TOOL = "llama-bench"
+SERVER_TOOL = "llama-server"
 
 
 class LlamaBenchUnavailable(RuntimeError):
@@ -53,9 +57,9 @@ def wheel_lib_dir() -> Path:
     return Path(str(dist.locate_file("llama_cpp"))) / "lib"
 
 
-def binary_path(version: str | None = None) -> Path:
-    """Return where the cached llama-bench binary for `version` lives."""
-    return BIN_DIR / f"llama-bench-{version or llama_cpp_python_version()}"
+def binary_path(version: str | None = None, tool: str = BENCH_TOOL) -> Path:
+    """Return where the cached binary of `tool` for `version` lives."""
+    return BIN_DIR / f"{tool}-{version or llama_cpp_python_version()}"
 
 
 def _sdist(version: str) -> Path:
@@ -93,9 +97,10 @@ def source_dir(version: str) -> Path:
 def llama_cpp_commit(version: str | None = None) -> str:
     """Return the llama.cpp commit vendored by the source package (or 'unknown')."""
     version = version or llama_cpp_python_version()
-    stamp = BIN_DIR / f"llama-bench-{version}.json"
-    if stamp.is_file():
-        return str(json.loads(stamp.read_text()).get("commit", "unknown"))
+    for tool in (BENCH_TOOL, SERVER_TOOL):
+        stamp = BIN_DIR / f"{tool}-{version}.json"
+        if stamp.is_file():
+            return str(json.loads(stamp.read_text()).get("commit", "unknown"))
     src = BUILD_DIR / f"llama_cpp_python-{version}" / "vendor" / "llama.cpp"
     return _git_head(src) if src.is_dir() else "unknown"
 
@@ -109,24 +114,27 @@ def _git_head(src: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def ensure_built(jobs: int = 2, log: bool = True) -> Path:
-    """Build llama-bench for the installed llama-cpp-python once; return the cached binary."""
+def ensure_built(jobs: int = 2, log: bool = True, tool: str = BENCH_TOOL) -> Path:
+    """Build `tool` (llama-bench, llama-server) for the installed llama-cpp-python once.
+
+    Returns the cached binary; run it with `tool_environment()`.
+    """
     version = llama_cpp_python_version()
-    target = binary_path(version)
+    target = binary_path(version, tool)
     if target.is_file():
         return target
     if shutil.which("cmake") is None or shutil.which("c++") is None:
-        raise LlamaBenchUnavailable("llama-bench needs cmake and a C++ compiler")
+        raise LlamaBenchUnavailable(f"{tool} needs cmake and a C++ compiler")
     src = source_dir(version)
     build = BUILD_DIR / f"llama.cpp-{version}"
     out = None if log else subprocess.DEVNULL
     if log:
-        print(f"bench: building llama-bench from {src} (minutes, once)", file=sys.stderr)
+        print(f"bench: building {tool} from {src} (minutes, once)", file=sys.stderr)
     subprocess.run(["cmake", "-S", str(src), "-B", str(build), *CMAKE_FLAGS],
                    check=True, stdout=out)
-    subprocess.run(["cmake", "--build", str(build), "--target", "llama-bench", "-j", str(jobs)],
+    subprocess.run(["cmake", "--build", str(build), "--target", tool, "-j", str(jobs)],
                    check=True, stdout=out)
-    built = build / "bin" / "llama-bench"
+    built = build / "bin" / tool
     if not built.is_file():
         raise LlamaBenchUnavailable(f"the build finished without {built}")
     BIN_DIR.mkdir(parents=True, exist_ok=True)
@@ -137,9 +145,22 @@ def ensure_built(jobs: int = 2, log: bool = True) -> Path:
     for lib in (build / "bin").glob("lib*.so*"):
         shutil.copy2(lib, libdir / lib.name, follow_symlinks=True)
     shutil.copy2(built, target)
-    (BIN_DIR / f"llama-bench-{version}.json").write_text(
+    (BIN_DIR / f"{tool}-{version}.json").write_text(
         json.dumps({"commit": _git_head(src), "cmake_flags": CMAKE_FLAGS}))
     return target
+
+
+def tool_environment() -> dict[str, str]:
+    """Return os.environ with the wheel's libraries first, then the built tools' own ones.
+
+    A tool run with it executes the engine's exact libllama/libggml.
+    """
+    env = dict(os.environ)
+    paths = [str(wheel_lib_dir()), str(BIN_DIR / f"lib-{llama_cpp_python_version()}")]
+    if env.get("LD_LIBRARY_PATH"):
+        paths.append(env["LD_LIBRARY_PATH"])
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(paths)
+    return env
 
 
 @dataclass(frozen=True)
@@ -159,13 +180,7 @@ def run(model: Path, threads: int, n_prompt: int = 512, n_gen: int = 256,
     llama-cpp-python, whose ``Llama`` turns flash attention off unless asked.
     """
     exe = binary or ensure_built()
-    version = llama_cpp_python_version()
-    env = dict(os.environ)
-    # Wheel libraries first: llama-bench then runs the engine's exact libllama/libggml.
-    paths = [str(wheel_lib_dir()), str(BIN_DIR / f"lib-{version}")]
-    if env.get("LD_LIBRARY_PATH"):
-        paths.append(env["LD_LIBRARY_PATH"])
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(paths)
+    env = tool_environment()
     cmd = [str(exe), "-m", str(model), "-t", str(threads), "-p", str(n_prompt),
            "-n", str(n_gen), "-r", str(repetitions), "-o", "json", "-ngl", "0"]
     if flash_attn is not None:
@@ -187,4 +202,4 @@ def parse_json_output(text: str) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    print(ensure_built())
+    print(ensure_built(tool=sys.argv[1] if len(sys.argv) > 1 else BENCH_TOOL))

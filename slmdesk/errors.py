@@ -68,3 +68,13 @@ class DownloadError(UserFacingError):
 
 class NotEnoughMemoryError(UserFacingError):
     """A model's estimated memory is more than this machine has free (overridable)."""
+
+
+class RemoteEngineError(UserFacingError):
+    """A remote engine (an OpenAI-compatible server) refused, failed or could not be reached."""
+
+
+class UnsupportedFeatureError(RemoteEngineError):
+    """A remote engine lacks a feature the request needs; it is refused, never degraded."""
+
+    exit_code = 2

@@ -28,6 +28,7 @@ from typing import Any
 from slmdesk.classify.spec import ClassifierSpec, Label
 from slmdesk.engine.llama_engine import Cancelled, LlamaEngine
 from slmdesk.engine.params import SamplingParams
+from slmdesk.engine.remote.scoring import RemoteScorer
 from slmdesk.errors import ContextOverflowError, TemplateError
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ class Classifier:
     content-free prediction are computed once and rebuilt when another model is loaded.
     """
 
-    def __init__(self, engine: LlamaEngine, spec: ClassifierSpec) -> None:
+    def __init__(self, engine: LlamaEngine | RemoteScorer, spec: ClassifierSpec) -> None:
         self.engine = engine
         self.spec = spec.validate()
         self._plan: _Plan | None = None
@@ -385,7 +386,8 @@ class Classifier:
         if content_free:
             notes = []
         else:
-            notes = plan.notes + notes
+            # A remote engine's scores say when a label token was outside what it returned.
+            notes = plan.notes + notes + list(getattr(scores, "notes", ()))
         return _Raw(probs=probs, truncated=truncated, notes=notes, text_tokens=tokens)
 
     def _predict(

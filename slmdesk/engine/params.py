@@ -94,7 +94,7 @@ class GenerationResult:
     """What one reply cost and how it ended."""
 
     text: str = ""
-    finish_reason: str = "stop"  # stop | length | cancelled | error
+    finish_reason: str = "stop"  # stop | length | cancelled | error | interrupted (remote)
     prompt_tokens: int = 0  # tokens in the whole prompt
     prompt_tokens_evaluated: int = 0  # of those, processed now (the rest came from the KV cache)
     completion_tokens: int = 0

@@ -276,3 +276,22 @@ def m005_model_library(db: sqlite_utils.Database) -> None:
         """
     )
     db.execute("CREATE INDEX downloads_state ON downloads(state, created_at)")
+
+
+@MIGRATIONS()
+def m006_remote_engines(db: sqlite_utils.Database) -> None:
+    """Remote OpenAI-compatible engines (llama-server, vLLM, another slmdesk) by name."""
+    db.execute(
+        """
+        CREATE TABLE engines (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            base_url TEXT NOT NULL,
+            api_key TEXT,
+            capabilities_json TEXT,
+            checked_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )

@@ -29,7 +29,7 @@ from slmdesk.store.repositories import (
 
 ALL_MIGRATIONS = [
     "m001_initial", "m002_branches_presets", "m003_classifiers_datasets",
-    "m004_dataset_curation", "m005_model_library",
+    "m004_dataset_curation", "m005_model_library", "m006_remote_engines",
 ]
 
 
@@ -51,7 +51,7 @@ def _model(db) -> ModelRecord:  # type: ignore[no-untyped-def]
 def test_migrations_from_empty_create_the_schema(db) -> None:  # type: ignore[no-untyped-def]
     assert [m.name for m in MIGRATIONS.applied(db)] == ALL_MIGRATIONS
     assert set(db.table_names()) >= {"models", "conversations", "messages", "settings",
-                                      "presets", "messages_fts"}
+                                      "presets", "messages_fts", "engines"}
     assert {c.name for c in db["messages"].columns} == {
         "id", "conversation_id", "parent_id", "role", "content", "status", "finish_reason",
         "model_id", "prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s",

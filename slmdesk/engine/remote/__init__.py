@@ -1,0 +1,1 @@
+"""Remote OpenAI-compatible engines: HTTP transport, capability probe, chat, label scoring."""

@@ -1,0 +1,1 @@
+"""Remote engines: saved OpenAI-compatible endpoints, chat and classification through them."""

@@ -1,0 +1,91 @@
+"""A tiny OpenAI-compatible engine that misbehaves on demand, for the remote fault tests.
+
+Only the faults are faked (their timing must be controlled); the main paths run against real
+peers (llama-server, slmdesk serve) in test_real_peers.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+MODEL = "fake-model"
+
+
+def _chunk(text: str | None, finish: str | None = None) -> str:
+    delta = {"content": text} if text is not None else {}
+    event = {"id": "c1", "object": "chat.completion.chunk", "model": MODEL,
+             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return f"data: {json.dumps(event)}\n\n"
+
+
+class FakeEngine:
+    """Serves on 127.0.0.1; ``mode`` picks how /v1/chat/completions behaves."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.requests: list[dict[str, Any]] = []
+        app = Starlette(routes=[
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/chat/completions", self.chat, methods=["POST"]),
+        ])
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="off",
+                                                    http="h11", ws="none"))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.server.run,
+                                       kwargs={"sockets": [self.sock]}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeEngine:
+        self.thread.start()
+        while not self.server.started:
+            threading.Event().wait(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+    async def models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [
+            {"id": MODEL, "object": "model", "owned_by": "fake"}]})
+
+    async def chat(self, request: Request) -> Response:
+        body = await request.json()
+        self.requests.append(body)
+        if self.mode == "500":
+            return JSONResponse({"error": {"message": "the GPU caught fire",
+                                           "type": "server_error"}}, status_code=500)
+        return StreamingResponse(self._events(self.mode), media_type="text/event-stream")
+
+    async def _events(self, mode: str) -> AsyncIterator[str]:
+        yield f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'role': 'assistant'}}]})}\n\n"
+        for word in ("Hello", " there", ","):
+            yield _chunk(word)
+        if mode == "killed":
+            raise RuntimeError("the engine process died")  # uvicorn drops the connection
+        if mode == "stalled":
+            await asyncio.sleep(30)
+        if mode == "malformed":
+            yield "data: {this is not json\n\n"
+        yield _chunk(" friend.")
+        yield _chunk(None, "stop")
+        usage = {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
+        yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
+        yield "data: [DONE]\n\n"
