@@ -31,6 +31,7 @@ COMMAND_GROUPS = (
     "classifiers",
     "data",
     "serve",
+    "engines",
     "doctor",
 )
 

@@ -11,7 +11,8 @@ import json
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from slmdesk.cli.common import (
     Progress,
@@ -28,7 +29,6 @@ from slmdesk.errors import InvalidInputError
 if TYPE_CHECKING:
     from slmdesk.classify.classifier import Prediction
     from slmdesk.classify.spec import ClassifierSpec
-    from slmdesk.engine.llama_engine import LlamaEngine
 
 
 def add_parsers(sub: Any) -> None:
@@ -67,6 +67,12 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--text-column", default="text", help="text column of --eval")
     c.add_argument("--label-column", default="label", help="label column of --eval")
     add_load_options(c)
+    c.add_argument("--engine", metavar="NAME|URL",
+                   help="score on a remote OpenAI-compatible engine (`slmdesk engines`) "
+                   "instead of on this machine")
+    c.add_argument("--api-key", metavar="KEY", help="the remote engine's key")
+    c.add_argument("--concurrency", type=int, default=4, metavar="N",
+                   help="requests at once against a remote engine (default 4)")
     c.add_argument("--json", action="store_true",
                    help="JSON output (--input always prints JSON lines)")
     c.set_defaults(func=_classify)
@@ -185,36 +191,63 @@ def _classify(args: argparse.Namespace) -> int:
             print(f"Saved classifier {stored.name} ({', '.join(spec.label_names)}; "
                   f"model {model.name})")
             return 0
+    if args.engine:
+        return _run_modes(_remote_scorer(args, core, spec), spec, args, texts, eval_pairs)
     # The model's file is checked only now: saving a classifier needs no file.
     check_model_present(model)
     engine = load_engine(model, args.threads, core.db, explicit=args.model is not None,
                          force=args.force)
     try:
-        if args.text is not None:
-            return _classify_one(engine, spec, args.text, json_mode=args.json)
-        if texts is not None:
-            return _classify_input(engine, spec, texts)
-        assert eval_pairs is not None
-        return _classify_eval(engine, spec, eval_pairs, json_mode=args.json)
+        from slmdesk.classify.classifier import Classifier
+
+        return _run_modes(Scorer(Classifier(engine, spec), lambda p: p.to_json()), spec, args,
+                          texts, eval_pairs)
     finally:
         engine.unload()
 
 
-def _classify_one(engine: LlamaEngine, spec: ClassifierSpec, text: str, *,
-                  json_mode: bool) -> int:
-    from slmdesk.classify.classifier import Classifier
+class Scorer(NamedTuple):
+    """A local or remote classifier, and how one of its predictions is printed as JSON."""
+
+    classifier: Any  # Classifier | RemoteClassifier: classify, classify_many, calibration_for
+    to_json: Callable[[Prediction], dict[str, Any]]
+
+
+def _remote_scorer(args: argparse.Namespace, core: Any, spec: ClassifierSpec) -> Scorer:
+    """--engine: the same classifier, its label log-probabilities from a remote engine."""
+    from slmdesk.remote.classify import RemoteClassifier
+    from slmdesk.remote.engines import open_remote_engine
+
+    check_at_least_one("concurrency", args.concurrency)
+    remote = RemoteClassifier(
+        open_remote_engine(core.db, args.engine, args.api_key, args.model), spec,
+        concurrency=args.concurrency)
+    return Scorer(remote, remote.result_json)
+
+
+def _run_modes(scorer: Scorer, spec: ClassifierSpec, args: argparse.Namespace,
+               texts: list[str] | None, eval_pairs: list[tuple[str, str]] | None) -> int:
+    if args.text is not None:
+        return _classify_one(scorer, spec, args.text, json_mode=args.json)
+    if texts is not None:
+        return _classify_input(scorer, texts)
+    assert eval_pairs is not None
+    return _classify_eval(scorer, spec, eval_pairs, json_mode=args.json)
+
+
+def _classify_one(scorer: Scorer, spec: ClassifierSpec, text: str, *, json_mode: bool) -> int:
     from slmdesk.engine.llama_engine import Cancelled
 
     cancel = threading.Event()
     try:
         with sigint_cancels(cancel):
-            pred = Classifier(engine, spec).classify(text, cancel=cancel)
+            pred = scorer.classifier.classify(text, cancel=cancel)
     except Cancelled:
         raise KeyboardInterrupt from None
     if pred.error:
         raise InvalidInputError(pred.error)
     if json_mode:
-        print_json(pred.to_json())
+        print_json(scorer.to_json(pred))
     else:
         if spec.multi_label:
             if pred.labels:
@@ -230,16 +263,14 @@ def _classify_one(engine: LlamaEngine, spec: ClassifierSpec, text: str, *,
     return 0
 
 
-def _classify_input(engine: LlamaEngine, spec: ClassifierSpec, texts: list[str]) -> int:
-    from slmdesk.classify.classifier import Classifier
-
-    classifier = Classifier(engine, spec)
+def _classify_input(scorer: Scorer, texts: list[str]) -> int:
+    classifier = scorer.classifier
     streamed = classifier.calibration_for(len(texts)) != "batch"
     progress = Progress(len(texts))
     cancel = threading.Event()
 
     def emit(pred: Prediction) -> None:
-        sys.stdout.write(json.dumps(pred.to_json(), ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(scorer.to_json(pred), ensure_ascii=False) + "\n")
         sys.stdout.flush()
 
     def on_result(_i: int, pred: Prediction) -> None:
@@ -260,12 +291,11 @@ def _classify_input(engine: LlamaEngine, spec: ClassifierSpec, texts: list[str])
 
 
 def _classify_eval(
-    engine: LlamaEngine, spec: ClassifierSpec, pairs: list[tuple[str, str]], *, json_mode: bool
+    scorer: Scorer, spec: ClassifierSpec, pairs: list[tuple[str, str]], *, json_mode: bool
 ) -> int:
-    from slmdesk.classify.classifier import Classifier
     from slmdesk.classify.evaluate import evaluate, format_report
 
-    classifier = Classifier(engine, spec)
+    classifier = scorer.classifier
     texts = [t for t, _label in pairs]
     cancel = threading.Event()
     progress = Progress(len(texts))

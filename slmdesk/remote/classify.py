@@ -35,6 +35,9 @@ class RemoteClassifier:
         return {**pred.to_json(), "method": self.method, "engine": self.engine.base_url,
                 "model": self.engine.model}
 
+    def calibration_for(self, n: int) -> str:
+        return self.classifier.calibration_for(n)
+
     def classify(self, text: str, *, cancel: threading.Event | None = None) -> Prediction:
         return self.classifier.classify(text, cancel=cancel)
 
