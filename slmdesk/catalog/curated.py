@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from slmdesk.errors import UserFacingError
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 
 __all__ = [
     "CatalogEntry",

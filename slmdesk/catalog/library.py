@@ -22,7 +22,7 @@ from slmdesk.catalog.fit import (
 )
 from slmdesk.engine.params import DEFAULT_MAX_CONTEXT
 from slmdesk.errors import InvalidInputError, TemplateError, UserFacingError
-from slmdesk.store.repositories import ModelRecord, ModelRepository
+from slmdesk.store.models import ModelRecord, ModelRepository
 
 __all__ = [
     "Removal",

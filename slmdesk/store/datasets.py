@@ -19,16 +19,13 @@ import sqlite_utils
 
 from slmdesk.errors import InvalidInputError, NotFoundError
 from slmdesk.ids import new_id, utc_now
-from slmdesk.store.repositories import fts_query
+from slmdesk.store.rows import first_row, from_row, fts_query, id_slices, one_row, placeholders
 
 KINDS = ("labels", "chat")
 SOURCES = ("typed", "imported", "conversation", "classification")
 SPLITS = ("train", "validation", "test")  # persisted values of examples.split
 UNASSIGNED = "unassigned"  # the split filter and stats key for examples with no split
 ROLES = ("system", "user", "assistant")
-
-# SQLite allows a limited number of parameters per statement; id lists go in slices.
-_CHUNK = 500
 
 
 class _Unset:
@@ -213,11 +210,6 @@ def _clean_name(name: str, what: str = "data set") -> str:
     return name
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
 def _unique(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
@@ -226,23 +218,11 @@ def _unique(ids: Iterable[str]) -> list[str]:
 
 
 def _dataset(row: dict[str, Any]) -> Dataset:
-    return Dataset(
-        id=row["id"], name=row["name"], kind=row["kind"],
-        labels=json.loads(row["labels_json"] or "[]"), description=row["description"],
-        licence=row["licence"], created_at=row["created_at"], updated_at=row["updated_at"],
-    )
+    return from_row(Dataset, row, labels=json.loads(row["labels_json"] or "[]"))
 
 
 def _example(row: dict[str, Any]) -> Example:
-    return Example(
-        id=row["id"], dataset_id=row["dataset_id"], text=row["text"], label=row["label"],
-        messages=json.loads(row["messages_json"]) if row["messages_json"] else None,
-        notes=row["notes"], source=row["source"], source_ref=row["source_ref"],
-        labelled_by=row["labelled_by"], model_label=row["model_label"],
-        model_confidence=row["model_confidence"], rating=row["rating"], split=row["split"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-        model_name=row.get("model_name"),
-    )
+    return from_row(Example, row)
 
 
 def _row(example: Example) -> dict[str, Any]:
@@ -290,8 +270,8 @@ class DatasetRepository:
         return self.get(name)
 
     def find(self, name: str) -> Dataset | None:
-        rows = list(self.db.table("datasets").rows_where("name = ? COLLATE NOCASE", [name]))
-        return _dataset(rows[0]) if rows else None
+        row = first_row(self.db, "datasets", "name = ? COLLATE NOCASE", [name])
+        return None if row is None else _dataset(row)
 
     def get(self, name: str) -> Dataset:
         found = self.find(name)
@@ -300,10 +280,8 @@ class DatasetRepository:
         return found
 
     def get_by_id(self, dataset_id: str) -> Dataset:
-        rows = list(self.db.table("datasets").rows_where("id = ?", [dataset_id]))
-        if not rows:
-            raise NotFoundError(f"No data set with id {dataset_id}.")
-        return _dataset(rows[0])
+        return _dataset(one_row(self.db, "datasets", "id = ?", [dataset_id],
+                                f"No data set with id {dataset_id}."))
 
     def all(self) -> list[Dataset]:
         return [_dataset(r) for r in self.db.table("datasets").rows_where(
@@ -473,18 +451,16 @@ class DatasetRepository:
 
     # reading -----------------------------------------------------------------------------
     def get_example(self, example_id: str) -> Example:
-        rows = list(self.db.table("examples").rows_where("id = ?", [example_id]))
-        if not rows:
-            raise NotFoundError(f"No example with id {example_id}.")
-        return _example(rows[0])
+        return _example(one_row(self.db, "examples", "id = ?", [example_id],
+                                f"No example with id {example_id}."))
 
     def get_examples(self, example_ids: Sequence[str]) -> list[Example]:
         """The examples with these ids, in the order given (repeats dropped)."""
         ids = _unique(example_ids)
         found: dict[str, Example] = {}
-        for part in _chunks(ids):
+        for part in id_slices(ids):
             for row in self.db.query(
-                f"SELECT * FROM examples WHERE id IN ({', '.join('?' * len(part))})",
+                f"SELECT * FROM examples WHERE id IN ({placeholders(part)})",
                 list(part),
             ):
                 found[row["id"]] = _example(row)
@@ -630,10 +606,10 @@ class DatasetRepository:
             if label is not None:
                 for ds in datasets.values():
                     self.add_labels(ds, [label])
-            for part in _chunks(ids):
+            for part in id_slices(ids):
                 self.db.execute(
                     f"UPDATE examples SET label = ?, labelled_by = ?, updated_at = ? "
-                    f"WHERE id IN ({', '.join('?' * len(part))})",
+                    f"WHERE id IN ({placeholders(part)})",
                     [label, labelled_by if label is not None else None, now, *part],
                 )
             self._touch(datasets, now)
@@ -646,10 +622,10 @@ class DatasetRepository:
         now = utc_now()
         ids = [e.id for e in before]
         with self.db.atomic():
-            for part in _chunks(ids):
+            for part in id_slices(ids):
                 self.db.execute(
                     f"UPDATE examples SET split = ?, updated_at = ? "
-                    f"WHERE id IN ({', '.join('?' * len(part))})", [split, now, *part])
+                    f"WHERE id IN ({placeholders(part)})", [split, now, *part])
             self._touch({e.dataset_id for e in before}, now)
         return before
 
@@ -726,9 +702,9 @@ class DatasetRepository:
         before = self.get_examples(example_ids)
         now = utc_now()
         with self.db.atomic():
-            for part in _chunks([e.id for e in before]):
+            for part in id_slices([e.id for e in before]):
                 self.db.execute(
-                    f"DELETE FROM examples WHERE id IN ({', '.join('?' * len(part))})",
+                    f"DELETE FROM examples WHERE id IN ({placeholders(part)})",
                     list(part))
             self._touch({e.dataset_id for e in before}, now)
         return before
