@@ -169,11 +169,7 @@ def _parse(data: Any, label: str) -> list[CatalogEntry]:
     seen_files: set[tuple[str, str]] = set()
     for i, model in enumerate(models):
         where = f"models[{i}]"
-        if not isinstance(model, dict):
-            raise fail(where, "must be an object")
-        for key, kind in _MODEL_FIELDS.items():
-            if not _is(model.get(key), kind):
-                raise fail(f"{where}.{key}", f"is required and must be {_kind_name(kind)}")
+        _check_fields(model, _MODEL_FIELDS, where, fail)
         model_id = model["id"]
         where = f"model '{model_id}'"
         if not _ID_RE.match(model_id):
@@ -195,11 +191,7 @@ def _parse(data: Any, label: str) -> list[CatalogEntry]:
         quants: set[str] = set()
         for j, f in enumerate(model["files"]):
             fwhere = f"{where} files[{j}]"
-            if not isinstance(f, dict):
-                raise fail(fwhere, "must be an object")
-            for key, kind in _FILE_FIELDS.items():
-                if not _is(f.get(key), kind):
-                    raise fail(f"{fwhere}.{key}", f"is required and must be {_kind_name(kind)}")
+            _check_fields(f, _FILE_FIELDS, fwhere, fail)
             quant = f["quantization"]
             if not _QUANT_RE.match(quant):
                 raise fail(f"{fwhere}.quantization", f"'{quant}' is not a quantization name")
@@ -292,6 +284,17 @@ def reference_for_file(
                 and e.size_bytes == size_bytes and e.architecture == architecture):
             return e
     return None
+
+
+def _check_fields(
+    obj: Any, kinds: dict[str, type], where: str, fail: Callable[[str, str], CatalogError]
+) -> None:
+    """Raise ``fail(...)`` unless ``obj`` is an object with every field of ``kinds``."""
+    if not isinstance(obj, dict):
+        raise fail(where, "must be an object")
+    for key, kind in kinds.items():
+        if not _is(obj.get(key), kind):
+            raise fail(f"{where}.{key}", f"is required and must be {_kind_name(kind)}")
 
 
 def _is(value: Any, kind: type) -> bool:

@@ -13,6 +13,7 @@ import sqlite_utils
 
 from slmdesk.errors import NotFoundError
 from slmdesk.ids import new_id, utc_now
+from slmdesk.store.models import ModelRepository
 from slmdesk.store.rows import from_row, fts_query, id_slices, one_row, placeholders
 
 # Persisted enum values: lowercase, never reused.
@@ -283,7 +284,7 @@ class ChatRepository:
         with self.db.atomic():
             if self._ids_taken(conv["id"], [r["id"] for r in rows]):
                 _renumber(conv, rows)
-            models = {str(r[0]) for r in self.db.execute("SELECT id FROM models").fetchall()}
+            models = ModelRepository(self.db).ids()
             leaf = conv.pop("leaf_id")
             conv["params_json"] = json.dumps(conv.pop("params"), sort_keys=True)
             conv["pinned"] = int(conv["pinned"])

@@ -19,7 +19,15 @@ import sqlite_utils
 
 from slmdesk.errors import InvalidInputError, NotFoundError
 from slmdesk.ids import new_id, utc_now
-from slmdesk.store.rows import first_row, from_row, fts_query, id_slices, one_row, placeholders
+from slmdesk.store.rows import (
+    first_row,
+    from_row,
+    fts_query,
+    id_slices,
+    one_row,
+    placeholders,
+    required,
+)
 
 KINDS = ("labels", "chat")
 SOURCES = ("typed", "imported", "conversation", "classification")
@@ -274,10 +282,7 @@ class DatasetRepository:
         return None if row is None else _dataset(row)
 
     def get(self, name: str) -> Dataset:
-        found = self.find(name)
-        if found is None:
-            raise NotFoundError(f"No data set named '{name}'.")
-        return found
+        return required(self.find(name), f"No data set named '{name}'.")
 
     def get_by_id(self, dataset_id: str) -> Dataset:
         return _dataset(one_row(self.db, "datasets", "id = ?", [dataset_id],

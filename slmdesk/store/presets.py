@@ -9,9 +9,9 @@ from typing import Any
 import sqlite_utils
 
 from slmdesk.engine.params import SamplingParams
-from slmdesk.errors import InvalidInputError, NotFoundError
+from slmdesk.errors import InvalidInputError
 from slmdesk.ids import new_id, utc_now
-from slmdesk.store.rows import first_row, from_row
+from slmdesk.store.rows import first_row, from_row, required
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,7 @@ class PresetRepository:
         return None if row is None else _preset_from_row(row)
 
     def get(self, name: str) -> Preset:
-        preset = self._find(name)
-        if preset is None:
-            raise NotFoundError(f"No preset named '{name}'.")
-        return preset
+        return required(self._find(name), f"No preset named '{name}'.")
 
     def save(
         self, name: str, sampling: SamplingParams, system_prompt: str | None = None

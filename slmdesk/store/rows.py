@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 else:
     RecordT = TypeVar("RecordT")
 
+T = TypeVar("T")
+
 # SQLite allows a limited number of parameters per statement; id lists go in slices.
 ID_SLICE = 500
 
@@ -67,6 +69,13 @@ def one_row(
     if row is None:
         raise NotFoundError(missing)
     return row
+
+
+def required(found: T | None, missing: str) -> T:
+    """``found``, unless it is None: then ``NotFoundError(missing)``."""
+    if found is None:
+        raise NotFoundError(missing)
+    return found
 
 
 def id_slices(ids: Sequence[str]) -> Iterator[Sequence[str]]:
