@@ -24,8 +24,10 @@ Row = tuple[int, dict[str, Any]]  # (line the row starts on, values by column)
 
 def utf8_error_line(data: bytes, exc: UnicodeDecodeError) -> int:
     """The line of ``data`` (decoded as utf-8-sig) where ``exc`` happened."""
-    offset = exc.start - (3 if data.startswith(b"\xef\xbb\xbf") else 0)
-    return data[: max(offset, 0)].count(b"\n") + 1
+    # exc.start counts in exc.object, which is data without its BOM: the utf-8-sig codec
+    # strips the BOM before decoding the rest.
+    decoded = exc.object if isinstance(exc.object, bytes) else data
+    return decoded[: exc.start].count(b"\n") + 1
 
 
 def numbered_lines(text: str) -> Iterator[tuple[int, str]]:

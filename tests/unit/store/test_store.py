@@ -18,14 +18,9 @@ from slmdesk.errors import DatabaseError, InvalidInputError, NotFoundError
 from slmdesk.ids import new_id
 from slmdesk.paths import get_paths
 from slmdesk.settings import DEFAULT_SYSTEM_PROMPT, Settings, load_settings, save_settings
+from slmdesk.store import ChatRepository, ModelRecord, ModelRepository, PresetRepository
 from slmdesk.store.db import integrity_check, open_database
 from slmdesk.store.migrations import MIGRATIONS
-from slmdesk.store.repositories import (
-    ChatRepository,
-    ModelRecord,
-    ModelRepository,
-    PresetRepository,
-)
 
 ALL_MIGRATIONS = [
     "m001_initial", "m002_branches_presets", "m003_classifiers_datasets",
