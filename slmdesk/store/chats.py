@@ -234,6 +234,13 @@ class ChatRepository:
         ).fetchone()
         return int(row[0])
 
+    def row_counts(self) -> dict[str, int]:
+        """How many conversations (the bin's included) and messages the database holds."""
+        return {
+            "conversations": self.db.table("conversations").count,
+            "messages": self.db.table("messages").count,
+        }
+
     def update_conversation(self, conversation_id: str, **fields: Any) -> Conversation:
         allowed = {"title", "model_id", "system_prompt", "params", "pinned"}
         unknown = set(fields) - allowed

@@ -350,6 +350,8 @@ def test_delete_moves_to_the_bin_and_restore_brings_it_back(
         chats.delete_conversation(cid)  # already in the bin
     binned = chats.get_conversation(cid, include_deleted=True)
     assert binned.deleted_at is not None
+    # The doctor's totals count the bin too.
+    assert chats.row_counts() == {"conversations": 2, "messages": len(messages)}
     assert ids(chats.messages(cid)) == ids(messages)  # nothing is lost yet
 
     restored = chats.restore_conversation(cid)
