@@ -433,13 +433,15 @@ class DownloadManager:
     def _worker(self, task: _Task) -> None:
         try:
             with self._db() as downloads:
-                self._run(downloads, task)
+                _DownloadWork(self, downloads, task).run()
         except Exception:  # thread boundary: a bug, logged with its traceback
             log.exception("download %s failed unexpectedly", task.id)
             try:
                 with self._db() as downloads:
-                    self._fail(downloads, task, "The download stopped because of an unexpected "
-                               "error; see the log. Resume to try again.")
+                    _DownloadWork(self, downloads, task).fail(
+                        "The download stopped because of an unexpected error; see the log. "
+                        "Resume to try again."
+                    )
             except Exception:
                 log.exception("could not record the failure of download %s", task.id)
         finally:
@@ -451,113 +453,119 @@ class DownloadManager:
             if not closed:
                 self._schedule()
 
-    # -- one download ------------------------------------------------------------------
 
-    def _transition(
-        self, downloads: DownloadRepository, task: _Task, state: str, **values: Any
-    ) -> DownloadRecord:
+class _DownloadWork:
+    """One download's work on its worker thread: resolve, fetch with retries, verify,
+    register; every state it writes goes through the manager's lock and listener."""
+
+    def __init__(
+        self, manager: DownloadManager, downloads: DownloadRepository, task: _Task
+    ) -> None:
+        self.manager = manager
+        self.downloads = downloads
+        self.task = task
+
+    def _transition(self, state: str, **values: Any) -> DownloadRecord:
         """Write a new state unless a pause/cancel got there first (then stop)."""
-        with self._lock:
-            task.check()
-            record = downloads.update(task.id, state=state, **values)
-        self._state_event(record)
+        with self.manager._lock:
+            self.task.check()
+            record = self.downloads.update(self.task.id, state=state, **values)
+        self.manager._state_event(record)
         return record
 
-    def _fail(
-        self, downloads: DownloadRepository, task: _Task, message: str, *, remove_part: bool = False
-    ) -> None:
-        with self._lock:
-            record = downloads.get(task.id)
+    def fail(self, message: str, *, remove_part: bool = False) -> None:
+        """Record the download as failed, unless a pause or cancel got there first."""
+        with self.manager._lock:
+            record = self.downloads.get(self.task.id)
             if remove_part:
                 _remove(record.part_path)
-            if task.stop_reason is not None or record.state in (PAUSED, CANCELLED):
+            if self.task.stop_reason is not None or record.state in (PAUSED, CANCELLED):
                 return
-            record = downloads.update(task.id, state=FAILED, error=message,
+            record = self.downloads.update(
+                self.task.id, state=FAILED, error=message,
                 downloaded_bytes=0 if remove_part else record.downloaded_bytes,
             )
-        self._state_event(record)
+        self.manager._state_event(record)
 
-    def _run(self, downloads: DownloadRepository, task: _Task) -> None:
-        with self._lock:
-            record = downloads.get(task.id)
+    def run(self) -> None:
+        """Fetch the download, retrying transient failures with backoff."""
+        with self.manager._lock:
+            record = self.downloads.get(self.task.id)
             if record.state != QUEUED:
                 return
         failures = 0
         try:
-            record = self._transition(downloads, task, RUNNING, error=None)
+            record = self._transition(RUNNING, error=None)
             while True:
                 try:
-                    self._attempt(downloads, task, record)
+                    self._attempt(record)
                     return
                 except _Transient as exc:
                     failures = 1 if exc.progressed else failures + 1
-                    record = downloads.get(task.id)
+                    record = self.downloads.get(self.task.id)
                     attempts = record.attempts + 1
-                    if failures >= self.max_attempts:
-                        downloads.update(task.id, attempts=attempts)
-                        self._fail(
-                            downloads, task,
+                    if failures >= self.manager.max_attempts:
+                        self.downloads.update(self.task.id, attempts=attempts)
+                        self.fail(
                             f"{exc.message} Gave up after {failures} tries in a row; the "
                             "partial file is kept, resume to go on from it.",
                         )
                         return
-                    delay = min(MAX_BACKOFF_S, self.backoff_s * 2 ** (failures - 1))
+                    delay = min(MAX_BACKOFF_S, self.manager.backoff_s * 2 ** (failures - 1))
                     delay *= random.uniform(0.5, 1.5)
                     record = self._transition(
-                        downloads, task, RUNNING, attempts=attempts,
+RUNNING, attempts=attempts,
                         error=f"{exc.message} Retrying in {delay:.0f} s.",
                     )
-                    if task.wake.wait(delay):
-                        task.check()
+                    if self.task.wake.wait(delay):
+                        self.task.check()
         except _Stop:
-            self._stopped(downloads, task)
+            self._stopped()
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-                self._fail(
-                    downloads, task,
+                self.fail(
                     f"The disk is full: {record.label} could not be written to "
                     f"{Path(record.dest_path).parent}. The partial file was removed; free "
                     "some space and download it again.",
                     remove_part=True,
                 )
             else:
-                self._fail(
-                    downloads, task,
+                self.fail(
                     f"Cannot write {record.part_path}: {exc.strerror or exc}.",
                 )
         except UserFacingError as exc:
-            self._fail(downloads, task, exc.message, remove_part=isinstance(exc, _BadBytes))
+            self.fail(exc.message, remove_part=isinstance(exc, _BadBytes))
 
-    def _stopped(self, downloads: DownloadRepository, task: _Task) -> None:
+    def _stopped(self) -> None:
         """Leave the row as the pause/cancel wrote it; a cancel also loses its partial file."""
-        with self._lock:
-            record = downloads.get(task.id)
-            if task.stop_reason is None:
+        with self.manager._lock:
+            record = self.downloads.get(self.task.id)
+            if self.task.stop_reason is None:
                 # Another process holds the partial file: it is running there, and this
                 # manager must not pick it up again until that one lets go.
-                record = downloads.update(task.id, state=RUNNING)
-            elif task.stop_reason == CANCELLED or record.state == CANCELLED:
+                record = self.downloads.update(self.task.id, state=RUNNING)
+            elif self.task.stop_reason == CANCELLED or record.state == CANCELLED:
                 _remove(record.part_path)
-                record = downloads.update(task.id, downloaded_bytes=0)
+                record = self.downloads.update(self.task.id, downloaded_bytes=0)
             elif os.path.exists(record.part_path):
-                record = downloads.update(
-                    task.id, downloaded_bytes=os.path.getsize(record.part_path)
+                record = self.downloads.update(
+                    self.task.id, downloaded_bytes=os.path.getsize(record.part_path)
                 )
-        self._state_event(record)
+        self.manager._state_event(record)
 
     def _resolve(
-        self, downloads: DownloadRepository, task: _Task, record: DownloadRecord
+        self, record: DownloadRecord
     ) -> DownloadRecord:
         """Pin the commit and learn the size and sha256 of the file (once per download)."""
         if hub.is_commit(record.revision) and record.size_bytes and record.sha256:
             return record
         try:
             commit, files = hub.list_gguf_files(
-                record.repo_id, revision=record.revision, token=self.token
+                record.repo_id, revision=record.revision, token=self.manager.token
             )
         except hub.HubUnreachableError as exc:
             raise _Transient(exc.message) from exc
-        task.check()
+        self.task.check()
         found = next((f for f in files if f.filename == record.filename), None)
         if found is None:
             raise DownloadError(
@@ -574,10 +582,10 @@ class DownloadManager:
                 f"file that was expected (sha256 {record.sha256[:12]}...); it was not "
                 "downloaded."
             )
-        with self._lock:
-            task.check()
-            return downloads.update(
-                task.id, revision=commit, size_bytes=found.size_bytes, sha256=found.sha256
+        with self.manager._lock:
+            self.task.check()
+            return self.downloads.update(
+                self.task.id, revision=commit, size_bytes=found.size_bytes, sha256=found.sha256
             )
 
     def _check_disk(self, record: DownloadRecord, have: int) -> None:
@@ -585,17 +593,17 @@ class DownloadManager:
         folder = Path(record.dest_path).parent
         free = shutil.disk_usage(folder).free
         need = record.size_bytes - have
-        if free < need + self.disk_margin_bytes:
+        if free < need + self.manager.disk_margin_bytes:
             raise DownloadError(
                 f"Not enough free disk space for {record.label}: it needs {_mb(need)} more "
-                f"(and {_mb(self.disk_margin_bytes)} to spare), but {folder} has "
+                f"(and {_mb(self.manager.disk_margin_bytes)} to spare), but {folder} has "
                 f"{_mb(free)} free. Free some space or choose another models folder."
             )
 
-    def _attempt(self, downloads: DownloadRepository, task: _Task, record: DownloadRecord) -> None:
+    def _attempt(self, record: DownloadRecord) -> None:
         """One try: resolve, fetch what is missing, verify, move into place, register."""
-        task.check()
-        record = self._resolve(downloads, task, record)
+        self.task.check()
+        record = self._resolve(record)
         assert record.size_bytes is not None and record.sha256 is not None
         size = record.size_bytes
         part = Path(record.part_path)
@@ -609,19 +617,19 @@ class DownloadManager:
                 f.truncate(0)
                 have = 0
             self._check_disk(record, have)
-            hasher = self._hash_existing(f, have, task)
+            hasher = self._hash_existing(f, have)
             if have < size:
-                hasher = self._fetch(downloads, task, record, f, hasher, have)
+                hasher = self._fetch(record, f, hasher, have)
             f.flush()
             os.fsync(f.fileno())
-        self._finish(downloads, task, record, hasher.hexdigest())
+        self._finish(record, hasher.hexdigest())
 
-    def _hash_existing(self, f: IO[bytes], have: int, task: _Task) -> Any:
+    def _hash_existing(self, f: IO[bytes], have: int) -> Any:
         hasher = hashlib.sha256()
         f.seek(0)
         left = have
         while left > 0:
-            task.check()
+            self.task.check()
             chunk = f.read(min(CHUNK_BYTES * 4, left))
             if not chunk:
                 break
@@ -630,10 +638,7 @@ class DownloadManager:
         return hasher
 
     def _fetch(
-        self,
-        downloads: DownloadRepository,
-        task: _Task,
-        record: DownloadRecord,
+        self, record: DownloadRecord,
         f: IO[bytes],
         hasher: Any,
         have: int,
@@ -645,10 +650,11 @@ class DownloadManager:
             response = hub.open_hub_file(
                 record.repo_id, record.filename, record.revision,
                 start=have, if_range=record.etag if have else None,
-                token=self.token, timeout=self.stall_timeout_s, on_open=task.attach,
+                token=self.manager.token, timeout=self.manager.stall_timeout_s,
+                on_open=self.task.attach,
             )
         except hub.HTTPStatusError as exc:
-            task.check()
+            self.task.check()
             if exc.status == 416:
                 f.truncate(0)
                 raise _Transient(exc.message) from exc
@@ -656,7 +662,7 @@ class DownloadManager:
                 raise _Transient(exc.message) from exc
             raise
         except hub.HubUnreachableError as exc:
-            task.check()
+            self.task.check()
             raise _Transient(exc.message) from exc
         try:
             if response.status == 200 and have:
@@ -676,19 +682,16 @@ class DownloadManager:
                     f"lists {size:,}; the download was stopped and its bytes removed."
                 )
             if response.etag and response.etag != record.etag:
-                with self._lock:
-                    record = downloads.update(task.id, etag=response.etag)
-            self._transfer(downloads, task, record, response, f, hasher, have)
+                with self.manager._lock:
+                    record = self.downloads.update(self.task.id, etag=response.etag)
+            self._transfer(record, response, f, hasher, have)
             return hasher
         finally:
-            task.attach(None)
+            self.task.attach(None)
             response.close()
 
     def _transfer(
-        self,
-        downloads: DownloadRepository,
-        task: _Task,
-        record: DownloadRecord,
+        self, record: DownloadRecord,
         response: hub.HubResponse,
         f: IO[bytes],
         hasher: Any,
@@ -706,15 +709,15 @@ class DownloadManager:
             try:
                 chunk = response.read(min(CHUNK_BYTES, size - have))
             except TimeoutError as exc:
-                task.check()
+                self.task.check()
                 raise _Transient(
-                    f"No data for {self.stall_timeout_s:g} s (the transfer stalled).",
+                    f"No data for {self.manager.stall_timeout_s:g} s (the transfer stalled).",
                     progressed=have > first,
                 ) from exc
             except Exception as exc:
                 # A reset (OSError), http.client's IncompleteRead, or whatever a socket shut
                 # down under the read by pause/cancel raises: all mean "this try is over".
-                task.check()
+                self.task.check()
                 raise _Transient(
                     f"The connection was lost at {_mb(have)} of {_mb(size)} "
                     f"({type(exc).__name__}).",
@@ -722,9 +725,9 @@ class DownloadManager:
                 ) from exc
             # A shut-down socket may still hand over what is already buffered (Linux
             # keeps accepting data after SHUT_RD), so a pause is checked on every chunk.
-            task.check()
+            self.task.check()
             if not chunk:
-                self._save_progress(downloads, task, have)
+                self._save_progress(have)
                 raise _Transient(
                     f"The connection closed at {_mb(have)} of {_mb(size)}.",
                     progressed=have > first,
@@ -741,7 +744,7 @@ class DownloadManager:
                 sample_t, sample_bytes = now, have
                 last_event = now
                 eta = (size - have) / speed if speed else None
-                self._emit(
+                self.manager._emit(
                     DownloadEvent(
                         "progress",
                         dataclasses.replace(record, downloaded_bytes=have, state=RUNNING),
@@ -751,24 +754,24 @@ class DownloadManager:
                 )
             if now - last_db >= PROGRESS_DB_S:
                 last_db = now
-                self._save_progress(downloads, task, have)
+                self._save_progress(have)
 
-    def _save_progress(self, downloads: DownloadRepository, task: _Task, have: int) -> None:
+    def _save_progress(self, have: int) -> None:
         try:
-            downloads.update(task.id, downloaded_bytes=have)
+            self.downloads.update(self.task.id, downloaded_bytes=have)
         except sqlite3.OperationalError as exc:
             # A busy database must not stop a download; the partial file is the truth.
             log.warning("could not save download progress: %s", exc)
 
     def _finish(
-        self, downloads: DownloadRepository, task: _Task, record: DownloadRecord, digest: str
+        self, record: DownloadRecord, digest: str
     ) -> None:
         assert record.size_bytes is not None and record.sha256 is not None
         expected = record.sha256
-        record = self._transition(downloads, task, VERIFYING, downloaded_bytes=record.size_bytes)
+        record = self._transition(VERIFYING, downloaded_bytes=record.size_bytes)
         if digest != expected:
             _remove(record.part_path)
-            downloads.update(task.id, downloaded_bytes=0, etag=None)
+            self.downloads.update(self.task.id, downloaded_bytes=0, etag=None)
             raise _BadBytes(
                 f"{record.label} failed verification: its sha256 is {digest[:16]}..., the "
                 f"hub says {expected[:16]}.... The damaged file was deleted and nothing "
@@ -781,7 +784,7 @@ class DownloadManager:
 
         try:
             model = import_model(
-                downloads.db, dest, source="download", name=record.display_name,
+                self.downloads.db, dest, source="download", name=record.display_name,
                 licence=record.licence, sha256=digest,
                 hub=(record.repo_id, record.revision, record.filename),
             )
@@ -790,9 +793,9 @@ class DownloadManager:
             raise DownloadError(
                 f"{record.label} was downloaded intact but cannot be used: {exc.message}"
             ) from exc
-        with self._lock:
-            record = downloads.update(task.id, state=DONE, error=None, model_id=model.id)
-        self._state_event(record)
+        with self.manager._lock:
+            record = self.downloads.update(self.task.id, state=DONE, error=None, model_id=model.id)
+        self.manager._state_event(record)
 
 
 class _BadBytes(DownloadError):
