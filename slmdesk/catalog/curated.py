@@ -191,35 +191,9 @@ def _parse(data: Any, label: str) -> list[CatalogEntry]:
         quants: set[str] = set()
         for j, f in enumerate(model["files"]):
             fwhere = f"{where} files[{j}]"
-            _check_fields(f, _FILE_FIELDS, fwhere, fail)
-            quant = f["quantization"]
-            if not _QUANT_RE.match(quant):
-                raise fail(f"{fwhere}.quantization", f"'{quant}' is not a quantization name")
-            if quant.lower() in quants:
-                raise fail(fwhere, f"quantization {quant} is listed twice")
-            quants.add(quant.lower())
-            if not _REPO_RE.match(f["repo_id"]):
-                raise fail(f"{fwhere}.repo_id", f"'{f['repo_id']}' is not owner/name")
-            filename = f["filename"]
-            if (not filename.lower().endswith(".gguf") or filename.startswith(("/", "."))
-                    or ".." in filename.split("/") or "\\" in filename):
-                raise fail(f"{fwhere}.filename", f"'{filename}' is not a relative .gguf path")
-            if (f["repo_id"], filename) in seen_files:
-                raise fail(fwhere, f"{f['repo_id']}/{filename} is listed twice")
-            seen_files.add((f["repo_id"], filename))
-            revision, sha256 = f.get("revision"), f.get("sha256")
-            if revision is not None and not (isinstance(revision, str)
-                                             and _COMMIT_RE.match(revision)):
-                raise fail(f"{fwhere}.revision", "must be a 40-character commit sha or null")
-            if sha256 is not None and not (isinstance(sha256, str) and _SHA256_RE.match(sha256)):
-                raise fail(f"{fwhere}.sha256", "must be 64 lowercase hex digits or null")
-            if revision is not None and sha256 is None:
-                raise fail(fwhere, "a pinned revision needs its sha256")
-            if f["size_bytes"] <= 0:
-                raise fail(f"{fwhere}.size_bytes", "must be positive")
-            note = f.get("note")
-            if note is not None and not isinstance(note, str):
-                raise fail(f"{fwhere}.note", "must be text")
+            _check_file(f, fwhere, fail, quants, seen_files)
+            quant, filename = f["quantization"], f["filename"]
+            revision, sha256, note = f.get("revision"), f.get("sha256"), f.get("note")
             fingerprint = _fingerprint(f.get("fingerprint"), f"{fwhere}.fingerprint", fail)
             entries.append(CatalogEntry(
                 id=f"{model_id}-{quant.lower()}",
@@ -246,6 +220,43 @@ def _parse(data: Any, label: str) -> list[CatalogEntry]:
                                            "head_dim", "vocab")},
             ))
     return entries
+
+
+def _check_file(
+    f: Any, where: str, fail: Callable[[str, str], CatalogError],
+    quants: set[str], seen_files: set[tuple[str, str]],
+) -> None:
+    """Check one entry of a model's ``files``; ``quants`` and ``seen_files`` collect what
+    the model and the catalog list already, to refuse a second listing."""
+    _check_fields(f, _FILE_FIELDS, where, fail)
+    quant = f["quantization"]
+    if not _QUANT_RE.match(quant):
+        raise fail(f"{where}.quantization", f"'{quant}' is not a quantization name")
+    if quant.lower() in quants:
+        raise fail(where, f"quantization {quant} is listed twice")
+    quants.add(quant.lower())
+    if not _REPO_RE.match(f["repo_id"]):
+        raise fail(f"{where}.repo_id", f"'{f['repo_id']}' is not owner/name")
+    filename = f["filename"]
+    if (not filename.lower().endswith(".gguf") or filename.startswith(("/", "."))
+            or ".." in filename.split("/") or "\\" in filename):
+        raise fail(f"{where}.filename", f"'{filename}' is not a relative .gguf path")
+    if (f["repo_id"], filename) in seen_files:
+        raise fail(where, f"{f['repo_id']}/{filename} is listed twice")
+    seen_files.add((f["repo_id"], filename))
+    revision, sha256 = f.get("revision"), f.get("sha256")
+    if revision is not None and not (isinstance(revision, str)
+                                     and _COMMIT_RE.match(revision)):
+        raise fail(f"{where}.revision", "must be a 40-character commit sha or null")
+    if sha256 is not None and not (isinstance(sha256, str) and _SHA256_RE.match(sha256)):
+        raise fail(f"{where}.sha256", "must be 64 lowercase hex digits or null")
+    if revision is not None and sha256 is None:
+        raise fail(where, "a pinned revision needs its sha256")
+    if f["size_bytes"] <= 0:
+        raise fail(f"{where}.size_bytes", "must be positive")
+    note = f.get("note")
+    if note is not None and not isinstance(note, str):
+        raise fail(f"{where}.note", "must be text")
 
 
 def _fingerprint(
