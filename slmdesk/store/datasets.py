@@ -248,6 +248,48 @@ def _row(example: Example) -> dict[str, Any]:
     }
 
 
+def _filter_sql(
+    dataset: Dataset, *, label: str | None, unlabelled: bool, split: str | None,
+    source: str | None, disagreement: bool, search: str | None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause and its parameters for ``DatasetRepository.query``'s filters."""
+    clauses = ["dataset_id = ?"]
+    params: list[Any] = [dataset.id]
+    if label is not None and unlabelled:
+        raise InvalidInputError("Filter by a label or by unlabelled, not both.")
+    if label is not None:
+        clauses.append("label = ?")
+        params.append(label)
+    if unlabelled:
+        clauses.append("label IS NULL")
+    if split is not None:
+        if split == UNASSIGNED:
+            clauses.append("split IS NULL")
+        else:
+            if split not in SPLITS:
+                raise InvalidInputError(
+                    f"Unknown split '{split}' (use {', '.join(SPLITS)} or {UNASSIGNED})."
+                )
+            clauses.append("split = ?")
+            params.append(split)
+    if source is not None:
+        clauses.append("source = ?")
+        params.append(_check_source(source))
+    if disagreement:
+        clauses.append(
+            "label IS NOT NULL AND model_label IS NOT NULL AND label != model_label")
+    if search is not None and search.strip():
+        q = fts_query(search)
+        if not q:
+            # Only punctuation: nothing a word index can match.
+            clauses.append("0")
+        else:
+            clauses.append(
+                "rowid IN (SELECT rowid FROM examples_fts WHERE examples_fts MATCH ?)")
+            params.append(q)
+    return " AND ".join(clauses), params
+
+
 class DatasetRepository:
     """Data sets and their examples."""
 
@@ -482,46 +524,6 @@ class DatasetRepository:
         return int(self.db.execute(
             "SELECT count(*) FROM examples WHERE dataset_id = ?", [dataset.id]).fetchone()[0])
 
-    def _where(
-        self, dataset: Dataset, *, label: str | None, unlabelled: bool, split: str | None,
-        source: str | None, disagreement: bool, search: str | None,
-    ) -> tuple[str, list[Any]]:
-        clauses = ["dataset_id = ?"]
-        params: list[Any] = [dataset.id]
-        if label is not None and unlabelled:
-            raise InvalidInputError("Filter by a label or by unlabelled, not both.")
-        if label is not None:
-            clauses.append("label = ?")
-            params.append(label)
-        if unlabelled:
-            clauses.append("label IS NULL")
-        if split is not None:
-            if split == UNASSIGNED:
-                clauses.append("split IS NULL")
-            else:
-                if split not in SPLITS:
-                    raise InvalidInputError(
-                        f"Unknown split '{split}' (use {', '.join(SPLITS)} or {UNASSIGNED})."
-                    )
-                clauses.append("split = ?")
-                params.append(split)
-        if source is not None:
-            clauses.append("source = ?")
-            params.append(_check_source(source))
-        if disagreement:
-            clauses.append(
-                "label IS NOT NULL AND model_label IS NOT NULL AND label != model_label")
-        if search is not None and search.strip():
-            q = fts_query(search)
-            if not q:
-                # Only punctuation: nothing a word index can match.
-                clauses.append("0")
-            else:
-                clauses.append(
-                    "rowid IN (SELECT rowid FROM examples_fts WHERE examples_fts MATCH ?)")
-                params.append(q)
-        return " AND ".join(clauses), params
-
     def query(
         self, dataset: Dataset, *, label: str | None = None, unlabelled: bool = False,
         split: str | None = None, source: str | None = None, disagreement: bool = False,
@@ -533,7 +535,7 @@ class DatasetRepository:
         whose label and model suggestion differ; ``search`` matches words (prefixes) of
         the text and notes, whatever punctuation or FTS syntax it contains.
         """
-        where, params = self._where(
+        where, params = _filter_sql(
             dataset, label=label, unlabelled=unlabelled, split=split, source=source,
             disagreement=disagreement, search=search)
         sql = f"SELECT * FROM examples WHERE {where} ORDER BY id"
@@ -548,7 +550,7 @@ class DatasetRepository:
         search: str | None = None,
     ) -> int:
         """How many examples ``query`` with the same filters finds (without limit)."""
-        where, params = self._where(
+        where, params = _filter_sql(
             dataset, label=label, unlabelled=unlabelled, split=split, source=source,
             disagreement=disagreement, search=search)
         return int(self.db.execute(
