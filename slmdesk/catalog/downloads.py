@@ -553,9 +553,7 @@ RUNNING, attempts=attempts,
                 )
         self.manager._state_event(record)
 
-    def _resolve(
-        self, record: DownloadRecord
-    ) -> DownloadRecord:
+    def _resolve(self, record: DownloadRecord) -> DownloadRecord:
         """Pin the commit and learn the size and sha256 of the file (once per download)."""
         if hub.is_commit(record.revision) and record.size_bytes and record.sha256:
             return record
@@ -637,12 +635,7 @@ RUNNING, attempts=attempts,
             left -= len(chunk)
         return hasher
 
-    def _fetch(
-        self, record: DownloadRecord,
-        f: IO[bytes],
-        hasher: Any,
-        have: int,
-    ) -> Any:
+    def _fetch(self, record: DownloadRecord, f: IO[bytes], hasher: Any, have: int) -> Any:
         """Append the missing bytes to the partial file; return the hash of all its bytes."""
         assert record.size_bytes is not None
         size = record.size_bytes
@@ -691,10 +684,7 @@ RUNNING, attempts=attempts,
             response.close()
 
     def _transfer(
-        self, record: DownloadRecord,
-        response: hub.HubResponse,
-        f: IO[bytes],
-        hasher: Any,
+        self, record: DownloadRecord, response: hub.HubResponse, f: IO[bytes], hasher: Any,
         have: int,
     ) -> None:
         """Read the response into the partial file and the hash, reporting progress."""
@@ -763,9 +753,7 @@ RUNNING, attempts=attempts,
             # A busy database must not stop a download; the partial file is the truth.
             log.warning("could not save download progress: %s", exc)
 
-    def _finish(
-        self, record: DownloadRecord, digest: str
-    ) -> None:
+    def _finish(self, record: DownloadRecord, digest: str) -> None:
         assert record.size_bytes is not None and record.sha256 is not None
         expected = record.sha256
         record = self._transition(VERIFYING, downloaded_bytes=record.size_bytes)
