@@ -19,14 +19,9 @@ import sqlite_utils
 from slmdesk.engine.params import GenerationResult, SamplingParams
 from slmdesk.errors import DiskFullError, InvalidInputError, NotFoundError
 from slmdesk.settings import load_settings
+from slmdesk.store.chats import STATUS_STREAMING, ChatRepository, Conversation, Message
 from slmdesk.store.db import disk_full_is_user_facing
-from slmdesk.store.repositories import (
-    STATUS_STREAMING,
-    ChatRepository,
-    Conversation,
-    Message,
-    ModelRecord,
-)
+from slmdesk.store.models import ModelRecord
 
 FLUSH_INTERVAL_S = 0.5  # a growing reply reaches the disk at least this often
 TITLE_CHARS = 60

@@ -10,8 +10,8 @@ import sqlite_utils
 
 from slmdesk.catalog.registry import ensure_starter_model
 from slmdesk.paths import Paths, get_paths
+from slmdesk.store.chats import ChatRepository
 from slmdesk.store.db import open_database
-from slmdesk.store.repositories import ChatRepository
 
 log = logging.getLogger(__name__)
 

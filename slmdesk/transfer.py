@@ -16,7 +16,7 @@ import sqlite_utils
 
 from slmdesk.errors import InvalidInputError
 from slmdesk.ids import new_id, utc_now
-from slmdesk.store.repositories import (
+from slmdesk.store.chats import (
     FINISH_REASONS,
     STATUS_COMPLETE,
     STATUS_STREAMING,
@@ -301,42 +301,4 @@ def import_json(db: sqlite_utils.Database, data: Any) -> Conversation:
             f"The conversation's \"leaf_id\" {conv['leaf_id']} is not one of its messages."
         )
     rows = _insert_order(rows)
-
-    with db.atomic():
-        taken = db.execute("SELECT 1 FROM conversations WHERE id = ?", [cid]).fetchone()
-        if not taken and ids:
-            # Checked in slices: SQLite limits the number of parameters of one statement.
-            for start in range(0, len(ids), 500):
-                part = ids[start : start + 500]
-                taken = db.execute(
-                    f"SELECT 1 FROM messages WHERE id IN ({', '.join('?' * len(part))}) LIMIT 1",
-                    part,
-                ).fetchone()
-                if taken:
-                    break
-        if taken:
-            # New ids handed out in the old ids' order keep "newest" meaning the same.
-            remap = {old: new_id() for old in sorted(ids)}
-            cid = new_id()
-            for r in rows:
-                r["id"] = remap[r["id"]]
-                r["conversation_id"] = cid
-                if r["parent_id"] is not None:
-                    r["parent_id"] = remap[r["parent_id"]]
-            if conv["leaf_id"] is not None:
-                conv["leaf_id"] = remap[conv["leaf_id"]]
-            conv["id"] = cid
-        models = {str(r[0]) for r in db.execute("SELECT id FROM models").fetchall()}
-        leaf = conv.pop("leaf_id")
-        conv["params_json"] = json.dumps(conv.pop("params"), sort_keys=True)
-        conv["pinned"] = int(conv["pinned"])
-        if conv["model_id"] not in models:
-            conv["model_id"] = None
-        # The leaf is set after the messages exist; deleted_at stays NULL: an import is live.
-        db.table("conversations").insert({**conv, "leaf_id": None, "deleted_at": None})
-        for r in rows:
-            if r["model_id"] not in models:
-                r["model_id"] = None
-        db.table("messages").insert_all(rows, batch_size=200)
-        db.execute("UPDATE conversations SET leaf_id = ? WHERE id = ?", [leaf, cid])
-    return ChatRepository(db).get_conversation(cid)
+    return ChatRepository(db).insert_conversation(conv, rows)

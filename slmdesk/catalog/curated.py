@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from slmdesk.errors import UserFacingError
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 
 __all__ = [
     "CatalogEntry",
@@ -169,11 +169,7 @@ def _parse(data: Any, label: str) -> list[CatalogEntry]:
     seen_files: set[tuple[str, str]] = set()
     for i, model in enumerate(models):
         where = f"models[{i}]"
-        if not isinstance(model, dict):
-            raise fail(where, "must be an object")
-        for key, kind in _MODEL_FIELDS.items():
-            if not _is(model.get(key), kind):
-                raise fail(f"{where}.{key}", f"is required and must be {_kind_name(kind)}")
+        _check_fields(model, _MODEL_FIELDS, where, fail)
         model_id = model["id"]
         where = f"model '{model_id}'"
         if not _ID_RE.match(model_id):
@@ -195,39 +191,9 @@ def _parse(data: Any, label: str) -> list[CatalogEntry]:
         quants: set[str] = set()
         for j, f in enumerate(model["files"]):
             fwhere = f"{where} files[{j}]"
-            if not isinstance(f, dict):
-                raise fail(fwhere, "must be an object")
-            for key, kind in _FILE_FIELDS.items():
-                if not _is(f.get(key), kind):
-                    raise fail(f"{fwhere}.{key}", f"is required and must be {_kind_name(kind)}")
-            quant = f["quantization"]
-            if not _QUANT_RE.match(quant):
-                raise fail(f"{fwhere}.quantization", f"'{quant}' is not a quantization name")
-            if quant.lower() in quants:
-                raise fail(fwhere, f"quantization {quant} is listed twice")
-            quants.add(quant.lower())
-            if not _REPO_RE.match(f["repo_id"]):
-                raise fail(f"{fwhere}.repo_id", f"'{f['repo_id']}' is not owner/name")
-            filename = f["filename"]
-            if (not filename.lower().endswith(".gguf") or filename.startswith(("/", "."))
-                    or ".." in filename.split("/") or "\\" in filename):
-                raise fail(f"{fwhere}.filename", f"'{filename}' is not a relative .gguf path")
-            if (f["repo_id"], filename) in seen_files:
-                raise fail(fwhere, f"{f['repo_id']}/{filename} is listed twice")
-            seen_files.add((f["repo_id"], filename))
-            revision, sha256 = f.get("revision"), f.get("sha256")
-            if revision is not None and not (isinstance(revision, str)
-                                             and _COMMIT_RE.match(revision)):
-                raise fail(f"{fwhere}.revision", "must be a 40-character commit sha or null")
-            if sha256 is not None and not (isinstance(sha256, str) and _SHA256_RE.match(sha256)):
-                raise fail(f"{fwhere}.sha256", "must be 64 lowercase hex digits or null")
-            if revision is not None and sha256 is None:
-                raise fail(fwhere, "a pinned revision needs its sha256")
-            if f["size_bytes"] <= 0:
-                raise fail(f"{fwhere}.size_bytes", "must be positive")
-            note = f.get("note")
-            if note is not None and not isinstance(note, str):
-                raise fail(f"{fwhere}.note", "must be text")
+            _check_file(f, fwhere, fail, quants, seen_files)
+            quant, filename = f["quantization"], f["filename"]
+            revision, sha256, note = f.get("revision"), f.get("sha256"), f.get("note")
             fingerprint = _fingerprint(f.get("fingerprint"), f"{fwhere}.fingerprint", fail)
             entries.append(CatalogEntry(
                 id=f"{model_id}-{quant.lower()}",
@@ -254,6 +220,43 @@ def _parse(data: Any, label: str) -> list[CatalogEntry]:
                                            "head_dim", "vocab")},
             ))
     return entries
+
+
+def _check_file(
+    f: Any, where: str, fail: Callable[[str, str], CatalogError],
+    quants: set[str], seen_files: set[tuple[str, str]],
+) -> None:
+    """Check one entry of a model's ``files``; ``quants`` and ``seen_files`` collect what
+    the model and the catalog list already, to refuse a second listing."""
+    _check_fields(f, _FILE_FIELDS, where, fail)
+    quant = f["quantization"]
+    if not _QUANT_RE.match(quant):
+        raise fail(f"{where}.quantization", f"'{quant}' is not a quantization name")
+    if quant.lower() in quants:
+        raise fail(where, f"quantization {quant} is listed twice")
+    quants.add(quant.lower())
+    if not _REPO_RE.match(f["repo_id"]):
+        raise fail(f"{where}.repo_id", f"'{f['repo_id']}' is not owner/name")
+    filename = f["filename"]
+    if (not filename.lower().endswith(".gguf") or filename.startswith(("/", "."))
+            or ".." in filename.split("/") or "\\" in filename):
+        raise fail(f"{where}.filename", f"'{filename}' is not a relative .gguf path")
+    if (f["repo_id"], filename) in seen_files:
+        raise fail(where, f"{f['repo_id']}/{filename} is listed twice")
+    seen_files.add((f["repo_id"], filename))
+    revision, sha256 = f.get("revision"), f.get("sha256")
+    if revision is not None and not (isinstance(revision, str)
+                                     and _COMMIT_RE.match(revision)):
+        raise fail(f"{where}.revision", "must be a 40-character commit sha or null")
+    if sha256 is not None and not (isinstance(sha256, str) and _SHA256_RE.match(sha256)):
+        raise fail(f"{where}.sha256", "must be 64 lowercase hex digits or null")
+    if revision is not None and sha256 is None:
+        raise fail(where, "a pinned revision needs its sha256")
+    if f["size_bytes"] <= 0:
+        raise fail(f"{where}.size_bytes", "must be positive")
+    note = f.get("note")
+    if note is not None and not isinstance(note, str):
+        raise fail(f"{where}.note", "must be text")
 
 
 def _fingerprint(
@@ -292,6 +295,17 @@ def reference_for_file(
                 and e.size_bytes == size_bytes and e.architecture == architecture):
             return e
     return None
+
+
+def _check_fields(
+    obj: Any, kinds: dict[str, type], where: str, fail: Callable[[str, str], CatalogError]
+) -> None:
+    """Raise ``fail(...)`` unless ``obj`` is an object with every field of ``kinds``."""
+    if not isinstance(obj, dict):
+        raise fail(where, "must be an object")
+    for key, kind in kinds.items():
+        if not _is(obj.get(key), kind):
+            raise fail(f"{where}.{key}", f"is required and must be {_kind_name(kind)}")
 
 
 def _is(value: Any, kind: type) -> bool:

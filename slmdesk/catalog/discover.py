@@ -18,7 +18,7 @@ import sqlite_utils
 
 from slmdesk.engine.gguf import quantization_from_name
 from slmdesk.errors import InvalidInputError
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 
 __all__ = [
     "DEFAULT_FOLDERS",

@@ -32,31 +32,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
-import sqlite_utils
-
 from slmdesk.catalog import hub
 from slmdesk.errors import (
     DownloadError,
     InvalidInputError,
     ModelFileError,
-    NotFoundError,
     UserFacingError,
 )
-from slmdesk.ids import new_id, utc_now
 from slmdesk.store.db import open_database
+from slmdesk.store.downloads import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    FINAL_STATES,
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    STATES,
+    VERIFYING,
+    DownloadRecord,
+    DownloadRepository,
+)
+
+__all__ = [
+    "CANCELLED", "DONE", "FAILED", "FINAL_STATES", "PAUSED", "QUEUED", "RUNNING", "STATES",
+    "VERIFYING", "DownloadEvent", "DownloadManager", "DownloadRecord", "Listener",
+]
 
 log = logging.getLogger(__name__)
-
-# Persisted states: lowercase, never reused.
-QUEUED: Final = "queued"
-RUNNING: Final = "running"
-PAUSED: Final = "paused"
-VERIFYING: Final = "verifying"
-DONE: Final = "done"
-FAILED: Final = "failed"
-CANCELLED: Final = "cancelled"
-STATES: Final = (QUEUED, RUNNING, PAUSED, VERIFYING, DONE, FAILED, CANCELLED)
-FINAL_STATES: Final = frozenset({DONE, FAILED, CANCELLED})
 
 CHUNK_BYTES: Final = 1024 * 1024
 PROGRESS_EVENT_S: Final = 0.1  # ~10 events a second per download
@@ -64,51 +67,6 @@ PROGRESS_DB_S: Final = 1.0  # ~1 database write a second per download
 DISK_MARGIN_BYTES: Final = 64 * 1024 * 1024
 MAX_BACKOFF_S: Final = 60.0
 PART_SUFFIX: Final = ".part"
-
-
-@dataclass(frozen=True)
-class DownloadRecord:
-    """One row of the ``downloads`` table."""
-
-    id: str
-    repo_id: str
-    filename: str
-    revision: str
-    dest_path: str
-    part_path: str
-    size_bytes: int | None
-    sha256: str | None
-    etag: str | None
-    downloaded_bytes: int
-    state: str
-    error: str | None
-    attempts: int
-    display_name: str | None
-    licence: str | None
-    model_id: str | None
-    created_at: str
-    updated_at: str
-
-    @property
-    def fraction(self) -> float | None:
-        """Share of the file on disk (0..1), or None while the size is unknown."""
-        if not self.size_bytes:
-            return None
-        return min(1.0, self.downloaded_bytes / self.size_bytes)
-
-    @property
-    def finished(self) -> bool:
-        return self.state in FINAL_STATES
-
-    @property
-    def label(self) -> str:
-        return self.display_name or f"{self.repo_id}/{self.filename}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "fraction": self.fraction}
-
-
-_COLUMNS: Final = tuple(f.name for f in dataclasses.fields(DownloadRecord))
 
 
 @dataclass(frozen=True)
@@ -264,24 +222,12 @@ class DownloadManager:
     # -- database ----------------------------------------------------------------------
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite_utils.Database]:
+    def _db(self) -> Iterator[DownloadRepository]:
         db = open_database(self.database_path, migrate=False)
         try:
-            yield db
+            yield DownloadRepository(db)
         finally:
             db.conn.close()
-
-    @staticmethod
-    def _read(db: sqlite_utils.Database, download_id: str) -> DownloadRecord:
-        rows = list(db.table("downloads").rows_where("id = ?", [download_id]))
-        if not rows:
-            raise NotFoundError(f"No download with id {download_id}.")
-        return DownloadRecord(**{name: rows[0][name] for name in _COLUMNS})
-
-    def _write(self, db: sqlite_utils.Database, download_id: str, **values: Any) -> DownloadRecord:
-        values["updated_at"] = utc_now()
-        db.table("downloads").update(download_id, values)
-        return self._read(db, download_id)
 
     # -- events ------------------------------------------------------------------------
 
@@ -326,17 +272,9 @@ class DownloadManager:
         there is returned as it is.
         """
         dest = self.dest_for(repo_id, filename)
-        with self._lock, self._db() as db:
-            rows = list(
-                db.table("downloads").rows_where(
-                    "repo_id = ? AND filename = ? AND state != ?",
-                    [repo_id, filename, CANCELLED],
-                    order_by="created_at DESC",
-                    limit=1,
-                )
-            )
-            if rows:
-                old = DownloadRecord(**{name: rows[0][name] for name in _COLUMNS})
+        with self._lock, self._db() as downloads:
+            old = downloads.latest_for_file(repo_id, filename)
+            if old is not None:
                 if old.state == DONE and os.path.isfile(old.dest_path):
                     return old
                 stale = (
@@ -349,58 +287,36 @@ class DownloadManager:
                     return old
                 if old.state in (PAUSED, FAILED) or stale:
                     # A stale "running" row was left by a process that died.
-                    record = self._write(db, old.id, state=QUEUED, error=None)
+                    record = downloads.update(old.id, state=QUEUED, error=None)
                     self._state_event(record)
                     self._schedule()
                     return record
-            now = utc_now()
-            download_id = new_id()
-            db.table("downloads").insert(
-                {
-                    "id": download_id,
-                    "repo_id": repo_id,
-                    "filename": filename,
-                    "revision": revision or "main",
-                    "dest_path": str(dest),
-                    "part_path": str(dest) + PART_SUFFIX,
-                    "size_bytes": size_bytes,
-                    "sha256": expected_sha256.lower() if expected_sha256 else None,
-                    "etag": None,
-                    "downloaded_bytes": 0,
-                    "state": QUEUED,
-                    "error": None,
-                    "attempts": 0,
-                    "display_name": display_name,
-                    "licence": licence,
-                    "model_id": None,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+            record = downloads.add(
+                repo_id=repo_id, filename=filename, revision=revision or "main",
+                dest_path=str(dest), part_path=str(dest) + PART_SUFFIX, size_bytes=size_bytes,
+                sha256=expected_sha256.lower() if expected_sha256 else None,
+                display_name=display_name, licence=licence,
             )
-            record = self._read(db, download_id)
         self._state_event(record)
         self._schedule()
         return record
 
     def get(self, download_id: str) -> DownloadRecord:
-        with self._db() as db:
-            return self._read(db, download_id)
+        with self._db() as downloads:
+            return downloads.get(download_id)
 
     def list(self) -> list[DownloadRecord]:
         """Every download, oldest first."""
-        with self._db() as db:
-            return [
-                DownloadRecord(**{name: row[name] for name in _COLUMNS})
-                for row in db.table("downloads").rows_where(order_by="created_at, id")
-            ]
+        with self._db() as downloads:
+            return downloads.all()
 
     def pause(self, download_id: str) -> DownloadRecord:
         """Stop fetching and keep the partial file; ``resume`` goes on from it."""
-        with self._lock, self._db() as db:
-            record = self._read(db, download_id)
+        with self._lock, self._db() as downloads:
+            record = downloads.get(download_id)
             if record.state not in (QUEUED, RUNNING):
                 return record
-            record = self._write(db, download_id, state=PAUSED, error=None)
+            record = downloads.update(download_id, state=PAUSED, error=None)
             task = self._tasks.get(download_id)
             if task is not None:
                 task.stop(PAUSED)
@@ -409,26 +325,26 @@ class DownloadManager:
 
     def resume(self, download_id: str) -> DownloadRecord:
         """Queue a paused or failed download again; it goes on from its partial file."""
-        with self._lock, self._db() as db:
-            record = self._read(db, download_id)
+        with self._lock, self._db() as downloads:
+            record = downloads.get(download_id)
             if record.state == CANCELLED:
                 raise InvalidInputError(
                     "A cancelled download cannot be resumed; download the file again."
                 )
             if record.state not in (PAUSED, FAILED):
                 return record
-            record = self._write(db, download_id, state=QUEUED, error=None)
+            record = downloads.update(download_id, state=QUEUED, error=None)
         self._state_event(record)
         self._schedule()
         return record
 
     def cancel(self, download_id: str) -> DownloadRecord:
         """Stop for good and delete the partial file."""
-        with self._lock, self._db() as db:
-            record = self._read(db, download_id)
+        with self._lock, self._db() as downloads:
+            record = downloads.get(download_id)
             if record.state in (DONE, CANCELLED, VERIFYING):
                 return record
-            record = self._write(db, download_id, state=CANCELLED, error=None)
+            record = downloads.update(download_id, state=CANCELLED, error=None)
             task = self._tasks.get(download_id)
             if task is not None:
                 task.stop(CANCELLED)  # the worker deletes the partial once it let go of it
@@ -450,13 +366,11 @@ class DownloadManager:
                 return
             self._started = True
             requeued = []
-            with self._db() as db:
-                for row in db.table("downloads").rows_where(
-                    "state IN (?, ?)", [RUNNING, VERIFYING], order_by="created_at"
-                ):
-                    if row["id"] in self._tasks or _part_in_use(row["part_path"]):
+            with self._db() as downloads:
+                for left in downloads.in_states((RUNNING, VERIFYING)):
+                    if left.id in self._tasks or _part_in_use(left.part_path):
                         continue  # another live process is fetching it
-                    requeued.append(self._write(db, row["id"], state=QUEUED))
+                    requeued.append(downloads.update(left.id, state=QUEUED))
         for record in requeued:
             self._state_event(record)
         self._schedule()
@@ -501,35 +415,33 @@ class DownloadManager:
             free = self.max_parallel - len(self._tasks)
             if free <= 0:
                 return
-            with self._db() as db:
-                rows = list(
-                    db.table("downloads").rows_where(
-                        "state = ?", [QUEUED], order_by="created_at, id"
-                    )
-                )
-            for row in rows:
+            with self._db() as downloads:
+                queued = downloads.in_states((QUEUED,))
+            for record in queued:
                 if free <= 0:
                     break
-                if row["id"] in self._tasks:
+                if record.id in self._tasks:
                     continue
-                task = _Task(row["id"])
+                task = _Task(record.id)
                 task.thread = threading.Thread(
-                    target=self._worker, args=(task,), name=f"download-{row['id']}", daemon=True
+                    target=self._worker, args=(task,), name=f"download-{record.id}", daemon=True
                 )
-                self._tasks[row["id"]] = task
+                self._tasks[record.id] = task
                 task.thread.start()
                 free -= 1
 
     def _worker(self, task: _Task) -> None:
         try:
-            with self._db() as db:
-                self._run(db, task)
+            with self._db() as downloads:
+                _DownloadWork(self, downloads, task).run()
         except Exception:  # thread boundary: a bug, logged with its traceback
             log.exception("download %s failed unexpectedly", task.id)
             try:
-                with self._db() as db:
-                    self._fail(db, task, "The download stopped because of an unexpected "
-                               "error; see the log. Resume to try again.")
+                with self._db() as downloads:
+                    _DownloadWork(self, downloads, task).fail(
+                        "The download stopped because of an unexpected error; see the log. "
+                        "Resume to try again."
+                    )
             except Exception:
                 log.exception("could not record the failure of download %s", task.id)
         finally:
@@ -541,114 +453,117 @@ class DownloadManager:
             if not closed:
                 self._schedule()
 
-    # -- one download ------------------------------------------------------------------
 
-    def _transition(
-        self, db: sqlite_utils.Database, task: _Task, state: str, **values: Any
-    ) -> DownloadRecord:
+class _DownloadWork:
+    """One download's work on its worker thread: resolve, fetch with retries, verify,
+    register; every state it writes goes through the manager's lock and listener."""
+
+    def __init__(
+        self, manager: DownloadManager, downloads: DownloadRepository, task: _Task
+    ) -> None:
+        self.manager = manager
+        self.downloads = downloads
+        self.task = task
+
+    def _transition(self, state: str, **values: Any) -> DownloadRecord:
         """Write a new state unless a pause/cancel got there first (then stop)."""
-        with self._lock:
-            task.check()
-            record = self._write(db, task.id, state=state, **values)
-        self._state_event(record)
+        with self.manager._lock:
+            self.task.check()
+            record = self.downloads.update(self.task.id, state=state, **values)
+        self.manager._state_event(record)
         return record
 
-    def _fail(
-        self, db: sqlite_utils.Database, task: _Task, message: str, *, remove_part: bool = False
-    ) -> None:
-        with self._lock:
-            record = self._read(db, task.id)
+    def fail(self, message: str, *, remove_part: bool = False) -> None:
+        """Record the download as failed, unless a pause or cancel got there first."""
+        with self.manager._lock:
+            record = self.downloads.get(self.task.id)
             if remove_part:
                 _remove(record.part_path)
-            if task.stop_reason is not None or record.state in (PAUSED, CANCELLED):
+            if self.task.stop_reason is not None or record.state in (PAUSED, CANCELLED):
                 return
-            record = self._write(
-                db, task.id, state=FAILED, error=message,
+            record = self.downloads.update(
+                self.task.id, state=FAILED, error=message,
                 downloaded_bytes=0 if remove_part else record.downloaded_bytes,
             )
-        self._state_event(record)
+        self.manager._state_event(record)
 
-    def _run(self, db: sqlite_utils.Database, task: _Task) -> None:
-        with self._lock:
-            record = self._read(db, task.id)
+    def run(self) -> None:
+        """Fetch the download, retrying transient failures with backoff."""
+        with self.manager._lock:
+            record = self.downloads.get(self.task.id)
             if record.state != QUEUED:
                 return
         failures = 0
         try:
-            record = self._transition(db, task, RUNNING, error=None)
+            record = self._transition(RUNNING, error=None)
             while True:
                 try:
-                    self._attempt(db, task, record)
+                    self._attempt(record)
                     return
                 except _Transient as exc:
                     failures = 1 if exc.progressed else failures + 1
-                    record = self._read(db, task.id)
+                    record = self.downloads.get(self.task.id)
                     attempts = record.attempts + 1
-                    if failures >= self.max_attempts:
-                        self._write(db, task.id, attempts=attempts)
-                        self._fail(
-                            db, task,
+                    if failures >= self.manager.max_attempts:
+                        self.downloads.update(self.task.id, attempts=attempts)
+                        self.fail(
                             f"{exc.message} Gave up after {failures} tries in a row; the "
                             "partial file is kept, resume to go on from it.",
                         )
                         return
-                    delay = min(MAX_BACKOFF_S, self.backoff_s * 2 ** (failures - 1))
+                    delay = min(MAX_BACKOFF_S, self.manager.backoff_s * 2 ** (failures - 1))
                     delay *= random.uniform(0.5, 1.5)
                     record = self._transition(
-                        db, task, RUNNING, attempts=attempts,
+RUNNING, attempts=attempts,
                         error=f"{exc.message} Retrying in {delay:.0f} s.",
                     )
-                    if task.wake.wait(delay):
-                        task.check()
+                    if self.task.wake.wait(delay):
+                        self.task.check()
         except _Stop:
-            self._stopped(db, task)
+            self._stopped()
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-                self._fail(
-                    db, task,
+                self.fail(
                     f"The disk is full: {record.label} could not be written to "
                     f"{Path(record.dest_path).parent}. The partial file was removed; free "
                     "some space and download it again.",
                     remove_part=True,
                 )
             else:
-                self._fail(
-                    db, task,
+                self.fail(
                     f"Cannot write {record.part_path}: {exc.strerror or exc}.",
                 )
         except UserFacingError as exc:
-            self._fail(db, task, exc.message, remove_part=isinstance(exc, _BadBytes))
+            self.fail(exc.message, remove_part=isinstance(exc, _BadBytes))
 
-    def _stopped(self, db: sqlite_utils.Database, task: _Task) -> None:
+    def _stopped(self) -> None:
         """Leave the row as the pause/cancel wrote it; a cancel also loses its partial file."""
-        with self._lock:
-            record = self._read(db, task.id)
-            if task.stop_reason is None:
+        with self.manager._lock:
+            record = self.downloads.get(self.task.id)
+            if self.task.stop_reason is None:
                 # Another process holds the partial file: it is running there, and this
                 # manager must not pick it up again until that one lets go.
-                record = self._write(db, task.id, state=RUNNING)
-            elif task.stop_reason == CANCELLED or record.state == CANCELLED:
+                record = self.downloads.update(self.task.id, state=RUNNING)
+            elif self.task.stop_reason == CANCELLED or record.state == CANCELLED:
                 _remove(record.part_path)
-                record = self._write(db, task.id, downloaded_bytes=0)
+                record = self.downloads.update(self.task.id, downloaded_bytes=0)
             elif os.path.exists(record.part_path):
-                record = self._write(
-                    db, task.id, downloaded_bytes=os.path.getsize(record.part_path)
+                record = self.downloads.update(
+                    self.task.id, downloaded_bytes=os.path.getsize(record.part_path)
                 )
-        self._state_event(record)
+        self.manager._state_event(record)
 
-    def _resolve(
-        self, db: sqlite_utils.Database, task: _Task, record: DownloadRecord
-    ) -> DownloadRecord:
+    def _resolve(self, record: DownloadRecord) -> DownloadRecord:
         """Pin the commit and learn the size and sha256 of the file (once per download)."""
         if hub.is_commit(record.revision) and record.size_bytes and record.sha256:
             return record
         try:
             commit, files = hub.list_gguf_files(
-                record.repo_id, revision=record.revision, token=self.token
+                record.repo_id, revision=record.revision, token=self.manager.token
             )
         except hub.HubUnreachableError as exc:
             raise _Transient(exc.message) from exc
-        task.check()
+        self.task.check()
         found = next((f for f in files if f.filename == record.filename), None)
         if found is None:
             raise DownloadError(
@@ -665,10 +580,10 @@ class DownloadManager:
                 f"file that was expected (sha256 {record.sha256[:12]}...); it was not "
                 "downloaded."
             )
-        with self._lock:
-            task.check()
-            return self._write(
-                db, task.id, revision=commit, size_bytes=found.size_bytes, sha256=found.sha256
+        with self.manager._lock:
+            self.task.check()
+            return self.downloads.update(
+                self.task.id, revision=commit, size_bytes=found.size_bytes, sha256=found.sha256
             )
 
     def _check_disk(self, record: DownloadRecord, have: int) -> None:
@@ -676,17 +591,17 @@ class DownloadManager:
         folder = Path(record.dest_path).parent
         free = shutil.disk_usage(folder).free
         need = record.size_bytes - have
-        if free < need + self.disk_margin_bytes:
+        if free < need + self.manager.disk_margin_bytes:
             raise DownloadError(
                 f"Not enough free disk space for {record.label}: it needs {_mb(need)} more "
-                f"(and {_mb(self.disk_margin_bytes)} to spare), but {folder} has "
+                f"(and {_mb(self.manager.disk_margin_bytes)} to spare), but {folder} has "
                 f"{_mb(free)} free. Free some space or choose another models folder."
             )
 
-    def _attempt(self, db: sqlite_utils.Database, task: _Task, record: DownloadRecord) -> None:
+    def _attempt(self, record: DownloadRecord) -> None:
         """One try: resolve, fetch what is missing, verify, move into place, register."""
-        task.check()
-        record = self._resolve(db, task, record)
+        self.task.check()
+        record = self._resolve(record)
         assert record.size_bytes is not None and record.sha256 is not None
         size = record.size_bytes
         part = Path(record.part_path)
@@ -700,19 +615,19 @@ class DownloadManager:
                 f.truncate(0)
                 have = 0
             self._check_disk(record, have)
-            hasher = self._hash_existing(f, have, task)
+            hasher = self._hash_existing(f, have)
             if have < size:
-                hasher = self._fetch(db, task, record, f, hasher, have)
+                hasher = self._fetch(record, f, hasher, have)
             f.flush()
             os.fsync(f.fileno())
-        self._finish(db, task, record, hasher.hexdigest())
+        self._finish(record, hasher.hexdigest())
 
-    def _hash_existing(self, f: IO[bytes], have: int, task: _Task) -> Any:
+    def _hash_existing(self, f: IO[bytes], have: int) -> Any:
         hasher = hashlib.sha256()
         f.seek(0)
         left = have
         while left > 0:
-            task.check()
+            self.task.check()
             chunk = f.read(min(CHUNK_BYTES * 4, left))
             if not chunk:
                 break
@@ -720,15 +635,7 @@ class DownloadManager:
             left -= len(chunk)
         return hasher
 
-    def _fetch(
-        self,
-        db: sqlite_utils.Database,
-        task: _Task,
-        record: DownloadRecord,
-        f: IO[bytes],
-        hasher: Any,
-        have: int,
-    ) -> Any:
+    def _fetch(self, record: DownloadRecord, f: IO[bytes], hasher: Any, have: int) -> Any:
         """Append the missing bytes to the partial file; return the hash of all its bytes."""
         assert record.size_bytes is not None
         size = record.size_bytes
@@ -736,10 +643,11 @@ class DownloadManager:
             response = hub.open_hub_file(
                 record.repo_id, record.filename, record.revision,
                 start=have, if_range=record.etag if have else None,
-                token=self.token, timeout=self.stall_timeout_s, on_open=task.attach,
+                token=self.manager.token, timeout=self.manager.stall_timeout_s,
+                on_open=self.task.attach,
             )
         except hub.HTTPStatusError as exc:
-            task.check()
+            self.task.check()
             if exc.status == 416:
                 f.truncate(0)
                 raise _Transient(exc.message) from exc
@@ -747,7 +655,7 @@ class DownloadManager:
                 raise _Transient(exc.message) from exc
             raise
         except hub.HubUnreachableError as exc:
-            task.check()
+            self.task.check()
             raise _Transient(exc.message) from exc
         try:
             if response.status == 200 and have:
@@ -767,22 +675,16 @@ class DownloadManager:
                     f"lists {size:,}; the download was stopped and its bytes removed."
                 )
             if response.etag and response.etag != record.etag:
-                with self._lock:
-                    record = self._write(db, task.id, etag=response.etag)
-            self._transfer(db, task, record, response, f, hasher, have)
+                with self.manager._lock:
+                    record = self.downloads.update(self.task.id, etag=response.etag)
+            self._transfer(record, response, f, hasher, have)
             return hasher
         finally:
-            task.attach(None)
+            self.task.attach(None)
             response.close()
 
     def _transfer(
-        self,
-        db: sqlite_utils.Database,
-        task: _Task,
-        record: DownloadRecord,
-        response: hub.HubResponse,
-        f: IO[bytes],
-        hasher: Any,
+        self, record: DownloadRecord, response: hub.HubResponse, f: IO[bytes], hasher: Any,
         have: int,
     ) -> None:
         """Read the response into the partial file and the hash, reporting progress."""
@@ -797,15 +699,15 @@ class DownloadManager:
             try:
                 chunk = response.read(min(CHUNK_BYTES, size - have))
             except TimeoutError as exc:
-                task.check()
+                self.task.check()
                 raise _Transient(
-                    f"No data for {self.stall_timeout_s:g} s (the transfer stalled).",
+                    f"No data for {self.manager.stall_timeout_s:g} s (the transfer stalled).",
                     progressed=have > first,
                 ) from exc
             except Exception as exc:
                 # A reset (OSError), http.client's IncompleteRead, or whatever a socket shut
                 # down under the read by pause/cancel raises: all mean "this try is over".
-                task.check()
+                self.task.check()
                 raise _Transient(
                     f"The connection was lost at {_mb(have)} of {_mb(size)} "
                     f"({type(exc).__name__}).",
@@ -813,9 +715,9 @@ class DownloadManager:
                 ) from exc
             # A shut-down socket may still hand over what is already buffered (Linux
             # keeps accepting data after SHUT_RD), so a pause is checked on every chunk.
-            task.check()
+            self.task.check()
             if not chunk:
-                self._save_progress(db, task, have)
+                self._save_progress(have)
                 raise _Transient(
                     f"The connection closed at {_mb(have)} of {_mb(size)}.",
                     progressed=have > first,
@@ -832,7 +734,7 @@ class DownloadManager:
                 sample_t, sample_bytes = now, have
                 last_event = now
                 eta = (size - have) / speed if speed else None
-                self._emit(
+                self.manager._emit(
                     DownloadEvent(
                         "progress",
                         dataclasses.replace(record, downloaded_bytes=have, state=RUNNING),
@@ -842,24 +744,22 @@ class DownloadManager:
                 )
             if now - last_db >= PROGRESS_DB_S:
                 last_db = now
-                self._save_progress(db, task, have)
+                self._save_progress(have)
 
-    def _save_progress(self, db: sqlite_utils.Database, task: _Task, have: int) -> None:
+    def _save_progress(self, have: int) -> None:
         try:
-            self._write(db, task.id, downloaded_bytes=have)
+            self.downloads.update(self.task.id, downloaded_bytes=have)
         except sqlite3.OperationalError as exc:
             # A busy database must not stop a download; the partial file is the truth.
             log.warning("could not save download progress: %s", exc)
 
-    def _finish(
-        self, db: sqlite_utils.Database, task: _Task, record: DownloadRecord, digest: str
-    ) -> None:
+    def _finish(self, record: DownloadRecord, digest: str) -> None:
         assert record.size_bytes is not None and record.sha256 is not None
         expected = record.sha256
-        record = self._transition(db, task, VERIFYING, downloaded_bytes=record.size_bytes)
+        record = self._transition(VERIFYING, downloaded_bytes=record.size_bytes)
         if digest != expected:
             _remove(record.part_path)
-            self._write(db, task.id, downloaded_bytes=0, etag=None)
+            self.downloads.update(self.task.id, downloaded_bytes=0, etag=None)
             raise _BadBytes(
                 f"{record.label} failed verification: its sha256 is {digest[:16]}..., the "
                 f"hub says {expected[:16]}.... The damaged file was deleted and nothing "
@@ -872,7 +772,7 @@ class DownloadManager:
 
         try:
             model = import_model(
-                db, dest, source="download", name=record.display_name,
+                self.downloads.db, dest, source="download", name=record.display_name,
                 licence=record.licence, sha256=digest,
                 hub=(record.repo_id, record.revision, record.filename),
             )
@@ -881,9 +781,9 @@ class DownloadManager:
             raise DownloadError(
                 f"{record.label} was downloaded intact but cannot be used: {exc.message}"
             ) from exc
-        with self._lock:
-            record = self._write(db, task.id, state=DONE, error=None, model_id=model.id)
-        self._state_event(record)
+        with self.manager._lock:
+            record = self.downloads.update(self.task.id, state=DONE, error=None, model_id=model.id)
+        self.manager._state_event(record)
 
 
 class _BadBytes(DownloadError):

@@ -32,7 +32,7 @@ from slmdesk.catalog.curated import CatalogEntry
 from slmdesk.engine.gguf import ArraySummary, GGUFInfo
 from slmdesk.engine.llama_engine import PROMPT_SLICE
 from slmdesk.errors import NotEnoughMemoryError
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 
 __all__ = [
     "FitEstimate",
@@ -410,7 +410,7 @@ def record_measured_memory(
     """
     from slmdesk.engine.llama_engine import validate_model_file
     from slmdesk.errors import ModelFileError
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     if gguf is None:
         try:

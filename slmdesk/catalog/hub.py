@@ -19,7 +19,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from slmdesk import __version__
@@ -85,14 +85,7 @@ class HubRepo:
     tags: tuple[str, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "repo_id": self.repo_id,
-            "downloads": self.downloads,
-            "likes": self.likes,
-            "last_modified": self.last_modified,
-            "gated": self.gated,
-            "tags": list(self.tags),
-        }
+        return {**asdict(self), "tags": list(self.tags)}
 
 
 @dataclass(frozen=True)
@@ -114,16 +107,7 @@ class HubFile:
         return split_part(self.filename)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "repo_id": self.repo_id,
-            "filename": self.filename,
-            "revision": self.revision,
-            "size_bytes": self.size_bytes,
-            "sha256": self.sha256,
-            "quantization": self.quantization,
-            "architecture": self.architecture,
-            "licence": self.licence,
-        }
+        return asdict(self)
 
 
 # -- settings read at call time ----------------------------------------------------------

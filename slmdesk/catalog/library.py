@@ -22,7 +22,8 @@ from slmdesk.catalog.fit import (
 )
 from slmdesk.engine.params import DEFAULT_MAX_CONTEXT
 from slmdesk.errors import InvalidInputError, TemplateError, UserFacingError
-from slmdesk.store.repositories import ModelRecord, ModelRepository
+from slmdesk.store.downloads import DownloadRepository
+from slmdesk.store.models import ModelRecord, ModelRepository
 
 __all__ = [
     "Removal",
@@ -88,17 +89,6 @@ def _freeable(path: str) -> int:
     return st.st_size if st.st_nlink <= 1 else 0
 
 
-def _download_rows(db: sqlite_utils.Database, record: ModelRecord) -> list[dict[str, Any]]:
-    if "downloads" not in db.table_names():
-        return []
-    cursor = db.execute(
-        "SELECT id, part_path, dest_path FROM downloads WHERE model_id = ? OR dest_path = ?",
-        [record.id, record.path],
-    )
-    return [dict(zip(("id", "part_path", "dest_path"), row, strict=True))
-            for row in cursor.fetchall()]
-
-
 def remove_model(
     db: sqlite_utils.Database,
     model_id: str,
@@ -127,14 +117,15 @@ def remove_model(
             "Face cache); slmdesk does not delete it. Remove the model without deleting "
             "the file, and clean that store with its own tool (huggingface-cli delete-cache)."
         )
-    rows = _download_rows(db, record) if record.owns_file else []
+    downloads = DownloadRepository(db)
+    rows = downloads.for_model(record.id, record.path) if record.owns_file else []
     targets: list[str] = []
     if delete and os.path.lexists(record.path):
         if os.path.isdir(record.path):
             raise InvalidInputError(f"{record.path} is a directory, not a model file.")
         targets.append(record.path)
     for row in rows:
-        part = row["part_path"]
+        part = row.part_path
         if part and os.path.isfile(part) and part not in targets:
             targets.append(part)
     freed = 0
@@ -154,8 +145,7 @@ def remove_model(
         deleted.append(path)
     with db.atomic():
         repo.remove(record.id)
-        for row in rows:
-            db.table("downloads").delete(row["id"])
+        downloads.delete([row.id for row in rows])
     if models_dir is not None:
         for path in deleted:
             _prune_empty_dirs(Path(path).parent, Path(models_dir))
@@ -205,10 +195,8 @@ def disk_usage(
         if record.owns_file:
             owned += size
     parts: set[str] = set()
-    if "downloads" in db.table_names():
-        for (part,) in db.execute("SELECT part_path FROM downloads").fetchall():
-            if part:
-                parts.add(os.path.realpath(part))
+    for part in DownloadRepository(db).part_paths():
+        parts.add(os.path.realpath(part))
     if models_dir is not None and os.path.isdir(models_dir):
         for p in Path(models_dir).rglob("*.part"):
             parts.add(os.path.realpath(p))
@@ -254,11 +242,7 @@ def hash_file(
 
 def record_sha256(db: sqlite_utils.Database, model_id: str, digest: str) -> ModelRecord:
     """Keep a computed sha256 on the model's record."""
-    repo = ModelRepository(db)
-    repo.get(model_id)  # NotFoundError for an unknown id
-    with db.atomic():
-        db.table("models").update(model_id, {"sha256": digest})
-    return repo.get(model_id)
+    return ModelRepository(db).set_sha256(model_id, digest)
 
 
 def _template_preview(source: str | None) -> tuple[str | None, str | None]:

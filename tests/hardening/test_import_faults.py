@@ -1,7 +1,7 @@
 """Huge, badly encoded or malformed import files: an error with its line, nothing added.
 
 Unbalanced CSV quotes, a bad JSON line and Latin-1 bytes are covered by
-tests/unit/test_datasets_formats.py; this adds the sizes and encodings it does not.
+tests/unit/datasets/test_formats.py; this adds the sizes and encodings it does not.
 """
 
 from __future__ import annotations

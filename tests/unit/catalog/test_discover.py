@@ -10,7 +10,7 @@ import pytest
 from slmdesk.catalog.discover import discover, hf_cache_dir, register_discovered
 from slmdesk.errors import InvalidInputError, ModelFileError
 from slmdesk.store.db import open_database
-from slmdesk.store.repositories import ModelRepository
+from slmdesk.store.models import ModelRepository
 from tests.gguf_factory import GGML_F32, write_gguf
 
 COMMIT_OLD = "1" * 40

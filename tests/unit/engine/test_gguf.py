@@ -286,7 +286,7 @@ def test_supported_architectures() -> None:
 
 
 def test_architecture_extraction_script() -> None:
-    script = Path(__file__).resolve().parents[2] / "scripts" / "update_architectures.py"
+    script = Path(__file__).resolve().parents[3] / "scripts" / "update_architectures.py"
     spec = importlib.util.spec_from_file_location("update_architectures", script)
     assert spec is not None and spec.loader is not None
     module: ModuleType = importlib.util.module_from_spec(spec)

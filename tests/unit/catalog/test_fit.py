@@ -205,7 +205,7 @@ def test_a_load_whose_memory_cannot_be_told_apart_is_not_measured() -> None:
 
 def test_not_measured_is_said_in_words_never_as_zero(tmp_path: Path) -> None:
     from slmdesk.catalog.fit import accuracy_note
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     assert accuracy_note(200 * 2**20, None) is None
     assert accuracy_note(200 * 2**20, 0) is None

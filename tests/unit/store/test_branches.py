@@ -1,4 +1,4 @@
-"""Conversation branches (regenerate, edit and resend, switching), the bin, and presets."""
+"""Conversation branches (regenerate, edit and resend, switching), search and the bin."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from slmdesk.store import (
     Message,
     ModelRecord,
     ModelRepository,
-    PresetRepository,
     open_database,
 )
 
@@ -350,6 +349,8 @@ def test_delete_moves_to_the_bin_and_restore_brings_it_back(
         chats.delete_conversation(cid)  # already in the bin
     binned = chats.get_conversation(cid, include_deleted=True)
     assert binned.deleted_at is not None
+    # The doctor's totals count the bin too.
+    assert chats.row_counts() == {"conversations": 2, "messages": len(messages)}
     assert ids(chats.messages(cid)) == ids(messages)  # nothing is lost yet
 
     restored = chats.restore_conversation(cid)
@@ -418,49 +419,3 @@ def test_update_settings_stores_prompt_and_sampling(
     conv = service.update_settings(conv, system_prompt=None)
     assert conv.system_prompt is None
     assert service.update_settings(conv) == service.chats.get_conversation(conv.id)
-
-
-# -- presets ------------------------------------------------------------------------------
-
-
-def test_builtin_presets(db: sqlite_utils.Database) -> None:
-    presets = PresetRepository(db)
-    assert [(p.name, p.builtin) for p in presets.list()] == [
-        ("Balanced", True), ("Creative", True), ("Precise", True)
-    ]
-    assert presets.get("Balanced").sampling == SamplingParams()
-    precise = presets.get("Precise").sampling
-    assert (precise.temperature, precise.top_p, precise.top_k, precise.min_p,
-            precise.repeat_penalty) == (0.2, 0.9, 40, 0.05, 1.1)
-    creative = presets.get("Creative").sampling
-    assert (creative.temperature, creative.top_p, creative.top_k, creative.min_p,
-            creative.repeat_penalty) == (1.0, 0.98, 100, 0.02, 1.05)
-    with pytest.raises(InvalidInputError, match="built-in"):
-        presets.save("Precise", SamplingParams(temperature=2.0))
-    with pytest.raises(InvalidInputError, match="built-in"):
-        presets.delete("Creative")
-    assert presets.get("Precise").sampling == precise
-
-
-def test_user_presets_are_saved_replaced_and_deleted(db: sqlite_utils.Database) -> None:
-    presets = PresetRepository(db)
-    code = presets.save("Code", SamplingParams(temperature=0.1, stop=("```",)),
-                        system_prompt="Write Python.")
-    assert (code.name, code.builtin, code.system_prompt) == ("Code", False, "Write Python.")
-    assert code.sampling.stop == ("```",)
-    again = presets.save("Code", SamplingParams(temperature=0.3))
-    assert (again.id, again.created_at) == (code.id, code.created_at)
-    assert again.sampling.temperature == 0.3
-    assert again.system_prompt is None
-    presets.save("Alpha", SamplingParams())
-    assert [p.name for p in presets.list()] == [
-        "Balanced", "Creative", "Precise", "Alpha", "Code"
-    ]
-    assert presets.get("Code").to_json()["sampling"]["temperature"] == 0.3
-    presets.delete("Code")
-    with pytest.raises(NotFoundError):
-        presets.get("Code")
-    with pytest.raises(NotFoundError):
-        presets.delete("Code")
-    with pytest.raises(InvalidInputError, match="name"):
-        presets.save("   ", SamplingParams())

@@ -12,9 +12,9 @@ import pytest
 
 from slmdesk.catalog.curated import CatalogError, catalog_path, load_catalog, match_entry
 from slmdesk.engine.gguf import supported_architectures
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 
-REAL = Path(__file__).resolve().parents[2] / "resources" / "catalog.json"
+REAL = Path(__file__).resolve().parents[3] / "resources" / "catalog.json"
 STARTER_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 FAMILIES = {"SmolLM2", "Qwen2.5", "Gemma 3", "Llama 3.2", "Phi-3.5"}
 
@@ -195,7 +195,7 @@ def test_match_entry_by_hash_hub_origin_or_exact_file() -> None:
 def _update_script() -> Any:
     import importlib.util
 
-    script = Path(__file__).resolve().parents[2] / "scripts" / "update_catalog.py"
+    script = Path(__file__).resolve().parents[3] / "scripts" / "update_catalog.py"
     spec = importlib.util.spec_from_file_location("update_catalog", script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -16,7 +16,7 @@ from slmdesk.engine.fingerprint import (
     FingerprintCheck,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _check(measured: float, expected: float | None = -2.789, tol: float = 0.01) -> FingerprintCheck:

@@ -23,7 +23,7 @@ from slmdesk.chat import ChatService
 from slmdesk.errors import InvalidInputError, NotFoundError
 from slmdesk.ids import new_id, utc_now
 from slmdesk.store.db import open_database
-from slmdesk.store.repositories import ModelRecord, ModelRepository
+from slmdesk.store.models import ModelRecord, ModelRepository
 from tests.gguf_factory import GGML_F32, write_gguf
 
 PLENTY = MemoryBudget(total_ram=64 * GIB, available_ram=48 * GIB)
