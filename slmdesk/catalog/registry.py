@@ -10,7 +10,8 @@ from pathlib import Path
 import sqlite_utils
 
 from slmdesk.engine.gguf import GGUFInfo
-from slmdesk.engine.llama_engine import validate_model_file
+from slmdesk.engine.llama_engine import LlamaEngine, ModelInfo, validate_model_file
+from slmdesk.engine.params import LoadParams
 from slmdesk.errors import ModelFileError, NotFoundError
 from slmdesk.settings import load_settings
 from slmdesk.store.models import ModelRecord, ModelRepository
@@ -133,3 +134,38 @@ def check_model_present(model: ModelRecord) -> None:
             f"The file of model '{model.name}' is missing: {model.path}. "
             "It was moved or deleted; import it again from its new place."
         )
+
+
+def load_registered(
+    engine: LlamaEngine, model: ModelRecord, db: sqlite_utils.Database, *, explicit: bool,
+    retry: str, threads: int | None = None, force: bool = False,
+    data_dir: Path | None = None,
+) -> ModelInfo:
+    """Load ``model`` into ``engine`` with the app's settings: load guard, fit check, measure.
+
+    The one load of the CLI and the server. A model whose last load took its process down
+    is loaded only when the person named it (``explicit``); otherwise a
+    ``ModelLoadCrashedError`` says why, ending with ``retry`` (how to name it). A model
+    estimated not to fit in memory is refused unless ``force``; what the load really took is
+    recorded beside the estimate.
+    """
+    from slmdesk.catalog.fit import check_fit, effective_context, record_measured_memory
+    from slmdesk.errors import ModelLoadCrashedError
+    from slmdesk.loadguard import LoadGuard, crash_message
+    from slmdesk.paths import get_paths
+
+    guard = LoadGuard(data_dir or get_paths().data_dir)
+    if explicit:
+        guard.forget(model.path)
+    else:
+        crashed = guard.crash_for(model.path)
+        if crashed is not None:
+            raise ModelLoadCrashedError(crash_message(crashed, retry=retry))
+    load = load_settings(db).load_params()
+    if threads:
+        load = LoadParams(load.max_context, threads, load.n_gpu_layers, load.n_batch)
+    check_fit(model, effective_context(load.max_context, model.context_length), force=force)
+    with guard.loading(model.path, model_id=model.id, model_name=model.name):
+        info = engine.load(model.path, load)
+    record_measured_memory(db, model.id, info, engine.gguf)
+    return info

@@ -181,29 +181,11 @@ def load_engine(
     A model estimated not to fit in memory is refused unless ``force``; what the load
     really took is recorded with the estimate.
     """
-    from slmdesk.catalog.fit import check_fit, effective_context, record_measured_memory
+    from slmdesk.catalog.registry import load_registered
     from slmdesk.engine.llama_engine import LlamaEngine
-    from slmdesk.engine.params import LoadParams
-    from slmdesk.errors import ModelLoadCrashedError
-    from slmdesk.loadguard import LoadGuard, crash_message
-    from slmdesk.paths import get_paths
-    from slmdesk.settings import load_settings
 
-    guard = LoadGuard(get_paths().data_dir)
-    if explicit:
-        guard.forget(model.path)
-    else:
-        crashed = guard.crash_for(model.path)
-        if crashed is not None:
-            raise ModelLoadCrashedError(crash_message(
-                crashed, retry=f"To try it again, name it: --model {model.id}"))
-    load = load_settings(db).load_params()
-    if threads:
-        load = LoadParams(load.max_context, threads, load.n_gpu_layers, load.n_batch)
-    check_fit(model, effective_context(load.max_context, model.context_length), force=force)
     engine = LlamaEngine()
-    with guard.loading(model.path, model_id=model.id, model_name=model.name):
-        info = engine.load(model.path, load)
-    record_measured_memory(db, model.id, info, engine.gguf)
+    load_registered(engine, model, db, explicit=explicit, threads=threads, force=force,
+                    retry=f"To try it again, name it: --model {model.id}")
     return engine
 

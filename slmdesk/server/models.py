@@ -10,11 +10,9 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from slmdesk.catalog.fit import check_fit, effective_context, record_measured_memory
+from slmdesk.catalog.registry import load_registered
 from slmdesk.engine.llama_engine import LlamaEngine
-from slmdesk.engine.params import LoadParams
-from slmdesk.errors import ModelLoadCrashedError, NotFoundError
-from slmdesk.loadguard import LoadGuard, crash_message
+from slmdesk.errors import NotFoundError
 from slmdesk.paths import Paths, get_paths
 from slmdesk.settings import Settings, load_settings
 from slmdesk.store.db import open_database
@@ -77,23 +75,9 @@ class ModelLibrary:
         The same steps as the CLI's loads: a model whose last load took its process down
         is loaded only when named explicitly; what the load took is recorded.
         """
-        guard = LoadGuard(self.paths.data_dir)
         with self._lock:
             explicit = model.path in self._loads_named
-        if explicit:
-            guard.forget(model.path)
-        else:
-            crashed = guard.crash_for(model.path)
-            if crashed is not None:
-                raise ModelLoadCrashedError(crash_message(
-                    crashed, retry=f"To try it again, name it: slmdesk serve -m {model.id}"))
         with self.connect() as db:
-            params = load_settings(db).load_params()
-            if options.n_threads:
-                params = LoadParams(params.max_context, options.n_threads,
-                                    params.n_gpu_layers, params.n_batch)
-            check_fit(model, effective_context(params.max_context, model.context_length),
-                      force=options.force)
-            with guard.loading(model.path, model_id=model.id, model_name=model.name):
-                info = engine.load(model.path, params)
-            record_measured_memory(db, model.id, info, engine.gguf)
+            load_registered(engine, model, db, explicit=explicit, threads=options.n_threads,
+                            force=options.force, data_dir=self.paths.data_dir,
+                            retry=f"To try it again, name it: slmdesk serve -m {model.id}")

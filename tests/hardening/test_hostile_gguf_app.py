@@ -14,7 +14,7 @@ import pytest
 from slmdesk.store.repositories import ModelRecord, ModelRepository
 from tests.gguf_factory import GGML_F32, STRING, RawValue, write_gguf
 from tests.hardening.helpers import Window, main_in_process, one_line_error, run_cli, send
-from tests.unit.test_gguf import (
+from tests.unit.engine.test_gguf import (
     VALID_TENSORS,
     truncation_offset,
     valid_metadata,

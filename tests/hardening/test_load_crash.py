@@ -22,7 +22,7 @@ from tests.hardening.helpers import (
     one_line_error,
     run_cli,
 )
-from tests.unit.test_gguf import VALID_TENSORS, valid_metadata
+from tests.unit.engine.test_gguf import VALID_TENSORS, valid_metadata
 
 
 def _dead_pid() -> int:
