@@ -39,9 +39,9 @@ from slmdesk.ui.common.probability_bars import ProbabilityBarsDelegate, Probabil
 from slmdesk.ui.common.tab_frame import (
     NOTE_STYLE,
     QUIET_STYLE,
+    fixed_splitter,
     pane_column,
     percent_box,
-    tab_frame,
     text_label,
 )
 
@@ -58,26 +58,19 @@ class ClassifyLayout:
 
     def build(self) -> None:
         view = self.view
-        view.errors, view.splitter = tab_frame(view, "classify", view.error_shown)
-        view.banner = view.errors.label
-        view.splitter.addWidget(self._build_setup())
-        right = QSplitter(Qt.Orientation.Vertical, view.splitter)
-        right.setChildrenCollapsible(False)
-        right.addWidget(self._build_input(right))
-        view.tabs = QTabWidget(right)
+        setup = self._build_setup()
+        texts = self._build_input(view)
+        view.tabs = QTabWidget(view)
         view.tabs.setDocumentMode(True)
         view.tabs.addTab(self._build_results(view.tabs), "Results")
         view.tabs.addTab(self._build_evaluation(view.tabs), "Evaluation")
-        right.addWidget(view.tabs)
-        right.setStretchFactor(1, 1)
-        right.setSizes([230, 500])
-        view.splitter.addWidget(right)
-        view.splitter.setStretchFactor(1, 1)
-        view.splitter.setSizes([380, 820])
+        right = fixed_splitter(Qt.Orientation.Vertical, view,
+                               [texts, view.tabs], [230, 500])
+        view.lay_out_frame("classify", [setup, right], [380, 820])
 
     def _build_setup(self) -> QWidget:
         view = self.view
-        scroll = QScrollArea(view.splitter)
+        scroll = QScrollArea(view)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(300)

@@ -11,21 +11,19 @@ import sqlite_utils
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QWidget
 
-from slmdesk.classify.evaluate import EvalReport, evaluate
+from slmdesk.classify.evaluate import evaluate
 from slmdesk.classify.spec import ClassifierSpec
 from slmdesk.errors import UserFacingError
-from slmdesk.store.classifiers import ClassifierRepository
-from slmdesk.store.datasets import Dataset, DatasetRepository
-from slmdesk.store.repositories import ModelRecord, ModelRepository
+from slmdesk.store.datasets import Dataset
+from slmdesk.store.repositories import ModelRepository
 from slmdesk.ui.classify.layout import ClassifyLayout
 from slmdesk.ui.classify.review import ResultsReview
 from slmdesk.ui.classify.saved import SavedClassifiers
 from slmdesk.ui.classify.setup import EXAMPLES_FROM_DATASET
 from slmdesk.ui.classify.table_models import ANY_LABEL, EXPECTED_COLUMN, FAILED, NO_LABEL, ResultRow
 from slmdesk.ui.classify.text_input import TextInput
-from slmdesk.ui.common.classify_run import ClassifyRun
+from slmdesk.ui.common.model_tab import ModelTab
 from slmdesk.ui.common.table_model import percent
-from slmdesk.ui.common.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import (
@@ -36,7 +34,6 @@ if TYPE_CHECKING:
         QPlainTextEdit,
         QProgressBar,
         QPushButton,
-        QSplitter,
         QTableView,
         QTableWidget,
         QTabWidget,
@@ -44,19 +41,17 @@ if TYPE_CHECKING:
     )
 
     from slmdesk.classify.classifier import Prediction
-    from slmdesk.engine.llama_engine import ModelInfo
     from slmdesk.ui.classify.setup import SetupPanel
     from slmdesk.ui.classify.table_models import ResultsFilter, ResultsModel
     from slmdesk.ui.common.confusion import ConfusionMatrix
     from slmdesk.ui.common.metrics import ReportPanel
     from slmdesk.ui.common.probability_bars import ProbabilityChart
-    from slmdesk.ui.common.tab_frame import ErrorBanner
-    from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
+    from slmdesk.ui.engine_thread import EngineClient
 
 log = logging.getLogger(__name__)
 
 
-class ClassifyView(QWidget):
+class ClassifyView(ModelTab):
     """The Classify tab. The window calls ``set_model`` whenever the loaded model changes."""
 
     model_requested = Signal(str)  # a saved classifier's model id: "please load this one"
@@ -64,13 +59,9 @@ class ClassifyView(QWidget):
     run_finished = Signal(bool)  # cancelled
     evaluated = Signal(object)  # EvalReport
     exported = Signal(str)  # path
-    error_shown = Signal(str)
 
     # the widgets, built by the layout part
     details_widgets: tuple[QPlainTextEdit, ProbabilityChart]
-    errors: ErrorBanner
-    banner: QLabel
-    splitter: QSplitter
     tabs: QTabWidget
     save_button: QToolButton
     delete_button: QToolButton
@@ -120,19 +111,13 @@ class ClassifyView(QWidget):
 
     def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
                  parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(db, engine, parent)
         # The tab's parts, each on its own concern; they share the widgets and state here.
         self.saved = SavedClassifiers(self)
         self.text_input = TextInput(self)
         self.review = ResultsReview(self)
         self.layout_parts = ClassifyLayout(self)
-        self.db = db
-        self.engine = engine
-        self.classifiers = ClassifierRepository(db)
-        self.datasets = DatasetRepository(db)
         self.models = ModelRepository(db)
-        self.model: ModelRecord | None = None
-        self.loaded: ModelInfo | None = None
         self.classifier_name: str | None = None
         self.saved_model_id: str | None = None
         # the run in progress
@@ -142,30 +127,22 @@ class ClassifyView(QWidget):
         self.run_total = 0
         self._run_seconds = 0.0
         self.eval_source = ""  # the labelled file an evaluation reads, in words
-        self.report: EvalReport | None = None
         # input read from a file
         self.file_path: str | None = None
         self.file_columns: list[str] = []
         self.file_column: str | None = None
         self.file_texts: list[str] = []
-        self.tasks = BackgroundTasks(self)  # file reads and writes of the parts
         self.layout_parts.build()
-        self.runner = ClassifyRun(engine, self.progress, self.status, self)
+        self.start_runner(self.progress, self.status)
         self.runner.progressed.connect(self._on_progress)
         self.runner.classified.connect(self._on_classified)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
-        self.runner.state_changed.connect(self.update_controls)
         self.saved.refresh_saved()
         self.review.refresh_datasets()
         self.refill_label_choices()
         self.update_shown()
         self.update_controls()
-
-    @property
-    def job(self) -> ClassifyJob | None:
-        """The classification running now, if any."""
-        return self.runner.job
 
     # the tab's API, kept by its parts -----------------------------------------------------
     def save_classifier(self, name: str) -> bool:
@@ -211,20 +188,9 @@ class ClassifyView(QWidget):
     def export_to(self, path: str, fmt: str, *, only_shown: bool = False) -> None:
         self.review.export_to(path, fmt, only_shown=only_shown)
 
-    # messages to the person -------------------------------------------------------------
-    def show_error(self, text: str) -> None:
-        self.errors.show(text)
-
-    def clear_error(self) -> None:
-        self.errors.clear()
-
     # the model --------------------------------------------------------------------------
-    def set_model(self, model: ModelRecord | None, loaded: ModelInfo | None) -> None:
-        """The window's loaded model changed (``loaded`` is None while none is ready)."""
-        self.model = model
-        self.loaded = loaded
+    def model_changed(self) -> None:
         self.saved.update_model_notes()
-        self.update_controls()
 
     def build_spec(self) -> ClassifierSpec | None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import Qt, SignalInstance
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QLabel,
@@ -16,39 +16,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.ui.common.widgets import error_banner
+from slmdesk.ui.common.widgets import ErrorBanner, error_banner
 
 
-class ErrorBanner:
-    """A hidden banner that shows one message the person must see, and says so through a
-    signal (``error_shown`` of the tab, ``failed`` of a dialog)."""
-
-    def __init__(self, label: QLabel, shown: SignalInstance) -> None:
-        self.label = label
-        self._shown = shown
-
-    def show(self, text: str) -> None:
-        self.label.setText(text)
-        self.label.show()
-        self._shown.emit(text)
-
-    def clear(self) -> None:
-        self.label.clear()
-        self.label.hide()
-
-
-def tab_frame(tab: QWidget, name: str, shown: SignalInstance) -> tuple[ErrorBanner, QSplitter]:
+def tab_frame(tab: QWidget, name: str, columns: Sequence[QWidget],
+              sizes: Sequence[int]) -> tuple[ErrorBanner, QSplitter]:
     """Lay ``tab`` out as an error banner (``<name>_error_banner``) over a horizontal splitter
-    (``<name>_splitter``) that takes the rest; the caller adds the columns."""
+    (``<name>_splitter``) of these columns, the last of which stretches."""
     root = QVBoxLayout(tab)
     root.setContentsMargins(6, 6, 6, 6)
     banner = error_banner(tab, f"{name}_error_banner")
     root.addWidget(banner)
-    splitter = QSplitter(Qt.Orientation.Horizontal, tab)
+    splitter = fixed_splitter(Qt.Orientation.Horizontal, tab, columns, sizes)
     splitter.setObjectName(f"{name}_splitter")
-    splitter.setChildrenCollapsible(False)
     root.addWidget(splitter, 1)
-    return ErrorBanner(banner, shown), splitter
+    return banner, splitter
 
 
 def fixed_splitter(orientation: Qt.Orientation, parent: QWidget, panes: Sequence[QWidget],

@@ -196,7 +196,7 @@ class Annotator:
         stack = self.view._undo.setdefault(self.view.dataset.id, [])
         stack.append(step)
         del stack[:-UNDO_DEPTH]
-        self.view._update_controls()
+        self.view.update_controls()
 
     def undo(self) -> bool:
         """Put back the rows the last label or delete action changed."""
@@ -219,7 +219,7 @@ class Annotator:
         self.view.status.setText(f"Undid: {step.what}.")
         if step.kind == "delete":
             self.view.dataset_list._refresh_list_counts()
-        self.view._update_controls()
+        self.view.update_controls()
         self._focus_table()
         return True
 

@@ -75,7 +75,7 @@ class DatasetList:
         self.view.filters._refill_filters()
         self.view.reload()
         self.view.model_runs.refresh_history()
-        self.view._update_controls()
+        self.view.update_controls()
         if switching:
             self.view.dataset_changed.emit(ds.name if ds is not None else "")
 

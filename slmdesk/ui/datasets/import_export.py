@@ -171,5 +171,5 @@ class ImportExport:
             self.view.status.setText(f"Exported {fmt} ({lines} lines) to {target.name}{extra}.")
             self.view.exported.emit(str(target))
 
-        self.view._tasks.start(work, f"write {target.name}", then)
+        self.view.tasks.start(work, f"write {target.name}", then)
         return True

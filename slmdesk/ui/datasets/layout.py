@@ -31,10 +31,10 @@ from slmdesk.store.datasets import SPLITS, UNASSIGNED
 from slmdesk.ui.common.metrics import ReportPanel
 from slmdesk.ui.common.tab_frame import (
     QUIET_STYLE,
+    fixed_splitter,
     menu_button,
     pane_column,
     percent_box,
-    tab_frame,
     text_label,
     tool_button,
 )
@@ -64,19 +64,10 @@ class DatasetsLayout:
 
     def build(self) -> None:
         view = self.view
-        view.errors, view.splitter = tab_frame(view, "datasets", view.error_shown)
-        view.banner = view.errors.label
-        self.view.splitter.addWidget(self._build_list(self.view.splitter))
-        right = QSplitter(Qt.Orientation.Vertical, self.view.splitter)
-        right.setChildrenCollapsible(False)
-        right.addWidget(self._build_examples(right))
-        right.addWidget(self._build_model_pane(right))
-        right.setStretchFactor(0, 3)
-        right.setStretchFactor(1, 1)
-        right.setSizes([520, 260])
-        self.view.splitter.addWidget(right)
-        self.view.splitter.setStretchFactor(1, 1)
-        self.view.splitter.setSizes([220, 980])
+        right = fixed_splitter(Qt.Orientation.Vertical, view,
+                               [self._build_examples(view), self._build_model_pane(view)],
+                               [520, 260], (3, 1))
+        view.lay_out_frame("datasets", [self._build_list(view), right], [220, 980])
 
     def _build_list(self, parent: QWidget) -> QWidget:
         box, layout = pane_column(parent, (0, 0, 6, 0))
@@ -179,7 +170,7 @@ class DatasetsLayout:
         self.view.table.selectionModel().currentRowChanged.connect(
             lambda _cur, _prev: self.view._show_details())
         self.view.table.selectionModel().selectionChanged.connect(
-            lambda _s, _d: self.view._update_controls())
+            lambda _s, _d: self.view.update_controls())
         self.view.examples.modelReset.connect(self.view._show_details)
         self.view.examples.dataChanged.connect(lambda *_a: self.view._show_details())
         split.addWidget(self.view.table)

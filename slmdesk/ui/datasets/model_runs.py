@@ -137,7 +137,7 @@ class ModelRuns:
         self.view.run_spec = spec
         self.view.run_ids = [e.id for e in rows]
         self.view.run_gold = gold
-        self.view.run_model_name = self.view._model_name()
+        self.view.run_model_name = self.view.model_name()
         self.view.run_classifier_name = str(self.view.classifier_box.currentData() or "") or None
         self.view._pending.clear()
         error = self.view.runner.try_start(spec, [e.text or "" for e in rows])
@@ -146,7 +146,7 @@ class ModelRuns:
             return False
         if mode == "prelabel":
             self.view._flush_timer.start()
-        self.view._update_controls()
+        self.view.update_controls()
         return True
 
     def cancel(self) -> None:
@@ -207,14 +207,14 @@ class ModelRuns:
             self.view.run_status.setText("The evaluation was cancelled: no scores.")
         else:
             self._finish_evaluation(predictions, seconds)
-        self.view._update_controls()
+        self.view.update_controls()
         self.view.run_finished.emit(self.view.mode, cancelled)
 
     def _on_failed(self, message: str) -> None:
         self.view._flush_timer.stop()
         self._flush_suggestions()
         self.view.show_error(message)
-        self.view._update_controls()
+        self.view.update_controls()
         self.view.run_finished.emit(self.view.mode, True)
 
     def _finish_evaluation(self, predictions: Sequence[Prediction], seconds: float) -> None:
@@ -270,7 +270,7 @@ class ModelRuns:
             f"{float(report.get('macro_f1', 0.0)):.3f} · {n} texts{speed}\n"
             f"{model_name} · {spec_summary(spec)}{warning}",
             labels, per_label, report.get("confusion", []))
-        self.view._update_controls()
+        self.view.update_controls()
 
     def _clear_report(self) -> None:
         self.view.report_panel.clear()

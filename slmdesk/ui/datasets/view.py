@@ -19,14 +19,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.classify.evaluate import EvalReport
 from slmdesk.classify.spec import ClassifierSpec
 from slmdesk.errors import UserFacingError
-from slmdesk.store.classifiers import ClassifierRepository
-from slmdesk.store.datasets import Dataset, DatasetRepository, Example
-from slmdesk.ui.common.classify_run import ClassifyRun
+from slmdesk.store.datasets import Dataset, Example
+from slmdesk.ui.common.model_tab import ModelTab
 from slmdesk.ui.common.table_model import percent
-from slmdesk.ui.common.tasks import BackgroundTasks
 from slmdesk.ui.datasets.annotate import Annotator, UndoStep
 from slmdesk.ui.datasets.dataset_list import DatasetList
 from slmdesk.ui.datasets.filters import ExampleFilters
@@ -47,26 +44,22 @@ if TYPE_CHECKING:
         QPlainTextEdit,
         QProgressBar,
         QPushButton,
-        QSplitter,
         QTableView,
         QTableWidget,
         QTabWidget,
         QToolButton,
     )
 
-    from slmdesk.engine.llama_engine import ModelInfo
-    from slmdesk.store.repositories import ModelRecord
     from slmdesk.ui.common.confusion import ConfusionMatrix
     from slmdesk.ui.common.metrics import ReportPanel
-    from slmdesk.ui.common.tab_frame import ErrorBanner
     from slmdesk.ui.datasets.labelling_table import LabellingTable
     from slmdesk.ui.datasets.table_models import DatasetListModel, EvalHistoryModel, ExamplesModel
-    from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
+    from slmdesk.ui.engine_thread import EngineClient
 
 ROW_LIMIT = 20_000  # rows shown at once; filters narrow the rest
 
 
-class DatasetsView(QWidget):
+class DatasetsView(ModelTab):
     """The Data sets tab. The window calls ``set_model`` whenever the loaded model changes."""
 
     dataset_changed = Signal(str)  # name ("" when none)
@@ -75,12 +68,8 @@ class DatasetsView(QWidget):
     evaluated = Signal(object)  # EvalRun
     imported = Signal(object)  # ImportResult
     exported = Signal(str)  # path
-    error_shown = Signal(str)
 
     # the widgets, built by the layout part
-    errors: ErrorBanner
-    banner: QLabel
-    splitter: QSplitter
     list_model: DatasetListModel
     list_view: QListView
     new_button: QToolButton
@@ -128,7 +117,7 @@ class DatasetsView(QWidget):
 
     def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
                  parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(db, engine, parent)
         # The tab's parts, each on its own concern; they share the widgets and state here.
         self.dataset_list = DatasetList(self)
         self.filters = ExampleFilters(self)
@@ -136,15 +125,8 @@ class DatasetsView(QWidget):
         self.files = ImportExport(self)
         self.model_runs = ModelRuns(self)
         self.layout_parts = DatasetsLayout(self)
-        self.db = db
-        self.engine = engine
-        self.datasets = DatasetRepository(db)
-        self.classifiers = ClassifierRepository(db)
-        self.model: ModelRecord | None = None
-        self.loaded: ModelInfo | None = None
         self.dataset: Dataset | None = None
         self._undo: dict[str, list[UndoStep]] = {}
-        self._tasks = BackgroundTasks(self)
         # the engine run in progress (pre-label or evaluate)
         self.mode = "prelabel"
         self.run_ids: list[str] = []
@@ -158,22 +140,15 @@ class DatasetsView(QWidget):
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FLUSH_MS)
         self._flush_timer.timeout.connect(self.model_runs._flush_suggestions)
-        self.report: EvalReport | None = None
         self.layout_parts.build()
-        self.runner = ClassifyRun(engine, self.progress, self.run_status, self)
+        self.start_runner(self.progress, self.run_status)
         self.runner.progressed.connect(self.model_runs._on_progress)
         self.runner.classified.connect(self.model_runs._on_classified)
         self.runner.finished.connect(self.model_runs._on_finished)
         self.runner.failed.connect(self.model_runs._on_failed)
-        self.runner.state_changed.connect(self._update_controls)
         self.model_runs.refresh_classifiers()
         self.dataset_list.refresh_datasets()
-        self._update_controls()
-
-    @property
-    def job(self) -> ClassifyJob | None:
-        """The pre-labelling or evaluation running now, if any."""
-        return self.runner.job
+        self.update_controls()
 
     def showEvent(self, event: QShowEvent) -> None:
         # Other tabs add examples (Classify's review) and classifiers: catch up.
@@ -275,28 +250,12 @@ class DatasetsView(QWidget):
     def save_png(self, path: str) -> bool:
         return self.model_runs.save_png(path)
 
-    # messages ---------------------------------------------------------------------------
-    def show_error(self, text: str) -> None:
-        self.errors.show(text)
-
-    def clear_error(self) -> None:
-        self.errors.clear()
-
     # the model --------------------------------------------------------------------------
-    def set_model(self, model: ModelRecord | None, loaded: ModelInfo | None) -> None:
-        """The window's loaded model changed (``loaded`` is None while none is ready)."""
-        self.model = model
-        self.loaded = loaded
-        if loaded is None:
+    def model_changed(self) -> None:
+        if self.loaded is None:
             self.model_note.setText("No model is ready.")
         else:
-            self.model_note.setText(f"Model: {self._model_name()}")
-        self._update_controls()
-
-    def _model_name(self) -> str:
-        if self.model is not None:
-            return self.model.name
-        return self.loaded.name if self.loaded is not None else ""
+            self.model_note.setText(f"Model: {self.model_name()}")
 
     # the table ------------------------------------------------------------------------
     def reload(self, select_ids: Sequence[str] | None = None) -> None:
@@ -322,7 +281,7 @@ class DatasetsView(QWidget):
             current.id if current is not None else None)
         self.select_ids(keep, current_id=current_id)
         self.filters._update_counts()
-        self._update_controls()
+        self.update_controls()
 
     def select_ids(self, ids: Sequence[str], *, current_id: str | None = None) -> int:
         """Select the rows of these examples (those shown); returns how many."""
@@ -413,7 +372,7 @@ class DatasetsView(QWidget):
         if self.details_text.toPlainText() != body:
             self.details_text.setPlainText(body)
 
-    def _update_controls(self) -> None:
+    def update_controls(self) -> None:
         ds = self.dataset
         have = ds is not None
         labels = have and ds is not None and ds.kind == "labels"
