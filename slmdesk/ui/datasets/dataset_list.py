@@ -69,10 +69,10 @@ class DatasetList:
         switching = ds is None or self.view.dataset is None or ds.id != self.view.dataset.id
         self.view.dataset = ds
         if switching:
-            self.view.filters._reset_filters()
+            self.view.filters.reset()
             self.view.report = None
             self.view.model_runs._clear_report()
-        self.view.filters._refill_filters()
+        self.view.filters.refill(ds)
         self.view.reload()
         self.view.model_runs.refresh_history()
         self.view.update_controls()
@@ -84,7 +84,7 @@ class DatasetList:
         if self.view.dataset is not None:
             found = self.view.datasets.find(self.view.dataset.name)
             self.view.dataset = found
-            self.view.filters._refill_filters()
+            self.view.filters.refill(found)
 
     def create_dataset(self, name: str, kind: str = "labels",
                        labels: Sequence[str] = ()) -> Dataset | None:

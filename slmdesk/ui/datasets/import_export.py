@@ -45,31 +45,28 @@ class ImportExport:
             return 0
         groups = quality.find_duplicates(self.view.datasets.examples(self.view.dataset))
         extras = [eid for group in groups for eid in group[1:]]
-        if not extras:
-            self.view.status.setText("No duplicates.")
-            return 0
-        self.view.filters._reset_filters()
-        self.view.label_filter.setEnabled(True)
-        self.view.reload(select_ids=extras)
-        self.view.status.setText(
+        return self._show_all_selecting(extras, "No duplicates.", (
             f"{len(groups)} text{'s' if len(groups) != 1 else ''} occur more than once: "
             f"selected the {len(extras)} later cop{'ies' if len(extras) != 1 else 'y'} "
-            "(Delete removes them).")
-        return len(extras)
+            "(Delete removes them)."))
 
     def select_near_empty(self) -> int:
         """Show every example and select those with (almost) no text."""
         if self.view.dataset is None:
             return 0
         ids = quality.find_near_empty(self.view.datasets.examples(self.view.dataset))
+        return self._show_all_selecting(
+            ids, "No near-empty examples.",
+            f"Selected {len(ids)} near-empty example{'s' if len(ids) != 1 else ''}.")
+
+    def _show_all_selecting(self, ids: list[str], none_found: str, found: str) -> int:
+        """Clear the filters and select ``ids``, saying ``found``; ``none_found`` when none."""
         if not ids:
-            self.view.status.setText("No near-empty examples.")
+            self.view.status.setText(none_found)
             return 0
-        self.view.filters._reset_filters()
-        self.view.label_filter.setEnabled(True)
+        self.view.filters.show_all()
         self.view.reload(select_ids=ids)
-        self.view.status.setText(f"Selected {len(ids)} near-empty example"
-                            f"{'s' if len(ids) != 1 else ''}.")
+        self.view.status.setText(found)
         return len(ids)
 
     def assign_splits(self, *, seed: int = 0,

@@ -6,16 +6,13 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     Qt,
-    QTimer,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
     QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QListView,
     QPlainTextEdit,
     QProgressBar,
@@ -27,7 +24,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.store.datasets import SPLITS, UNASSIGNED
 from slmdesk.ui.common.metrics import ReportPanel
 from slmdesk.ui.common.tab_frame import (
     QUIET_STYLE,
@@ -38,7 +34,6 @@ from slmdesk.ui.common.tab_frame import (
     text_label,
     tool_button,
 )
-from slmdesk.ui.datasets.filters import ANY
 from slmdesk.ui.datasets.labelling_table import LabellingTable
 from slmdesk.ui.datasets.table_models import (
     LABEL_COLUMN,
@@ -97,48 +92,12 @@ class DatasetsLayout:
 
     def _build_examples(self, parent: QWidget) -> QWidget:
         page, layout = pane_column(parent)
-        filters = QHBoxLayout()
-        filters.addWidget(QLabel("Label:", page))
-        self.view.label_filter = QComboBox(page)
-        self.view.label_filter.setObjectName("label_filter")
-        self.view.label_filter.setMinimumContentsLength(8)
-        filters.addWidget(self.view.label_filter)
-        filters.addWidget(QLabel("Split:", page))
-        self.view.split_filter = QComboBox(page)
-        self.view.split_filter.setObjectName("split_filter")
-        self.view.split_filter.addItem("All", ANY)
-        for name in (*SPLITS, UNASSIGNED):
-            self.view.split_filter.addItem(name, name)
-        filters.addWidget(self.view.split_filter)
-        filters.addWidget(QLabel("Source:", page))
-        self.view.source_filter = QComboBox(page)
-        self.view.source_filter.setObjectName("source_filter")
-        self.view.source_filter.setMinimumContentsLength(8)
-        filters.addWidget(self.view.source_filter)
-        self.view.unlabelled_box = QCheckBox("Unlabelled", page)
-        self.view.unlabelled_box.setObjectName("unlabelled_filter")
-        self.view.unlabelled_box.setToolTip("Only examples without a label")
-        filters.addWidget(self.view.unlabelled_box)
-        self.view.disagreement_box = QCheckBox("Disagreement", page)
-        self.view.disagreement_box.setObjectName("disagreement_filter")
-        self.view.disagreement_box.setToolTip(
-            "Only examples whose label differs from the model's suggestion")
-        filters.addWidget(self.view.disagreement_box)
-        self.view.search_box = QLineEdit(page)
-        self.view.search_box.setObjectName("search_box")
-        self.view.search_box.setPlaceholderText("Search the texts…")
-        self.view.search_box.setClearButtonEnabled(True)
-        filters.addWidget(self.view.search_box, 1)
-        layout.addLayout(filters)
-        self.view._search_timer = QTimer(self.view)
-        self.view._search_timer.setSingleShot(True)
-        self.view._search_timer.setInterval(200)
-        self.view._search_timer.timeout.connect(self.view.reload)
-        self.view.search_box.textChanged.connect(lambda _t: self.view._search_timer.start())
-        for combo in (self.view.label_filter, self.view.split_filter, self.view.source_filter):
-            combo.currentIndexChanged.connect(lambda _i: self.view.filters._filters_changed())
-        for check in (self.view.unlabelled_box, self.view.disagreement_box):
-            check.toggled.connect(lambda _on: self.view.filters._filters_changed())
+        view, filters = self.view, self.view.filters
+        layout.addLayout(filters.build_row(page))
+        view.label_filter, view.split_filter = filters.label_filter, filters.split_filter
+        view.source_filter, view.search_box = filters.source_filter, filters.search_box
+        view.unlabelled_box, view.disagreement_box = (filters.unlabelled_box,
+                                                      filters.disagreement_box)
 
         split = QSplitter(Qt.Orientation.Horizontal, page)
         split.setChildrenCollapsible(False)
@@ -179,12 +138,7 @@ class DatasetsLayout:
         split.setSizes([720, 260])
         layout.addWidget(split, 1)
 
-        self.view.counts = QLabel("", page)
-        self.view.counts.setObjectName("counts_strip")
-        self.view.counts.setTextFormat(Qt.TextFormat.RichText)
-        self.view.counts.setWordWrap(True)
-        self.view.counts.setToolTip("Click a label or a split to filter by it")
-        self.view.counts.linkActivated.connect(self.view.filters._count_clicked)
+        self.view.counts = self.view.filters.build_counts(page)
         layout.addWidget(self.view.counts)
 
         actions = QHBoxLayout()

@@ -81,7 +81,6 @@ class DatasetsView(ModelTab):
     unlabelled_box: QCheckBox
     disagreement_box: QCheckBox
     search_box: QLineEdit
-    _search_timer: QTimer
     examples: ExamplesModel
     table: LabellingTable
     counts: QLabel
@@ -120,7 +119,7 @@ class DatasetsView(ModelTab):
         super().__init__(db, engine, parent)
         # The tab's parts, each on its own concern; they share the widgets and state here.
         self.dataset_list = DatasetList(self)
-        self.filters = ExampleFilters(self)
+        self.filters = ExampleFilters(self.datasets, self)
         self.annotator = Annotator(self)
         self.files = ImportExport(self)
         self.model_runs = ModelRuns(self)
@@ -135,12 +134,12 @@ class DatasetsView(ModelTab):
         self.run_model_name = ""
         self.run_classifier_name: str | None = None
         self._pending: dict[str, tuple[str, float]] = {}  # suggestions not yet written
-        self._more = 0  # examples the query matched, when more than ROW_LIMIT
         self._overlap = 0  # evaluated texts that are also the classifier's examples
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FLUSH_MS)
         self._flush_timer.timeout.connect(self.model_runs._flush_suggestions)
         self.layout_parts.build()
+        self.filters.changed.connect(self.reload)
         self.start_runner(self.progress, self.run_status)
         self.runner.progressed.connect(self.model_runs._on_progress)
         self.runner.classified.connect(self.model_runs._on_classified)
@@ -266,7 +265,7 @@ class DatasetsView(ModelTab):
         self.model_runs._flush_suggestions()  # so that the rows read back carry them
         if self.dataset is None:
             self.examples.clear()
-            self.filters._update_counts()
+            self.filters.update_counts(None, 0, 0)
             return
         try:
             rows = self.datasets.query(self.dataset, limit=ROW_LIMIT, **self.filters.query_kwargs())
@@ -275,12 +274,12 @@ class DatasetsView(ModelTab):
             self.show_error(exc.message)
             rows = []
         self.examples.set_rows(rows, self.dataset.labels)
-        self._more = (self.datasets.query_count(self.dataset, **self.filters.query_kwargs())
-                      if len(rows) >= ROW_LIMIT else len(rows))
+        matched = (self.datasets.query_count(self.dataset, **self.filters.query_kwargs())
+                   if len(rows) >= ROW_LIMIT else len(rows))
         current_id = keep[0] if select_ids is not None and keep else (
             current.id if current is not None else None)
         self.select_ids(keep, current_id=current_id)
-        self.filters._update_counts()
+        self.filters.update_counts(self.dataset, self.examples.rowCount(), matched)
         self.update_controls()
 
     def select_ids(self, ids: Sequence[str], *, current_id: str | None = None) -> int:
