@@ -172,7 +172,7 @@ class Annotator:
             self.view.show_error(exc.message)
             return 0
         self.view.clear_error()
-        self._forget_in_run({e.id for e in deleted})
+        self.view.model_runs.forget({e.id for e in deleted})
         n = len(deleted)
         text = f"deleted {n} example{'s' if n != 1 else ''}"
         self._push_undo(UndoStep("delete", list(deleted), text))
@@ -184,12 +184,6 @@ class Annotator:
         self.view.dataset_list._refresh_list_counts()
         self._focus_table()
         return n
-
-    def _forget_in_run(self, ids: set[str]) -> None:
-        """Deleted while a pre-label run goes on: no suggestion is written for them."""
-        for eid in ids:
-            self.view._pending.pop(eid, None)
-        self.view.run_ids = ["" if eid in ids else eid for eid in self.view.run_ids]
 
     def _push_undo(self, step: UndoStep) -> None:
         assert self.view.dataset is not None

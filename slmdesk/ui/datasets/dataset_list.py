@@ -71,7 +71,7 @@ class DatasetList:
         if switching:
             self.view.filters.reset()
             self.view.report = None
-            self.view.model_runs._clear_report()
+            self.view.model_runs.clear_report()
         self.view.filters.refill(ds)
         self.view.reload()
         self.view.model_runs.refresh_history()

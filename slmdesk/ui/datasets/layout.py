@@ -9,28 +9,21 @@ from PySide6.QtCore import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QListView,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSplitter,
-    QTableView,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from slmdesk.ui.common.metrics import ReportPanel
 from slmdesk.ui.common.tab_frame import (
-    QUIET_STYLE,
     fixed_splitter,
     menu_button,
     pane_column,
-    percent_box,
     text_label,
     tool_button,
 )
@@ -42,13 +35,19 @@ from slmdesk.ui.datasets.table_models import (
     SUGGESTION_COLUMN,
     TEXT_COLUMN,
     DatasetListModel,
-    EvalHistoryModel,
     ExamplesModel,
     SuggestionBarDelegate,
 )
 
 if TYPE_CHECKING:
     from slmdesk.ui.datasets.view import DatasetsView
+
+
+# the widgets of the runs pane, kept by ModelRuns, that the view shows as its own
+RUN_WIDGETS = ("classifier_box", "prelabel_button", "evaluate_button", "cancel_button",
+               "progress", "accept_over_button", "accept_threshold", "run_status", "model_note",
+               "tabs", "report_panel", "save_png_button", "eval_summary", "per_label",
+               "confusion", "history", "history_table")
 
 
 class DatasetsLayout:
@@ -59,9 +58,12 @@ class DatasetsLayout:
 
     def build(self) -> None:
         view = self.view
-        right = fixed_splitter(Qt.Orientation.Vertical, view,
-                               [self._build_examples(view), self._build_model_pane(view)],
+        examples = self._build_examples(view)
+        runs = view.model_runs
+        right = fixed_splitter(Qt.Orientation.Vertical, view, [examples, runs.build(view)],
                                [520, 260], (3, 1))
+        for name in RUN_WIDGETS:
+            setattr(view, name, getattr(runs, name))
         view.lay_out_frame("datasets", [self._build_list(view), right], [220, 980])
 
     def _build_list(self, parent: QWidget) -> QWidget:
@@ -198,95 +200,3 @@ class DatasetsLayout:
         self.view.details_text.setReadOnly(True)
         layout.addWidget(self.view.details_text, 1)
         return pane
-
-    def _build_model_pane(self, parent: QWidget) -> QWidget:
-        page, layout = pane_column(parent)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Classifier:", page))
-        self.view.classifier_box = QComboBox(page)
-        self.view.classifier_box.setObjectName("classifier_box")
-        self.view.classifier_box.setMinimumContentsLength(14)
-        self.view.classifier_box.setToolTip(
-            "A classifier built from this data set's labels, or one saved in Classify")
-        row.addWidget(self.view.classifier_box)
-        self.view.prelabel_button = QPushButton("Pre-label", page)
-        self.view.prelabel_button.setObjectName("prelabel_button")
-        self.view.prelabel_button.setToolTip(
-            "Let the model suggest a label for the unlabelled examples shown")
-        self.view.prelabel_button.clicked.connect(self.view.model_runs.prelabel)
-        self.view.evaluate_button = QPushButton("Evaluate", page)
-        self.view.evaluate_button.setObjectName("evaluate_button")
-        self.view.evaluate_button.setToolTip("Classify the test split and score the classifier")
-        self.view.evaluate_button.clicked.connect(self.view.model_runs.evaluate_test_split)
-        self.view.cancel_button = QPushButton("Cancel", page)
-        self.view.cancel_button.setObjectName("run_cancel")
-        self.view.cancel_button.clicked.connect(self.view.model_runs.cancel)
-        self.view.progress = QProgressBar(page)
-        self.view.progress.setObjectName("run_progress")
-        self.view.progress.setRange(0, 1)
-        self.view.progress.setValue(0)
-        self.view.progress.setFormat("")
-        for w in (self.view.prelabel_button, self.view.evaluate_button, self.view.cancel_button):
-            row.addWidget(w)
-        row.addWidget(self.view.progress, 1)
-        layout.addLayout(row)
-        row = QHBoxLayout()
-        self.view.accept_over_button = QPushButton("Accept suggestions over", page)
-        self.view.accept_over_button.setObjectName("accept_over_button")
-        self.view.accept_over_button.setToolTip(
-            "Label every unlabelled example whose suggestion is at least this confident")
-        self.view.accept_threshold = percent_box(page, "accept_threshold", 90)
-        self.view.accept_over_button.clicked.connect(
-            lambda: self.view.annotator.accept_suggestions_over(
-                self.view.accept_threshold.value() / 100))
-        row.addWidget(self.view.accept_over_button)
-        row.addWidget(self.view.accept_threshold)
-        self.view.run_status = QLabel("", page)
-        self.view.run_status.setObjectName("run_status")
-        row.addWidget(self.view.run_status, 1)
-        self.view.model_note = text_label(page, "datasets_model_note", wrap=False,
-                                          style=QUIET_STYLE)
-        row.addWidget(self.view.model_note)
-        layout.addLayout(row)
-
-        self.view.tabs = QTabWidget(page)
-        self.view.tabs.setDocumentMode(True)
-        self.view.tabs.addTab(self._build_evaluation(self.view.tabs), "Evaluation")
-        self.view.tabs.addTab(self._build_history(self.view.tabs), "History")
-        layout.addWidget(self.view.tabs, 1)
-        return page
-
-    def _build_evaluation(self, parent: QWidget) -> QWidget:
-        self.view.report_panel = ReportPanel(
-            "Evaluate a model and classifier on the test split: accuracy, macro-F1, "
-            "per-label precision and recall, and a confusion matrix.", parent)
-        self.view.save_png_button = QPushButton("Save PNG…", self.view.report_panel)
-        self.view.save_png_button.setObjectName("save_png")
-        self.view.save_png_button.setToolTip("Save the confusion matrix as a picture")
-        self.view.save_png_button.clicked.connect(self.view.model_runs.save_png_requested)
-        self.view.report_panel.head.addWidget(self.view.save_png_button)
-        self.view.eval_summary = self.view.report_panel.summary
-        self.view.per_label = self.view.report_panel.per_label
-        self.view.confusion = self.view.report_panel.confusion
-        return self.view.report_panel
-
-    def _build_history(self, parent: QWidget) -> QWidget:
-        page, layout = pane_column(parent, (0, 4, 0, 0))
-        self.view.history = EvalHistoryModel(self.view)
-        self.view.history_table = QTableView(page)
-        self.view.history_table.setObjectName("eval_history")
-        self.view.history_table.setModel(self.view.history)
-        self.view.history_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.history_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.view.history_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.view.history_table.setWordWrap(False)
-        self.view.history_table.verticalHeader().setVisible(False)
-        header = self.view.history_table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.view.history_table.setToolTip("Every evaluation of this data set; select one to see "
-                                      "its report and confusion matrix")
-        self.view.history_table.selectionModel().currentRowChanged.connect(
-            lambda cur, _prev: self.view.model_runs.show_run(cur.row()) if cur.isValid() else None)
-        layout.addWidget(self.view.history_table, 1)
-        return page

@@ -11,7 +11,6 @@ import sqlite_utils
 from PySide6.QtCore import (
     QItemSelection,
     QItemSelectionModel,
-    QTimer,
     Signal,
 )
 from PySide6.QtGui import QShowEvent
@@ -30,7 +29,7 @@ from slmdesk.ui.datasets.filters import ExampleFilters
 from slmdesk.ui.datasets.import_dialog import ImportDialog
 from slmdesk.ui.datasets.import_export import ImportExport
 from slmdesk.ui.datasets.layout import DatasetsLayout
-from slmdesk.ui.datasets.model_runs import FLUSH_MS, ModelRuns
+from slmdesk.ui.datasets.model_runs import ModelRuns
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import (
@@ -126,25 +125,11 @@ class DatasetsView(ModelTab):
         self.layout_parts = DatasetsLayout(self)
         self.dataset: Dataset | None = None
         self._undo: dict[str, list[UndoStep]] = {}
-        # the engine run in progress (pre-label or evaluate)
-        self.mode = "prelabel"
-        self.run_ids: list[str] = []
-        self.run_gold: list[str] = []
-        self.run_spec: ClassifierSpec | None = None
-        self.run_model_name = ""
-        self.run_classifier_name: str | None = None
-        self._pending: dict[str, tuple[str, float]] = {}  # suggestions not yet written
-        self._overlap = 0  # evaluated texts that are also the classifier's examples
-        self._flush_timer = QTimer(self)
-        self._flush_timer.setInterval(FLUSH_MS)
-        self._flush_timer.timeout.connect(self.model_runs._flush_suggestions)
         self.layout_parts.build()
         self.filters.changed.connect(self.reload)
         self.start_runner(self.progress, self.run_status)
-        self.runner.progressed.connect(self.model_runs._on_progress)
-        self.runner.classified.connect(self.model_runs._on_classified)
-        self.runner.finished.connect(self.model_runs._on_finished)
-        self.runner.failed.connect(self.model_runs._on_failed)
+        self.model_runs.follow(self.runner)
+        self.model_runs.accept_over_requested.connect(self.annotator.accept_suggestions_over)
         self.model_runs.refresh_classifiers()
         self.dataset_list.refresh_datasets()
         self.update_controls()
@@ -262,7 +247,7 @@ class DatasetsView(ModelTab):
         keep = list(select_ids) if select_ids is not None else [
             e.id for e in self.selected_examples()]
         current = self._current_example()
-        self.model_runs._flush_suggestions()  # so that the rows read back carry them
+        self.model_runs.flush_suggestions()  # so that the rows read back carry them
         if self.dataset is None:
             self.examples.clear()
             self.filters.update_counts(None, 0, 0)
