@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QLabel,
     QMenu,
+    QPushButton,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -62,6 +63,18 @@ def tool_button(text: str, tip: str, parent: QWidget, *, name: str = "",
     """A tool button with its text, tooltip, object name and click handler."""
     button = QToolButton(parent)
     button.setText(text)
+    button.setToolTip(tip)
+    if name:
+        button.setObjectName(name)
+    if clicked is not None:
+        button.clicked.connect(clicked)
+    return button
+
+
+def push_button(text: str, tip: str, parent: QWidget, *, name: str = "",
+                clicked: Callable[[], object] | None = None) -> QPushButton:
+    """A push button with its text, tooltip, object name and click handler."""
+    button = QPushButton(text, parent)
     button.setToolTip(tip)
     if name:
         button.setObjectName(name)

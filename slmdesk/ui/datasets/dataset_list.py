@@ -79,7 +79,7 @@ class DatasetList:
         if switching:
             self.view.dataset_changed.emit(ds.name if ds is not None else "")
 
-    def _reload_dataset(self) -> None:
+    def reload_dataset(self) -> None:
         """Reread the current data set's row (its labels may have grown)."""
         if self.view.dataset is not None:
             found = self.view.datasets.find(self.view.dataset.name)
@@ -133,7 +133,7 @@ class DatasetList:
         except UserFacingError as exc:
             self.view.show_error(exc.message)
             return
-        self.view._undo.pop(ds.id, None)
+        self.view.annotator.forget_dataset(ds.id)
         self.view.dataset = None
         self.refresh_datasets()
         self.view.status.setText(f"Deleted “{ds.name}”.")
@@ -148,7 +148,7 @@ class DatasetList:
         if answer == QMessageBox.StandardButton.Yes:
             self.delete_dataset()
 
-    def _refresh_list_counts(self) -> None:
+    def refresh_list_counts(self) -> None:
         if self.view.dataset is None:
             return
         row = self.view.list_model.row_of(self.view.dataset.name)

@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QListView,
     QPlainTextEdit,
-    QPushButton,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -22,7 +21,6 @@ from PySide6.QtWidgets import (
 
 from slmdesk.ui.common.tab_frame import (
     fixed_splitter,
-    menu_button,
     pane_column,
     text_label,
     tool_button,
@@ -144,42 +142,14 @@ class DatasetsLayout:
         layout.addWidget(self.view.counts)
 
         actions = QHBoxLayout()
-        self.view.import_button = QPushButton("Import…", page)
-        self.view.import_button.setObjectName("import_button")
-        self.view.import_button.setToolTip("Import CSV, TSV, JSONL or plain text with a preview")
-        self.view.import_button.clicked.connect(lambda: self.view.files.import_dialog())
-        self.view.export_button = QPushButton("Export…", page)
-        self.view.export_button.setObjectName("export_button")
-        self.view.export_button.setToolTip("Export as OpenAI, ShareGPT, Alpaca, JSONL or CSV, "
-                                      "with a data card")
-        self.view.export_button.clicked.connect(self.view.files.export_requested)
-        self.view.split_button = QPushButton("Split…", page)
-        self.view.split_button.setObjectName("split_button")
-        self.view.split_button.setToolTip("Assign train / val / test splits at random (seeded)")
-        self.view.split_button.clicked.connect(self.view.files.split_requested)
-        self.view.relabel_button, self.view.relabel_menu = menu_button(
-            "Set label ▾", "Label the selected examples (keys 1–9; 0 clears)", page,
-            name="relabel_button")
-        self.view.relabel_menu.aboutToShow.connect(self.view.annotator._fill_relabel_menu)
-        self.view.delete_button = QPushButton("Delete", page)
-        self.view.delete_button.setObjectName("delete_examples")
-        self.view.delete_button.setToolTip("Delete the selected examples (Delete; Ctrl+Z undoes)")
-        self.view.delete_button.clicked.connect(self.view.annotator.delete_selected)
-        self.view.undo_button = QPushButton("Undo", page)
-        self.view.undo_button.setObjectName("undo_button")
-        self.view.undo_button.clicked.connect(self.view.annotator.undo)
-        self.view.duplicates_button = QPushButton("Duplicates", page)
-        self.view.duplicates_button.setObjectName("duplicates_button")
-        self.view.duplicates_button.setToolTip(
-            "Select the later copies of texts that occur more than once")
-        self.view.duplicates_button.clicked.connect(self.view.files.select_duplicates)
-        self.view.near_empty_button = QPushButton("Near-empty", page)
-        self.view.near_empty_button.setObjectName("near_empty_button")
-        self.view.near_empty_button.setToolTip("Select the examples with (almost) no text")
-        self.view.near_empty_button.clicked.connect(self.view.files.select_near_empty)
-        for w in (self.view.import_button, self.view.export_button, self.view.split_button,
-                  self.view.relabel_button, self.view.delete_button, self.view.undo_button,
-                  self.view.duplicates_button, self.view.near_empty_button):
+        view.import_button, view.export_button, view.split_button = view.files.build_file_buttons(
+            page)
+        view.relabel_button, view.relabel_menu, view.delete_button, view.undo_button = (
+            view.annotator.build_buttons(page))
+        view.duplicates_button, view.near_empty_button = view.files.build_check_buttons(page)
+        for w in (view.import_button, view.export_button, view.split_button,
+                  view.relabel_button, view.delete_button, view.undo_button,
+                  view.duplicates_button, view.near_empty_button):
             actions.addWidget(w)
         self.view.status = QLabel("", page)
         self.view.status.setObjectName("datasets_status")

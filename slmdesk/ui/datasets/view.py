@@ -124,7 +124,6 @@ class DatasetsView(ModelTab):
         self.model_runs = ModelRuns(self)
         self.layout_parts = DatasetsLayout(self)
         self.dataset: Dataset | None = None
-        self._undo: dict[str, list[UndoStep]] = {}
         self.layout_parts.build()
         self.filters.changed.connect(self.reload)
         self.start_runner(self.progress, self.run_status)
@@ -315,22 +314,6 @@ class DatasetsView(ModelTab):
     def shown_examples(self) -> list[Example]:
         return list(self.examples.rows)
 
-    def _next_id_after(self, rows: Sequence[int]) -> tuple[str | None, int]:
-        """The example after the last of ``rows`` (where the cursor goes next), and that
-        row number (for when it is gone after the refresh)."""
-        if not rows:
-            return None, 0
-        after = max(rows) + 1
-        if after < self.examples.rowCount():
-            return self.examples.example(after).id, after
-        return None, max(rows)
-
-    def _move_after(self, next_id: str | None, fallback_row: int, removed: int = 0) -> None:
-        if next_id is not None and self.examples.row_of(next_id) >= 0:
-            self.select_row(self.examples.row_of(next_id))
-        elif self.examples.rowCount():
-            self.select_row(min(max(fallback_row - removed, 0), self.examples.rowCount() - 1))
-
     def _show_details(self) -> None:
         ex = self._current_example()
         if ex is None:
@@ -369,7 +352,7 @@ class DatasetsView(ModelTab):
         # Labelling goes on while the model works; only the data set stays put.
         self.relabel_button.setEnabled(labels and selected)
         self.delete_button.setEnabled(selected)
-        steps = self._undo.get(ds.id, []) if ds is not None else []
+        steps = self.annotator.undo_steps()
         self.undo_button.setEnabled(bool(steps))
         self.undo_button.setToolTip(f"Undo: {steps[-1].what} (Ctrl+Z)" if steps
                                     else "Nothing to undo")
