@@ -14,8 +14,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPlainTextEdit,
-    QProgressBar,
-    QPushButton,
     QScrollArea,
     QSplitter,
     QTableView,
@@ -42,6 +40,8 @@ from slmdesk.ui.common.tab_frame import (
     fixed_splitter,
     pane_column,
     percent_box,
+    push_button,
+    run_progress,
     text_label,
 )
 
@@ -101,18 +101,12 @@ class ClassifyLayout:
                   context=Qt.ShortcutContext.WidgetShortcut)
 
         run_row = QHBoxLayout()
-        view.run_button = QPushButton("Classify", box)
-        view.run_button.setObjectName("classify_run")
-        view.run_button.setToolTip("Classify the texts (Ctrl+Enter in the text box)")
-        view.run_button.clicked.connect(view.run)
-        view.cancel_button = QPushButton("Cancel", box)
-        view.cancel_button.setObjectName("classify_cancel")
-        view.cancel_button.clicked.connect(view.cancel)
-        view.progress = QProgressBar(box)
-        view.progress.setObjectName("classify_progress")
-        view.progress.setFormat("")  # "12 / 300" once a run starts
-        view.progress.setRange(0, 1)
-        view.progress.setValue(0)
+        view.run_button = push_button(
+            "Classify", "Classify the texts (Ctrl+Enter in the text box)", box,
+            name="classify_run", clicked=view.run)
+        view.cancel_button = push_button("Cancel", "", box, name="classify_cancel",
+                                         clicked=view.cancel)
+        view.progress = run_progress(box, "classify_progress")
         view.progress.setTextVisible(True)
         view.status = QLabel("", box)
         view.status.setObjectName("classify_status")

@@ -14,14 +14,13 @@ from PySide6.QtWidgets import QWidget
 from slmdesk.classify.evaluate import evaluate
 from slmdesk.classify.spec import ClassifierSpec
 from slmdesk.errors import UserFacingError
-from slmdesk.store.datasets import Dataset
 from slmdesk.store.repositories import ModelRepository
 from slmdesk.ui.classify.layout import ClassifyLayout
 from slmdesk.ui.classify.review import ResultsReview
 from slmdesk.ui.classify.saved import SavedClassifiers
-from slmdesk.ui.classify.setup import EXAMPLES_FROM_DATASET
 from slmdesk.ui.classify.table_models import ANY_LABEL, EXPECTED_COLUMN, FAILED, NO_LABEL, ResultRow
 from slmdesk.ui.classify.text_input import TextInput
+from slmdesk.ui.common.forwarding import forward_to
 from slmdesk.ui.common.model_tab import ModelTab
 from slmdesk.ui.common.table_model import percent
 
@@ -145,48 +144,20 @@ class ClassifyView(ModelTab):
         self.update_controls()
 
     # the tab's API, kept by its parts -----------------------------------------------------
-    def save_classifier(self, name: str) -> bool:
-        return self.saved.save_classifier(name)
-
-    def load_classifier(self, name: str) -> bool:
-        return self.saved.load_classifier(name)
-
-    def delete_classifier(self, name: str) -> None:
-        self.saved.delete_classifier(name)
-
-    def add_examples_from(self, dataset_name: str,
-                          per_label: int = EXAMPLES_FROM_DATASET) -> int:
-        return self.saved.add_examples_from(dataset_name, per_label)
-
-    def open_file(self, path: str, column: str | None = None) -> None:
-        self.text_input.open_file(path, column)
-
-    def choose_column(self, column: str) -> None:
-        self.text_input.choose_column(column)
-
-    def close_file(self) -> None:
-        self.text_input.close_file()
-
-    def evaluate_file(self, path: str) -> None:
-        self.text_input.evaluate_file(path)
-
-    def refresh_datasets(self, select: str | None = None) -> None:
-        self.review.refresh_datasets(select)
-
-    def create_dataset(self, name: str) -> Dataset | None:
-        return self.review.create_dataset(name)
-
-    def accept_selected(self) -> int:
-        return self.review.accept_selected()
-
-    def correct_selected(self, label: str) -> int:
-        return self.review.correct_selected(label)
-
-    def select_result(self, source_row: int) -> None:
-        self.review.select_result(source_row)
-
-    def export_to(self, path: str, fmt: str, *, only_shown: bool = False) -> None:
-        self.review.export_to(path, fmt, only_shown=only_shown)
+    save_classifier = forward_to("saved", SavedClassifiers.save_classifier)
+    load_classifier = forward_to("saved", SavedClassifiers.load_classifier)
+    delete_classifier = forward_to("saved", SavedClassifiers.delete_classifier)
+    add_examples_from = forward_to("saved", SavedClassifiers.add_examples_from)
+    open_file = forward_to("text_input", TextInput.open_file)
+    choose_column = forward_to("text_input", TextInput.choose_column)
+    close_file = forward_to("text_input", TextInput.close_file)
+    evaluate_file = forward_to("text_input", TextInput.evaluate_file)
+    refresh_datasets = forward_to("review", ResultsReview.refresh_datasets)
+    create_dataset = forward_to("review", ResultsReview.create_dataset)
+    accept_selected = forward_to("review", ResultsReview.accept_selected)
+    correct_selected = forward_to("review", ResultsReview.correct_selected)
+    select_result = forward_to("review", ResultsReview.select_result)
+    export_to = forward_to("review", ResultsReview.export_to)
 
     # the model --------------------------------------------------------------------------
     def model_changed(self) -> None:

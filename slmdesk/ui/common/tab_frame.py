@@ -4,12 +4,15 @@ columns, and the small builders their forms repeat (menu buttons, percent boxes,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QDoubleSpinBox,
     QLabel,
     QMenu,
+    QProgressBar,
     QPushButton,
     QSplitter,
     QToolButton,
@@ -18,6 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk.ui.common.widgets import ErrorBanner, error_banner
+
+AnyButton = TypeVar("AnyButton", bound=QAbstractButton)
 
 
 def tab_frame(tab: QWidget, name: str, columns: Sequence[QWidget],
@@ -63,24 +68,33 @@ def tool_button(text: str, tip: str, parent: QWidget, *, name: str = "",
     """A tool button with its text, tooltip, object name and click handler."""
     button = QToolButton(parent)
     button.setText(text)
-    button.setToolTip(tip)
-    if name:
-        button.setObjectName(name)
-    if clicked is not None:
-        button.clicked.connect(clicked)
-    return button
+    return _set_up_button(button, tip, name, clicked)
 
 
 def push_button(text: str, tip: str, parent: QWidget, *, name: str = "",
                 clicked: Callable[[], object] | None = None) -> QPushButton:
     """A push button with its text, tooltip, object name and click handler."""
-    button = QPushButton(text, parent)
+    return _set_up_button(QPushButton(text, parent), tip, name, clicked)
+
+
+def _set_up_button(button: AnyButton, tip: str, name: str,
+                   clicked: Callable[[], object] | None) -> AnyButton:
     button.setToolTip(tip)
     if name:
         button.setObjectName(name)
     if clicked is not None:
         button.clicked.connect(clicked)
     return button
+
+
+def run_progress(parent: QWidget, name: str) -> QProgressBar:
+    """An empty progress bar for an engine run (ClassifyRun sets its range and format)."""
+    bar = QProgressBar(parent)
+    bar.setObjectName(name)
+    bar.setRange(0, 1)
+    bar.setValue(0)
+    bar.setFormat("")
+    return bar
 
 
 def menu_button(text: str, tip: str, parent: QWidget, *, name: str = "") -> tuple[QToolButton,

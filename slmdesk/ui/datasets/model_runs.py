@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QProgressBar,
     QPushButton,
     QTableView,
     QTabWidget,
@@ -29,7 +28,14 @@ from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Example
 from slmdesk.ui.common.file_names import safe_file_stem
 from slmdesk.ui.common.metrics import ReportPanel
-from slmdesk.ui.common.tab_frame import QUIET_STYLE, pane_column, percent_box, text_label
+from slmdesk.ui.common.tab_frame import (
+    QUIET_STYLE,
+    pane_column,
+    percent_box,
+    push_button,
+    run_progress,
+    text_label,
+)
 from slmdesk.ui.datasets.table_models import EvalHistoryModel, spec_summary
 
 if TYPE_CHECKING:
@@ -92,23 +98,15 @@ class ModelRuns(QObject):
         self.classifier_box.setToolTip(
             "A classifier built from this data set's labels, or one saved in Classify")
         row.addWidget(self.classifier_box)
-        self.prelabel_button = QPushButton("Pre-label", page)
-        self.prelabel_button.setObjectName("prelabel_button")
-        self.prelabel_button.setToolTip(
-            "Let the model suggest a label for the unlabelled examples shown")
-        self.prelabel_button.clicked.connect(self.prelabel)
-        self.evaluate_button = QPushButton("Evaluate", page)
-        self.evaluate_button.setObjectName("evaluate_button")
-        self.evaluate_button.setToolTip("Classify the test split and score the classifier")
-        self.evaluate_button.clicked.connect(self.evaluate_test_split)
-        self.cancel_button = QPushButton("Cancel", page)
-        self.cancel_button.setObjectName("run_cancel")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.progress = QProgressBar(page)
-        self.progress.setObjectName("run_progress")
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setFormat("")
+        self.prelabel_button = push_button(
+            "Pre-label", "Let the model suggest a label for the unlabelled examples shown", page,
+            name="prelabel_button", clicked=self.prelabel)
+        self.evaluate_button = push_button(
+            "Evaluate", "Classify the test split and score the classifier", page,
+            name="evaluate_button", clicked=self.evaluate_test_split)
+        self.cancel_button = push_button("Cancel", "", page, name="run_cancel",
+                                         clicked=self.cancel)
+        self.progress = run_progress(page, "run_progress")
         for w in (self.prelabel_button, self.evaluate_button, self.cancel_button):
             row.addWidget(w)
         row.addWidget(self.progress, 1)

@@ -5,7 +5,7 @@ test split with a history of runs."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 from PySide6.QtCore import (
@@ -18,15 +18,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.classify.spec import ClassifierSpec
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Dataset, Example
+from slmdesk.ui.common.forwarding import forward_to
 from slmdesk.ui.common.model_tab import ModelTab
 from slmdesk.ui.common.table_model import percent
-from slmdesk.ui.datasets.annotate import Annotator, UndoStep
+from slmdesk.ui.datasets.annotate import Annotator
 from slmdesk.ui.datasets.dataset_list import DatasetList
 from slmdesk.ui.datasets.filters import ExampleFilters
-from slmdesk.ui.datasets.import_dialog import ImportDialog
 from slmdesk.ui.datasets.import_export import ImportExport
 from slmdesk.ui.datasets.layout import DatasetsLayout
 from slmdesk.ui.datasets.model_runs import ModelRuns
@@ -141,97 +140,35 @@ class DatasetsView(ModelTab):
             self.dataset_list.refresh_datasets()
 
     # the tab's API, kept by its parts -----------------------------------------------------
-    def refresh_datasets(self, select: str | None = None) -> None:
-        self.dataset_list.refresh_datasets(select)
-
-    def select_dataset(self, name: str) -> bool:
-        return self.dataset_list.select_dataset(name)
-
-    def create_dataset(self, name: str, kind: str = "labels",
-                       labels: Sequence[str] = ()) -> Dataset | None:
-        return self.dataset_list.create_dataset(name, kind, labels)
-
-    def rename_dataset(self, new_name: str) -> bool:
-        return self.dataset_list.rename_dataset(new_name)
-
-    def delete_dataset(self) -> None:
-        self.dataset_list.delete_dataset()
-
-    def clear_filters(self) -> None:
-        self.filters.clear_filters()
-
-    def set_label_filter(self, label: str) -> None:
-        self.filters.set_label_filter(label)
-
-    def set_split_filter(self, split: str) -> None:
-        self.filters.set_split_filter(split)
-
-    def set_source_filter(self, source: str) -> None:
-        self.filters.set_source_filter(source)
-
-    def set_search(self, text: str) -> None:
-        self.filters.set_search(text)
-
-    def query_kwargs(self) -> dict[str, Any]:
-        return self.filters.query_kwargs()
-
-    def set_label_selected(self, label: str | None) -> int:
-        return self.annotator.set_label_selected(label)
-
-    def accept_suggestions_over(self, threshold: float) -> int:
-        return self.annotator.accept_suggestions_over(threshold)
-
-    def delete_selected(self) -> int:
-        return self.annotator.delete_selected()
-
-    def undo(self) -> bool:
-        return self.annotator.undo()
-
-    def undo_steps(self) -> list[UndoStep]:
-        return self.annotator.undo_steps()
-
-    def select_duplicates(self) -> int:
-        return self.files.select_duplicates()
-
-    def select_near_empty(self) -> int:
-        return self.files.select_near_empty()
-
-    def assign_splits(self, *, seed: int = 0,
-                      fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                      overwrite: bool = False) -> bool:
-        return self.files.assign_splits(seed=seed, fractions=fractions, overwrite=overwrite)
-
-    def import_dialog(self, path: str | None = None) -> ImportDialog:
-        return self.files.import_dialog(path)
-
-    def export_to(self, path: str, fmt: str, split: str = "all", *, card: bool = False,
-                  include_unlabelled: bool = False) -> bool:
-        return self.files.export_to(path, fmt, split, card=card,
-                                    include_unlabelled=include_unlabelled)
-
-    def refresh_classifiers(self) -> None:
-        self.model_runs.refresh_classifiers()
-
-    def classifier_spec(self) -> ClassifierSpec | None:
-        return self.model_runs.classifier_spec()
-
-    def prelabel(self) -> bool:
-        return self.model_runs.prelabel()
-
-    def evaluate_test_split(self) -> bool:
-        return self.model_runs.evaluate_test_split()
-
-    def cancel(self) -> None:
-        self.model_runs.cancel()
-
-    def refresh_history(self) -> None:
-        self.model_runs.refresh_history()
-
-    def show_run(self, row: int) -> None:
-        self.model_runs.show_run(row)
-
-    def save_png(self, path: str) -> bool:
-        return self.model_runs.save_png(path)
+    refresh_datasets = forward_to("dataset_list", DatasetList.refresh_datasets)
+    select_dataset = forward_to("dataset_list", DatasetList.select_dataset)
+    create_dataset = forward_to("dataset_list", DatasetList.create_dataset)
+    rename_dataset = forward_to("dataset_list", DatasetList.rename_dataset)
+    delete_dataset = forward_to("dataset_list", DatasetList.delete_dataset)
+    clear_filters = forward_to("filters", ExampleFilters.clear_filters)
+    set_label_filter = forward_to("filters", ExampleFilters.set_label_filter)
+    set_split_filter = forward_to("filters", ExampleFilters.set_split_filter)
+    set_source_filter = forward_to("filters", ExampleFilters.set_source_filter)
+    set_search = forward_to("filters", ExampleFilters.set_search)
+    query_kwargs = forward_to("filters", ExampleFilters.query_kwargs)
+    set_label_selected = forward_to("annotator", Annotator.set_label_selected)
+    accept_suggestions_over = forward_to("annotator", Annotator.accept_suggestions_over)
+    delete_selected = forward_to("annotator", Annotator.delete_selected)
+    undo = forward_to("annotator", Annotator.undo)
+    undo_steps = forward_to("annotator", Annotator.undo_steps)
+    select_duplicates = forward_to("files", ImportExport.select_duplicates)
+    select_near_empty = forward_to("files", ImportExport.select_near_empty)
+    assign_splits = forward_to("files", ImportExport.assign_splits)
+    import_dialog = forward_to("files", ImportExport.import_dialog)
+    export_to = forward_to("files", ImportExport.export_to)
+    refresh_classifiers = forward_to("model_runs", ModelRuns.refresh_classifiers)
+    classifier_spec = forward_to("model_runs", ModelRuns.classifier_spec)
+    prelabel = forward_to("model_runs", ModelRuns.prelabel)
+    evaluate_test_split = forward_to("model_runs", ModelRuns.evaluate_test_split)
+    cancel = forward_to("model_runs", ModelRuns.cancel)
+    refresh_history = forward_to("model_runs", ModelRuns.refresh_history)
+    show_run = forward_to("model_runs", ModelRuns.show_run)
+    save_png = forward_to("model_runs", ModelRuns.save_png)
 
     # the model --------------------------------------------------------------------------
     def model_changed(self) -> None:
