@@ -34,7 +34,6 @@ if TYPE_CHECKING:
         QProgressBar,
         QPushButton,
         QTableView,
-        QTableWidget,
         QTabWidget,
         QToolButton,
     )
@@ -42,8 +41,6 @@ if TYPE_CHECKING:
     from slmdesk.classify.classifier import Prediction
     from slmdesk.ui.classify.setup import SetupPanel
     from slmdesk.ui.classify.table_models import ResultsFilter, ResultsModel
-    from slmdesk.ui.common.confusion import ConfusionMatrix
-    from slmdesk.ui.common.metrics import ReportPanel
     from slmdesk.ui.common.probability_bars import ProbabilityChart
     from slmdesk.ui.engine_thread import EngineClient
 
@@ -103,15 +100,11 @@ class ClassifyView(ModelTab):
     details_probs: QLabel
     details_notes: QLabel
     details_explanation: QLabel
-    report_panel: ReportPanel
-    eval_summary: QLabel
-    per_label: QTableWidget
-    confusion: ConfusionMatrix
 
     def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
                  parent: QWidget | None = None) -> None:
         super().__init__(db, engine, parent)
-        # The tab's parts, each on its own concern; they share the widgets and state here.
+        # Its parts: saved classifiers, the texts to classify, the review of results.
         self.saved = SavedClassifiers(self)
         self.text_input = TextInput(self)
         self.review = ResultsReview(self)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QLabel, QProgressBar, QSplitter, QWidget
+from PySide6.QtWidgets import QLabel, QProgressBar, QSplitter, QTableWidget, QWidget
 
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import DatasetRepository
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from slmdesk.classify.evaluate import EvalReport
     from slmdesk.engine.llama_engine import ModelInfo
     from slmdesk.store.repositories import ModelRecord
+    from slmdesk.ui.common.confusion import ConfusionMatrix
+    from slmdesk.ui.common.metrics import ReportPanel
     from slmdesk.ui.common.widgets import ErrorBanner
     from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
 
@@ -36,6 +38,11 @@ class ModelTab(QWidget):
     banner: ErrorBanner
     splitter: QSplitter
     runner: ClassifyRun
+    # the evaluation report, which the subclass lays out
+    report_panel: ReportPanel
+    eval_summary: QLabel
+    per_label: QTableWidget
+    confusion: ConfusionMatrix
 
     def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
                  parent: QWidget | None = None) -> None:

@@ -115,7 +115,7 @@ class DatasetsView(ModelTab):
     def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
                  parent: QWidget | None = None) -> None:
         super().__init__(db, engine, parent)
-        # The tab's parts, each on its own concern; they share the widgets and state here.
+        # Its parts, which build their widgets and keep their state; the view joins them.
         self.dataset_list = DatasetList(self)
         self.filters = ExampleFilters(self.datasets, self)
         self.annotator = Annotator(self)
