@@ -98,6 +98,17 @@ def _tool(text: str, tip: str, parent: QWidget) -> QToolButton:
     return button
 
 
+def _choice_box(parent: QWidget, name: str, choices: Sequence[tuple[str, str]]) -> QComboBox:
+    """A combo of (value, tip) choices: each tip on its item, all of them on the box."""
+    box = QComboBox(parent)
+    box.setObjectName(name)
+    for value, tip in choices:
+        box.addItem(value, value)
+        box.setItemData(box.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+    box.setToolTip("\n\n".join(f"{v}: {tip}" for v, tip in choices))
+    return box
+
+
 class SetupPanel(QWidget):
     """Instructions, a labels table, an examples table and the options of a classifier."""
 
@@ -161,21 +172,9 @@ class SetupPanel(QWidget):
         layout.addWidget(self.examples_table)
 
         form = QFormLayout()
-        self.calibration = QComboBox(self)
-        self.calibration.setObjectName("calibration")
-        for value, tip in CALIBRATIONS:
-            self.calibration.addItem(value, value)
-            self.calibration.setItemData(self.calibration.count() - 1, tip,
-                                         Qt.ItemDataRole.ToolTipRole)
-        self.calibration.setToolTip("\n\n".join(f"{v}: {tip}" for v, tip in CALIBRATIONS))
+        self.calibration = _choice_box(self, "calibration", CALIBRATIONS)
         form.addRow("Calibration:", self.calibration)
-        self.prompt_style = QComboBox(self)
-        self.prompt_style.setObjectName("prompt_style")
-        for value, tip in PROMPT_STYLES:
-            self.prompt_style.addItem(value, value)
-            self.prompt_style.setItemData(self.prompt_style.count() - 1, tip,
-                                          Qt.ItemDataRole.ToolTipRole)
-        self.prompt_style.setToolTip("\n\n".join(f"{v}: {tip}" for v, tip in PROMPT_STYLES))
+        self.prompt_style = _choice_box(self, "prompt_style", PROMPT_STYLES)
         form.addRow("Prompt:", self.prompt_style)
         multi = QHBoxLayout()
         self.multi_label = QCheckBox("Multi-label", self)
