@@ -14,8 +14,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPlainTextEdit,
-    QProgressBar,
-    QPushButton,
     QScrollArea,
     QSplitter,
     QTableView,
@@ -39,9 +37,11 @@ from slmdesk.ui.common.probability_bars import ProbabilityBarsDelegate, Probabil
 from slmdesk.ui.common.tab_frame import (
     NOTE_STYLE,
     QUIET_STYLE,
+    fixed_splitter,
     pane_column,
     percent_box,
-    tab_frame,
+    push_button,
+    run_progress,
     text_label,
 )
 
@@ -58,26 +58,19 @@ class ClassifyLayout:
 
     def build(self) -> None:
         view = self.view
-        view.errors, view.splitter = tab_frame(view, "classify", view.error_shown)
-        view.banner = view.errors.label
-        view.splitter.addWidget(self._build_setup())
-        right = QSplitter(Qt.Orientation.Vertical, view.splitter)
-        right.setChildrenCollapsible(False)
-        right.addWidget(self._build_input(right))
-        view.tabs = QTabWidget(right)
+        setup = self._build_setup()
+        texts = self._build_input(view)
+        view.tabs = QTabWidget(view)
         view.tabs.setDocumentMode(True)
         view.tabs.addTab(self._build_results(view.tabs), "Results")
         view.tabs.addTab(self._build_evaluation(view.tabs), "Evaluation")
-        right.addWidget(view.tabs)
-        right.setStretchFactor(1, 1)
-        right.setSizes([230, 500])
-        view.splitter.addWidget(right)
-        view.splitter.setStretchFactor(1, 1)
-        view.splitter.setSizes([380, 820])
+        right = fixed_splitter(Qt.Orientation.Vertical, view,
+                               [texts, view.tabs], [230, 500])
+        view.lay_out_frame("classify", [setup, right], [380, 820])
 
     def _build_setup(self) -> QWidget:
         view = self.view
-        scroll = QScrollArea(view.splitter)
+        scroll = QScrollArea(view)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(300)
@@ -108,18 +101,12 @@ class ClassifyLayout:
                   context=Qt.ShortcutContext.WidgetShortcut)
 
         run_row = QHBoxLayout()
-        view.run_button = QPushButton("Classify", box)
-        view.run_button.setObjectName("classify_run")
-        view.run_button.setToolTip("Classify the texts (Ctrl+Enter in the text box)")
-        view.run_button.clicked.connect(view.run)
-        view.cancel_button = QPushButton("Cancel", box)
-        view.cancel_button.setObjectName("classify_cancel")
-        view.cancel_button.clicked.connect(view.cancel)
-        view.progress = QProgressBar(box)
-        view.progress.setObjectName("classify_progress")
-        view.progress.setFormat("")  # "12 / 300" once a run starts
-        view.progress.setRange(0, 1)
-        view.progress.setValue(0)
+        view.run_button = push_button(
+            "Classify", "Classify the texts (Ctrl+Enter in the text box)", box,
+            name="classify_run", clicked=view.run)
+        view.cancel_button = push_button("Cancel", "", box, name="classify_cancel",
+                                         clicked=view.cancel)
+        view.progress = run_progress(box, "classify_progress")
         view.progress.setTextVisible(True)
         view.status = QLabel("", box)
         view.status.setObjectName("classify_status")

@@ -98,6 +98,17 @@ def _tool(text: str, tip: str, parent: QWidget) -> QToolButton:
     return button
 
 
+def _choice_box(parent: QWidget, name: str, choices: Sequence[tuple[str, str]]) -> QComboBox:
+    """A combo of (value, tip) choices: each tip on its item, all of them on the box."""
+    box = QComboBox(parent)
+    box.setObjectName(name)
+    for value, tip in choices:
+        box.addItem(value, value)
+        box.setItemData(box.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+    box.setToolTip("\n\n".join(f"{v}: {tip}" for v, tip in choices))
+    return box
+
+
 class SetupPanel(QWidget):
     """Instructions, a labels table, an examples table and the options of a classifier."""
 
@@ -118,25 +129,14 @@ class SetupPanel(QWidget):
         self.instructions.setMaximumHeight(80)
         layout.addWidget(self.instructions)
 
-        head = QHBoxLayout()
-        head.addWidget(QLabel("<b>Labels</b>", self))
-        head.addStretch(1)
-        self.starter_button = _tool("Starter ▾", "Fill the labels with a common set", self)
-        self.starter_button.setObjectName("label_starters")
-        self.starter_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        starters = QMenu(self.starter_button)
+        self.starter_button, starters, self.add_label_button, self.remove_label_button = (
+            self._table_head(layout, "<b>Labels</b>", ("Starter ▾", "label_starters"),
+                             "Fill the labels with a common set",
+                             ("Add a label", lambda: self.add_label_row()),
+                             ("Remove the selected labels", self._remove_selected_labels)))
         for title, labels in STARTERS:
             starters.addAction(title, partial(self.set_labels, [
                 Label(name, description) for name, description in labels]))
-        self.starter_button.setMenu(starters)
-        head.addWidget(self.starter_button)
-        self.add_label_button = _tool("+", "Add a label", self)
-        self.add_label_button.clicked.connect(lambda: self.add_label_row())
-        self.remove_label_button = _tool("−", "Remove the selected labels", self)
-        self.remove_label_button.clicked.connect(self._remove_selected_labels)
-        head.addWidget(self.add_label_button)
-        head.addWidget(self.remove_label_button)
-        layout.addLayout(head)
         self.labels_table = QTableWidget(0, 3, self)
         self.labels_table.setObjectName("labels_table")
         self.labels_table.setHorizontalHeaderLabels(["Name", "Description", "Verbalizers"])
@@ -155,25 +155,13 @@ class SetupPanel(QWidget):
         self.labels_table.itemChanged.connect(lambda _item: self.labels_changed.emit())
         layout.addWidget(self.labels_table)
 
-        head = QHBoxLayout()
-        head.addWidget(QLabel("<b>Examples</b> (optional)", self))
-        head.addStretch(1)
-        self.from_dataset_button = _tool(
-            "From data set ▾", f"Add {EXAMPLES_FROM_DATASET} examples per label from a "
-            "labelled data set", self)
-        self.from_dataset_button.setObjectName("examples_from_dataset")
-        self.from_dataset_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.dataset_menu = QMenu(self.from_dataset_button)
+        (self.from_dataset_button, self.dataset_menu, self.add_example_button,
+         self.remove_example_button) = self._table_head(
+            layout, "<b>Examples</b> (optional)", ("From data set ▾", "examples_from_dataset"),
+            f"Add {EXAMPLES_FROM_DATASET} examples per label from a labelled data set",
+            ("Add an example", lambda: self.add_example_row()),
+            ("Remove the selected examples", self._remove_selected_examples))
         self.dataset_menu.aboutToShow.connect(self.examples_from_dataset_requested)
-        self.from_dataset_button.setMenu(self.dataset_menu)
-        head.addWidget(self.from_dataset_button)
-        self.add_example_button = _tool("+", "Add an example", self)
-        self.add_example_button.clicked.connect(lambda: self.add_example_row())
-        self.remove_example_button = _tool("−", "Remove the selected examples", self)
-        self.remove_example_button.clicked.connect(self._remove_selected_examples)
-        head.addWidget(self.add_example_button)
-        head.addWidget(self.remove_example_button)
-        layout.addLayout(head)
         self.examples_table = QTableWidget(0, 2, self)
         self.examples_table.setObjectName("examples_table")
         self.examples_table.setHorizontalHeaderLabels(["Text", "Label"])
@@ -184,21 +172,9 @@ class SetupPanel(QWidget):
         layout.addWidget(self.examples_table)
 
         form = QFormLayout()
-        self.calibration = QComboBox(self)
-        self.calibration.setObjectName("calibration")
-        for value, tip in CALIBRATIONS:
-            self.calibration.addItem(value, value)
-            self.calibration.setItemData(self.calibration.count() - 1, tip,
-                                         Qt.ItemDataRole.ToolTipRole)
-        self.calibration.setToolTip("\n\n".join(f"{v}: {tip}" for v, tip in CALIBRATIONS))
+        self.calibration = _choice_box(self, "calibration", CALIBRATIONS)
         form.addRow("Calibration:", self.calibration)
-        self.prompt_style = QComboBox(self)
-        self.prompt_style.setObjectName("prompt_style")
-        for value, tip in PROMPT_STYLES:
-            self.prompt_style.addItem(value, value)
-            self.prompt_style.setItemData(self.prompt_style.count() - 1, tip,
-                                          Qt.ItemDataRole.ToolTipRole)
-        self.prompt_style.setToolTip("\n\n".join(f"{v}: {tip}" for v, tip in PROMPT_STYLES))
+        self.prompt_style = _choice_box(self, "prompt_style", PROMPT_STYLES)
         form.addRow("Prompt:", self.prompt_style)
         multi = QHBoxLayout()
         self.multi_label = QCheckBox("Multi-label", self)
@@ -226,6 +202,30 @@ class SetupPanel(QWidget):
                                 "choosing its label. Shown in the details pane.")
         form.addRow("Explain:", self.explain)
         layout.addLayout(form)
+
+    def _table_head(self, layout: QVBoxLayout, title: str, menu: tuple[str, str],
+                    menu_tip: str, add: tuple[str, Callable[[], object]],
+                    remove: tuple[str, Callable[[], object]]) -> tuple[
+                        QToolButton, QMenu, QToolButton, QToolButton]:
+        """The row over a table: its title, a menu button (text, object name), and the
+        + and − buttons (tooltip, click handler)."""
+        head = QHBoxLayout()
+        head.addWidget(QLabel(title, self))
+        head.addStretch(1)
+        menu_button = _tool(menu[0], menu_tip, self)
+        menu_button.setObjectName(menu[1])
+        menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        choices = QMenu(menu_button)
+        menu_button.setMenu(choices)
+        buttons = [menu_button]
+        for text, (tip, clicked) in (("+", add), ("−", remove)):
+            button = _tool(text, tip, self)
+            button.clicked.connect(clicked)
+            buttons.append(button)
+        for button in buttons:
+            head.addWidget(button)
+        layout.addLayout(head)
+        return menu_button, choices, buttons[1], buttons[2]
 
     @staticmethod
     def _stretch(table: QTableWidget, *, stretch_column: int) -> None:

@@ -94,9 +94,9 @@ class ResultsModel(HeaderedTableModel):
         return str(self.rows[row].index + 1)  # the input line it came from
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self.rows):
+        row = self.row_for(index)
+        if row is None:
             return None
-        row = self.rows[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(row, col)

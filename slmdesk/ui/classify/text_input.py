@@ -142,13 +142,16 @@ class TextInput:
         if path:
             then(path)
 
-    def _read(self, name: str, work: Callable[[], Any],
-              then: Callable[[Any, str], None]) -> None:
-        """Run ``work`` on the thread pool; no run or other read starts meanwhile."""
+    def _read(self, name: str, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
+        """Run ``work`` on the thread pool, then ``then`` with its result (or show its error);
+        no run or other read starts meanwhile."""
         def done(result: Any, error: str) -> None:
             self.reading -= 1
             self.view.update_controls()
-            then(result, error)
+            if error:
+                self.view.show_error(error)
+            else:
+                then(result)
 
         self.reading += 1
         self.view.update_controls()
@@ -170,10 +173,7 @@ class TextInput:
                 chosen = guess_column(columns, TEXT_COLUMN_GUESSES) or columns[0]
             return columns, chosen, list(read_texts(path, chosen))
 
-        def then(result: Any, error: str) -> None:
-            if error:
-                self.view.show_error(error)
-                return
+        def then(result: Any) -> None:
             columns, chosen, texts = result
             if not texts:
                 self.view.show_error(f"{Path(path).name} has no texts"
@@ -236,10 +236,7 @@ class TextInput:
                 path, text_column=text_col, label_column=label_col)]
             return text_col, label_col, pairs
 
-        def then(result: Any, error: str) -> None:
-            if error:
-                self.view.show_error(error)
-                return
+        def then(result: Any) -> None:
             text_col, label_col, pairs = result
             if not pairs:
                 self.view.show_error(f"{name} has no labelled texts.")

@@ -11,21 +11,18 @@ import sqlite_utils
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QWidget
 
-from slmdesk.classify.evaluate import EvalReport, evaluate
+from slmdesk.classify.evaluate import evaluate
 from slmdesk.classify.spec import ClassifierSpec
 from slmdesk.errors import UserFacingError
-from slmdesk.store.classifiers import ClassifierRepository
-from slmdesk.store.datasets import Dataset, DatasetRepository
-from slmdesk.store.repositories import ModelRecord, ModelRepository
+from slmdesk.store.repositories import ModelRepository
 from slmdesk.ui.classify.layout import ClassifyLayout
 from slmdesk.ui.classify.review import ResultsReview
 from slmdesk.ui.classify.saved import SavedClassifiers
-from slmdesk.ui.classify.setup import EXAMPLES_FROM_DATASET
 from slmdesk.ui.classify.table_models import ANY_LABEL, EXPECTED_COLUMN, FAILED, NO_LABEL, ResultRow
 from slmdesk.ui.classify.text_input import TextInput
-from slmdesk.ui.common.classify_run import ClassifyRun
+from slmdesk.ui.common.forwarding import forward_to
+from slmdesk.ui.common.model_tab import ModelTab
 from slmdesk.ui.common.table_model import percent
-from slmdesk.ui.common.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import (
@@ -36,27 +33,21 @@ if TYPE_CHECKING:
         QPlainTextEdit,
         QProgressBar,
         QPushButton,
-        QSplitter,
         QTableView,
-        QTableWidget,
         QTabWidget,
         QToolButton,
     )
 
     from slmdesk.classify.classifier import Prediction
-    from slmdesk.engine.llama_engine import ModelInfo
     from slmdesk.ui.classify.setup import SetupPanel
     from slmdesk.ui.classify.table_models import ResultsFilter, ResultsModel
-    from slmdesk.ui.common.confusion import ConfusionMatrix
-    from slmdesk.ui.common.metrics import ReportPanel
     from slmdesk.ui.common.probability_bars import ProbabilityChart
-    from slmdesk.ui.common.tab_frame import ErrorBanner
-    from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
+    from slmdesk.ui.engine_thread import EngineClient
 
 log = logging.getLogger(__name__)
 
 
-class ClassifyView(QWidget):
+class ClassifyView(ModelTab):
     """The Classify tab. The window calls ``set_model`` whenever the loaded model changes."""
 
     model_requested = Signal(str)  # a saved classifier's model id: "please load this one"
@@ -64,13 +55,9 @@ class ClassifyView(QWidget):
     run_finished = Signal(bool)  # cancelled
     evaluated = Signal(object)  # EvalReport
     exported = Signal(str)  # path
-    error_shown = Signal(str)
 
     # the widgets, built by the layout part
     details_widgets: tuple[QPlainTextEdit, ProbabilityChart]
-    errors: ErrorBanner
-    banner: QLabel
-    splitter: QSplitter
     tabs: QTabWidget
     save_button: QToolButton
     delete_button: QToolButton
@@ -113,26 +100,16 @@ class ClassifyView(QWidget):
     details_probs: QLabel
     details_notes: QLabel
     details_explanation: QLabel
-    report_panel: ReportPanel
-    eval_summary: QLabel
-    per_label: QTableWidget
-    confusion: ConfusionMatrix
 
     def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
                  parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        # The tab's parts, each on its own concern; they share the widgets and state here.
+        super().__init__(db, engine, parent)
+        # Its parts: saved classifiers, the texts to classify, the review of results.
         self.saved = SavedClassifiers(self)
         self.text_input = TextInput(self)
         self.review = ResultsReview(self)
         self.layout_parts = ClassifyLayout(self)
-        self.db = db
-        self.engine = engine
-        self.classifiers = ClassifierRepository(db)
-        self.datasets = DatasetRepository(db)
         self.models = ModelRepository(db)
-        self.model: ModelRecord | None = None
-        self.loaded: ModelInfo | None = None
         self.classifier_name: str | None = None
         self.saved_model_id: str | None = None
         # the run in progress
@@ -142,89 +119,42 @@ class ClassifyView(QWidget):
         self.run_total = 0
         self._run_seconds = 0.0
         self.eval_source = ""  # the labelled file an evaluation reads, in words
-        self.report: EvalReport | None = None
         # input read from a file
         self.file_path: str | None = None
         self.file_columns: list[str] = []
         self.file_column: str | None = None
         self.file_texts: list[str] = []
-        self.tasks = BackgroundTasks(self)  # file reads and writes of the parts
         self.layout_parts.build()
-        self.runner = ClassifyRun(engine, self.progress, self.status, self)
+        self.start_runner(self.progress, self.status)
         self.runner.progressed.connect(self._on_progress)
         self.runner.classified.connect(self._on_classified)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
-        self.runner.state_changed.connect(self.update_controls)
         self.saved.refresh_saved()
         self.review.refresh_datasets()
         self.refill_label_choices()
         self.update_shown()
         self.update_controls()
 
-    @property
-    def job(self) -> ClassifyJob | None:
-        """The classification running now, if any."""
-        return self.runner.job
-
     # the tab's API, kept by its parts -----------------------------------------------------
-    def save_classifier(self, name: str) -> bool:
-        return self.saved.save_classifier(name)
-
-    def load_classifier(self, name: str) -> bool:
-        return self.saved.load_classifier(name)
-
-    def delete_classifier(self, name: str) -> None:
-        self.saved.delete_classifier(name)
-
-    def add_examples_from(self, dataset_name: str,
-                          per_label: int = EXAMPLES_FROM_DATASET) -> int:
-        return self.saved.add_examples_from(dataset_name, per_label)
-
-    def open_file(self, path: str, column: str | None = None) -> None:
-        self.text_input.open_file(path, column)
-
-    def choose_column(self, column: str) -> None:
-        self.text_input.choose_column(column)
-
-    def close_file(self) -> None:
-        self.text_input.close_file()
-
-    def evaluate_file(self, path: str) -> None:
-        self.text_input.evaluate_file(path)
-
-    def refresh_datasets(self, select: str | None = None) -> None:
-        self.review.refresh_datasets(select)
-
-    def create_dataset(self, name: str) -> Dataset | None:
-        return self.review.create_dataset(name)
-
-    def accept_selected(self) -> int:
-        return self.review.accept_selected()
-
-    def correct_selected(self, label: str) -> int:
-        return self.review.correct_selected(label)
-
-    def select_result(self, source_row: int) -> None:
-        self.review.select_result(source_row)
-
-    def export_to(self, path: str, fmt: str, *, only_shown: bool = False) -> None:
-        self.review.export_to(path, fmt, only_shown=only_shown)
-
-    # messages to the person -------------------------------------------------------------
-    def show_error(self, text: str) -> None:
-        self.errors.show(text)
-
-    def clear_error(self) -> None:
-        self.errors.clear()
+    save_classifier = forward_to("saved", SavedClassifiers.save_classifier)
+    load_classifier = forward_to("saved", SavedClassifiers.load_classifier)
+    delete_classifier = forward_to("saved", SavedClassifiers.delete_classifier)
+    add_examples_from = forward_to("saved", SavedClassifiers.add_examples_from)
+    open_file = forward_to("text_input", TextInput.open_file)
+    choose_column = forward_to("text_input", TextInput.choose_column)
+    close_file = forward_to("text_input", TextInput.close_file)
+    evaluate_file = forward_to("text_input", TextInput.evaluate_file)
+    refresh_datasets = forward_to("review", ResultsReview.refresh_datasets)
+    create_dataset = forward_to("review", ResultsReview.create_dataset)
+    accept_selected = forward_to("review", ResultsReview.accept_selected)
+    correct_selected = forward_to("review", ResultsReview.correct_selected)
+    select_result = forward_to("review", ResultsReview.select_result)
+    export_to = forward_to("review", ResultsReview.export_to)
 
     # the model --------------------------------------------------------------------------
-    def set_model(self, model: ModelRecord | None, loaded: ModelInfo | None) -> None:
-        """The window's loaded model changed (``loaded`` is None while none is ready)."""
-        self.model = model
-        self.loaded = loaded
+    def model_changed(self) -> None:
         self.saved.update_model_notes()
-        self.update_controls()
 
     def build_spec(self) -> ClassifierSpec | None:
         try:

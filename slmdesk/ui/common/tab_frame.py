@@ -4,51 +4,39 @@ columns, and the small builders their forms repeat (menu buttons, percent boxes,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from PySide6.QtCore import Qt, SignalInstance
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QDoubleSpinBox,
     QLabel,
     QMenu,
+    QProgressBar,
+    QPushButton,
     QSplitter,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from slmdesk.ui.common.widgets import error_banner
+from slmdesk.ui.common.widgets import ErrorBanner, error_banner
+
+AnyButton = TypeVar("AnyButton", bound=QAbstractButton)
 
 
-class ErrorBanner:
-    """A hidden banner that shows one message the person must see, and says so through a
-    signal (``error_shown`` of the tab, ``failed`` of a dialog)."""
-
-    def __init__(self, label: QLabel, shown: SignalInstance) -> None:
-        self.label = label
-        self._shown = shown
-
-    def show(self, text: str) -> None:
-        self.label.setText(text)
-        self.label.show()
-        self._shown.emit(text)
-
-    def clear(self) -> None:
-        self.label.clear()
-        self.label.hide()
-
-
-def tab_frame(tab: QWidget, name: str, shown: SignalInstance) -> tuple[ErrorBanner, QSplitter]:
+def tab_frame(tab: QWidget, name: str, columns: Sequence[QWidget],
+              sizes: Sequence[int]) -> tuple[ErrorBanner, QSplitter]:
     """Lay ``tab`` out as an error banner (``<name>_error_banner``) over a horizontal splitter
-    (``<name>_splitter``) that takes the rest; the caller adds the columns."""
+    (``<name>_splitter``) of these columns, the last of which stretches."""
     root = QVBoxLayout(tab)
     root.setContentsMargins(6, 6, 6, 6)
     banner = error_banner(tab, f"{name}_error_banner")
     root.addWidget(banner)
-    splitter = QSplitter(Qt.Orientation.Horizontal, tab)
+    splitter = fixed_splitter(Qt.Orientation.Horizontal, tab, columns, sizes)
     splitter.setObjectName(f"{name}_splitter")
-    splitter.setChildrenCollapsible(False)
     root.addWidget(splitter, 1)
-    return ErrorBanner(banner, shown), splitter
+    return banner, splitter
 
 
 def fixed_splitter(orientation: Qt.Orientation, parent: QWidget, panes: Sequence[QWidget],
@@ -80,12 +68,33 @@ def tool_button(text: str, tip: str, parent: QWidget, *, name: str = "",
     """A tool button with its text, tooltip, object name and click handler."""
     button = QToolButton(parent)
     button.setText(text)
+    return _set_up_button(button, tip, name, clicked)
+
+
+def push_button(text: str, tip: str, parent: QWidget, *, name: str = "",
+                clicked: Callable[[], object] | None = None) -> QPushButton:
+    """A push button with its text, tooltip, object name and click handler."""
+    return _set_up_button(QPushButton(text, parent), tip, name, clicked)
+
+
+def _set_up_button(button: AnyButton, tip: str, name: str,
+                   clicked: Callable[[], object] | None) -> AnyButton:
     button.setToolTip(tip)
     if name:
         button.setObjectName(name)
     if clicked is not None:
         button.clicked.connect(clicked)
     return button
+
+
+def run_progress(parent: QWidget, name: str) -> QProgressBar:
+    """An empty progress bar for an engine run (ClassifyRun sets its range and format)."""
+    bar = QProgressBar(parent)
+    bar.setObjectName(name)
+    bar.setRange(0, 1)
+    bar.setValue(0)
+    bar.setFormat("")
+    return bar
 
 
 def menu_button(text: str, tip: str, parent: QWidget, *, name: str = "") -> tuple[QToolButton,

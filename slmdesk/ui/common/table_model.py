@@ -54,13 +54,29 @@ class Column:
     colour: Callable[[Any], QColor | None] | None = None
 
 
-class RowTableModel(QAbstractTableModel):
+class RowsModel(QAbstractTableModel):
+    """A table over a list ``rows``, one row each."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[Any] = []
+
+    def row_for(self, index: AnyIndex) -> Any:
+        """The row behind ``index``; None where it points at none."""
+        if not index.isValid() or not 0 <= index.row() < len(self.rows):
+            return None
+        return self.rows[index.row()]
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.rows)
+
+
+class RowTableModel(RowsModel):
     """A read-only table over a list of plain rows (dataclasses), one ``Column`` each."""
 
     def __init__(self, columns: Sequence[Column], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.columns = list(columns)
-        self.rows: list[Any] = []
 
     def set_rows(self, rows: Sequence[Any]) -> None:
         self.beginResetModel()
@@ -80,9 +96,6 @@ class RowTableModel(QAbstractTableModel):
     def row_at(self, i: int) -> Any:
         return self.rows[i]
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.rows)
-
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.columns)
 
@@ -94,9 +107,9 @@ class RowTableModel(QAbstractTableModel):
         return None
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not (0 <= index.row() < len(self.rows)):
+        row = self.row_for(index)
+        if row is None:
             return None
-        row = self.rows[index.row()]
         col = self.columns[index.column()]
         if role == Qt.ItemDataRole.DisplayRole:
             return col.text(row)
@@ -111,23 +124,16 @@ class RowTableModel(QAbstractTableModel):
         return None
 
 
-class HeaderedTableModel(QAbstractTableModel):
+class HeaderedTableModel(RowsModel):
     """The plumbing of a read-only table whose subclass answers ``data``: ``rows``, one column
     per name of ``headers()``, and a vertical header of ``row_header(row)`` (the row's number
     from 1, unless overridden); its cells are enabled and selectable."""
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.rows: list[Any] = []
 
     def headers(self) -> Sequence[str]:
         raise NotImplementedError
 
     def row_header(self, row: int) -> str:
         return str(row + 1)
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.rows)
 
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.headers())

@@ -1,29 +1,35 @@
-"""Small widgets shared by the window's tabs."""
+"""Small widgets shared by the window's tabs: the error banner."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QWidget
+
+ERROR_STYLE = "QLabel { color: #b00020; padding: 4px; }"
 
 
 class ErrorBanner(QLabel):
-    """A hidden, word-wrapped plain-text label for messages the person must see."""
+    """A hidden, word-wrapped plain-text label for messages the person must see; ``shown``
+    tells whoever listens (a tab's ``error_shown``, a dialog's ``failed``) what it showed."""
+
+    shown = Signal(str)
 
     def show_error(self, text: str) -> None:
         self.setText(text)
         self.show()
+        self.shown.emit(text)
 
     def clear_error(self) -> None:
         self.clear()
         self.hide()
 
 
-def error_banner(parent: QWidget, object_name: str) -> ErrorBanner:
+def error_banner(parent: QWidget, object_name: str, *, style: str = ERROR_STYLE) -> ErrorBanner:
     """A hidden error banner named ``object_name`` (shown by ``show_error``)."""
     banner = ErrorBanner("", parent)
     banner.setObjectName(object_name)
     banner.setWordWrap(True)
     banner.setTextFormat(Qt.TextFormat.PlainText)  # messages may quote file names or model text
-    banner.setStyleSheet("QLabel { color: #b00020; padding: 4px; }")
+    banner.setStyleSheet(style)
     banner.hide()
     return banner

@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import (
     Qt,
 )
-from PySide6.QtWidgets import (
-    QInputDialog,
-)
+from PySide6.QtWidgets import QInputDialog, QMenu, QPushButton, QToolButton, QWidget
 
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Example
+from slmdesk.ui.common.tab_frame import menu_button, push_button
 
 if TYPE_CHECKING:
     pass
@@ -41,6 +40,23 @@ class Annotator:
 
     def __init__(self, view: DatasetsView) -> None:
         self.view = view
+        self.undo_stacks: dict[str, list[UndoStep]] = {}  # per data set id, the latest last
+
+    def build_buttons(self, page: QWidget) -> tuple[QToolButton, QMenu, QPushButton, QPushButton]:
+        """Set label ▾ (and its menu), Delete and Undo."""
+        relabel_button, self.relabel_menu = menu_button(
+            "Set label ▾", "Label the selected examples (keys 1–9; 0 clears)", page,
+            name="relabel_button")
+        self.relabel_menu.aboutToShow.connect(self._fill_relabel_menu)
+        self.undo_button = push_button("Undo", "", page, name="undo_button", clicked=self.undo)
+        return (relabel_button, self.relabel_menu,
+                push_button("Delete", "Delete the selected examples (Delete; Ctrl+Z undoes)", page,
+                            name="delete_examples", clicked=self.delete_selected),
+                self.undo_button)
+
+    def forget_dataset(self, dataset_id: str) -> None:
+        """The data set is gone: so is its undo stack."""
+        self.undo_stacks.pop(dataset_id, None)
 
     def label_key(self, n: int) -> None:
         """Key ``n``: 1-9 label the selected examples with the nth label, 0 clears."""
@@ -88,7 +104,7 @@ class Annotator:
         groups: dict[tuple[str | None, str], list[str]] = {}
         for eid, pair in labels.items():
             groups.setdefault(pair, []).append(eid)
-        next_id, fallback = self.view._next_id_after(rows)
+        next_id, fallback = self._next_id_after(rows)
         before: list[Example] = []
         try:
             with self.view.db.atomic():
@@ -101,11 +117,11 @@ class Annotator:
         n = len(labels)
         text = f"{what} {n} example{'s' if n != 1 else ''}"
         self._push_undo(UndoStep("label", before, text))
-        self.view.dataset_list._reload_dataset()  # a new label joins the label set
+        self.view.dataset_list.reload_dataset()  # a new label joins the label set
         shown_before = self.view.examples.rowCount()
         self.view.reload(select_ids=[])
         removed = shown_before - self.view.examples.rowCount()
-        self.view._move_after(next_id, fallback, removed if next_id is None else 0)
+        self._move_after(next_id, fallback, removed if next_id is None else 0)
         self.view.status.setText(text[0].upper() + text[1:] + ". Ctrl+Z undoes.")
         self._focus_table()
         self.view.labelled.emit(n)
@@ -142,7 +158,7 @@ class Annotator:
                                   f"accept suggestions over {threshold:.0%} for")
 
     def _fill_relabel_menu(self) -> None:
-        menu = self.view.relabel_menu
+        menu = self.relabel_menu
         menu.clear()
         labels = self.view.dataset.labels if self.view.dataset is not None else []
         for n, lab in enumerate(labels, start=1):
@@ -165,44 +181,38 @@ class Annotator:
         if not rows or self.view.dataset is None:
             return 0
         ids = [self.view.examples.example(r).id for r in rows]
-        next_id, _fallback = self.view._next_id_after(rows)
+        next_id, _fallback = self._next_id_after(rows)
         try:
             deleted = self.view.datasets.delete_examples(ids)
         except UserFacingError as exc:
             self.view.show_error(exc.message)
             return 0
         self.view.clear_error()
-        self._forget_in_run({e.id for e in deleted})
+        self.view.model_runs.forget({e.id for e in deleted})
         n = len(deleted)
         text = f"deleted {n} example{'s' if n != 1 else ''}"
         self._push_undo(UndoStep("delete", list(deleted), text))
         self.view.reload(select_ids=[])
         # The example after them, else the one now where the first of them was.
-        self.view._move_after(next_id, min(rows))
+        self._move_after(next_id, min(rows))
         self.view.status.setText(f"{text[0].upper()}{text[1:]}. Ctrl+Z brings "
                             f"{'them' if n != 1 else 'it'} back.")
-        self.view.dataset_list._refresh_list_counts()
+        self.view.dataset_list.refresh_list_counts()
         self._focus_table()
         return n
 
-    def _forget_in_run(self, ids: set[str]) -> None:
-        """Deleted while a pre-label run goes on: no suggestion is written for them."""
-        for eid in ids:
-            self.view._pending.pop(eid, None)
-        self.view.run_ids = ["" if eid in ids else eid for eid in self.view.run_ids]
-
     def _push_undo(self, step: UndoStep) -> None:
         assert self.view.dataset is not None
-        stack = self.view._undo.setdefault(self.view.dataset.id, [])
+        stack = self.undo_stacks.setdefault(self.view.dataset.id, [])
         stack.append(step)
         del stack[:-UNDO_DEPTH]
-        self.view._update_controls()
+        self.view.update_controls()
 
     def undo(self) -> bool:
         """Put back the rows the last label or delete action changed."""
         if self.view.dataset is None:
             return False
-        stack = self.view._undo.get(self.view.dataset.id, [])
+        stack = self.undo_stacks.get(self.view.dataset.id, [])
         if not stack:
             self.view.status.setText("Nothing to undo.")
             return False
@@ -218,10 +228,29 @@ class Annotator:
         self.view.reload(select_ids=ids)
         self.view.status.setText(f"Undid: {step.what}.")
         if step.kind == "delete":
-            self.view.dataset_list._refresh_list_counts()
-        self.view._update_controls()
+            self.view.dataset_list.refresh_list_counts()
+        self.view.update_controls()
         self._focus_table()
         return True
+
+    def _next_id_after(self, rows: Sequence[int]) -> tuple[str | None, int]:
+        """The example after the last of ``rows`` (where the cursor goes next), and that
+        row number (for when it is gone after the refresh)."""
+        if not rows:
+            return None, 0
+        examples = self.view.examples
+        after = max(rows) + 1
+        if after < examples.rowCount():
+            return examples.example(after).id, after
+        return None, max(rows)
+
+    def _move_after(self, next_id: str | None, fallback_row: int, removed: int = 0) -> None:
+        """Put the cursor on ``next_id``, else near ``fallback_row`` less the rows removed."""
+        examples = self.view.examples
+        if next_id is not None and examples.row_of(next_id) >= 0:
+            self.view.select_row(examples.row_of(next_id))
+        elif examples.rowCount():
+            self.view.select_row(min(max(fallback_row - removed, 0), examples.rowCount() - 1))
 
     def _focus_table(self) -> None:
         """Back to the table after a button or a menu, so the keys go on working."""
@@ -230,4 +259,4 @@ class Annotator:
 
     def undo_steps(self) -> list[UndoStep]:
         dataset = self.view.dataset
-        return list(self.view._undo.get(dataset.id, [])) if dataset is not None else []
+        return list(self.undo_stacks.get(dataset.id, [])) if dataset is not None else []

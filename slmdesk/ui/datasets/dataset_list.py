@@ -69,22 +69,22 @@ class DatasetList:
         switching = ds is None or self.view.dataset is None or ds.id != self.view.dataset.id
         self.view.dataset = ds
         if switching:
-            self.view.filters._reset_filters()
+            self.view.filters.reset()
             self.view.report = None
-            self.view.model_runs._clear_report()
-        self.view.filters._refill_filters()
+            self.view.model_runs.clear_report()
+        self.view.filters.refill(ds)
         self.view.reload()
         self.view.model_runs.refresh_history()
-        self.view._update_controls()
+        self.view.update_controls()
         if switching:
             self.view.dataset_changed.emit(ds.name if ds is not None else "")
 
-    def _reload_dataset(self) -> None:
+    def reload_dataset(self) -> None:
         """Reread the current data set's row (its labels may have grown)."""
         if self.view.dataset is not None:
             found = self.view.datasets.find(self.view.dataset.name)
             self.view.dataset = found
-            self.view.filters._refill_filters()
+            self.view.filters.refill(found)
 
     def create_dataset(self, name: str, kind: str = "labels",
                        labels: Sequence[str] = ()) -> Dataset | None:
@@ -133,7 +133,7 @@ class DatasetList:
         except UserFacingError as exc:
             self.view.show_error(exc.message)
             return
-        self.view._undo.pop(ds.id, None)
+        self.view.annotator.forget_dataset(ds.id)
         self.view.dataset = None
         self.refresh_datasets()
         self.view.status.setText(f"Deleted “{ds.name}”.")
@@ -148,7 +148,7 @@ class DatasetList:
         if answer == QMessageBox.StandardButton.Yes:
             self.delete_dataset()
 
-    def _refresh_list_counts(self) -> None:
+    def refresh_list_counts(self) -> None:
         if self.view.dataset is None:
             return
         row = self.view.list_model.row_of(self.view.dataset.name)

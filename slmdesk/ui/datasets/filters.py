@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from PySide6.QtCore import (
-    QObject,
-)
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QWidget
 
-from slmdesk.store.datasets import SPLITS, UNASSIGNED
+from slmdesk.store.datasets import SPLITS, UNASSIGNED, Dataset, DatasetRepository
 from slmdesk.ui.common.colours import label_colour
 
-if TYPE_CHECKING:
-    pass
-
-if TYPE_CHECKING:
-    from slmdesk.ui.datasets.view import DatasetsView
-
-
 ANY = ""  # "no filter" in the filter combos
+SEARCH_PAUSE_MS = 200  # the search box waits this long for typing to pause
 
 
 def _escape(text: str) -> str:
@@ -26,48 +19,116 @@ def _escape(text: str) -> str:
             .replace("'", "&#39;").replace('"', "&quot;"))
 
 
-class ExampleFilters:
-    """The Data sets tab's filters and search over the examples, and the counts strip."""
+def _filter_combo(parent: QWidget, name: str) -> QComboBox:
+    combo = QComboBox(parent)
+    combo.setObjectName(name)
+    combo.setMinimumContentsLength(8)
+    return combo
 
-    def __init__(self, view: DatasetsView) -> None:
-        self.view = view
 
-    def _reset_filters(self) -> None:
-        v = self.view
-        widgets: list[QObject] = [v.label_filter, v.split_filter, v.source_filter,
-                                  v.unlabelled_box, v.disagreement_box, v.search_box]
+def _filter_check(text: str, name: str, tip: str, parent: QWidget) -> QCheckBox:
+    check = QCheckBox(text, parent)
+    check.setObjectName(name)
+    check.setToolTip(tip)
+    return check
+
+
+class ExampleFilters(QObject):
+    """The filter row and the counts strip of the Data sets tab. ``changed`` says the
+    examples should be queried again (with ``query_kwargs``)."""
+
+    changed = Signal()
+
+    def __init__(self, datasets: DatasetRepository, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.datasets = datasets
+        self.search_timer = QTimer(self)
+        self.search_timer.setSingleShot(True)
+        self.search_timer.setInterval(SEARCH_PAUSE_MS)
+        self.search_timer.timeout.connect(self.changed)
+
+    def build_row(self, page: QWidget) -> QHBoxLayout:
+        """The filter widgets, in a row."""
+        row = QHBoxLayout()
+        self.label_filter = _filter_combo(page, "label_filter")
+        self.split_filter = QComboBox(page)
+        self.split_filter.setObjectName("split_filter")
+        self.split_filter.addItem("All", ANY)
+        for name in (*SPLITS, UNASSIGNED):
+            self.split_filter.addItem(name, name)
+        self.source_filter = _filter_combo(page, "source_filter")
+        for caption, combo in (("Label:", self.label_filter), ("Split:", self.split_filter),
+                               ("Source:", self.source_filter)):
+            row.addWidget(QLabel(caption, page))
+            row.addWidget(combo)
+            combo.currentIndexChanged.connect(lambda _i: self._filters_changed())
+        self.unlabelled_box = _filter_check("Unlabelled", "unlabelled_filter",
+                                            "Only examples without a label", page)
+        self.disagreement_box = _filter_check(
+            "Disagreement", "disagreement_filter",
+            "Only examples whose label differs from the model's suggestion", page)
+        for check in (self.unlabelled_box, self.disagreement_box):
+            row.addWidget(check)
+            check.toggled.connect(lambda _on: self._filters_changed())
+        self.search_box = QLineEdit(page)
+        self.search_box.setObjectName("search_box")
+        self.search_box.setPlaceholderText("Search the texts…")
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.textChanged.connect(lambda _t: self.search_timer.start())
+        row.addWidget(self.search_box, 1)
+        return row
+
+    def build_counts(self, page: QWidget) -> QLabel:
+        """The counts strip: totals per label and split, each a link that filters by it."""
+        self.counts = QLabel("", page)
+        self.counts.setObjectName("counts_strip")
+        self.counts.setTextFormat(Qt.TextFormat.RichText)
+        self.counts.setWordWrap(True)
+        self.counts.setToolTip("Click a label or a split to filter by it")
+        self.counts.linkActivated.connect(self._count_clicked)
+        return self.counts
+
+    def reset(self) -> None:
+        """Every filter off and the search box empty, without a ``changed``."""
+        widgets: list[QObject] = [self.label_filter, self.split_filter, self.source_filter,
+                                  self.unlabelled_box, self.disagreement_box, self.search_box]
         blocked = [w.blockSignals(True) for w in widgets]
         try:
-            self.view.label_filter.setCurrentIndex(0)
-            self.view.split_filter.setCurrentIndex(0)
-            self.view.source_filter.setCurrentIndex(0)
-            self.view.unlabelled_box.setChecked(False)
-            self.view.disagreement_box.setChecked(False)
-            self.view.search_box.clear()
+            self.label_filter.setCurrentIndex(0)
+            self.split_filter.setCurrentIndex(0)
+            self.source_filter.setCurrentIndex(0)
+            self.unlabelled_box.setChecked(False)
+            self.disagreement_box.setChecked(False)
+            self.search_box.clear()
         finally:
             for w, b in zip(widgets, blocked, strict=True):
                 w.blockSignals(b)
-        self.view._search_timer.stop()
+        self.search_timer.stop()
+
+    def show_all(self) -> None:
+        """Every filter off, without a ``changed`` (the caller queries again)."""
+        self.reset()
+        self.label_filter.setEnabled(True)
 
     def clear_filters(self) -> None:
-        self._reset_filters()
-        self.view.label_filter.setEnabled(True)
-        self.view.reload()
+        self.show_all()
+        self.changed.emit()
 
-    def _refill_filters(self) -> None:
-        labels = self.view.dataset.labels if self.view.dataset is not None else []
+    def refill(self, dataset: Dataset | None) -> None:
+        """The label and source choices of ``dataset``; the chosen ones stay where they can."""
+        labels = dataset.labels if dataset is not None else []
         sources: list[str] = []
-        if self.view.dataset is not None:
-            sources = [str(s) for s in self.view.datasets.stats(self.view.dataset).per_source]
-        for box, items, all_text in ((self.view.label_filter, labels, "All labels"),
-                                     (self.view.source_filter, sources, "All sources")):
+        if dataset is not None:
+            sources = [str(s) for s in self.datasets.stats(dataset).per_source]
+        for box, items, all_text in ((self.label_filter, labels, "All labels"),
+                                     (self.source_filter, sources, "All sources")):
             current = box.currentData()
             blocked = box.blockSignals(True)
             try:
                 box.clear()
                 box.addItem(all_text, ANY)
                 for n, item in enumerate(items, start=1):
-                    box.addItem(f"{n}: {item}" if box is self.view.label_filter and n <= 9
+                    box.addItem(f"{n}: {item}" if box is self.label_filter and n <= 9
                                 else item, item)
                 at = box.findData(current) if current else 0
                 box.setCurrentIndex(max(at, 0))
@@ -75,61 +136,61 @@ class ExampleFilters:
                 box.blockSignals(blocked)
 
     def _filters_changed(self) -> None:
-        self.view.label_filter.setEnabled(not self.view.unlabelled_box.isChecked())
-        self.view.reload()
+        self.label_filter.setEnabled(not self.unlabelled_box.isChecked())
+        self.changed.emit()
 
     def set_label_filter(self, label: str) -> None:
-        self.view.label_filter.setCurrentIndex(max(self.view.label_filter.findData(label), 0))
+        self.label_filter.setCurrentIndex(max(self.label_filter.findData(label), 0))
 
     def set_split_filter(self, split: str) -> None:
-        self.view.split_filter.setCurrentIndex(max(self.view.split_filter.findData(split), 0))
+        self.split_filter.setCurrentIndex(max(self.split_filter.findData(split), 0))
 
     def set_source_filter(self, source: str) -> None:
-        self.view.source_filter.setCurrentIndex(max(self.view.source_filter.findData(source), 0))
+        self.source_filter.setCurrentIndex(max(self.source_filter.findData(source), 0))
 
     def set_search(self, text: str) -> None:
         """Search now (the box otherwise waits for typing to pause)."""
-        self.view.search_box.setText(text)
-        self.view._search_timer.stop()
-        self.view.reload()
+        self.search_box.setText(text)
+        self.search_timer.stop()
+        self.changed.emit()
 
     def _count_clicked(self, link: str) -> None:
         kind, _, value = link.partition(":")
         if kind == "label":
-            self.view.unlabelled_box.setChecked(False)
+            self.unlabelled_box.setChecked(False)
             self.set_label_filter(value)
         elif kind == "split":
             self.set_split_filter(value)
         elif kind == "unlabelled":
-            self.view.unlabelled_box.setChecked(True)
+            self.unlabelled_box.setChecked(True)
 
     def query_kwargs(self) -> dict[str, Any]:
-        unlabelled = self.view.unlabelled_box.isChecked()
+        unlabelled = self.unlabelled_box.isChecked()
         return {
-            "label": None if unlabelled else (self.view.label_filter.currentData() or None),
+            "label": None if unlabelled else (self.label_filter.currentData() or None),
             "unlabelled": unlabelled,
-            "split": self.view.split_filter.currentData() or None,
-            "source": self.view.source_filter.currentData() or None,
-            "disagreement": self.view.disagreement_box.isChecked(),
-            "search": self.view.search_box.text().strip() or None,
+            "split": self.split_filter.currentData() or None,
+            "source": self.source_filter.currentData() or None,
+            "disagreement": self.disagreement_box.isChecked(),
+            "search": self.search_box.text().strip() or None,
         }
 
-    def _update_counts(self) -> None:
-        if self.view.dataset is None:
-            self.view.counts.setText("No data set yet: create one (New…) or import a file.")
+    def update_counts(self, dataset: Dataset | None, shown: int, matched: int) -> None:
+        """The counts strip for ``dataset``, of which ``shown`` of ``matched`` examples show."""
+        if dataset is None:
+            self.counts.setText("No data set yet: create one (New…) or import a file.")
             return
-        stats = self.view.datasets.stats(self.view.dataset)
-        shown = self.view.examples.rowCount()
+        stats = self.datasets.stats(dataset)
         parts = [f"<b>{stats.total}</b> examples"]
-        if self.view._more > shown:
-            parts[0] += f" (the first {shown} of {self.view._more} matching shown: filter more)"
+        if matched > shown:
+            parts[0] += f" (the first {shown} of {matched} matching shown: filter more)"
         elif shown != stats.total:
             parts[0] += f" ({shown} shown)"
-        if self.view.dataset.kind == "labels":
+        if dataset.kind == "labels":
             parts.append(f"{stats.labelled} labelled · "
                          f"<a href='unlabelled:'>{stats.unlabelled} unlabelled</a>")
-            labels = [*self.view.dataset.labels,
-                      *[k for k in stats.per_label if k and k not in self.view.dataset.labels]]
+            labels = [*dataset.labels,
+                      *[k for k in stats.per_label if k and k not in dataset.labels]]
             chips = []
             for n, lab in enumerate(labels):
                 colour = label_colour(n).name()
@@ -147,4 +208,4 @@ class ExampleFilters:
             parts.append(" · ".join(splits))
         elif stats.total:
             parts.append("no splits yet (Split…)")
-        self.view.counts.setText(" &nbsp;|&nbsp; ".join(parts))
+        self.counts.setText(" &nbsp;|&nbsp; ".join(parts))

@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
 from slmdesk.datasets import formats
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import DatasetRepository
-from slmdesk.ui.common.tab_frame import ErrorBanner
 from slmdesk.ui.common.tasks import BackgroundTasks
+from slmdesk.ui.common.widgets import error_banner
 from slmdesk.ui.datasets.table_models import PreviewModel
 
 NO_COLUMN = ""  # the label combo's "(no label column)"
@@ -131,14 +131,9 @@ class ImportDialog(QDialog):
         self.note.setObjectName("import_note")
         self.note.setWordWrap(True)
         layout.addWidget(self.note)
-        self.error_label = QLabel("", self)
-        self.error_label.setObjectName("import_error")
-        self.error_label.setWordWrap(True)
-        self.error_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.error_label = error_banner(self, "import_error", style="QLabel { color: #b00020; }")
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error_label.setStyleSheet("QLabel { color: #b00020; }")
-        self.error_label.hide()
-        self.errors = ErrorBanner(self.error_label, self.failed)
+        self.error_label.shown.connect(self.failed)
         layout.addWidget(self.error_label)
 
         self.buttons = QDialogButtonBox(self)
@@ -149,7 +144,7 @@ class ImportDialog(QDialog):
         self.buttons.accepted.connect(self.run_import)
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
-        self._update_controls()
+        self.update_controls()
 
     # choosing and previewing -------------------------------------------------------------
     def choose_requested(self) -> None:
@@ -174,17 +169,17 @@ class ImportDialog(QDialog):
         def then(result: Any, error: str) -> None:
             self._loading -= 1
             if path != self.path:
-                self._update_controls()
+                self.update_controls()
                 return  # another file was chosen meanwhile
             if error:
                 self.format_label.setText("—")
                 self.show_error(error)
             else:
                 self._show_preview(result)
-            self._update_controls()
+            self.update_controls()
 
         self._loading += 1
-        self._update_controls()
+        self.update_controls()
         self._tasks.start(work, f"read {Path(path).name}", then)
 
     def _show_preview(self, preview: Any) -> None:
@@ -286,10 +281,10 @@ class ImportDialog(QDialog):
         self.accept()
 
     def show_error(self, text: str) -> None:
-        self.errors.show(text)
+        self.error_label.show_error(text)
 
     def clear_error(self) -> None:
-        self.errors.clear()
+        self.error_label.clear_error()
 
-    def _update_controls(self) -> None:
+    def update_controls(self) -> None:
         self.import_button.setEnabled(self._loading == 0 and self.preview is not None)

@@ -8,16 +8,14 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import (
     Qt,
 )
-from PySide6.QtWidgets import (
-    QDialog,
-    QFileDialog,
-)
+from PySide6.QtWidgets import QDialog, QFileDialog, QPushButton, QWidget
 
 from slmdesk.datasets import formats, quality
 from slmdesk.datasets.splits import assign_splits
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import SPLITS
 from slmdesk.ui.common.file_names import safe_file_stem
+from slmdesk.ui.common.tab_frame import push_button
 from slmdesk.ui.datasets.dialogs import ExportDialog, SplitDialog
 from slmdesk.ui.datasets.import_dialog import ImportDialog
 
@@ -39,37 +37,53 @@ class ImportExport:
     def __init__(self, view: DatasetsView) -> None:
         self.view = view
 
+    def build_file_buttons(self, page: QWidget) -> tuple[QPushButton, QPushButton, QPushButton]:
+        """Import…, Export… and Split…."""
+        return (
+            push_button("Import…", "Import CSV, TSV, JSONL or plain text with a preview", page,
+                        name="import_button", clicked=lambda: self.import_dialog()),
+            push_button("Export…", "Export as OpenAI, ShareGPT, Alpaca, JSONL or CSV, "
+                        "with a data card", page, name="export_button",
+                        clicked=self.export_requested),
+            push_button("Split…", "Assign train / val / test splits at random (seeded)", page,
+                        name="split_button", clicked=self.split_requested))
+
+    def build_check_buttons(self, page: QWidget) -> tuple[QPushButton, QPushButton]:
+        """Duplicates and Near-empty."""
+        return (
+            push_button("Duplicates", "Select the later copies of texts that occur more than "
+                        "once", page, name="duplicates_button", clicked=self.select_duplicates),
+            push_button("Near-empty", "Select the examples with (almost) no text", page,
+                        name="near_empty_button", clicked=self.select_near_empty))
+
     def select_duplicates(self) -> int:
         """Show every example and select the later copies of repeated texts."""
         if self.view.dataset is None:
             return 0
         groups = quality.find_duplicates(self.view.datasets.examples(self.view.dataset))
         extras = [eid for group in groups for eid in group[1:]]
-        if not extras:
-            self.view.status.setText("No duplicates.")
-            return 0
-        self.view.filters._reset_filters()
-        self.view.label_filter.setEnabled(True)
-        self.view.reload(select_ids=extras)
-        self.view.status.setText(
+        return self._show_all_selecting(extras, "No duplicates.", (
             f"{len(groups)} text{'s' if len(groups) != 1 else ''} occur more than once: "
             f"selected the {len(extras)} later cop{'ies' if len(extras) != 1 else 'y'} "
-            "(Delete removes them).")
-        return len(extras)
+            "(Delete removes them)."))
 
     def select_near_empty(self) -> int:
         """Show every example and select those with (almost) no text."""
         if self.view.dataset is None:
             return 0
         ids = quality.find_near_empty(self.view.datasets.examples(self.view.dataset))
+        return self._show_all_selecting(
+            ids, "No near-empty examples.",
+            f"Selected {len(ids)} near-empty example{'s' if len(ids) != 1 else ''}.")
+
+    def _show_all_selecting(self, ids: list[str], none_found: str, found: str) -> int:
+        """Clear the filters and select ``ids``, saying ``found``; ``none_found`` when none."""
         if not ids:
-            self.view.status.setText("No near-empty examples.")
+            self.view.status.setText(none_found)
             return 0
-        self.view.filters._reset_filters()
-        self.view.label_filter.setEnabled(True)
+        self.view.filters.show_all()
         self.view.reload(select_ids=ids)
-        self.view.status.setText(f"Selected {len(ids)} near-empty example"
-                            f"{'s' if len(ids) != 1 else ''}.")
+        self.view.status.setText(found)
         return len(ids)
 
     def assign_splits(self, *, seed: int = 0,
@@ -171,5 +185,5 @@ class ImportExport:
             self.view.status.setText(f"Exported {fmt} ({lines} lines) to {target.name}{extra}.")
             self.view.exported.emit(str(target))
 
-        self.view._tasks.start(work, f"write {target.name}", then)
+        self.view.tasks.start(work, f"write {target.name}", then)
         return True

@@ -6,39 +6,25 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     Qt,
-    QTimer,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
-    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QListView,
     QPlainTextEdit,
-    QProgressBar,
-    QPushButton,
     QSplitter,
-    QTableView,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from slmdesk.store.datasets import SPLITS, UNASSIGNED
-from slmdesk.ui.common.metrics import ReportPanel
 from slmdesk.ui.common.tab_frame import (
-    QUIET_STYLE,
-    menu_button,
+    fixed_splitter,
     pane_column,
-    percent_box,
-    tab_frame,
     text_label,
     tool_button,
 )
-from slmdesk.ui.datasets.filters import ANY
 from slmdesk.ui.datasets.labelling_table import LabellingTable
 from slmdesk.ui.datasets.table_models import (
     LABEL_COLUMN,
@@ -47,13 +33,19 @@ from slmdesk.ui.datasets.table_models import (
     SUGGESTION_COLUMN,
     TEXT_COLUMN,
     DatasetListModel,
-    EvalHistoryModel,
     ExamplesModel,
     SuggestionBarDelegate,
 )
 
 if TYPE_CHECKING:
     from slmdesk.ui.datasets.view import DatasetsView
+
+
+# the widgets of the runs pane, kept by ModelRuns, that the view shows as its own
+RUN_WIDGETS = ("classifier_box", "prelabel_button", "evaluate_button", "cancel_button",
+               "progress", "accept_over_button", "accept_threshold", "run_status", "model_note",
+               "tabs", "report_panel", "save_png_button", "eval_summary", "per_label",
+               "confusion", "history", "history_table")
 
 
 class DatasetsLayout:
@@ -64,19 +56,13 @@ class DatasetsLayout:
 
     def build(self) -> None:
         view = self.view
-        view.errors, view.splitter = tab_frame(view, "datasets", view.error_shown)
-        view.banner = view.errors.label
-        self.view.splitter.addWidget(self._build_list(self.view.splitter))
-        right = QSplitter(Qt.Orientation.Vertical, self.view.splitter)
-        right.setChildrenCollapsible(False)
-        right.addWidget(self._build_examples(right))
-        right.addWidget(self._build_model_pane(right))
-        right.setStretchFactor(0, 3)
-        right.setStretchFactor(1, 1)
-        right.setSizes([520, 260])
-        self.view.splitter.addWidget(right)
-        self.view.splitter.setStretchFactor(1, 1)
-        self.view.splitter.setSizes([220, 980])
+        examples = self._build_examples(view)
+        runs = view.model_runs
+        right = fixed_splitter(Qt.Orientation.Vertical, view, [examples, runs.build(view)],
+                               [520, 260], (3, 1))
+        for name in RUN_WIDGETS:
+            setattr(view, name, getattr(runs, name))
+        view.lay_out_frame("datasets", [self._build_list(view), right], [220, 980])
 
     def _build_list(self, parent: QWidget) -> QWidget:
         box, layout = pane_column(parent, (0, 0, 6, 0))
@@ -106,48 +92,12 @@ class DatasetsLayout:
 
     def _build_examples(self, parent: QWidget) -> QWidget:
         page, layout = pane_column(parent)
-        filters = QHBoxLayout()
-        filters.addWidget(QLabel("Label:", page))
-        self.view.label_filter = QComboBox(page)
-        self.view.label_filter.setObjectName("label_filter")
-        self.view.label_filter.setMinimumContentsLength(8)
-        filters.addWidget(self.view.label_filter)
-        filters.addWidget(QLabel("Split:", page))
-        self.view.split_filter = QComboBox(page)
-        self.view.split_filter.setObjectName("split_filter")
-        self.view.split_filter.addItem("All", ANY)
-        for name in (*SPLITS, UNASSIGNED):
-            self.view.split_filter.addItem(name, name)
-        filters.addWidget(self.view.split_filter)
-        filters.addWidget(QLabel("Source:", page))
-        self.view.source_filter = QComboBox(page)
-        self.view.source_filter.setObjectName("source_filter")
-        self.view.source_filter.setMinimumContentsLength(8)
-        filters.addWidget(self.view.source_filter)
-        self.view.unlabelled_box = QCheckBox("Unlabelled", page)
-        self.view.unlabelled_box.setObjectName("unlabelled_filter")
-        self.view.unlabelled_box.setToolTip("Only examples without a label")
-        filters.addWidget(self.view.unlabelled_box)
-        self.view.disagreement_box = QCheckBox("Disagreement", page)
-        self.view.disagreement_box.setObjectName("disagreement_filter")
-        self.view.disagreement_box.setToolTip(
-            "Only examples whose label differs from the model's suggestion")
-        filters.addWidget(self.view.disagreement_box)
-        self.view.search_box = QLineEdit(page)
-        self.view.search_box.setObjectName("search_box")
-        self.view.search_box.setPlaceholderText("Search the texts…")
-        self.view.search_box.setClearButtonEnabled(True)
-        filters.addWidget(self.view.search_box, 1)
-        layout.addLayout(filters)
-        self.view._search_timer = QTimer(self.view)
-        self.view._search_timer.setSingleShot(True)
-        self.view._search_timer.setInterval(200)
-        self.view._search_timer.timeout.connect(self.view.reload)
-        self.view.search_box.textChanged.connect(lambda _t: self.view._search_timer.start())
-        for combo in (self.view.label_filter, self.view.split_filter, self.view.source_filter):
-            combo.currentIndexChanged.connect(lambda _i: self.view.filters._filters_changed())
-        for check in (self.view.unlabelled_box, self.view.disagreement_box):
-            check.toggled.connect(lambda _on: self.view.filters._filters_changed())
+        view, filters = self.view, self.view.filters
+        layout.addLayout(filters.build_row(page))
+        view.label_filter, view.split_filter = filters.label_filter, filters.split_filter
+        view.source_filter, view.search_box = filters.source_filter, filters.search_box
+        view.unlabelled_box, view.disagreement_box = (filters.unlabelled_box,
+                                                      filters.disagreement_box)
 
         split = QSplitter(Qt.Orientation.Horizontal, page)
         split.setChildrenCollapsible(False)
@@ -179,7 +129,7 @@ class DatasetsLayout:
         self.view.table.selectionModel().currentRowChanged.connect(
             lambda _cur, _prev: self.view._show_details())
         self.view.table.selectionModel().selectionChanged.connect(
-            lambda _s, _d: self.view._update_controls())
+            lambda _s, _d: self.view.update_controls())
         self.view.examples.modelReset.connect(self.view._show_details)
         self.view.examples.dataChanged.connect(lambda *_a: self.view._show_details())
         split.addWidget(self.view.table)
@@ -188,51 +138,18 @@ class DatasetsLayout:
         split.setSizes([720, 260])
         layout.addWidget(split, 1)
 
-        self.view.counts = QLabel("", page)
-        self.view.counts.setObjectName("counts_strip")
-        self.view.counts.setTextFormat(Qt.TextFormat.RichText)
-        self.view.counts.setWordWrap(True)
-        self.view.counts.setToolTip("Click a label or a split to filter by it")
-        self.view.counts.linkActivated.connect(self.view.filters._count_clicked)
+        self.view.counts = self.view.filters.build_counts(page)
         layout.addWidget(self.view.counts)
 
         actions = QHBoxLayout()
-        self.view.import_button = QPushButton("Import…", page)
-        self.view.import_button.setObjectName("import_button")
-        self.view.import_button.setToolTip("Import CSV, TSV, JSONL or plain text with a preview")
-        self.view.import_button.clicked.connect(lambda: self.view.files.import_dialog())
-        self.view.export_button = QPushButton("Export…", page)
-        self.view.export_button.setObjectName("export_button")
-        self.view.export_button.setToolTip("Export as OpenAI, ShareGPT, Alpaca, JSONL or CSV, "
-                                      "with a data card")
-        self.view.export_button.clicked.connect(self.view.files.export_requested)
-        self.view.split_button = QPushButton("Split…", page)
-        self.view.split_button.setObjectName("split_button")
-        self.view.split_button.setToolTip("Assign train / val / test splits at random (seeded)")
-        self.view.split_button.clicked.connect(self.view.files.split_requested)
-        self.view.relabel_button, self.view.relabel_menu = menu_button(
-            "Set label ▾", "Label the selected examples (keys 1–9; 0 clears)", page,
-            name="relabel_button")
-        self.view.relabel_menu.aboutToShow.connect(self.view.annotator._fill_relabel_menu)
-        self.view.delete_button = QPushButton("Delete", page)
-        self.view.delete_button.setObjectName("delete_examples")
-        self.view.delete_button.setToolTip("Delete the selected examples (Delete; Ctrl+Z undoes)")
-        self.view.delete_button.clicked.connect(self.view.annotator.delete_selected)
-        self.view.undo_button = QPushButton("Undo", page)
-        self.view.undo_button.setObjectName("undo_button")
-        self.view.undo_button.clicked.connect(self.view.annotator.undo)
-        self.view.duplicates_button = QPushButton("Duplicates", page)
-        self.view.duplicates_button.setObjectName("duplicates_button")
-        self.view.duplicates_button.setToolTip(
-            "Select the later copies of texts that occur more than once")
-        self.view.duplicates_button.clicked.connect(self.view.files.select_duplicates)
-        self.view.near_empty_button = QPushButton("Near-empty", page)
-        self.view.near_empty_button.setObjectName("near_empty_button")
-        self.view.near_empty_button.setToolTip("Select the examples with (almost) no text")
-        self.view.near_empty_button.clicked.connect(self.view.files.select_near_empty)
-        for w in (self.view.import_button, self.view.export_button, self.view.split_button,
-                  self.view.relabel_button, self.view.delete_button, self.view.undo_button,
-                  self.view.duplicates_button, self.view.near_empty_button):
+        view.import_button, view.export_button, view.split_button = view.files.build_file_buttons(
+            page)
+        view.relabel_button, view.relabel_menu, view.delete_button, view.undo_button = (
+            view.annotator.build_buttons(page))
+        view.duplicates_button, view.near_empty_button = view.files.build_check_buttons(page)
+        for w in (view.import_button, view.export_button, view.split_button,
+                  view.relabel_button, view.delete_button, view.undo_button,
+                  view.duplicates_button, view.near_empty_button):
             actions.addWidget(w)
         self.view.status = QLabel("", page)
         self.view.status.setObjectName("datasets_status")
@@ -253,95 +170,3 @@ class DatasetsLayout:
         self.view.details_text.setReadOnly(True)
         layout.addWidget(self.view.details_text, 1)
         return pane
-
-    def _build_model_pane(self, parent: QWidget) -> QWidget:
-        page, layout = pane_column(parent)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Classifier:", page))
-        self.view.classifier_box = QComboBox(page)
-        self.view.classifier_box.setObjectName("classifier_box")
-        self.view.classifier_box.setMinimumContentsLength(14)
-        self.view.classifier_box.setToolTip(
-            "A classifier built from this data set's labels, or one saved in Classify")
-        row.addWidget(self.view.classifier_box)
-        self.view.prelabel_button = QPushButton("Pre-label", page)
-        self.view.prelabel_button.setObjectName("prelabel_button")
-        self.view.prelabel_button.setToolTip(
-            "Let the model suggest a label for the unlabelled examples shown")
-        self.view.prelabel_button.clicked.connect(self.view.model_runs.prelabel)
-        self.view.evaluate_button = QPushButton("Evaluate", page)
-        self.view.evaluate_button.setObjectName("evaluate_button")
-        self.view.evaluate_button.setToolTip("Classify the test split and score the classifier")
-        self.view.evaluate_button.clicked.connect(self.view.model_runs.evaluate_test_split)
-        self.view.cancel_button = QPushButton("Cancel", page)
-        self.view.cancel_button.setObjectName("run_cancel")
-        self.view.cancel_button.clicked.connect(self.view.model_runs.cancel)
-        self.view.progress = QProgressBar(page)
-        self.view.progress.setObjectName("run_progress")
-        self.view.progress.setRange(0, 1)
-        self.view.progress.setValue(0)
-        self.view.progress.setFormat("")
-        for w in (self.view.prelabel_button, self.view.evaluate_button, self.view.cancel_button):
-            row.addWidget(w)
-        row.addWidget(self.view.progress, 1)
-        layout.addLayout(row)
-        row = QHBoxLayout()
-        self.view.accept_over_button = QPushButton("Accept suggestions over", page)
-        self.view.accept_over_button.setObjectName("accept_over_button")
-        self.view.accept_over_button.setToolTip(
-            "Label every unlabelled example whose suggestion is at least this confident")
-        self.view.accept_threshold = percent_box(page, "accept_threshold", 90)
-        self.view.accept_over_button.clicked.connect(
-            lambda: self.view.annotator.accept_suggestions_over(
-                self.view.accept_threshold.value() / 100))
-        row.addWidget(self.view.accept_over_button)
-        row.addWidget(self.view.accept_threshold)
-        self.view.run_status = QLabel("", page)
-        self.view.run_status.setObjectName("run_status")
-        row.addWidget(self.view.run_status, 1)
-        self.view.model_note = text_label(page, "datasets_model_note", wrap=False,
-                                          style=QUIET_STYLE)
-        row.addWidget(self.view.model_note)
-        layout.addLayout(row)
-
-        self.view.tabs = QTabWidget(page)
-        self.view.tabs.setDocumentMode(True)
-        self.view.tabs.addTab(self._build_evaluation(self.view.tabs), "Evaluation")
-        self.view.tabs.addTab(self._build_history(self.view.tabs), "History")
-        layout.addWidget(self.view.tabs, 1)
-        return page
-
-    def _build_evaluation(self, parent: QWidget) -> QWidget:
-        self.view.report_panel = ReportPanel(
-            "Evaluate a model and classifier on the test split: accuracy, macro-F1, "
-            "per-label precision and recall, and a confusion matrix.", parent)
-        self.view.save_png_button = QPushButton("Save PNG…", self.view.report_panel)
-        self.view.save_png_button.setObjectName("save_png")
-        self.view.save_png_button.setToolTip("Save the confusion matrix as a picture")
-        self.view.save_png_button.clicked.connect(self.view.model_runs.save_png_requested)
-        self.view.report_panel.head.addWidget(self.view.save_png_button)
-        self.view.eval_summary = self.view.report_panel.summary
-        self.view.per_label = self.view.report_panel.per_label
-        self.view.confusion = self.view.report_panel.confusion
-        return self.view.report_panel
-
-    def _build_history(self, parent: QWidget) -> QWidget:
-        page, layout = pane_column(parent, (0, 4, 0, 0))
-        self.view.history = EvalHistoryModel(self.view)
-        self.view.history_table = QTableView(page)
-        self.view.history_table.setObjectName("eval_history")
-        self.view.history_table.setModel(self.view.history)
-        self.view.history_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.history_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.view.history_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.view.history_table.setWordWrap(False)
-        self.view.history_table.verticalHeader().setVisible(False)
-        header = self.view.history_table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.view.history_table.setToolTip("Every evaluation of this data set; select one to see "
-                                      "its report and confusion matrix")
-        self.view.history_table.selectionModel().currentRowChanged.connect(
-            lambda cur, _prev: self.view.model_runs.show_run(cur.row()) if cur.isValid() else None)
-        layout.addWidget(self.view.history_table, 1)
-        return page

@@ -7,11 +7,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import (
-    Qt,
-)
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
     QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableView,
+    QTabWidget,
+    QWidget,
 )
 
 from slmdesk.classify.evaluate import evaluate
@@ -20,14 +27,20 @@ from slmdesk.datasets import evaluation
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Example
 from slmdesk.ui.common.file_names import safe_file_stem
-from slmdesk.ui.datasets.table_models import (
-    spec_summary,
+from slmdesk.ui.common.metrics import ReportPanel
+from slmdesk.ui.common.tab_frame import (
+    QUIET_STYLE,
+    pane_column,
+    percent_box,
+    push_button,
+    run_progress,
+    text_label,
 )
+from slmdesk.ui.datasets.table_models import EvalHistoryModel, spec_summary
 
 if TYPE_CHECKING:
     from slmdesk.classify.classifier import Prediction
-
-if TYPE_CHECKING:
+    from slmdesk.ui.common.classify_run import ClassifyRun
     from slmdesk.ui.datasets.view import DatasetsView
 
 
@@ -37,34 +50,148 @@ OWN_LABELS = ""  # the classifier combo's "labels of this data set"
 FLUSH_MS = 300  # live pre-label suggestions are written in batches this often
 
 
-class ModelRuns:
+class ModelRuns(QObject):
     """Pre-label the unlabelled examples shown, or evaluate a classifier on the test split;
-    keep, list and show the evaluation reports."""
+    keep, list and show the evaluation reports. It keeps the state of the run in progress
+    and builds its pane; ``accept_over_requested(threshold)`` asks to accept the suggestions
+    at least that confident."""
+
+    accept_over_requested = Signal(float)
 
     def __init__(self, view: DatasetsView) -> None:
+        super().__init__(view)
         self.view = view
+        self.mode = "prelabel"  # or "evaluate"
+        self.run_ids: list[str] = []  # "" where the example was deleted meanwhile
+        self.run_gold: list[str] = []
+        self.run_spec: ClassifierSpec | None = None
+        self.run_model_name = ""
+        self.run_classifier_name: str | None = None
+        self._pending: dict[str, tuple[str, float]] = {}  # suggestions not yet written
+        self._overlap = 0  # evaluated texts that are also the classifier's examples
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setInterval(FLUSH_MS)
+        self._flush_timer.timeout.connect(self.flush_suggestions)
+
+    def follow(self, runner: ClassifyRun) -> None:
+        """Show what the tab's engine runs report."""
+        runner.progressed.connect(self._on_progress)
+        runner.classified.connect(self._on_classified)
+        runner.finished.connect(self._on_finished)
+        runner.failed.connect(self._on_failed)
+
+    def forget(self, ids: set[str]) -> None:
+        """Deleted while a pre-label run goes on: no suggestion is written for them."""
+        for eid in ids:
+            self._pending.pop(eid, None)
+        self.run_ids = ["" if eid in ids else eid for eid in self.run_ids]
+
+    def build(self, parent: QWidget) -> QWidget:
+        """The pane of the runs: the classifier, its buttons and progress, the evaluation
+        report and the history of evaluations."""
+        page, layout = pane_column(parent)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Classifier:", page))
+        self.classifier_box = QComboBox(page)
+        self.classifier_box.setObjectName("classifier_box")
+        self.classifier_box.setMinimumContentsLength(14)
+        self.classifier_box.setToolTip(
+            "A classifier built from this data set's labels, or one saved in Classify")
+        row.addWidget(self.classifier_box)
+        self.prelabel_button = push_button(
+            "Pre-label", "Let the model suggest a label for the unlabelled examples shown", page,
+            name="prelabel_button", clicked=self.prelabel)
+        self.evaluate_button = push_button(
+            "Evaluate", "Classify the test split and score the classifier", page,
+            name="evaluate_button", clicked=self.evaluate_test_split)
+        self.cancel_button = push_button("Cancel", "", page, name="run_cancel",
+                                         clicked=self.cancel)
+        self.progress = run_progress(page, "run_progress")
+        for w in (self.prelabel_button, self.evaluate_button, self.cancel_button):
+            row.addWidget(w)
+        row.addWidget(self.progress, 1)
+        layout.addLayout(row)
+        row = QHBoxLayout()
+        self.accept_over_button = QPushButton("Accept suggestions over", page)
+        self.accept_over_button.setObjectName("accept_over_button")
+        self.accept_over_button.setToolTip(
+            "Label every unlabelled example whose suggestion is at least this confident")
+        self.accept_threshold = percent_box(page, "accept_threshold", 90)
+        self.accept_over_button.clicked.connect(
+            lambda: self.accept_over_requested.emit(self.accept_threshold.value() / 100))
+        row.addWidget(self.accept_over_button)
+        row.addWidget(self.accept_threshold)
+        self.run_status = QLabel("", page)
+        self.run_status.setObjectName("run_status")
+        row.addWidget(self.run_status, 1)
+        self.model_note = text_label(page, "datasets_model_note", wrap=False,
+                                          style=QUIET_STYLE)
+        row.addWidget(self.model_note)
+        layout.addLayout(row)
+
+        self.tabs = QTabWidget(page)
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self._build_evaluation(self.tabs), "Evaluation")
+        self.tabs.addTab(self._build_history(self.tabs), "History")
+        layout.addWidget(self.tabs, 1)
+        return page
+
+    def _build_evaluation(self, parent: QWidget) -> QWidget:
+        self.report_panel = ReportPanel(
+            "Evaluate a model and classifier on the test split: accuracy, macro-F1, "
+            "per-label precision and recall, and a confusion matrix.", parent)
+        self.save_png_button = QPushButton("Save PNG…", self.report_panel)
+        self.save_png_button.setObjectName("save_png")
+        self.save_png_button.setToolTip("Save the confusion matrix as a picture")
+        self.save_png_button.clicked.connect(self.save_png_requested)
+        self.report_panel.head.addWidget(self.save_png_button)
+        self.eval_summary = self.report_panel.summary
+        self.per_label = self.report_panel.per_label
+        self.confusion = self.report_panel.confusion
+        return self.report_panel
+
+    def _build_history(self, parent: QWidget) -> QWidget:
+        page, layout = pane_column(parent, (0, 4, 0, 0))
+        self.history = EvalHistoryModel(self)
+        self.history_table = QTableView(page)
+        self.history_table.setObjectName("eval_history")
+        self.history_table.setModel(self.history)
+        self.history_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.history_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.history_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.history_table.setWordWrap(False)
+        self.history_table.verticalHeader().setVisible(False)
+        header = self.history_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.history_table.setToolTip("Every evaluation of this data set; select one to see "
+                                      "its report and confusion matrix")
+        self.history_table.selectionModel().currentRowChanged.connect(
+            lambda cur, _prev: self.show_run(cur.row()) if cur.isValid() else None)
+        layout.addWidget(self.history_table, 1)
+        return page
 
     def refresh_classifiers(self) -> None:
-        current = self.view.classifier_box.currentData()
-        blocked = self.view.classifier_box.blockSignals(True)
+        current = self.classifier_box.currentData()
+        blocked = self.classifier_box.blockSignals(True)
         try:
-            self.view.classifier_box.clear()
-            self.view.classifier_box.addItem("This data set's labels", OWN_LABELS)
-            self.view.classifier_box.setItemData(
+            self.classifier_box.clear()
+            self.classifier_box.addItem("This data set's labels", OWN_LABELS)
+            self.classifier_box.setItemData(
                 0, "A zero-shot classifier: the data set's labels, no instructions",
                 Qt.ItemDataRole.ToolTipRole)
             for saved in self.view.classifiers.list():
-                self.view.classifier_box.addItem(f"Saved: {saved.name}", saved.name)
-            at = self.view.classifier_box.findData(current) if current else 0
-            self.view.classifier_box.setCurrentIndex(max(at, 0))
+                self.classifier_box.addItem(f"Saved: {saved.name}", saved.name)
+            at = self.classifier_box.findData(current) if current else 0
+            self.classifier_box.setCurrentIndex(max(at, 0))
         finally:
-            self.view.classifier_box.blockSignals(blocked)
+            self.classifier_box.blockSignals(blocked)
 
     def classifier_spec(self) -> ClassifierSpec | None:
         """The chosen classifier, checked; None (with a message) when it cannot be built."""
         if self.view.dataset is None:
             return None
-        name = self.view.classifier_box.currentData()
+        name = self.classifier_box.currentData()
         try:
             if name:
                 return ClassifierSpec.from_json(self.view.classifiers.get(str(name)).spec)
@@ -127,26 +254,26 @@ class ModelRuns:
                 f"The test split uses labels this classifier does not know: "
                 f"{', '.join(unknown[:8])}. Pick a classifier with these labels.")
             return False
-        self.view._overlap = evaluation.few_shot_overlap(spec, rows)
+        self._overlap = evaluation.few_shot_overlap(spec, rows)
         return self._start("evaluate", spec, rows, [str(e.label) for e in rows])
 
     def _start(self, mode: str, spec: ClassifierSpec, rows: Sequence[Example],
                gold: list[str]) -> bool:
         self.view.clear_error()
-        self.view.mode = mode
-        self.view.run_spec = spec
-        self.view.run_ids = [e.id for e in rows]
-        self.view.run_gold = gold
-        self.view.run_model_name = self.view._model_name()
-        self.view.run_classifier_name = str(self.view.classifier_box.currentData() or "") or None
-        self.view._pending.clear()
+        self.mode = mode
+        self.run_spec = spec
+        self.run_ids = [e.id for e in rows]
+        self.run_gold = gold
+        self.run_model_name = self.view.model_name()
+        self.run_classifier_name = str(self.classifier_box.currentData() or "") or None
+        self._pending.clear()
         error = self.view.runner.try_start(spec, [e.text or "" for e in rows])
         if error:
             self.view.show_error(error)
             return False
         if mode == "prelabel":
-            self.view._flush_timer.start()
-        self.view._update_controls()
+            self._flush_timer.start()
+        self.view.update_controls()
         return True
 
     def cancel(self) -> None:
@@ -155,74 +282,74 @@ class ModelRuns:
     def _on_progress(self, done: int, total: int) -> None:
         elapsed = self.view.runner.elapsed()
         rate = done / elapsed if elapsed > 0 and done else 0.0
-        self.view.run_status.setText(f"{rate:.1f} texts/s" if rate else "Working…")
+        self.run_status.setText(f"{rate:.1f} texts/s" if rate else "Working…")
 
     def _on_classified(self, index: int, prediction: Prediction) -> None:
-        if self.view.mode != "prelabel":
+        if self.mode != "prelabel":
             return
-        if 0 <= index < len(self.view.run_ids) and self.view.run_ids[index] \
+        if 0 <= index < len(self.run_ids) and self.run_ids[index] \
                 and prediction.error is None and prediction.label is not None:
-            eid = self.view.run_ids[index]
-            self.view._pending[eid] = (prediction.label, float(prediction.confidence))
+            eid = self.run_ids[index]
+            self._pending[eid] = (prediction.label, float(prediction.confidence))
             row = self.view.examples.row_of(eid)
             if row >= 0:  # show it now; it is written with the next batch
                 self.view.examples.update_example(replace(
                     self.view.examples.example(row), model_label=prediction.label,
                     model_confidence=float(prediction.confidence)))
 
-    def _flush_suggestions(self) -> None:
-        if not self.view._pending:
+    def flush_suggestions(self) -> None:
+        if not self._pending:
             return
-        pending, self.view._pending = self.view._pending, {}
+        pending, self._pending = self._pending, {}
         try:
             self.view.datasets.set_model_suggestions(
                 [(eid, label, confidence) for eid, (label, confidence) in pending.items()],
-                model_name=self.view.run_model_name)
+                model_name=self.run_model_name)
         except UserFacingError as exc:
             self.view.show_error(exc.message)
 
     def _on_finished(self, predictions: list[Prediction], cancelled: bool,
                      seconds: float) -> None:
-        self.view._flush_timer.stop()
+        self._flush_timer.stop()
         done = len(predictions)
-        self.view.progress.setValue(min(done, self.view.progress.maximum()))
-        if self.view.mode == "prelabel":
+        self.progress.setValue(min(done, self.progress.maximum()))
+        if self.mode == "prelabel":
             # The final predictions (batch-calibrated) replace the live ones.
             for i, pred in enumerate(predictions):
-                if i < len(self.view.run_ids) and self.view.run_ids[i] and pred.error is None \
+                if i < len(self.run_ids) and self.run_ids[i] and pred.error is None \
                         and pred.label is not None:
-                    self.view._pending[self.view.run_ids[i]] = (pred.label, float(pred.confidence))
-            self._flush_suggestions()
+                    self._pending[self.run_ids[i]] = (pred.label, float(pred.confidence))
+            self.flush_suggestions()
             failed = sum(1 for p in predictions if p.error)
             fails = f" · {failed} failed" if failed else ""
             if cancelled:
-                self.view.run_status.setText(
-                    f"Cancelled after {done} of {len(self.view.run_ids)}: their suggestions are "
+                self.run_status.setText(
+                    f"Cancelled after {done} of {len(self.run_ids)}: their suggestions are "
                     f"kept{fails}.")
             else:
-                self.view.run_status.setText(f"Suggested labels for {done} examples in "
+                self.run_status.setText(f"Suggested labels for {done} examples in "
                                         f"{seconds:.1f} s{fails}.")
             self.view.reload()
         elif cancelled:
-            self.view.run_status.setText("The evaluation was cancelled: no scores.")
+            self.run_status.setText("The evaluation was cancelled: no scores.")
         else:
             self._finish_evaluation(predictions, seconds)
-        self.view._update_controls()
-        self.view.run_finished.emit(self.view.mode, cancelled)
+        self.view.update_controls()
+        self.view.run_finished.emit(self.mode, cancelled)
 
     def _on_failed(self, message: str) -> None:
-        self.view._flush_timer.stop()
-        self._flush_suggestions()
+        self._flush_timer.stop()
+        self.flush_suggestions()
         self.view.show_error(message)
-        self.view._update_controls()
-        self.view.run_finished.emit(self.view.mode, True)
+        self.view.update_controls()
+        self.view.run_finished.emit(self.mode, True)
 
     def _finish_evaluation(self, predictions: Sequence[Prediction], seconds: float) -> None:
-        assert self.view.dataset is not None and self.view.run_spec is not None
+        assert self.view.dataset is not None and self.run_spec is not None
         predicted = [p.label if p.label is not None else "" for p in predictions]
         try:
-            report = evaluate(self.view.run_gold[: len(predicted)], predicted,
-                              list(self.view.run_spec.label_names))
+            report = evaluate(self.run_gold[: len(predicted)], predicted,
+                              list(self.run_spec.label_names))
         except UserFacingError as exc:
             self.view.show_error(exc.message)
             return
@@ -231,30 +358,30 @@ class ModelRuns:
         self.view.report = report
         try:
             run = evaluation.record_eval(
-                self.view.db, self.view.dataset, model_name=self.view.run_model_name,
-                classifier_spec=self.view.run_spec, report=report, split="test",
-                classifier_name=self.view.run_classifier_name,
+                self.view.db, self.view.dataset, model_name=self.run_model_name,
+                classifier_spec=self.run_spec, report=report, split="test",
+                classifier_name=self.run_classifier_name,
                 model_id=self.view.model.id if self.view.model is not None else None,
-                extra={"few_shot_overlap": self.view._overlap} if self.view._overlap else None)
+                extra={"few_shot_overlap": self._overlap} if self._overlap else None)
         except UserFacingError as exc:
             self.view.show_error(f"Scored, but the run could not be kept: {exc.message}")
             run = None
-        self.view.run_status.setText(f"Evaluated {report.n} texts in {seconds:.1f} s.")
+        self.run_status.setText(f"Evaluated {report.n} texts in {seconds:.1f} s.")
         shown = report.to_json()
-        if self.view._overlap:
-            shown["few_shot_overlap"] = self.view._overlap
-        self._show_report(shown, self.view.run_model_name, self.view.run_spec)
+        if self._overlap:
+            shown["few_shot_overlap"] = self._overlap
+        self._show_report(shown, self.run_model_name, self.run_spec)
         self.refresh_history()
         if run is not None:
-            for r, kept in enumerate(self.view.history.runs):
+            for r, kept in enumerate(self.history.runs):
                 if kept.id == run.id:
-                    blocked = self.view.history_table.selectionModel().blockSignals(True)
+                    blocked = self.history_table.selectionModel().blockSignals(True)
                     try:
-                        self.view.history_table.selectRow(r)
+                        self.history_table.selectRow(r)
                     finally:
-                        self.view.history_table.selectionModel().blockSignals(blocked)
+                        self.history_table.selectionModel().blockSignals(blocked)
             self.view.evaluated.emit(run)
-        self.view.tabs.setCurrentIndex(0)
+        self.tabs.setCurrentIndex(0)
 
     def _show_report(self, report: dict[str, Any], model_name: str, spec: Any) -> None:
         labels = [str(x) for x in report.get("labels", [])]
@@ -265,34 +392,34 @@ class ModelRuns:
         overlap = int(report.get("few_shot_overlap", 0))
         warning = (f"\n⚠ {overlap} of the texts are also the classifier's few-shot examples: "
                    "the score looks better than it is." if overlap else "")
-        self.view.report_panel.show_report(
+        self.report_panel.show_report(
             f"Accuracy {float(report.get('accuracy', 0.0)):.1%} · macro-F1 "
             f"{float(report.get('macro_f1', 0.0)):.3f} · {n} texts{speed}\n"
             f"{model_name} · {spec_summary(spec)}{warning}",
             labels, per_label, report.get("confusion", []))
-        self.view._update_controls()
+        self.view.update_controls()
 
-    def _clear_report(self) -> None:
-        self.view.report_panel.clear()
+    def clear_report(self) -> None:
+        self.report_panel.clear()
 
     def refresh_history(self) -> None:
         dataset = self.view.dataset
         runs = evaluation.list_evals(self.view.db, dataset) if dataset is not None else []
-        self.view.history.set_runs(runs)
+        self.history.set_runs(runs)
 
     def show_run(self, row: int) -> None:
         """Show a kept run's report and confusion matrix."""
-        if 0 <= row < self.view.history.rowCount():
-            run = self.view.history.run(row)
+        if 0 <= row < self.history.rowCount():
+            run = self.history.run(row)
             self._show_report(dict(run.report or {}), run.model_name, run.spec)
-            self.view.tabs.setCurrentIndex(0)
+            self.tabs.setCurrentIndex(0)
 
     def save_png(self, path: str) -> bool:
         """Save the confusion matrix as it is drawn, as a PNG file."""
-        if not self.view.confusion.labels:
+        if not self.confusion.labels:
             self.view.show_error("Evaluate first: there is no confusion matrix to save.")
             return False
-        if not self.view.confusion.grab().save(path, "PNG"):
+        if not self.confusion.grab().save(path, "PNG"):
             self.view.show_error(f"Cannot write {Path(path).name}.")
             return False
         self.view.status.setText(f"Saved the confusion matrix to {Path(path).name}.")

@@ -160,9 +160,9 @@ class ExamplesModel(HeaderedTableModel):
         return HEADERS
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self.rows):
+        ex = self.row_for(index)
+        if ex is None:
             return None
-        ex = self.rows[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(ex, col)
@@ -390,9 +390,9 @@ class EvalHistoryModel(HeaderedTableModel):
         return RUN_HEADERS
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self.runs):
+        run = self.row_for(index)
+        if run is None:
             return None
-        run = self.runs[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             if col == RUN_WHEN:

@@ -5,13 +5,12 @@ test split with a history of runs."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 from PySide6.QtCore import (
     QItemSelection,
     QItemSelectionModel,
-    QTimer,
     Signal,
 )
 from PySide6.QtGui import QShowEvent
@@ -19,21 +18,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.classify.evaluate import EvalReport
-from slmdesk.classify.spec import ClassifierSpec
 from slmdesk.errors import UserFacingError
-from slmdesk.store.classifiers import ClassifierRepository
-from slmdesk.store.datasets import Dataset, DatasetRepository, Example
-from slmdesk.ui.common.classify_run import ClassifyRun
+from slmdesk.store.datasets import Dataset, Example
+from slmdesk.ui.common.forwarding import forward_to
+from slmdesk.ui.common.model_tab import ModelTab
 from slmdesk.ui.common.table_model import percent
-from slmdesk.ui.common.tasks import BackgroundTasks
-from slmdesk.ui.datasets.annotate import Annotator, UndoStep
+from slmdesk.ui.datasets.annotate import Annotator
 from slmdesk.ui.datasets.dataset_list import DatasetList
 from slmdesk.ui.datasets.filters import ExampleFilters
-from slmdesk.ui.datasets.import_dialog import ImportDialog
 from slmdesk.ui.datasets.import_export import ImportExport
 from slmdesk.ui.datasets.layout import DatasetsLayout
-from slmdesk.ui.datasets.model_runs import FLUSH_MS, ModelRuns
+from slmdesk.ui.datasets.model_runs import ModelRuns
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import (
@@ -47,26 +42,22 @@ if TYPE_CHECKING:
         QPlainTextEdit,
         QProgressBar,
         QPushButton,
-        QSplitter,
         QTableView,
         QTableWidget,
         QTabWidget,
         QToolButton,
     )
 
-    from slmdesk.engine.llama_engine import ModelInfo
-    from slmdesk.store.repositories import ModelRecord
     from slmdesk.ui.common.confusion import ConfusionMatrix
     from slmdesk.ui.common.metrics import ReportPanel
-    from slmdesk.ui.common.tab_frame import ErrorBanner
     from slmdesk.ui.datasets.labelling_table import LabellingTable
     from slmdesk.ui.datasets.table_models import DatasetListModel, EvalHistoryModel, ExamplesModel
-    from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
+    from slmdesk.ui.engine_thread import EngineClient
 
 ROW_LIMIT = 20_000  # rows shown at once; filters narrow the rest
 
 
-class DatasetsView(QWidget):
+class DatasetsView(ModelTab):
     """The Data sets tab. The window calls ``set_model`` whenever the loaded model changes."""
 
     dataset_changed = Signal(str)  # name ("" when none)
@@ -75,12 +66,8 @@ class DatasetsView(QWidget):
     evaluated = Signal(object)  # EvalRun
     imported = Signal(object)  # ImportResult
     exported = Signal(str)  # path
-    error_shown = Signal(str)
 
     # the widgets, built by the layout part
-    errors: ErrorBanner
-    banner: QLabel
-    splitter: QSplitter
     list_model: DatasetListModel
     list_view: QListView
     new_button: QToolButton
@@ -92,7 +79,6 @@ class DatasetsView(QWidget):
     unlabelled_box: QCheckBox
     disagreement_box: QCheckBox
     search_box: QLineEdit
-    _search_timer: QTimer
     examples: ExamplesModel
     table: LabellingTable
     counts: QLabel
@@ -128,52 +114,23 @@ class DatasetsView(QWidget):
 
     def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
                  parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        # The tab's parts, each on its own concern; they share the widgets and state here.
+        super().__init__(db, engine, parent)
+        # Its parts, which build their widgets and keep their state; the view joins them.
         self.dataset_list = DatasetList(self)
-        self.filters = ExampleFilters(self)
+        self.filters = ExampleFilters(self.datasets, self)
         self.annotator = Annotator(self)
         self.files = ImportExport(self)
         self.model_runs = ModelRuns(self)
         self.layout_parts = DatasetsLayout(self)
-        self.db = db
-        self.engine = engine
-        self.datasets = DatasetRepository(db)
-        self.classifiers = ClassifierRepository(db)
-        self.model: ModelRecord | None = None
-        self.loaded: ModelInfo | None = None
         self.dataset: Dataset | None = None
-        self._undo: dict[str, list[UndoStep]] = {}
-        self._tasks = BackgroundTasks(self)
-        # the engine run in progress (pre-label or evaluate)
-        self.mode = "prelabel"
-        self.run_ids: list[str] = []
-        self.run_gold: list[str] = []
-        self.run_spec: ClassifierSpec | None = None
-        self.run_model_name = ""
-        self.run_classifier_name: str | None = None
-        self._pending: dict[str, tuple[str, float]] = {}  # suggestions not yet written
-        self._more = 0  # examples the query matched, when more than ROW_LIMIT
-        self._overlap = 0  # evaluated texts that are also the classifier's examples
-        self._flush_timer = QTimer(self)
-        self._flush_timer.setInterval(FLUSH_MS)
-        self._flush_timer.timeout.connect(self.model_runs._flush_suggestions)
-        self.report: EvalReport | None = None
         self.layout_parts.build()
-        self.runner = ClassifyRun(engine, self.progress, self.run_status, self)
-        self.runner.progressed.connect(self.model_runs._on_progress)
-        self.runner.classified.connect(self.model_runs._on_classified)
-        self.runner.finished.connect(self.model_runs._on_finished)
-        self.runner.failed.connect(self.model_runs._on_failed)
-        self.runner.state_changed.connect(self._update_controls)
+        self.filters.changed.connect(self.reload)
+        self.start_runner(self.progress, self.run_status)
+        self.model_runs.follow(self.runner)
+        self.model_runs.accept_over_requested.connect(self.annotator.accept_suggestions_over)
         self.model_runs.refresh_classifiers()
         self.dataset_list.refresh_datasets()
-        self._update_controls()
-
-    @property
-    def job(self) -> ClassifyJob | None:
-        """The pre-labelling or evaluation running now, if any."""
-        return self.runner.job
+        self.update_controls()
 
     def showEvent(self, event: QShowEvent) -> None:
         # Other tabs add examples (Classify's review) and classifiers: catch up.
@@ -183,120 +140,42 @@ class DatasetsView(QWidget):
             self.dataset_list.refresh_datasets()
 
     # the tab's API, kept by its parts -----------------------------------------------------
-    def refresh_datasets(self, select: str | None = None) -> None:
-        self.dataset_list.refresh_datasets(select)
-
-    def select_dataset(self, name: str) -> bool:
-        return self.dataset_list.select_dataset(name)
-
-    def create_dataset(self, name: str, kind: str = "labels",
-                       labels: Sequence[str] = ()) -> Dataset | None:
-        return self.dataset_list.create_dataset(name, kind, labels)
-
-    def rename_dataset(self, new_name: str) -> bool:
-        return self.dataset_list.rename_dataset(new_name)
-
-    def delete_dataset(self) -> None:
-        self.dataset_list.delete_dataset()
-
-    def clear_filters(self) -> None:
-        self.filters.clear_filters()
-
-    def set_label_filter(self, label: str) -> None:
-        self.filters.set_label_filter(label)
-
-    def set_split_filter(self, split: str) -> None:
-        self.filters.set_split_filter(split)
-
-    def set_source_filter(self, source: str) -> None:
-        self.filters.set_source_filter(source)
-
-    def set_search(self, text: str) -> None:
-        self.filters.set_search(text)
-
-    def query_kwargs(self) -> dict[str, Any]:
-        return self.filters.query_kwargs()
-
-    def set_label_selected(self, label: str | None) -> int:
-        return self.annotator.set_label_selected(label)
-
-    def accept_suggestions_over(self, threshold: float) -> int:
-        return self.annotator.accept_suggestions_over(threshold)
-
-    def delete_selected(self) -> int:
-        return self.annotator.delete_selected()
-
-    def undo(self) -> bool:
-        return self.annotator.undo()
-
-    def undo_steps(self) -> list[UndoStep]:
-        return self.annotator.undo_steps()
-
-    def select_duplicates(self) -> int:
-        return self.files.select_duplicates()
-
-    def select_near_empty(self) -> int:
-        return self.files.select_near_empty()
-
-    def assign_splits(self, *, seed: int = 0,
-                      fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                      overwrite: bool = False) -> bool:
-        return self.files.assign_splits(seed=seed, fractions=fractions, overwrite=overwrite)
-
-    def import_dialog(self, path: str | None = None) -> ImportDialog:
-        return self.files.import_dialog(path)
-
-    def export_to(self, path: str, fmt: str, split: str = "all", *, card: bool = False,
-                  include_unlabelled: bool = False) -> bool:
-        return self.files.export_to(path, fmt, split, card=card,
-                                    include_unlabelled=include_unlabelled)
-
-    def refresh_classifiers(self) -> None:
-        self.model_runs.refresh_classifiers()
-
-    def classifier_spec(self) -> ClassifierSpec | None:
-        return self.model_runs.classifier_spec()
-
-    def prelabel(self) -> bool:
-        return self.model_runs.prelabel()
-
-    def evaluate_test_split(self) -> bool:
-        return self.model_runs.evaluate_test_split()
-
-    def cancel(self) -> None:
-        self.model_runs.cancel()
-
-    def refresh_history(self) -> None:
-        self.model_runs.refresh_history()
-
-    def show_run(self, row: int) -> None:
-        self.model_runs.show_run(row)
-
-    def save_png(self, path: str) -> bool:
-        return self.model_runs.save_png(path)
-
-    # messages ---------------------------------------------------------------------------
-    def show_error(self, text: str) -> None:
-        self.errors.show(text)
-
-    def clear_error(self) -> None:
-        self.errors.clear()
+    refresh_datasets = forward_to("dataset_list", DatasetList.refresh_datasets)
+    select_dataset = forward_to("dataset_list", DatasetList.select_dataset)
+    create_dataset = forward_to("dataset_list", DatasetList.create_dataset)
+    rename_dataset = forward_to("dataset_list", DatasetList.rename_dataset)
+    delete_dataset = forward_to("dataset_list", DatasetList.delete_dataset)
+    clear_filters = forward_to("filters", ExampleFilters.clear_filters)
+    set_label_filter = forward_to("filters", ExampleFilters.set_label_filter)
+    set_split_filter = forward_to("filters", ExampleFilters.set_split_filter)
+    set_source_filter = forward_to("filters", ExampleFilters.set_source_filter)
+    set_search = forward_to("filters", ExampleFilters.set_search)
+    query_kwargs = forward_to("filters", ExampleFilters.query_kwargs)
+    set_label_selected = forward_to("annotator", Annotator.set_label_selected)
+    accept_suggestions_over = forward_to("annotator", Annotator.accept_suggestions_over)
+    delete_selected = forward_to("annotator", Annotator.delete_selected)
+    undo = forward_to("annotator", Annotator.undo)
+    undo_steps = forward_to("annotator", Annotator.undo_steps)
+    select_duplicates = forward_to("files", ImportExport.select_duplicates)
+    select_near_empty = forward_to("files", ImportExport.select_near_empty)
+    assign_splits = forward_to("files", ImportExport.assign_splits)
+    import_dialog = forward_to("files", ImportExport.import_dialog)
+    export_to = forward_to("files", ImportExport.export_to)
+    refresh_classifiers = forward_to("model_runs", ModelRuns.refresh_classifiers)
+    classifier_spec = forward_to("model_runs", ModelRuns.classifier_spec)
+    prelabel = forward_to("model_runs", ModelRuns.prelabel)
+    evaluate_test_split = forward_to("model_runs", ModelRuns.evaluate_test_split)
+    cancel = forward_to("model_runs", ModelRuns.cancel)
+    refresh_history = forward_to("model_runs", ModelRuns.refresh_history)
+    show_run = forward_to("model_runs", ModelRuns.show_run)
+    save_png = forward_to("model_runs", ModelRuns.save_png)
 
     # the model --------------------------------------------------------------------------
-    def set_model(self, model: ModelRecord | None, loaded: ModelInfo | None) -> None:
-        """The window's loaded model changed (``loaded`` is None while none is ready)."""
-        self.model = model
-        self.loaded = loaded
-        if loaded is None:
+    def model_changed(self) -> None:
+        if self.loaded is None:
             self.model_note.setText("No model is ready.")
         else:
-            self.model_note.setText(f"Model: {self._model_name()}")
-        self._update_controls()
-
-    def _model_name(self) -> str:
-        if self.model is not None:
-            return self.model.name
-        return self.loaded.name if self.loaded is not None else ""
+            self.model_note.setText(f"Model: {self.model_name()}")
 
     # the table ------------------------------------------------------------------------
     def reload(self, select_ids: Sequence[str] | None = None) -> None:
@@ -304,10 +183,10 @@ class DatasetsView(QWidget):
         keep = list(select_ids) if select_ids is not None else [
             e.id for e in self.selected_examples()]
         current = self._current_example()
-        self.model_runs._flush_suggestions()  # so that the rows read back carry them
+        self.model_runs.flush_suggestions()  # so that the rows read back carry them
         if self.dataset is None:
             self.examples.clear()
-            self.filters._update_counts()
+            self.filters.update_counts(None, 0, 0)
             return
         try:
             rows = self.datasets.query(self.dataset, limit=ROW_LIMIT, **self.filters.query_kwargs())
@@ -316,13 +195,13 @@ class DatasetsView(QWidget):
             self.show_error(exc.message)
             rows = []
         self.examples.set_rows(rows, self.dataset.labels)
-        self._more = (self.datasets.query_count(self.dataset, **self.filters.query_kwargs())
-                      if len(rows) >= ROW_LIMIT else len(rows))
+        matched = (self.datasets.query_count(self.dataset, **self.filters.query_kwargs())
+                   if len(rows) >= ROW_LIMIT else len(rows))
         current_id = keep[0] if select_ids is not None and keep else (
             current.id if current is not None else None)
         self.select_ids(keep, current_id=current_id)
-        self.filters._update_counts()
-        self._update_controls()
+        self.filters.update_counts(self.dataset, self.examples.rowCount(), matched)
+        self.update_controls()
 
     def select_ids(self, ids: Sequence[str], *, current_id: str | None = None) -> int:
         """Select the rows of these examples (those shown); returns how many."""
@@ -372,22 +251,6 @@ class DatasetsView(QWidget):
     def shown_examples(self) -> list[Example]:
         return list(self.examples.rows)
 
-    def _next_id_after(self, rows: Sequence[int]) -> tuple[str | None, int]:
-        """The example after the last of ``rows`` (where the cursor goes next), and that
-        row number (for when it is gone after the refresh)."""
-        if not rows:
-            return None, 0
-        after = max(rows) + 1
-        if after < self.examples.rowCount():
-            return self.examples.example(after).id, after
-        return None, max(rows)
-
-    def _move_after(self, next_id: str | None, fallback_row: int, removed: int = 0) -> None:
-        if next_id is not None and self.examples.row_of(next_id) >= 0:
-            self.select_row(self.examples.row_of(next_id))
-        elif self.examples.rowCount():
-            self.select_row(min(max(fallback_row - removed, 0), self.examples.rowCount() - 1))
-
     def _show_details(self) -> None:
         ex = self._current_example()
         if ex is None:
@@ -413,7 +276,7 @@ class DatasetsView(QWidget):
         if self.details_text.toPlainText() != body:
             self.details_text.setPlainText(body)
 
-    def _update_controls(self) -> None:
+    def update_controls(self) -> None:
         ds = self.dataset
         have = ds is not None
         labels = have and ds is not None and ds.kind == "labels"
@@ -426,7 +289,7 @@ class DatasetsView(QWidget):
         # Labelling goes on while the model works; only the data set stays put.
         self.relabel_button.setEnabled(labels and selected)
         self.delete_button.setEnabled(selected)
-        steps = self._undo.get(ds.id, []) if ds is not None else []
+        steps = self.annotator.undo_steps()
         self.undo_button.setEnabled(bool(steps))
         self.undo_button.setToolTip(f"Undo: {steps[-1].what} (Ctrl+Z)" if steps
                                     else "Nothing to undo")

@@ -1,0 +1,99 @@
+"""The base of the tabs that classify with the window's loaded model (Classify, Data sets):
+the database and its repositories, the model, the error banner and the engine run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QProgressBar, QSplitter, QTableWidget, QWidget
+
+from slmdesk.store.classifiers import ClassifierRepository
+from slmdesk.store.datasets import DatasetRepository
+from slmdesk.ui.common.classify_run import ClassifyRun
+from slmdesk.ui.common.tab_frame import tab_frame
+from slmdesk.ui.common.tasks import BackgroundTasks
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from slmdesk.classify.evaluate import EvalReport
+    from slmdesk.engine.llama_engine import ModelInfo
+    from slmdesk.store.repositories import ModelRecord
+    from slmdesk.ui.common.confusion import ConfusionMatrix
+    from slmdesk.ui.common.metrics import ReportPanel
+    from slmdesk.ui.common.widgets import ErrorBanner
+    from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
+
+
+class ModelTab(QWidget):
+    """A tab that classifies texts on the engine thread. Subclasses lay out their columns
+    with ``lay_out_frame``, start ``runner`` with ``start_runner`` and keep their buttons
+    in step in ``update_controls``. The window calls ``set_model`` whenever the loaded
+    model changes."""
+
+    error_shown = Signal(str)
+
+    banner: ErrorBanner
+    splitter: QSplitter
+    runner: ClassifyRun
+    # the evaluation report, which the subclass lays out
+    report_panel: ReportPanel
+    eval_summary: QLabel
+    per_label: QTableWidget
+    confusion: ConfusionMatrix
+
+    def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.db = db
+        self.engine = engine
+        self.classifiers = ClassifierRepository(db)
+        self.datasets = DatasetRepository(db)
+        self.model: ModelRecord | None = None
+        self.loaded: ModelInfo | None = None
+        self.report: EvalReport | None = None
+        self.tasks = BackgroundTasks(self)  # file reads and writes of the parts
+
+    def lay_out_frame(self, name: str, columns: Sequence[QWidget], sizes: Sequence[int]) -> None:
+        """The error banner over a splitter of ``columns`` (see ``tab_frame``)."""
+        self.banner, self.splitter = tab_frame(self, name, columns, sizes)
+        self.banner.shown.connect(self.error_shown)
+
+    def start_runner(self, progress: QProgressBar, status: QLabel) -> ClassifyRun:
+        """The engine run, shown on this progress bar and status line."""
+        self.runner = ClassifyRun(self.engine, progress, status, self)
+        self.runner.state_changed.connect(self.update_controls)
+        return self.runner
+
+    @property
+    def job(self) -> ClassifyJob | None:
+        """The classification running now, if any."""
+        return self.runner.job
+
+    def show_error(self, text: str) -> None:
+        self.banner.show_error(text)
+
+    def clear_error(self) -> None:
+        self.banner.clear_error()
+
+    def model_name(self) -> str:
+        """The chosen model's name, else the loaded one's, else ""."""
+        if self.model is not None:
+            return self.model.name
+        return self.loaded.name if self.loaded is not None else ""
+
+    def set_model(self, model: ModelRecord | None, loaded: ModelInfo | None) -> None:
+        """The window's loaded model changed (``loaded`` is None while none is ready)."""
+        self.model = model
+        self.loaded = loaded
+        self.model_changed()
+        self.update_controls()
+
+    def model_changed(self) -> None:
+        """Show the new model (``set_model`` then updates the controls)."""
+
+    def update_controls(self) -> None:
+        """Enable what can be done now."""
+        raise NotImplementedError
