@@ -261,6 +261,8 @@ class MainWindow(QMainWindow):
         """The status line's context bar: tokens used of the context (empty: no model)."""
         self.context_bar.setRange(0, n_ctx or 1)
         self.context_bar.setValue(min(used, n_ctx))
+        # The figure itself, even past the context: a full bar alone hides by how much.
+        self.context_bar.setFormat(f"used {used} / {n_ctx} tokens" if n_ctx else "no model")
 
     def _on_chat_busy(self, busy: bool) -> None:
         self.model_picker.setEnabled(not busy)

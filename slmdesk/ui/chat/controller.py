@@ -58,6 +58,7 @@ class ChatController(QObject):
         self.turn: Turn | None = None
         self.last_context_used: int | None = None
         self.send_after_load = False
+        self.draft_fits = True  # the composer's text fits the context (else Send is off)
         self._stream_base = 0
         self._stream_tokens = self._stream_counted = 0
         self._last_bar_update = 0.0
@@ -206,10 +207,16 @@ class ChatController(QObject):
 
     # context ------------------------------------------------------------------------
     def update_context_bar(self) -> None:
-        """Tokens the conversation plus the composer's text would use, against the context."""
+        """Tokens the conversation plus the composer's text would use, against the context.
+
+        One estimate for everything (the bar, the note, Send): the engine's own count of the
+        rendered prompt. A message that cannot fit even with every older message left out
+        (system prompt + message + the room kept for the reply) disables Send.
+        """
         loaded, fit_note = self.session.loaded, self.page.fit_note
         if loaded is None:
             self.context_measured.emit(0, 0)
+            self._set_draft_fits(True)
             fit_note.hide()
             return
         n_ctx = loaded.n_ctx
@@ -223,27 +230,54 @@ class ChatController(QObject):
         if self.writer is not None:
             used = max(used, (self.last_context_used or 0))
         self.context_measured.emit(used, n_ctx)
-        reserve = min(self.page.settings_panel.sampling().max_tokens, n_ctx // 4)
-        budget = n_ctx - reserve
-        if draft.strip():
-            alone = self.engine.measure_prompt([{"role": "user", "content": draft}]) or 0
-            if alone > budget:
-                fit_note.setText(
-                    f"This message is about {alone} tokens; the model's context holds {n_ctx} "
-                    f"({reserve} kept for the reply). Shorten it or raise the context size."
-                )
-                fit_note.setStyleSheet("QLabel { color: #b00020; }")
-                fit_note.show()
-                return
-            if used > budget:
-                fit_note.setText(
-                    "The conversation no longer fits the context: the oldest messages will be "
-                    "left out of what the model sees."
-                )
-                fit_note.setStyleSheet("QLabel { color: #b26a00; }")
-                fit_note.show()
-                return
+        overflow = self.draft_overflow(draft) if draft.strip() else None
+        self._set_draft_fits(overflow is None)
+        if overflow is not None:
+            fit_note.setText(overflow)
+            fit_note.setStyleSheet("QLabel { color: #b00020; }")
+            fit_note.show()
+            return
+        if draft.strip() and used > n_ctx - self._reply_reserve(n_ctx):
+            fit_note.setText(
+                "The conversation no longer fits the context: the oldest messages will be "
+                "left out of what the model sees."
+            )
+            fit_note.setStyleSheet("QLabel { color: #b26a00; }")
+            fit_note.show()
+            return
         fit_note.hide()
+
+    def _reply_reserve(self, n_ctx: int) -> int:
+        """The room the engine keeps for the reply (as LlamaEngine.stream_chat does)."""
+        return min(max(1, self.page.settings_panel.sampling().max_tokens), n_ctx // 4)
+
+    def draft_overflow(self, draft: str) -> str | None:
+        """Why ``draft`` cannot be sent (it cannot fit the context), or None when it can.
+
+        The count is the smallest prompt the engine could build for it: the system prompt
+        and the message, every older message left out; with a new chat that is the same
+        figure the context bar shows.
+        """
+        loaded = self.session.loaded
+        if loaded is None or not draft.strip():
+            return None
+        n_ctx = loaded.n_ctx
+        prompt = self.page.settings_panel.system_prompt_text() if self.conversation is None \
+            else (self.conversation.system_prompt or "")
+        smallest = ([{"role": "system", "content": prompt}] if prompt else []) + [
+            {"role": "user", "content": draft}]
+        needed = self.engine.measure_prompt(smallest)
+        reserve = self._reply_reserve(n_ctx)
+        if needed is None or needed <= n_ctx - reserve:
+            return None
+        return (f"This message needs about {needed} tokens; the model's context holds "
+                f"{n_ctx} ({reserve} kept for the reply). Shorten it or raise the context "
+                "size.")
+
+    def _set_draft_fits(self, fits: bool) -> None:
+        if fits != self.draft_fits:
+            self.draft_fits = fits
+            self.update_controls()
 
     def _history_for_count(self) -> list[dict[str, str]]:
         if self.conversation is None:
@@ -255,7 +289,8 @@ class ChatController(QObject):
     def update_controls(self) -> None:
         busy = self.gen_job is not None
         page = self.page
-        page.send_button.setEnabled(not busy and self.session.loaded is not None)
+        page.send_button.setEnabled(
+            not busy and self.session.loaded is not None and self.draft_fits)
         page.stop_button.setEnabled(busy)
         page.sidebar.new_button.setEnabled(not busy)
         page.chat_view.set_busy(busy)
@@ -279,6 +314,12 @@ class ChatController(QObject):
             self.reload_requested.emit(session.model)
             return
         if not text.strip() or not self._ready_to_generate():
+            return
+        overflow = self.draft_overflow(text)
+        if overflow is not None:
+            # Never start a chat whose reply can only fail (issue 16, defect 9).
+            self.update_context_bar()
+            self.show_error(overflow)
             return
         assert session.model is not None
         panel = self.page.settings_panel

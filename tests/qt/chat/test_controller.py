@@ -1,0 +1,49 @@
+"""slmdesk/ui/chat/controller.py in the real window on the 135M model: what Send may start."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+
+from slmdesk.store.repositories import ChatRepository
+from tests.qt.chat.test_window import App
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture
+def app(qtbot: Any, model_path: Path) -> Any:
+    a = App(qtbot)
+    yield a
+    if a.core.db.conn is not None:
+        a.close()
+
+
+def test_an_overlong_message_cannot_be_sent_and_starts_no_chat(qtbot: Any, app: Any) -> None:
+    # Issue 16, defect 9: the warning was right but Send stayed enabled; sending made a
+    # chat with a failed reply and a full context bar; the note and the bar disagreed.
+    win = app.win
+    page = win.chat_page
+    page.settings_panel.system_prompt.setPlainText("You are a helpful assistant.")
+    page.settings_panel.flush()
+    page.composer.setPlainText("word " * 3000)
+    win.chat.update_context_bar()
+    assert page.fit_note.isVisible() and "context holds 2048" in page.fit_note.text()
+    assert not page.send_button.isEnabled()
+    # One estimate: the note's figure is the context bar's figure for this new chat.
+    needed = re.search(r"about (\d+) tokens", page.fit_note.text())
+    assert needed and win.context_bar.text() == f"used {needed[1]} / 2048 tokens"
+    # Enter sends no matter what the button shows: it must refuse too.
+    qtbot.keyClick(page.composer, Qt.Key.Key_Return)
+    assert win.chat.gen_job is None
+    assert ChatRepository(win.db).list_conversations() == []
+    assert win.banner.isVisible() and "context holds 2048" in win.banner.text()
+    assert page.composer.toPlainText().startswith("word")  # the text is not lost
+    # Shortened, it can be sent again.
+    page.composer.setPlainText("Say hi.")
+    win.chat.update_context_bar()
+    assert page.send_button.isEnabled() and not page.fit_note.isVisible()
