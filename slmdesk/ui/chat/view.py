@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk.store.repositories import Message
+from slmdesk.ui.chat.icons import thumb_icon
 from slmdesk.ui.chat.markdown import MessageView
 
 MIN_RENDER_GAP_MS = 33  # ~30 updates a second while a short reply streams
@@ -106,12 +107,14 @@ class MessageWidget(QFrame):
         self.save_button: QToolButton | None = None
         if message.role == "assistant":
             self.up_button = QToolButton(self)
-            self.up_button.setText("👍")
+            self.up_button.setIcon(thumb_icon(self.palette()))
+            self.up_button.setAccessibleName("Good reply")
             self.up_button.setObjectName("rate_up")
             self.up_button.setToolTip("Good reply")
             self.up_button.setCheckable(True)
             self.down_button = QToolButton(self)
-            self.down_button.setText("👎")
+            self.down_button.setIcon(thumb_icon(self.palette(), down=True))
+            self.down_button.setAccessibleName("Bad reply")
             self.down_button.setObjectName("rate_down")
             self.down_button.setToolTip("Bad reply")
             self.down_button.setCheckable(True)
