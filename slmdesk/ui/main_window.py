@@ -46,6 +46,7 @@ from slmdesk.ui.model_session import ModelSession
 log = logging.getLogger(__name__)
 
 UI_STATE_KEY = "ui_state"
+NOTICE_MS = 4000
 
 
 def model_details(m: ModelRecord) -> str:
@@ -219,6 +220,7 @@ class MainWindow(QMainWindow):
         c.title_changed.connect(self.setWindowTitle)
         c.busy_changed.connect(self._on_chat_busy)
         c.reload_requested.connect(self.select_model)
+        c.notified.connect(self.show_notice)
         self.chat_page.composer.model_files_dropped.connect(self.import_models)
 
     def _follow_session(self) -> None:
@@ -311,6 +313,11 @@ class MainWindow(QMainWindow):
 
     def clear_error(self) -> None:
         self.banner.clear_error()
+
+    def show_notice(self, text: str) -> None:
+        """A passing confirmation in the status line: it goes by itself and, being the
+        status bar's temporary message, never widens the window."""
+        self.statusBar().showMessage(text, NOTICE_MS)
 
     # models -------------------------------------------------------------------------
     def refresh_models(self) -> None:

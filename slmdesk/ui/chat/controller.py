@@ -4,6 +4,7 @@ streamed reply, switching conversations and branches, and the context measure.""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
@@ -42,6 +43,7 @@ class ChatController(QObject):
     title_changed = Signal(str)
     busy_changed = Signal(bool)  # a reply started (True) or ended (False)
     reload_requested = Signal(object)  # ModelRecord: load again (unloaded while idle)
+    notified = Signal(str)  # a passing confirmation ("Message copied"): the status line
 
     def __init__(self, service: ChatService, engine: EngineClient, session: ModelSession,
                  page: ChatPage, parent: QObject | None = None) -> None:
@@ -65,6 +67,8 @@ class ChatController(QObject):
         self.files = ConversationFiles(db, lambda: self.conversation, self)
         self.files.failed.connect(self.show_error)
         self.files.imported.connect(self._on_imported)
+        self.files.exported.connect(
+            lambda path: self.notified.emit(f"Exported to {Path(path).name}"))
         self._context_timer = QTimer(self)
         self._context_timer.setSingleShot(True)
         self._context_timer.setInterval(200)
@@ -84,6 +88,7 @@ class ChatController(QObject):
         view.link_requested.connect(self.open_link)
         view.rating_changed.connect(self.rate_reply)
         view.save_example_requested.connect(self.save_example_dialog)
+        view.copied.connect(self.notified)
         page.composer.send_requested.connect(self.send_requested)
         page.composer.drop_refused.connect(self.show_error)
         page.composer.textChanged.connect(self._context_timer.start)

@@ -64,6 +64,7 @@ class MessageWidget(QFrame):
     link_requested = Signal(QUrl)
     rating_changed = Signal(str, int)  # message id, 1 / -1 / 0 (none)
     save_example_requested = Signal(str)
+    copied = Signal(str)  # what was copied, in words: "Message copied"
 
     def __init__(self, message: Message, siblings: list[str], parent: QWidget | None = None):
         super().__init__(parent)
@@ -148,6 +149,7 @@ class MessageWidget(QFrame):
         self.view = MessageView(self)
         self.view.open_url = None  # the window opens links, only after the click
         self.view.link_requested.connect(self.link_requested)
+        self.view.code_copied.connect(lambda _i: self.copied.emit("Code copied"))
         layout.addWidget(self.view)
 
         self.editor = QPlainTextEdit(self)
@@ -272,6 +274,7 @@ class MessageWidget(QFrame):
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.message.content)
+        self.copied.emit("Message copied")
 
     def start_edit(self) -> None:
         self.editor.setPlainText(self.message.content)
@@ -311,6 +314,7 @@ class ChatView(QScrollArea):
     link_requested = Signal(QUrl)
     rating_changed = Signal(str, int)
     save_example_requested = Signal(str)
+    copied = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -363,6 +367,7 @@ class ChatView(QScrollArea):
         w.link_requested.connect(self.link_requested)
         w.rating_changed.connect(self.rating_changed)
         w.save_example_requested.connect(self.save_example_requested)
+        w.copied.connect(self.copied)
         self.column.insertWidget(self.column.count() - 1, w)
         self.widgets.append(w)
         return w

@@ -47,3 +47,30 @@ def test_an_overlong_message_cannot_be_sent_and_starts_no_chat(qtbot: Any, app: 
     page.composer.setPlainText("Say hi.")
     win.chat.update_context_bar()
     assert page.send_button.isEnabled() and not page.fit_note.isVisible()
+
+
+def _stored_chat(win: Any, *exchange: str) -> str:
+    """A conversation written straight to the store (no generation), opened in the window."""
+    chats = ChatRepository(win.db)
+    conv = chats.create_conversation(title="Stored")
+    for i, text in enumerate(exchange):
+        chats.append_message(conv.id, "user" if i % 2 == 0 else "assistant", text)
+    win.chat_page.sidebar.refresh()
+    win.chat.open_conversation(conv.id)
+    return conv.id
+
+
+def test_copy_and_export_confirm_in_the_status_line(qtbot: Any, app: Any,
+                                                    tmp_path: Path) -> None:
+    # Issue 16, item 10: no "Copied"/"Exported" confirmation; and a message label must not
+    # widen the window (defect 2), so the confirmation is the status bar's passing message.
+    win = app.win
+    _stored_chat(win, "Hello", "Hi there, " + "a long reply " * 40)
+    width = win.width()
+    win.chat_page.chat_view.widgets[1].copy_button.click()
+    assert win.statusBar().currentMessage() == "Message copied"
+    out = tmp_path / "a chat.md"
+    win.chat.files.export_to(str(out), "md")
+    qtbot.waitUntil(lambda: win.statusBar().currentMessage() == "Exported to a chat.md",
+                    timeout=10_000)
+    assert win.width() == width
