@@ -28,6 +28,9 @@ from slmdesk.store.repositories import (
     ModelRecord,
 )
 
+# A reply records the system prompt it was written under (the Markdown export shows where
+# it changed within a chat; transfer.py reads the same key).
+SYSTEM_PROMPT_KEY = "system_prompt"
 FLUSH_INTERVAL_S = 0.5  # a growing reply reaches the disk at least this often
 TITLE_CHARS = 60
 
@@ -211,6 +214,7 @@ class ChatService:
             parent_id=parent.id,
             status=STATUS_STREAMING,
             model_id=model.id,
+            metadata={SYSTEM_PROMPT_KEY: conversation.system_prompt or ""},
         )
         params = sampling or SamplingParams.from_json(conversation.params)
         conversation = self.chats.get_conversation(conversation.id)
