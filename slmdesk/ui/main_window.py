@@ -268,7 +268,6 @@ class MainWindow(QMainWindow):
 
     def _on_chat_busy(self, busy: bool) -> None:
         self.model_picker.setEnabled(not busy)
-        self.new_action.setEnabled(not busy)
 
     def _update_controls(self) -> None:
         self.chat.update_controls()

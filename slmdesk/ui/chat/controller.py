@@ -127,6 +127,12 @@ class ChatController(QObject):
 
     # conversations ------------------------------------------------------------------
     def _on_conversations_changed(self) -> None:
+        if self.turn is not None and self.turn.conversation.id != (
+                self.conversation.id if self.conversation else None):
+            try:
+                self.chats.get_conversation(self.turn.conversation.id)
+            except UserFacingError:
+                self.stop_requested()  # the chat a reply streams into, off screen, was deleted
         if self.conversation is not None:
             try:
                 self.conversation = self.chats.get_conversation(self.conversation.id)
@@ -171,8 +177,8 @@ class ChatController(QObject):
         self.open_conversation(conversation_id, focus_message=message_id)
 
     def new_chat(self) -> None:
-        if self.gen_job is not None:
-            return
+        """Show an empty chat. A reply still streaming goes on in its own chat, saved as
+        it grows (ReplyWriter); only its view is left."""
         page = self.page
         page.settings_panel.flush()
         self.conversation = None
@@ -297,7 +303,6 @@ class ChatController(QObject):
         page.send_button.setEnabled(
             not busy and self.session.loaded is not None and self.draft_fits)
         page.stop_button.setEnabled(busy)
-        page.sidebar.new_button.setEnabled(not busy)
         page.chat_view.set_busy(busy)
         self.busy_changed.emit(busy)
 
@@ -430,6 +435,11 @@ class ChatController(QObject):
         """Whether ``job`` is the reply being written (not one that ended already)."""
         return job is self.gen_job and self.writer is not None
 
+    def _showing_reply(self) -> bool:
+        """Whether the chat on screen is the one the reply streams into."""
+        return self.turn is not None and self.conversation is not None and (
+            self.conversation.id == self.turn.conversation.id)
+
     def _on_prompt_progress(self, job: ChatJob, done: int, total: int) -> None:
         if self._current(job) and total:
             self.state_changed.emit(f"Reading prompt… {100 * done // total}%")
@@ -458,7 +468,9 @@ class ChatController(QObject):
                 new_tokens = self.engine.measure_text(new[: n_ctx * 32])
                 if new_tokens is not None:
                     self._stream_tokens += new_tokens
-                    self.context_measured.emit(self._stream_base + self._stream_tokens, n_ctx)
+                    if self._showing_reply():
+                        self.context_measured.emit(
+                            self._stream_base + self._stream_tokens, n_ctx)
 
     def _on_finished(self, job: ChatJob, result: GenerationResult) -> None:
         if not self._current(job):
@@ -481,7 +493,8 @@ class ChatController(QObject):
         speed = f"{result.tokens_per_s:.1f} tok/s" if result.tokens_per_s else ""
         ttft = f"first token {result.ttft_s:.2f} s" if result.ttft_s is not None else ""
         self.speed_reported.emit(" · ".join(x for x in (speed, ttft) if x))
-        self.last_context_used = result.prompt_tokens + result.completion_tokens
+        if self.conversation is not None and self.conversation.id == message.conversation_id:
+            self.last_context_used = result.prompt_tokens + result.completion_tokens
         self.update_context_bar()
 
     def _on_failed(self, job: ChatJob, message: str) -> None:

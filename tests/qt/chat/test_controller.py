@@ -74,3 +74,35 @@ def test_copy_and_export_confirm_in_the_status_line(qtbot: Any, app: Any,
     qtbot.waitUntil(lambda: win.statusBar().currentMessage() == "Exported to a chat.md",
                     timeout=10_000)
     assert win.width() == width
+
+
+def test_new_chat_while_a_reply_streams_keeps_the_reply(qtbot: Any, app: Any) -> None:
+    # Issue 16, item 10: New chat was disabled while a reply streamed. Now it leaves the
+    # reply's view; the reply goes on in its own chat and reaches the disk as it grows.
+    from tests.qt.chat.test_window import LONG_STORY, send
+
+    win = app.win
+    page = win.chat_page
+    page.settings_panel.max_tokens.setValue(400)
+    page.settings_panel.flush()
+    send(qtbot, win, LONG_STORY, wait=False)
+    qtbot.waitUntil(lambda: win.chat.writer is not None and win.chat.writer.text != "",
+                    timeout=60_000)
+    streaming = win.chat.turn.conversation.id
+    assert page.sidebar.new_button.isEnabled() and win.new_action.isEnabled()
+    page.sidebar.new_button.click()
+    assert win.chat.conversation is None and page.chat_view.widgets == []
+    assert win.chat.gen_job is not None  # still writing, off screen
+    chats = ChatRepository(win.db)
+    reply_id = win.chat.writer.message_id
+    saved = len(chats.get_message(reply_id).content)
+    qtbot.waitUntil(lambda: len(chats.get_message(reply_id).content) > saved + 20,
+                    timeout=60_000)
+    qtbot.keyClick(win, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: win.chat.gen_job is None, timeout=30_000)
+    reply = chats.get_message(reply_id)
+    assert reply.status == "complete" and reply.finish_reason == "cancelled"
+    assert reply.content and reply.conversation_id == streaming
+    assert win.chat.conversation is None and page.chat_view.widgets == []  # still the new one
+    win.chat.open_conversation(streaming)
+    assert page.chat_view.widgets[-1].message.content == reply.content
