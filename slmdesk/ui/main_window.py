@@ -285,12 +285,15 @@ class MainWindow(QMainWindow):
         except (TypeError, ValueError):
             log.warning("ignoring a damaged saved window state")
         self.settings_button.setChecked(bool(state.get("settings_visible", False)))
+        self.chat.reopen(state.get("conversation"))
 
     def save_ui_state(self) -> None:
         SettingsRepository(self.db).set(UI_STATE_KEY, {
             "geometry": bytes(self.saveGeometry().toBase64().data()).decode(),
             "splitter": bytes(self.chat_page.saveState().toBase64().data()).decode(),
             "settings_visible": self.settings_button.isChecked(),
+            # The chat on screen opens again at the next start (None: a new chat).
+            "conversation": self.chat.conversation.id if self.chat.conversation else None,
         })
 
     def closeEvent(self, event: QCloseEvent) -> None:

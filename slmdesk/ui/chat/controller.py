@@ -167,6 +167,15 @@ class ChatController(QObject):
         self.update_context_bar()
         self.title_changed.emit(f"{self.conversation.title} — slmdesk")
 
+    def reopen(self, conversation_id: object) -> None:
+        """Open the chat that was on screen when the app last closed, if it is still there."""
+        if not isinstance(conversation_id, str) or self.gen_job is not None:
+            return
+        try:
+            self.open_conversation(conversation_id)
+        except UserFacingError:
+            self.new_chat()  # deleted since, or a damaged id: start with a new chat
+
     def open_search_hit(self, conversation_id: str, message_id: str) -> None:
         if self.gen_job is not None:
             self.show_error("Stop the current reply before opening another chat.")

@@ -106,3 +106,25 @@ def test_new_chat_while_a_reply_streams_keeps_the_reply(qtbot: Any, app: Any) ->
     assert win.chat.conversation is None and page.chat_view.widgets == []  # still the new one
     win.chat.open_conversation(streaming)
     assert page.chat_view.widgets[-1].message.content == reply.content
+
+
+def test_restart_opens_the_last_open_chat(qtbot: Any, model_path: Path) -> None:
+    # Issue 16, item 10: a restart opened a blank chat instead of the last one.
+    first = App(qtbot)
+    shown = _stored_chat(first.win, "Remember me", "I will.")
+    other = ChatRepository(first.win.db).create_conversation(title="Newer")
+    first.win.chat_page.sidebar.refresh()
+    first.close()
+    second = App(qtbot)
+    assert second.win.chat.conversation is not None
+    assert second.win.chat.conversation.id == shown != other.id
+    assert [w.message.content for w in second.win.chat_page.chat_view.widgets] == [
+        "Remember me", "I will."]
+    assert second.win.chat_page.sidebar.current_id() == shown
+    # Deleted in between: the next start falls back to a new chat.
+    ChatRepository(second.win.db).delete_conversation(shown)
+    second.win.chat_page.sidebar.refresh()
+    second.close()
+    third = App(qtbot)
+    assert third.win.chat.conversation is None and third.win.chat_page.chat_view.widgets == []
+    third.close()
