@@ -9,6 +9,7 @@ writes either way. The engine only ever sees the current branch of a conversatio
 from __future__ import annotations
 
 import enum
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from slmdesk.store.repositories import (
 # it changed within a chat; transfer.py reads the same key).
 SYSTEM_PROMPT_KEY = "system_prompt"
 FLUSH_INTERVAL_S = 0.5  # a growing reply reaches the disk at least this often
+CONTINUABLE = frozenset({"cancelled", "length", "interrupted"})  # replies Continue goes on
 TITLE_CHARS = 60
 
 
@@ -49,6 +51,8 @@ class Turn:
     reply: Message
     history: list[dict[str, str]]  # what the engine sees, system prompt first
     sampling: SamplingParams
+    continued: str = ""  # Continue: the reply's text so far, which the engine goes on from
+    continued_tokens: int = 0  # and its tokens, added to the new ones when it finishes
 
 
 class _Unset(enum.Enum):
@@ -88,13 +92,18 @@ class ReplyWriter:
         *,
         interval_s: float = FLUSH_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        continued: str = "",
+        continued_tokens: int = 0,
     ) -> None:
         self.chats = chats
         self.message_id = message_id
         self.interval_s = interval_s
         self.clock = clock
-        self.parts: list[str] = []
-        self._flushed_len = 0
+        # A continued reply keeps what it had; the new text is appended to it.
+        self.parts: list[str] = [continued] if continued else []
+        self.continued_tokens = continued_tokens
+        self._flushed_len = len(continued)
+        self._appended = False
         self._last_flush = clock()
         self.finished: Message | None = None
         # Why the text on disk lags behind (the disk is full); the text stays in memory.
@@ -107,7 +116,8 @@ class ReplyWriter:
     def append(self, text: str) -> None:
         if not text:
             return
-        first = not self.parts
+        first = not self._appended
+        self._appended = True
         self.parts.append(text)
         # Flush the first piece at once (the person sees the reply start), then on a timer.
         if first or self.clock() - self._last_flush >= self.interval_s:
@@ -139,7 +149,7 @@ class ReplyWriter:
                     content=self.text,
                     finish_reason=result.finish_reason,
                     prompt_tokens=result.prompt_tokens,
-                    completion_tokens=result.completion_tokens,
+                    completion_tokens=result.completion_tokens + self.continued_tokens,
                     ttft_s=result.ttft_s,
                     tokens_per_s=result.tokens_per_s,
                     duration_s=result.duration_s,
@@ -295,6 +305,40 @@ class ChatService:
                     conversation.id, "user", new_text, parent_id=old.parent_id
                 )
                 return self._reply_under(conversation, user, model=model, sampling=sampling)
+
+    def continue_reply(
+        self,
+        conversation: Conversation,
+        assistant_message_id: str,
+        *,
+        model: ModelRecord,
+        sampling: SamplingParams | None = None,
+    ) -> Turn:
+        """Go on writing a reply that was stopped or cut at the token limit, in place.
+
+        The reply is marked streaming again (a crash meanwhile marks it interrupted, its
+        text kept); the engine continues from its saved text (``Turn.continued``).
+        """
+        conversation = self.chats.get_conversation(conversation.id)
+        old = self._message_of(conversation, assistant_message_id)
+        if old.role != "assistant" or old.finish_reason not in CONTINUABLE:
+            raise InvalidInputError("Only a stopped or cut-off reply can be continued.")
+        if old.parent_id is None:
+            raise InvalidInputError("This reply answers no message, so it cannot go on.")
+        history = engine_history(conversation, self.chats.path_to(old.parent_id))
+        with disk_full_is_user_facing("the reply"):
+            conversation = self._use_model(conversation, model)
+            with self.db.atomic():
+                self.db.execute(
+                    "UPDATE messages SET status = ?, writer_pid = ? WHERE id = ?",
+                    [STATUS_STREAMING, os.getpid(), old.id],
+                )
+                self.chats.set_leaf(conversation.id, old.id)
+        params = sampling or SamplingParams.from_json(conversation.params)
+        return Turn(self.chats.get_conversation(conversation.id),
+                    self.chats.get_message(old.parent_id), self.chats.get_message(old.id),
+                    history, params, continued=old.content,
+                    continued_tokens=old.completion_tokens or 0)
 
     def update_settings(
         self,

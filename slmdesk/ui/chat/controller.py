@@ -83,6 +83,7 @@ class ChatController(QObject):
         page.sidebar.conversations_changed.connect(self._on_conversations_changed)
         view = page.chat_view
         view.regenerate_requested.connect(self.regenerate)
+        view.continue_requested.connect(self.continue_reply)
         view.edit_submitted.connect(self.edit_and_resend)
         view.branch_requested.connect(self.switch_branch)
         view.link_requested.connect(self.open_link)
@@ -373,6 +374,21 @@ class ChatController(QObject):
             return
         self._start(turn)
 
+    def continue_reply(self, message_id: str) -> None:
+        """Go on writing a stopped or cut-off reply, in the same message."""
+        if self.conversation is None or not self._ready_to_generate():
+            return
+        assert self.session.model is not None
+        try:
+            turn = self.service.continue_reply(
+                self.conversation, message_id, model=self.session.model,
+                sampling=self.page.settings_panel.sampling(),
+            )
+        except UserFacingError as exc:
+            self.show_error(exc.message)
+            return
+        self._start(turn)
+
     def edit_and_resend(self, message_id: str, text: str) -> None:
         if self.conversation is None or not self._ready_to_generate():
             return
@@ -424,11 +440,13 @@ class ChatController(QObject):
         self.turn = turn
         self.conversation = turn.conversation
         self.open_conversation(turn.conversation.id)
-        self.writer = ReplyWriter(self.chats, turn.reply.id)
+        self.writer = ReplyWriter(self.chats, turn.reply.id, continued=turn.continued,
+                                  continued_tokens=turn.continued_tokens)
         self._stream_base = self.engine.measure_prompt(turn.history) or 0
         self._stream_tokens = self._stream_counted = 0
         self._last_bar_update = 0.0
-        self.gen_job = self.engine.generate(turn.history, turn.sampling)
+        self.gen_job = self.engine.generate(turn.history, turn.sampling,
+                                            continue_from=turn.continued)
         bind(self.gen_job, prompt_progressed=self._on_prompt_progress,
              text_arrived=self._on_text, finished=self._on_finished, failed=self._on_failed)
         self.state_changed.emit("Reading prompt…")

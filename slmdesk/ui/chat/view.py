@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from slmdesk.chat import CONTINUABLE
 from slmdesk.store.repositories import Message
 from slmdesk.ui.chat.icons import thumb_icon
 from slmdesk.ui.chat.markdown import MessageView
@@ -59,6 +60,7 @@ class MessageWidget(QFrame):
     """One message: header with actions, the text, and (for replies) a details line."""
 
     regenerate_requested = Signal(str)
+    continue_requested = Signal(str)
     edit_submitted = Signal(str, str)
     branch_requested = Signal(str)
     link_requested = Signal(QUrl)
@@ -142,6 +144,15 @@ class MessageWidget(QFrame):
             self.action_button.setText("Edit")
             self.action_button.setObjectName("edit")
             self.action_button.clicked.connect(self.start_edit)
+        self.continue_button: QToolButton | None = None
+        if message.role == "assistant":
+            self.continue_button = QToolButton(self)
+            self.continue_button.setText("Continue")
+            self.continue_button.setObjectName("continue_reply")
+            self.continue_button.setToolTip("Go on writing this reply where it stopped")
+            self.continue_button.clicked.connect(
+                lambda: self.continue_requested.emit(self.message.id))
+            header.addWidget(self.continue_button)
         if self.action_button is not None:
             header.addWidget(self.action_button)
         layout.addLayout(header)
@@ -216,6 +227,9 @@ class MessageWidget(QFrame):
         for b in (self.up_button, self.down_button, self.save_button):
             if b is not None:
                 b.setEnabled(not streaming)
+        if self.continue_button is not None:
+            self.continue_button.setVisible(
+                not streaming and message.finish_reason in CONTINUABLE)
 
     def _rate(self, rating: int) -> None:
         if self.up_button is not None and self.down_button is not None:
@@ -258,12 +272,14 @@ class MessageWidget(QFrame):
     def set_busy(self, busy: bool) -> None:
         """While any reply streams, actions that start another are disabled."""
         if busy:
-            for w in (self.action_button, self.prev_button, self.next_button):
+            for w in (self.action_button, self.continue_button, self.prev_button,
+                      self.next_button):
                 if w is not None:
                     w.setEnabled(False)
         else:
-            if self.action_button is not None:
-                self.action_button.setEnabled(True)
+            for w in (self.action_button, self.continue_button):
+                if w is not None:
+                    w.setEnabled(True)
             self.update_message(self.message)
 
     def _switch(self, step: int) -> None:
@@ -309,6 +325,7 @@ class ChatView(QScrollArea):
     unless the person scrolled up."""
 
     regenerate_requested = Signal(str)
+    continue_requested = Signal(str)
     edit_submitted = Signal(str, str)
     branch_requested = Signal(str)
     link_requested = Signal(QUrl)
@@ -362,6 +379,7 @@ class ChatView(QScrollArea):
     def add_message(self, message: Message, siblings: list[str] | None = None) -> MessageWidget:
         w = MessageWidget(message, siblings or [message.id], self.container)
         w.regenerate_requested.connect(self.regenerate_requested)
+        w.continue_requested.connect(self.continue_requested)
         w.edit_submitted.connect(self.edit_submitted)
         w.branch_requested.connect(self.branch_requested)
         w.link_requested.connect(self.link_requested)

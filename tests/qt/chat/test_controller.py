@@ -128,3 +128,40 @@ def test_restart_opens_the_last_open_chat(qtbot: Any, model_path: Path) -> None:
     third = App(qtbot)
     assert third.win.chat.conversation is None and third.win.chat_page.chat_view.widgets == []
     third.close()
+
+
+def test_continue_goes_on_in_the_same_reply(qtbot: Any, app: Any) -> None:
+    # Issue 16, item 10: no Continue for stopped or length-cut replies. Properties only:
+    # the same message grows from its saved text, the engine was given that text.
+    from tests.qt.chat.test_window import LONG_STORY, send
+
+    win = app.win
+    page = win.chat_page
+    page.settings_panel.temperature.setValue(0.0)
+    page.settings_panel.max_tokens.setValue(12)
+    page.settings_panel.flush()
+    send(qtbot, win, LONG_STORY)
+    chats = ChatRepository(win.db)
+    cut = chats.path(win.chat.conversation.id)[-1]
+    assert cut.finish_reason == "length" and cut.completion_tokens == 12
+    widget = page.chat_view.widget_for(cut.id)
+    assert widget.continue_button is not None and widget.continue_button.isVisible()
+    seen: list[str] = []
+    original = win.engine.engine.stream_chat
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("continue_from", ""))
+        return original(*args, **kwargs)
+
+    win.engine.engine.stream_chat = spy
+    widget.continue_button.click()
+    assert win.chat.gen_job is not None
+    qtbot.waitUntil(lambda: win.chat.gen_job is None, timeout=120_000)
+    assert seen == [cut.content]
+    grown = chats.get_message(cut.id)
+    assert grown.status == "complete" and grown.finish_reason in ("stop", "length")
+    assert grown.content.startswith(cut.content) and len(grown.content) > len(cut.content)
+    assert grown.completion_tokens is not None and grown.completion_tokens > 12
+    assert len(chats.siblings(cut.id)) == 1 and chats.path(cut.conversation_id)[-1].id == cut.id
+    shown = page.chat_view.widget_for(cut.id)
+    assert shown is not None and shown.message.content == grown.content
