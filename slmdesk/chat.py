@@ -340,6 +340,40 @@ class ChatService:
                     history, params, continued=old.content,
                     continued_tokens=old.completion_tokens or 0)
 
+    def delete_message(self, conversation: Conversation, message_id: str) -> int:
+        """Delete a message and everything below it on its branch; returns how many.
+
+        Other branches stay. The chat then shows the branch through the deleted message's
+        parent (or another first message); an emptied chat stays, empty.
+        """
+        conversation = self.chats.get_conversation(conversation.id)
+        message = self._message_of(conversation, message_id)
+        if message.status == STATUS_STREAMING:
+            raise InvalidInputError("Stop the reply before deleting it.")
+        with disk_full_is_user_facing("the deletion"), self.db.atomic():
+            cursor = self.db.execute(
+                """
+                WITH RECURSIVE below(id, depth) AS (
+                    SELECT :start, 0
+                    UNION ALL
+                    SELECT m.id, below.depth + 1 FROM messages m JOIN below
+                    ON m.parent_id = below.id AND m.conversation_id = :cid
+                    WHERE below.depth < (SELECT count(*) FROM messages
+                                         WHERE conversation_id = :cid)
+                )
+                DELETE FROM messages WHERE id IN (SELECT id FROM below)
+                """,
+                {"start": message.id, "cid": conversation.id},
+            )
+            removed = int(cursor.rowcount)
+            if message.parent_id is not None:
+                self.chats.switch_branch(message.parent_id)
+            else:
+                roots = [m for m in self.chats.messages(conversation.id) if m.parent_id is None]
+                if roots:
+                    self.chats.switch_branch(roots[-1].id)
+        return removed
+
     def update_settings(
         self,
         conversation: Conversation,

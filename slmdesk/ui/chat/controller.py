@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QMessageBox
 
 from slmdesk.chat import ChatService, ReplyWriter, Turn, engine_history
 from slmdesk.engine.llama_engine import ModelInfo
@@ -84,6 +85,7 @@ class ChatController(QObject):
         view = page.chat_view
         view.regenerate_requested.connect(self.regenerate)
         view.continue_requested.connect(self.continue_reply)
+        view.delete_requested.connect(self.delete_message)
         view.edit_submitted.connect(self.edit_and_resend)
         view.branch_requested.connect(self.switch_branch)
         view.link_requested.connect(self.open_link)
@@ -388,6 +390,31 @@ class ChatController(QObject):
             self.show_error(exc.message)
             return
         self._start(turn)
+
+    def confirm_delete(self, count_below: int) -> bool:
+        """Ask before deleting a message (and ``count_below`` messages under it)."""
+        below = f" and the {count_below} message(s) after it on this branch" \
+            if count_below else ""
+        answer = QMessageBox.question(
+            self.page.window(), "Delete message",
+            f"Delete this message{below}? Other versions are kept. This cannot be undone.")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def delete_message(self, message_id: str) -> None:
+        """Delete one message and its branch below it, after asking."""
+        if self.conversation is None or self.gen_job is not None:
+            return
+        path = [m.id for m in self.chats.path(self.conversation.id)]
+        below = len(path) - path.index(message_id) - 1 if message_id in path else 0
+        if not self.confirm_delete(below):
+            return
+        try:
+            self.service.delete_message(self.conversation, message_id)
+        except UserFacingError as exc:
+            self.show_error(exc.message)
+            return
+        self.open_conversation(self.conversation.id)
+        self.notified.emit("Message deleted")
 
     def edit_and_resend(self, message_id: str, text: str) -> None:
         if self.conversation is None or not self._ready_to_generate():

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -61,6 +62,7 @@ class MessageWidget(QFrame):
 
     regenerate_requested = Signal(str)
     continue_requested = Signal(str)
+    delete_requested = Signal(str)
     edit_submitted = Signal(str, str)
     branch_requested = Signal(str)
     link_requested = Signal(QUrl)
@@ -155,6 +157,14 @@ class MessageWidget(QFrame):
             header.addWidget(self.continue_button)
         if self.action_button is not None:
             header.addWidget(self.action_button)
+        self.delete_button = QToolButton(self)
+        self.delete_button.setIcon(self.style().standardIcon(
+            QStyle.StandardPixmap.SP_TrashIcon))
+        self.delete_button.setObjectName("delete_message")
+        self.delete_button.setToolTip("Delete this message and what follows it on this branch")
+        self.delete_button.setAccessibleName("Delete message")
+        self.delete_button.clicked.connect(lambda: self.delete_requested.emit(self.message.id))
+        header.addWidget(self.delete_button)
         layout.addLayout(header)
 
         self.view = MessageView(self)
@@ -272,12 +282,12 @@ class MessageWidget(QFrame):
     def set_busy(self, busy: bool) -> None:
         """While any reply streams, actions that start another are disabled."""
         if busy:
-            for w in (self.action_button, self.continue_button, self.prev_button,
-                      self.next_button):
+            for w in (self.action_button, self.continue_button, self.delete_button,
+                      self.prev_button, self.next_button):
                 if w is not None:
                     w.setEnabled(False)
         else:
-            for w in (self.action_button, self.continue_button):
+            for w in (self.action_button, self.continue_button, self.delete_button):
                 if w is not None:
                     w.setEnabled(True)
             self.update_message(self.message)
@@ -326,6 +336,7 @@ class ChatView(QScrollArea):
 
     regenerate_requested = Signal(str)
     continue_requested = Signal(str)
+    delete_requested = Signal(str)
     edit_submitted = Signal(str, str)
     branch_requested = Signal(str)
     link_requested = Signal(QUrl)
@@ -380,6 +391,7 @@ class ChatView(QScrollArea):
         w = MessageWidget(message, siblings or [message.id], self.container)
         w.regenerate_requested.connect(self.regenerate_requested)
         w.continue_requested.connect(self.continue_requested)
+        w.delete_requested.connect(self.delete_requested)
         w.edit_submitted.connect(self.edit_submitted)
         w.branch_requested.connect(self.branch_requested)
         w.link_requested.connect(self.link_requested)

@@ -165,3 +165,25 @@ def test_continue_goes_on_in_the_same_reply(qtbot: Any, app: Any) -> None:
     assert len(chats.siblings(cut.id)) == 1 and chats.path(cut.conversation_id)[-1].id == cut.id
     shown = page.chat_view.widget_for(cut.id)
     assert shown is not None and shown.message.content == grown.content
+
+
+def test_delete_one_message_and_its_branch_below(qtbot: Any, app: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 16, item 10: no deleting a single message. It asks first; a "no" keeps it.
+    win = app.win
+    cid = _stored_chat(win, "First", "Reply one", "Second", "Reply two")
+    chats = ChatRepository(win.db)
+    first, reply_one, second, _reply_two = chats.path(cid)
+    other = chats.append_message(cid, "assistant", "Another reply one", parent_id=first.id)
+    chats.set_leaf(cid, _reply_two.id)
+    win.chat.open_conversation(cid)
+    asked: list[int] = []
+    monkeypatch.setattr(win.chat, "confirm_delete", lambda below: asked.append(below) or False)
+    win.chat_page.chat_view.widget_for(second.id).delete_button.click()
+    assert asked == [1] and chats.count_messages(cid) == 5
+    monkeypatch.setattr(win.chat, "confirm_delete", lambda below: True)
+    win.chat_page.chat_view.widget_for(reply_one.id).delete_button.click()
+    # Gone: the reply and what followed it; kept: the message above and the other version.
+    assert {m.id for m in chats.messages(cid)} == {first.id, other.id}
+    assert [w.message.id for w in win.chat_page.chat_view.widgets] == [first.id, other.id]
+    assert win.statusBar().currentMessage() == "Message deleted"
