@@ -222,6 +222,21 @@ class MainWindow(QMainWindow):
         c.reload_requested.connect(self.select_model)
         c.notified.connect(self.show_notice)
         self.chat_page.composer.model_files_dropped.connect(self.import_models)
+        welcome = self.chat_page.welcome
+        welcome.download_requested.connect(self._download_entry)
+        welcome.import_requested.connect(self.library_view.import_dialog)
+        welcome.find_requested.connect(self._find_models)
+
+    def _download_entry(self, entry: Any) -> None:
+        """The welcome's Download: the same download the Models tab's catalog starts."""
+        self.tabs.setCurrentWidget(self.library_view)
+        self.library_view.start_download(
+            entry.repo_id, entry.filename, revision=entry.revision, display_name=entry.name,
+            licence=entry.licence, expected_sha256=entry.sha256)
+
+    def _find_models(self) -> None:
+        self.tabs.setCurrentWidget(self.library_view)
+        self.library_view.scan_folders()
 
     def _follow_session(self) -> None:
         s = self.session

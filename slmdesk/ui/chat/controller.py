@@ -163,6 +163,7 @@ class ChatController(QObject):
             self.conversation.system_prompt, SamplingParams.from_json(self.conversation.params)
         )
         page.sidebar.set_current(conversation_id)
+        self._show_welcome(False)
         self.last_context_used = None
         self.clear_error()
         if focus_message:
@@ -201,7 +202,15 @@ class ChatController(QObject):
         self.last_context_used = None
         self.title_changed.emit("slmdesk")
         self.update_context_bar()
+        self._show_welcome(not self.chats.list_conversations())
         page.composer.setFocus()
+
+    def _show_welcome(self, show: bool) -> None:
+        """The first start's welcome, while no chat exists yet."""
+        welcome = self.page.welcome
+        if show and welcome.isHidden():
+            welcome.recommend_for(load_settings(self.db).max_context)
+        welcome.setVisible(show)
 
     def _on_settings_changed(self, system_prompt: str, sampling: SamplingParams) -> None:
         if self.conversation is not None:
