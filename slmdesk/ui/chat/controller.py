@@ -4,6 +4,7 @@ streamed reply, switching conversations and branches, and the context measure.""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, QUrl, Signal
@@ -16,6 +17,7 @@ from slmdesk.engine.params import GenerationResult, SamplingParams
 from slmdesk.errors import UserFacingError
 from slmdesk.settings import load_settings
 from slmdesk.store.repositories import Conversation
+from slmdesk.ui.chat.context_meter import ContextMeter
 from slmdesk.ui.chat.page import ChatPage
 from slmdesk.ui.chat.save_example import SaveExampleDialog
 from slmdesk.ui.chat.transfer import ConversationFiles
@@ -29,7 +31,7 @@ def ready_text(info: ModelInfo) -> str:
     return f"ready · ctx {info.n_ctx} · {info.n_threads} threads{gpu}"
 
 
-class ChatController(QObject):
+class ChatController(ContextMeter, QObject):
     """Drives a ChatPage: one conversation open, at most one reply streaming into it.
 
     The window shows what this reports: errors (``error_raised``/``error_cleared``), the
@@ -237,86 +239,6 @@ class ChatController(QObject):
             self.send_after_load = False
             self.send_requested()
 
-    # context ------------------------------------------------------------------------
-    def update_context_bar(self) -> None:
-        """Tokens the conversation plus the composer's text would use, against the context.
-
-        One estimate for everything (the bar, the note, Send): the engine's own count of the
-        rendered prompt. A message that cannot fit even with every older message left out
-        (system prompt + message + the room kept for the reply) disables Send.
-        """
-        loaded, fit_note = self.session.loaded, self.page.fit_note
-        if loaded is None:
-            self.context_measured.emit(0, 0)
-            self._set_draft_fits(True)
-            fit_note.hide()
-            return
-        n_ctx = loaded.n_ctx
-        history = self._history_for_count()
-        draft = self.page.composer.toPlainText()
-        if draft.strip():
-            history.append({"role": "user", "content": draft})
-        used = self.engine.measure_prompt(history) if history else 0
-        if used is None:
-            return  # the engine is swapping models: keep the last figure
-        if self.writer is not None:
-            used = max(used, (self.last_context_used or 0))
-        self.context_measured.emit(used, n_ctx)
-        overflow = self.draft_overflow(draft) if draft.strip() else None
-        self._set_draft_fits(overflow is None)
-        if overflow is not None:
-            fit_note.setText(overflow)
-            fit_note.setStyleSheet("QLabel { color: #b00020; }")
-            fit_note.show()
-            return
-        if draft.strip() and used > n_ctx - self._reply_reserve(n_ctx):
-            fit_note.setText(
-                "The conversation no longer fits the context: the oldest messages will be "
-                "left out of what the model sees."
-            )
-            fit_note.setStyleSheet("QLabel { color: #b26a00; }")
-            fit_note.show()
-            return
-        fit_note.hide()
-
-    def _reply_reserve(self, n_ctx: int) -> int:
-        """The room the engine keeps for the reply (as LlamaEngine.stream_chat does)."""
-        return min(max(1, self.page.settings_panel.sampling().max_tokens), n_ctx // 4)
-
-    def draft_overflow(self, draft: str) -> str | None:
-        """Why ``draft`` cannot be sent (it cannot fit the context), or None when it can.
-
-        The count is the smallest prompt the engine could build for it: the system prompt
-        and the message, every older message left out; with a new chat that is the same
-        figure the context bar shows.
-        """
-        loaded = self.session.loaded
-        if loaded is None or not draft.strip():
-            return None
-        n_ctx = loaded.n_ctx
-        prompt = self.page.settings_panel.system_prompt_text() if self.conversation is None \
-            else (self.conversation.system_prompt or "")
-        smallest = ([{"role": "system", "content": prompt}] if prompt else []) + [
-            {"role": "user", "content": draft}]
-        needed = self.engine.measure_prompt(smallest)
-        reserve = self._reply_reserve(n_ctx)
-        if needed is None or needed <= n_ctx - reserve:
-            return None
-        return (f"This message needs about {needed} tokens; the model's context holds "
-                f"{n_ctx} ({reserve} kept for the reply). Shorten it or raise the context "
-                "size.")
-
-    def _set_draft_fits(self, fits: bool) -> None:
-        if fits != self.draft_fits:
-            self.draft_fits = fits
-            self.update_controls()
-
-    def _history_for_count(self) -> list[dict[str, str]]:
-        if self.conversation is None:
-            prompt = self.page.settings_panel.system_prompt_text()
-            return [{"role": "system", "content": prompt}] if prompt else []
-        return engine_history(self.conversation, self.chats.path(self.conversation.id))
-
     # chatting -----------------------------------------------------------------------
     def update_controls(self) -> None:
         busy = self.gen_job is not None
@@ -371,34 +293,26 @@ class ChatController(QObject):
         self.page.composer.clear()
         self._start(turn)
 
-    def regenerate(self, message_id: str) -> None:
+    def _turn_in_conversation(self, begin: Callable[..., Turn], *args: str) -> None:
+        """Start a turn in the open chat: ``begin(conversation, *args, model=, sampling=)``
+        is one of ChatService's regenerate / continue_reply / edit_and_resend."""
         if self.conversation is None or not self._ready_to_generate():
             return
         assert self.session.model is not None
         try:
-            turn = self.service.regenerate(
-                self.conversation, message_id, model=self.session.model,
-                sampling=self.page.settings_panel.sampling(),
-            )
+            turn = begin(self.conversation, *args, model=self.session.model,
+                         sampling=self.page.settings_panel.sampling())
         except UserFacingError as exc:
             self.show_error(exc.message)
             return
         self._start(turn)
 
+    def regenerate(self, message_id: str) -> None:
+        self._turn_in_conversation(self.service.regenerate, message_id)
+
     def continue_reply(self, message_id: str) -> None:
         """Go on writing a stopped or cut-off reply, in the same message."""
-        if self.conversation is None or not self._ready_to_generate():
-            return
-        assert self.session.model is not None
-        try:
-            turn = self.service.continue_reply(
-                self.conversation, message_id, model=self.session.model,
-                sampling=self.page.settings_panel.sampling(),
-            )
-        except UserFacingError as exc:
-            self.show_error(exc.message)
-            return
-        self._start(turn)
+        self._turn_in_conversation(self.service.continue_reply, message_id)
 
     def confirm_delete(self, count_below: int) -> bool:
         """Ask before deleting a message (and ``count_below`` messages under it)."""
@@ -426,18 +340,7 @@ class ChatController(QObject):
         self.notified.emit("Message deleted")
 
     def edit_and_resend(self, message_id: str, text: str) -> None:
-        if self.conversation is None or not self._ready_to_generate():
-            return
-        assert self.session.model is not None
-        try:
-            turn = self.service.edit_and_resend(
-                self.conversation, message_id, text, model=self.session.model,
-                sampling=self.page.settings_panel.sampling(),
-            )
-        except UserFacingError as exc:
-            self.show_error(exc.message)
-            return
-        self._start(turn)
+        self._turn_in_conversation(self.service.edit_and_resend, message_id, text)
 
     def switch_branch(self, message_id: str) -> None:
         if self.conversation is None or self.gen_job is not None:
