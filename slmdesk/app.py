@@ -198,6 +198,23 @@ def _shell_window() -> Any:
     return shell
 
 
+def _single_instance() -> Any:
+    """This copy's hold on its data folder, or None when another copy holds it (that one
+    was asked to bring its window forward, and the person is told so)."""
+    from slmdesk.paths import get_paths
+    from slmdesk.ui.single_instance import SingleInstance
+
+    data_dir = get_paths().data_dir
+    instance = SingleInstance(data_dir)
+    if instance.acquired:
+        return instance
+    heard = instance.ask_first_to_raise()
+    print(f"slmdesk is already running on {data_dir}"
+          + ("; its window was brought forward." if heard else
+             " (it did not answer; close it first)."))
+    return None
+
+
 def run_gui() -> int:
     from PySide6.QtWidgets import QApplication
 
@@ -211,9 +228,20 @@ def run_gui() -> int:
     app.setApplicationVersion(__version__)
     app.setOrganizationName(APP_NAME)
     _install_excepthook()
+    instance = _single_instance()
+    if instance is None:
+        return 0  # another copy runs on this data folder; its window was brought forward
     # Paint first: the shell is on screen while the store opens and the window is built.
     shell = _shell_window()
     started: dict[str, Any] = {}
+
+    def bring_forward() -> None:
+        window = started.get("window", shell)
+        window.showNormal() if window.isMinimized() else window.show()
+        window.raise_()
+        window.activateWindow()
+
+    instance.raise_requested.connect(bring_forward)
 
     def build() -> None:
         core, engine, window = build_window(after_first_paint=True)
@@ -233,6 +261,7 @@ def run_gui() -> int:
         _run_after_first_paint(shell, build)
     code = app.exec()
     if not started:  # quit before the window was built (the start-up benchmark does)
+        instance.release()
         return int(code)
     core, engine, window = started["core"], started["engine"], started["window"]
     # Shutdown order: cancel jobs, stop the engine thread, then free the model.
@@ -242,4 +271,5 @@ def run_gui() -> int:
         app.processEvents()
     window.finish_pending_reply()
     core.db.close()
+    instance.release()
     return int(code)

@@ -9,6 +9,7 @@ writes either way. The engine only ever sees the current branch of a conversatio
 from __future__ import annotations
 
 import enum
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,11 @@ from slmdesk.store.chats import STATUS_STREAMING, ChatRepository, Conversation, 
 from slmdesk.store.db import disk_full_is_user_facing
 from slmdesk.store.models import ModelRecord
 
+# A reply records the system prompt it was written under (the Markdown export shows where
+# it changed within a chat; transfer.py reads the same key).
+SYSTEM_PROMPT_KEY = "system_prompt"
 FLUSH_INTERVAL_S = 0.5  # a growing reply reaches the disk at least this often
+CONTINUABLE = frozenset({"cancelled", "length", "interrupted"})  # replies Continue goes on
 TITLE_CHARS = 60
 
 
@@ -41,6 +46,8 @@ class Turn:
     reply: Message
     history: list[dict[str, str]]  # what the engine sees, system prompt first
     sampling: SamplingParams
+    continued: str = ""  # Continue: the reply's text so far, which the engine goes on from
+    continued_tokens: int = 0  # and its tokens, added to the new ones when it finishes
 
 
 class _Unset(enum.Enum):
@@ -80,13 +87,18 @@ class ReplyWriter:
         *,
         interval_s: float = FLUSH_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        continued: str = "",
+        continued_tokens: int = 0,
     ) -> None:
         self.chats = chats
         self.message_id = message_id
         self.interval_s = interval_s
         self.clock = clock
-        self.parts: list[str] = []
-        self._flushed_len = 0
+        # A continued reply keeps what it had; the new text is appended to it.
+        self.parts: list[str] = [continued] if continued else []
+        self.continued_tokens = continued_tokens
+        self._flushed_len = len(continued)
+        self._appended = False
         self._last_flush = clock()
         self.finished: Message | None = None
         # Why the text on disk lags behind (the disk is full); the text stays in memory.
@@ -99,7 +111,8 @@ class ReplyWriter:
     def append(self, text: str) -> None:
         if not text:
             return
-        first = not self.parts
+        first = not self._appended
+        self._appended = True
         self.parts.append(text)
         # Flush the first piece at once (the person sees the reply start), then on a timer.
         if first or self.clock() - self._last_flush >= self.interval_s:
@@ -131,7 +144,7 @@ class ReplyWriter:
                     content=self.text,
                     finish_reason=result.finish_reason,
                     prompt_tokens=result.prompt_tokens,
-                    completion_tokens=result.completion_tokens,
+                    completion_tokens=result.completion_tokens + self.continued_tokens,
                     ttft_s=result.ttft_s,
                     tokens_per_s=result.tokens_per_s,
                     duration_s=result.duration_s,
@@ -206,6 +219,7 @@ class ChatService:
             parent_id=parent.id,
             status=STATUS_STREAMING,
             model_id=model.id,
+            metadata={SYSTEM_PROMPT_KEY: conversation.system_prompt or ""},
         )
         params = sampling or SamplingParams.from_json(conversation.params)
         conversation = self.chats.get_conversation(conversation.id)
@@ -286,6 +300,74 @@ class ChatService:
                     conversation.id, "user", new_text, parent_id=old.parent_id
                 )
                 return self._reply_under(conversation, user, model=model, sampling=sampling)
+
+    def continue_reply(
+        self,
+        conversation: Conversation,
+        assistant_message_id: str,
+        *,
+        model: ModelRecord,
+        sampling: SamplingParams | None = None,
+    ) -> Turn:
+        """Go on writing a reply that was stopped or cut at the token limit, in place.
+
+        The reply is marked streaming again (a crash meanwhile marks it interrupted, its
+        text kept); the engine continues from its saved text (``Turn.continued``).
+        """
+        conversation = self.chats.get_conversation(conversation.id)
+        old = self._message_of(conversation, assistant_message_id)
+        if old.role != "assistant" or old.finish_reason not in CONTINUABLE:
+            raise InvalidInputError("Only a stopped or cut-off reply can be continued.")
+        if old.parent_id is None:
+            raise InvalidInputError("This reply answers no message, so it cannot go on.")
+        history = engine_history(conversation, self.chats.path_to(old.parent_id))
+        with disk_full_is_user_facing("the reply"):
+            conversation = self._use_model(conversation, model)
+            with self.db.atomic():
+                self.db.execute(
+                    "UPDATE messages SET status = ?, writer_pid = ? WHERE id = ?",
+                    [STATUS_STREAMING, os.getpid(), old.id],
+                )
+                self.chats.set_leaf(conversation.id, old.id)
+        params = sampling or SamplingParams.from_json(conversation.params)
+        return Turn(self.chats.get_conversation(conversation.id),
+                    self.chats.get_message(old.parent_id), self.chats.get_message(old.id),
+                    history, params, continued=old.content,
+                    continued_tokens=old.completion_tokens or 0)
+
+    def delete_message(self, conversation: Conversation, message_id: str) -> int:
+        """Delete a message and everything below it on its branch; returns how many.
+
+        Other branches stay. The chat then shows the branch through the deleted message's
+        parent (or another first message); an emptied chat stays, empty.
+        """
+        conversation = self.chats.get_conversation(conversation.id)
+        message = self._message_of(conversation, message_id)
+        if message.status == STATUS_STREAMING:
+            raise InvalidInputError("Stop the reply before deleting it.")
+        with disk_full_is_user_facing("the deletion"), self.db.atomic():
+            cursor = self.db.execute(
+                """
+                WITH RECURSIVE below(id, depth) AS (
+                    SELECT :start, 0
+                    UNION ALL
+                    SELECT m.id, below.depth + 1 FROM messages m JOIN below
+                    ON m.parent_id = below.id AND m.conversation_id = :cid
+                    WHERE below.depth < (SELECT count(*) FROM messages
+                                         WHERE conversation_id = :cid)
+                )
+                DELETE FROM messages WHERE id IN (SELECT id FROM below)
+                """,
+                {"start": message.id, "cid": conversation.id},
+            )
+            removed = int(cursor.rowcount)
+            if message.parent_id is not None:
+                self.chats.switch_branch(message.parent_id)
+            else:
+                roots = [m for m in self.chats.messages(conversation.id) if m.parent_id is None]
+                if roots:
+                    self.chats.switch_branch(roots[-1].id)
+        return removed
 
     def update_settings(
         self,

@@ -22,9 +22,13 @@ from slmdesk.store.chats import (
     STATUS_STREAMING,
     ChatRepository,
     Conversation,
+    Message,
 )
 
 FORMAT = "slmdesk.conversation"
+# The reply's metadata key for the system prompt it was written under (chat.py writes it;
+# the services are independent layers, so each names it).
+SYSTEM_PROMPT_KEY = "system_prompt"
 VERSION = 1
 
 _MAX_ID = 100
@@ -52,15 +56,32 @@ def export_json(db: sqlite_utils.Database, conversation_id: str) -> dict[str, An
     return out
 
 
+def _system_prompt_of(message: Message) -> str | None:
+    """The system prompt a reply was written under (None: not recorded, an older reply)."""
+    prompt = message.metadata.get(SYSTEM_PROMPT_KEY)
+    return prompt if isinstance(prompt, str) else None
+
+
 def export_markdown(db: sqlite_utils.Database, conversation_id: str) -> str:
-    """The branch on screen as Markdown, system prompt first."""
+    """The branch on screen as Markdown, system prompt first.
+
+    Each reply records the system prompt it was written under; where that changed within
+    the chat, the new one is shown before the reply that first used it.
+    """
     chats = ChatRepository(db)
     conv = chats.get_conversation(conversation_id)
+    path = chats.path(conv.id)
+    recorded = [p for p in map(_system_prompt_of, path) if p is not None]
+    shown = recorded[0] if recorded else (conv.system_prompt or "")
     lines = [f"# {conv.title}", "", f"*Conversation {conv.id}, started {conv.created_at}*", ""]
-    if conv.system_prompt:
-        lines += ["**System:**", "", conv.system_prompt, ""]
-    for m in chats.path(conv.id):
+    if shown:
+        lines += ["**System:**", "", shown, ""]
+    for m in path:
         who = {"user": "You", "assistant": "Assistant", "system": "System"}.get(m.role, m.role)
+        prompt = _system_prompt_of(m) if m.role == "assistant" else None
+        if prompt is not None and prompt != shown:
+            lines += ["**System prompt changed to:**", "", prompt or "*(none)*", ""]
+            shown = prompt
         lines += [f"## {who}", "", m.content, ""]
         if m.role == "assistant" and m.finish_reason and m.finish_reason != "stop":
             lines += [f"*({m.finish_reason})*", ""]

@@ -542,18 +542,23 @@ class LlamaEngine:
         on_text: TextCallback | None = None,
         on_prompt_progress: ProgressCallback | None = None,
         output: OutputOptions | None = None,
+        continue_from: str = "",
     ) -> GenerationResult:
         """Generate the assistant's reply to ``messages``, streaming text to ``on_text``.
 
         The KV cache keeps the previous prompt and reply, so a follow-up turn only
         processes the tokens after the longest shared prefix. ``output`` adds a grammar
-        and per-token log-probabilities.
+        and per-token log-probabilities. ``continue_from`` is the start of the reply,
+        already written (a stopped or length-cut reply): the model goes on from its last
+        token, and only the new text is streamed and returned.
         """
         sampling = sampling or SamplingParams()
         llm = self._require()
         n_ctx = llm.n_ctx()
         reserve = min(max(1, sampling.max_tokens), n_ctx // 4)
-        tokens, dropped = self.fit_messages(messages, reserve)
+        written = self.tokenize_piece(continue_from) if continue_from else []
+        tokens, dropped = self.fit_messages(messages, reserve + len(written))
+        tokens += written
         result = GenerationResult(prompt_tokens=len(tokens), dropped_messages=dropped)
         if dropped:
             result.notes.append(

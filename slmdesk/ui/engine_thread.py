@@ -106,11 +106,13 @@ class ChatJob(EngineJob):
     FINAL = frozenset({"finished", "failed"})
 
     def __init__(
-        self, messages: list[dict[str, str]], sampling: SamplingParams | None = None
+        self, messages: list[dict[str, str]], sampling: SamplingParams | None = None,
+        continue_from: str = "",
     ) -> None:
         super().__init__()
         self.messages = messages
         self.sampling = sampling or SamplingParams()
+        self.continue_from = continue_from  # the reply's start, already written
 
     def run(self, worker: EngineWorker, report: Report) -> None:
         if self.cancelled:
@@ -133,6 +135,7 @@ class ChatJob(EngineJob):
                 self.messages, self.sampling, cancel=self.cancel_event, on_text=on_text,
                 on_prompt_progress=lambda done, total: report(
                     self, "prompt_progressed", (done, total)),
+                continue_from=self.continue_from,
             )
         except UserFacingError as exc:
             report(self, "failed", (exc.message,))
@@ -282,9 +285,10 @@ class EngineClient(QObject):
         return job
 
     def generate(
-        self, messages: list[dict[str, str]], sampling: SamplingParams | None = None
+        self, messages: list[dict[str, str]], sampling: SamplingParams | None = None,
+        continue_from: str = "",
     ) -> ChatJob:
-        job = ChatJob(messages, sampling)
+        job = ChatJob(messages, sampling, continue_from)
         self.submit(job)
         return job
 

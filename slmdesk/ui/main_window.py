@@ -46,6 +46,7 @@ from slmdesk.ui.model_session import ModelSession
 log = logging.getLogger(__name__)
 
 UI_STATE_KEY = "ui_state"
+NOTICE_MS = 4000
 
 
 def model_details(m: ModelRecord) -> str:
@@ -219,7 +220,23 @@ class MainWindow(QMainWindow):
         c.title_changed.connect(self.setWindowTitle)
         c.busy_changed.connect(self._on_chat_busy)
         c.reload_requested.connect(self.select_model)
+        c.notified.connect(self.show_notice)
         self.chat_page.composer.model_files_dropped.connect(self.import_models)
+        welcome = self.chat_page.welcome
+        welcome.download_requested.connect(self._download_entry)
+        welcome.import_requested.connect(self.library_view.import_dialog)
+        welcome.find_requested.connect(self._find_models)
+
+    def _download_entry(self, entry: Any) -> None:
+        """The welcome's Download: the same download the Models tab's catalog starts."""
+        self.tabs.setCurrentWidget(self.library_view)
+        self.library_view.start_download(
+            entry.repo_id, entry.filename, revision=entry.revision, display_name=entry.name,
+            licence=entry.licence, expected_sha256=entry.sha256)
+
+    def _find_models(self) -> None:
+        self.tabs.setCurrentWidget(self.library_view)
+        self.library_view.scan_folders()
 
     def _follow_session(self) -> None:
         s = self.session
@@ -261,10 +278,11 @@ class MainWindow(QMainWindow):
         """The status line's context bar: tokens used of the context (empty: no model)."""
         self.context_bar.setRange(0, n_ctx or 1)
         self.context_bar.setValue(min(used, n_ctx))
+        # The figure itself, even past the context: a full bar alone hides by how much.
+        self.context_bar.setFormat(f"used {used} / {n_ctx} tokens" if n_ctx else "no model")
 
     def _on_chat_busy(self, busy: bool) -> None:
         self.model_picker.setEnabled(not busy)
-        self.new_action.setEnabled(not busy)
 
     def _update_controls(self) -> None:
         self.chat.update_controls()
@@ -282,12 +300,15 @@ class MainWindow(QMainWindow):
         except (TypeError, ValueError):
             log.warning("ignoring a damaged saved window state")
         self.settings_button.setChecked(bool(state.get("settings_visible", False)))
+        self.chat.reopen(state.get("conversation"))
 
     def save_ui_state(self) -> None:
         SettingsRepository(self.db).set(UI_STATE_KEY, {
             "geometry": bytes(self.saveGeometry().toBase64().data()).decode(),
             "splitter": bytes(self.chat_page.saveState().toBase64().data()).decode(),
             "settings_visible": self.settings_button.isChecked(),
+            # The chat on screen opens again at the next start (None: a new chat).
+            "conversation": self.chat.conversation.id if self.chat.conversation else None,
         })
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -309,6 +330,11 @@ class MainWindow(QMainWindow):
 
     def clear_error(self) -> None:
         self.banner.clear_error()
+
+    def show_notice(self, text: str) -> None:
+        """A passing confirmation in the status line: it goes by itself and, being the
+        status bar's temporary message, never widens the window."""
+        self.statusBar().showMessage(text, NOTICE_MS)
 
     # models -------------------------------------------------------------------------
     def refresh_models(self) -> None:

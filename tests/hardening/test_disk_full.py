@@ -161,7 +161,9 @@ def test_window_on_a_full_disk_says_so_keeps_the_reply_and_goes_on(
 
         # 1. The disk is full when a message is sent (real SQLite, capped database).
         fill_up(win.db)
-        long_message = "Summarise this: " + "the sea is wide and deep. " * 2000
+        # Big enough to need new pages, few enough tokens to fit the context (an over-long
+        # message is refused before anything is written: issue 16, defect 9).
+        long_message = "Summarise this: " + "=" * 12_000
         win.chat_page.composer.setPlainText(long_message)
         win.chat.send_requested()
         assert win.banner.isVisible() and "disk is full" in win.banner.text()

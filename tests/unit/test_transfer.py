@@ -407,3 +407,27 @@ def test_a_large_conversation_imports_in_one_go(
     again = import_json(fresh, data)
     assert again.id != "BIG"
     assert [m.content for m in ChatRepository(fresh).path(again.id)][-1] == "message 2999"
+
+
+def test_export_markdown_shows_each_replys_own_system_prompt(
+    db: sqlite_utils.Database, model: ModelRecord
+) -> None:
+    # Issue 16, item 10: the export showed only the current system prompt, though earlier
+    # replies were written under another.
+    service = ChatService(db)
+    chats = service.chats
+    conv = service.new_conversation(model=model, system_prompt="Answer like a pirate.")
+    for text, prompt in (("One?", None), ("Two?", "Be brief."), ("Three?", "Be brief.")):
+        if prompt is not None:
+            conv = service.update_settings(conv, system_prompt=prompt)
+        turn = service.start_turn(conv, text, model=model)
+        chats.finish_message(turn.reply.id, content=f"Reply to {text}", finish_reason="stop")
+    md = export_markdown(db, conv.id)
+    assert md.index("Answer like a pirate.") < md.index("## You\n\nOne?") < md.index(
+        "Be brief.") < md.index("Reply to Two?")
+    assert md.count("Be brief.") == 1  # shown where it changed, not before every reply
+    service.update_settings(conv, system_prompt=None)  # later: no system prompt at all
+    turn = service.start_turn(conv, "Four?", model=model)
+    chats.finish_message(turn.reply.id, content="Reply to Four?", finish_reason="stop")
+    md = export_markdown(db, conv.id)
+    assert md.index("Reply to Three?") < md.index("*(none)*") < md.index("Reply to Four?")

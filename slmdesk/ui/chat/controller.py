@@ -4,9 +4,12 @@ streamed reply, switching conversations and branches, and the context measure.""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QMessageBox
 
 from slmdesk.chat import ChatService, ReplyWriter, Turn, engine_history
 from slmdesk.engine.llama_engine import ModelInfo
@@ -14,6 +17,7 @@ from slmdesk.engine.params import GenerationResult, SamplingParams
 from slmdesk.errors import UserFacingError
 from slmdesk.settings import load_settings
 from slmdesk.store.repositories import Conversation
+from slmdesk.ui.chat.context_meter import ContextMeter
 from slmdesk.ui.chat.page import ChatPage
 from slmdesk.ui.chat.save_example import SaveExampleDialog
 from slmdesk.ui.chat.transfer import ConversationFiles
@@ -27,7 +31,7 @@ def ready_text(info: ModelInfo) -> str:
     return f"ready · ctx {info.n_ctx} · {info.n_threads} threads{gpu}"
 
 
-class ChatController(QObject):
+class ChatController(ContextMeter, QObject):
     """Drives a ChatPage: one conversation open, at most one reply streaming into it.
 
     The window shows what this reports: errors (``error_raised``/``error_cleared``), the
@@ -42,6 +46,7 @@ class ChatController(QObject):
     title_changed = Signal(str)
     busy_changed = Signal(bool)  # a reply started (True) or ended (False)
     reload_requested = Signal(object)  # ModelRecord: load again (unloaded while idle)
+    notified = Signal(str)  # a passing confirmation ("Message copied"): the status line
 
     def __init__(self, service: ChatService, engine: EngineClient, session: ModelSession,
                  page: ChatPage, parent: QObject | None = None) -> None:
@@ -58,12 +63,15 @@ class ChatController(QObject):
         self.turn: Turn | None = None
         self.last_context_used: int | None = None
         self.send_after_load = False
+        self.draft_fits = True  # the composer's text fits the context (else Send is off)
         self._stream_base = 0
         self._stream_tokens = self._stream_counted = 0
         self._last_bar_update = 0.0
         self.files = ConversationFiles(db, lambda: self.conversation, self)
         self.files.failed.connect(self.show_error)
         self.files.imported.connect(self._on_imported)
+        self.files.exported.connect(
+            lambda path: self.notified.emit(f"Exported to {Path(path).name}"))
         self._context_timer = QTimer(self)
         self._context_timer.setSingleShot(True)
         self._context_timer.setInterval(200)
@@ -78,11 +86,14 @@ class ChatController(QObject):
         page.sidebar.conversations_changed.connect(self._on_conversations_changed)
         view = page.chat_view
         view.regenerate_requested.connect(self.regenerate)
+        view.continue_requested.connect(self.continue_reply)
+        view.delete_requested.connect(self.delete_message)
         view.edit_submitted.connect(self.edit_and_resend)
         view.branch_requested.connect(self.switch_branch)
         view.link_requested.connect(self.open_link)
         view.rating_changed.connect(self.rate_reply)
         view.save_example_requested.connect(self.save_example_dialog)
+        view.copied.connect(self.notified)
         page.composer.send_requested.connect(self.send_requested)
         page.composer.drop_refused.connect(self.show_error)
         page.composer.textChanged.connect(self._context_timer.start)
@@ -121,6 +132,12 @@ class ChatController(QObject):
 
     # conversations ------------------------------------------------------------------
     def _on_conversations_changed(self) -> None:
+        if self.turn is not None and self.turn.conversation.id != (
+                self.conversation.id if self.conversation else None):
+            try:
+                self.chats.get_conversation(self.turn.conversation.id)
+            except UserFacingError:
+                self.stop_requested()  # the chat a reply streams into, off screen, was deleted
         if self.conversation is not None:
             try:
                 self.conversation = self.chats.get_conversation(self.conversation.id)
@@ -148,12 +165,22 @@ class ChatController(QObject):
             self.conversation.system_prompt, SamplingParams.from_json(self.conversation.params)
         )
         page.sidebar.set_current(conversation_id)
+        self._show_welcome(False)
         self.last_context_used = None
         self.clear_error()
         if focus_message:
             page.chat_view.scroll_to_message(focus_message)
         self.update_context_bar()
         self.title_changed.emit(f"{self.conversation.title} — slmdesk")
+
+    def reopen(self, conversation_id: object) -> None:
+        """Open the chat that was on screen when the app last closed, if it is still there."""
+        if not isinstance(conversation_id, str) or self.gen_job is not None:
+            return
+        try:
+            self.open_conversation(conversation_id)
+        except UserFacingError:
+            self.new_chat()  # deleted since, or a damaged id: start with a new chat
 
     def open_search_hit(self, conversation_id: str, message_id: str) -> None:
         if self.gen_job is not None:
@@ -165,8 +192,8 @@ class ChatController(QObject):
         self.open_conversation(conversation_id, focus_message=message_id)
 
     def new_chat(self) -> None:
-        if self.gen_job is not None:
-            return
+        """Show an empty chat. A reply still streaming goes on in its own chat, saved as
+        it grows (ReplyWriter); only its view is left."""
         page = self.page
         page.settings_panel.flush()
         self.conversation = None
@@ -177,7 +204,15 @@ class ChatController(QObject):
         self.last_context_used = None
         self.title_changed.emit("slmdesk")
         self.update_context_bar()
+        self._show_welcome(not self.chats.list_conversations())
         page.composer.setFocus()
+
+    def _show_welcome(self, show: bool) -> None:
+        """The first start's welcome, while no chat exists yet."""
+        welcome = self.page.welcome
+        if show and welcome.isHidden():
+            welcome.recommend_for(load_settings(self.db).max_context)
+        welcome.setVisible(show)
 
     def _on_settings_changed(self, system_prompt: str, sampling: SamplingParams) -> None:
         if self.conversation is not None:
@@ -204,60 +239,13 @@ class ChatController(QObject):
             self.send_after_load = False
             self.send_requested()
 
-    # context ------------------------------------------------------------------------
-    def update_context_bar(self) -> None:
-        """Tokens the conversation plus the composer's text would use, against the context."""
-        loaded, fit_note = self.session.loaded, self.page.fit_note
-        if loaded is None:
-            self.context_measured.emit(0, 0)
-            fit_note.hide()
-            return
-        n_ctx = loaded.n_ctx
-        history = self._history_for_count()
-        draft = self.page.composer.toPlainText()
-        if draft.strip():
-            history.append({"role": "user", "content": draft})
-        used = self.engine.measure_prompt(history) if history else 0
-        if used is None:
-            return  # the engine is swapping models: keep the last figure
-        if self.writer is not None:
-            used = max(used, (self.last_context_used or 0))
-        self.context_measured.emit(used, n_ctx)
-        reserve = min(self.page.settings_panel.sampling().max_tokens, n_ctx // 4)
-        budget = n_ctx - reserve
-        if draft.strip():
-            alone = self.engine.measure_prompt([{"role": "user", "content": draft}]) or 0
-            if alone > budget:
-                fit_note.setText(
-                    f"This message is about {alone} tokens; the model's context holds {n_ctx} "
-                    f"({reserve} kept for the reply). Shorten it or raise the context size."
-                )
-                fit_note.setStyleSheet("QLabel { color: #b00020; }")
-                fit_note.show()
-                return
-            if used > budget:
-                fit_note.setText(
-                    "The conversation no longer fits the context: the oldest messages will be "
-                    "left out of what the model sees."
-                )
-                fit_note.setStyleSheet("QLabel { color: #b26a00; }")
-                fit_note.show()
-                return
-        fit_note.hide()
-
-    def _history_for_count(self) -> list[dict[str, str]]:
-        if self.conversation is None:
-            prompt = self.page.settings_panel.system_prompt_text()
-            return [{"role": "system", "content": prompt}] if prompt else []
-        return engine_history(self.conversation, self.chats.path(self.conversation.id))
-
     # chatting -----------------------------------------------------------------------
     def update_controls(self) -> None:
         busy = self.gen_job is not None
         page = self.page
-        page.send_button.setEnabled(not busy and self.session.loaded is not None)
+        page.send_button.setEnabled(
+            not busy and self.session.loaded is not None and self.draft_fits)
         page.stop_button.setEnabled(busy)
-        page.sidebar.new_button.setEnabled(not busy)
         page.chat_view.set_busy(busy)
         self.busy_changed.emit(busy)
 
@@ -280,6 +268,12 @@ class ChatController(QObject):
             return
         if not text.strip() or not self._ready_to_generate():
             return
+        overflow = self.draft_overflow(text)
+        if overflow is not None:
+            # Never start a chat whose reply can only fail (issue 16, defect 9).
+            self.update_context_bar()
+            self.show_error(overflow)
+            return
         assert session.model is not None
         panel = self.page.settings_panel
         panel.flush()
@@ -299,33 +293,54 @@ class ChatController(QObject):
         self.page.composer.clear()
         self._start(turn)
 
-    def regenerate(self, message_id: str) -> None:
+    def _turn_in_conversation(self, begin: Callable[..., Turn], *args: str) -> None:
+        """Start a turn in the open chat: ``begin(conversation, *args, model=, sampling=)``
+        is one of ChatService's regenerate / continue_reply / edit_and_resend."""
         if self.conversation is None or not self._ready_to_generate():
             return
         assert self.session.model is not None
         try:
-            turn = self.service.regenerate(
-                self.conversation, message_id, model=self.session.model,
-                sampling=self.page.settings_panel.sampling(),
-            )
+            turn = begin(self.conversation, *args, model=self.session.model,
+                         sampling=self.page.settings_panel.sampling())
         except UserFacingError as exc:
             self.show_error(exc.message)
             return
         self._start(turn)
 
-    def edit_and_resend(self, message_id: str, text: str) -> None:
-        if self.conversation is None or not self._ready_to_generate():
+    def regenerate(self, message_id: str) -> None:
+        self._turn_in_conversation(self.service.regenerate, message_id)
+
+    def continue_reply(self, message_id: str) -> None:
+        """Go on writing a stopped or cut-off reply, in the same message."""
+        self._turn_in_conversation(self.service.continue_reply, message_id)
+
+    def confirm_delete(self, count_below: int) -> bool:
+        """Ask before deleting a message (and ``count_below`` messages under it)."""
+        below = f" and the {count_below} message(s) after it on this branch" \
+            if count_below else ""
+        answer = QMessageBox.question(
+            self.page.window(), "Delete message",
+            f"Delete this message{below}? Other versions are kept. This cannot be undone.")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def delete_message(self, message_id: str) -> None:
+        """Delete one message and its branch below it, after asking."""
+        if self.conversation is None or self.gen_job is not None:
             return
-        assert self.session.model is not None
+        path = [m.id for m in self.chats.path(self.conversation.id)]
+        below = len(path) - path.index(message_id) - 1 if message_id in path else 0
+        if not self.confirm_delete(below):
+            return
         try:
-            turn = self.service.edit_and_resend(
-                self.conversation, message_id, text, model=self.session.model,
-                sampling=self.page.settings_panel.sampling(),
-            )
+            self.service.delete_message(self.conversation, message_id)
         except UserFacingError as exc:
             self.show_error(exc.message)
             return
-        self._start(turn)
+        self.open_conversation(self.conversation.id)
+        self.notified.emit("Message deleted")
+
+    def edit_and_resend(self, message_id: str, text: str) -> None:
+        self._turn_in_conversation(self.service.edit_and_resend, message_id, text)
 
     def switch_branch(self, message_id: str) -> None:
         if self.conversation is None or self.gen_job is not None:
@@ -364,11 +379,13 @@ class ChatController(QObject):
         self.turn = turn
         self.conversation = turn.conversation
         self.open_conversation(turn.conversation.id)
-        self.writer = ReplyWriter(self.chats, turn.reply.id)
+        self.writer = ReplyWriter(self.chats, turn.reply.id, continued=turn.continued,
+                                  continued_tokens=turn.continued_tokens)
         self._stream_base = self.engine.measure_prompt(turn.history) or 0
         self._stream_tokens = self._stream_counted = 0
         self._last_bar_update = 0.0
-        self.gen_job = self.engine.generate(turn.history, turn.sampling)
+        self.gen_job = self.engine.generate(turn.history, turn.sampling,
+                                            continue_from=turn.continued)
         bind(self.gen_job, prompt_progressed=self._on_prompt_progress,
              text_arrived=self._on_text, finished=self._on_finished, failed=self._on_failed)
         self.state_changed.emit("Reading prompt…")
@@ -383,6 +400,11 @@ class ChatController(QObject):
     def _current(self, job: ChatJob) -> bool:
         """Whether ``job`` is the reply being written (not one that ended already)."""
         return job is self.gen_job and self.writer is not None
+
+    def _showing_reply(self) -> bool:
+        """Whether the chat on screen is the one the reply streams into."""
+        return self.turn is not None and self.conversation is not None and (
+            self.conversation.id == self.turn.conversation.id)
 
     def _on_prompt_progress(self, job: ChatJob, done: int, total: int) -> None:
         if self._current(job) and total:
@@ -412,7 +434,9 @@ class ChatController(QObject):
                 new_tokens = self.engine.measure_text(new[: n_ctx * 32])
                 if new_tokens is not None:
                     self._stream_tokens += new_tokens
-                    self.context_measured.emit(self._stream_base + self._stream_tokens, n_ctx)
+                    if self._showing_reply():
+                        self.context_measured.emit(
+                            self._stream_base + self._stream_tokens, n_ctx)
 
     def _on_finished(self, job: ChatJob, result: GenerationResult) -> None:
         if not self._current(job):
@@ -435,7 +459,8 @@ class ChatController(QObject):
         speed = f"{result.tokens_per_s:.1f} tok/s" if result.tokens_per_s else ""
         ttft = f"first token {result.ttft_s:.2f} s" if result.ttft_s is not None else ""
         self.speed_reported.emit(" · ".join(x for x in (speed, ttft) if x))
-        self.last_context_used = result.prompt_tokens + result.completion_tokens
+        if self.conversation is not None and self.conversation.id == message.conversation_id:
+            self.last_context_used = result.prompt_tokens + result.completion_tokens
         self.update_context_bar()
 
     def _on_failed(self, job: ChatJob, message: str) -> None:

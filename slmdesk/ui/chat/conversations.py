@@ -27,6 +27,7 @@ from slmdesk.store.repositories import ChatRepository, Conversation
 CONVERSATION_ID = Qt.ItemDataRole.UserRole + 1
 PINNED = Qt.ItemDataRole.UserRole + 2
 UNDO_SECONDS = 10
+HIT_SPACING = 4  # pixels around each search hit
 
 
 def local_day(iso_utc: str) -> date:
@@ -133,6 +134,11 @@ class ConversationSidebar(QWidget):
         self.hits = QListWidget(self)
         self.hits.setObjectName("search_hits")
         self.hits.setWordWrap(True)
+        # Room between hits and alternating rows: two-line hits packed edge to edge read
+        # as one block of text (issue 16, item 10).
+        self.hits.setSpacing(HIT_SPACING)
+        self.hits.setAlternatingRowColors(True)
+        self.hits.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.hits.itemActivated.connect(self._on_hit)
         self.hits.itemClicked.connect(self._on_hit)
         self.stack = QStackedWidget(self)

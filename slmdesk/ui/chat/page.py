@@ -17,6 +17,7 @@ from slmdesk.ui.chat.composer import Composer
 from slmdesk.ui.chat.conversations import ConversationSidebar
 from slmdesk.ui.chat.settings_panel import SettingsPanel
 from slmdesk.ui.chat.view import ChatView
+from slmdesk.ui.chat.welcome import WelcomePanel
 
 
 class ChatPage(QSplitter):
@@ -32,6 +33,9 @@ class ChatPage(QSplitter):
         main = QWidget(self)
         layout = QVBoxLayout(main)
         layout.setContentsMargins(6, 6, 6, 6)
+        self.welcome = WelcomePanel(main)  # the first start's, until a chat exists
+        self.welcome.hide()
+        layout.addWidget(self.welcome)
         self.chat_view = ChatView(main)
         layout.addWidget(self.chat_view, 1)
 

@@ -22,6 +22,7 @@ class ConversationFiles(QObject):
 
     failed = Signal(str)  # a message the person must see
     imported = Signal(str)  # the new conversation's id
+    exported = Signal(str)  # the path written
 
     def __init__(self, db: sqlite_utils.Database,
                  current: Callable[[], Conversation | None], parent: QObject | None = None
@@ -46,6 +47,8 @@ class ConversationFiles(QObject):
         def then(_result: object, error: str) -> None:
             if error:
                 self.failed.emit(error)
+            else:
+                self.exported.emit(path)
 
         self.tasks.start(lambda: Path(path).write_text(text, encoding="utf-8"),
                          f"write {path}", then)

@@ -15,12 +15,15 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from slmdesk.chat import CONTINUABLE
 from slmdesk.store.repositories import Message
+from slmdesk.ui.chat.icons import thumb_icon
 from slmdesk.ui.chat.markdown import MessageView
 
 MIN_RENDER_GAP_MS = 33  # ~30 updates a second while a short reply streams
@@ -58,11 +61,14 @@ class MessageWidget(QFrame):
     """One message: header with actions, the text, and (for replies) a details line."""
 
     regenerate_requested = Signal(str)
+    continue_requested = Signal(str)
+    delete_requested = Signal(str)
     edit_submitted = Signal(str, str)
     branch_requested = Signal(str)
     link_requested = Signal(QUrl)
     rating_changed = Signal(str, int)  # message id, 1 / -1 / 0 (none)
     save_example_requested = Signal(str)
+    copied = Signal(str)  # what was copied, in words: "Message copied"
 
     def __init__(self, message: Message, siblings: list[str], parent: QWidget | None = None):
         super().__init__(parent)
@@ -106,12 +112,14 @@ class MessageWidget(QFrame):
         self.save_button: QToolButton | None = None
         if message.role == "assistant":
             self.up_button = QToolButton(self)
-            self.up_button.setText("👍")
+            self.up_button.setIcon(thumb_icon(self.palette()))
+            self.up_button.setAccessibleName("Good reply")
             self.up_button.setObjectName("rate_up")
             self.up_button.setToolTip("Good reply")
             self.up_button.setCheckable(True)
             self.down_button = QToolButton(self)
-            self.down_button.setText("👎")
+            self.down_button.setIcon(thumb_icon(self.palette(), down=True))
+            self.down_button.setAccessibleName("Bad reply")
             self.down_button.setObjectName("rate_down")
             self.down_button.setToolTip("Bad reply")
             self.down_button.setCheckable(True)
@@ -138,13 +146,31 @@ class MessageWidget(QFrame):
             self.action_button.setText("Edit")
             self.action_button.setObjectName("edit")
             self.action_button.clicked.connect(self.start_edit)
+        self.continue_button: QToolButton | None = None
+        if message.role == "assistant":
+            self.continue_button = QToolButton(self)
+            self.continue_button.setText("Continue")
+            self.continue_button.setObjectName("continue_reply")
+            self.continue_button.setToolTip("Go on writing this reply where it stopped")
+            self.continue_button.clicked.connect(
+                lambda: self.continue_requested.emit(self.message.id))
+            header.addWidget(self.continue_button)
         if self.action_button is not None:
             header.addWidget(self.action_button)
+        self.delete_button = QToolButton(self)
+        self.delete_button.setIcon(self.style().standardIcon(
+            QStyle.StandardPixmap.SP_TrashIcon))
+        self.delete_button.setObjectName("delete_message")
+        self.delete_button.setToolTip("Delete this message and what follows it on this branch")
+        self.delete_button.setAccessibleName("Delete message")
+        self.delete_button.clicked.connect(lambda: self.delete_requested.emit(self.message.id))
+        header.addWidget(self.delete_button)
         layout.addLayout(header)
 
         self.view = MessageView(self)
         self.view.open_url = None  # the window opens links, only after the click
         self.view.link_requested.connect(self.link_requested)
+        self.view.code_copied.connect(lambda _i: self.copied.emit("Code copied"))
         layout.addWidget(self.view)
 
         self.editor = QPlainTextEdit(self)
@@ -211,6 +237,9 @@ class MessageWidget(QFrame):
         for b in (self.up_button, self.down_button, self.save_button):
             if b is not None:
                 b.setEnabled(not streaming)
+        if self.continue_button is not None:
+            self.continue_button.setVisible(
+                not streaming and message.finish_reason in CONTINUABLE)
 
     def _rate(self, rating: int) -> None:
         if self.up_button is not None and self.down_button is not None:
@@ -253,12 +282,14 @@ class MessageWidget(QFrame):
     def set_busy(self, busy: bool) -> None:
         """While any reply streams, actions that start another are disabled."""
         if busy:
-            for w in (self.action_button, self.prev_button, self.next_button):
+            for w in (self.action_button, self.continue_button, self.delete_button,
+                      self.prev_button, self.next_button):
                 if w is not None:
                     w.setEnabled(False)
         else:
-            if self.action_button is not None:
-                self.action_button.setEnabled(True)
+            for w in (self.action_button, self.continue_button, self.delete_button):
+                if w is not None:
+                    w.setEnabled(True)
             self.update_message(self.message)
 
     def _switch(self, step: int) -> None:
@@ -269,6 +300,7 @@ class MessageWidget(QFrame):
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.message.content)
+        self.copied.emit("Message copied")
 
     def start_edit(self) -> None:
         self.editor.setPlainText(self.message.content)
@@ -303,11 +335,14 @@ class ChatView(QScrollArea):
     unless the person scrolled up."""
 
     regenerate_requested = Signal(str)
+    continue_requested = Signal(str)
+    delete_requested = Signal(str)
     edit_submitted = Signal(str, str)
     branch_requested = Signal(str)
     link_requested = Signal(QUrl)
     rating_changed = Signal(str, int)
     save_example_requested = Signal(str)
+    copied = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -355,11 +390,14 @@ class ChatView(QScrollArea):
     def add_message(self, message: Message, siblings: list[str] | None = None) -> MessageWidget:
         w = MessageWidget(message, siblings or [message.id], self.container)
         w.regenerate_requested.connect(self.regenerate_requested)
+        w.continue_requested.connect(self.continue_requested)
+        w.delete_requested.connect(self.delete_requested)
         w.edit_submitted.connect(self.edit_submitted)
         w.branch_requested.connect(self.branch_requested)
         w.link_requested.connect(self.link_requested)
         w.rating_changed.connect(self.rating_changed)
         w.save_example_requested.connect(self.save_example_requested)
+        w.copied.connect(self.copied)
         self.column.insertWidget(self.column.count() - 1, w)
         self.widgets.append(w)
         return w

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,18 @@ def test_clicking_the_selected_chat_does_not_open_the_editor(qtbot: Any, tmp_pat
     qtbot.mouseClick(sidebar.tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     qtbot.wait(QApplication.doubleClickInterval() + 100)
     assert _open_editor(sidebar) is None
+
+
+def test_search_hits_have_room_between_them(qtbot: Any, tmp_path: Path) -> None:
+    # Issue 16, item 10: the hits were cramped, two-line entries packed edge to edge.
+    sidebar, chats, cid = _sidebar(qtbot, tmp_path)
+    for text in ("the purple lighthouse", "a purple whale", "purple rain again"):
+        chats.append_message(cid, "user", text)
+    sidebar.search_box.setText("purple")
+    sidebar.run_search()
+    hits = sidebar.hits
+    assert hits.count() == 3
+    rects = [hits.visualItemRect(hits.item(i)) for i in range(3)]
+    line = hits.fontMetrics().lineSpacing()
+    assert all(r.height() >= 2 * line for r in rects)  # title and snippet, both whole
+    assert all(b.top() - a.bottom() > 4 for a, b in itertools.pairwise(rects))
