@@ -68,3 +68,11 @@ class DownloadError(UserFacingError):
 
 class NotEnoughMemoryError(UserFacingError):
     """A model's estimated memory is more than this machine has free (overridable)."""
+
+
+class TrainerMissingError(UserFacingError):
+    """The optional training packages (torch, transformers, peft, …) are not installed."""
+
+
+class TrainingError(UserFacingError):
+    """A training job cannot start or went wrong in a way a person can act on."""
