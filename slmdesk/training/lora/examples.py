@@ -82,7 +82,7 @@ def check_conversation(messages: object, where: str) -> list[dict[str, str]]:
     return checked
 
 
-def chat_example(engine: LlamaEngine, messages: Sequence[Mapping[str, str]]) -> TokenizedExample:
+def chat_example(engine: LlamaEngine, messages: Sequence[dict[str, str]]) -> TokenizedExample:
     """Tokenize one conversation with the model's chat template; loss on assistant turns.
 
     The conversation is rendered a turn at a time: the text up to an assistant turn (with

@@ -308,9 +308,8 @@ class TrainerProcess:
             return result
         event = self.last_event or {}
         message = event.get("message") if event.get("event") == "failed" else None
-        raise TrainingError(
-            message or f"The trainer stopped without a result (see {self.job.folder / layout.STDERR})."
-        )
+        log = self.job.folder / layout.STDERR
+        raise TrainingError(message or f"The trainer stopped without a result (see {log}).")
 
     def _close(self) -> None:
         if self.process.stdout is not None:

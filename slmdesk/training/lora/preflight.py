@@ -31,7 +31,9 @@ _HEADROOM_BYTES = 200 << 20
 
 def missing_trainer_packages() -> list[str]:
     """The trainer's packages that cannot be imported here (without importing them)."""
-    return [dist for name, dist in TRAINER_PACKAGES.items() if importlib.util.find_spec(name) is None]
+    return [
+        dist for name, dist in TRAINER_PACKAGES.items() if importlib.util.find_spec(name) is None
+    ]
 
 
 def require_trainer() -> None:

@@ -61,13 +61,15 @@ def run_job(folder: Path, emit: EventLog) -> dict[str, Any]:
     model = lora_trainer.add_lora(base, settings)
     load_s = time.perf_counter() - started
     trainer = lora_trainer.LoraTrainer(model, settings, train, held_out)
-    checkpoints = lora_trainer.CheckpointFolder(folder / layout.CHECKPOINTS, settings.keep_checkpoints)
+    checkpoints = lora_trainer.CheckpointFolder(
+        folder / layout.CHECKPOINTS, settings.keep_checkpoints
+    )
     resumed = checkpoints.restore_latest(trainer)
     if resumed is not None:
         emit({"event": "resumed", "step": resumed, "total_steps": trainer.total_steps})
     else:
-        trainer.state.held_out_before = trainer.held_out_loss()
-        emit({"event": "evaluated", "when": "before", "held_out_loss": trainer.state.held_out_before})
+        before = trainer.state.held_out_before = trainer.held_out_loss()
+        emit({"event": "evaluated", "when": "before", "held_out_loss": before})
     trainer.run(emit, checkpoints)
     after = trainer.held_out_loss()
     emit({"event": "evaluated", "when": "after", "held_out_loss": after})
