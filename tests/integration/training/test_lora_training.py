@@ -195,3 +195,17 @@ def test_a_classification_adapter_moves_scores_towards_the_trained_labels(
     assert sum(after[:half]) < sum(before[:half])
     assert sum(after[half:]) > sum(before[half:])
     assert LoraJob.open(job.id).status() == "finished"
+
+
+def test_cancel_stops_the_trainer_and_leaves_no_result(
+    model_path: Path, training_cache: Path
+) -> None:
+    job = create_chat_job("cancelled", model_path, TRAIN_CHATS[:4], [], FAST, training_cache)
+    process = job.start()
+    first = next(process.events())
+    assert first["event"] == "loading"
+    process.cancel()
+    assert process.process.returncode is not None and process.process.returncode != 0
+    assert job.status() == "new" and job.result() is None
+    assert not job.adapter_path.exists()
+    assert [e["event"] for e in job.history()] == ["loading"]
