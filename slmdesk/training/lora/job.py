@@ -74,12 +74,7 @@ class LoraJob:
 
     def checkpoint_steps(self) -> list[int]:
         """Steps with a checkpoint on disk, oldest first."""
-        steps = []
-        for path in (self.folder / layout.CHECKPOINTS).glob("step-*.pt"):
-            digits = path.stem.removeprefix("step-")
-            if digits.isdigit():
-                steps.append(int(digits))
-        return sorted(steps)
+        return layout.checkpoint_steps(self.folder / layout.CHECKPOINTS)
 
     def result(self) -> dict[str, Any] | None:
         """The finished job's metrics and adapter path; None until it has finished."""
@@ -161,7 +156,7 @@ class LoraJob:
         )
         root = jobs_folder()
         preflight.require_disk(root, needed)
-        if not _has_base_copy(model.path, cache):
+        if not layout.base_copy_folder(model.path, cache).is_dir():
             preflight.require_disk(cache, model.path.stat().st_size * 8)
         spec = {
             "name": name.strip(), "kind": kind, "model_path": str(model.path),
@@ -191,11 +186,6 @@ class LoraJob:
             shutil.rmtree(partial, ignore_errors=True)
             raise TrainingError(f"Could not create the training job in {root}: {exc}") from exc
         return cls(folder)
-
-
-def _has_base_copy(model_path: Path, cache_dir: Path) -> bool:
-    st = model_path.stat()
-    return (cache_dir / "lora-base" / f"{model_path.stem}-{st.st_size}-{st.st_mtime_ns}").is_dir()
 
 
 def _check_examples(

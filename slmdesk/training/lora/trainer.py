@@ -21,18 +21,12 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
 from slmdesk.errors import TrainingError
+from slmdesk.training.lora import layout
 from slmdesk.training.lora.converter import converter_config
 from slmdesk.training.lora.examples import TokenizedExample
 from slmdesk.training.lora.settings import LoraSettings
 
 Event = Callable[[dict[str, Any]], None]
-CHECKPOINT_PREFIX = "step-"
-
-
-def base_cache_folder(model_path: Path, cache_dir: Path) -> Path:
-    """Where the float32 copy of ``model_path`` lives, named by the file's size and time."""
-    st = model_path.stat()
-    return cache_dir / "lora-base" / f"{model_path.stem}-{st.st_size}-{st.st_mtime_ns}"
 
 
 def load_base_model(model_path: Path, architecture: str, cache_dir: Path | None) -> Any:
@@ -43,7 +37,7 @@ def load_base_model(model_path: Path, architecture: str, cache_dir: Path | None)
     dequantized weights are kept as safetensors next time (float32: about 4 bytes per
     parameter on disk), which loads in about a second.
     """
-    cached = base_cache_folder(model_path, cache_dir) if cache_dir is not None else None
+    cached = layout.base_copy_folder(model_path, cache_dir) if cache_dir is not None else None
     if cached is not None and (cached / "config.json").is_file():
         return AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32)
     try:
@@ -259,16 +253,10 @@ class CheckpointFolder:
         self.keep = keep
 
     def steps(self) -> list[int]:
-        """The steps that have a checkpoint, oldest first."""
-        found = []
-        for path in self.folder.glob(f"{CHECKPOINT_PREFIX}*.pt"):
-            digits = path.stem[len(CHECKPOINT_PREFIX):]
-            if digits.isdigit():
-                found.append(int(digits))
-        return sorted(found)
+        return layout.checkpoint_steps(self.folder)
 
     def path(self, step: int) -> Path:
-        return self.folder / f"{CHECKPOINT_PREFIX}{step:06d}.pt"
+        return layout.checkpoint_path(self.folder, step)
 
     def save(self, trainer: LoraTrainer) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
