@@ -114,7 +114,9 @@ class LoraJob:
             process = subprocess.Popen(
                 [python or sys.executable, "-m", "slmdesk.training.lora.worker", str(self.folder)],
                 stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"},
+                # Offline: everything the trainer reads is on this machine.
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
+                     "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"},
             )
         finally:
             log.close()
@@ -204,7 +206,10 @@ def list_jobs() -> list[LoraJob]:
     root = jobs_folder()
     if not root.is_dir():
         return []
-    return [LoraJob(p) for p in sorted(root.iterdir()) if (p / layout.JOB).is_file()]
+    return [
+        LoraJob(p) for p in sorted(root.iterdir())
+        if not p.name.startswith(".") and (p / layout.JOB).is_file()  # .partial: unfinished
+    ]
 
 
 def create_chat_job(

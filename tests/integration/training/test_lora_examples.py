@@ -15,7 +15,7 @@ from slmdesk.training.lora import examples as lora_examples
 from slmdesk.training.lora import preflight
 from slmdesk.training.lora.converter import converter_config
 from slmdesk.training.lora.examples import TokenizedExample, chat_examples, classification_examples
-from slmdesk.training.lora.job import LoraJob, list_jobs
+from slmdesk.training.lora.job import LoraJob, jobs_folder, list_jobs
 from slmdesk.training.lora.settings import LoraSettings
 
 pytestmark = pytest.mark.model
@@ -135,6 +135,10 @@ def test_a_job_is_checked_before_it_is_written(model_path: Path) -> None:
         LoraJob.create(name="x", kind="chat", model_path=model_path, train=[good], held_out=[],
                        settings=LoraSettings(learning_rate=0))
     assert list_jobs() == []  # nothing half-written
+    unfinished = jobs_folder() / ".01abc.partial"  # a creation killed before its rename
+    unfinished.mkdir(parents=True)
+    (unfinished / "job.json").write_text("{}")
+    assert list_jobs() == []
     job = LoraJob.create(name="x", kind="chat", model_path=model_path, train=[good],
                          held_out=[])
     assert [j.id for j in list_jobs()] == [job.id]

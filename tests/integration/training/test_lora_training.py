@@ -62,6 +62,7 @@ def training_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SLMDESK_HOME", str(tmp_path_factory.mktemp("lora-home")))
+        mp.setenv("HF_HUB_OFFLINE", "1")
         yield
 
 
