@@ -9,6 +9,7 @@ the process at any moment loses at most the steps since the last checkpoint.
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import time
@@ -112,15 +113,24 @@ def main(argv: list[str] | None = None) -> int:
     emit = EventLog(folder)
     try:
         result = run_job(folder, emit)
-    except UserFacingError as exc:
-        emit({"event": "failed", "message": exc.message, "user_facing": True})
-        return 3
     except Exception as exc:  # noqa: BLE001 - the process boundary: report, then exit
-        emit({"event": "failed", "message": f"{type(exc).__name__}: {exc}",
-              "user_facing": False, "traceback": traceback.format_exc()})
-        return 1
+        failure = failure_event(exc, folder)
+        emit(failure)
+        return 3 if failure["user_facing"] else 1
     emit({"event": "finished", "result": result})
     return 0
+
+
+def failure_event(exc: Exception, folder: Path) -> dict[str, Any]:
+    """The ``failed`` event for ``exc``: a message a person can act on, or a bug's traceback."""
+    if isinstance(exc, UserFacingError):
+        return {"event": "failed", "message": exc.message, "user_facing": True}
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return {"event": "failed", "user_facing": True, "message":
+                f"The disk is full ({exc.filename or folder}). The last checkpoint is kept: "
+                "free some space, then resume."}
+    return {"event": "failed", "message": f"{type(exc).__name__}: {exc}",
+            "user_facing": False, "traceback": traceback.format_exc()}
 
 
 if __name__ == "__main__":

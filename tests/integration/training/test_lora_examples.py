@@ -163,3 +163,14 @@ def test_settings_round_trip_and_refuse_nonsense() -> None:
     for bad in ({"rank": 0}, {"dropout": 1.0}, {"batch_size": 0}, {"epochs": 0}):
         with pytest.raises(InvalidInputError):
             LoraSettings(**bad).validate()  # type: ignore[arg-type]
+
+
+def test_the_trainer_reports_a_full_disk_as_something_to_act_on(tmp_path: Path) -> None:
+    import errno
+
+    from slmdesk.training.lora.worker import failure_event
+
+    full = failure_event(OSError(errno.ENOSPC, "No space left", "ckpt.pt"), tmp_path)
+    assert full["user_facing"] and "disk is full" in full["message"]
+    bug = failure_event(KeyError("x"), tmp_path)
+    assert not bug["user_facing"] and "KeyError" in bug["message"] and "traceback" in bug

@@ -146,7 +146,7 @@ def _held_out_reply_logprob(engine: LlamaEngine) -> float:
     return total / count
 
 
-def test_the_chat_adapter_makes_held_out_replies_likelier_in_llama_cpp(
+def test_the_chat_adapter_works_in_llama_cpp_as_it_did_in_torch(
     chat_run: dict[str, Any], model_path: Path
 ) -> None:
     engine = LlamaEngine()
@@ -158,7 +158,13 @@ def test_the_chat_adapter_makes_held_out_replies_likelier_in_llama_cpp(
         tuned = _held_out_reply_logprob(engine)
     finally:
         engine.unload()
-    assert tuned > base + 0.5  # nats per token; measured in the closing note
+    assert tuned > base + 0.5  # nats per token
+    # Trained on the dequantized float32 weights, used on the Q4_1 file with an f16 adapter:
+    # the held-out loss through llama.cpp matches torch's (measured: 2.7264 vs 2.7068 before,
+    # 0.02282 vs 0.02272 after).
+    result = chat_run["result"]
+    assert -base == pytest.approx(result["held_out_loss_before"], rel=0.05, abs=0.01)
+    assert -tuned == pytest.approx(result["held_out_loss_after"], rel=0.05, abs=0.01)
 
 
 def test_a_classification_adapter_moves_scores_towards_the_trained_labels(
