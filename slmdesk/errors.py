@@ -78,3 +78,11 @@ class UnsupportedFeatureError(RemoteEngineError):
     """A remote engine lacks a feature the request needs; it is refused, never degraded."""
 
     exit_code = 2
+
+
+class TrainerMissingError(UserFacingError):
+    """The optional training packages (torch, transformers, peft, …) are not installed."""
+
+
+class TrainingError(UserFacingError):
+    """A training job cannot start or went wrong in a way a person can act on."""

@@ -29,7 +29,7 @@ from slmdesk.classify.spec import ClassifierSpec, Label
 from slmdesk.engine.llama_engine import Cancelled, LlamaEngine
 from slmdesk.engine.params import SamplingParams
 from slmdesk.engine.remote.scoring import RemoteScorer
-from slmdesk.errors import ContextOverflowError, TemplateError
+from slmdesk.errors import ContextOverflowError, InvalidInputError, TemplateError
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +307,22 @@ class Classifier:
             except Cancelled:
                 return final_preds[:j]
         return final_preds
+
+    def training_pair(self, text: str, label: str) -> tuple[list[int], list[int]]:
+        """The prompt tokens for ``text`` and the tokens of ``label``'s first word after it.
+
+        What a fine-tune learns to continue: the very prompt ``classify`` scores (cut to
+        fit like it), so a trained adapter raises the score the classifier reads.
+        Single-label classifiers only.
+        """
+        if self.spec.multi_label:
+            raise InvalidInputError("Fine-tuning needs a single-label classifier.")
+        plan = self._ensure_plan()
+        index = self.spec.label_names.index(label)
+        tokens = self.engine.tokenize_piece(plan.lead + text.strip())
+        room = self._n_ctx() - len(plan.prefix) - len(plan.shared) - plan.longest
+        context, target = plan.conts[plan.owners.index((index, 0))]
+        return plan.prefix + tokens[:room] + plan.shared + context, list(target)
 
     def content_free_prediction(
         self, cancel: threading.Event | None = None

@@ -99,6 +99,9 @@ class ModelInfo:
     memory_bytes: int | None = None
     weights_bytes: int | None = None
     gpu_memory_bytes: int | None = None
+    # The LoRA adapter applied on top of the model and its scale (None: the base model).
+    adapter_path: str | None = None
+    adapter_scale: float | None = None
 
     @property
     def measured_memory_bytes(self) -> int | None:
@@ -169,6 +172,18 @@ def gpu_memory() -> tuple[int, int] | None:
 def validate_model_file(path: str | os.PathLike[str]) -> GGUFInfo:
     """Check a GGUF file before anything hands it to llama.cpp."""
     return read_gguf(path, known_architectures=supported_architectures())
+
+
+def validate_adapter_file(path: str | os.PathLike[str], model: GGUFInfo) -> GGUFInfo:
+    """Check a GGUF LoRA adapter before llama.cpp sees it: a sound file of the model's
+    architecture (llama.cpp would apply a mismatched one to the wrong tensors or abort)."""
+    adapter = read_gguf(path, known_architectures=supported_architectures())
+    if adapter.architecture != model.architecture:
+        raise ModelFileError(
+            f"{adapter.path.name}: this adapter is for {adapter.architecture or 'an unknown'} "
+            f"models, but {model.path.name} is {model.architecture or 'unknown'}."
+        )
+    return adapter
 
 
 def _offloaded_layers(requested: int, block_count: int | None) -> int:
@@ -271,6 +286,7 @@ class LlamaEngine:
         """Validate and load a model, replacing any loaded one."""
         params = params or LoadParams()
         gguf = validate_model_file(path)
+        adapter = validate_adapter_file(params.lora_path, gguf) if params.lora_path else None
         backend = backend_info()
         if not backend.available:
             raise ModelFileError(backend.error or "llama.cpp is not available.")
@@ -298,18 +314,49 @@ class LlamaEngine:
                     n_threads_batch=threads,
                     n_gpu_layers=n_gpu_layers,
                     logits_all=False,
+                    vocab_only=params.vocab_only,
+                    lora_path=str(adapter.path) if adapter else None,
+                    lora_scale=params.lora_scale,
                     verbose=False,
                 )
         except (ValueError, RuntimeError, OSError) as exc:
+            what = f"this model with the adapter {adapter.path.name}" if adapter else "this model"
             raise ModelFileError(
-                f"{gguf.path.name}: llama.cpp could not load this model ({exc})."
+                f"{gguf.path.name}: llama.cpp could not load {what} ({exc})."
             ) from exc
         load_s = time.perf_counter() - started
         with self.swap_lock:
             self._install_model(llm, gguf, n_ctx_train, threads, n_gpu_layers, load_s)
-            self._measure_load(rss_before, gpu_before)
+            if adapter is not None:
+                self._set_adapter_info(str(adapter.path), params.lora_scale)
+            if not params.vocab_only:  # without weights there is nothing to warm up
+                self._measure_load(rss_before, gpu_before)
         assert self._info is not None
         return self._info
+
+    def _set_adapter_info(self, path: str | None, scale: float | None) -> None:
+        import dataclasses
+
+        assert self._info is not None
+        self._info = dataclasses.replace(self._info, adapter_path=path, adapter_scale=scale)
+
+    def set_adapter_scale(self, scale: float) -> None:
+        """Change the loaded LoRA adapter's scale without reloading (0: the base model).
+
+        The KV cache was computed with the old scale, so it is cleared.
+        """
+        import llama_cpp
+
+        llm = self._require()
+        adapter = getattr(llm, "_lora_adapter", None)
+        if adapter is None or self._info is None or self._info.adapter_path is None:
+            raise ModelNotLoadedError("No LoRA adapter is loaded.")
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+        scales = (ctypes.c_float * 1)(scale)
+        if llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, adapters, 1, scales):
+            raise ModelFileError("llama.cpp could not change the adapter's scale.")
+        self._set_adapter_info(self._info.adapter_path, scale)
+        self.clear_cache()
 
     def _measure_load(self, rss_before: int | None, gpu_before: tuple[int, int] | None) -> None:
         """Warm up with one token, then record what the load added to memory.
@@ -477,10 +524,14 @@ class LlamaEngine:
             size = -n
 
     # prompts --------------------------------------------------------------------------
-    def render(self, messages: Sequence[ChatMessage]) -> str:
+    def render(
+        self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True
+    ) -> str:
+        """The prompt text of ``messages`` in the model's chat template (opening the
+        assistant's turn unless ``add_generation_prompt`` is False)."""
         if self._template is None:
             raise ModelNotLoadedError("No model is loaded.")
-        return self._template.render(messages, add_generation_prompt=True)
+        return self._template.render(messages, add_generation_prompt=add_generation_prompt)
 
     def tokenize_prompt(self, text: str) -> list[int]:
         llm = self._require()

@@ -52,6 +52,13 @@ class LoadParams:
     n_threads: int | None = None  # None: physical cores
     n_gpu_layers: int | None = None  # None: all when the build can offload, else 0
     n_batch: int = 512
+    # A GGUF LoRA adapter applied on top of the model, and its strength (0: the base model,
+    # 1: as trained). slmdesk checks the adapter file like a model file before llama.cpp.
+    lora_path: str | None = None
+    lora_scale: float = 1.0
+    # Tokenizer and chat template only: no weights are read and nothing can be decoded.
+    # Cheap (a fraction of a second) for tokenizing training data.
+    vocab_only: bool = False
 
     def resolved_threads(self) -> int:
         return self.n_threads if self.n_threads and self.n_threads > 0 else physical_cores()

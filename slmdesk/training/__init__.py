@@ -1,0 +1,1 @@
+"""Fine-tuning jobs (run in their own process), adapters and trained heads."""
