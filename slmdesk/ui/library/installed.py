@@ -188,6 +188,10 @@ class InstalledSection(LibrarySection):
 
     def _show_details(self) -> None:
         record = self.selected_model()
+        cause = self.message_cause()
+        if cause and cause.startswith("model:") and (
+                record is None or cause != f"model:{record.id}"):
+            self.clear_message(cause)  # a line about another model (its sha256) is stale now
         if record is None:
             self.details.clear()
             return
@@ -254,7 +258,8 @@ class InstalledSection(LibrarySection):
             return
         path = record.path
         self.hash_button.setEnabled(False)
-        self.show_notice(f"Computing the sha256 of {Path(path).name}…")
+        self.show_notice(f"Computing the sha256 of {Path(path).name}…",
+                         cause=f"model:{record.id}")
 
         def then(digest: Any, error: str) -> None:
             self.hash_button.setEnabled(True)
@@ -262,7 +267,7 @@ class InstalledSection(LibrarySection):
                 self.show_error(error)
                 return
             library_mod.record_sha256(self.db, record.id, str(digest))
-            self.show_notice(f"sha256 {digest}")
+            self.show_notice(f"sha256 of {record.name}: {digest}", cause=f"model:{record.id}")
             self.refresh_installed()
 
         self.tasks.start(lambda: library_mod.hash_file(path), f"read {Path(path).name}", then)
