@@ -92,7 +92,23 @@ def _print_disk_usage(core: Core) -> None:
           f"({format_bytes(usage.owned_bytes)} downloaded by slmdesk{extra})")
 
 
+def _memory_text(model: Any, context: int) -> str:
+    """The fit cell and the measured memory, worded as in the library and ``models info``."""
+    from slmdesk.catalog.fit import accuracy_note, effective_context, estimate_for_record
+
+    try:
+        est = estimate_for_record(model, effective_context(context, model.context_length))
+    except Exception:  # noqa: BLE001 - a record without numbers has no estimate
+        fit = ""
+    else:
+        fit = f"  {est.cell} at {est.context:,} tokens"
+    note = accuracy_note(model.estimated_memory_bytes, model.measured_memory_bytes,
+                         model.measured_context)
+    return fit + (f"  measured {note}" if note else "")
+
+
 def _list(args: argparse.Namespace) -> int:
+    from slmdesk.settings import load_settings
     from slmdesk.store.repositories import ModelRepository
 
     core = open_core()
@@ -103,12 +119,14 @@ def _list(args: argparse.Namespace) -> int:
     if not models:
         print("No models. Import one with `slmdesk models import PATH.gguf`.")
         return 0
+    context = load_settings(core.db).max_context
     for m in models:
         size = f"{m.size_bytes / 1e6:.0f} MB"
         flags = "" if os.path.isfile(m.path) else "  [file missing]"
         print(
             f"{m.id}  {m.name}  {m.architecture or '?'}  {m.quantization or '?'}  "
-            f"ctx {m.context_length or '?'}  {size}  {m.licence or 'licence unknown'}{flags}"
+            f"ctx {m.context_length or '?'}  {size}  {m.licence or 'licence unknown'}"
+            f"{_memory_text(m, context)}{flags}"
         )
     _print_disk_usage(core)
     return 0
@@ -180,8 +198,7 @@ def _catalog(args: argparse.Namespace) -> int:
         return 0
     for e, est, inst in rows:
         size = ("~" if e.size_approximate else "") + format_bytes(e.size_bytes)
-        verdict = {"fits": "fits", "tight": "tight", "wont_fit": "won't fit"}[est.verdict]
-        print(f"{e.id}  {e.name}  {size}  {e.licence}  {verdict} "
+        print(f"{e.id}  {e.name}  {size}  {e.licence}  {est.verdict_text} "
               f"({format_bytes(est.total)} at {est.context:,} tokens)"
               + ("  [installed]" if inst else ""))
     return 0

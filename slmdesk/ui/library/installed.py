@@ -150,7 +150,10 @@ class InstalledSection(LibrarySection):
         rows = []
         for record in self.repo.list():
             try:
-                estimate = fit_mod.estimate_for_record(record, self.context(), budget=budget)
+                # At the context a load would use (the setting, capped by the trained
+                # length), as the details and `slmdesk models list` do.
+                context = fit_mod.effective_context(self.context(), record.context_length)
+                estimate = fit_mod.estimate_for_record(record, context, budget=budget)
             except Exception:  # noqa: BLE001 - a record without numbers has no estimate
                 estimate = None
             entry = catalog_mod.match_entry(record, self.catalog)

@@ -24,3 +24,32 @@ def test_the_sha256_line_clears_when_another_model_is_selected(
     other = next(r.record for r in library.installed.rows if r.record.id != first.id)
     library.select_model_row(other.id)
     assert not library.notice.isVisibleTo(library)
+
+
+def test_the_row_and_the_details_give_the_same_memory_figures(
+    qtbot: Any, library: Any, tiny_models: list[Path]
+) -> None:
+    """One figure, one wording (issue 16: "fits · 250.6 MiB" beside "needs about 251 MiB",
+    and "2 % over" for a measurement under the estimate)."""
+    from slmdesk.catalog.fit import format_bytes
+    from slmdesk.store.models import ModelRepository
+
+    model = import_model(library.db, tiny_models[0])
+    mib = 2**20
+    ModelRepository(library.db).record_memory(model.id, estimated=207 * mib,
+                                              measured=202 * mib, context=4096)
+    library.refresh_installed()
+    library.select_model_row(model.id)
+    headers = [c.header for c in library.installed.columns]
+    row = library.installed.rows[0]
+
+    def cell(header: str) -> str:
+        return str(library.installed.data(library.installed.index(0, headers.index(header))))
+
+    figure = format_bytes(row.estimate.total)
+    assert cell("Fit").endswith(f" · {figure}")
+    details = library.details.toPlainText()
+    assert f"needs about {figure} " in details
+    measured = cell("Measured")
+    assert measured == "202 MiB once loaded at 4,096 tokens (estimated 207 MiB, 2 % high)"
+    assert f"measured memory: {measured}" in details
