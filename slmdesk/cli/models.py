@@ -44,6 +44,11 @@ def _add_library_parsers(msub: Any) -> None:
                       help="compute the file's sha256 now (and keep it)")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=_info)
+    rename = msub.add_parser("rename", help="give a model another name")
+    rename.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    rename.add_argument("name", metavar="NAME", help="the new name (quote it if it has spaces)")
+    rename.add_argument("--json", action="store_true")
+    rename.set_defaults(func=_rename)
     rm = msub.add_parser(
         "rm", help="remove a model (a downloaded one's file is deleted; others stay on disk)")
     rm.add_argument("model", metavar="MODEL", help=MODEL_HELP)
@@ -133,12 +138,27 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from slmdesk.catalog.registry import import_model
+    from slmdesk.catalog.registry import find_same_models, import_model
 
     core = open_core()
     model = import_model(core.db, args.path, name=args.name)
-    print_result(args.json, model.to_json(),
-                 f"Registered {model.name} ({model.id}) from {model.path}")
+    same = find_same_models(core.db, model)
+    text = f"Registered {model.name} ({model.id}) from {model.path}"
+    for found in same:
+        text += f"\nNote: {found.sentence}"
+    print_result(args.json, {**model.to_json(), "same_as": [
+        {"id": f.model.id, "name": f.model.name, "evidence": f.evidence} for f in same]}, text)
+    return 0
+
+
+def _rename(args: argparse.Namespace) -> int:
+    from slmdesk.catalog.registry import rename_model
+    from slmdesk.store.repositories import ModelRepository
+
+    core = open_core()
+    old = ModelRepository(core.db).find(args.model)
+    model = rename_model(core.db, old.id, args.name)
+    print_result(args.json, model.to_json(), f"Renamed {old.name} to {model.name} ({model.id})")
     return 0
 
 

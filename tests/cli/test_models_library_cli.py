@@ -231,3 +231,22 @@ def test_models_list_has_a_disk_usage_line(bare_cli: Cli, tmp_path: Path) -> Non
     bare_cli.run("models", "import", str(copy))
     last = bare_cli.run("models", "list").stdout.splitlines()[-1]
     assert last == "total disk usage: 6 MiB (0 MiB downloaded by slmdesk)"
+
+
+def test_rename_and_the_same_model_notice_on_import(bare_cli: Cli, tmp_path: Path) -> None:
+    """Issue 16, defect 7: a rename, and a notice (not a refusal) for a copy."""
+    path = _tiny(tmp_path / "tiny.gguf")
+    model = bare_cli.json("models", "import", str(path), "--json")
+    assert model["same_as"] == []
+    proc = bare_cli.run("models", "rename", model["id"], "My tiny model")
+    assert proc.stdout == f"Renamed Tiny Test to My tiny model ({model['id']})\n"
+    assert [m["name"] for m in bare_cli.models()] == ["My tiny model"]
+    proc = bare_cli.run("models", "rename", model["id"], " ", check=False)
+    assert_one_line_error(proc, "cannot be empty")
+    copy = tmp_path / "copy.gguf"
+    shutil.copyfile(path, copy)
+    out = bare_cli.run("models", "import", str(copy)).stdout
+    assert out.splitlines()[1] == (
+        f"Note: It is the same model as My tiny model (same size and header), already "
+        f"installed from {path.resolve()}.")
+    assert len(bare_cli.models()) == 2  # registered all the same

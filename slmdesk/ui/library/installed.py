@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
+    QInputDialog,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -27,7 +28,7 @@ from slmdesk.catalog import curated as catalog_mod
 from slmdesk.catalog import discover as discover_mod
 from slmdesk.catalog import fit as fit_mod
 from slmdesk.catalog import library as library_mod
-from slmdesk.catalog.registry import import_model
+from slmdesk.catalog.registry import find_same_models, import_model, rename_model
 from slmdesk.errors import UserFacingError
 from slmdesk.settings import load_settings
 from slmdesk.store.repositories import ModelRecord
@@ -91,10 +92,13 @@ class InstalledSection(LibrarySection):
         self.remove_button = QPushButton("Remove…", left)
         self.remove_button.setObjectName("remove_model_button")
         self.remove_button.clicked.connect(self.remove_dialog)
+        self.rename_button = QPushButton("Rename…", left)
+        self.rename_button.setObjectName("rename_model_button")
+        self.rename_button.clicked.connect(self.rename_dialog)
         self.hash_button = QPushButton("Compute sha256", left)
         self.hash_button.setToolTip("Read the whole file and store its sha256")
         self.hash_button.clicked.connect(self.hash_selected)
-        for b in (self.use_button, self.remove_button, self.hash_button):
+        for b in (self.use_button, self.rename_button, self.remove_button, self.hash_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         lv.addLayout(buttons)
@@ -211,6 +215,27 @@ class InstalledSection(LibrarySection):
         if record is not None:
             self.use_requested.emit(record.id)
 
+    def rename_dialog(self) -> None:
+        record = self.selected_model()
+        if record is None:
+            return
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Rename model")
+        dialog.setLabelText(f"New name for {record.name}:")
+        dialog.setTextValue(record.name)
+        dialog.textValueSelected.connect(lambda name: self.rename_model(record.id, name))
+        dialog.open()
+
+    def rename_model(self, model_id: str, name: str) -> None:
+        try:
+            record = rename_model(self.db, model_id, name)
+        except UserFacingError as exc:
+            self.show_error(exc.message)
+            return
+        self.show_notice(f"Renamed to {record.name}.")
+        self.refresh_installed()
+        self.models_changed.emit()
+
     def remove_dialog(self) -> None:
         record = self.selected_model()
         if record is None:
@@ -303,20 +328,28 @@ class InstalledSection(LibrarySection):
                 return
             bad = {p: r for p, r in results.items() if isinstance(r, str)}
             added: list[ModelRecord] = []
+            lines: list[str] = []
             for p in paths:
                 if p in bad:
                     continue
                 try:
-                    added.append(import_model(self.db, p, checked=results[p]))
+                    record = import_model(self.db, p, checked=results[p])
                 except UserFacingError as exc:
                     bad[p] = exc.message
+                    continue
+                added.append(record)
+                lines.extend(f"{Path(p).name}: {same.sentence}" for same in
+                             find_same_models(self.db, record, results[p]))
+            if added:
+                lines.insert(0, "Added " + ", ".join(m.name for m in added) +
+                             " (registered where it is; not copied).")
             if bad:
-                self.show_error("\n".join(msg for msg in bad.values()))
+                self.show_error("\n".join([*bad.values(), *lines]))
+            elif lines:
+                self.show_notice("\n".join(lines))
             else:
                 self.clear_error()
             if added:
-                self.show_notice("Added " + ", ".join(m.name for m in added) +
-                                 " (registered where it is; not copied).")
                 self.refresh_installed()
                 self.select_model_row(added[-1].id)
                 self.models_changed.emit()

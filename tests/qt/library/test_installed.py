@@ -53,3 +53,33 @@ def test_the_row_and_the_details_give_the_same_memory_figures(
     measured = cell("Measured")
     assert measured == "202 MiB once loaded at 4,096 tokens (estimated 207 MiB, 2 % high)"
     assert f"measured memory: {measured}" in details
+
+
+def test_rename_from_the_library_and_a_notice_for_a_copy(
+    qtbot: Any, library: Any, tiny_models: list[Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    from PySide6.QtWidgets import QInputDialog
+
+    model = import_model(library.db, tiny_models[0])
+    library.refresh_installed()
+    library.select_model_row(model.id)
+    library.rename_button.click()
+    dialog = library.findChild(QInputDialog)
+    assert dialog is not None and dialog.textValue() == model.name
+    dialog.setTextValue("Renamed tiny")
+    with qtbot.waitSignal(library.models_changed):
+        dialog.accept()
+    assert [r.record.name for r in library.installed.rows] == ["Renamed tiny"]
+    library.rename_model(model.id, "")
+    assert "cannot be empty" in library.banner.text()
+
+    copy = tmp_path / "copy.gguf"
+    shutil.copyfile(tiny_models[0], copy)
+    with qtbot.waitSignal(library.imports_finished) as done:
+        library.import_paths([str(copy)])
+    assert done.args == [1, 0]
+    assert library.notice.isVisibleTo(library) and not library.banner.isVisibleTo(library)
+    assert "copy.gguf: It is the same model as Renamed tiny (same size and header)" in (
+        library.notice.text())
