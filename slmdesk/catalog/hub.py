@@ -210,12 +210,8 @@ def _hub_errors(what: str, repo_id: str | None = None) -> Iterator[None]:
         ) from exc
     except Exception as exc:
         if _is_transport_error(exc):
-            reason = offline_reason(exc)
-            error = HubUnreachableError if reason is None else HubOfflineError
-            raise error(
-                f"Cannot reach the Hugging Face Hub at {hub_endpoint()} to {what}: "
-                f"{reason or _describe(exc)}. Check your connection and try again."
-            ) from exc
+            raise _cannot_reach(exc, f"the Hugging Face Hub at {hub_endpoint()} to {what}",
+                                " Check your connection and try again.") from exc
         raise
 
 
@@ -245,6 +241,14 @@ def offline_reason(exc: BaseException) -> str | None:
             return "there is no route to it (no network)"
         current = current.__cause__ or current.__context__
     return None
+
+
+def _cannot_reach(exc: BaseException, what: str, advice: str = "") -> HubUnreachableError:
+    """"Cannot reach <what>: <why>." as ``HubOfflineError`` when there is no network
+    (not worth retrying), else as ``HubUnreachableError``."""
+    reason = offline_reason(exc)
+    error = HubUnreachableError if reason is None else HubOfflineError
+    return error(f"Cannot reach {what}: {reason or _describe(exc)}.{advice}")
 
 
 def _describe(exc: BaseException) -> str:
@@ -606,12 +610,8 @@ def check_reachable(what: str) -> None:
             f"answer within {PROBE_TIMEOUT_S:g} s. Check your connection and try again."
         ) from exc
     except OSError as exc:
-        reason = offline_reason(exc)
-        error = HubUnreachableError if reason is None else HubOfflineError
-        raise error(
-            f"Cannot reach the Hugging Face Hub at {endpoint} to {what}: "
-            f"{reason or _describe(exc)}. Check your connection and try again."
-        ) from exc
+        raise _cannot_reach(exc, f"the Hugging Face Hub at {endpoint} to {what}",
+                            " Check your connection and try again.") from exc
 
 
 def _connect(
@@ -693,12 +693,7 @@ def open_hub_file(
             conn.request("GET", target, headers=headers)
             raw = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
-            reason = offline_reason(exc)
-            error = HubUnreachableError if reason is None else HubOfflineError
-            raise error(
-                f"Cannot reach {parts.hostname} to download {filename}: "
-                f"{reason or _describe(exc)}."
-            ) from exc
+            raise _cannot_reach(exc, f"{parts.hostname} to download {filename}") from exc
         response = HubResponse(conn, raw)
         if raw.status in (301, 302, 303, 307, 308):
             location = raw.getheader("Location")
