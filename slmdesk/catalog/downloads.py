@@ -533,6 +533,9 @@ RUNNING, attempts=attempts,
                 self.fail(
                     f"Cannot write {record.part_path}: {exc.strerror or exc}.",
                 )
+        except hub.HubOfflineError as exc:
+            self.fail(f"{exc.message} Not retried; resume the download once you are online "
+                      "(it goes on from its partial file).")
         except UserFacingError as exc:
             self.fail(exc.message, remove_part=isinstance(exc, _BadBytes))
 
@@ -561,6 +564,8 @@ RUNNING, attempts=attempts,
             commit, files = hub.list_gguf_files(
                 record.repo_id, revision=record.revision, token=self.manager.token
             )
+        except hub.HubOfflineError:
+            raise  # no network: retrying in a second would only keep the person waiting
         except hub.HubUnreachableError as exc:
             raise _Transient(exc.message) from exc
         self.task.check()
@@ -653,6 +658,9 @@ RUNNING, attempts=attempts,
                 raise _Transient(exc.message) from exc
             if exc.transient:
                 raise _Transient(exc.message) from exc
+            raise
+        except hub.HubOfflineError:
+            self.task.check()
             raise
         except hub.HubUnreachableError as exc:
             self.task.check()

@@ -58,6 +58,7 @@ RUNTIME_BYTES: Final = 16 * MIB
 BYTES_PER_VOCAB_ENTRY: Final = 180
 SCRATCH_BYTES: Final = 3 * MIB
 SCRATCH_BYTES_PER_VOCAB_ENTRY: Final = 60
+VERDICT_WORDS: Final[dict[str, str]] = {"fits": "fits", "tight": "tight", "wont_fit": "won't fit"}
 # Above this share of the available memory the model fits but leaves little for the rest
 # of the system (and the estimate's own error).
 TIGHT_SHARE: Final = 0.8
@@ -102,11 +103,27 @@ class FitEstimate:
         return self.total
 
     @property
+    def verdict_text(self) -> str:
+        return VERDICT_WORDS[self.verdict]
+
+    @property
+    def cell(self) -> str:
+        """The verdict and the one memory figure, as a table cell: ``fits · 251 MiB``."""
+        return f"{self.verdict_text} · {format_bytes(self.total)}"
+
+    @property
     def sentence(self) -> str:
-        """One line for a person: the verdict with the numbers."""
+        """One line for a person: the verdict with the numbers.
+
+        The figure is ``total`` (the same as in ``cell``); the part resident right after
+        loading is named as such, since that part is what a load's measurement is
+        compared with (``accuracy_note``).
+        """
         need = (f"needs about {format_bytes(self.total)} "
                 f"(weights {format_bytes(self.weights)} + KV cache {format_bytes(self.kv)} "
-                f"at {self.context:,} tokens + {format_bytes(self.overhead)} overhead)")
+                f"at {self.context:,} tokens + {format_bytes(self.overhead)} overhead; "
+                f"{format_bytes(self.at_load)} of it once loaded, the rest while a long "
+                "prompt is read)")
         have = f"{format_bytes(self.available)} of {self.where} is available"
         rough = " (rough: from the parameter count)" if self.rough else ""
         if self.verdict == "fits":
@@ -426,11 +443,23 @@ def record_measured_memory(
     return est
 
 
-def accuracy_note(estimated: int | None, measured: int | None) -> str | None:
-    """How close the estimate was to the measured memory, in words."""
-    if not estimated or not measured:
+def accuracy_note(
+    estimated: int | None, measured: int | None, context: int | None = None
+) -> str | None:
+    """The memory measured once a model was loaded and how the estimate for that moment
+    (``FitEstimate.at_load``) compared, in the one wording the library, the details and
+    the command line share: ``202 MiB once loaded at 4,096 tokens (estimated 207 MiB,
+    2 % high)``. None when nothing was measured."""
+    if not measured:
         return None
+    where = f" at {context:,} tokens" if context else ""
+    text = f"{format_bytes(measured)} once loaded{where}"
+    if not estimated:
+        return text
     diff = (estimated - measured) / measured
-    direction = "over" if diff >= 0 else "under"
-    return (f"estimated {format_bytes(estimated)}, measured {format_bytes(measured)} "
-            f"({abs(diff) * 100:.0f} % {direction})")
+    if round(abs(diff) * 100) == 0:
+        return f"{text} (as estimated)"
+    # The estimate is what is judged: above the measurement it was high, below it low.
+    direction = "high" if diff > 0 else "low"
+    return (f"{text} (estimated {format_bytes(estimated)}, {abs(diff) * 100:.0f} % "
+            f"{direction})")

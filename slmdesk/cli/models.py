@@ -44,6 +44,11 @@ def _add_library_parsers(msub: Any) -> None:
                       help="compute the file's sha256 now (and keep it)")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=_info)
+    rename = msub.add_parser("rename", help="give a model another name")
+    rename.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    rename.add_argument("name", metavar="NAME", help="the new name (quote it if it has spaces)")
+    rename.add_argument("--json", action="store_true")
+    rename.set_defaults(func=_rename)
     rm = msub.add_parser(
         "rm", help="remove a model (a downloaded one's file is deleted; others stay on disk)")
     rm.add_argument("model", metavar="MODEL", help=MODEL_HELP)
@@ -92,7 +97,23 @@ def _print_disk_usage(core: Core) -> None:
           f"({format_bytes(usage.owned_bytes)} downloaded by slmdesk{extra})")
 
 
+def _memory_text(model: Any, context: int) -> str:
+    """The fit cell and the measured memory, worded as in the library and ``models info``."""
+    from slmdesk.catalog.fit import accuracy_note, effective_context, estimate_for_record
+
+    try:
+        est = estimate_for_record(model, effective_context(context, model.context_length))
+    except Exception:  # noqa: BLE001 - a record without numbers has no estimate
+        fit = ""
+    else:
+        fit = f"  {est.cell} at {est.context:,} tokens"
+    note = accuracy_note(model.estimated_memory_bytes, model.measured_memory_bytes,
+                         model.measured_context)
+    return fit + (f"  measured {note}" if note else "")
+
+
 def _list(args: argparse.Namespace) -> int:
+    from slmdesk.settings import load_settings
     from slmdesk.store.repositories import ModelRepository
 
     core = open_core()
@@ -103,24 +124,41 @@ def _list(args: argparse.Namespace) -> int:
     if not models:
         print("No models. Import one with `slmdesk models import PATH.gguf`.")
         return 0
+    context = load_settings(core.db).max_context
     for m in models:
         size = f"{m.size_bytes / 1e6:.0f} MB"
         flags = "" if os.path.isfile(m.path) else "  [file missing]"
         print(
             f"{m.id}  {m.name}  {m.architecture or '?'}  {m.quantization or '?'}  "
-            f"ctx {m.context_length or '?'}  {size}  {m.licence or 'licence unknown'}{flags}"
+            f"ctx {m.context_length or '?'}  {size}  {m.licence or 'licence unknown'}"
+            f"{_memory_text(m, context)}{flags}"
         )
     _print_disk_usage(core)
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
-    from slmdesk.catalog.registry import import_model
+    from slmdesk.catalog.registry import find_same_models, import_model
 
     core = open_core()
     model = import_model(core.db, args.path, name=args.name)
-    print_result(args.json, model.to_json(),
-                 f"Registered {model.name} ({model.id}) from {model.path}")
+    same = find_same_models(core.db, model)
+    text = f"Registered {model.name} ({model.id}) from {model.path}"
+    for found in same:
+        text += f"\nNote: {found.sentence}"
+    print_result(args.json, {**model.to_json(), "same_as": [
+        {"id": f.model.id, "name": f.model.name, "evidence": f.evidence} for f in same]}, text)
+    return 0
+
+
+def _rename(args: argparse.Namespace) -> int:
+    from slmdesk.catalog.registry import rename_model
+    from slmdesk.store.repositories import ModelRepository
+
+    core = open_core()
+    old = ModelRepository(core.db).find(args.model)
+    model = rename_model(core.db, old.id, args.name)
+    print_result(args.json, model.to_json(), f"Renamed {old.name} to {model.name} ({model.id})")
     return 0
 
 
@@ -180,8 +218,7 @@ def _catalog(args: argparse.Namespace) -> int:
         return 0
     for e, est, inst in rows:
         size = ("~" if e.size_approximate else "") + format_bytes(e.size_bytes)
-        verdict = {"fits": "fits", "tight": "tight", "wont_fit": "won't fit"}[est.verdict]
-        print(f"{e.id}  {e.name}  {size}  {e.licence}  {verdict} "
+        print(f"{e.id}  {e.name}  {size}  {e.licence}  {est.verdict_text} "
               f"({format_bytes(est.total)} at {est.context:,} tokens)"
               + ("  [installed]" if inst else ""))
     return 0

@@ -177,6 +177,13 @@ class ModelRepository:
         with self.db.atomic():
             self.db.table("models").delete(model_id)
 
+    def rename(self, model_id: str, name: str) -> ModelRecord:
+        """Store the name the person chose (checked by ``catalog.registry.rename_model``)."""
+        self.get(model_id)  # NotFoundError for an unknown id
+        with self.db.atomic():
+            self.db.table("models").update(model_id, {"name": name})
+        return self.get(model_id)
+
     def set_sha256(self, model_id: str, digest: str) -> ModelRecord:
         """Keep a computed sha256 on the model's record."""
         self.get(model_id)  # NotFoundError for an unknown id

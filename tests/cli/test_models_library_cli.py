@@ -185,7 +185,39 @@ def test_a_load_records_the_measured_memory(cli: Cli, model_path: Path) -> None:
     assert model["estimated_memory_bytes"] > 50_000_000
     assert model["measured_context"] == 4096 and model["last_loaded_at"]
     details = cli.json("models", "info", model["id"], "--json")
-    assert details["memory"]["note"].startswith("estimated ")
+    note = details["memory"]["note"]
+    assert note.startswith(f"{format_bytes(model['measured_memory_bytes'])} once loaded at "
+                           "4,096 tokens (")
+    estimated, measured = model["estimated_memory_bytes"], model["measured_memory_bytes"]
+    assert ("as estimated" in note if round(abs(estimated - measured) * 100 / measured) == 0
+            else ("% high)" if estimated > measured else "% low)") in note)
+
+
+def test_list_and_info_show_the_same_memory_figures_in_the_same_words(
+    bare_cli: Cli, tmp_path: Path,
+) -> None:
+    """One figure, one wording: `models list` and `models info` agree (issue 16, defect 6)."""
+    assert bare_cli.home is not None
+    model = bare_cli.json("models", "import", str(_tiny(tmp_path / "tiny.gguf")), "--json")
+    mib = 1024 * 1024
+    con = sqlite3.connect(bare_cli.home / "data" / "slmdesk.db")
+    with con:  # a load measured less than its estimate
+        con.execute("UPDATE models SET estimated_memory_bytes = ?, measured_memory_bytes = ?,"
+                    " measured_context = 4096 WHERE id = ?", [207 * mib, 202 * mib, model["id"]])
+    con.close()
+    details = bare_cli.json("models", "info", model["id"], "--json")
+    note = details["memory"]["note"]
+    assert note == "202 MiB once loaded at 4,096 tokens (estimated 207 MiB, 2 % high)"
+    info = bare_cli.run("models", "info", model["id"]).stdout
+    assert f"measured memory: {note}" in info
+    [line] = [ln for ln in bare_cli.run("models", "list").stdout.splitlines()
+              if ln.startswith(model["id"])]
+    assert f"measured {note}" in line
+    fit = details["fit"]
+    figure = format_bytes(fit["total"])
+    assert f"needs about {figure} " in fit["sentence"]
+    verdict = {"fits": "fits", "tight": "tight", "wont_fit": "won't fit"}[fit["verdict"]]
+    assert f"  {verdict} · {figure} at {fit['context']:,} tokens" in line
 
 
 def test_models_list_has_a_disk_usage_line(bare_cli: Cli, tmp_path: Path) -> None:
@@ -199,3 +231,22 @@ def test_models_list_has_a_disk_usage_line(bare_cli: Cli, tmp_path: Path) -> Non
     bare_cli.run("models", "import", str(copy))
     last = bare_cli.run("models", "list").stdout.splitlines()[-1]
     assert last == "total disk usage: 6 MiB (0 MiB downloaded by slmdesk)"
+
+
+def test_rename_and_the_same_model_notice_on_import(bare_cli: Cli, tmp_path: Path) -> None:
+    """Issue 16, defect 7: a rename, and a notice (not a refusal) for a copy."""
+    path = _tiny(tmp_path / "tiny.gguf")
+    model = bare_cli.json("models", "import", str(path), "--json")
+    assert model["same_as"] == []
+    proc = bare_cli.run("models", "rename", model["id"], "My tiny model")
+    assert proc.stdout == f"Renamed Tiny Test to My tiny model ({model['id']})\n"
+    assert [m["name"] for m in bare_cli.models()] == ["My tiny model"]
+    proc = bare_cli.run("models", "rename", model["id"], " ", check=False)
+    assert_one_line_error(proc, "cannot be empty")
+    copy = tmp_path / "copy.gguf"
+    shutil.copyfile(path, copy)
+    out = bare_cli.run("models", "import", str(copy)).stdout
+    assert out.splitlines()[1] == (
+        f"Note: It is the same model as My tiny model (same size and header), already "
+        f"installed from {path.resolve()}.")
+    assert len(bare_cli.models()) == 2  # registered all the same

@@ -248,6 +248,29 @@ def test_missing_file_is_not_retried(
     assert len(hub_server.file_requests()) == 1
 
 
+@pytest.mark.parametrize("pinned", [False, True], ids=["resolve", "fetch"])
+def test_no_network_fails_at_once_with_the_reason_and_no_retry(
+    monkeypatch: pytest.MonkeyPatch, make_manager: Any, pinned: bool,
+) -> None:
+    """A refused connection (no network) is not retried: failed, reason in the row."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    manager = make_manager(backoff_s=5.0)
+    manager.start()
+    extra: dict[str, Any] = (
+        {"revision": "a" * 40, "expected_sha256": "b" * 64, "size_bytes": 1000}
+        if pinned else {})
+    record = manager.wait(manager.enqueue(TINY_REPO, TINY_FILES[0], **extra).id, TIMEOUT)
+    assert record.state == "failed" and record.attempts == 0
+    assert record.error is not None and "refused" in record.error
+    assert "Retrying" not in record.error
+
+
 def test_gated_repo_fails_clearly_without_retrying(
     hub_server: FakeHub, make_manager: Any, db_path: Path
 ) -> None:

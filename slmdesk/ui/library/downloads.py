@@ -62,6 +62,8 @@ class DownloadsSection(LibrarySection):
             Column("Progress", lambda d: progress_text(d), sort=lambda d: download_fraction(d)),
             Column("Speed", lambda d: self._speed_text(d.id)),
             Column("Time left", lambda d: self._eta_text(d.id)),
+            Column("Details", lambda d: d.error or "", tooltip=lambda d: d.error or "",
+                   colour=lambda d: VERDICT_COLOURS["wont_fit"] if d.state == "failed" else None),
         ], self)
         self.downloads_view, self.downloads_proxy = sortable_table(page, "downloads_view",
                                                            self.download_rows)
@@ -135,6 +137,8 @@ class DownloadsSection(LibrarySection):
                 self.download_rows.append_row(record)
         if event.kind == "state":
             self._update_downloads_tab()
+            if record.state != "failed":
+                self.clear_message(f"download:{record.id}")  # its failure is over
             if record.state == "done":
                 self.show_notice(f"{record.display_name or record.filename} is downloaded, "
                                  "verified (sha256) and ready to use.")
@@ -142,7 +146,8 @@ class DownloadsSection(LibrarySection):
                 self.models_changed.emit()
                 self.download_finished.emit(record.id, record.model_id or "")
             elif record.state == "failed":
-                self.show_error(f"Download of {record.filename} failed: {record.error}")
+                self.show_error(f"Download of {record.filename} failed: {record.error}",
+                                cause=f"download:{record.id}")
             elif record.state == "cancelled":
                 self.refresh_downloads()
 

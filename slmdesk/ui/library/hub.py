@@ -61,9 +61,15 @@ class HubSection(LibrarySection):
         self.search_button = QPushButton("Search", page)
         self.search_button.setObjectName("hub_search_button")
         self.search_button.clicked.connect(self.search_hub)
+        self.search_cancel_button = QPushButton("Cancel", page)
+        self.search_cancel_button.setObjectName("hub_search_cancel_button")
+        self.search_cancel_button.setToolTip("Stop waiting for the Hub")
+        self.search_cancel_button.clicked.connect(self.cancel_hub_request)
+        self.search_cancel_button.hide()
         row.addWidget(self.search_box, 1)
         row.addWidget(self.sort_box)
         row.addWidget(self.search_button)
+        row.addWidget(self.search_cancel_button)
         v.addLayout(row)
         self.hub_status = QLabel("", page)
         self.hub_status.setObjectName("hub_status")
@@ -109,14 +115,14 @@ class HubSection(LibrarySection):
             return
         sort = self.sort_box.currentData()
         self.hub_status.setText(f"Searching the Hub for “{query}”…")
-        self.search_button.setEnabled(False)
+        self._set_hub_busy(True)
         self._search_ticket += 1
         ticket = self._search_ticket
 
         def then(repos: Any, error: str) -> None:
             if ticket != self._search_ticket:
                 return
-            self.search_button.setEnabled(True)
+            self._set_hub_busy(False)
             if error:
                 self.hub_status.setText(error)
                 self.search_finished.emit(-1)
@@ -135,6 +141,7 @@ class HubSection(LibrarySection):
         if repo is None:
             return
         self.hub_status.setText(f"Listing the GGUF files of {repo.repo_id}…")
+        self._set_hub_busy(True)
         self._files_ticket += 1
         ticket = self._files_ticket
         context = self.context()
@@ -159,6 +166,7 @@ class HubSection(LibrarySection):
         def then(result: Any, error: str) -> None:
             if ticket != self._files_ticket:
                 return
+            self._set_hub_busy(False)
             if error:
                 self.hub_status.setText(error)
                 self.files_listed.emit(-1)
@@ -177,6 +185,18 @@ class HubSection(LibrarySection):
             self.files_listed.emit(len(rows))
 
         self.tasks.start(work, f"list the files of {repo.repo_id}", then)
+
+    def _set_hub_busy(self, busy: bool) -> None:
+        self.search_button.setEnabled(not busy)
+        self.search_cancel_button.setVisible(busy)
+
+    def cancel_hub_request(self) -> None:
+        """Stop waiting for the search or file listing under way; its answer is dropped."""
+        self._search_ticket += 1
+        self._files_ticket += 1
+        self._set_hub_busy(False)
+        self.hub_status.setText("Cancelled.")
+        self.search_finished.emit(-1)
 
     def _file_fit(self, f: Any) -> Any:
         return self._file_fits.get(f.key)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
+    QInputDialog,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -27,7 +28,7 @@ from slmdesk.catalog import curated as catalog_mod
 from slmdesk.catalog import discover as discover_mod
 from slmdesk.catalog import fit as fit_mod
 from slmdesk.catalog import library as library_mod
-from slmdesk.catalog.registry import import_model
+from slmdesk.catalog.registry import find_same_models, import_model, rename_model
 from slmdesk.errors import UserFacingError
 from slmdesk.settings import load_settings
 from slmdesk.store.repositories import ModelRecord
@@ -91,10 +92,13 @@ class InstalledSection(LibrarySection):
         self.remove_button = QPushButton("Remove…", left)
         self.remove_button.setObjectName("remove_model_button")
         self.remove_button.clicked.connect(self.remove_dialog)
+        self.rename_button = QPushButton("Rename…", left)
+        self.rename_button.setObjectName("rename_model_button")
+        self.rename_button.clicked.connect(self.rename_dialog)
         self.hash_button = QPushButton("Compute sha256", left)
         self.hash_button.setToolTip("Read the whole file and store its sha256")
         self.hash_button.clicked.connect(self.hash_selected)
-        for b in (self.use_button, self.remove_button, self.hash_button):
+        for b in (self.use_button, self.rename_button, self.remove_button, self.hash_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         lv.addLayout(buttons)
@@ -150,7 +154,10 @@ class InstalledSection(LibrarySection):
         rows = []
         for record in self.repo.list():
             try:
-                estimate = fit_mod.estimate_for_record(record, self.context(), budget=budget)
+                # At the context a load would use (the setting, capped by the trained
+                # length), as the details and `slmdesk models list` do.
+                context = fit_mod.effective_context(self.context(), record.context_length)
+                estimate = fit_mod.estimate_for_record(record, context, budget=budget)
             except Exception:  # noqa: BLE001 - a record without numbers has no estimate
                 estimate = None
             entry = catalog_mod.match_entry(record, self.catalog)
@@ -188,6 +195,10 @@ class InstalledSection(LibrarySection):
 
     def _show_details(self) -> None:
         record = self.selected_model()
+        cause = self.message_cause()
+        if cause and cause.startswith("model:") and (
+                record is None or cause != f"model:{record.id}"):
+            self.clear_message(cause)  # a line about another model (its sha256) is stale now
         if record is None:
             self.details.clear()
             return
@@ -203,6 +214,27 @@ class InstalledSection(LibrarySection):
         record = self.selected_model()
         if record is not None:
             self.use_requested.emit(record.id)
+
+    def rename_dialog(self) -> None:
+        record = self.selected_model()
+        if record is None:
+            return
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Rename model")
+        dialog.setLabelText(f"New name for {record.name}:")
+        dialog.setTextValue(record.name)
+        dialog.textValueSelected.connect(lambda name: self.rename_model(record.id, name))
+        dialog.open()
+
+    def rename_model(self, model_id: str, name: str) -> None:
+        try:
+            record = rename_model(self.db, model_id, name)
+        except UserFacingError as exc:
+            self.show_error(exc.message)
+            return
+        self.show_notice(f"Renamed to {record.name}.")
+        self.refresh_installed()
+        self.models_changed.emit()
 
     def remove_dialog(self) -> None:
         record = self.selected_model()
@@ -254,7 +286,8 @@ class InstalledSection(LibrarySection):
             return
         path = record.path
         self.hash_button.setEnabled(False)
-        self.show_notice(f"Computing the sha256 of {Path(path).name}…")
+        self.show_notice(f"Computing the sha256 of {Path(path).name}…",
+                         cause=f"model:{record.id}")
 
         def then(digest: Any, error: str) -> None:
             self.hash_button.setEnabled(True)
@@ -262,7 +295,7 @@ class InstalledSection(LibrarySection):
                 self.show_error(error)
                 return
             library_mod.record_sha256(self.db, record.id, str(digest))
-            self.show_notice(f"sha256 {digest}")
+            self.show_notice(f"sha256 of {record.name}: {digest}", cause=f"model:{record.id}")
             self.refresh_installed()
 
         self.tasks.start(lambda: library_mod.hash_file(path), f"read {Path(path).name}", then)
@@ -295,20 +328,28 @@ class InstalledSection(LibrarySection):
                 return
             bad = {p: r for p, r in results.items() if isinstance(r, str)}
             added: list[ModelRecord] = []
+            lines: list[str] = []
             for p in paths:
                 if p in bad:
                     continue
                 try:
-                    added.append(import_model(self.db, p, checked=results[p]))
+                    record = import_model(self.db, p, checked=results[p])
                 except UserFacingError as exc:
                     bad[p] = exc.message
+                    continue
+                added.append(record)
+                lines.extend(f"{Path(p).name}: {same.sentence}" for same in
+                             find_same_models(self.db, record, results[p]))
+            if added:
+                lines.insert(0, "Added " + ", ".join(m.name for m in added) +
+                             " (registered where it is; not copied).")
             if bad:
-                self.show_error("\n".join(msg for msg in bad.values()))
+                self.show_error("\n".join([*bad.values(), *lines]))
+            elif lines:
+                self.show_notice("\n".join(lines))
             else:
                 self.clear_error()
             if added:
-                self.show_notice("Added " + ", ".join(m.name for m in added) +
-                                 " (registered where it is; not copied).")
                 self.refresh_installed()
                 self.select_model_row(added[-1].id)
                 self.models_changed.emit()

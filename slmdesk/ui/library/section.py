@@ -73,15 +73,37 @@ class LibrarySection(QWidget):
         return Path(settings.models_dir).expanduser() if settings.models_dir else (
             get_paths().default_models_dir)
 
-    def show_error(self, text: str) -> None:
+    # One message at a time under the tab's top row: an error or a notice replaces the one
+    # before (they never stack), and one shown with a ``cause`` ("download:<id>",
+    # "model:<id>") is cleared by ``clear_message`` once that cause is gone.
+    _message_cause: str | None = None
+
+    def show_error(self, text: str, *, cause: str | None = None) -> None:
+        self.notice.hide()
         self.banner.show_error(text)
+        self._message_cause = cause
 
     def clear_error(self) -> None:
         self.banner.clear_error()
 
-    def show_notice(self, text: str) -> None:
+    def show_notice(self, text: str, *, cause: str | None = None) -> None:
+        self.banner.clear_error()
         self.notice.setText(text)
         self.notice.show()
+        self._message_cause = cause
+
+    def clear_message(self, cause: str) -> None:
+        """Hide the message if ``cause`` (or a cause starting with it) is what it is about."""
+        current = self._message_cause
+        if current is not None and (current == cause or current.startswith(cause)):
+            self.banner.clear_error()
+            self.notice.hide()
+            self._message_cause = None
+
+    def message_cause(self) -> str | None:
+        """What the message shown now is about (None: nothing, or a message for good)."""
+        return self._message_cause if (self.banner.isVisibleTo(self) or
+                                       self.notice.isVisibleTo(self)) else None
 
     def context(self) -> int:
         return int(load_settings(self.db).max_context)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from slmdesk.catalog.fit import accuracy_note
 from slmdesk.store.repositories import ModelRecord
 from slmdesk.ui.common.table_model import (
     SORT_ROLE,
@@ -41,7 +42,6 @@ class DownloadEvents(QObject):
         self.event_received.emit(event)
 
 
-VERDICT_TEXT = {"fits": "fits", "tight": "tight", "wont_fit": "won't fit"}
 ACTIVE_STATES = ("queued", "running", "verifying")
 
 
@@ -54,10 +54,7 @@ def database_path(db: sqlite_utils.Database) -> Path:
 
 
 def verdict_cell(estimate: Any) -> str:
-    if estimate is None:
-        return "?"
-    verdict = VERDICT_TEXT.get(estimate.verdict, estimate.verdict)
-    return f"{verdict} · {human_bytes(estimate.total_bytes)}"
+    return "?" if estimate is None else str(estimate.cell)
 
 
 def verdict_colour(estimate: Any) -> QColor | None:
@@ -121,11 +118,8 @@ def measured_text(record: ModelRecord) -> str:
         # Loaded, but the measurement was not meaningful
         # (slmdesk.engine.llama_engine.meaningful_growth).
         return "not measured" if record.last_loaded_at else ""
-    text = f"{human_bytes(record.measured_memory_bytes)} @ {record.measured_context or '?'}"
-    if record.estimated_memory_bytes:
-        ratio = record.estimated_memory_bytes / record.measured_memory_bytes
-        text += f" (estimate ×{ratio:.2f})"
-    return text
+    return accuracy_note(record.estimated_memory_bytes, record.measured_memory_bytes,
+                         record.measured_context) or ""
 
 
 def found_where(f: Any) -> str:

@@ -220,3 +220,29 @@ def test_not_measured_is_said_in_words_never_as_zero(tmp_path: Path) -> None:
     stored = repo.get(record.id)
     assert stored.measured_memory_bytes is None and stored.last_loaded_at is not None
     db.close()
+
+
+def test_the_accuracy_note_says_which_way_the_estimate_was_off() -> None:
+    """The estimate is judged: above the measurement it was high, below it low (issue 16:
+    "estimated 207, measured 202 (2 % over)" read as the measurement being over)."""
+    from slmdesk.catalog.fit import accuracy_note
+
+    mib = 2**20
+    assert accuracy_note(207 * mib, 202 * mib, 4096) == (
+        "202 MiB once loaded at 4,096 tokens (estimated 207 MiB, 2 % high)")
+    assert accuracy_note(180 * mib, 200 * mib, 512) == (
+        "200 MiB once loaded at 512 tokens (estimated 180 MiB, 10 % low)")
+    assert accuracy_note(200 * mib + 1, 200 * mib) == "200 MiB once loaded (as estimated)"
+    assert accuracy_note(None, 200 * mib, 512) == "200 MiB once loaded at 512 tokens"
+
+
+def test_the_cell_and_the_sentence_give_the_same_figure() -> None:
+    from slmdesk.catalog.fit import MemoryBudget, estimate, format_bytes
+
+    est = estimate(weights_bytes=100 * 2**20 + 654_321, n_layers=30, n_embd=576, n_head=9,
+                   n_head_kv=3, context=4096, n_vocab=49152,
+                   budget=MemoryBudget(total_ram=16 * 2**30, available_ram=8 * 2**30))
+    figure = format_bytes(est.total)
+    assert est.cell == f"fits · {figure}"
+    assert est.sentence.startswith(f"Fits: needs about {figure} (")
+    assert f"{format_bytes(est.at_load)} of it once loaded" in est.sentence

@@ -244,6 +244,74 @@ def test_unreachable_hub_is_a_network_error(monkeypatch: pytest.MonkeyPatch) -> 
         hub.open_hub_file(TINY_REPO, TINY_FILES[0], "main")
 
 
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again: nothing listens there
+
+
+def _count_connects(monkeypatch: pytest.MonkeyPatch, port: int) -> list[object]:
+    """Every connection attempt to ``port`` (through conftest's guard)."""
+    attempts: list[object] = []
+    guarded = socket.socket.connect
+
+    def counting(self: socket.socket, address: object) -> object:
+        if isinstance(address, tuple) and address[1] == port:
+            attempts.append(address)
+        return guarded(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", counting)
+    return attempts
+
+
+def test_refused_connection_is_offline_and_not_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """huggingface_hub retries a failed connection 5 times (about 24 s); slmdesk must not."""
+    port = _closed_port()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    attempts = _count_connects(monkeypatch, port)
+    with pytest.raises(hub.HubOfflineError, match="refused"):
+        hub.search_models("tiny")
+    assert len(attempts) == 1
+    attempts.clear()
+    with pytest.raises(hub.HubOfflineError, match="refused"):
+        hub.list_gguf_files(TINY_REPO)
+    assert len(attempts) == 1
+    attempts.clear()
+    with pytest.raises(hub.HubOfflineError, match="refused"):
+        hub.open_hub_file(TINY_REPO, TINY_FILES[0], "main")
+    assert len(attempts) == 1
+
+
+def test_unresolvable_host_is_offline_and_not_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lookups: list[object] = []
+
+    def no_dns(host: object, *args: object, **kwargs: object) -> object:
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example.invalid")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(hub.HubOfflineError, match="could not be resolved"):
+        hub.search_models("tiny")
+    assert lookups == ["hub.example.invalid"]
+
+
+def test_offline_reason_looks_through_wrapped_errors() -> None:
+    import errno
+
+    wrapped = RuntimeError("ConnectError")
+    wrapped.__cause__ = OSError(errno.ENETUNREACH, "Network is unreachable")
+    assert hub.offline_reason(wrapped) == "there is no route to it (no network)"
+    assert hub.offline_reason(TimeoutError("read timed out")) is None
+    assert hub.offline_reason(ConnectionResetError()) is None
+
+
 def test_server_error_on_a_file_is_transient(hub_server: FakeHub) -> None:
     from tests.hubserver import Fault
 

@@ -190,10 +190,12 @@ def test_model_details(db: sqlite_utils.Database, tmp_path: Path) -> None:
     assert "<|im_start|>system\nYou are a helpful assistant.<|im_end|>" in preview
     assert preview.count("<|im_start|>user") == 2 and preview.endswith("<|im_start|>assistant\n")
     assert details["template_notice"] is None
-    assert details["memory"]["note"] == "estimated 110 MiB, measured 100 MiB (10 % over)"
+    assert details["memory"]["note"] == (
+        "100 MiB once loaded at 512 tokens (estimated 110 MiB, 10 % high)")
     assert details["catalog"] is None  # same name as a catalog file, but not its size
     text = format_details(details)
-    assert digest in text and "sample conversation" in text and "10 % over" in text
+    assert digest in text and "sample conversation" in text
+    assert f"measured memory: {details['memory']['note']}" in text
 
 
 def test_details_show_a_failing_or_missing_template(
