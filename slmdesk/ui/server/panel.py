@@ -189,6 +189,7 @@ class ServerView(QWidget):
     def _set_token(self, token: str) -> None:
         self.token_edit.setText(token)
         self._save()
+        self._update_texts()
         if self.control.running:
             self.control.restart(self.settings.server_config())
 
@@ -196,6 +197,7 @@ class ServerView(QWidget):
         if allowed and not self.token_edit.text():
             self.token_edit.setText(generate_token())  # other machines need one
         self._save()
+        self._update_texts()
 
     def copy_snippet(self) -> None:
         box = self.snippet_tabs.currentWidget()
@@ -230,7 +232,6 @@ class ServerView(QWidget):
         self.start_button.setEnabled(running or stopped)
         for field in (self.port_spin, self.network_check, self.cors_edit):
             field.setEnabled(stopped)
-        self.remove_token_button.setEnabled(not self.network_check.isChecked())
         if running:
             self.log_timer.start()
         else:

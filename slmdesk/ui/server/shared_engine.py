@@ -112,7 +112,7 @@ class SharedEngineWorker(ServerWorker):
         super().__init__(self._refuse_load, queue_size=queue_size, engine=client.engine)
         self._client = client
         self._accepting = False
-        self._pending: set[ServerJob[Any]] = set()
+        self._pending: dict[int, ServerJob[Any]] = {}  # by id(): the jobs are not hashable
 
     @staticmethod
     def _refuse_load(_engine: LlamaEngine, model: ModelRecord) -> None:
@@ -126,8 +126,8 @@ class SharedEngineWorker(ServerWorker):
         """Refuse new requests and cancel this server's (the model stays loaded)."""
         self._accepting = False
         with self._lock:
-            pending, self._pending = self._pending, set()
-        for job in pending:
+            pending, self._pending = self._pending, {}
+        for job in pending.values():
             job.cancel.set()  # a waiting one is skipped, a running one stops at its next token
             job.future.cancel()
 
@@ -147,7 +147,7 @@ class SharedEngineWorker(ServerWorker):
             if self._waiting >= self.queue_size:
                 raise QueueFullError(self._retry_after())
             self._waiting += 1
-            self._pending.add(job)
+            self._pending[id(job)] = job
         window_job = ServedRequestJob(self, job)
         # Created on a server thread; its reports are delivered on the GUI thread.
         window_job.moveToThread(self._client.thread())
@@ -159,7 +159,7 @@ class SharedEngineWorker(ServerWorker):
         """Run one request on the engine thread, with the window's model loaded."""
         with self._lock:
             self._waiting -= 1
-            self._pending.discard(job)
+            self._pending.pop(id(job), None)
             self._running = job
         started = time.perf_counter()
         try:
