@@ -14,12 +14,10 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -31,6 +29,7 @@ from slmdesk.store.engines import EngineRecord, EngineRepository
 from slmdesk.ui.common.table_model import Column, RowTableModel
 from slmdesk.ui.common.tasks import BackgroundTasks
 from slmdesk.ui.common.widgets import error_banner
+from slmdesk.ui.server.tables import row_table
 
 
 def _capabilities(engine: EngineRecord) -> Capabilities | None:
@@ -102,13 +101,8 @@ class EnginesDialog(QDialog):
         self.banner = error_banner(self, "engines_error_banner")
         layout.addWidget(self.banner)
         self.table_model = RowTableModel(ENGINE_COLUMNS, self)
-        self.table = QTableView(self)
-        self.table.setObjectName("engines_table")
-        self.table.setModel(self.table_model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table = row_table(self, self.table_model, "engines_table", 3)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.table.selectionModel().selectionChanged.connect(self._show_selected)
         layout.addWidget(self.table, 1)
         row = QHBoxLayout()

@@ -9,18 +9,15 @@ import sqlite_utils
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -33,6 +30,7 @@ from slmdesk.ui.server.control import ServerControl
 from slmdesk.ui.server.panel_settings import load_panel_settings, save_panel_settings
 from slmdesk.ui.server.request_log import RequestLogModel
 from slmdesk.ui.server.snippets import curl_snippet, openai_snippet
+from slmdesk.ui.server.tables import row_table
 
 LOG_POLL_MS = 500
 STATE_TEXT = {"stopped": "Stopped", "starting": "Starting…", "stopping": "Stopping…",
@@ -143,13 +141,7 @@ class ServerView(QWidget):
         header.addWidget(clear)
         layout.addLayout(header)
         self.log_model = RequestLogModel(self)
-        self.log_view = QTableView(column)
-        self.log_view.setObjectName("server_request_log")
-        self.log_view.setModel(self.log_model)
-        self.log_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.log_view.verticalHeader().hide()
-        self.log_view.horizontalHeader().setSectionResizeMode(
-            2, QHeaderView.ResizeMode.Stretch)
+        self.log_view = row_table(column, self.log_model, "server_request_log", 2)
         layout.addWidget(self.log_view, 1)
         self.snippet_tabs = QTabWidget(column)
         self.snippet_tabs.setObjectName("server_snippets")

@@ -157,3 +157,35 @@ def test_a_bad_setting_is_said_and_nothing_starts(qtbot: Any, panel: ServerView)
         qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     assert "CORS origin" in shown.args[0]
     assert panel.control.state == "stopped"
+
+
+def test_the_window_and_the_server_take_turns_on_one_engine(qtbot: Any, panel: ServerView,
+                                                            session: ModelSession) -> None:
+    import threading
+
+    from slmdesk.engine.params import SamplingParams
+
+    url = _start(qtbot, panel)
+    assert session.model is not None
+    name = session.model.name
+    replies: list[Any] = []
+    request = threading.Thread(target=lambda: replies.append(
+        _client(url, "not-needed").chat.completions.create(
+            model=name, messages=[{"role": "user", "content": "Count to five."}],
+            max_tokens=16, temperature=0)))
+    request.start()
+    job = session.engine.generate([{"role": "user", "content": "Hi"}],
+                                  SamplingParams(temperature=0, max_tokens=16))
+    with qtbot.waitSignal(job.finished, timeout=60_000) as done:
+        pass
+    qtbot.waitUntil(lambda: not request.is_alive(), timeout=60_000)
+    assert done.args[0].finish_reason in ("stop", "length")
+    assert replies and replies[0].choices[0].finish_reason in ("stop", "length")
+    # While it serves, the idle unload leaves the model; once stopped it may unload again.
+    session.unload_if_idle()
+    assert session.loaded is not None
+    panel.toggle_server()
+    qtbot.waitUntil(lambda: panel.control.state == "stopped", timeout=START_TIMEOUT_MS)
+    with qtbot.waitSignal(session.engine.model_unloaded, timeout=30_000):
+        session.unload_if_idle()
+    assert session.loaded is None
