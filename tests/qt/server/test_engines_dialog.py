@@ -32,7 +32,7 @@ def _closed_port() -> int:
 
 
 def test_add_an_unreachable_engine_shows_why_then_remove_it(
-    qtbot: Any, dialog: EnginesDialog
+    qtbot: Any, qtmodeltester: Any, dialog: EnginesDialog
 ) -> None:
     url = f"http://127.0.0.1:{_closed_port()}/v1"
     dialog.name_edit.setText("nowhere")
@@ -47,6 +47,7 @@ def test_add_an_unreachable_engine_shows_why_then_remove_it(
     assert saved.base_url == url.removesuffix("/v1") and saved.api_key == "secret-key"
     assert saved.capabilities is None  # a failed check records nothing
     assert [e.name for e in dialog.table_model.rows] == ["nowhere"]
+    qtmodeltester.check(dialog.table_model)
     assert "not been checked" in dialog.details.toPlainText()
     assert not dialog.name_edit.text()  # the form is ready for the next one
 

@@ -61,7 +61,7 @@ def _client(url: str, key: str) -> Any:
     return OpenAI(base_url=url, api_key=key, max_retries=0, timeout=60)
 
 
-def test_start_call_with_openai_and_stop(qtbot: Any, panel: ServerView,
+def test_start_call_with_openai_and_stop(qtbot: Any, qtmodeltester: Any, panel: ServerView,
                                          session: ModelSession) -> None:
     loads: list[Any] = []
     original = session.engine.engine.load
@@ -97,6 +97,7 @@ def test_start_call_with_openai_and_stop(qtbot: Any, panel: ServerView,
                                 for r in panel.log_model.rows), timeout=5_000)
     assert any(r.status == 404 for r in panel.log_model.rows)
     assert all(r.seconds >= 0 for r in panel.log_model.rows)
+    qtmodeltester.check(panel.log_model)
 
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.control.state == "stopped", timeout=START_TIMEOUT_MS)
