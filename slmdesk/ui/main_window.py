@@ -42,6 +42,8 @@ from slmdesk.ui.datasets.view import DatasetsView
 from slmdesk.ui.engine_thread import EngineClient, LoadJob
 from slmdesk.ui.library.view import LibraryView
 from slmdesk.ui.model_session import ModelSession
+from slmdesk.ui.server.engines_dialog import open_engines_dialog
+from slmdesk.ui.server.panel import ServerView
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,8 @@ class MainWindow(QMainWindow):
         self.library_view.models_changed.connect(self.refresh_models)
         self.library_view.idle_minutes_changed.connect(lambda _m: self.session.arm_idle_timer())
         self.tabs.addTab(self.library_view, "Models")
+        self.server_view = ServerView(self.db, self.session, self.tabs)
+        self.tabs.addTab(self.server_view, "Server")
         self.tabs.currentChanged.connect(self._on_tab_changed)
         top_layout.addWidget(self.tabs, 1)
         self.setCentralWidget(top)
@@ -172,7 +176,11 @@ class MainWindow(QMainWindow):
         self.context_bar.setRange(0, 1)
         self.context_bar.setValue(0)
         self.context_bar.setFormat("used %v / %m tokens")
-        for w in (self.status_model, self.status_backend, self.status_speed, self.context_bar):
+        self.status_serving = QLabel("", self)  # "Serving … at …" while the server runs
+        self.status_serving.setObjectName("status_serving")
+        self.server_view.serving_changed.connect(self.status_serving.setText)
+        for w in (self.status_serving, self.status_model, self.status_backend,
+                  self.status_speed, self.context_bar):
             self.statusBar().addPermanentWidget(w)
 
     def _show_backend(self) -> None:
@@ -209,6 +217,8 @@ class MainWindow(QMainWindow):
         toggle.toggled.connect(self.settings_button.setChecked)
         self.settings_button.toggled.connect(toggle.setChecked)
         view_menu.addAction(toggle)
+        settings_menu = self.menuBar().addMenu("&Settings")
+        settings_menu.addAction("&Engines…", lambda: open_engines_dialog(self.db, self))
 
     def _follow_chat(self) -> None:
         c = self.chat
@@ -313,6 +323,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.library_view.shutdown()
+        self.server_view.shutdown()
         self.chat.close()
         self.save_ui_state()
         self.session.idle_timer.stop()

@@ -56,6 +56,8 @@ class ModelSession(QObject):
         self.fit_refused: ModelRecord | None = None
         self._fit_override: str | None = None  # model id the person chose to load anyway
         self._load_started = 0.0
+        # Why the model must stay loaded while idle (the server panel serves it): reasons.
+        self._kept_loaded_for: set[str] = set()
         # Marks a load in progress, so that a load that kills the app is not repeated.
         self.load_guard = LoadGuard(get_paths().data_dir)
         self.idle_timer = QTimer(self)
@@ -170,9 +172,17 @@ class ModelSession(QObject):
         else:
             self.idle_timer.stop()
 
+    def keep_loaded(self, reason: str, keep: bool = True) -> None:
+        """While any ``reason`` holds (e.g. "server"), the idle unload leaves the model."""
+        if keep:
+            self._kept_loaded_for.add(reason)
+        else:
+            self._kept_loaded_for.discard(reason)
+
     def unload_if_idle(self) -> None:
         """Free the model's memory; the next send loads it again."""
-        if self.loaded is None or self._busy() or self.load_job is not None:
+        if self.loaded is None or self._busy() or self.load_job is not None \
+                or self._kept_loaded_for:
             return
         self.engine.unload()
         self.loaded = None

@@ -395,7 +395,7 @@ def test_missing_model_file_is_shown_in_the_window(qtbot: Any, app: Any,
 def test_classify_tab_shares_the_loaded_model(qtbot: Any, app: Any) -> None:
     win = app.win
     assert [win.tabs.tabText(i) for i in range(win.tabs.count())] == [
-        "Chat", "Classify", "Data sets", "Models"]
+        "Chat", "Classify", "Data sets", "Models", "Server"]
     win.tabs.setCurrentWidget(win.classify_view)
     assert not win.settings_button.isVisible()  # chat-only control
     assert win.classify_view.loaded is win.loaded

@@ -1,0 +1,2 @@
+"""The Server tab (the local OpenAI-compatible server over the window's engine) and the
+remote engines dialog."""
