@@ -18,6 +18,7 @@ from slmdesk.errors import UserFacingError
 from slmdesk.settings import load_settings
 from slmdesk.store.repositories import Conversation
 from slmdesk.ui.chat.context_meter import ContextMeter
+from slmdesk.ui.chat.model_defaults import ModelDefaultsBinding
 from slmdesk.ui.chat.page import ChatPage
 from slmdesk.ui.chat.save_example import SaveExampleDialog
 from slmdesk.ui.chat.transfer import ConversationFiles
@@ -76,6 +77,10 @@ class ChatController(ContextMeter, QObject):
         self._context_timer.setSingleShot(True)
         self._context_timer.setInterval(200)
         self._context_timer.timeout.connect(self.update_context_bar)
+        # The chosen model's defaults: a new chat starts with them (settings panel).
+        self.model_defaults = ModelDefaultsBinding(
+            db, session, page.settings_panel, is_new_chat=lambda: self.conversation is None,
+            notify=self.notified.emit, parent=self)
         self._connect_page()
 
     def _connect_page(self) -> None:
@@ -199,8 +204,7 @@ class ChatController(ContextMeter, QObject):
         self.conversation = None
         page.chat_view.clear()
         page.sidebar.set_current(None)
-        settings = load_settings(self.db)
-        page.settings_panel.load(settings.system_prompt, settings.sampling)
+        self.model_defaults.apply_to_new_chat()
         self.last_context_used = None
         self.title_changed.emit("slmdesk")
         self.update_context_bar()
