@@ -235,8 +235,8 @@ class MainWindow(QMainWindow):
             licence=entry.licence, expected_sha256=entry.sha256)
 
     def _find_models(self) -> None:
+        self.library_view.look_for_models()  # once: before the tab's first showing
         self.tabs.setCurrentWidget(self.library_view)
-        self.library_view.scan_folders()
 
     def _follow_session(self) -> None:
         s = self.session
