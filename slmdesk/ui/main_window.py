@@ -72,6 +72,8 @@ class MainWindow(QMainWindow):
         self.db = db
         self.engine = engine
         self.models = ModelRepository(db)
+        # The banner's message about the last load (failed or refused): a new load clears it.
+        self._load_message: str | None = None
         # The chosen and loaded model, its loads, the load guard and the idle unload.
         self.session = ModelSession(db, engine, busy=lambda: self.chat.busy, parent=self)
         self.setWindowTitle("slmdesk")
@@ -364,6 +366,7 @@ class MainWindow(QMainWindow):
                 and self.session.load_job is None:
             self.model_state.setText("not loaded")
         self.show_error(message)
+        self._load_message = message
         self.load_anyway_button.setVisible(can_force)
         self.refresh_models()
 
@@ -421,6 +424,8 @@ class MainWindow(QMainWindow):
     def _on_loading_started(self, path: str) -> None:
         self.model_state.setText(f"Loading {Path(path).name}…")
         self.load_progress.show()
+        if self._load_message is not None and self.banner.text() == self._load_message:
+            self.clear_error()  # about an earlier load; this one reports for itself
 
     def _on_loaded(self, info: ModelInfo) -> None:
         self.load_progress.hide()
@@ -441,4 +446,5 @@ class MainWindow(QMainWindow):
         self.load_progress.hide()
         self.model_state.setText("not loaded")
         self.show_error(message)
+        self._load_message = message
         self._update_controls()

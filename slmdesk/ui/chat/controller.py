@@ -22,6 +22,7 @@ from slmdesk.ui.chat.model_defaults import ModelDefaultsBinding
 from slmdesk.ui.chat.page import ChatPage
 from slmdesk.ui.chat.save_example import SaveExampleDialog
 from slmdesk.ui.chat.transfer import ConversationFiles
+from slmdesk.ui.common.model_messages import NO_MODEL_LOADED
 from slmdesk.ui.engine_thread import ChatJob, EngineClient, bind
 from slmdesk.ui.model_session import ModelSession
 
@@ -257,7 +258,7 @@ class ChatController(ContextMeter, QObject):
         if self.gen_job is not None:
             return False
         if self.session.loaded is None or self.session.model is None:
-            self.show_error("No model is loaded yet. Pick one in the model list.")
+            self.show_error(NO_MODEL_LOADED)  # the window clears it when a model loads
             return False
         return True
 
