@@ -114,6 +114,9 @@ class SettingsPanel(QWidget):
         self._build_model_defaults(layout)
         layout.addStretch(1)
         self.refresh_presets()
+        # As wide as its content needs (the scroll area alone would let the splitter clip it).
+        scroll.setMinimumWidth(content.minimumSizeHint().width()
+                               + scroll.verticalScrollBar().sizeHint().width())
 
     def _build_model_defaults(self, layout: QVBoxLayout) -> None:
         """Defaults for MODEL: Context · Save as this model's defaults · Reset · a note."""
