@@ -19,7 +19,7 @@ import sqlite_utils
 
 from slmdesk.engine.params import GenerationResult, SamplingParams
 from slmdesk.errors import DiskFullError, InvalidInputError, NotFoundError
-from slmdesk.settings import load_settings
+from slmdesk.settings import model_defaults
 from slmdesk.store.chats import STATUS_STREAMING, ChatRepository, Conversation, Message
 from slmdesk.store.db import disk_full_is_user_facing
 from slmdesk.store.models import ModelRecord
@@ -180,13 +180,15 @@ class ChatService:
         sampling: SamplingParams | None = None,
         title: str = "New chat",
     ) -> Conversation:
-        settings = load_settings(self.db)
+        """A conversation with ``model``; what is not given comes from the model's defaults
+        (``model_defaults``: its own where saved, else the app's settings)."""
+        defaults = model_defaults(self.db, model.id if model else None)
         with disk_full_is_user_facing("the new conversation"):
             return self.chats.create_conversation(
                 title=title,
                 model_id=model.id if model else None,
-                system_prompt=settings.system_prompt if system_prompt is None else system_prompt,
-                params=(sampling or settings.sampling).to_json(),
+                system_prompt=defaults.system_prompt if system_prompt is None else system_prompt,
+                params=(sampling or defaults.sampling).to_json(),
             )
 
     def _message_of(self, conversation: Conversation, message_id: str) -> Message:

@@ -1,8 +1,9 @@
-"""The user's settings: one typed dataclass with the defaults, stored in the database."""
+"""The user's settings: one typed dataclass with the defaults, and each model's own defaults
+for a new chat and its loads, stored in the database."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import sqlite_utils
@@ -56,3 +57,64 @@ def load_settings(db: sqlite_utils.Database) -> Settings:
 
 def save_settings(db: sqlite_utils.Database, settings: Settings) -> None:
     SettingsRepository(db).set(_KEY, settings.to_json())
+
+
+# A model's own defaults live under one settings key per model id.
+_MODEL_DEFAULTS_PREFIX = "model_defaults:"
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    """What a new chat with one model starts with, and the context it loads with."""
+
+    system_prompt: str
+    sampling: SamplingParams
+    max_context: int
+    own: bool = False  # True: the model's saved defaults; False: the app's settings
+
+    def to_json(self) -> dict[str, Any]:
+        return {"system_prompt": self.system_prompt, "sampling": self.sampling.to_json(),
+                "max_context": self.max_context}
+
+
+def model_defaults(db: sqlite_utils.Database, model_id: str | None) -> ModelDefaults:
+    """The defaults a new chat with ``model_id`` starts with (the GUI's and the CLI's).
+
+    The model's saved defaults where it has them, else the app's settings (also for a key
+    that a newer slmdesk wrote: only what is known is read).
+    """
+    settings = load_settings(db)
+    app = ModelDefaults(settings.system_prompt, settings.sampling, settings.max_context)
+    saved = SettingsRepository(db).get(_MODEL_DEFAULTS_PREFIX + model_id) if model_id else None
+    if not isinstance(saved, dict):
+        return app
+    context = saved.get("max_context")
+    prompt = saved.get("system_prompt")
+    return ModelDefaults(
+        system_prompt=prompt if isinstance(prompt, str) else app.system_prompt,
+        sampling=SamplingParams.from_json(dict(saved.get("sampling") or {})),
+        max_context=context if isinstance(context, int) and context > 0 else app.max_context,
+        own=True,
+    )
+
+
+def save_model_defaults(
+    db: sqlite_utils.Database, model_id: str, *, system_prompt: str,
+    sampling: SamplingParams, max_context: int,
+) -> ModelDefaults:
+    """Keep these as ``model_id``'s defaults: new chats with it start with them."""
+    defaults = ModelDefaults(system_prompt, sampling, max_context, own=True)
+    SettingsRepository(db).set(_MODEL_DEFAULTS_PREFIX + model_id, defaults.to_json())
+    return defaults
+
+
+def reset_model_defaults(db: sqlite_utils.Database, model_id: str) -> ModelDefaults:
+    """Forget ``model_id``'s own defaults: it uses the app's settings again."""
+    SettingsRepository(db).delete(_MODEL_DEFAULTS_PREFIX + model_id)
+    return model_defaults(db, None)
+
+
+def load_params_for(db: sqlite_utils.Database, model_id: str | None) -> LoadParams:
+    """The app's load settings with the context ``model_id`` loads with."""
+    load = load_settings(db).load_params()
+    return replace(load, max_context=model_defaults(db, model_id).max_context)

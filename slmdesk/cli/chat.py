@@ -67,11 +67,10 @@ def _sampling_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _chat(args: argparse.Namespace) -> int:
     from slmdesk.chat import ChatService
     from slmdesk.engine.params import SamplingParams
-    from slmdesk.settings import load_settings
+    from slmdesk.settings import model_defaults
 
     core = open_core()
     service = ChatService(core.db)
-    settings = load_settings(core.db)
     conversation = None
     if args.continue_id:
         conversation = service.chats.find_conversation(args.continue_id)
@@ -82,8 +81,11 @@ def _chat(args: argparse.Namespace) -> int:
     for key, value in (("max-tokens", args.max_tokens), ("top-k", args.top_k),
                        ("threads", args.threads)):
         check_at_least_one(key, value)
+    # A new conversation starts with the model's defaults (its own where saved, else the
+    # app's: the GUI's new chat does the same); a continued one keeps its own settings.
     base = (
-        SamplingParams.from_json(conversation.params) if conversation else settings.sampling
+        SamplingParams.from_json(conversation.params) if conversation
+        else model_defaults(core.db, model.id).sampling
     )
     sampling = base.merged(**overrides)
     if conversation is not None and args.system is not None:

@@ -30,3 +30,8 @@ class SettingsRepository:
         return {
             r["key"]: json.loads(r["value_json"]) for r in self.db.table("settings").rows
         }
+
+    def delete(self, key: str) -> None:
+        """Forget ``key`` (``get`` returns its default again); no error when it is absent."""
+        with self.db.atomic():
+            self.db.execute("DELETE FROM settings WHERE key = ?", [key])

@@ -74,6 +74,8 @@ class MainWindow(QMainWindow):
         self.db = db
         self.engine = engine
         self.models = ModelRepository(db)
+        # The banner's message about the last load (failed or refused): a new load clears it.
+        self._load_message: str | None = None
         # The chosen and loaded model, its loads, the load guard and the idle unload.
         self.session = ModelSession(db, engine, busy=lambda: self.chat.busy, parent=self)
         self.setWindowTitle("slmdesk")
@@ -245,8 +247,8 @@ class MainWindow(QMainWindow):
             licence=entry.licence, expected_sha256=entry.sha256)
 
     def _find_models(self) -> None:
+        self.library_view.look_for_models()  # once: before the tab's first showing
         self.tabs.setCurrentWidget(self.library_view)
-        self.library_view.scan_folders()
 
     def _follow_session(self) -> None:
         s = self.session
@@ -375,6 +377,7 @@ class MainWindow(QMainWindow):
                 and self.session.load_job is None:
             self.model_state.setText("not loaded")
         self.show_error(message)
+        self._load_message = message
         self.load_anyway_button.setVisible(can_force)
         self.refresh_models()
 
@@ -432,6 +435,8 @@ class MainWindow(QMainWindow):
     def _on_loading_started(self, path: str) -> None:
         self.model_state.setText(f"Loading {Path(path).name}…")
         self.load_progress.show()
+        if self._load_message is not None and self.banner.text() == self._load_message:
+            self.clear_error()  # about an earlier load; this one reports for itself
 
     def _on_loaded(self, info: ModelInfo) -> None:
         self.load_progress.hide()
@@ -452,4 +457,5 @@ class MainWindow(QMainWindow):
         self.load_progress.hide()
         self.model_state.setText("not loaded")
         self.show_error(message)
+        self._load_message = message
         self._update_controls()

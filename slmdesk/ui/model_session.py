@@ -22,7 +22,7 @@ from slmdesk.engine.llama_engine import ModelInfo
 from slmdesk.errors import NotEnoughMemoryError, UserFacingError
 from slmdesk.loadguard import LoadGuard, crash_message
 from slmdesk.paths import get_paths
-from slmdesk.settings import load_settings, save_settings
+from slmdesk.settings import load_params_for, load_settings, save_settings
 from slmdesk.store.repositories import ModelRecord
 from slmdesk.ui.engine_thread import EngineClient, LoadJob, bind
 
@@ -101,12 +101,12 @@ class ModelSession(QObject):
             return False
         if crashed is not None:
             self.load_guard.forget(model.path)
-        settings = load_settings(self.db)
+        load = load_params_for(self.db, model.id)  # the model's own context where it has one
         try:
             # The model loaded now is freed before the new one loads.
             reclaim = (self.model.measured_memory_bytes or 0) if (
                 self.model is not None and self.loaded is not None) else 0
-            fit.check_fit(model, settings.max_context, force=self._fit_override == model.id,
+            fit.check_fit(model, load.max_context, force=self._fit_override == model.id,
                           reclaimable=reclaim)
         except NotEnoughMemoryError as exc:
             self.fit_refused = model
@@ -121,7 +121,7 @@ class ModelSession(QObject):
         self.changed.emit()
         self._load_started = time.monotonic()
         self.load_guard.begin(model.path, model_id=model.id, model_name=model.name)
-        self.load_job = self.engine.load(model.path, settings.load_params())
+        self.load_job = self.engine.load(model.path, load)
         bind(self.load_job, started=self._on_started, loaded=self._on_loaded,
              failed=self._on_failed)
         return True

@@ -455,6 +455,33 @@ def test_chat_continue_with_an_id_prefix(cli: Cli, model_path: Path) -> None:
     assert cli.show(other[: max(4, len(common) + 1)])["id"] == other
 
 
+@pytest.mark.model
+def test_chat_starts_a_new_conversation_with_the_models_own_defaults(
+        cli: Cli, model_path: Path) -> None:
+    # Issue 16: per-model defaults, the same core function as the window's new chat.
+    from slmdesk.engine.params import SamplingParams
+    from slmdesk.paths import get_paths
+    from slmdesk.settings import save_model_defaults
+    from slmdesk.store.db import open_database
+
+    model_id = cli.models()[0]["id"]
+    db = open_database(get_paths(cli.home).database)
+    try:
+        save_model_defaults(db, model_id, system_prompt="Answer in one word.",
+                            sampling=SamplingParams(temperature=0, max_tokens=3),
+                            max_context=1024)
+    finally:
+        db.close()
+    out = cli.chat("Hello there")
+    assert out["completion_tokens"] <= 3
+    shown = cli.show(out["conversation_id"])
+    assert shown["system_prompt"] == "Answer in one word."
+    # Options on the command line still win over the model's defaults.
+    again = cli.chat("--max-tokens", "1", "--system", "Be brief.", "Hello again")
+    assert again["completion_tokens"] <= 1
+    assert cli.show(again["conversation_id"])["system_prompt"] == "Be brief."
+
+
 def test_chat_continue_with_an_unknown_id_fails_cleanly(bare_cli: Cli) -> None:
     proc = bare_cli.run("chat", *THREADS, "--continue", "NOPE", "Hello", check=False)
     assert_one_line_error(proc, "NOPE")

@@ -18,9 +18,11 @@ from slmdesk.errors import UserFacingError
 from slmdesk.settings import load_settings
 from slmdesk.store.repositories import Conversation
 from slmdesk.ui.chat.context_meter import ContextMeter
+from slmdesk.ui.chat.model_defaults import ModelDefaultsBinding
 from slmdesk.ui.chat.page import ChatPage
 from slmdesk.ui.chat.save_example import SaveExampleDialog
 from slmdesk.ui.chat.transfer import ConversationFiles
+from slmdesk.ui.common.model_messages import NO_MODEL_LOADED
 from slmdesk.ui.engine_thread import ChatJob, EngineClient, bind
 from slmdesk.ui.model_session import ModelSession
 
@@ -76,6 +78,10 @@ class ChatController(ContextMeter, QObject):
         self._context_timer.setSingleShot(True)
         self._context_timer.setInterval(200)
         self._context_timer.timeout.connect(self.update_context_bar)
+        # The chosen model's defaults: a new chat starts with them (settings panel).
+        self.model_defaults = ModelDefaultsBinding(
+            db, session, page.settings_panel, is_new_chat=lambda: self.conversation is None,
+            notify=self.notified.emit, parent=self)
         self._connect_page()
 
     def _connect_page(self) -> None:
@@ -199,8 +205,7 @@ class ChatController(ContextMeter, QObject):
         self.conversation = None
         page.chat_view.clear()
         page.sidebar.set_current(None)
-        settings = load_settings(self.db)
-        page.settings_panel.load(settings.system_prompt, settings.sampling)
+        self.model_defaults.apply_to_new_chat()
         self.last_context_used = None
         self.title_changed.emit("slmdesk")
         self.update_context_bar()
@@ -253,7 +258,7 @@ class ChatController(ContextMeter, QObject):
         if self.gen_job is not None:
             return False
         if self.session.loaded is None or self.session.model is None:
-            self.show_error("No model is loaded yet. Pick one in the model list.")
+            self.show_error(NO_MODEL_LOADED)  # the window clears it when a model loads
             return False
         return True
 

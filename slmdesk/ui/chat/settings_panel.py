@@ -1,20 +1,24 @@
-"""The per-conversation settings panel: system prompt, sampling, and saved presets."""
+"""The per-conversation settings panel: system prompt, sampling, saved presets, and the
+chosen model's own defaults (what a new chat with it starts with, and its context)."""
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
-from PySide6.QtCore import QSignalBlocker, QTimer, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QInputDialog,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -22,12 +26,16 @@ from PySide6.QtWidgets import (
 
 from slmdesk.engine.params import SamplingParams
 from slmdesk.errors import UserFacingError
+from slmdesk.settings import ModelDefaults
 
 
 class SettingsPanel(QWidget):
     """Edits one conversation's system prompt and sampling; emits ``settings_changed``."""
 
     settings_changed = Signal(object, object)  # system prompt (str), SamplingParams
+    # "Save as this model's defaults" / "Reset" (ModelDefaultsBinding does them).
+    save_model_defaults_requested = Signal()
+    reset_model_defaults_requested = Signal()
 
     def __init__(self, presets: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -39,7 +47,18 @@ class SettingsPanel(QWidget):
         self._emit_timer.setInterval(300)
         self._emit_timer.timeout.connect(self._emit)
 
-        layout = QVBoxLayout(self)
+        # Scrolls rather than clip when the window is short (800×600 with the panel open).
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea(self)
+        scroll.setObjectName("settings_scroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        content = QWidget(scroll)
+        scroll.setWidget(content)
+        outer.addWidget(scroll)
+        layout = QVBoxLayout(content)
         layout.setContentsMargins(6, 6, 6, 6)
         title = QLabel("<b>Conversation settings</b>", self)
         layout.addWidget(title)
@@ -92,8 +111,66 @@ class SettingsPanel(QWidget):
         self.error.setWordWrap(True)
         self.error.setStyleSheet("QLabel { color: #b00020; }")
         layout.addWidget(self.error)
+        self._build_model_defaults(layout)
         layout.addStretch(1)
         self.refresh_presets()
+        # As wide as its content needs (the scroll area alone would let the splitter clip it).
+        scroll.setMinimumWidth(content.minimumSizeHint().width()
+                               + scroll.verticalScrollBar().sizeHint().width())
+
+    def _build_model_defaults(self, layout: QVBoxLayout) -> None:
+        """Defaults for MODEL: Context · Save as this model's defaults · Reset · a note."""
+        self.model_defaults_title = QLabel("", self)
+        self.model_defaults_title.setObjectName("model_defaults_title")
+        self.model_defaults_title.setWordWrap(True)
+        layout.addWidget(self.model_defaults_title)
+        form = QFormLayout()
+        self.context = QSpinBox(self)
+        self.context.setObjectName("model_context")
+        self.context.setRange(256, 1_048_576)
+        self.context.setSingleStep(1024)
+        self.context.setSuffix(" tokens")
+        self.context.setToolTip("The context this model loads with (capped by what it was "
+                                "trained for); applies the next time it loads")
+        form.addRow("Context", self.context)
+        layout.addLayout(form)
+        row = QHBoxLayout()
+        self.save_defaults_button = QPushButton("Save as this model's defaults", self)
+        self.save_defaults_button.setObjectName("save_model_defaults_button")
+        self.save_defaults_button.setToolTip(
+            "New chats with this model start with this system prompt and sampling")
+        self.save_defaults_button.clicked.connect(self.save_model_defaults_requested)
+        self.reset_defaults_button = QPushButton("Reset", self)
+        self.reset_defaults_button.setObjectName("reset_model_defaults_button")
+        self.reset_defaults_button.setToolTip("Forget this model's defaults: it uses the "
+                                              "app's again")
+        self.reset_defaults_button.clicked.connect(self.reset_model_defaults_requested)
+        row.addWidget(self.save_defaults_button, 1)
+        row.addWidget(self.reset_defaults_button)
+        layout.addLayout(row)
+        self.model_defaults_note = QLabel("", self)
+        self.model_defaults_note.setObjectName("model_defaults_note")
+        self.model_defaults_note.setWordWrap(True)
+        layout.addWidget(self.model_defaults_note)
+        self.show_model_defaults(None, None)
+
+    def show_model_defaults(self, model_name: str | None,
+                            defaults: ModelDefaults | None) -> None:
+        """Show whose defaults these are (no model: nothing to save) and the context."""
+        has_model = model_name is not None and defaults is not None
+        own = defaults is not None and defaults.own
+        self.model_defaults_title.setText(
+            f"<b>Defaults for {escape(model_name)}</b>" if model_name else
+            "<b>Model defaults</b>")
+        if defaults is not None:
+            self.context.setValue(defaults.max_context)
+        self.context.setEnabled(has_model)
+        self.save_defaults_button.setEnabled(has_model)
+        self.reset_defaults_button.setEnabled(own)
+        self.model_defaults_note.setText(
+            "Pick a model to give it its own defaults." if not has_model else
+            "New chats with this model start with its saved defaults." if own else
+            "This model uses the app's defaults.")
 
     def _double(self, lo: float, hi: float, step: float, decimals: int, tip: str) -> QDoubleSpinBox:
         box = QDoubleSpinBox(self)

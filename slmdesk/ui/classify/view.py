@@ -21,6 +21,7 @@ from slmdesk.ui.classify.saved import SavedClassifiers
 from slmdesk.ui.classify.table_models import ANY_LABEL, EXPECTED_COLUMN, FAILED, NO_LABEL, ResultRow
 from slmdesk.ui.classify.text_input import TextInput
 from slmdesk.ui.common.forwarding import forward_to
+from slmdesk.ui.common.model_messages import clear_no_model, show_no_model
 from slmdesk.ui.common.model_tab import ModelTab
 from slmdesk.ui.common.table_model import percent
 
@@ -155,6 +156,8 @@ class ClassifyView(ModelTab):
     # the model --------------------------------------------------------------------------
     def model_changed(self) -> None:
         self.saved.update_model_notes()
+        if self.loaded is not None:
+            clear_no_model(self.banner)  # its cause is gone
 
     def build_spec(self) -> ClassifierSpec | None:
         try:
@@ -180,7 +183,7 @@ class ClassifyView(ModelTab):
         if self.runner.busy or self.text_input.reading:
             return False
         if self.loaded is None:
-            self.show_error("No model is loaded yet. Pick one in the model list above.")
+            show_no_model(self.banner)
             return False
         return True
 

@@ -3,6 +3,7 @@ which chat format it is in), and import it into a data set in one transaction.""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ class ImportDialog(QDialog):
         self.result: Any = None  # ImportResult
         self._tasks = BackgroundTasks(self)
         self._loading = 0
+        self._import_when_read = False  # Import was pressed on a typed path: import once read
         self.setWindowTitle("Import examples")
         self.resize(820, 560)
         layout = QVBoxLayout(self)
@@ -65,9 +67,14 @@ class ImportDialog(QDialog):
         row = QHBoxLayout()
         self.path_edit = QLineEdit(self)
         self.path_edit.setObjectName("import_path")
-        self.path_edit.setReadOnly(True)
         self.path_edit.setPlaceholderText("CSV, TSV, JSONL (labelled texts or chat "
                                           "examples) or plain text, one example per line")
+        self.path_edit.setToolTip("Type or paste a file's path and press Enter to see its "
+                                  "first rows, or choose the file")
+        # Enter reads a typed path (Import then stays off until it is read, so the same
+        # key press cannot import what nobody has seen); Import reads it and imports.
+        self.path_edit.returnPressed.connect(self._open_typed_path)
+        self.path_edit.textChanged.connect(lambda _text: self.update_controls())
         self.choose_button = QPushButton("Choose file…", self)
         self.choose_button.clicked.connect(self.choose_requested)
         row.addWidget(self.path_edit, 1)
@@ -152,6 +159,21 @@ class ImportDialog(QDialog):
         if path:
             self.open_file(path)
 
+    def typed_path(self) -> str | None:
+        """The path in the field when it is not the file shown (None: nothing new typed)."""
+        text = self.path_edit.text().strip().strip("\"'")
+        if not text:
+            return None
+        path = os.path.expanduser(text)
+        return None if path == self.path else path
+
+    def _open_typed_path(self) -> None:
+        path = self.typed_path()
+        if path is None and self.preview is None and self._loading == 0:
+            path = self.path  # Enter again on a file that could not be read: try again
+        if path is not None:
+            self.open_file(path)
+
     def open_file(self, path: str) -> None:
         """Read the first rows of ``path`` in the background, then show them."""
         self.path = path
@@ -171,12 +193,15 @@ class ImportDialog(QDialog):
             if path != self.path:
                 self.update_controls()
                 return  # another file was chosen meanwhile
+            import_now, self._import_when_read = self._import_when_read, False
             if error:
                 self.format_label.setText("—")
                 self.show_error(error)
             else:
                 self._show_preview(result)
             self.update_controls()
+            if import_now and not error:
+                self.run_import()
 
         self._loading += 1
         self.update_controls()
@@ -244,7 +269,15 @@ class ImportDialog(QDialog):
 
     # importing ------------------------------------------------------------------------
     def run_import(self) -> None:
-        """Import the whole file; on a bad row nothing is imported and the line is shown."""
+        """Import the whole file; on a bad row nothing is imported and the line is shown.
+
+        A path typed but not read yet is read first, then imported with the suggested
+        columns."""
+        typed = self.typed_path()
+        if typed is not None:
+            self._import_when_read = True
+            self.open_file(typed)
+            return
         if self.path is None or self.preview is None:
             self.show_error("Choose a file to import first.")
             return
@@ -287,4 +320,5 @@ class ImportDialog(QDialog):
         self.error_label.clear_error()
 
     def update_controls(self) -> None:
-        self.import_button.setEnabled(self._loading == 0 and self.preview is not None)
+        self.import_button.setEnabled(self._loading == 0 and (
+            self.preview is not None or self.typed_path() is not None))

@@ -28,6 +28,7 @@ from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Example
 from slmdesk.ui.common.file_names import safe_file_stem
 from slmdesk.ui.common.metrics import ReportPanel
+from slmdesk.ui.common.model_messages import show_no_model
 from slmdesk.ui.common.tab_frame import (
     QUIET_STYLE,
     pane_column,
@@ -208,7 +209,7 @@ class ModelRuns(QObject):
             self.view.show_error("Pick a data set of labelled texts first.")
             return False
         if self.view.loaded is None:
-            self.view.show_error("No model is loaded yet. Pick one in the model list above.")
+            show_no_model(self.view.banner)
             return False
         return True
 

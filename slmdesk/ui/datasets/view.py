@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Dataset, Example
 from slmdesk.ui.common.forwarding import forward_to
+from slmdesk.ui.common.model_messages import clear_no_model
 from slmdesk.ui.common.model_tab import ModelTab
 from slmdesk.ui.common.table_model import percent
 from slmdesk.ui.datasets.annotate import Annotator
@@ -176,6 +177,7 @@ class DatasetsView(ModelTab):
             self.model_note.setText("No model is ready.")
         else:
             self.model_note.setText(f"Model: {self.model_name()}")
+            clear_no_model(self.banner)  # its cause is gone
 
     # the table ------------------------------------------------------------------------
     def reload(self, select_ids: Sequence[str] | None = None) -> None:

@@ -69,6 +69,12 @@ class LibraryView(InstalledSection, CatalogSection, HubSection, DownloadsSection
             self._scanned = True
             self.scan_folders()
 
+    def look_for_models(self) -> None:
+        """Scan the folders now ("Find on this computer"): the tab's first showing, which
+        usually follows, does not scan them a second time."""
+        self._scanned = True
+        self.scan_folders()
+
     def _build(self) -> None:
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)

@@ -60,3 +60,29 @@ def test_first_start_welcomes_and_routes_to_the_models_tab(
         assert not welcome.isVisible()
     finally:
         app.close()
+
+
+@pytest.mark.model
+def test_find_on_this_computer_scans_the_folders_once(
+    qtbot: Any, model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 16, item 10: the first "Find on this computer" scanned twice (the button's scan
+    # and the Models tab's own scan when first shown).
+    app = App(qtbot)
+    win = app.win
+    try:
+        scans: list[bool] = []
+        monkeypatch.setattr(win.library_view, "scan_folders", lambda: scans.append(True))
+        assert not win.library_view.isVisible()  # the Models tab was never shown
+        win.chat_page.welcome.find_button.click()
+        assert win.tabs.currentWidget() is win.library_view and win.library_view.isVisible()
+        assert scans == [True]
+        # Later visits scan no more by themselves; the button asks again, once.
+        win.tabs.setCurrentWidget(win.chat_page)
+        win.tabs.setCurrentWidget(win.library_view)
+        assert scans == [True]
+        win.tabs.setCurrentWidget(win.chat_page)
+        win.chat_page.welcome.find_button.click()
+        assert scans == [True, True]
+    finally:
+        app.close()
