@@ -4,7 +4,6 @@ regenerate, edit-and-resend, a ‹ 2/3 › branch switcher and a details line pe
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from PySide6.QtCore import QPropertyAnimation, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QGuiApplication, QPalette
@@ -26,6 +25,7 @@ from slmdesk.chat import CONTINUABLE
 from slmdesk.store.repositories import Message
 from slmdesk.ui.chat.icons import thumb_icon
 from slmdesk.ui.chat.markdown import MessageView
+from slmdesk.ui.common.tab_frame import tool_button
 
 MIN_RENDER_GAP_MS = 33  # ~30 updates a second while a short reply streams
 ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -104,31 +104,19 @@ class MessageWidget(QFrame):
         self._render_timer.timeout.connect(self._render_pending)
         self.update_message(message, siblings)
 
-    def _tool_button(
-        self, text: str, name: str, tooltip: str = "", on_click: Callable[[], object] | None = None
-    ) -> QToolButton:
-        button = QToolButton(self)
-        button.setText(text)
-        button.setObjectName(name)
-        if tooltip:
-            button.setToolTip(tooltip)
-        if on_click is not None:
-            button.clicked.connect(on_click)
-        return button
-
     def _build_header(self, role: str) -> QHBoxLayout:
         """Who wrote it, the branch arrows, and the actions this role has."""
         header = QHBoxLayout()
         header.addWidget(QLabel(f"<b>{ROLE_LABEL.get(role, role)}</b>", self))
         self.branch_label = QLabel("", self)
-        self.prev_button = self._tool_button(
-            "‹", "prev_branch", "Previous version", lambda: self._switch(-1))
-        self.next_button = self._tool_button(
-            "›", "next_branch", "Next version", lambda: self._switch(+1))
+        self.prev_button = tool_button("‹", "Previous version", self, name="prev_branch",
+                                       clicked=lambda: self._switch(-1))
+        self.next_button = tool_button("›", "Next version", self, name="next_branch",
+                                       clicked=lambda: self._switch(+1))
         for w in (self.prev_button, self.branch_label, self.next_button):
             header.addWidget(w)
         header.addStretch(1)
-        self.copy_button = self._tool_button("Copy", "copy_message", on_click=self.copy)
+        self.copy_button = tool_button("Copy", "", self, name="copy_message", clicked=self.copy)
         header.addWidget(self.copy_button)
         self.up_button: QToolButton | None = None
         self.down_button: QToolButton | None = None
@@ -138,7 +126,7 @@ class MessageWidget(QFrame):
         if role == "assistant":
             self._add_reply_buttons(header)
         elif role == "user":
-            self.action_button = self._tool_button("Edit", "edit", on_click=self.start_edit)
+            self.action_button = tool_button("Edit", "", self, name="edit", clicked=self.start_edit)
         if self.action_button is not None:
             header.addWidget(self.action_button)
         self.delete_button = QToolButton(self)
@@ -167,18 +155,18 @@ class MessageWidget(QFrame):
         self.down_button.setCheckable(True)
         self.up_button.clicked.connect(lambda on: self._rate(1 if on else 0))
         self.down_button.clicked.connect(lambda on: self._rate(-1 if on else 0))
-        self.save_button = self._tool_button(
-            "Save as example…", "save_example",
-            "Save this exchange to a chat data set (you can edit the reply first)",
-            lambda: self.save_example_requested.emit(self.message.id))
+        self.save_button = tool_button(
+            "Save as example…",
+            "Save this exchange to a chat data set (you can edit the reply first)", self,
+            name="save_example", clicked=lambda: self.save_example_requested.emit(self.message.id))
         for b in (self.up_button, self.down_button, self.save_button):
             header.addWidget(b)
-        self.action_button = self._tool_button(
-            "Regenerate", "regenerate",
-            on_click=lambda: self.regenerate_requested.emit(self.message.id))
-        self.continue_button = self._tool_button(
-            "Continue", "continue_reply", "Go on writing this reply where it stopped",
-            lambda: self.continue_requested.emit(self.message.id))
+        self.action_button = tool_button(
+            "Regenerate", "", self, name="regenerate",
+            clicked=lambda: self.regenerate_requested.emit(self.message.id))
+        self.continue_button = tool_button(
+            "Continue", "Go on writing this reply where it stopped", self, name="continue_reply",
+            clicked=lambda: self.continue_requested.emit(self.message.id))
         header.addWidget(self.continue_button)
 
     def _build_editor(self, layout: QVBoxLayout) -> None:
