@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from slmdesk.cli.common import (
+    add_command,
     open_repository,
     print_json,
     print_listing,
@@ -28,33 +29,20 @@ def add_parsers(sub: Any) -> None:
         "chats", help="list, show, search, export, import and delete conversations"
     )
     csub = chats.add_subparsers(dest="chats_command", metavar="ACTION", required=True)
-    cl = csub.add_parser("list", help="list conversations, most recent first")
-    cl.add_argument("--json", action="store_true")
+    cl = add_command(csub, "list", _list, "list conversations, most recent first", json_output=True)
     cl.add_argument("--limit", type=int, default=50)
-    cl.set_defaults(func=_list)
-    cs = csub.add_parser("show", help="show the branch on screen (Markdown or --json)")
-    cs.add_argument("id")
-    cs.add_argument("--json", action="store_true")
-    cs.set_defaults(func=_show)
-    cq = csub.add_parser("search", help="search the text of every conversation")
-    cq.add_argument("query")
-    cq.add_argument("--json", action="store_true")
-    cq.set_defaults(func=_search)
-    ce = csub.add_parser(
-        "export", help="Markdown (the branch on screen) or JSON (every branch, for import)"
-    )
-    ce.add_argument("id")
+    add_command(csub, "show", _show, "show the branch on screen (Markdown or --json)", "id",
+        json_output=True)
+    add_command(csub, "search", _search, "search the text of every conversation", "query",
+        json_output=True)
+    ce = add_command(csub, "export", _export,
+        "Markdown (the branch on screen) or JSON (every branch, for import)", "id")
     ce.add_argument("--format", choices=["md", "json"], default="md")
     ce.add_argument("--json", action="store_true", help="same as --format json")
     ce.add_argument("-o", "--output", help="write to this file instead of stdout")
-    ce.set_defaults(func=_export)
-    ci = csub.add_parser("import", help="add a conversation from a JSON export")
-    ci.add_argument("file", metavar="FILE")
-    ci.add_argument("--json", action="store_true")
-    ci.set_defaults(func=_import)
-    cd = csub.add_parser("delete", help="delete a conversation for good")
-    cd.add_argument("id")
-    cd.set_defaults(func=_delete)
+    add_command(csub, "import", _import, "add a conversation from a JSON export", "FILE",
+        json_output=True)
+    add_command(csub, "delete", _delete, "delete a conversation for good", "id")
 
 
 def _open_chats() -> tuple[Core, ChatRepository]:

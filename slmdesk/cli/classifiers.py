@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from slmdesk.cli.common import open_repository, print_json
+from slmdesk.cli.common import add_command, open_repository, print_json
 from slmdesk.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -19,12 +19,8 @@ if TYPE_CHECKING:
 def add_parsers(sub: Any) -> None:
     cs = sub.add_parser("classifiers", help="list and delete saved classifiers")
     csub = cs.add_subparsers(dest="classifiers_command", metavar="ACTION", required=True)
-    cl = csub.add_parser("list", help="list saved classifiers")
-    cl.add_argument("--json", action="store_true")
-    cl.set_defaults(func=_list)
-    cd = csub.add_parser("delete", help="delete a saved classifier")
-    cd.add_argument("name")
-    cd.set_defaults(func=_delete)
+    add_command(csub, "list", _list, "list saved classifiers", json_output=True)
+    add_command(csub, "delete", _delete, "delete a saved classifier", "name")
 
 
 def _delete(args: argparse.Namespace) -> int:

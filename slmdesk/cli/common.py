@@ -40,6 +40,28 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
+def add_command(
+    sub: Any, name: str, func: Callable[[argparse.Namespace], int], help: str,
+    *positionals: str, json_output: bool = False,
+) -> argparse.ArgumentParser:
+    """The subcommand ``name`` of ``sub`` (a subparsers object), run by ``func``.
+
+    ``positionals`` are its positional arguments in order; one written in capitals is shown
+    so and stored in lower case ("NEW_NAME" is ``args.new_name``). ``json_output`` adds
+    --json, for commands that print data. Returns the parser for further options.
+    """
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    for positional in positionals:
+        if positional.isupper():
+            parser.add_argument(positional.lower(), metavar=positional)
+        else:
+            parser.add_argument(positional)
+    if json_output:
+        parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=func)
+    return parser
+
+
 def open_core(*, register_starter: bool = True) -> Core:
     """The database and paths; ``register_starter=False`` for commands that need no model."""
     from slmdesk.startup import open_core as open_startup_core

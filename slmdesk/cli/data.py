@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from slmdesk.cli import data_evaluate
 from slmdesk.cli.common import (
+    add_command,
     open_repository,
     print_json,
     print_listing,
@@ -36,17 +37,12 @@ def add_parsers(sub: Any) -> None:
         "data", help="labelled and chat data sets: import, export, splits, stats, evaluation"
     )
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    dl = dsub.add_parser("list", help="list data sets")
-    dl.add_argument("--json", action="store_true")
-    dl.set_defaults(func=_list)
-    dc = dsub.add_parser("create", help="create an empty data set")
-    dc.add_argument("name", metavar="NAME")
+    add_command(dsub, "list", _list, "list data sets", json_output=True)
+    dc = add_command(dsub, "create", _create, "create an empty data set", "NAME", json_output=True)
     dc.add_argument("--kind", choices=["labels", "chat"], required=True)
     dc.add_argument("--labels", help="comma-separated label set (labelled texts)")
     dc.add_argument("--description", metavar="TEXT")
     dc.add_argument("--licence", metavar="TEXT", help="licence note for the data card")
-    dc.add_argument("--json", action="store_true")
-    dc.set_defaults(func=_create)
     di = dsub.add_parser(
         "import", help="add a CSV/TSV/JSONL/text or chat (messages, ShareGPT, Alpaca) file",
         description="Add every example of FILE to the data set NAME (created if missing), "
@@ -63,24 +59,15 @@ def add_parsers(sub: Any) -> None:
                     help="accept labels the data set does not have yet")
     di.add_argument("--json", action="store_true")
     di.set_defaults(func=_import)
-    dp = dsub.add_parser("preview", help="the format, columns and first rows of a file")
-    dp.add_argument("file", metavar="FILE")
+    dp = add_command(dsub, "preview", _preview, "the format, columns and first rows of a file",
+        "FILE", json_output=True)
     dp.add_argument("--limit", type=int, default=5)
-    dp.add_argument("--json", action="store_true")
-    dp.set_defaults(func=_preview)
     _add_example_parsers(dsub)
     data_evaluate.add_parsers(dsub, splits=SPLITS)
-    dv = dsub.add_parser("evals", help="evaluation runs of a data set, side by side")
-    dv.add_argument("name", metavar="NAME")
-    dv.add_argument("--json", action="store_true")
-    dv.set_defaults(func=_evals)
-    dr = dsub.add_parser("rename", help="rename a data set")
-    dr.add_argument("name", metavar="NAME")
-    dr.add_argument("new_name", metavar="NEW_NAME")
-    dr.set_defaults(func=_rename)
-    dd = dsub.add_parser("delete", help="delete a data set with its examples, for good")
-    dd.add_argument("name", metavar="NAME")
-    dd.set_defaults(func=_delete)
+    add_command(dsub, "evals", _evals, "evaluation runs of a data set, side by side", "NAME",
+        json_output=True)
+    add_command(dsub, "rename", _rename, "rename a data set", "NAME", "NEW_NAME")
+    add_command(dsub, "delete", _delete, "delete a data set with its examples, for good", "NAME")
 
 
 def _add_example_parsers(dsub: Any) -> None:
@@ -95,10 +82,8 @@ def _add_example_parsers(dsub: Any) -> None:
                     help="jsonl/csv: also texts without a label (empty label)")
     de.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     de.set_defaults(func=_export)
-    dst = dsub.add_parser("stats", help="counts per label, split and source; quality checks")
-    dst.add_argument("name", metavar="NAME")
-    dst.add_argument("--json", action="store_true")
-    dst.set_defaults(func=_stats)
+    add_command(dsub, "stats", _stats, "counts per label, split and source; quality checks", "NAME",
+        json_output=True)
     dsp = dsub.add_parser("split", help="assign train/validation/test (stratified, seeded)")
     dsp.add_argument("name", metavar="NAME")
     dsp.add_argument("--seed", type=int, default=0)
@@ -120,10 +105,8 @@ def _add_example_parsers(dsub: Any) -> None:
     dsh.add_argument("--limit", type=int, default=50)
     dsh.add_argument("--json", action="store_true")
     dsh.set_defaults(func=_show)
-    dcard = dsub.add_parser("card", help="a Markdown data card")
-    dcard.add_argument("name", metavar="NAME")
+    dcard = add_command(dsub, "card", _card, "a Markdown data card", "NAME")
     dcard.add_argument("-o", "--output", metavar="FILE")
-    dcard.set_defaults(func=_card)
 
 
 def _open_datasets() -> tuple[Core, DatasetRepository]:

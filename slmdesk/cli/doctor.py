@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from slmdesk import __version__
-from slmdesk.cli.common import open_core, print_json
+from slmdesk.cli.common import add_command, open_core, print_json
 
 if TYPE_CHECKING:
     from slmdesk.engine.backend import BackendInfo
@@ -19,9 +19,8 @@ if TYPE_CHECKING:
 
 
 def add_parsers(sub: Any) -> None:
-    doctor = sub.add_parser("doctor", help="version, backend, threads, paths, models, database")
-    doctor.add_argument("--json", action="store_true")
-    doctor.set_defaults(func=_doctor)
+    add_command(sub, "doctor", _doctor, "version, backend, threads, paths, models, database",
+        json_output=True)
 
 
 def _report(core: Core, backend: BackendInfo) -> dict[str, Any]:

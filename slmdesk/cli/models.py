@@ -12,7 +12,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slmdesk.cli import models_hub
-from slmdesk.cli.common import confirm, open_core, print_json, print_listing, print_result
+from slmdesk.cli.common import (
+    add_command,
+    confirm,
+    open_core,
+    print_json,
+    print_listing,
+    print_result,
+)
 from slmdesk.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -25,14 +32,10 @@ MODEL_HELP = "model id, name or file name"
 def add_parsers(sub: Any) -> None:
     models = sub.add_parser("models", help="list and import models")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    ml = msub.add_parser("list", help="list registered models")
-    ml.add_argument("--json", action="store_true")
-    ml.set_defaults(func=_list)
-    mi = msub.add_parser("import", help="validate and register a local GGUF file (no copy)")
-    mi.add_argument("path")
+    add_command(msub, "list", _list, "list registered models", json_output=True)
+    mi = add_command(msub, "import", _import, "validate and register a local GGUF file (no copy)",
+        "path", json_output=True)
     mi.add_argument("--name")
-    mi.add_argument("--json", action="store_true")
-    mi.set_defaults(func=_import)
     models_hub.add_parsers(msub)
     _add_library_parsers(msub)
 

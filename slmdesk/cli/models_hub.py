@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from slmdesk.cli.common import open_core, print_json, print_result
+from slmdesk.cli.common import add_command, open_core, print_json, print_result
 from slmdesk.errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
@@ -19,12 +19,10 @@ if TYPE_CHECKING:
 
 
 def add_parsers(msub: Any) -> None:
-    ms = msub.add_parser("search", help="search the Hugging Face Hub for GGUF models")
-    ms.add_argument("query")
+    ms = add_command(msub, "search", _search, "search the Hugging Face Hub for GGUF models",
+        "query", json_output=True)
     ms.add_argument("--sort", choices=["downloads", "likes", "recent"], default="downloads")
     ms.add_argument("--limit", type=int, default=20)
-    ms.add_argument("--json", action="store_true")
-    ms.set_defaults(func=_search)
     mp = msub.add_parser(
         "pull", help="download a GGUF file from the hub (resumable), verify it and register it"
     )

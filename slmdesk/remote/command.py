@@ -32,6 +32,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     check.add_argument("--api-key")
     check.add_argument("-m", "--model", help="the engine's model to probe (default: its first)")
     check.add_argument("--json", action="store_true")
+    for command in (listing, add, remove, check):
+        command.set_defaults(func=run)  # each subcommand names its handler, as the CLI's do
     return p
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from slmdesk.engine import llama_engine as engine_core
+from slmdesk.engine import llama_state
 from slmdesk.engine.llama_engine import LlamaEngine
 from slmdesk.engine.params import LoadParams, SamplingParams
 from slmdesk.errors import ContextOverflowError, ModelFileError
@@ -149,7 +150,7 @@ def test_cancel_inside_a_decode_uses_llamas_abort_callback(
     engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One huge slice: only llama.cpp's abort callback can stop it part-way.
-    monkeypatch.setattr(engine_core, "PROMPT_SLICE", 100_000)
+    monkeypatch.setattr(llama_state, "PROMPT_SLICE", 100_000)
     cancel = threading.Event()
     first_batch = threading.Event()
     messages = [SYSTEM, {"role": "user", "content": _long_text(1400, seed=2)}]

@@ -145,6 +145,16 @@ class ConversationSidebar(QWidget):
         self.stack.addWidget(self.tree)
         self.stack.addWidget(self.hits)
 
+        self._build_undo_bar()
+
+        layout.addWidget(self.new_button)
+        layout.addWidget(self.search_box)
+        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.undo_bar)
+        self._add_list_shortcuts()
+
+    def _build_undo_bar(self) -> None:
+        """The bar under the list that offers to undo the last delete for a while."""
         self.undo_bar = QWidget(self)
         undo_layout = QHBoxLayout(self.undo_bar)
         undo_layout.setContentsMargins(0, 0, 0, 0)
@@ -161,11 +171,8 @@ class ConversationSidebar(QWidget):
         self._undo_timer.timeout.connect(self.undo_bar.hide)
         self._deleted: list[str] = []
 
-        layout.addWidget(self.new_button)
-        layout.addWidget(self.search_box)
-        layout.addWidget(self.stack, 1)
-        layout.addWidget(self.undo_bar)
-
+    def _add_list_shortcuts(self) -> None:
+        """F2 renames and Delete deletes the current chat while the list has the focus."""
         rename = QAction("Rename", self.tree)
         rename.setShortcut(QKeySequence(Qt.Key.Key_F2))
         rename.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)

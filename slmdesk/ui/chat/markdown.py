@@ -265,6 +265,18 @@ def _rewrite_paragraph(s: str, labels: set[str]) -> str:
     """
     if "![" not in s:
         return s
+    brackets, parens, images = _scan_paragraph(s)
+    edits = _image_edits(s, images, brackets, parens, labels)
+    return _apply_edits(s, edits) if edits else s
+
+
+_Pairs = dict[int, int]
+
+
+def _scan_paragraph(s: str) -> tuple[_Pairs, _Pairs, list[tuple[int, int]]]:
+    """Match the brackets and parentheses of ``s`` outside code spans and escapes; return
+    them ("[" position → its "]", "(" → its ")") and the images ("!" position, the
+    enclosing link's "[" or -1)."""
     runs = _backtick_runs(s) if "`" in s else {}
     run_cursor: dict[int, int] = {}
     brackets: dict[int, int] = {}  # "[" position → its "]"
@@ -317,8 +329,14 @@ def _rewrite_paragraph(s: str, labels: set[str]) -> str:
             i += 1
         else:
             i += 1
+    return brackets, parens, images
 
-    edits: list[tuple[int, int, str]] = []  # (start, end, replacement)
+
+def _image_edits(
+    s: str, images: list[tuple[int, int]], brackets: _Pairs, parens: _Pairs, labels: set[str]
+) -> list[tuple[int, int, str]]:
+    """The (start, end, replacement) edits that turn each image into a link or its text."""
+    edits: list[tuple[int, int, str]] = []
     for bang, enclosing in images:
         close = brackets.get(bang + 1)
         if close is None:
@@ -339,8 +357,10 @@ def _rewrite_paragraph(s: str, labels: set[str]) -> str:
                 edits.append((close + 1, end, ""))
         else:
             edits.append((bang, bang + 2, f"[{IMAGE_MARK} " + ("" if alt.strip() else "image")))
-    if not edits:
-        return s
+    return edits
+
+
+def _apply_edits(s: str, edits: list[tuple[int, int, str]]) -> str:
     pieces: list[str] = []
     position = 0
     for start, end, replacement in sorted(edits):

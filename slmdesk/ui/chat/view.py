@@ -25,6 +25,7 @@ from slmdesk.chat import CONTINUABLE
 from slmdesk.store.repositories import Message
 from slmdesk.ui.chat.icons import thumb_icon
 from slmdesk.ui.chat.markdown import MessageView
+from slmdesk.ui.common.tab_frame import tool_button
 
 MIN_RENDER_GAP_MS = 33  # ~30 updates a second while a short reply streams
 ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -85,76 +86,47 @@ class MessageWidget(QFrame):
         layout.setContentsMargins(10, 6, 10, 6)
         layout.setSpacing(2)
 
+        layout.addLayout(self._build_header(message.role))
+        self.view = MessageView(self)
+        self.view.open_url = None  # the window opens links, only after the click
+        self.view.link_requested.connect(self.link_requested)
+        self.view.code_copied.connect(lambda _i: self.copied.emit("Code copied"))
+        layout.addWidget(self.view)
+
+        self._build_editor(layout)
+        self._build_details(layout)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self._pending_text = ""
+        self._shown_text = ""  # what the view shows: rendered, then appended while streaming
+        self._render_gap_ms = MIN_RENDER_GAP_MS
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.timeout.connect(self._render_pending)
+        self.update_message(message, siblings)
+
+    def _build_header(self, role: str) -> QHBoxLayout:
+        """Who wrote it, the branch arrows, and the actions this role has."""
         header = QHBoxLayout()
-        who = QLabel(f"<b>{ROLE_LABEL.get(message.role, message.role)}</b>", self)
-        header.addWidget(who)
+        header.addWidget(QLabel(f"<b>{ROLE_LABEL.get(role, role)}</b>", self))
         self.branch_label = QLabel("", self)
-        self.prev_button = QToolButton(self)
-        self.prev_button.setText("‹")
-        self.prev_button.setToolTip("Previous version")
-        self.prev_button.setObjectName("prev_branch")
-        self.next_button = QToolButton(self)
-        self.next_button.setText("›")
-        self.next_button.setToolTip("Next version")
-        self.next_button.setObjectName("next_branch")
-        self.prev_button.clicked.connect(lambda: self._switch(-1))
-        self.next_button.clicked.connect(lambda: self._switch(+1))
+        self.prev_button = tool_button("‹", "Previous version", self, name="prev_branch",
+                                       clicked=lambda: self._switch(-1))
+        self.next_button = tool_button("›", "Next version", self, name="next_branch",
+                                       clicked=lambda: self._switch(+1))
         for w in (self.prev_button, self.branch_label, self.next_button):
             header.addWidget(w)
         header.addStretch(1)
-        self.copy_button = QToolButton(self)
-        self.copy_button.setText("Copy")
-        self.copy_button.setObjectName("copy_message")
-        self.copy_button.clicked.connect(self.copy)
+        self.copy_button = tool_button("Copy", "", self, name="copy_message", clicked=self.copy)
         header.addWidget(self.copy_button)
         self.up_button: QToolButton | None = None
         self.down_button: QToolButton | None = None
         self.save_button: QToolButton | None = None
-        if message.role == "assistant":
-            self.up_button = QToolButton(self)
-            self.up_button.setIcon(thumb_icon(self.palette()))
-            self.up_button.setAccessibleName("Good reply")
-            self.up_button.setObjectName("rate_up")
-            self.up_button.setToolTip("Good reply")
-            self.up_button.setCheckable(True)
-            self.down_button = QToolButton(self)
-            self.down_button.setIcon(thumb_icon(self.palette(), down=True))
-            self.down_button.setAccessibleName("Bad reply")
-            self.down_button.setObjectName("rate_down")
-            self.down_button.setToolTip("Bad reply")
-            self.down_button.setCheckable(True)
-            self.up_button.clicked.connect(lambda on: self._rate(1 if on else 0))
-            self.down_button.clicked.connect(lambda on: self._rate(-1 if on else 0))
-            self.save_button = QToolButton(self)
-            self.save_button.setText("Save as example…")
-            self.save_button.setObjectName("save_example")
-            self.save_button.setToolTip(
-                "Save this exchange to a chat data set (you can edit the reply first)")
-            self.save_button.clicked.connect(
-                lambda: self.save_example_requested.emit(self.message.id))
-            for b in (self.up_button, self.down_button, self.save_button):
-                header.addWidget(b)
         self.action_button: QToolButton | None = None
-        if message.role == "assistant":
-            self.action_button = QToolButton(self)
-            self.action_button.setText("Regenerate")
-            self.action_button.setObjectName("regenerate")
-            self.action_button.clicked.connect(
-                lambda: self.regenerate_requested.emit(self.message.id))
-        elif message.role == "user":
-            self.action_button = QToolButton(self)
-            self.action_button.setText("Edit")
-            self.action_button.setObjectName("edit")
-            self.action_button.clicked.connect(self.start_edit)
         self.continue_button: QToolButton | None = None
-        if message.role == "assistant":
-            self.continue_button = QToolButton(self)
-            self.continue_button.setText("Continue")
-            self.continue_button.setObjectName("continue_reply")
-            self.continue_button.setToolTip("Go on writing this reply where it stopped")
-            self.continue_button.clicked.connect(
-                lambda: self.continue_requested.emit(self.message.id))
-            header.addWidget(self.continue_button)
+        if role == "assistant":
+            self._add_reply_buttons(header)
+        elif role == "user":
+            self.action_button = tool_button("Edit", "", self, name="edit", clicked=self.start_edit)
         if self.action_button is not None:
             header.addWidget(self.action_button)
         self.delete_button = QToolButton(self)
@@ -165,14 +137,40 @@ class MessageWidget(QFrame):
         self.delete_button.setAccessibleName("Delete message")
         self.delete_button.clicked.connect(lambda: self.delete_requested.emit(self.message.id))
         header.addWidget(self.delete_button)
-        layout.addLayout(header)
+        return header
 
-        self.view = MessageView(self)
-        self.view.open_url = None  # the window opens links, only after the click
-        self.view.link_requested.connect(self.link_requested)
-        self.view.code_copied.connect(lambda _i: self.copied.emit("Code copied"))
-        layout.addWidget(self.view)
+    def _add_reply_buttons(self, header: QHBoxLayout) -> None:
+        """A reply's rating, save-as-example and continue buttons; its Regenerate action."""
+        self.up_button = QToolButton(self)
+        self.up_button.setIcon(thumb_icon(self.palette()))
+        self.up_button.setAccessibleName("Good reply")
+        self.up_button.setObjectName("rate_up")
+        self.up_button.setToolTip("Good reply")
+        self.up_button.setCheckable(True)
+        self.down_button = QToolButton(self)
+        self.down_button.setIcon(thumb_icon(self.palette(), down=True))
+        self.down_button.setAccessibleName("Bad reply")
+        self.down_button.setObjectName("rate_down")
+        self.down_button.setToolTip("Bad reply")
+        self.down_button.setCheckable(True)
+        self.up_button.clicked.connect(lambda on: self._rate(1 if on else 0))
+        self.down_button.clicked.connect(lambda on: self._rate(-1 if on else 0))
+        self.save_button = tool_button(
+            "Save as example…",
+            "Save this exchange to a chat data set (you can edit the reply first)", self,
+            name="save_example", clicked=lambda: self.save_example_requested.emit(self.message.id))
+        for b in (self.up_button, self.down_button, self.save_button):
+            header.addWidget(b)
+        self.action_button = tool_button(
+            "Regenerate", "", self, name="regenerate",
+            clicked=lambda: self.regenerate_requested.emit(self.message.id))
+        self.continue_button = tool_button(
+            "Continue", "Go on writing this reply where it stopped", self, name="continue_reply",
+            clicked=lambda: self.continue_requested.emit(self.message.id))
+        header.addWidget(self.continue_button)
 
+    def _build_editor(self, layout: QVBoxLayout) -> None:
+        """The editor a user message is edited in, with its Cancel/Send row (hidden)."""
         self.editor = QPlainTextEdit(self)
         self.editor.setObjectName("edit_box")
         self.editor.hide()
@@ -191,6 +189,8 @@ class MessageWidget(QFrame):
         layout.addWidget(self.editor)
         layout.addWidget(self.edit_row)
 
+    def _build_details(self, layout: QVBoxLayout) -> None:
+        """The dim line under a reply: tokens, speed, finish reason."""
         self.details = QLabel("", self)
         self.details.setObjectName("details")
         self.details.setWordWrap(True)
@@ -198,14 +198,6 @@ class MessageWidget(QFrame):
         dim.setColor(QPalette.ColorRole.WindowText, dim.color(QPalette.ColorRole.PlaceholderText))
         self.details.setPalette(dim)
         layout.addWidget(self.details)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
-        self._pending_text = ""
-        self._shown_text = ""  # what the view shows: rendered, then appended while streaming
-        self._render_gap_ms = MIN_RENDER_GAP_MS
-        self._render_timer = QTimer(self)
-        self._render_timer.setSingleShot(True)
-        self._render_timer.timeout.connect(self._render_pending)
-        self.update_message(message, siblings)
 
     def update_message(self, message: Message, siblings: list[str] | None = None) -> None:
         if self._render_timer.isActive():
@@ -334,15 +326,22 @@ class ChatView(QScrollArea):
     """The current branch of a conversation, following the bottom while a reply grows
     unless the person scrolled up."""
 
-    regenerate_requested = Signal(str)
-    continue_requested = Signal(str)
-    delete_requested = Signal(str)
-    edit_submitted = Signal(str, str)
-    branch_requested = Signal(str)
-    link_requested = Signal(QUrl)
-    rating_changed = Signal(str, int)
-    save_example_requested = Signal(str)
-    copied = Signal(str)
+    # Every message's requests, relayed from whichever message sent them: the same signals
+    # as MessageWidget's (RELAYED_SIGNALS names them), so one connection serves them all.
+    regenerate_requested = MessageWidget.regenerate_requested
+    continue_requested = MessageWidget.continue_requested
+    delete_requested = MessageWidget.delete_requested
+    edit_submitted = MessageWidget.edit_submitted
+    branch_requested = MessageWidget.branch_requested
+    link_requested = MessageWidget.link_requested
+    rating_changed = MessageWidget.rating_changed
+    save_example_requested = MessageWidget.save_example_requested
+    copied = MessageWidget.copied
+    RELAYED_SIGNALS = (
+        "regenerate_requested", "continue_requested", "delete_requested", "edit_submitted",
+        "branch_requested", "link_requested", "rating_changed", "save_example_requested",
+        "copied",
+    )
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -389,15 +388,8 @@ class ChatView(QScrollArea):
 
     def add_message(self, message: Message, siblings: list[str] | None = None) -> MessageWidget:
         w = MessageWidget(message, siblings or [message.id], self.container)
-        w.regenerate_requested.connect(self.regenerate_requested)
-        w.continue_requested.connect(self.continue_requested)
-        w.delete_requested.connect(self.delete_requested)
-        w.edit_submitted.connect(self.edit_submitted)
-        w.branch_requested.connect(self.branch_requested)
-        w.link_requested.connect(self.link_requested)
-        w.rating_changed.connect(self.rating_changed)
-        w.save_example_requested.connect(self.save_example_requested)
-        w.copied.connect(self.copied)
+        for name in self.RELAYED_SIGNALS:
+            getattr(w, name).connect(getattr(self, name))
         self.column.insertWidget(self.column.count() - 1, w)
         self.widgets.append(w)
         return w

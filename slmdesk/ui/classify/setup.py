@@ -129,6 +129,12 @@ class SetupPanel(QWidget):
         self.instructions.setMaximumHeight(80)
         layout.addWidget(self.instructions)
 
+        self._build_labels(layout)
+        self._build_examples(layout)
+        self._build_options(layout)
+
+    def _build_labels(self, layout: QVBoxLayout) -> None:
+        """The labels table with its starter menu and add/remove buttons."""
         self.starter_button, starters, self.add_label_button, self.remove_label_button = (
             self._table_head(layout, "<b>Labels</b>", ("Starter ▾", "label_starters"),
                              "Fill the labels with a common set",
@@ -155,6 +161,8 @@ class SetupPanel(QWidget):
         self.labels_table.itemChanged.connect(lambda _item: self.labels_changed.emit())
         layout.addWidget(self.labels_table)
 
+    def _build_examples(self, layout: QVBoxLayout) -> None:
+        """The few-shot examples table with its data-set menu and add/remove buttons."""
         (self.from_dataset_button, self.dataset_menu, self.add_example_button,
          self.remove_example_button) = self._table_head(
             layout, "<b>Examples</b> (optional)", ("From data set ▾", "examples_from_dataset"),
@@ -171,6 +179,8 @@ class SetupPanel(QWidget):
         self.examples_table.setMinimumHeight(90)
         layout.addWidget(self.examples_table)
 
+    def _build_options(self, layout: QVBoxLayout) -> None:
+        """Calibration, prompt style, multi-label threshold and the explanation switch."""
         form = QFormLayout()
         self.calibration = _choice_box(self, "calibration", CALIBRATIONS)
         form.addRow("Calibration:", self.calibration)

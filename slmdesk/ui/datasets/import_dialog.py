@@ -96,27 +96,7 @@ class ImportDialog(QDialog):
         else:
             self.dataset_box.setCurrentIndex(-1)
         form.addRow("Into data set:", self.dataset_box)
-        mapping = QHBoxLayout()
-        self.text_caption = QLabel("Text column:", self)
-        self.text_box = QComboBox(self)
-        self.text_box.setObjectName("import_text_column")
-        self.text_box.setMinimumContentsLength(12)
-        self.label_caption = QLabel("Label column:", self)
-        self.label_box = QComboBox(self)
-        self.label_box.setObjectName("import_label_column")
-        self.label_box.setMinimumContentsLength(12)
-        for box in (self.text_box, self.label_box):
-            box.currentIndexChanged.connect(lambda _i: self._mapping_changed())
-        mapping.addWidget(self.text_caption)
-        mapping.addWidget(self.text_box)
-        mapping.addSpacing(12)
-        mapping.addWidget(self.label_caption)
-        mapping.addWidget(self.label_box)
-        mapping.addStretch(1)
-        self.mapping_row = QWidget(self)
-        self.mapping_row.setLayout(mapping)
-        mapping.setContentsMargins(0, 0, 0, 0)
-        form.addRow("Columns:", self.mapping_row)
+        form.addRow("Columns:", self._build_mapping_row())
         self.new_labels_box = QCheckBox(
             "Allow labels the data set does not have yet (else they are refused as typos)",
             self)
@@ -152,6 +132,30 @@ class ImportDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
         self.update_controls()
+
+    def _build_mapping_row(self) -> QWidget:
+        """The text and label column choices (hidden where the format has no columns)."""
+        mapping = QHBoxLayout()
+        self.text_caption = QLabel("Text column:", self)
+        self.text_box = QComboBox(self)
+        self.text_box.setObjectName("import_text_column")
+        self.text_box.setMinimumContentsLength(12)
+        self.label_caption = QLabel("Label column:", self)
+        self.label_box = QComboBox(self)
+        self.label_box.setObjectName("import_label_column")
+        self.label_box.setMinimumContentsLength(12)
+        for box in (self.text_box, self.label_box):
+            box.currentIndexChanged.connect(lambda _i: self._mapping_changed())
+        mapping.addWidget(self.text_caption)
+        mapping.addWidget(self.text_box)
+        mapping.addSpacing(12)
+        mapping.addWidget(self.label_caption)
+        mapping.addWidget(self.label_box)
+        mapping.addStretch(1)
+        self.mapping_row = QWidget(self)
+        self.mapping_row.setLayout(mapping)
+        mapping.setContentsMargins(0, 0, 0, 0)
+        return self.mapping_row
 
     # choosing and previewing -------------------------------------------------------------
     def choose_requested(self) -> None:
