@@ -64,22 +64,7 @@ class ImportDialog(QDialog):
         self.resize(820, 560)
         layout = QVBoxLayout(self)
 
-        row = QHBoxLayout()
-        self.path_edit = QLineEdit(self)
-        self.path_edit.setObjectName("import_path")
-        self.path_edit.setPlaceholderText("CSV, TSV, JSONL (labelled texts or chat "
-                                          "examples) or plain text, one example per line")
-        self.path_edit.setToolTip("Type or paste a file's path and press Enter to see its "
-                                  "first rows, or choose the file")
-        # Enter reads a typed path (Import then stays off until it is read, so the same
-        # key press cannot import what nobody has seen); Import reads it and imports.
-        self.path_edit.returnPressed.connect(self._open_typed_path)
-        self.path_edit.textChanged.connect(lambda _text: self.update_controls())
-        self.choose_button = QPushButton("Choose file…", self)
-        self.choose_button.clicked.connect(self.choose_requested)
-        row.addWidget(self.path_edit, 1)
-        row.addWidget(self.choose_button)
-        layout.addLayout(row)
+        layout.addLayout(self._build_path_row())
 
         form = QFormLayout()
         self.format_label = QLabel("—", self)
@@ -132,6 +117,25 @@ class ImportDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
         self.update_controls()
+
+    def _build_path_row(self) -> QHBoxLayout:
+        """The path field (typed or pasted) and the Choose file… button."""
+        row = QHBoxLayout()
+        self.path_edit = QLineEdit(self)
+        self.path_edit.setObjectName("import_path")
+        self.path_edit.setPlaceholderText("CSV, TSV, JSONL (labelled texts or chat "
+                                          "examples) or plain text, one example per line")
+        self.path_edit.setToolTip("Type or paste a file's path and press Enter to see its "
+                                  "first rows, or choose the file")
+        # Enter reads a typed path (Import then stays off until it is read, so the same
+        # key press cannot import what nobody has seen); Import reads it and imports.
+        self.path_edit.returnPressed.connect(self._open_typed_path)
+        self.path_edit.textChanged.connect(lambda _text: self.update_controls())
+        self.choose_button = QPushButton("Choose file…", self)
+        self.choose_button.clicked.connect(self.choose_requested)
+        row.addWidget(self.path_edit, 1)
+        row.addWidget(self.choose_button)
+        return row
 
     def _build_mapping_row(self) -> QWidget:
         """The text and label column choices (hidden where the format has no columns)."""
