@@ -18,7 +18,12 @@ from typing import Any
 import sqlite_utils
 
 from slmdesk.engine.params import GenerationResult, SamplingParams
-from slmdesk.errors import DiskFullError, InvalidInputError, NotFoundError
+from slmdesk.errors import (
+    DiskFullError,
+    InvalidInputError,
+    NotFoundError,
+    UnsupportedFeatureError,
+)
 from slmdesk.settings import load_settings
 from slmdesk.store.chats import STATUS_STREAMING, ChatRepository, Conversation, Message
 from slmdesk.store.db import disk_full_is_user_facing
@@ -323,6 +328,12 @@ class ChatService:
         The reply is marked streaming again (a crash meanwhile marks it interrupted, its
         text kept); the engine continues from its saved text (``Turn.continued``).
         """
+        if isinstance(model, RemoteModel):
+            # Refused before the reply is touched: it keeps its text and finish reason.
+            raise UnsupportedFeatureError(
+                f"{model.name} on the remote engine {model.engine_name} cannot continue a "
+                "reply (OpenAI's chat API has no way to go on from a reply's text); "
+                "regenerate it instead.")
         conversation = self.chats.get_conversation(conversation.id)
         old = self._message_of(conversation, assistant_message_id)
         if old.role != "assistant" or old.finish_reason not in CONTINUABLE:
