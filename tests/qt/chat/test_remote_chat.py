@@ -15,32 +15,21 @@ from slmdesk.store.engines import EngineRepository
 from slmdesk.store.repositories import ChatRepository, Message
 from slmdesk.ui.engine_thread import ChatJob
 from tests.engine_jobs import each_job
+from tests.hardening import helpers
+from tests.remote import conftest as remote_fixtures
 from tests.remote.fake_engine import MODEL, FakeEngine
 from tests.server.conftest import TOKEN, _served
 
-
-@pytest.fixture(scope="module")
-def fake_engine() -> Iterator[FakeEngine]:
-    engine = FakeEngine().start()
-    try:
-        yield engine
-    finally:
-        engine.stop()
+# The fake engine's fixtures, as tests/remote has them.
+fake_engine = remote_fixtures.fake_engine
+fake = remote_fixtures.fake
 
 
-@pytest.fixture
-def fake(fake_engine: FakeEngine) -> FakeEngine:
-    fake_engine.mode = "ok"
-    fake_engine.requests.clear()
-    return fake_engine
-
-
-class Window:
+class Window(helpers.Window):
     """A window on a home with no local model and one saved, checked remote engine."""
 
     def __init__(self, qtbot: Any, monkeypatch: pytest.MonkeyPatch, url: str, models: list[str],
                  *, api_key: str | None = None) -> None:
-        from slmdesk.app import build_window
         from slmdesk.startup import open_core
 
         monkeypatch.setenv("SLMDESK_STARTER_MODEL", "/nonexistent/no-starter.gguf")
@@ -51,9 +40,7 @@ class Window:
                                   "model": models[0], "n_ctx": 2048, "features": {},
                                   "reasons": {}})
         db.close()
-        self.core, self.engine, self.win = build_window()
-        qtbot.addWidget(self.win)
-        self.win.show()
+        super().__init__(qtbot, wait_loaded=False)
 
     def pick(self, label: str) -> None:
         picker = self.win.model_picker
@@ -62,27 +49,13 @@ class Window:
         picker.setCurrentIndex(index)
         picker.activated.emit(index)
 
-    def send(self, qtbot: Any, text: str, *, wait: bool = True) -> None:
-        win = self.win
-        win.chat_page.composer.setPlainText(text)
-        qtbot.keyClick(win.chat_page.composer, Qt.Key.Key_Return)
-        if wait:
-            qtbot.waitUntil(lambda: win.chat.gen_job is None, timeout=120_000)
+    def send(self, qtbot: Any, text: str) -> None:
+        helpers.send(qtbot, self.win, text)
 
     def reply(self) -> Message:
         chats = ChatRepository(self.win.db)
         [conversation] = chats.list_conversations()
         return chats.path(conversation.id)[-1]
-
-    def close(self) -> None:
-        from PySide6.QtWidgets import QApplication
-
-        self.win.close()
-        self.engine.shutdown()
-        for _ in range(3):
-            QApplication.processEvents()
-        self.win.finish_pending_reply()
-        self.core.db.close()
 
 
 @pytest.fixture
@@ -144,7 +117,8 @@ def test_stop_cancels_a_remote_reply(qtbot: Any, window: Window, fake: FakeEngin
     fake.mode = "slow"
     win = window.win
     window.pick(f"{MODEL} (remote · box)")
-    window.send(qtbot, "Tell me a long story", wait=False)
+    win.chat_page.composer.setPlainText("Tell me a long story")
+    qtbot.keyClick(win.chat_page.composer, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: win.chat.writer is not None and len(win.chat.writer.text) > 20,
                     timeout=30_000)
     qtbot.keyClick(win, Qt.Key.Key_Escape)  # Esc stops the reply
