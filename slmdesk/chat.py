@@ -18,11 +18,22 @@ from typing import Any
 import sqlite_utils
 
 from slmdesk.engine.params import GenerationResult, SamplingParams
-from slmdesk.errors import DiskFullError, InvalidInputError, NotFoundError
+from slmdesk.errors import (
+    DiskFullError,
+    InvalidInputError,
+    NotFoundError,
+    UnsupportedFeatureError,
+)
 from slmdesk.settings import model_defaults
 from slmdesk.store.chats import STATUS_STREAMING, ChatRepository, Conversation, Message
 from slmdesk.store.db import disk_full_is_user_facing
+from slmdesk.store.engines import RemoteModel
 from slmdesk.store.models import ModelRecord
+
+# The model a turn is written by: a registered file, or a model on a remote engine (which
+# has no ``models`` row: its conversation and messages keep no model_id, the reply's
+# metadata names it and its engine).
+ChatModel = ModelRecord | RemoteModel
 
 # A reply records the system prompt it was written under (the Markdown export shows where
 # it changed within a chat; transfer.py reads the same key).
@@ -133,10 +144,12 @@ class ReplyWriter:
                 self.save_error = None
         self._last_flush = self.clock()
 
-    def finish(self, result: GenerationResult, *, model: ModelRecord | None = None) -> Message:
+    def finish(self, result: GenerationResult, *, model: ChatModel | None = None) -> Message:
         meta: dict[str, Any] = result.metadata()
         if model is not None:
             meta["model_name"] = model.name
+        if isinstance(model, RemoteModel):
+            meta.update(model.reply_metadata())
         try:
             with disk_full_is_user_facing("the reply"):
                 self.finished = self.chats.finish_message(
@@ -175,7 +188,7 @@ class ChatService:
     def new_conversation(
         self,
         *,
-        model: ModelRecord | None,
+        model: ChatModel | None,
         system_prompt: str | None = None,
         sampling: SamplingParams | None = None,
         title: str = "New chat",
@@ -199,8 +212,9 @@ class ChatService:
             )
         return message
 
-    def _use_model(self, conversation: Conversation, model: ModelRecord) -> Conversation:
-        if conversation.model_id != model.id:
+    def _use_model(self, conversation: Conversation, model: ChatModel) -> Conversation:
+        # A remote model has no row to point at: the conversation keeps its local model.
+        if model.id is not None and conversation.model_id != model.id:
             return self.chats.update_conversation(conversation.id, model_id=model.id)
         return conversation
 
@@ -209,7 +223,7 @@ class ChatService:
         conversation: Conversation,
         parent: Message,
         *,
-        model: ModelRecord,
+        model: ChatModel,
         sampling: SamplingParams | None,
     ) -> Turn:
         """Commit a streaming reply placeholder under ``parent``, the branch's new leaf."""
@@ -232,7 +246,7 @@ class ChatService:
         conversation: Conversation,
         text: str,
         *,
-        model: ModelRecord,
+        model: ChatModel,
         sampling: SamplingParams | None = None,
     ) -> Turn:
         """Commit the user's message and a reply placeholder at the end of the branch shown.
@@ -256,7 +270,7 @@ class ChatService:
         conversation: Conversation,
         assistant_message_id: str,
         *,
-        model: ModelRecord,
+        model: ChatModel,
         sampling: SamplingParams | None = None,
     ) -> Turn:
         """Answer the same message again: a new reply beside the old one, which is kept.
@@ -281,7 +295,7 @@ class ChatService:
         user_message_id: str,
         new_text: str,
         *,
-        model: ModelRecord,
+        model: ChatModel,
         sampling: SamplingParams | None = None,
     ) -> Turn:
         """Send an edited message in place of an earlier one, as a new branch from there.
@@ -308,7 +322,7 @@ class ChatService:
         conversation: Conversation,
         assistant_message_id: str,
         *,
-        model: ModelRecord,
+        model: ChatModel,
         sampling: SamplingParams | None = None,
     ) -> Turn:
         """Go on writing a reply that was stopped or cut at the token limit, in place.
@@ -316,6 +330,12 @@ class ChatService:
         The reply is marked streaming again (a crash meanwhile marks it interrupted, its
         text kept); the engine continues from its saved text (``Turn.continued``).
         """
+        if isinstance(model, RemoteModel):
+            # Refused before the reply is touched: it keeps its text and finish reason.
+            raise UnsupportedFeatureError(
+                f"{model.name} on the remote engine {model.engine_name} cannot continue a "
+                "reply (OpenAI's chat API has no way to go on from a reply's text); "
+                "regenerate it instead.")
         conversation = self.chats.get_conversation(conversation.id)
         old = self._message_of(conversation, assistant_message_id)
         if old.role != "assistant" or old.finish_reason not in CONTINUABLE:

@@ -24,10 +24,13 @@ from slmdesk.cli.common import (
 from slmdesk.errors import UserFacingError
 
 if TYPE_CHECKING:
-    from slmdesk.chat import ChatService
+    import sqlite_utils
+
+    from slmdesk.chat import ChatModel, ChatService
     from slmdesk.engine.llama_engine import LlamaEngine
     from slmdesk.engine.params import SamplingParams
-    from slmdesk.store.repositories import Conversation, ModelRecord
+    from slmdesk.engine.remote.client import RemoteEngine
+    from slmdesk.store.repositories import Conversation
 
 OneTurn = Callable[..., dict[str, Any]]
 
@@ -35,7 +38,8 @@ OneTurn = Callable[..., dict[str, Any]]
 def add_parsers(sub: Any) -> None:
     chat = sub.add_parser("chat", help="chat with a model (interactive without PROMPT)")
     chat.add_argument("prompt", nargs="?", metavar="PROMPT")
-    chat.add_argument("-m", "--model", help="model id, name or file name")
+    chat.add_argument("-m", "--model", help="model id, name or file name (with --engine: the "
+                      "engine's model, default its first)")
     chat.add_argument("--system", help="system prompt for a new conversation")
     chat.add_argument("--temperature", type=float)
     chat.add_argument("--top-p", type=float)
@@ -46,6 +50,10 @@ def add_parsers(sub: Any) -> None:
     chat.add_argument("--max-tokens", type=int)
     chat.add_argument("--stop", action="append", metavar="TEXT", help="stop string (repeatable)")
     add_load_options(chat)
+    chat.add_argument("--engine", metavar="NAME|URL",
+                      help="chat through a remote OpenAI-compatible engine (`slmdesk engines`) "
+                      "instead of a model on this machine; the chat is stored as usual")
+    chat.add_argument("--api-key", metavar="KEY", help="the remote engine's key")
     chat.add_argument("--continue", dest="continue_id", metavar="CONVERSATION_ID")
     chat.add_argument("--json", action="store_true", help="print one JSON object at the end")
     chat.set_defaults(func=_chat)
@@ -74,9 +82,12 @@ def _chat(args: argparse.Namespace) -> int:
     conversation = None
     if args.continue_id:
         conversation = service.chats.find_conversation(args.continue_id)
-    model = resolve_present_model(
+    # --engine: a model on a remote engine (nothing loads here); else a registered file.
+    remote = _open_remote(core.db, args) if args.engine else None
+    local = None if remote else resolve_present_model(
         core.db, args.model, remembered_id=conversation.model_id if conversation else None
     )
+    model: ChatModel = remote.model if remote else local  # type: ignore[assignment]
     overrides = _sampling_overrides(args)
     for key, value in (("max-tokens", args.max_tokens), ("top-k", args.top_k),
                        ("threads", args.threads)):
@@ -93,8 +104,9 @@ def _chat(args: argparse.Namespace) -> int:
             conversation.id, system_prompt=args.system
         )
 
-    engine = load_engine(model, args.threads, core.db, explicit=args.model is not None,
-                         force=args.force)
+    engine: LlamaEngine | RemoteEngine = remote.engine if remote else load_engine(
+        local, args.threads, core.db, explicit=args.model is not None,  # type: ignore[arg-type]
+        force=args.force)
     one_turn = _Turns(service, engine, model, sampling, args.system, conversation)
     try:
         if args.prompt is not None:
@@ -107,10 +119,26 @@ def _chat(args: argparse.Namespace) -> int:
         engine.unload()
 
 
+class _Remote:
+    """--engine: the remote engine and the model on it that the chat goes to."""
+
+    def __init__(self, engine: RemoteEngine, model: ChatModel) -> None:
+        self.engine = engine
+        self.model = model
+
+
+def _open_remote(db: sqlite_utils.Database, args: argparse.Namespace) -> _Remote:
+    from slmdesk.remote.engines import open_remote_engine, remote_model_of
+
+    engine = open_remote_engine(db, args.engine, args.api_key, args.model)
+    return _Remote(engine, remote_model_of(db, args.engine, engine))
+
+
 class _Turns:
     """One turn after another in the same conversation, created with the first message."""
 
-    def __init__(self, service: ChatService, engine: LlamaEngine, model: ModelRecord,
+    def __init__(self, service: ChatService, engine: LlamaEngine | RemoteEngine,
+                 model: ChatModel,
                  sampling: SamplingParams, system: str | None,
                  conversation: Conversation | None) -> None:
         self.service = service

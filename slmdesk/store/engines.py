@@ -1,4 +1,5 @@
-"""Remote engines saved by name: address, optional API key, and what their probe found."""
+"""Remote engines saved by name: address, optional API key, what their probe found, and the
+models they serve (``RemoteModel``, listed beside the local ones)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,39 @@ class EngineRecord:
         return {"id": self.id, "name": self.name, "base_url": self.base_url,
                 "api_key": bool(self.api_key), "capabilities": self.capabilities,
                 "checked_at": self.checked_at}
+
+
+@dataclass(frozen=True)
+class RemoteModel:
+    """A model served by a saved (or typed) remote engine: chat goes there, nothing loads here.
+
+    It has no row in ``models`` (that table is about files: path, size, hash, fit), so a
+    conversation or message that used it stores no ``model_id``; the reply's metadata names
+    the model and the engine instead (``ReplyWriter.finish``).
+    """
+
+    engine_name: str  # the saved engine's name, or the URL typed on the command line
+    base_url: str
+    name: str  # the model's id on that engine
+
+    @property
+    def id(self) -> None:
+        """No ``models`` row: what a ``ModelRecord``'s id would be is None here."""
+        return None
+
+    @property
+    def key(self) -> str:
+        """Names it among the window's models (the model picker's item data)."""
+        return f"remote:{self.engine_name}#{self.name}"
+
+    @property
+    def label(self) -> str:
+        """How the model picker shows it."""
+        return f"{self.name} (remote · {self.engine_name})"
+
+    def reply_metadata(self) -> dict[str, str]:
+        """What a reply written by it records about where it came from."""
+        return {"engine": self.engine_name, "engine_url": self.base_url}
 
 
 def _from_row(row: dict[str, Any]) -> EngineRecord:
@@ -87,5 +121,13 @@ class EngineRepository:
             raise NotFoundError(f"No engine named '{name_or_url}' (see `slmdesk engines list`).")
         return found
 
+    # (before ``list``, which would shadow the builtin in the annotation)
+    def remote_models(self) -> list[RemoteModel]:
+        """The models each checked engine serves, as its last check found them."""
+        return [RemoteModel(engine.name, engine.base_url, str(name))
+                for engine in self.list()
+                for name in (engine.capabilities or {}).get("models", [])]
+
     def list(self) -> list[EngineRecord]:
         return [_from_row(r) for r in self.db.query("SELECT * FROM engines ORDER BY name")]
+

@@ -25,10 +25,12 @@ from slmdesk.errors import UserFacingError
 
 if TYPE_CHECKING:
     from slmdesk.classify.spec import ClassifierSpec
+    from slmdesk.engine.remote.client import RemoteEngine
 
 log = logging.getLogger(__name__)
 
 EMIT_INTERVAL_S = 1 / 30  # coalesce streamed text to ~30 updates a second
+REMOTE_STOP_WAIT_S = 5.0  # how long shutdown waits for a cancelled remote reply to end
 
 # (job, name of one of its signals, the signal's arguments): one engine-thread report.
 Report = Callable[["EngineJob", str, tuple[Any, ...]], None]
@@ -98,7 +100,11 @@ class UnloadJob(EngineJob):
 
 
 class ChatJob(EngineJob):
-    """Stream one chat reply; text arrives coalesced, ~30 pieces a second."""
+    """Stream one chat reply; text arrives coalesced, ~30 pieces a second.
+
+    With ``remote`` the reply streams from that remote engine instead of the local one (on
+    a thread of its own: see ``EngineClient.generate``).
+    """
 
     prompt_progressed = Signal(int, int)  # done, total prompt tokens
     text_arrived = Signal(str)
@@ -107,12 +113,13 @@ class ChatJob(EngineJob):
 
     def __init__(
         self, messages: list[dict[str, str]], sampling: SamplingParams | None = None,
-        continue_from: str = "",
+        continue_from: str = "", remote: RemoteEngine | None = None,
     ) -> None:
         super().__init__()
         self.messages = messages
         self.sampling = sampling or SamplingParams()
         self.continue_from = continue_from  # the reply's start, already written
+        self.remote = remote
 
     def run(self, worker: EngineWorker, report: Report) -> None:
         if self.cancelled:
@@ -130,8 +137,9 @@ class ChatJob(EngineJob):
                 buffer.clear()
                 last_emit = now
 
+        engine = self.remote if self.remote is not None else worker.engine
         try:
-            result = worker.engine.stream_chat(
+            result = engine.stream_chat(
                 self.messages, self.sampling, cancel=self.cancel_event, on_text=on_text,
                 on_prompt_progress=lambda done, total: report(
                     self, "prompt_progressed", (done, total)),
@@ -254,6 +262,7 @@ class EngineClient(QObject):
         self.job_requested.connect(self.worker.run_job)
         self.worker.reported.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
         self._jobs: list[EngineJob] = []
+        self._remote_threads: list[threading.Thread] = []  # remote replies streaming
         self._thread.start()
 
     def _deliver(self, job: EngineJob, name: str, args: tuple[Any, ...]) -> None:
@@ -286,10 +295,21 @@ class EngineClient(QObject):
 
     def generate(
         self, messages: list[dict[str, str]], sampling: SamplingParams | None = None,
-        continue_from: str = "",
+        continue_from: str = "", remote: RemoteEngine | None = None,
     ) -> ChatJob:
-        job = ChatJob(messages, sampling, continue_from)
-        self.submit(job)
+        """Stream a reply: on the engine thread, or from ``remote`` on a thread of its own,
+        so that a remote reply (which may wait on the network for minutes) holds neither
+        the local model's queue nor the window; its reports still arrive in order."""
+        job = ChatJob(messages, sampling, continue_from, remote)
+        if remote is None:
+            self.submit(job)
+            return job
+        self._jobs.append(job)
+        thread = threading.Thread(target=self.worker.run_job, args=(job,), daemon=True,
+                                  name="slmdesk-remote-chat")
+        self._remote_threads = [t for t in self._remote_threads if t.is_alive()] + [thread]
+        thread.start()
+        self.job_submitted.emit(job)
         return job
 
     def classify(self, spec: ClassifierSpec, texts: list[str]) -> ClassifyJob:
@@ -321,6 +341,10 @@ class EngineClient(QObject):
     def shutdown(self, timeout_ms: int = 30_000) -> None:
         """Cancel jobs, stop the thread, and only then free the model."""
         self.cancel_all()
+        # A cancelled remote reply ends at the engine's next event; one that went quiet
+        # ends at its read timeout, and is left behind (a daemon thread) after this wait.
+        for thread in self._remote_threads:
+            thread.join(REMOTE_STOP_WAIT_S)
         self._thread.quit()
         if not self._thread.wait(timeout_ms):
             log.error("the engine thread did not stop in time")

@@ -28,13 +28,14 @@ from slmdesk.chat import ChatService
 from slmdesk.engine.backend import backend_info
 from slmdesk.engine.llama_engine import ModelInfo
 from slmdesk.loadguard import LoadGuard
+from slmdesk.store.engines import EngineRepository, RemoteModel
 from slmdesk.store.repositories import (
     ModelRecord,
     ModelRepository,
     PresetRepository,
     SettingsRepository,
 )
-from slmdesk.ui.chat.controller import ChatController, ready_text
+from slmdesk.ui.chat.controller import ChatController, ready_text, remote_ready_text
 from slmdesk.ui.chat.page import ChatPage
 from slmdesk.ui.classify.view import ClassifyView
 from slmdesk.ui.common.widgets import error_banner
@@ -220,7 +221,13 @@ class MainWindow(QMainWindow):
         self.settings_button.toggled.connect(toggle.setChecked)
         view_menu.addAction(toggle)
         settings_menu = self.menuBar().addMenu("&Settings")
-        settings_menu.addAction("&Engines…", lambda: open_engines_dialog(self.db, self))
+        settings_menu.addAction("&Engines…", self.open_engines)
+
+    def open_engines(self) -> None:
+        """Settings → Engines…; the model picker follows what its checks find."""
+        dialog = open_engines_dialog(self.db, self)
+        dialog.checked.connect(lambda _name, _error: self.refresh_models())
+        dialog.finished.connect(lambda _result: self.refresh_models())
 
     def _follow_chat(self) -> None:
         c = self.chat
@@ -358,8 +365,28 @@ class MainWindow(QMainWindow):
             self.model_picker.setItemData(
                 self.model_picker.count() - 1, model_details(m), Qt.ItemDataRole.ToolTipRole
             )
-        if self.model is not None:
+        # The models of the checked remote engines, after the local ones.
+        self.remote_models = {m.key: m for m in EngineRepository(self.db).remote_models()}
+        for remote in self.remote_models.values():
+            self.model_picker.addItem(remote.label, remote.key)
+            self.model_picker.setItemData(
+                self.model_picker.count() - 1,
+                f"{remote.name}\non the remote engine {remote.engine_name} at "
+                f"{remote.base_url}\nNothing is loaded on this computer.",
+                Qt.ItemDataRole.ToolTipRole)
+        if self.session.remote is not None:
+            self.model_picker.setCurrentIndex(self.model_picker.findData(self.session.remote.key))
+        elif self.model is not None:
             self.model_picker.setCurrentIndex(self.model_picker.findData(self.model.id))
+
+    def select_remote_model(self, model: RemoteModel) -> None:
+        """Chat with a model on a remote engine (``ModelSession.select_remote``)."""
+        self.load_anyway_button.hide()
+        if self.session.select_remote(model):
+            self.clear_error()
+            self.model_state.setText(remote_ready_text(model))
+            self.status_model.setText(model.label)
+            self.chat.model_loaded()
 
     def select_model(self, model: ModelRecord, *, automatic: bool = False) -> None:
         """Load ``model`` on the engine thread (``ModelSession.select``); a refusal is shown."""
@@ -385,8 +412,9 @@ class MainWindow(QMainWindow):
         s = self.session
         self.library_view.loaded_model_id = (
             s.model.id if s.model is not None and s.loaded is not None else None)
-        if s.model is not None:
-            index = self.model_picker.findData(s.model.id)
+        chosen = s.remote.key if s.remote is not None else s.model.id if s.model else None
+        if chosen is not None:
+            index = self.model_picker.findData(chosen)
             if index >= 0 and index != self.model_picker.currentIndex():
                 self.model_picker.setCurrentIndex(index)
         self.chat.update_context_bar()
@@ -429,7 +457,13 @@ class MainWindow(QMainWindow):
 
     def _on_model_picked(self, index: int) -> None:
         model_id = self.model_picker.itemData(index)
-        if model_id and (self.model is None or model_id != self.model.id or self.loaded is None):
+        remote = self.remote_models.get(model_id)
+        if remote is not None:
+            if remote != self.session.remote:
+                self.select_remote_model(remote)
+            return
+        if model_id and (self.model is None or model_id != self.model.id or self.loaded is None
+                         or self.session.remote is not None):
             self.select_model(self.models.get(model_id))
 
     def _on_loading_started(self, path: str) -> None:

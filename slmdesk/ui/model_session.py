@@ -5,6 +5,11 @@ the load guard (a load that took the app down is not repeated by itself), refuse
 that will not fit in memory unless the person insists, and unloads an idle model after the
 minutes the settings say. Every tab follows it through one signal, ``changed``; what a person
 must be told comes out as signals too (``refused``, ``load_failed``), and the window shows it.
+
+A model on a remote engine (``RemoteModel``, Settings → Engines) can be chosen instead:
+nothing loads here, the chat streams from the engine (``remote_engine``), and the tabs that
+classify with the local model see no model meanwhile (``follow``), so they never use a model
+the picker does not show.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from slmdesk.catalog import fit
 from slmdesk.catalog.registry import check_model_present
 from slmdesk.engine.llama_engine import ModelInfo
+from slmdesk.engine.remote.client import RemoteEngine
 from slmdesk.errors import NotEnoughMemoryError, UserFacingError
 from slmdesk.loadguard import LoadGuard, crash_message
 from slmdesk.paths import get_paths
+from slmdesk.remote.engines import open_remote_model
 from slmdesk.settings import load_params_for, load_settings, save_settings
+from slmdesk.store.engines import RemoteModel
 from slmdesk.store.repositories import ModelRecord
 from slmdesk.ui.engine_thread import EngineClient, LoadJob, bind
 
@@ -50,6 +58,9 @@ class ModelSession(QObject):
         self._busy = busy
         self.model: ModelRecord | None = None
         self.loaded: ModelInfo | None = None
+        # A model on a remote engine, chosen instead of ``model`` (which stays as it was).
+        self.remote: RemoteModel | None = None
+        self.remote_engine: RemoteEngine | None = None
         self.load_job: LoadJob | None = None
         self.last_load_s: float | None = None
         self.idle_unloaded_model = False  # unloaded while idle: the next send loads it again
@@ -73,8 +84,25 @@ class ModelSession(QObject):
 
     def follow(self, set_model: Callable[[ModelRecord | None, ModelInfo | None], None]) -> None:
         """Call ``set_model(model, loaded)`` now and whenever either changes."""
-        self.changed.connect(lambda: set_model(self.model, self.loaded))
-        set_model(self.model, self.loaded)
+        def tell() -> None:
+            if self.remote is not None:
+                set_model(None, None)
+            else:
+                set_model(self.model, self.loaded)
+
+        self.changed.connect(tell)
+        tell()
+
+    def select_remote(self, model: RemoteModel) -> bool:
+        """Chat with ``model`` on its remote engine; nothing loads (or unloads) here."""
+        if self._busy():
+            self.refused.emit("Stop the current reply before switching models.", False)
+            return False
+        self.remote = model
+        self.remote_engine = open_remote_model(self.db, model)
+        self.fit_refused = None
+        self.changed.emit()
+        return True
 
     def select(self, model: ModelRecord, *, automatic: bool = False) -> bool:
         """Load ``model`` on the engine thread (switching from any loaded one).
@@ -86,6 +114,13 @@ class ModelSession(QObject):
         if self._busy():
             self.refused.emit("Stop the current reply before switching models.", False)
             return False
+        if self.remote is not None and self.loaded is not None and self.model is not None \
+                and self.model.id == model.id:
+            # Back from a remote model to the local one, still loaded: nothing to load.
+            self.remote = self.remote_engine = None
+            self.changed.emit()
+            self.loaded_now.emit(self.loaded)
+            return True
         try:
             check_model_present(model)
         except UserFacingError as exc:
@@ -114,6 +149,7 @@ class ModelSession(QObject):
                               + " Use “Load anyway” to try regardless.", True)
             return False
         self.fit_refused = None
+        self.remote = self.remote_engine = None
         self.model = model
         self.loaded = None
         self.idle_unloaded_model = False

@@ -78,6 +78,10 @@ class FakeEngine:
         yield f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'role': 'assistant'}}]})}\n\n"
         for word in ("Hello", " there", ","):
             yield _chunk(word)
+        if mode == "slow":  # a long reply, one word every 50 ms: time to press Stop
+            for _ in range(400):
+                await asyncio.sleep(0.05)
+                yield _chunk(" and")
         if mode == "killed":
             raise RuntimeError("the engine process died")  # uvicorn drops the connection
         if mode == "stalled":

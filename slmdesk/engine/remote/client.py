@@ -92,8 +92,17 @@ class RemoteEngine:
         on_text: Any = None,
         on_prompt_progress: Any = None,
         output: OutputOptions | None = None,
+        continue_from: str = "",
     ) -> GenerationResult:
-        """Stream the engine's reply to ``messages``, calling ``on_text`` with each piece."""
+        """Stream the engine's reply to ``messages``, calling ``on_text`` with each piece.
+
+        ``continue_from`` (going on from a reply's saved start, as the local engine does) is
+        refused: OpenAI's chat API has no way to continue an assistant message.
+        """
+        if continue_from:
+            raise UnsupportedFeatureError(
+                f"The engine at {self.base_url} cannot continue a reply (OpenAI's chat API "
+                "has no way to go on from a reply's text); regenerate it instead.")
         sampling = sampling or SamplingParams()
         cancel = cancel or threading.Event()
         body = self._chat_body(messages, sampling, output)

@@ -39,7 +39,9 @@ class ContextMeter:
         rendered prompt. A message that cannot fit even with every older message left out
         (system prompt + message + the room kept for the reply) disables Send.
         """
-        loaded, fit_note = self.session.loaded, self.page.fit_note
+        # A remote model's tokens are not counted here: no bar, no overflow check.
+        loaded = self.session.loaded if self.session.remote is None else None
+        fit_note = self.page.fit_note
         if loaded is None:
             self.context_measured.emit(0, 0)
             self._set_draft_fits(True)
@@ -84,7 +86,7 @@ class ContextMeter:
         and the message, every older message left out; with a new chat that is the same
         figure the context bar shows.
         """
-        loaded = self.session.loaded
+        loaded = self.session.loaded if self.session.remote is None else None
         if loaded is None or not draft.strip():
             return None
         n_ctx = loaded.n_ctx

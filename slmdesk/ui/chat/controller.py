@@ -11,11 +11,12 @@ from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QMessageBox
 
-from slmdesk.chat import ChatService, ReplyWriter, Turn, engine_history
+from slmdesk.chat import ChatModel, ChatService, ReplyWriter, Turn, engine_history
 from slmdesk.engine.llama_engine import ModelInfo
 from slmdesk.engine.params import GenerationResult, SamplingParams
 from slmdesk.errors import UserFacingError
 from slmdesk.settings import load_settings
+from slmdesk.store.engines import RemoteModel
 from slmdesk.store.repositories import Conversation
 from slmdesk.ui.chat.context_meter import ContextMeter
 from slmdesk.ui.chat.model_defaults import ModelDefaultsBinding
@@ -31,6 +32,11 @@ def ready_text(info: ModelInfo) -> str:
     """The model state line once a model is loaded."""
     gpu = f" · {info.offloaded_layers} layers on {info.backend}" if info.offloaded_layers else ""
     return f"ready · ctx {info.n_ctx} · {info.n_threads} threads{gpu}"
+
+
+def remote_ready_text(model: RemoteModel) -> str:
+    """The model state line while a model on a remote engine is chosen."""
+    return f"ready · remote, on {model.engine_name} · nothing loaded here"
 
 
 class ChatController(ContextMeter, QObject):
@@ -111,6 +117,16 @@ class ChatController(ContextMeter, QObject):
     def busy(self) -> bool:
         """Whether a reply is being written."""
         return self.gen_job is not None
+
+    @property
+    def chat_model(self) -> ChatModel | None:
+        """The model the next reply comes from: a remote one when chosen, else the local."""
+        return self.session.remote or self.session.model
+
+    def _ready_text(self) -> str | None:
+        if self.session.remote is not None:
+            return remote_ready_text(self.session.remote)
+        return ready_text(self.session.loaded) if self.session.loaded is not None else None
 
     def show_error(self, text: str) -> None:
         self.error_raised.emit(text)
@@ -248,8 +264,8 @@ class ChatController(ContextMeter, QObject):
     def update_controls(self) -> None:
         busy = self.gen_job is not None
         page = self.page
-        page.send_button.setEnabled(
-            not busy and self.session.loaded is not None and self.draft_fits)
+        ready = self.session.loaded is not None or self.session.remote is not None
+        page.send_button.setEnabled(not busy and ready and self.draft_fits)
         page.stop_button.setEnabled(busy)
         page.chat_view.set_busy(busy)
         self.busy_changed.emit(busy)
@@ -257,7 +273,8 @@ class ChatController(ContextMeter, QObject):
     def _ready_to_generate(self) -> bool:
         if self.gen_job is not None:
             return False
-        if self.session.loaded is None or self.session.model is None:
+        if self.session.remote is None and (
+                self.session.loaded is None or self.session.model is None):
             self.show_error(NO_MODEL_LOADED)  # the window clears it when a model loads
             return False
         return True
@@ -266,7 +283,7 @@ class ChatController(ContextMeter, QObject):
         text = self.page.composer.toPlainText()
         session = self.session
         if text.strip() and session.idle_unloaded_model and session.model is not None and (
-                session.load_job is None and self.gen_job is None):
+                session.remote is None and session.load_job is None and self.gen_job is None):
             # The model was unloaded while idle: load it again, then send.
             self.send_after_load = True
             self.reload_requested.emit(session.model)
@@ -279,18 +296,19 @@ class ChatController(ContextMeter, QObject):
             self.update_context_bar()
             self.show_error(overflow)
             return
-        assert session.model is not None
+        model = self.chat_model
+        assert model is not None
         panel = self.page.settings_panel
         panel.flush()
         try:
             if self.conversation is None:
                 self.conversation = self.service.new_conversation(
-                    model=session.model,
+                    model=model,
                     system_prompt=panel.system_prompt_text(),
                     sampling=panel.sampling(),
                 )
             turn = self.service.start_turn(
-                self.conversation, text, model=session.model, sampling=panel.sampling()
+                self.conversation, text, model=model, sampling=panel.sampling()
             )
         except UserFacingError as exc:
             self.show_error(exc.message)
@@ -303,9 +321,10 @@ class ChatController(ContextMeter, QObject):
         is one of ChatService's regenerate / continue_reply / edit_and_resend."""
         if self.conversation is None or not self._ready_to_generate():
             return
-        assert self.session.model is not None
+        model = self.chat_model
+        assert model is not None
         try:
-            turn = begin(self.conversation, *args, model=self.session.model,
+            turn = begin(self.conversation, *args, model=model,
                          sampling=self.page.settings_panel.sampling())
         except UserFacingError as exc:
             self.show_error(exc.message)
@@ -386,11 +405,13 @@ class ChatController(ContextMeter, QObject):
         self.open_conversation(turn.conversation.id)
         self.writer = ReplyWriter(self.chats, turn.reply.id, continued=turn.continued,
                                   continued_tokens=turn.continued_tokens)
-        self._stream_base = self.engine.measure_prompt(turn.history) or 0
+        remote = self.session.remote_engine
+        # A remote model's tokens cannot be counted here (the local tokenizer is another's).
+        self._stream_base = 0 if remote else (self.engine.measure_prompt(turn.history) or 0)
         self._stream_tokens = self._stream_counted = 0
         self._last_bar_update = 0.0
         self.gen_job = self.engine.generate(turn.history, turn.sampling,
-                                            continue_from=turn.continued)
+                                            continue_from=turn.continued, remote=remote)
         bind(self.gen_job, prompt_progressed=self._on_prompt_progress,
              text_arrived=self._on_text, finished=self._on_finished, failed=self._on_failed)
         self.state_changed.emit("Reading prompt…")
@@ -426,7 +447,7 @@ class ChatController(ContextMeter, QObject):
         if widget is not None:
             widget.set_streaming_text(self.writer.text)
         now = time.monotonic()
-        loaded = self.session.loaded
+        loaded = self.session.loaded if job.remote is None else None
         if loaded is not None and now - self._last_bar_update > 0.25:
             self._last_bar_update = now
             # Count only what arrived since the last update, and stop once the bar is full:
@@ -448,7 +469,7 @@ class ChatController(ContextMeter, QObject):
             return
         assert self.writer is not None
         try:
-            message = self.writer.finish(result, model=self.session.model)
+            message = self.writer.finish(result, model=self.chat_model)
         except UserFacingError as exc:
             # The disk is full: the reply stays on screen, and what reached the disk is
             # kept (marked interrupted) at the next start.
@@ -488,8 +509,9 @@ class ChatController(ContextMeter, QObject):
         self.gen_job = None
         self.writer = None
         self.turn = None
-        if self.session.loaded is not None:
-            self.state_changed.emit(ready_text(self.session.loaded))
+        ready = self._ready_text()
+        if ready is not None:
+            self.state_changed.emit(ready)
         self.update_controls()
         self.page.sidebar.refresh()
         if self.conversation is not None:
@@ -503,6 +525,6 @@ class ChatController(ContextMeter, QObject):
         """Called after the engine thread stopped: save whatever reply is left open."""
         if self.writer is not None and self.writer.finished is None:
             self.writer.finish(GenerationResult(finish_reason="cancelled"),
-                               model=self.session.model)
+                               model=self.chat_model)
             self.writer = None
             self.gen_job = None

@@ -96,8 +96,8 @@ class EnginesDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(
             "OpenAI-compatible engines on other machines or programs (llama.cpp's "
-            "llama-server, vLLM, another slmdesk's server). Use them from the command line "
-            "with --engine NAME.", self))
+            "llama-server, vLLM, another slmdesk's server). A checked engine's models appear in "
+            "the model picker, marked remote; on the command line use --engine NAME.", self))
         self.banner = error_banner(self, "engines_error_banner")
         layout.addWidget(self.banner)
         self.table_model = RowTableModel(ENGINE_COLUMNS, self)
