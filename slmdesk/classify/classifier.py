@@ -50,6 +50,24 @@ DEFAULT_INSTRUCTIONS = "Classify the text into one of the labels."
 DEFAULT_MULTI_INSTRUCTIONS = "Decide which of the labels apply to the text."
 
 
+@dataclass(frozen=True)
+class ChatLayout:
+    """Where a single-label chat prompt puts its instructions, and what opens the answer.
+
+    ``instructions_in`` is "system" (a system message with the instructions and the label
+    list, the text alone in the user turn) or "user" (instructions, labels and text in one
+    user turn). ``opener`` is written at the start of the assistant turn before the label
+    word ("Label:" makes the word follow a space, as in " positive"); "" scores the word as
+    the first thing the assistant says.
+    """
+
+    instructions_in: str = "system"
+    opener: str = ""
+
+
+DEFAULT_LAYOUT = ChatLayout()
+
+
 @dataclass
 class Prediction:
     """The result for one text."""
@@ -190,9 +208,12 @@ class Classifier:
     content-free prediction are computed once and rebuilt when another model is loaded.
     """
 
-    def __init__(self, engine: LlamaEngine, spec: ClassifierSpec) -> None:
+    def __init__(
+        self, engine: LlamaEngine, spec: ClassifierSpec, *, layout: ChatLayout | None = None
+    ) -> None:
         self.engine = engine
         self.spec = spec.validate()
+        self.layout = layout or DEFAULT_LAYOUT
         self._plan: _Plan | None = None
         self._plan_for: object | None = None
         self._content_free: dict[str, float] | None = None
@@ -452,6 +473,8 @@ class Classifier:
         multi = self.spec.multi_label
         answer = ("Labels: " + ", ".join(words)) if multi else words[0]
         if plan.style == "chat":
+            if not multi and self.layout.opener:
+                answer = f"{self.layout.opener} {answer}"
             ask = (
                 "In one short sentence, why do these labels apply to the text?"
                 if multi
@@ -510,6 +533,8 @@ class Classifier:
             content = f"Text: {_TEXT_MARK}" + (f"\n\n{_QUESTION_MARK}" if multi else "")
             rendered = self.engine.render(self._chat_messages(content))
             before, rest = _split_once(rendered, _TEXT_MARK)
+            if not multi:
+                rest += self.layout.opener
         else:
             before = self._completion_before()
             rest = f"\n{_QUESTION_MARK}\nAnswer:" if multi else "\nLabel:"
@@ -611,20 +636,28 @@ class Classifier:
         """System prompt, few-shot turns, and the user turn with ``content``."""
         multi = self.spec.multi_label
         system = f"{self._instructions()}\n\nLabels:\n{self._label_block()}"
-        messages: list[dict[str, str]] = []
         if multi:
             if self.spec.examples:
                 system += f"\n\nExamples:\n\n{self._examples_block()}"
+            return [{"role": "system", "content": system}, {"role": "user", "content": content}]
+        system += "\n\nAnswer with one label from the list and nothing else."
+        opener = self.layout.opener
+        turns: list[tuple[str, str | None]] = [
+            (f"Text: {text.strip()}", self.spec.label(name).words[0])
+            for text, name in self.spec.examples
+        ]
+        turns.append((content, None))
+        messages: list[dict[str, str]] = []
+        if self.layout.instructions_in == "system":
             messages.append({"role": "system", "content": system})
         else:
-            system += "\n\nAnswer with one label from the list and nothing else."
-            messages.append({"role": "system", "content": system})
-            for text, name in self.spec.examples:
-                messages.append({"role": "user", "content": f"Text: {text.strip()}"})
-                messages.append(
-                    {"role": "assistant", "content": self.spec.label(name).words[0]}
-                )
-        messages.append({"role": "user", "content": content})
+            first, answer = turns[0]
+            turns[0] = (f"{system}\n\n{first}", answer)
+        for question, answer in turns:
+            messages.append({"role": "user", "content": question})
+            if answer is not None:
+                reply = f"{opener} {answer}" if opener else answer
+                messages.append({"role": "assistant", "content": reply})
         return messages
 
     def _completion_before(self) -> str:
