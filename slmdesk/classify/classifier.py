@@ -77,7 +77,7 @@ class Prediction:
     labels: tuple[str, ...]  # multi-label: every label over the threshold; else (label,)
     probs: dict[str, float]  # calibrated; multi-label: P(yes) per label
     raw_probs: dict[str, float]  # before calibration
-    calibration: str  # what was applied: "none" | "contextual" | "batch"
+    calibration: str  # what was applied: "none" | "contextual" | "batch" | "learned"
     truncated: bool = False
     notes: list[str] = field(default_factory=list)
     explanation: str | None = None
@@ -199,6 +199,17 @@ class _Raw:
     truncated: bool
     notes: list[str]
     text_tokens: list[int]  # the (maybe cut) text tokens, for the explanation
+    hidden: dict[str, list[float]] | None = None  # pooled hidden states, when asked for
+
+
+@dataclass
+class TextFeatures:
+    """What a trained scorer can learn from for one text (``Classifier.features``)."""
+
+    logprobs: list[float]  # per label, in the spec's label order
+    hidden_last: list[float]  # hidden state at the prompt's last token (before the label)
+    hidden_mean: list[float]  # hidden state averaged over the text's tokens
+    truncated: bool
 
 
 class Classifier:
@@ -237,10 +248,12 @@ class Classifier:
             return self._empty(text)
         mode = self.spec.calibration
         notes: list[str] = []
-        if mode == "batch":
+        if mode == "batch" and self.spec.trained is None:
             notes.append("Batch calibration needs several texts; contextual calibration "
                          "was used for this one.")
-        if mode in ("auto", "batch"):
+        if self.spec.trained is not None:
+            mode = "learned"
+        elif mode in ("auto", "batch"):
             mode = "contextual"
         raw = self._score(text, cancel)
         pred = self._predict(text, raw, mode, self._reference(mode, cancel))
@@ -273,7 +286,7 @@ class Classifier:
         cancel = cancel or threading.Event()
         n = len(texts)
         final = self._final_mode(n)
-        live = "none" if final == "none" else "contextual"
+        live = final if final in ("none", "learned") else "contextual"
         explain_later = self.spec.explain and final == "batch"
         total = 2 * n if explain_later else n
         preds: list[Prediction] = []
@@ -338,12 +351,29 @@ class Classifier:
             self._content_free = mean_distribution(rows)
         return dict(self._content_free)
 
+    def features(self, text: str, cancel: threading.Event | None = None) -> TextFeatures:
+        """The label log-probabilities and pooled hidden states of one text (for training).
+
+        Raises ``Cancelled`` when ``cancel`` is set.
+        """
+        from slmdesk.classify.learned import logprob_features
+
+        raw = self._score(text, cancel, hidden=True)
+        assert raw.hidden is not None
+        return TextFeatures(
+            logprobs=logprob_features(raw.probs, self.spec.label_names),
+            hidden_last=raw.hidden["hidden_last"], hidden_mean=raw.hidden["hidden_mean"],
+            truncated=raw.truncated,
+        )
+
     def calibration_for(self, n: int) -> str:
         """The calibration ``classify_many`` applies to ``n`` texts' final predictions."""
         return self._final_mode(n)
 
     # calibration choice -----------------------------------------------------------------
     def _final_mode(self, n: int) -> str:
+        if self.spec.trained is not None:
+            return "learned"
         mode = self.spec.calibration
         if mode == "auto":
             return "batch" if n >= AUTO_BATCH_MIN else "contextual"
@@ -364,7 +394,8 @@ class Classifier:
         )
 
     def _score(
-        self, text: str, cancel: threading.Event | None, *, content_free: bool = False
+        self, text: str, cancel: threading.Event | None, *, content_free: bool = False,
+        hidden: bool = False,
     ) -> _Raw:
         plan = self._ensure_plan()
         body = text.strip()
@@ -380,6 +411,10 @@ class Classifier:
             )
             tokens = tokens[:room]
             truncated = True
+        trained = self.spec.trained
+        pooled = None
+        if hidden or (trained is not None and trained.needs_hidden and not content_free):
+            pooled = self._pooled_hidden(plan, tokens, cancel)
         scores = self.engine.score_continuations(
             plan.prefix + tokens + plan.shared, plan.conts, cancel=cancel
         )
@@ -407,13 +442,38 @@ class Classifier:
             notes = []
         else:
             notes = plan.notes + notes
-        return _Raw(probs=probs, truncated=truncated, notes=notes, text_tokens=tokens)
+        return _Raw(probs=probs, truncated=truncated, notes=notes, text_tokens=tokens,
+                    hidden=pooled)
+
+    def _pooled_hidden(
+        self, plan: _Plan, tokens: list[int], cancel: threading.Event | None
+    ) -> dict[str, list[float]]:
+        """Hidden states of the text and what follows it, pooled two ways. Decoding them
+        leaves the whole prompt in the KV cache, so the label scoring after it costs one
+        token more, not the text again."""
+        states = self.engine.hidden_states(
+            plan.prefix + tokens + plan.shared, len(plan.prefix), cancel=cancel
+        )
+        text_part = states[: len(tokens)] if tokens else states
+        return {
+            "hidden_last": [float(v) for v in states[-1]],
+            "hidden_mean": [float(v) for v in text_part.mean(axis=0)],
+        }
 
     def _predict(
         self, text: str, raw: _Raw, mode: str, reference: Mapping[str, float] | None
     ) -> Prediction:
         multi = self.spec.multi_label
-        if mode == "none" or reference is None:
+        trained = self.spec.trained
+        if trained is not None:
+            from slmdesk.classify.learned import logprob_features
+
+            row = logprob_features(raw.probs, self.spec.label_names)
+            if trained.needs_hidden:
+                assert raw.hidden is not None
+                row = raw.hidden[trained.features] + row
+            probs, applied = trained.model.predict(row), "learned"
+        elif mode == "none" or reference is None:
             probs, applied = dict(raw.probs), "none"
         else:
             probs, applied = calibrate(raw.probs, reference, multi_label=multi), mode

@@ -889,6 +889,65 @@ class LlamaEngine:
                 llm._ctx.kv_cache_seq_rm(0, base, -1)
         return scores
 
+    def hidden_states(
+        self, tokens: Sequence[int], start: int, *, cancel: threading.Event | None = None
+    ) -> Any:
+        """The model's last hidden state (after the final norm) at ``tokens[start:]``.
+
+        Returns a float64 array of shape (len(tokens) - start, n_embd). The tokens before
+        ``start`` are decoded without outputs (reusing the KV cache as far as it matches);
+        the rest are decoded with llama.cpp's embeddings switched on for this call only
+        (pooling "none" gives one vector per token, so the caller pools). Afterwards the
+        cache holds all of ``tokens``, so scoring labels after the same tokens next
+        decodes only the last one again. Raises ``Cancelled`` when ``cancel`` is set.
+        """
+        import llama_cpp
+        import numpy as np
+
+        llm = self._require()
+        tokens = list(tokens)
+        if not 0 < start < len(tokens):
+            raise ValueError("hidden_states needs tokens before and after start")
+        if len(tokens) > llm.n_ctx():
+            raise ContextOverflowError(
+                f"The text needs {len(tokens)} tokens, but the model's context holds "
+                f"{llm.n_ctx()}."
+            )
+        cancel = cancel or threading.Event()
+        self._cancel = cancel
+        n_embd = int(llama_cpp.llama_model_n_embd(llm._model.model))
+        ctx = llm._ctx.ctx
+        try:
+            self._decode_prefix(tokens[:start], cancel)
+            rows: list[Any] = []
+            llama_cpp.llama_set_embeddings(ctx, True)
+            try:
+                for first in range(start, len(tokens), llm.n_batch):
+                    if cancel.is_set():
+                        raise Cancelled
+                    chunk = tokens[first : first + llm.n_batch]
+                    self._fill_batch(chunk, first, set(range(len(chunk))))
+                    llm._ctx.decode(llm._batch)
+                    for j in range(len(chunk)):
+                        ptr = llama_cpp.llama_get_embeddings_ith(ctx, j)
+                        if not ptr:
+                            raise RuntimeError("llama.cpp returned no hidden state")
+                        rows.append(np.ctypeslib.as_array(ptr, shape=(n_embd,)).astype(
+                            np.float64))
+                    llm.input_ids[first : first + len(chunk)] = chunk
+                    llm.n_tokens = first + len(chunk)
+            finally:
+                llama_cpp.llama_set_embeddings(ctx, False)
+                # Cells of an unfinished chunk go, so the cache is input_ids[:n_tokens].
+                llm._ctx.kv_cache_seq_rm(0, llm.n_tokens, -1)
+            return np.stack(rows)
+        except RuntimeError as exc:
+            if cancel.is_set():
+                raise Cancelled from exc
+            raise
+        finally:
+            self._cancel = threading.Event()
+
     def fingerprint(self, text: str = REFERENCE_TEXT) -> Fingerprint:
         """Mean log-probability per token of ``text`` (fingerprint.py says why).
 

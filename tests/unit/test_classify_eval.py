@@ -12,7 +12,7 @@ from slmdesk.classify.classifier import (
     calibrate,
     mean_distribution,
 )
-from slmdesk.classify.evaluate import EvalReport, evaluate, format_report
+from slmdesk.classify.evaluate import EvalReport, evaluate, format_report, mcnemar_exact
 from slmdesk.classify.spec import ClassifierSpec, Label
 from slmdesk.errors import InvalidInputError
 
@@ -241,3 +241,27 @@ def test_prediction_json_and_confidence() -> None:
     }
     empty = Prediction("", None, (), {}, {}, "none", error="The text is empty.")
     assert empty.confidence == 0.0
+
+
+def test_mcnemar_exact_equals_the_binomial_tail() -> None:
+    # 10 texts only the first gets right, 2 only the second: discordant n = 12,
+    # p = 2 · P(X ≤ 2 | Binomial(12, 1/2)) = 2 · (1 + 12 + 66) / 4096.
+    gold = ["a"] * 20
+    first = ["a"] * 10 + ["b"] * 2 + ["a"] * 5 + ["b"] * 3
+    second = ["b"] * 10 + ["a"] * 2 + ["a"] * 5 + ["b"] * 3
+    result = mcnemar_exact(gold, first, second)
+    assert result["only_first_right"] == 10 and result["only_second_right"] == 2
+    assert math.isclose(result["p_value"], 2 * 79 / 4096)
+    # Symmetric in the two classifiers.
+    assert math.isclose(mcnemar_exact(gold, second, first)["p_value"], 2 * 79 / 4096)
+
+
+def test_mcnemar_exact_without_disagreement_or_when_balanced_is_one() -> None:
+    gold = ["a", "b", "a", "b"]
+    assert mcnemar_exact(gold, gold, gold)["p_value"] == 1.0
+    first = ["a", "a", "a", "a"]  # right on 0 and 2
+    second = ["b", "b", "b", "b"]  # right on 1 and 3
+    assert mcnemar_exact(gold, first, second)["p_value"] == 1.0
+    assert mcnemar_exact(gold, [None] * 4, gold)["only_second_right"] == 4
+    with pytest.raises(ValueError):
+        mcnemar_exact(gold, gold, gold[:3])
