@@ -74,6 +74,26 @@ class ClassifierSpec:
         """A copy with some fields replaced (and validated)."""
         return replace(self, **changes).validate()
 
+    def with_training_of(self, trained: ClassifierSpec | None) -> ClassifierSpec:
+        """This spec with the training of ``trained`` (method, trained scorer, report) when
+        it still fits: the same labels, words, instructions, examples and prompt style
+        (and calibration, where training chose a fixed one). A face that rebuilds a saved
+        classifier from its fields calls this so the training is not lost; an edit that
+        changes the prompt makes a plain classifier again, since what was trained was
+        trained on that prompt."""
+        if trained is None or trained.method == "zero_shot":
+            return self
+        same = (
+            self.labels == trained.labels and self.instructions == trained.instructions
+            and self.examples == trained.examples and self.multi_label == trained.multi_label
+            and self.prompt_style == trained.prompt_style
+            and (trained.trained is not None or self.calibration == trained.calibration)
+        )
+        if not same:
+            return self
+        return replace(self, method=trained.method, trained=trained.trained,
+                       training=trained.training).validate()
+
     def validate(self) -> ClassifierSpec:
         """Check the spec; returns it, or raises ``InvalidInputError`` saying what is wrong."""
         need = 1 if self.multi_label else 2

@@ -110,3 +110,28 @@ def test_plain_spec_json_says_zero_shot() -> None:
     assert spec.to_json()["method"] == "zero_shot"
     assert "trained" not in spec.to_json()
     assert ClassifierSpec.from_json(spec.to_json()) == spec
+
+
+def _trained_spec() -> ClassifierSpec:
+    x, y = _blobs(30)
+    model = fit_logistic(x[:, :2], [v % 2 for v in y], ("yes", "no"))
+    return ClassifierSpec(
+        labels=(Label("yes"), Label("no")), instructions="Answer.", method="head",
+        trained=TrainedScorer(features="label_logprobs", model=model),
+        training={"method": "head"},
+    )
+
+
+def test_a_rebuilt_spec_keeps_the_training_while_the_prompt_is_the_same() -> None:
+    trained = _trained_spec()
+    rebuilt = ClassifierSpec(labels=trained.labels, instructions="Answer.",
+                             calibration="batch", explain=True)
+    kept = rebuilt.with_training_of(trained)
+    assert kept.method == "head" and kept.trained is trained.trained
+    assert kept.training == {"method": "head"} and kept.explain
+    edited = ClassifierSpec(labels=trained.labels, instructions="Something else.")
+    assert edited.with_training_of(trained) == edited  # a plain classifier again
+    relabelled = ClassifierSpec(labels=(Label("yes"), Label("no", verbalizers=("nope",))),
+                                instructions="Answer.")
+    assert relabelled.with_training_of(trained).trained is None
+    assert rebuilt.with_training_of(None) is rebuilt
