@@ -787,10 +787,17 @@ class LlamaEngine:
                 f"the model's context holds {n_ctx}."
             )
         cancel = cancel or threading.Event()
-        self._cancel = cancel
-        try:
+        with self._abortable(cancel):
             last_row = self._decode_prefix(prefix, cancel)
             return self._score_on_prefix(len(prefix), conts, last_row, cancel)
+
+    @contextlib.contextmanager
+    def _abortable(self, cancel: threading.Event) -> Iterator[None]:
+        """Run a decoding job that ``cancel`` stops, also inside llama.cpp (abort callback;
+        the aborted decode's RuntimeError becomes ``Cancelled``)."""
+        self._cancel = cancel
+        try:
+            yield
         except RuntimeError as exc:
             if cancel.is_set():
                 raise Cancelled from exc
@@ -914,10 +921,9 @@ class LlamaEngine:
                 f"{llm.n_ctx()}."
             )
         cancel = cancel or threading.Event()
-        self._cancel = cancel
         n_embd = int(llama_cpp.llama_model_n_embd(llm._model.model))
         ctx = llm._ctx.ctx
-        try:
+        with self._abortable(cancel):
             self._decode_prefix(tokens[:start], cancel)
             rows: list[Any] = []
             llama_cpp.llama_set_embeddings(ctx, True)
@@ -941,12 +947,6 @@ class LlamaEngine:
                 # Cells of an unfinished chunk go, so the cache is input_ids[:n_tokens].
                 llm._ctx.kv_cache_seq_rm(0, llm.n_tokens, -1)
             return np.stack(rows)
-        except RuntimeError as exc:
-            if cancel.is_set():
-                raise Cancelled from exc
-            raise
-        finally:
-            self._cancel = threading.Event()
 
     def fingerprint(self, text: str = REFERENCE_TEXT) -> Fingerprint:
         """Mean log-probability per token of ``text`` (fingerprint.py says why).
