@@ -25,12 +25,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from slmdesk.classify.spec import ClassifierSpec, Label
+from slmdesk.classify.prompt import (
+    DEFAULT_INSTRUCTIONS,
+    DEFAULT_LAYOUT,
+    DEFAULT_MULTI_INSTRUCTIONS,
+    ChatLayout,
+    PromptWords,
+)
+from slmdesk.classify.spec import ClassifierSpec
 from slmdesk.engine.llama_engine import Cancelled, LlamaEngine
 from slmdesk.engine.params import SamplingParams
 from slmdesk.errors import ContextOverflowError, TemplateError
 
 log = logging.getLogger(__name__)
+
+# Re-exported: callers and tests import the prompt's defaults from here too.
+__all__ = [
+    "DEFAULT_INSTRUCTIONS", "DEFAULT_LAYOUT", "DEFAULT_MULTI_INSTRUCTIONS", "ChatLayout",
+    "Classifier", "Prediction", "TextFeatures",
+]
 
 # Inputs with no content; their averaged prediction is the prompt's own bias.
 CONTENT_FREE = ("N/A", "", "[MASK]")
@@ -45,28 +58,6 @@ EMPTY_TEXT = "The text is empty."
 # rendered prompt is split at them so that each piece can be tokenised on its own.
 _TEXT_MARK = "\u2063\u2063slmdesk-text\u2063\u2063"
 _QUESTION_MARK = "\u2063\u2063slmdesk-question\u2063\u2063"
-
-DEFAULT_INSTRUCTIONS = "Classify the text into one of the labels."
-DEFAULT_MULTI_INSTRUCTIONS = "Decide which of the labels apply to the text."
-
-
-@dataclass(frozen=True)
-class ChatLayout:
-    """Where a single-label chat prompt puts its instructions, and what opens the answer.
-
-    ``instructions_in`` is "system" (a system message with the instructions and the label
-    list, the text alone in the user turn) or "user" (instructions, labels and text in one
-    user turn). ``opener`` is written at the start of the assistant turn before the label
-    word ("Label:" makes the word follow a space, as in " positive"); "" scores the word as
-    the first thing the assistant says.
-    """
-
-    instructions_in: str = "system"
-    opener: str = ""
-
-
-DEFAULT_LAYOUT = ChatLayout()
-
 
 @dataclass
 class Prediction:
@@ -225,6 +216,7 @@ class Classifier:
         self.engine = engine
         self.spec = spec.validate()
         self.layout = layout or DEFAULT_LAYOUT
+        self.words = PromptWords(self.spec, self.layout)
         self._plan: _Plan | None = None
         self._plan_for: object | None = None
         self._content_free: dict[str, float] | None = None
@@ -540,7 +532,7 @@ class Classifier:
                 if multi
                 else f'In one short sentence, why does the text get the label "{words[0]}"?'
             )
-            messages = self._chat_messages(f"Text: {_TEXT_MARK}")
+            messages = self.words.chat_messages(f"Text: {_TEXT_MARK}")
             messages += [
                 {"role": "assistant", "content": answer},
                 {"role": "user", "content": ask},
@@ -591,12 +583,12 @@ class Classifier:
         multi = self.spec.multi_label
         if style == "chat":
             content = f"Text: {_TEXT_MARK}" + (f"\n\n{_QUESTION_MARK}" if multi else "")
-            rendered = self.engine.render(self._chat_messages(content))
+            rendered = self.engine.render(self.words.chat_messages(content))
             before, rest = _split_once(rendered, _TEXT_MARK)
             if not multi:
                 rest += self.layout.opener
         else:
-            before = self._completion_before()
+            before = self.words.completion_before()
             rest = f"\n{_QUESTION_MARK}\nAnswer:" if multi else "\nLabel:"
         lead = ""
         if before.endswith(" "):
@@ -610,7 +602,7 @@ class Classifier:
         if multi:
             mid, after = _split_once(rest, _QUESTION_MARK)
             for i, label in enumerate(self.spec.labels):
-                context = mid + self._question(label, style) + after
+                context = mid + self.words.question(label, style) + after
                 items += [(context, w, (i, 0)) for w in YES_WORDS]
                 items += [(context, w, (i, 1)) for w in NO_WORDS]
         else:
@@ -663,73 +655,6 @@ class Classifier:
         tokens = self.engine.tokenize_piece("a")
         return bool(tokens) and self.engine.token_piece(tokens[0]).startswith(b" ")
 
-    @staticmethod
-    def _question(label: Label, style: str) -> str:
-        text = f'Does the label "{label.words[0]}" apply to this text? Answer yes or no.'
-        return text if style == "chat" else f"Question: {text}"
-
-    def _instructions(self) -> str:
-        text = self.spec.instructions.strip()
-        if text:
-            return text
-        return DEFAULT_MULTI_INSTRUCTIONS if self.spec.multi_label else DEFAULT_INSTRUCTIONS
-
-    def _label_block(self) -> str:
-        lines = []
-        for label in self.spec.labels:
-            line = f"- {label.words[0]}"
-            if label.description.strip():
-                line += f": {' '.join(label.description.split())}"
-            lines.append(line)
-        return "\n".join(lines)
-
-    def _examples_block(self) -> str:
-        """Multi-label examples, one block per text with all its labels."""
-        grouped: dict[str, list[str]] = {}
-        for text, name in self.spec.examples:
-            grouped.setdefault(text.strip(), []).append(self.spec.label(name).words[0])
-        return "\n\n".join(
-            f"Text: {text}\nLabels: {', '.join(words)}" for text, words in grouped.items()
-        )
-
-    def _chat_messages(self, content: str) -> list[dict[str, str]]:
-        """System prompt, few-shot turns, and the user turn with ``content``."""
-        multi = self.spec.multi_label
-        system = f"{self._instructions()}\n\nLabels:\n{self._label_block()}"
-        if multi:
-            if self.spec.examples:
-                system += f"\n\nExamples:\n\n{self._examples_block()}"
-            return [{"role": "system", "content": system}, {"role": "user", "content": content}]
-        system += "\n\nAnswer with one label from the list and nothing else."
-        opener = self.layout.opener
-        turns: list[tuple[str, str | None]] = [
-            (f"Text: {text.strip()}", self.spec.label(name).words[0])
-            for text, name in self.spec.examples
-        ]
-        turns.append((content, None))
-        messages: list[dict[str, str]] = []
-        if self.layout.instructions_in == "system":
-            messages.append({"role": "system", "content": system})
-        else:
-            first, answer = turns[0]
-            turns[0] = (f"{system}\n\n{first}", answer)
-        for question, answer in turns:
-            messages.append({"role": "user", "content": question})
-            if answer is not None:
-                reply = f"{opener} {answer}" if opener else answer
-                messages.append({"role": "assistant", "content": reply})
-        return messages
-
-    def _completion_before(self) -> str:
-        parts = [self._instructions(), f"Labels:\n{self._label_block()}"]
-        if self.spec.multi_label:
-            if self.spec.examples:
-                parts.append(self._examples_block())
-        else:
-            for text, name in self.spec.examples:
-                parts.append(f"Text: {text.strip()}\nLabel: {self.spec.label(name).words[0]}")
-        parts.append("Text: ")
-        return "\n\n".join(parts)
 
 
 def _split_once(rendered: str, mark: str) -> tuple[str, str]:

@@ -10,6 +10,7 @@ McNemar's exact test; only then save the classifier (a cancelled run saves nothi
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -33,6 +34,7 @@ from slmdesk.training.methods import Candidate
 
 METHODS = ("auto", "prompt", "head")
 MAX_FIT_EXAMPLES = 1000  # train texts scored for fitting; more adds time, little accuracy
+MAX_VALIDATION = 500  # validation texts scored for choosing (stratified sample beyond that)
 FEW_SHOT_MAX_CHARS = 300
 SAMPLE_SEED = 0
 
@@ -257,6 +259,12 @@ def train_classifier(
     train = sample_for_fit(data.train, max_fit_examples)
     if len(train) < len(data.train):
         run.notes.append(f"Fitted on {len(train)} of the {len(data.train)} train texts.")
+    validation = sample_for_fit(data.validation, MAX_VALIDATION)
+    if len(validation) < len(data.validation):
+        run.notes.append(f"Chose on {len(validation)} of the {len(data.validation)} "
+                         "validation texts.")
+        data = dataclasses.replace(data, validation=validation)
+        run.data = data
     candidates = _search(run, base, method, train, ds.description or "")
     allowed = [c for c in candidates if method == "auto" or c.method == method
                or (method == "prompt" and c.method == "zero_shot")]
