@@ -22,7 +22,7 @@ from bench.models import smollm2_path
 
 LAYOUTS: dict[str, dict[str, str]] = {
     "system, no opener (old default)": {"instructions_in": "system", "opener": ""},
-    "system, opener Label:": {"instructions_in": "system", "opener": "Label:"},
+    "system, opener Label: (new default)": {"instructions_in": "system", "opener": "Label:"},
     "user, no opener": {"instructions_in": "user", "opener": ""},
     "user, opener Label:": {"instructions_in": "user", "opener": "Label:"},
 }

@@ -26,7 +26,10 @@ class ChatLayout:
     opener: str = ""
 
 
-DEFAULT_LAYOUT = ChatLayout()
+# Measured on four held-out sets (docs/measurements/zero-shot-layout.md): opening the
+# answer with "Label:" lifts SmolLM2-135M's mean zero-shot accuracy by 7-12 points under
+# each calibration; the completion prompt already ends with "Label:".
+DEFAULT_LAYOUT = ChatLayout(instructions_in="system", opener="Label:")
 
 
 class PromptWords:
