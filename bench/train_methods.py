@@ -41,6 +41,8 @@ def make_dataset(db: Any, task: data.Task, n_train: int, n_val: int, n_test: int
     from slmdesk.store.datasets import DatasetRepository, NewExample
 
     pool = _stratified(task.train, n_train + n_val, seed=1)
+    # A small train split (books: 40 texts) is shared in the same proportion.
+    n_train = round(len(pool) * n_train / (n_train + n_val))
     test = data.sample(task, n=n_test, seed=0, max_chars=max_chars)
     repo = DatasetRepository(db)
     ds = repo.create(task.name, kind="labels", labels=list(task.labels),
