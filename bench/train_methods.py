@@ -31,9 +31,11 @@ def _stratified(examples: list[data.Example], n: int, seed: int) -> list[data.Ex
         groups.setdefault(e[1], []).append(e)
     out: list[data.Example] = []
     for group in groups.values():
-        out += rng.sample(group, min(len(group), max(1, round(n * len(group) / len(examples)))))
+        # At least 6 of each class: with the test sample's 5 a class reaches training's
+        # minimum (8 per label) and appears in train and validation.
+        out += rng.sample(group, min(len(group), max(6, round(n * len(group) / len(examples)))))
     rng.shuffle(out)
-    return out[:n]
+    return out
 
 
 def make_dataset(db: Any, task: data.Task, n_train: int, n_val: int, n_test: int,
