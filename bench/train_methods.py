@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import data
-from bench.models import smollm2_path
+from bench.models import load_starter
 
 
 def _stratified(examples: list[data.Example], n: int, seed: int) -> list[data.Example]:
@@ -67,13 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
 
-    from slmdesk.engine.llama_engine import LlamaEngine
-    from slmdesk.engine.params import LoadParams
     from slmdesk.store.db import open_database
     from slmdesk.training import train_classifier
 
-    engine = LlamaEngine()
-    engine.load(smollm2_path(), LoadParams(max_context=2048, n_threads=1))
+    engine = load_starter()
     results = {}
     for name in args.tasks.split(","):
         task = data.load_task(name)

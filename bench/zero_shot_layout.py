@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from bench import data
-from bench.models import smollm2_path
+from bench.models import load_starter
 
 LAYOUTS: dict[str, dict[str, str]] = {
     "system, no opener (old default)": {"instructions_in": "system", "opener": ""},
@@ -63,11 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
 
-    from slmdesk.engine.llama_engine import LlamaEngine
-    from slmdesk.engine.params import LoadParams
 
-    engine = LlamaEngine()
-    engine.load(smollm2_path(), LoadParams(max_context=2048, n_threads=1))
+    engine = load_starter()
     results: dict[str, dict[str, dict[str, float]]] = {}
     for name in args.tasks.split(","):
         task = data.load_task(name)
