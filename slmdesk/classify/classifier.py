@@ -25,13 +25,31 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from slmdesk.classify.spec import ClassifierSpec, Label
+from slmdesk.classify.prompt import (
+    DEFAULT_INSTRUCTIONS,
+    DEFAULT_LAYOUT,
+    DEFAULT_MULTI_INSTRUCTIONS,
+    ChatLayout,
+    PromptWords,
+)
+from slmdesk.classify.spec import ClassifierSpec
 from slmdesk.engine.llama_engine import Cancelled, LlamaEngine
 from slmdesk.engine.params import SamplingParams
 from slmdesk.engine.remote.scoring import RemoteScorer
-from slmdesk.errors import ContextOverflowError, InvalidInputError, TemplateError
+from slmdesk.errors import (
+    ContextOverflowError,
+    InvalidInputError,
+    TemplateError,
+    UnsupportedFeatureError,
+)
 
 log = logging.getLogger(__name__)
+
+# Re-exported: callers and tests import the prompt's defaults from here too.
+__all__ = [
+    "DEFAULT_INSTRUCTIONS", "DEFAULT_LAYOUT", "DEFAULT_MULTI_INSTRUCTIONS", "ChatLayout",
+    "Classifier", "Prediction", "TextFeatures",
+]
 
 # Inputs with no content; their averaged prediction is the prompt's own bias.
 CONTENT_FREE = ("N/A", "", "[MASK]")
@@ -47,10 +65,6 @@ EMPTY_TEXT = "The text is empty."
 _TEXT_MARK = "\u2063\u2063slmdesk-text\u2063\u2063"
 _QUESTION_MARK = "\u2063\u2063slmdesk-question\u2063\u2063"
 
-DEFAULT_INSTRUCTIONS = "Classify the text into one of the labels."
-DEFAULT_MULTI_INSTRUCTIONS = "Decide which of the labels apply to the text."
-
-
 @dataclass
 class Prediction:
     """The result for one text."""
@@ -60,7 +74,7 @@ class Prediction:
     labels: tuple[str, ...]  # multi-label: every label over the threshold; else (label,)
     probs: dict[str, float]  # calibrated; multi-label: P(yes) per label
     raw_probs: dict[str, float]  # before calibration
-    calibration: str  # what was applied: "none" | "contextual" | "batch"
+    calibration: str  # what was applied: "none" | "contextual" | "batch" | "learned"
     truncated: bool = False
     notes: list[str] = field(default_factory=list)
     explanation: str | None = None
@@ -182,6 +196,17 @@ class _Raw:
     truncated: bool
     notes: list[str]
     text_tokens: list[int]  # the (maybe cut) text tokens, for the explanation
+    hidden: dict[str, list[float]] | None = None  # pooled hidden states, when asked for
+
+
+@dataclass
+class TextFeatures:
+    """What a trained scorer can learn from for one text (``Classifier.features``)."""
+
+    logprobs: list[float]  # per label, in the spec's label order
+    hidden_last: list[float]  # hidden state at the prompt's last token (before the label)
+    hidden_mean: list[float]  # hidden state averaged over the text's tokens
+    truncated: bool
 
 
 class Classifier:
@@ -191,9 +216,14 @@ class Classifier:
     content-free prediction are computed once and rebuilt when another model is loaded.
     """
 
-    def __init__(self, engine: LlamaEngine | RemoteScorer, spec: ClassifierSpec) -> None:
+    def __init__(
+        self, engine: LlamaEngine | RemoteScorer, spec: ClassifierSpec, *,
+        layout: ChatLayout | None = None,
+    ) -> None:
         self.engine = engine
         self.spec = spec.validate()
+        self.layout = layout or DEFAULT_LAYOUT
+        self.words = PromptWords(self.spec, self.layout)
         self._plan: _Plan | None = None
         self._plan_for: object | None = None
         self._content_free: dict[str, float] | None = None
@@ -217,10 +247,12 @@ class Classifier:
             return self._empty(text)
         mode = self.spec.calibration
         notes: list[str] = []
-        if mode == "batch":
+        if mode == "batch" and self.spec.trained is None:
             notes.append("Batch calibration needs several texts; contextual calibration "
                          "was used for this one.")
-        if mode in ("auto", "batch"):
+        if self.spec.trained is not None:
+            mode = "learned"
+        elif mode in ("auto", "batch"):
             mode = "contextual"
         raw = self._score(text, cancel)
         pred = self._predict(text, raw, mode, self._reference(mode, cancel))
@@ -253,7 +285,7 @@ class Classifier:
         cancel = cancel or threading.Event()
         n = len(texts)
         final = self._final_mode(n)
-        live = "none" if final == "none" else "contextual"
+        live = final if final in ("none", "learned") else "contextual"
         explain_later = self.spec.explain and final == "batch"
         total = 2 * n if explain_later else n
         preds: list[Prediction] = []
@@ -334,12 +366,29 @@ class Classifier:
             self._content_free = mean_distribution(rows)
         return dict(self._content_free)
 
+    def features(self, text: str, cancel: threading.Event | None = None) -> TextFeatures:
+        """The label log-probabilities and pooled hidden states of one text (for training).
+
+        Raises ``Cancelled`` when ``cancel`` is set.
+        """
+        from slmdesk.classify.learned import logprob_features
+
+        raw = self._score(text, cancel, hidden=True)
+        assert raw.hidden is not None
+        return TextFeatures(
+            logprobs=logprob_features(raw.probs, self.spec.label_names),
+            hidden_last=raw.hidden["hidden_last"], hidden_mean=raw.hidden["hidden_mean"],
+            truncated=raw.truncated,
+        )
+
     def calibration_for(self, n: int) -> str:
         """The calibration ``classify_many`` applies to ``n`` texts' final predictions."""
         return self._final_mode(n)
 
     # calibration choice -----------------------------------------------------------------
     def _final_mode(self, n: int) -> str:
+        if self.spec.trained is not None:
+            return "learned"
         mode = self.spec.calibration
         if mode == "auto":
             return "batch" if n >= AUTO_BATCH_MIN else "contextual"
@@ -360,7 +409,8 @@ class Classifier:
         )
 
     def _score(
-        self, text: str, cancel: threading.Event | None, *, content_free: bool = False
+        self, text: str, cancel: threading.Event | None, *, content_free: bool = False,
+        hidden: bool = False,
     ) -> _Raw:
         plan = self._ensure_plan()
         body = text.strip()
@@ -376,6 +426,10 @@ class Classifier:
             )
             tokens = tokens[:room]
             truncated = True
+        trained = self.spec.trained
+        pooled = None
+        if hidden or (trained is not None and trained.needs_hidden and not content_free):
+            pooled = self._pooled_hidden(plan, tokens, cancel)
         scores = self.engine.score_continuations(
             plan.prefix + tokens + plan.shared, plan.conts, cancel=cancel
         )
@@ -404,13 +458,42 @@ class Classifier:
         else:
             # A remote engine's scores say when a label token was outside what it returned.
             notes = plan.notes + notes + list(getattr(scores, "notes", ()))
-        return _Raw(probs=probs, truncated=truncated, notes=notes, text_tokens=tokens)
+        return _Raw(probs=probs, truncated=truncated, notes=notes, text_tokens=tokens,
+                    hidden=pooled)
+
+    def _pooled_hidden(
+        self, plan: _Plan, tokens: list[int], cancel: threading.Event | None
+    ) -> dict[str, list[float]]:
+        """Hidden states of the text and what follows it, pooled two ways. Decoding them
+        leaves the whole prompt in the KV cache, so the label scoring after it costs one
+        token more, not the text again."""
+        if not isinstance(self.engine, LlamaEngine):
+            raise UnsupportedFeatureError(
+                "A remote engine gives no hidden states: a classifier with a trained head "
+                "runs on a model on this machine.")
+        states = self.engine.hidden_states(
+            plan.prefix + tokens + plan.shared, len(plan.prefix), cancel=cancel
+        )
+        text_part = states[: len(tokens)] if tokens else states
+        return {
+            "hidden_last": [float(v) for v in states[-1]],
+            "hidden_mean": [float(v) for v in text_part.mean(axis=0)],
+        }
 
     def _predict(
         self, text: str, raw: _Raw, mode: str, reference: Mapping[str, float] | None
     ) -> Prediction:
         multi = self.spec.multi_label
-        if mode == "none" or reference is None:
+        trained = self.spec.trained
+        if trained is not None:
+            from slmdesk.classify.learned import logprob_features
+
+            row = logprob_features(raw.probs, self.spec.label_names)
+            if trained.needs_hidden:
+                assert raw.hidden is not None
+                row = raw.hidden[trained.features] + row
+            probs, applied = trained.model.predict(row), "learned"
+        elif mode == "none" or reference is None:
             probs, applied = dict(raw.probs), "none"
         else:
             probs, applied = calibrate(raw.probs, reference, multi_label=multi), mode
@@ -470,12 +553,14 @@ class Classifier:
         multi = self.spec.multi_label
         answer = ("Labels: " + ", ".join(words)) if multi else words[0]
         if plan.style == "chat":
+            if not multi and self.layout.opener:
+                answer = f"{self.layout.opener} {answer}"
             ask = (
                 "In one short sentence, why do these labels apply to the text?"
                 if multi
                 else f'In one short sentence, why does the text get the label "{words[0]}"?'
             )
-            messages = self._chat_messages(f"Text: {_TEXT_MARK}")
+            messages = self.words.chat_messages(f"Text: {_TEXT_MARK}")
             messages += [
                 {"role": "assistant", "content": answer},
                 {"role": "user", "content": ask},
@@ -526,10 +611,12 @@ class Classifier:
         multi = self.spec.multi_label
         if style == "chat":
             content = f"Text: {_TEXT_MARK}" + (f"\n\n{_QUESTION_MARK}" if multi else "")
-            rendered = self.engine.render(self._chat_messages(content))
+            rendered = self.engine.render(self.words.chat_messages(content))
             before, rest = _split_once(rendered, _TEXT_MARK)
+            if not multi:
+                rest += self.layout.opener
         else:
-            before = self._completion_before()
+            before = self.words.completion_before()
             rest = f"\n{_QUESTION_MARK}\nAnswer:" if multi else "\nLabel:"
         lead = ""
         if before.endswith(" "):
@@ -543,7 +630,7 @@ class Classifier:
         if multi:
             mid, after = _split_once(rest, _QUESTION_MARK)
             for i, label in enumerate(self.spec.labels):
-                context = mid + self._question(label, style) + after
+                context = mid + self.words.question(label, style) + after
                 items += [(context, w, (i, 0)) for w in YES_WORDS]
                 items += [(context, w, (i, 1)) for w in NO_WORDS]
         else:
@@ -596,65 +683,6 @@ class Classifier:
         tokens = self.engine.tokenize_piece("a")
         return bool(tokens) and self.engine.token_piece(tokens[0]).startswith(b" ")
 
-    @staticmethod
-    def _question(label: Label, style: str) -> str:
-        text = f'Does the label "{label.words[0]}" apply to this text? Answer yes or no.'
-        return text if style == "chat" else f"Question: {text}"
-
-    def _instructions(self) -> str:
-        text = self.spec.instructions.strip()
-        if text:
-            return text
-        return DEFAULT_MULTI_INSTRUCTIONS if self.spec.multi_label else DEFAULT_INSTRUCTIONS
-
-    def _label_block(self) -> str:
-        lines = []
-        for label in self.spec.labels:
-            line = f"- {label.words[0]}"
-            if label.description.strip():
-                line += f": {' '.join(label.description.split())}"
-            lines.append(line)
-        return "\n".join(lines)
-
-    def _examples_block(self) -> str:
-        """Multi-label examples, one block per text with all its labels."""
-        grouped: dict[str, list[str]] = {}
-        for text, name in self.spec.examples:
-            grouped.setdefault(text.strip(), []).append(self.spec.label(name).words[0])
-        return "\n\n".join(
-            f"Text: {text}\nLabels: {', '.join(words)}" for text, words in grouped.items()
-        )
-
-    def _chat_messages(self, content: str) -> list[dict[str, str]]:
-        """System prompt, few-shot turns, and the user turn with ``content``."""
-        multi = self.spec.multi_label
-        system = f"{self._instructions()}\n\nLabels:\n{self._label_block()}"
-        messages: list[dict[str, str]] = []
-        if multi:
-            if self.spec.examples:
-                system += f"\n\nExamples:\n\n{self._examples_block()}"
-            messages.append({"role": "system", "content": system})
-        else:
-            system += "\n\nAnswer with one label from the list and nothing else."
-            messages.append({"role": "system", "content": system})
-            for text, name in self.spec.examples:
-                messages.append({"role": "user", "content": f"Text: {text.strip()}"})
-                messages.append(
-                    {"role": "assistant", "content": self.spec.label(name).words[0]}
-                )
-        messages.append({"role": "user", "content": content})
-        return messages
-
-    def _completion_before(self) -> str:
-        parts = [self._instructions(), f"Labels:\n{self._label_block()}"]
-        if self.spec.multi_label:
-            if self.spec.examples:
-                parts.append(self._examples_block())
-        else:
-            for text, name in self.spec.examples:
-                parts.append(f"Text: {text.strip()}\nLabel: {self.spec.label(name).words[0]}")
-        parts.append("Text: ")
-        return "\n\n".join(parts)
 
 
 def _split_once(rendered: str, mark: str) -> tuple[str, str]:

@@ -1,7 +1,9 @@
-"""Accuracy, per-label precision/recall/F1, macro F1 and a confusion matrix."""
+"""Accuracy, per-label precision/recall/F1, macro F1, a confusion matrix, and McNemar's
+paired test of two classifiers."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -126,3 +128,26 @@ def format_report(report: EvalReport) -> str:
     for name, row in zip(report.labels, report.confusion, strict=True):
         lines.append(f"{name:<{width}}  " + "  ".join(f"{v:>{cell}}" for v in row))
     return "\n".join(lines)
+
+
+def mcnemar_exact(
+    gold: Sequence[str], first: Sequence[str | None], second: Sequence[str | None]
+) -> dict[str, float]:
+    """The exact (binomial) McNemar test of two classifiers on the same texts.
+
+    Only the discordant texts count: ``b`` that only ``first`` gets right, ``c`` that only
+    ``second`` gets right. Under the null hypothesis (equal error rates) each discordant
+    text is a fair coin, so the two-sided p-value is ``min(1, 2 · P(X ≤ min(b, c)))`` for
+    X ~ Binomial(b + c, 1/2); with no discordant texts it is 1.
+    """
+    if not len(gold) == len(first) == len(second):
+        raise ValueError("gold labels and both predictions must have the same length")
+    b = sum(1 for g, x, y in zip(gold, first, second, strict=True) if x == g and y != g)
+    c = sum(1 for g, x, y in zip(gold, first, second, strict=True) if y == g and x != g)
+    n = b + c
+    if n == 0:
+        p = 1.0
+    else:
+        tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2.0**n
+        p = min(1.0, 2.0 * tail)
+    return {"only_first_right": float(b), "only_second_right": float(c), "p_value": p}

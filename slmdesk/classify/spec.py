@@ -1,16 +1,22 @@
-"""What a classifier is: its labels, instructions, few-shot examples and how it calibrates.
+"""What a classifier is: its labels, instructions, few-shot examples, how it calibrates, and
+the trained scorer that replaces calibration in a trained classifier.
 
 Plain data with JSON round-trips; saved classifiers store ``ClassifierSpec.to_json()``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from slmdesk.classify.learned import TrainedScorer
 from slmdesk.errors import InvalidInputError
 
 CALIBRATIONS = ("none", "contextual", "batch", "auto")
+# How a classifier was made: written by hand (zero-shot or few-shot), or trained on a data
+# set by ``slmdesk.training`` ("prompt": a searched prompt, maybe with a learned
+# calibration; "head": a linear model on the model's hidden state).
+METHODS = ("zero_shot", "prompt", "head")
 PROMPT_STYLES = ("auto", "chat", "completion")
 
 
@@ -47,6 +53,12 @@ class ClassifierSpec:
     threshold: float = 0.5
     prompt_style: str = "auto"  # "auto" | "chat" | "completion"
     explain: bool = False
+    # Set by training (slmdesk.training): the method, a linear model over the prompt's
+    # label log-probabilities or the model's hidden state that replaces calibration, and
+    # what training measured (every method tried on validation, the chosen one on test).
+    method: str = "zero_shot"
+    trained: TrainedScorer | None = None
+    training: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -61,6 +73,26 @@ class ClassifierSpec:
     def with_changes(self, **changes: Any) -> ClassifierSpec:
         """A copy with some fields replaced (and validated)."""
         return replace(self, **changes).validate()
+
+    def with_training_of(self, trained: ClassifierSpec | None) -> ClassifierSpec:
+        """This spec with the training of ``trained`` (method, trained scorer, report) when
+        it still fits: the same labels, words, instructions, examples and prompt style
+        (and calibration, where training chose a fixed one). A face that rebuilds a saved
+        classifier from its fields calls this so the training is not lost; an edit that
+        changes the prompt makes a plain classifier again, since what was trained was
+        trained on that prompt."""
+        if trained is None or trained.method == "zero_shot":
+            return self
+        same = (
+            self.labels == trained.labels and self.instructions == trained.instructions
+            and self.examples == trained.examples and self.multi_label == trained.multi_label
+            and self.prompt_style == trained.prompt_style
+            and (trained.trained is not None or self.calibration == trained.calibration)
+        )
+        if not same:
+            return self
+        return replace(self, method=trained.method, trained=trained.trained,
+                       training=trained.training).validate()
 
     def validate(self) -> ClassifierSpec:
         """Check the spec; returns it, or raises ``InvalidInputError`` saying what is wrong."""
@@ -113,6 +145,21 @@ class ClassifierSpec:
             raise InvalidInputError(
                 f"Unknown prompt style '{self.prompt_style}' (use {', '.join(PROMPT_STYLES)})."
             )
+        if self.method not in METHODS:
+            raise InvalidInputError(
+                f"Unknown method '{self.method}' (use {', '.join(METHODS)})."
+            )
+        if self.method == "head" and self.trained is None:
+            raise InvalidInputError("A head classifier needs its trained parameters.")
+        if self.trained is not None:
+            if self.method == "zero_shot":
+                raise InvalidInputError("Trained parameters need a training method.")
+            if self.multi_label:
+                raise InvalidInputError("A trained classifier is single-label.")
+            if self.trained.model.labels != self.label_names:
+                raise InvalidInputError(
+                    "The trained classifier's labels do not match its label list."
+                )
         if not 0.0 < self.threshold < 1.0:
             raise InvalidInputError(
                 f"The threshold must be between 0 and 1 (got {self.threshold})."
@@ -129,6 +176,9 @@ class ClassifierSpec:
             "threshold": self.threshold,
             "prompt_style": self.prompt_style,
             "explain": self.explain,
+            "method": self.method,
+            **({"trained": self.trained.to_json()} if self.trained is not None else {}),
+            **({"training": self.training} if self.training else {}),
         }
 
     @classmethod
@@ -156,6 +206,9 @@ class ClassifierSpec:
             threshold=float(threshold),
             prompt_style=_str(data.get("prompt_style", "auto"), "prompt_style"),
             explain=bool(data.get("explain", False)),
+            method=_str(data.get("method", "zero_shot"), "method") or "zero_shot",
+            trained=TrainedScorer.from_json(data["trained"]) if data.get("trained") else None,
+            training=_training(data.get("training")),
         )
         return spec.validate()
 
@@ -165,6 +218,14 @@ def _str(value: Any, what: str) -> str:
         return ""
     if not isinstance(value, str):
         raise InvalidInputError(f"The {what} must be text.")
+    return value
+
+
+def _training(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInputError("The training report must be an object.")
     return value
 
 

@@ -132,7 +132,8 @@ def _classify_spec(args: argparse.Namespace, base: ClassifierSpec | None,
         explain=args.explain or (base.explain if base else False),
     )
     try:
-        return spec.validate()
+        # A trained classifier keeps its training while its prompt is unchanged.
+        return spec.validate().with_training_of(base)
     except InvalidInputError as exc:
         where = f"{args.examples}: " if args.examples and "example" in exc.message else ""
         raise InvalidInputError(where + exc.message) from exc

@@ -5,8 +5,9 @@ Plain Python (no Qt); one concern of ``slmdesk.engine.llama_engine.LlamaEngine``
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from slmdesk.engine.fingerprint import REFERENCE_TEXT, Fingerprint
@@ -64,16 +65,79 @@ class LlamaScoring(LlamaState):
                 f"the model's context holds {n_ctx}."
             )
         cancel = cancel or threading.Event()
-        self._cancel = cancel
-        try:
+        with self._abortable(cancel):
             last_row = self._decode_prefix(prefix, cancel)
             return self._score_on_prefix(len(prefix), conts, last_row, cancel)
+
+    @contextlib.contextmanager
+    def _abortable(self, cancel: threading.Event) -> Iterator[None]:
+        """Run a decoding job that ``cancel`` stops, also inside llama.cpp (abort callback;
+        the aborted decode's RuntimeError becomes ``Cancelled``)."""
+        self._cancel = cancel
+        try:
+            yield
         except RuntimeError as exc:
             if cancel.is_set():
                 raise Cancelled from exc
             raise
         finally:
             self._cancel = threading.Event()
+
+    def hidden_states(
+        self, tokens: Sequence[int], start: int, *, cancel: threading.Event | None = None
+    ) -> Any:
+        """The model's last hidden state (after the final norm) at ``tokens[start:]``.
+
+        Returns a float64 array of shape (len(tokens) - start, n_embd). The tokens before
+        ``start`` are decoded without outputs (reusing the KV cache as far as it matches);
+        the rest are decoded with llama.cpp's embeddings switched on for this call only
+        (pooling "none" gives one vector per token, so the caller pools). Afterwards the
+        cache holds all of ``tokens``, so scoring labels after the same tokens next
+        decodes only the last one again. Raises ``Cancelled`` when ``cancel`` is set.
+        """
+        llm = self._require()
+        tokens = list(tokens)
+        if not 0 < start < len(tokens):
+            raise ValueError("hidden_states needs tokens before and after start")
+        if len(tokens) > llm.n_ctx():
+            raise ContextOverflowError(
+                f"The text needs {len(tokens)} tokens, but the model's context holds "
+                f"{llm.n_ctx()}."
+            )
+        cancel = cancel or threading.Event()
+        with self._abortable(cancel):
+            self._decode_prefix(tokens[:start], cancel)
+            return self._hidden_rows(tokens, start, cancel)
+
+    def _hidden_rows(self, tokens: list[int], start: int, cancel: threading.Event) -> Any:
+        """Decode ``tokens[start:]`` with embeddings on; one hidden-state row per token."""
+        import llama_cpp
+        import numpy as np
+
+        llm = self._require()
+        n_embd = int(llama_cpp.llama_model_n_embd(llm._model.model))
+        ctx = llm._ctx.ctx
+        rows: list[Any] = []
+        llama_cpp.llama_set_embeddings(ctx, True)
+        try:
+            for first in range(start, len(tokens), llm.n_batch):
+                if cancel.is_set():
+                    raise Cancelled
+                chunk = tokens[first : first + llm.n_batch]
+                self._fill_batch(chunk, first, set(range(len(chunk))))
+                llm._ctx.decode(llm._batch)
+                for j in range(len(chunk)):
+                    ptr = llama_cpp.llama_get_embeddings_ith(ctx, j)
+                    if not ptr:
+                        raise RuntimeError("llama.cpp returned no hidden state")
+                    rows.append(np.ctypeslib.as_array(ptr, shape=(n_embd,)).astype(np.float64))
+                llm.input_ids[first : first + len(chunk)] = chunk
+                llm.n_tokens = first + len(chunk)
+        finally:
+            llama_cpp.llama_set_embeddings(ctx, False)
+            # Cells of an unfinished chunk go, so the cache is input_ids[:n_tokens].
+            llm._ctx.kv_cache_seq_rm(0, llm.n_tokens, -1)
+        return np.stack(rows)
 
     def _decode_prefix(self, prefix: list[int], cancel: threading.Event) -> Any:
         """Bring the KV cache to exactly ``prefix``; return the last position's logits."""

@@ -344,3 +344,37 @@ def test_fingerprint_of_a_damaged_weight_block_is_far_off(
     # 0.135 became 8872).
     check = FingerprintCheck(damaged, healthy.mean_logprob, 0.05)
     assert not check.ok, check.describe()
+
+
+def test_hidden_states_leave_label_scores_as_they_were_and_the_prompt_cached(
+    engine: LlamaEngine,
+) -> None:
+    import numpy as np
+
+    from slmdesk.engine.llama_engine import Cancelled
+
+    prefix = engine.tokenize_prompt("<|im_start|>user\nText:")
+    text = engine.tokenize_piece(" I loved this movie, it was great")
+    after = engine.tokenize_piece("<|im_end|>\n<|im_start|>assistant\nLabel:", special=True)
+    conts = [([], engine.tokenize_piece(" positive")), ([], engine.tokenize_piece(" negative"))]
+    tokens = prefix + text + after
+    engine.clear_cache()
+    before = engine.score_continuations(tokens, conts)
+    engine.clear_cache()
+    states = engine.hidden_states(tokens, len(prefix))
+    assert states.shape == (len(text) + len(after), 576)  # SmolLM2-135M: 576 dimensions
+    assert np.all(np.isfinite(states))
+    assert engine.cached_tokens() == len(tokens)
+    engine.reset_perf()
+    # Same numbers to the last bit, and only the last token is decoded again.
+    assert engine.score_continuations(tokens, conts) == before
+    assert engine.perf_counts()["n_p_eval"] <= 1
+    again = engine.hidden_states(tokens, len(prefix))
+    assert np.array_equal(again, states)
+    cancel = threading.Event()
+    cancel.set()
+    engine.clear_cache()
+    with pytest.raises(Cancelled):
+        engine.hidden_states(tokens, len(prefix), cancel=cancel)
+    with pytest.raises(ValueError):
+        engine.hidden_states(tokens, len(tokens))

@@ -117,6 +117,7 @@ class SetupPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._loaded: ClassifierSpec | None = None  # the saved classifier last opened
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
 
@@ -379,11 +380,14 @@ class SetupPanel(QWidget):
             prompt_style=str(self.prompt_style.currentData()),
             explain=self.explain.isChecked(),
         )
+        # A trained classifier keeps its training while its prompt is left as it was.
+        spec = spec.with_training_of(self._loaded)
         # from_json is the one place that checks every field: go through it.
         checked: ClassifierSpec = ClassifierSpec.from_json(spec.to_json())
         return checked
 
     def load_spec(self, spec: ClassifierSpec) -> None:
+        self._loaded = spec
         self.instructions.setPlainText(spec.instructions)
         self.set_labels(spec.labels)
         self.examples_table.setRowCount(0)

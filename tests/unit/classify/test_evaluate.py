@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from slmdesk.classify.evaluate import EvalReport, evaluate, format_report
+from slmdesk.classify.evaluate import EvalReport, evaluate, format_report, mcnemar_exact
 from slmdesk.errors import InvalidInputError
 
 # -- evaluation ---------------------------------------------------------------------------
@@ -86,3 +88,27 @@ def test_report_json_and_text() -> None:
     assert "accuracy 0.600" in text
     assert "bird" in text and "rows: gold" in text
     assert isinstance(report, EvalReport)
+
+
+def test_mcnemar_exact_equals_the_binomial_tail() -> None:
+    # 10 texts only the first gets right, 2 only the second: discordant n = 12,
+    # p = 2 · P(X ≤ 2 | Binomial(12, 1/2)) = 2 · (1 + 12 + 66) / 4096.
+    gold = ["a"] * 20
+    first = ["a"] * 10 + ["b"] * 2 + ["a"] * 5 + ["b"] * 3
+    second = ["b"] * 10 + ["a"] * 2 + ["a"] * 5 + ["b"] * 3
+    result = mcnemar_exact(gold, first, second)
+    assert result["only_first_right"] == 10 and result["only_second_right"] == 2
+    assert math.isclose(result["p_value"], 2 * 79 / 4096)
+    # Symmetric in the two classifiers.
+    assert math.isclose(mcnemar_exact(gold, second, first)["p_value"], 2 * 79 / 4096)
+
+
+def test_mcnemar_exact_without_disagreement_or_when_balanced_is_one() -> None:
+    gold = ["a", "b", "a", "b"]
+    assert mcnemar_exact(gold, gold, gold)["p_value"] == 1.0
+    first = ["a", "a", "a", "a"]  # right on 0 and 2
+    second = ["b", "b", "b", "b"]  # right on 1 and 3
+    assert mcnemar_exact(gold, first, second)["p_value"] == 1.0
+    assert mcnemar_exact(gold, [None] * 4, gold)["only_second_right"] == 4
+    with pytest.raises(ValueError):
+        mcnemar_exact(gold, gold, gold[:3])
