@@ -28,9 +28,11 @@ HI = [{"role": "user", "content": "Say hello."}]
 SPEC = ClassifierSpec(labels=(Label("positive"), Label("negative")), calibration="none")
 TEXTS = ["I loved this film, it was wonderful.", "A boring, awful waste of two hours.",
          "Great food and friendly staff!", "The product broke after one day. Terrible."]
-# Largest |p_remote - p_local| allowed for a label probability. NOT YET MEASURED (llama-server
-# could not be built on the shared 2-core machine in this session); 0.02 is a first guess.
-PROB_TOLERANCE = 0.02
+# Largest |p_remote - p_local| allowed for a label probability. Measured on an AMD EPYC (Zen 4,
+# 2 cores), llama-server built from the same vendored llama.cpp: 0.0278 and 0.0122 in two runs
+# (llama-server decodes the prompt in other batch shapes and serves top-n probabilities).
+# Tolerance: about twice the larger.
+PROB_TOLERANCE = 0.06
 MARGIN = 0.2  # labels must agree where the local top label leads by at least this
 
 
