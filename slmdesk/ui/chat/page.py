@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -18,6 +17,7 @@ from slmdesk.ui.chat.conversations import ConversationSidebar
 from slmdesk.ui.chat.settings_panel import SettingsPanel
 from slmdesk.ui.chat.view import ChatView
 from slmdesk.ui.chat.welcome import WelcomePanel
+from slmdesk.ui.common.labels import wrapping_label
 
 
 class ChatPage(QSplitter):
@@ -54,9 +54,7 @@ class ChatPage(QSplitter):
         buttons.addWidget(self.stop_button)
         row.addLayout(buttons)
         layout.addLayout(row)
-        self.fit_note = QLabel("", main)
-        self.fit_note.setObjectName("fit_note")
-        self.fit_note.setWordWrap(True)
+        self.fit_note = wrapping_label("", main, name="fit_note")
         self.fit_note.hide()
         layout.addWidget(self.fit_note)
 

@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
 
 from slmdesk.engine.params import SamplingParams
 from slmdesk.errors import UserFacingError
+from slmdesk.ui.common.labels import wrapping_label
+from slmdesk.ui.common.tones import tone_style
 
 
 class SettingsPanel(QWidget):
@@ -88,9 +90,8 @@ class SettingsPanel(QWidget):
         form.addRow("Seed", self.seed)
         form.addRow("Stop strings", self.stop)
         layout.addLayout(form)
-        self.error = QLabel("", self)
-        self.error.setWordWrap(True)
-        self.error.setStyleSheet("QLabel { color: #b00020; }")
+        self.error = wrapping_label("", self, name="settings_error")
+        self.error.setStyleSheet(tone_style("error"))
         layout.addWidget(self.error)
         layout.addStretch(1)
         self.refresh_presets()

@@ -25,6 +25,8 @@ from slmdesk.chat import CONTINUABLE
 from slmdesk.store.repositories import Message
 from slmdesk.ui.chat.icons import thumb_icon
 from slmdesk.ui.chat.markdown import MessageView
+from slmdesk.ui.common.labels import let_layout_decide_width
+from slmdesk.ui.common.tones import tone_style
 
 MIN_RENDER_GAP_MS = 33  # ~30 updates a second while a short reply streams
 ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -193,7 +195,7 @@ class MessageWidget(QFrame):
 
         self.details = QLabel("", self)
         self.details.setObjectName("details")
-        self.details.setWordWrap(True)
+        let_layout_decide_width(self.details)
         dim = self.details.palette()
         dim.setColor(QPalette.ColorRole.WindowText, dim.color(QPalette.ColorRole.PlaceholderText))
         self.details.setPalette(dim)
@@ -222,7 +224,7 @@ class MessageWidget(QFrame):
         self.details.setText("writing…" if streaming else details_text(message))
         self.details.setVisible(message.role == "assistant")
         if message.finish_reason == "interrupted":
-            self.details.setStyleSheet("QLabel { color: #b26a00; }")
+            self.details.setStyleSheet(tone_style("warn"))
         n = len(self.siblings)
         at = self.siblings.index(message.id) + 1 if message.id in self.siblings else 1
         self.branch_label.setText(f"{at}/{n}")

@@ -32,12 +32,13 @@ from slmdesk.ui.classify.table_models import (
     ResultsFilter,
     ResultsModel,
 )
+from slmdesk.ui.common.labels import ElidedLabel
 from slmdesk.ui.common.metrics import ReportPanel
 from slmdesk.ui.common.probability_bars import ProbabilityBarsDelegate, ProbabilityChart
 from slmdesk.ui.common.tab_frame import (
-    NOTE_STYLE,
     QUIET_STYLE,
     fixed_splitter,
+    note_style,
     pane_column,
     percent_box,
     push_button,
@@ -108,7 +109,7 @@ class ClassifyLayout:
                                          clicked=view.cancel)
         view.progress = run_progress(box, "classify_progress")
         view.progress.setTextVisible(True)
-        view.status = QLabel("", box)
+        view.status = ElidedLabel("", box)
         view.status.setObjectName("classify_status")
         run_row.addWidget(view.run_button)
         run_row.addWidget(view.cancel_button)
@@ -220,7 +221,7 @@ class ClassifyLayout:
                               "probability")
         layout.addWidget(view.chart)
         view.details_probs = text_label(pane, "details_probs", selectable=True)
-        view.details_notes = text_label(pane, "details_notes", style=NOTE_STYLE)
+        view.details_notes = text_label(pane, "details_notes", style=note_style())
         view.details_explanation = text_label(pane, "details_explanation", selectable=True)
         for label in (view.details_probs, view.details_notes, view.details_explanation):
             layout.addWidget(label)

@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from slmdesk.ui.common.labels import ElidedLabel, let_layout_decide_width
+from slmdesk.ui.common.tones import tone_style
 from slmdesk.ui.common.widgets import ErrorBanner, error_banner
 
 AnyButton = TypeVar("AnyButton", bound=QAbstractButton)
@@ -121,10 +123,10 @@ def percent_box(parent: QWidget, name: str, value: float = 0) -> QDoubleSpinBox:
 
 def text_label(parent: QWidget, name: str, *, wrap: bool = True, selectable: bool = False,
                style: str = "") -> QLabel:
-    """An empty label for text set later: word-wrapped, maybe selectable, maybe styled."""
-    label = QLabel("", parent)
+    """An empty label for text set later, maybe selectable, maybe styled: word-wrapped, or
+    one line that elides (``wrap=False``); either way its text never widens the window."""
+    label = let_layout_decide_width(QLabel("", parent)) if wrap else ElidedLabel("", parent)
     label.setObjectName(name)
-    label.setWordWrap(wrap)
     if selectable:
         label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     if style:
@@ -132,5 +134,9 @@ def text_label(parent: QWidget, name: str, *, wrap: bool = True, selectable: boo
     return label
 
 
-NOTE_STYLE = "QLabel { color: #b26a00; }"  # a warning that is not an error
+def note_style() -> str:
+    """The style of a warning that is not an error, readable on the current palette."""
+    return tone_style("warn")
+
+
 QUIET_STYLE = "QLabel { color: palette(mid); }"  # a side remark

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEd
 
 from slmdesk.store.datasets import SPLITS, UNASSIGNED, Dataset, DatasetRepository
 from slmdesk.ui.common.colours import label_colour
+from slmdesk.ui.common.labels import let_layout_decide_width
 
 ANY = ""  # "no filter" in the filter combos
 SEARCH_PAUSE_MS = 200  # the search box waits this long for typing to pause
@@ -83,7 +84,7 @@ class ExampleFilters(QObject):
         self.counts = QLabel("", page)
         self.counts.setObjectName("counts_strip")
         self.counts.setTextFormat(Qt.TextFormat.RichText)
-        self.counts.setWordWrap(True)
+        let_layout_decide_width(self.counts)
         self.counts.setToolTip("Click a label or a split to filter by it")
         self.counts.linkActivated.connect(self._count_clicked)
         return self.counts

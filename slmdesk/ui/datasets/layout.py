@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from slmdesk.ui.common.labels import ElidedLabel
 from slmdesk.ui.common.tab_frame import (
     fixed_splitter,
     pane_column,
@@ -151,7 +152,7 @@ class DatasetsLayout:
                   view.relabel_button, view.delete_button, view.undo_button,
                   view.duplicates_button, view.near_empty_button):
             actions.addWidget(w)
-        self.view.status = QLabel("", page)
+        self.view.status = ElidedLabel("", page)
         self.view.status.setObjectName("datasets_status")
         actions.addWidget(self.view.status, 1)
         layout.addLayout(actions)

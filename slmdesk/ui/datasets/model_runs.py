@@ -27,6 +27,7 @@ from slmdesk.datasets import evaluation
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Example
 from slmdesk.ui.common.file_names import safe_file_stem
+from slmdesk.ui.common.labels import ElidedLabel
 from slmdesk.ui.common.metrics import ReportPanel
 from slmdesk.ui.common.tab_frame import (
     QUIET_STYLE,
@@ -121,7 +122,7 @@ class ModelRuns(QObject):
             lambda: self.accept_over_requested.emit(self.accept_threshold.value() / 100))
         row.addWidget(self.accept_over_button)
         row.addWidget(self.accept_threshold)
-        self.run_status = QLabel("", page)
+        self.run_status = ElidedLabel("", page)
         self.run_status.setObjectName("run_status")
         row.addWidget(self.run_status, 1)
         self.model_note = text_label(page, "datasets_model_note", wrap=False,
