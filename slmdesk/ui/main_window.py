@@ -101,7 +101,7 @@ class MainWindow(QMainWindow):
         service = ChatService(self.db)
         self.chat_page = ChatPage(service.chats, PresetRepository(self.db), top)
         self.chat = ChatController(service, self.engine, self.session, self.chat_page, self)
-        self.settings_button.toggled.connect(self.chat_page.settings_panel.setVisible)
+        self.settings_button.toggled.connect(self.chat_page.show_settings)
         self.tabs = QTabWidget(top)
         self.tabs.setObjectName("tabs")
         self.tabs.setDocumentMode(True)

@@ -18,6 +18,9 @@ from slmdesk.ui.chat.settings_panel import SettingsPanel
 from slmdesk.ui.chat.view import ChatView
 from slmdesk.ui.chat.welcome import WelcomePanel
 from slmdesk.ui.common.labels import wrapping_label
+from slmdesk.ui.common.tab_frame import scrolling_pane
+
+SETTINGS_MIN_WIDTH = 220
 
 
 class ChatPage(QSplitter):
@@ -59,10 +62,17 @@ class ChatPage(QSplitter):
         layout.addWidget(self.fit_note)
 
         self.settings_panel = SettingsPanel(presets, self)
-        self.settings_panel.hide()
+        # A short window scrolls the settings instead of cutting them or growing.
+        self.settings_pane = scrolling_pane(self, self.settings_panel, SETTINGS_MIN_WIDTH)
+        self.settings_pane.setObjectName("settings_pane")
+        self.settings_pane.hide()
 
         self.addWidget(self.sidebar)
         self.addWidget(main)
-        self.addWidget(self.settings_panel)
+        self.addWidget(self.settings_pane)
         self.setStretchFactor(1, 1)
         self.setSizes([260, 700, 300])
+
+    def show_settings(self, shown: bool) -> None:
+        """Show or hide the conversation settings pane."""
+        self.settings_pane.setVisible(shown)

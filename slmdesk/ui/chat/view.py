@@ -25,6 +25,7 @@ from slmdesk.chat import CONTINUABLE
 from slmdesk.store.repositories import Message
 from slmdesk.ui.chat.icons import thumb_icon
 from slmdesk.ui.chat.markdown import MessageView
+from slmdesk.ui.common.flow_layout import FlowLayout
 from slmdesk.ui.common.labels import let_layout_decide_width
 from slmdesk.ui.common.tones import tone_style
 
@@ -103,12 +104,13 @@ class MessageWidget(QFrame):
         self.next_button.clicked.connect(lambda: self._switch(+1))
         for w in (self.prev_button, self.branch_label, self.next_button):
             header.addWidget(w)
-        header.addStretch(1)
+        # The buttons wrap under each other in a narrow transcript instead of being cut off.
+        actions = FlowLayout(right_aligned=True)
         self.copy_button = QToolButton(self)
         self.copy_button.setText("Copy")
         self.copy_button.setObjectName("copy_message")
         self.copy_button.clicked.connect(self.copy)
-        header.addWidget(self.copy_button)
+        actions.addWidget(self.copy_button)
         self.up_button: QToolButton | None = None
         self.down_button: QToolButton | None = None
         self.save_button: QToolButton | None = None
@@ -135,7 +137,7 @@ class MessageWidget(QFrame):
             self.save_button.clicked.connect(
                 lambda: self.save_example_requested.emit(self.message.id))
             for b in (self.up_button, self.down_button, self.save_button):
-                header.addWidget(b)
+                actions.addWidget(b)
         self.action_button: QToolButton | None = None
         if message.role == "assistant":
             self.action_button = QToolButton(self)
@@ -156,9 +158,9 @@ class MessageWidget(QFrame):
             self.continue_button.setToolTip("Go on writing this reply where it stopped")
             self.continue_button.clicked.connect(
                 lambda: self.continue_requested.emit(self.message.id))
-            header.addWidget(self.continue_button)
+            actions.addWidget(self.continue_button)
         if self.action_button is not None:
-            header.addWidget(self.action_button)
+            actions.addWidget(self.action_button)
         self.delete_button = QToolButton(self)
         self.delete_button.setIcon(self.style().standardIcon(
             QStyle.StandardPixmap.SP_TrashIcon))
@@ -166,7 +168,8 @@ class MessageWidget(QFrame):
         self.delete_button.setToolTip("Delete this message and what follows it on this branch")
         self.delete_button.setAccessibleName("Delete message")
         self.delete_button.clicked.connect(lambda: self.delete_requested.emit(self.message.id))
-        header.addWidget(self.delete_button)
+        actions.addWidget(self.delete_button)
+        header.addLayout(actions, 1)
         layout.addLayout(header)
 
         self.view = MessageView(self)

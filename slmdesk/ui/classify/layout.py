@@ -11,8 +11,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
-    QLabel,
     QPlainTextEdit,
     QScrollArea,
     QSplitter,
@@ -32,6 +30,8 @@ from slmdesk.ui.classify.table_models import (
     ResultsFilter,
     ResultsModel,
 )
+from slmdesk.ui.common.column_fit import ColumnFitter
+from slmdesk.ui.common.flow_layout import FlowLayout, captioned
 from slmdesk.ui.common.labels import ElidedLabel
 from slmdesk.ui.common.metrics import ReportPanel
 from slmdesk.ui.common.probability_bars import ProbabilityBarsDelegate, ProbabilityChart
@@ -43,11 +43,15 @@ from slmdesk.ui.common.tab_frame import (
     percent_box,
     push_button,
     run_progress,
+    scrolling_pane,
     text_label,
 )
 
 if TYPE_CHECKING:
     from slmdesk.ui.classify.view import ClassifyView
+
+
+SETUP_MIN_WIDTH = 250
 
 
 class ClassifyLayout:
@@ -71,11 +75,7 @@ class ClassifyLayout:
 
     def _build_setup(self) -> QWidget:
         view = self.view
-        scroll = QScrollArea(view)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(300)
-        inner, layout = pane_column(scroll, (0, 0, 6, 0))
+        inner, layout = pane_column(view, (0, 0, 6, 0))
         view.saved.build(inner, layout)
         view.save_button, view.delete_button = view.saved.save_button, view.saved.delete_button
         view.saved_box, view.saved_model_note = view.saved.box, view.saved.model_note
@@ -84,8 +84,7 @@ class ClassifyLayout:
         view.setup.examples_from_dataset_requested.connect(view.saved.fill_dataset_menu)
         layout.addWidget(view.setup)
         layout.addStretch(1)
-        scroll.setWidget(inner)
-        return scroll
+        return scrolling_pane(view, inner, SETUP_MIN_WIDTH)
 
     def _build_input(self, parent: QWidget) -> QWidget:
         view = self.view
@@ -126,17 +125,15 @@ class ClassifyLayout:
         view.results = ResultsModel(view)
         view.proxy = ResultsFilter(view)
         view.proxy.setSourceModel(view.results)
-        filters = QHBoxLayout()
-        filters.addWidget(QLabel("Label:", page))
+        filters = FlowLayout()  # wraps at narrow widths instead of widening the window
         view.label_filter = QComboBox(page)
         view.label_filter.setObjectName("label_filter")
         view.label_filter.currentIndexChanged.connect(
             lambda _i: view.proxy.set_label(str(view.label_filter.currentData() or "")))
-        filters.addWidget(view.label_filter)
-        filters.addWidget(QLabel("Confidence at least:", page))
+        filters.addWidget(captioned("Label:", view.label_filter, page))
         view.min_confidence = percent_box(page, "min_confidence")
         view.min_confidence.valueChanged.connect(lambda v: view.proxy.set_min_confidence(v / 100))
-        filters.addWidget(view.min_confidence)
+        filters.addWidget(captioned("Confidence at least:", view.min_confidence, page))
         view.mistakes_only = QCheckBox("Only mistakes", page)
         view.mistakes_only.setObjectName("mistakes_only")
         view.mistakes_only.setToolTip("Rows whose label differs from the expected one")
@@ -145,7 +142,6 @@ class ClassifyLayout:
         filters.addWidget(view.mistakes_only)
         view.shown_label = text_label(page, "shown_label", wrap=False)
         filters.addWidget(view.shown_label)
-        filters.addStretch(1)
         view.export_button = view.review.build_export_button(page)
         filters.addWidget(view.export_button)
         layout.addLayout(filters)
@@ -180,14 +176,12 @@ class ClassifyLayout:
         table.setWordWrap(False)
         table.setTextElideMode(Qt.TextElideMode.ElideRight)
         table.setItemDelegateForColumn(PROBS_COLUMN, ProbabilityBarsDelegate(table))
-        header = table.horizontalHeader()
-        header.setSectionResizeMode(TEXT_COLUMN, QHeaderView.ResizeMode.Stretch)
-        header.setMinimumSectionSize(40)
-        for col, width in ((LABEL_COLUMN, 90), (CONFIDENCE_COLUMN, 80), (PROBS_COLUMN, 210),
-                           (EXPECTED_COLUMN, 90), (REVIEWED_COLUMN, 90)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(col, width)
+        table.horizontalHeader().setMinimumSectionSize(40)
         table.setColumnHidden(EXPECTED_COLUMN, True)
+        # The text stretches; labels and probabilities take their contents' width, capped.
+        view.column_fitter = ColumnFitter(table, TEXT_COLUMN, {
+            LABEL_COLUMN: 140, CONFIDENCE_COLUMN: 90, PROBS_COLUMN: 240, EXPECTED_COLUMN: 140,
+            REVIEWED_COLUMN: 120})
         table.verticalHeader().setDefaultSectionSize(26)
         table.verticalHeader().setToolTip("Line of the input")
         table.selectionModel().currentRowChanged.connect(lambda _cur, _prev: view.show_details())

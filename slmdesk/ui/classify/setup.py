@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QMenu,
+    QMessageBox,
     QPlainTextEdit,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -135,7 +136,7 @@ class SetupPanel(QWidget):
                              ("Add a label", lambda: self.add_label_row()),
                              ("Remove the selected labels", self._remove_selected_labels)))
         for title, labels in STARTERS:
-            starters.addAction(title, partial(self.set_labels, [
+            starters.addAction(title, partial(self.apply_starter, [
                 Label(name, description) for name, description in labels]))
         self.labels_table = QTableWidget(0, 3, self)
         self.labels_table.setObjectName("labels_table")
@@ -281,6 +282,23 @@ class SetupPanel(QWidget):
         for label in labels:
             self.add_label_row(label.name, label.description, label.verbalizers)
         self.labels_changed.emit()
+
+    def apply_starter(self, labels: Sequence[Label]) -> bool:
+        """Replace the labels with a starter set; labels the person typed are replaced only
+        after they agree. Returns whether the labels were replaced."""
+        typed = self.label_names()
+        if typed and typed != [label.name for label in labels]:
+            answer = QMessageBox.question(
+                self, "Replace the labels?",
+                f"Replace the {len(typed)} label{'s' if len(typed) != 1 else ''} you have "
+                f"({', '.join(typed)}) with the starter set "
+                f"({', '.join(label.name for label in labels)})?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        self.set_labels(labels)
+        return True
 
     def _cell(self, table: QTableWidget, row: int, col: int) -> str:
         item = table.item(row, col)

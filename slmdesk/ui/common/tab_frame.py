@@ -10,10 +10,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractButton,
     QDoubleSpinBox,
+    QFrame,
     QLabel,
     QMenu,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -63,6 +65,18 @@ def pane_column(parent: QWidget, margins: tuple[int, int, int, int] = (6, 0, 0, 
     layout = QVBoxLayout(widget)
     layout.setContentsMargins(*margins)
     return widget, layout
+
+
+def scrolling_pane(parent: QWidget, inner: QWidget, min_width: int) -> QScrollArea:
+    """``inner`` in a scroll area (scrolling up and down only) at least ``min_width`` wide:
+    a side pane that a short window scrolls instead of cutting off."""
+    scroll = QScrollArea(parent)
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setMinimumWidth(min_width)
+    scroll.setWidget(inner)
+    return scroll
 
 
 def tool_button(text: str, tip: str, parent: QWidget, *, name: str = "",

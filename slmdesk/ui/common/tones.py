@@ -51,7 +51,7 @@ def tone_colour(tone: Tone, palette: QPalette | None = None) -> QColor:
 
 def _readable(colour: QColor, *grounds: QColor) -> QColor:
     dark_ground = sum(relative_luminance(g) for g in grounds) / len(grounds) < 0.18
-    hue, saturation, lightness, _alpha = colour.getHsl()
+    hue, saturation, lightness = colour.hslHue(), colour.hslSaturation(), colour.lightness()
     step = 6 if dark_ground else -6  # lighter on dark grounds, darker on light ones
     candidate = QColor(colour)
     while min(contrast_ratio(candidate, g) for g in grounds) < MIN_CONTRAST:

@@ -10,7 +10,6 @@ from PySide6.QtCore import (
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QListView,
     QPlainTextEdit,
@@ -19,6 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from slmdesk.ui.common.column_fit import ColumnFitter
+from slmdesk.ui.common.flow_layout import FlowLayout
 from slmdesk.ui.common.labels import ElidedLabel
 from slmdesk.ui.common.tab_frame import (
     fixed_splitter,
@@ -113,13 +114,10 @@ class DatasetsLayout:
         self.view.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.view.table.setItemDelegateForColumn(
             SUGGESTION_COLUMN, SuggestionBarDelegate(self.view.table))
-        header = self.view.table.horizontalHeader()
-        header.setMinimumSectionSize(40)
-        header.setSectionResizeMode(TEXT_COLUMN, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((LABEL_COLUMN, 110), (SUGGESTION_COLUMN, 160), (SPLIT_COLUMN, 80),
-                           (SOURCE_COLUMN, 90)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(col, width)
+        self.view.table.horizontalHeader().setMinimumSectionSize(40)
+        # The text stretches; the label and the others take their contents' width, capped.
+        self.view.column_fitter = ColumnFitter(self.view.table, TEXT_COLUMN, {
+            LABEL_COLUMN: 160, SUGGESTION_COLUMN: 180, SPLIT_COLUMN: 90, SOURCE_COLUMN: 110})
         self.view.table.verticalHeader().setDefaultSectionSize(26)
         self.view.table.setToolTip("1–9: label · 0: clear · A: accept the suggestion · "
                               "Delete: delete · Ctrl+Z: undo")
@@ -142,7 +140,7 @@ class DatasetsLayout:
         self.view.counts = self.view.filters.build_counts(page)
         layout.addWidget(self.view.counts)
 
-        actions = QHBoxLayout()
+        actions = FlowLayout()  # wraps at narrow widths instead of widening the window
         view.import_button, view.export_button, view.split_button = view.files.build_file_buttons(
             page)
         view.relabel_button, view.relabel_menu, view.delete_button, view.undo_button = (
@@ -154,7 +152,7 @@ class DatasetsLayout:
             actions.addWidget(w)
         self.view.status = ElidedLabel("", page)
         self.view.status.setObjectName("datasets_status")
-        actions.addWidget(self.view.status, 1)
+        actions.addWidget(self.view.status)
         layout.addLayout(actions)
         return page
 
