@@ -74,5 +74,12 @@ class ChatPage(QSplitter):
         self.setSizes([260, 700, 300])
 
     def show_settings(self, shown: bool) -> None:
-        """Show or hide the conversation settings pane."""
+        """Show or hide the conversation settings pane; shown, it takes its share of the
+        width from the conversation list first, so the transcript stays readable."""
         self.settings_pane.setVisible(shown)
+        if not shown:
+            return
+        total = sum(self.sizes())
+        settings = round(min(max(total * 0.3, SETTINGS_MIN_WIDTH), 340))
+        sidebar = round(min(self.sizes()[0], max(total * 0.22, 160)))
+        self.setSizes([sidebar, max(0, total - sidebar - settings), settings])

@@ -9,7 +9,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QHBoxLayout,
     QInputDialog,
     QLabel,
     QLineEdit,
@@ -22,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.engine.params import SamplingParams
 from slmdesk.errors import UserFacingError
+from slmdesk.ui.common.flow_layout import FlowLayout, captioned
 from slmdesk.ui.common.labels import wrapping_label
 from slmdesk.ui.common.tones import tone_style
 
@@ -46,7 +46,7 @@ class SettingsPanel(QWidget):
         title = QLabel("<b>Conversation settings</b>", self)
         layout.addWidget(title)
 
-        preset_row = QHBoxLayout()
+        preset_row = FlowLayout()  # wraps in a narrow pane
         self.preset_box = QComboBox(self)
         self.preset_box.setObjectName("preset_box")
         self.preset_box.activated.connect(self._apply_preset)
@@ -55,8 +55,7 @@ class SettingsPanel(QWidget):
         self.save_preset_button.clicked.connect(self._save_preset_dialog)
         self.delete_preset_button = QPushButton("Delete", self)
         self.delete_preset_button.clicked.connect(self._delete_preset)
-        preset_row.addWidget(QLabel("Preset:", self))
-        preset_row.addWidget(self.preset_box, 1)
+        preset_row.add_stretching(captioned("Preset:", self.preset_box, self))
         preset_row.addWidget(self.save_preset_button)
         preset_row.addWidget(self.delete_preset_button)
         layout.addLayout(preset_row)

@@ -88,7 +88,9 @@ class MessageWidget(QFrame):
         layout.setContentsMargins(10, 6, 10, 6)
         layout.setSpacing(2)
 
-        header = QHBoxLayout()
+        # One flow: the buttons go flush right when they fit, and wrap under the name in a
+        # narrow transcript instead of being cut off.
+        header = FlowLayout()
         who = QLabel(f"<b>{ROLE_LABEL.get(message.role, message.role)}</b>", self)
         header.addWidget(who)
         self.branch_label = QLabel("", self)
@@ -104,8 +106,8 @@ class MessageWidget(QFrame):
         self.next_button.clicked.connect(lambda: self._switch(+1))
         for w in (self.prev_button, self.branch_label, self.next_button):
             header.addWidget(w)
-        # The buttons wrap under each other in a narrow transcript instead of being cut off.
-        actions = FlowLayout(right_aligned=True)
+        header.add_stretching(QWidget(self))
+        actions = header
         self.copy_button = QToolButton(self)
         self.copy_button.setText("Copy")
         self.copy_button.setObjectName("copy_message")
@@ -169,7 +171,6 @@ class MessageWidget(QFrame):
         self.delete_button.setAccessibleName("Delete message")
         self.delete_button.clicked.connect(lambda: self.delete_requested.emit(self.message.id))
         actions.addWidget(self.delete_button)
-        header.addLayout(actions, 1)
         layout.addLayout(header)
 
         self.view = MessageView(self)

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QPlainTextEdit,
     QScrollArea,
-    QSplitter,
     QTableView,
     QTabWidget,
     QWidget,
@@ -37,6 +36,7 @@ from slmdesk.ui.common.metrics import ReportPanel
 from slmdesk.ui.common.probability_bars import ProbabilityBarsDelegate, ProbabilityChart
 from slmdesk.ui.common.tab_frame import (
     QUIET_STYLE,
+    ResponsiveSplitter,
     fixed_splitter,
     note_style,
     pane_column,
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 
 SETUP_MIN_WIDTH = 250
+STACK_DETAILS_BELOW = 600  # px: a results pane narrower than this shows details below
 
 
 class ClassifyLayout:
@@ -70,7 +71,7 @@ class ClassifyLayout:
         view.tabs.addTab(self._build_results(view.tabs), "Results")
         view.tabs.addTab(self._build_evaluation(view.tabs), "Evaluation")
         right = fixed_splitter(Qt.Orientation.Vertical, view,
-                               [texts, view.tabs], [230, 500])
+                               [texts, view.tabs], [190, 540])
         view.lay_out_frame("classify", [setup, right], [380, 820])
 
     def _build_setup(self) -> QWidget:
@@ -146,7 +147,9 @@ class ClassifyLayout:
         filters.addWidget(view.export_button)
         layout.addLayout(filters)
 
-        split = QSplitter(Qt.Orientation.Horizontal, page)
+        # The details go under the table when the results are narrow.
+        split = ResponsiveSplitter(page, stack_below=STACK_DETAILS_BELOW)
+        split.setObjectName("results_splitter")
         split.setChildrenCollapsible(False)
         split.addWidget(self._build_table(split))
         split.addWidget(self._build_details(split))
@@ -181,7 +184,7 @@ class ClassifyLayout:
         # The text stretches; labels and probabilities take their contents' width, capped.
         view.column_fitter = ColumnFitter(table, TEXT_COLUMN, {
             LABEL_COLUMN: 140, CONFIDENCE_COLUMN: 90, PROBS_COLUMN: 240, EXPECTED_COLUMN: 140,
-            REVIEWED_COLUMN: 120})
+            REVIEWED_COLUMN: 120}, min_widths={LABEL_COLUMN: 80, PROBS_COLUMN: 130})
         table.verticalHeader().setDefaultSectionSize(26)
         table.verticalHeader().setToolTip("Line of the input")
         table.selectionModel().currentRowChanged.connect(lambda _cur, _prev: view.show_details())

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.classify.spec import ClassifierSpec, Label
 from slmdesk.errors import InvalidInputError
+from slmdesk.ui.common.flow_layout import FlowLayout
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -209,10 +210,11 @@ class SetupPanel(QWidget):
                     remove: tuple[str, Callable[[], object]]) -> tuple[
                         QToolButton, QMenu, QToolButton, QToolButton]:
         """The row over a table: its title, a menu button (text, object name), and the
-        + and − buttons (tooltip, click handler)."""
-        head = QHBoxLayout()
+        + and − buttons (tooltip, click handler); the buttons wrap under the title in a
+        narrow pane."""
+        head = FlowLayout()
         head.addWidget(QLabel(title, self))
-        head.addStretch(1)
+        head.add_stretching(QWidget(self))
         menu_button = _tool(menu[0], menu_tip, self)
         menu_button.setObjectName(menu[1])
         menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)

@@ -6,28 +6,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QHeaderView, QTableView
 
-TEXT_SHARE = 0.45  # of the table's width, the least the text column keeps when it is narrow
+TEXT_SHARE = 0.5  # of the table's width, the least the text column keeps when it is narrow
 
 
 class ColumnFitter(QObject):
     """Keeps ``table``'s columns sized: ``stretch_column`` takes what is left; every other
     column its contents' width (header included) up to its limit in ``max_widths``
-    (``default_max`` for the rest). It fits again when the table is resized or its rows
+    (``default_max`` for the rest), and not under its floor in ``min_widths`` when the table
+    is narrow. It fits again when the table is resized or its rows
     change, and whenever ``fit()`` is called (after showing a hidden column)."""
 
     def __init__(self, table: QTableView, stretch_column: int, max_widths: Mapping[int, int],
-                 *, default_max: int = 160) -> None:
+                 *, default_max: int = 160, min_widths: Mapping[int, int] | None = None) -> None:
         super().__init__(table)
         self.table = table
         self.stretch_column = stretch_column
         self.max_widths = dict(max_widths)
         self.default_max = default_max
+        self.min_widths = dict(min_widths or {})  # the key columns' floors when narrow
         header = table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(stretch_column, QHeaderView.ResizeMode.Stretch)
+        # A narrow column shows the start of its title, not a cut-out middle.
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
@@ -58,4 +62,5 @@ class ColumnFitter(QObject):
         total = sum(wanted.values())
         scale = min(1.0, room / total) if total else 1.0
         for column, width in wanted.items():
-            header.resizeSection(column, max(header.minimumSectionSize(), int(width * scale)))
+            floor = max(header.minimumSectionSize(), min(width, self.min_widths.get(column, 0)))
+            header.resizeSection(column, max(floor, int(width * scale)))

@@ -9,14 +9,12 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QLayout, QLayoutItem, QWidget
 
 
 class FlowLayout(QLayout):
-    """Widgets in reading order, wrapped to the width the layout gets (each line flush left,
-    or flush right); a widget wider than a whole line gets the line (an ElidedLabel then
-    elides)."""
+    """Widgets in reading order, wrapped to the width the layout gets; a widget wider than a
+    whole line gets the line (an ElidedLabel then elides), and the widgets added with
+    ``add_stretching`` share their line's spare width."""
 
-    def __init__(self, parent: QWidget | None = None, spacing: int = 6, *,
-                 right_aligned: bool = False) -> None:
+    def __init__(self, parent: QWidget | None = None, spacing: int = 6) -> None:
         super().__init__(parent)
-        self._right_aligned = right_aligned
         self._items: list[QLayoutItem] = []
         self._stretching: set[int] = set()  # ids of the items that take a line's spare width
         self._spacing = spacing
@@ -96,8 +94,6 @@ class FlowLayout(QLayout):
                 used = sum(w for _i, w in line) + self._spacing * (len(line) - 1)
                 takers = [i for i, _w in line if id(i) in self._stretching]
                 spare = max(0, area.width() - used) // len(takers) if takers else 0
-                if self._right_aligned and not takers:
-                    offset += max(0, area.width() - used)
                 for item, width in line:
                     width += spare if id(item) in self._stretching else 0
                     height = min(item.sizeHint().height(), line_height)

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QListView,
     QPlainTextEdit,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -22,8 +21,10 @@ from slmdesk.ui.common.column_fit import ColumnFitter
 from slmdesk.ui.common.flow_layout import FlowLayout
 from slmdesk.ui.common.labels import ElidedLabel
 from slmdesk.ui.common.tab_frame import (
+    ResponsiveSplitter,
     fixed_splitter,
     pane_column,
+    scrolling_pane,
     text_label,
     tool_button,
 )
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from slmdesk.ui.datasets.view import DatasetsView
 
 
+
 # the widgets of the runs pane, kept by ModelRuns, that the view shows as its own
 RUN_WIDGETS = ("classifier_box", "prelabel_button", "evaluate_button", "cancel_button",
                "progress", "accept_over_button", "accept_threshold", "run_status", "model_note",
@@ -60,11 +62,13 @@ class DatasetsLayout:
         view = self.view
         examples = self._build_examples(view)
         runs = view.model_runs
-        right = fixed_splitter(Qt.Orientation.Vertical, view, [examples, runs.build(view)],
-                               [520, 260], (3, 1))
+        # The runs pane scrolls in a short window, so the examples keep their rows.
+        runs_pane = scrolling_pane(view, runs.build(view), 0)
+        right = fixed_splitter(Qt.Orientation.Vertical, view, [examples, runs_pane],
+                               [600, 200], (3, 1))
         for name in RUN_WIDGETS:
             setattr(view, name, getattr(runs, name))
-        view.lay_out_frame("datasets", [self._build_list(view), right], [220, 980])
+        view.lay_out_frame("datasets", [self._build_list(view), right], [220, 980], 0.24)
 
     def _build_list(self, parent: QWidget) -> QWidget:
         box, layout = pane_column(parent, (0, 0, 6, 0))
@@ -101,7 +105,10 @@ class DatasetsLayout:
         view.unlabelled_box, view.disagreement_box = (filters.unlabelled_box,
                                                       filters.disagreement_box)
 
-        split = QSplitter(Qt.Orientation.Horizontal, page)
+        # Side by side even when narrow (under the table, the details would cost its rows),
+        # the details taking at most a third.
+        split = ResponsiveSplitter(page, capped=1, share=0.34)
+        split.setObjectName("examples_splitter")
         split.setChildrenCollapsible(False)
         self.view.examples = ExamplesModel(self.view)
         self.view.table = LabellingTable(split)
@@ -117,7 +124,8 @@ class DatasetsLayout:
         self.view.table.horizontalHeader().setMinimumSectionSize(40)
         # The text stretches; the label and the others take their contents' width, capped.
         self.view.column_fitter = ColumnFitter(self.view.table, TEXT_COLUMN, {
-            LABEL_COLUMN: 160, SUGGESTION_COLUMN: 180, SPLIT_COLUMN: 90, SOURCE_COLUMN: 110})
+            LABEL_COLUMN: 160, SUGGESTION_COLUMN: 180, SPLIT_COLUMN: 90, SOURCE_COLUMN: 110},
+            min_widths={LABEL_COLUMN: 90, SUGGESTION_COLUMN: 100})
         self.view.table.verticalHeader().setDefaultSectionSize(26)
         self.view.table.setToolTip("1–9: label · 0: clear · A: accept the suggestion · "
                               "Delete: delete · Ctrl+Z: undo")
@@ -158,7 +166,7 @@ class DatasetsLayout:
 
     def _build_details(self, parent: QWidget) -> QWidget:
         pane = QWidget(parent)
-        pane.setMinimumWidth(200)
+        pane.setMinimumWidth(160)
         layout = QVBoxLayout(pane)
         layout.setContentsMargins(6, 0, 0, 0)
         self.view.details_title = text_label(pane, "details_title")
