@@ -3,6 +3,7 @@ so that they keep a WCAG contrast ratio of at least 4.5 on light and dark themes
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 from PySide6.QtGui import QColor, QPalette
@@ -65,3 +66,20 @@ def _readable(colour: QColor, *grounds: QColor) -> QColor:
 def tone_style(tone: Tone, extra: str = "") -> str:
     """A label style sheet that writes in ``tone`` (``extra``: more declarations)."""
     return f"QLabel {{ color: {tone_colour(tone).name()}; {extra}}}"
+
+
+class ToneColours(Mapping[str, QColor]):
+    """A read-only mapping from a key (a fit verdict, say) to the current palette's colour
+    for its tone, looked up when asked, so it follows the palette."""
+
+    def __init__(self, tones: Mapping[str, Tone]) -> None:
+        self._tones = dict(tones)
+
+    def __getitem__(self, key: str) -> QColor:
+        return tone_colour(self._tones[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tones)
+
+    def __len__(self) -> int:
+        return len(self._tones)

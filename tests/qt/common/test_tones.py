@@ -73,3 +73,16 @@ def test_banners_and_notes_take_the_application_palette(qapp: Any, qtbot: Any) -
         assert "#b00020" not in banner.styleSheet()
     finally:
         qapp.setPalette(old)
+
+
+def test_fit_verdicts_take_their_tone_from_the_palette(qapp: Any) -> None:
+    from slmdesk.ui.library.table_models import VERDICT_COLOURS
+
+    old = qapp.palette()
+    qapp.setPalette(dark_palette())
+    try:
+        assert VERDICT_COLOURS["fits"] == tone_colour("ok")
+        assert VERDICT_COLOURS["wont_fit"] == tone_colour("error")
+        assert set(VERDICT_COLOURS) == {"fits", "tight", "wont_fit"}
+    finally:
+        qapp.setPalette(old)
