@@ -38,6 +38,7 @@ from slmdesk.store.repositories import (
 from slmdesk.ui.chat.controller import ChatController, ready_text, remote_ready_text
 from slmdesk.ui.chat.page import ChatPage
 from slmdesk.ui.classify.view import ClassifyView
+from slmdesk.ui.common.labels import ElidedLabel
 from slmdesk.ui.common.widgets import error_banner
 from slmdesk.ui.datasets.view import DatasetsView
 from slmdesk.ui.engine_thread import EngineClient, LoadJob
@@ -105,7 +106,7 @@ class MainWindow(QMainWindow):
         service = ChatService(self.db)
         self.chat_page = ChatPage(service.chats, PresetRepository(self.db), top)
         self.chat = ChatController(service, self.engine, self.session, self.chat_page, self)
-        self.settings_button.toggled.connect(self.chat_page.settings_panel.setVisible)
+        self.settings_button.toggled.connect(self.chat_page.show_settings)
         self.tabs = QTabWidget(top)
         self.tabs.setObjectName("tabs")
         self.tabs.setDocumentMode(True)
@@ -142,7 +143,7 @@ class MainWindow(QMainWindow):
         self.model_picker.setMinimumWidth(280)
         self.model_picker.activated.connect(self._on_model_picked)
         header.addWidget(self.model_picker, 1)
-        self.model_state = QLabel("", parent)
+        self.model_state = ElidedLabel("", parent)
         self.model_state.setObjectName("model_state")
         header.addWidget(self.model_state)
         self.load_progress = QProgressBar(parent)
@@ -165,12 +166,12 @@ class MainWindow(QMainWindow):
         return header
 
     def _build_status_bar(self) -> None:
-        self.status_model = QLabel("No model", self)
-        self.status_backend = QLabel("", self)
+        self.status_model = ElidedLabel("No model", self)
+        self.status_backend = ElidedLabel("", self)
         self.status_backend.setObjectName("status_backend")
         # Describing the backend imports llama.cpp (tens of ms): after the first paint.
         QTimer.singleShot(0, self, self._show_backend)
-        self.status_speed = QLabel("", self)
+        self.status_speed = ElidedLabel("", self)
         self.status_speed.setObjectName("status_speed")
         self.context_bar = QProgressBar(self)
         self.context_bar.setObjectName("context_bar")

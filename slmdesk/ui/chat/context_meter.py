@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from slmdesk.chat import engine_history
+from slmdesk.ui.common.tones import tone_style
 
 if TYPE_CHECKING:
     from PySide6.QtCore import SignalInstance
@@ -62,7 +63,7 @@ class ContextMeter:
         self._set_draft_fits(overflow is None)
         if overflow is not None:
             fit_note.setText(overflow)
-            fit_note.setStyleSheet("QLabel { color: #b00020; }")
+            fit_note.setStyleSheet(tone_style("error"))
             fit_note.show()
             return
         if draft.strip() and used > n_ctx - self._reply_reserve(n_ctx):
@@ -70,7 +71,7 @@ class ContextMeter:
                 "The conversation no longer fits the context: the oldest messages will be "
                 "left out of what the model sees."
             )
-            fit_note.setStyleSheet("QLabel { color: #b26a00; }")
+            fit_note.setStyleSheet(tone_style("warn"))
             fit_note.show()
             return
         fit_note.hide()

@@ -10,7 +10,6 @@ from PySide6.QtGui import QAction, QKeySequence, QStandardItem, QStandardItemMod
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -23,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk.store.repositories import ChatRepository, Conversation
+from slmdesk.ui.common.labels import ElidedLabel
 
 CONVERSATION_ID = Qt.ItemDataRole.UserRole + 1
 PINNED = Qt.ItemDataRole.UserRole + 2
@@ -158,8 +158,7 @@ class ConversationSidebar(QWidget):
         self.undo_bar = QWidget(self)
         undo_layout = QHBoxLayout(self.undo_bar)
         undo_layout.setContentsMargins(0, 0, 0, 0)
-        self.undo_label = QLabel("", self.undo_bar)
-        self.undo_label.setWordWrap(True)
+        self.undo_label = ElidedLabel("", self.undo_bar)
         self.undo_button = QPushButton("Undo", self.undo_bar)
         self.undo_button.setObjectName("undo_delete")
         self.undo_button.clicked.connect(self.undo_delete)

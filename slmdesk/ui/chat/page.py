@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -18,6 +17,10 @@ from slmdesk.ui.chat.conversations import ConversationSidebar
 from slmdesk.ui.chat.settings_panel import SettingsPanel
 from slmdesk.ui.chat.view import ChatView
 from slmdesk.ui.chat.welcome import WelcomePanel
+from slmdesk.ui.common.labels import wrapping_label
+from slmdesk.ui.common.tab_frame import scrolling_pane
+
+SETTINGS_MIN_WIDTH = 220
 
 
 class ChatPage(QSplitter):
@@ -54,17 +57,29 @@ class ChatPage(QSplitter):
         buttons.addWidget(self.stop_button)
         row.addLayout(buttons)
         layout.addLayout(row)
-        self.fit_note = QLabel("", main)
-        self.fit_note.setObjectName("fit_note")
-        self.fit_note.setWordWrap(True)
+        self.fit_note = wrapping_label("", main, name="fit_note")
         self.fit_note.hide()
         layout.addWidget(self.fit_note)
 
         self.settings_panel = SettingsPanel(presets, self)
-        self.settings_panel.hide()
+        # A short window scrolls the settings instead of cutting them or growing.
+        self.settings_pane = scrolling_pane(self, self.settings_panel, SETTINGS_MIN_WIDTH)
+        self.settings_pane.setObjectName("settings_pane")
+        self.settings_pane.hide()
 
         self.addWidget(self.sidebar)
         self.addWidget(main)
-        self.addWidget(self.settings_panel)
+        self.addWidget(self.settings_pane)
         self.setStretchFactor(1, 1)
         self.setSizes([260, 700, 300])
+
+    def show_settings(self, shown: bool) -> None:
+        """Show or hide the conversation settings pane; shown, it takes its share of the
+        width from the conversation list first, so the transcript stays readable."""
+        self.settings_pane.setVisible(shown)
+        if not shown:
+            return
+        total = sum(self.sizes())
+        settings = round(min(max(total * 0.3, SETTINGS_MIN_WIDTH), 340))
+        sidebar = round(min(self.sizes()[0], max(total * 0.22, 160)))
+        self.setSizes([sidebar, max(0, total - sidebar - settings), settings])

@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
 
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import DatasetRepository, Example
+from slmdesk.ui.common.labels import wrapping_label
+from slmdesk.ui.common.tones import tone_style
 
 DEFAULT_DATASET = "Chat examples"
 
@@ -82,9 +84,8 @@ class SaveExampleDialog(QDialog):
                 button.setChecked(True)
         rate_row.addStretch(1)
         layout.addLayout(rate_row)
-        self.error = QLabel("", self)
-        self.error.setStyleSheet("QLabel { color: #b00020; }")
-        self.error.setWordWrap(True)
+        self.error = wrapping_label("", self, name="save_example_error")
+        self.error.setStyleSheet(tone_style("error"))
         layout.addWidget(self.error)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self

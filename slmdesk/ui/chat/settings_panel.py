@@ -6,19 +6,16 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtCore import QSignalBlocker, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QFrame,
-    QHBoxLayout,
     QInputDialog,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -27,6 +24,9 @@ from PySide6.QtWidgets import (
 from slmdesk.engine.params import SamplingParams
 from slmdesk.errors import UserFacingError
 from slmdesk.settings import ModelDefaults
+from slmdesk.ui.common.flow_layout import FlowLayout, captioned
+from slmdesk.ui.common.labels import wrapping_label
+from slmdesk.ui.common.tones import tone_style
 
 
 class SettingsPanel(QWidget):
@@ -47,23 +47,13 @@ class SettingsPanel(QWidget):
         self._emit_timer.setInterval(300)
         self._emit_timer.timeout.connect(self._emit)
 
-        # Scrolls rather than clip when the window is short (800×600 with the panel open).
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea(self)
-        scroll.setObjectName("settings_scroll")
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        content = QWidget(scroll)
-        scroll.setWidget(content)
-        outer.addWidget(scroll)
-        layout = QVBoxLayout(content)
+        # ChatPage puts the panel in a scrolling pane (ui.common.tab_frame.scrolling_pane).
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         title = QLabel("<b>Conversation settings</b>", self)
         layout.addWidget(title)
 
-        preset_row = QHBoxLayout()
+        preset_row = FlowLayout()  # wraps in a narrow pane
         self.preset_box = QComboBox(self)
         self.preset_box.setObjectName("preset_box")
         self.preset_box.activated.connect(self._apply_preset)
@@ -72,8 +62,7 @@ class SettingsPanel(QWidget):
         self.save_preset_button.clicked.connect(self._save_preset_dialog)
         self.delete_preset_button = QPushButton("Delete", self)
         self.delete_preset_button.clicked.connect(self._delete_preset)
-        preset_row.addWidget(QLabel("Preset:", self))
-        preset_row.addWidget(self.preset_box, 1)
+        preset_row.add_stretching(captioned("Preset:", self.preset_box, self))
         preset_row.addWidget(self.save_preset_button)
         preset_row.addWidget(self.delete_preset_button)
         layout.addLayout(preset_row)
@@ -107,16 +96,12 @@ class SettingsPanel(QWidget):
         form.addRow("Seed", self.seed)
         form.addRow("Stop strings", self.stop)
         layout.addLayout(form)
-        self.error = QLabel("", self)
-        self.error.setWordWrap(True)
-        self.error.setStyleSheet("QLabel { color: #b00020; }")
+        self.error = wrapping_label("", self, name="settings_error")
+        self.error.setStyleSheet(tone_style("error"))
         layout.addWidget(self.error)
         self._build_model_defaults(layout)
         layout.addStretch(1)
         self.refresh_presets()
-        # As wide as its content needs (the scroll area alone would let the splitter clip it).
-        scroll.setMinimumWidth(content.minimumSizeHint().width()
-                               + scroll.verticalScrollBar().sizeHint().width())
 
     def _build_model_defaults(self, layout: QVBoxLayout) -> None:
         """Defaults for MODEL: Context · Save as this model's defaults · Reset · a note."""
@@ -134,7 +119,7 @@ class SettingsPanel(QWidget):
                                 "trained for); applies the next time it loads")
         form.addRow("Context", self.context)
         layout.addLayout(form)
-        row = QHBoxLayout()
+        row = FlowLayout()  # wraps in a narrow pane
         self.save_defaults_button = QPushButton("Save as this model's defaults", self)
         self.save_defaults_button.setObjectName("save_model_defaults_button")
         self.save_defaults_button.setToolTip(
@@ -145,7 +130,7 @@ class SettingsPanel(QWidget):
         self.reset_defaults_button.setToolTip("Forget this model's defaults: it uses the "
                                               "app's again")
         self.reset_defaults_button.clicked.connect(self.reset_model_defaults_requested)
-        row.addWidget(self.save_defaults_button, 1)
+        row.addWidget(self.save_defaults_button)
         row.addWidget(self.reset_defaults_button)
         layout.addLayout(row)
         self.model_defaults_note = QLabel("", self)

@@ -25,7 +25,10 @@ from slmdesk.chat import CONTINUABLE
 from slmdesk.store.repositories import Message
 from slmdesk.ui.chat.icons import thumb_icon
 from slmdesk.ui.chat.markdown import MessageView
+from slmdesk.ui.common.flow_layout import FlowLayout
+from slmdesk.ui.common.labels import let_layout_decide_width
 from slmdesk.ui.common.tab_frame import tool_button
+from slmdesk.ui.common.tones import tone_style
 
 MIN_RENDER_GAP_MS = 33  # ~30 updates a second while a short reply streams
 ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -104,9 +107,11 @@ class MessageWidget(QFrame):
         self._render_timer.timeout.connect(self._render_pending)
         self.update_message(message, siblings)
 
-    def _build_header(self, role: str) -> QHBoxLayout:
-        """Who wrote it, the branch arrows, and the actions this role has."""
-        header = QHBoxLayout()
+    def _build_header(self, role: str) -> FlowLayout:
+        """Who wrote it, the branch arrows, and the actions this role has: one flow, so the
+        buttons go flush right when they fit and wrap under the name in a narrow transcript
+        instead of being cut off."""
+        header = FlowLayout()
         header.addWidget(QLabel(f"<b>{ROLE_LABEL.get(role, role)}</b>", self))
         self.branch_label = QLabel("", self)
         self.prev_button = tool_button("‹", "Previous version", self, name="prev_branch",
@@ -115,7 +120,7 @@ class MessageWidget(QFrame):
                                        clicked=lambda: self._switch(+1))
         for w in (self.prev_button, self.branch_label, self.next_button):
             header.addWidget(w)
-        header.addStretch(1)
+        header.add_stretching(QWidget(self))
         self.copy_button = tool_button("Copy", "", self, name="copy_message", clicked=self.copy)
         header.addWidget(self.copy_button)
         self.up_button: QToolButton | None = None
@@ -139,7 +144,7 @@ class MessageWidget(QFrame):
         header.addWidget(self.delete_button)
         return header
 
-    def _add_reply_buttons(self, header: QHBoxLayout) -> None:
+    def _add_reply_buttons(self, header: FlowLayout) -> None:
         """A reply's rating, save-as-example and continue buttons; its Regenerate action."""
         self.up_button = QToolButton(self)
         self.up_button.setIcon(thumb_icon(self.palette()))
@@ -193,7 +198,7 @@ class MessageWidget(QFrame):
         """The dim line under a reply: tokens, speed, finish reason."""
         self.details = QLabel("", self)
         self.details.setObjectName("details")
-        self.details.setWordWrap(True)
+        let_layout_decide_width(self.details)
         dim = self.details.palette()
         dim.setColor(QPalette.ColorRole.WindowText, dim.color(QPalette.ColorRole.PlaceholderText))
         self.details.setPalette(dim)
@@ -214,7 +219,7 @@ class MessageWidget(QFrame):
         self.details.setText("writing…" if streaming else details_text(message))
         self.details.setVisible(message.role == "assistant")
         if message.finish_reason == "interrupted":
-            self.details.setStyleSheet("QLabel { color: #b26a00; }")
+            self.details.setStyleSheet(tone_style("warn"))
         n = len(self.siblings)
         at = self.siblings.index(message.id) + 1 if message.id in self.siblings else 1
         self.branch_label.setText(f"{at}/{n}")

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from slmdesk.catalog import curated, fit
 from slmdesk.errors import UserFacingError
+from slmdesk.ui.common.labels import wrapping_label
 
 OFFLINE_TEXT = (
     "<b>Welcome to slmdesk.</b> Everything runs on this computer, offline: the small model "
@@ -50,12 +51,9 @@ class WelcomePanel(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.entry: Any = None
         layout = QVBoxLayout(self)
-        intro = QLabel(OFFLINE_TEXT, self)
-        intro.setWordWrap(True)
+        intro = wrapping_label(OFFLINE_TEXT, self)
         layout.addWidget(intro)
-        self.recommendation = QLabel("", self)
-        self.recommendation.setObjectName("welcome_recommendation")
-        self.recommendation.setWordWrap(True)
+        self.recommendation = wrapping_label("", self, name="welcome_recommendation")
         layout.addWidget(self.recommendation)
         row = QHBoxLayout()
         self.download_button = QPushButton("Download", self)

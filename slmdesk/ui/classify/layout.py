@@ -11,11 +11,8 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
-    QLabel,
     QPlainTextEdit,
     QScrollArea,
-    QSplitter,
     QTableView,
     QTabWidget,
     QWidget,
@@ -32,21 +29,30 @@ from slmdesk.ui.classify.table_models import (
     ResultsFilter,
     ResultsModel,
 )
+from slmdesk.ui.common.column_fit import ColumnFitter
+from slmdesk.ui.common.flow_layout import FlowLayout, captioned
+from slmdesk.ui.common.labels import ElidedLabel
 from slmdesk.ui.common.metrics import ReportPanel
 from slmdesk.ui.common.probability_bars import ProbabilityBarsDelegate, ProbabilityChart
 from slmdesk.ui.common.tab_frame import (
-    NOTE_STYLE,
     QUIET_STYLE,
+    ResponsiveSplitter,
     fixed_splitter,
+    note_style,
     pane_column,
     percent_box,
     push_button,
     run_progress,
+    scrolling_pane,
     text_label,
 )
 
 if TYPE_CHECKING:
     from slmdesk.ui.classify.view import ClassifyView
+
+
+SETUP_MIN_WIDTH = 250
+STACK_DETAILS_BELOW = 600  # px: a results pane narrower than this shows details below
 
 
 class ClassifyLayout:
@@ -65,16 +71,12 @@ class ClassifyLayout:
         view.tabs.addTab(self._build_results(view.tabs), "Results")
         view.tabs.addTab(self._build_evaluation(view.tabs), "Evaluation")
         right = fixed_splitter(Qt.Orientation.Vertical, view,
-                               [texts, view.tabs], [230, 500])
+                               [texts, view.tabs], [190, 540])
         view.lay_out_frame("classify", [setup, right], [380, 820])
 
     def _build_setup(self) -> QWidget:
         view = self.view
-        scroll = QScrollArea(view)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(300)
-        inner, layout = pane_column(scroll, (0, 0, 6, 0))
+        inner, layout = pane_column(view, (0, 0, 6, 0))
         view.saved.build(inner, layout)
         view.save_button, view.delete_button = view.saved.save_button, view.saved.delete_button
         view.saved_box, view.saved_model_note = view.saved.box, view.saved.model_note
@@ -83,8 +85,7 @@ class ClassifyLayout:
         view.setup.examples_from_dataset_requested.connect(view.saved.fill_dataset_menu)
         layout.addWidget(view.setup)
         layout.addStretch(1)
-        scroll.setWidget(inner)
-        return scroll
+        return scrolling_pane(view, inner, SETUP_MIN_WIDTH)
 
     def _build_input(self, parent: QWidget) -> QWidget:
         view = self.view
@@ -108,7 +109,7 @@ class ClassifyLayout:
                                          clicked=view.cancel)
         view.progress = run_progress(box, "classify_progress")
         view.progress.setTextVisible(True)
-        view.status = QLabel("", box)
+        view.status = ElidedLabel("", box)
         view.status.setObjectName("classify_status")
         run_row.addWidget(view.run_button)
         run_row.addWidget(view.cancel_button)
@@ -125,17 +126,15 @@ class ClassifyLayout:
         view.results = ResultsModel(view)
         view.proxy = ResultsFilter(view)
         view.proxy.setSourceModel(view.results)
-        filters = QHBoxLayout()
-        filters.addWidget(QLabel("Label:", page))
+        filters = FlowLayout()  # wraps at narrow widths instead of widening the window
         view.label_filter = QComboBox(page)
         view.label_filter.setObjectName("label_filter")
         view.label_filter.currentIndexChanged.connect(
             lambda _i: view.proxy.set_label(str(view.label_filter.currentData() or "")))
-        filters.addWidget(view.label_filter)
-        filters.addWidget(QLabel("Confidence at least:", page))
+        filters.addWidget(captioned("Label:", view.label_filter, page))
         view.min_confidence = percent_box(page, "min_confidence")
         view.min_confidence.valueChanged.connect(lambda v: view.proxy.set_min_confidence(v / 100))
-        filters.addWidget(view.min_confidence)
+        filters.addWidget(captioned("Confidence at least:", view.min_confidence, page))
         view.mistakes_only = QCheckBox("Only mistakes", page)
         view.mistakes_only.setObjectName("mistakes_only")
         view.mistakes_only.setToolTip("Rows whose label differs from the expected one")
@@ -144,12 +143,13 @@ class ClassifyLayout:
         filters.addWidget(view.mistakes_only)
         view.shown_label = text_label(page, "shown_label", wrap=False)
         filters.addWidget(view.shown_label)
-        filters.addStretch(1)
         view.export_button = view.review.build_export_button(page)
         filters.addWidget(view.export_button)
         layout.addLayout(filters)
 
-        split = QSplitter(Qt.Orientation.Horizontal, page)
+        # The details go under the table when the results are narrow.
+        split = ResponsiveSplitter(page, stack_below=STACK_DETAILS_BELOW)
+        split.setObjectName("results_splitter")
         split.setChildrenCollapsible(False)
         split.addWidget(self._build_table(split))
         split.addWidget(self._build_details(split))
@@ -179,14 +179,12 @@ class ClassifyLayout:
         table.setWordWrap(False)
         table.setTextElideMode(Qt.TextElideMode.ElideRight)
         table.setItemDelegateForColumn(PROBS_COLUMN, ProbabilityBarsDelegate(table))
-        header = table.horizontalHeader()
-        header.setSectionResizeMode(TEXT_COLUMN, QHeaderView.ResizeMode.Stretch)
-        header.setMinimumSectionSize(40)
-        for col, width in ((LABEL_COLUMN, 90), (CONFIDENCE_COLUMN, 80), (PROBS_COLUMN, 210),
-                           (EXPECTED_COLUMN, 90), (REVIEWED_COLUMN, 90)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(col, width)
+        table.horizontalHeader().setMinimumSectionSize(40)
         table.setColumnHidden(EXPECTED_COLUMN, True)
+        # The text stretches; labels and probabilities take their contents' width, capped.
+        view.column_fitter = ColumnFitter(table, TEXT_COLUMN, {
+            LABEL_COLUMN: 140, CONFIDENCE_COLUMN: 90, PROBS_COLUMN: 240, EXPECTED_COLUMN: 140,
+            REVIEWED_COLUMN: 120}, min_widths={LABEL_COLUMN: 80, PROBS_COLUMN: 130})
         table.verticalHeader().setDefaultSectionSize(26)
         table.verticalHeader().setToolTip("Line of the input")
         table.selectionModel().currentRowChanged.connect(lambda _cur, _prev: view.show_details())
@@ -220,7 +218,7 @@ class ClassifyLayout:
                               "probability")
         layout.addWidget(view.chart)
         view.details_probs = text_label(pane, "details_probs", selectable=True)
-        view.details_notes = text_label(pane, "details_notes", style=NOTE_STYLE)
+        view.details_notes = text_label(pane, "details_notes", style=note_style())
         view.details_explanation = text_label(pane, "details_explanation", selectable=True)
         for label in (view.details_probs, view.details_notes, view.details_explanation):
             layout.addWidget(label)

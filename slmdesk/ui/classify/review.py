@@ -9,9 +9,7 @@ from PySide6.QtCore import QItemSelectionModel, QModelIndex
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
-    QHBoxLayout,
     QInputDialog,
-    QLabel,
     QPushButton,
     QToolButton,
     QWidget,
@@ -21,6 +19,7 @@ from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Dataset
 from slmdesk.ui.classify.export import export_text
 from slmdesk.ui.common.file_names import safe_file_stem
+from slmdesk.ui.common.flow_layout import FlowLayout, captioned
 from slmdesk.ui.common.tab_frame import menu_button, text_label, tool_button
 
 if TYPE_CHECKING:
@@ -48,15 +47,15 @@ class ResultsReview:
         menu.addAction("Shown rows as JSONL…", lambda: export("jsonl", True))
         return button
 
-    def build_review_row(self, parent: QWidget) -> QHBoxLayout:
-        """The row under the results: the data set to save to, Accept, and correct to."""
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Save to data set:", parent))
+    def build_review_row(self, parent: QWidget) -> FlowLayout:
+        """The row under the results: the data set to save to, Accept, and correct to (it
+        wraps at narrow widths, so nothing overlaps)."""
+        row = FlowLayout()
         self.dataset_box = QComboBox(parent)
         self.dataset_box.setObjectName("dataset_box")
         self.dataset_box.setMinimumWidth(160)
         self.dataset_box.setPlaceholderText(f"(new: “{DEFAULT_DATASET}”)")
-        row.addWidget(self.dataset_box)
+        row.addWidget(captioned("Save to data set:", self.dataset_box, parent))
         self.new_button = tool_button("New…", "Create a labelled data set", parent,
                                       clicked=self.new_dataset_requested)
         row.addWidget(self.new_button)
@@ -65,10 +64,9 @@ class ResultsReview:
         self.accept_button.setToolTip("Save the selected texts with the model's label (A)")
         self.accept_button.clicked.connect(self.accept_selected)
         row.addWidget(self.accept_button)
-        row.addWidget(QLabel("or correct to", parent))
         self.correct_box = QComboBox(parent)
         self.correct_box.setObjectName("correct_box")
-        row.addWidget(self.correct_box)
+        row.addWidget(captioned("or correct to", self.correct_box, parent))
         self.correct_button = QPushButton("Save", parent)
         self.correct_button.setObjectName("correct_button")
         self.correct_button.setToolTip(
@@ -77,7 +75,7 @@ class ResultsReview:
             lambda: self.correct_selected(self.correct_box.currentText()))
         row.addWidget(self.correct_button)
         self.note = text_label(parent, "review_note", wrap=False)
-        row.addWidget(self.note, 1)
+        row.addWidget(self.note)
         return row
 
     def refresh_datasets(self, select: str | None = None) -> None:

@@ -23,7 +23,7 @@ from slmdesk.errors import UserFacingError
 from slmdesk.store.classifiers import SavedClassifier
 from slmdesk.store.repositories import ModelRecord
 from slmdesk.ui.classify.setup import EXAMPLES_FROM_DATASET
-from slmdesk.ui.common.tab_frame import NOTE_STYLE, text_label, tool_button
+from slmdesk.ui.common.tab_frame import note_style, text_label, tool_button
 
 if TYPE_CHECKING:
     from slmdesk.ui.classify.view import ClassifyView
@@ -61,7 +61,7 @@ class SavedClassifiers:
         self.box.activated.connect(lambda i: self.load_classifier(str(self.box.itemData(i))))
         layout.addWidget(self.box)
         hint = QHBoxLayout()
-        self.model_note = text_label(parent, "saved_model_note", style=NOTE_STYLE)
+        self.model_note = text_label(parent, "saved_model_note", style=note_style())
         self.use_model_button = QPushButton("Load that model", parent)
         self.use_model_button.clicked.connect(self.request_saved_model)
         hint.addWidget(self.model_note, 1)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QMenu,
+    QMessageBox,
     QPlainTextEdit,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.classify.spec import ClassifierSpec, Label
 from slmdesk.errors import InvalidInputError
+from slmdesk.ui.common.flow_layout import FlowLayout
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -142,7 +144,7 @@ class SetupPanel(QWidget):
                              ("Add a label", lambda: self.add_label_row()),
                              ("Remove the selected labels", self._remove_selected_labels)))
         for title, labels in STARTERS:
-            starters.addAction(title, partial(self.set_labels, [
+            starters.addAction(title, partial(self.apply_starter, [
                 Label(name, description) for name, description in labels]))
         self.labels_table = QTableWidget(0, 3, self)
         self.labels_table.setObjectName("labels_table")
@@ -219,10 +221,11 @@ class SetupPanel(QWidget):
                     remove: tuple[str, Callable[[], object]]) -> tuple[
                         QToolButton, QMenu, QToolButton, QToolButton]:
         """The row over a table: its title, a menu button (text, object name), and the
-        + and − buttons (tooltip, click handler)."""
-        head = QHBoxLayout()
+        + and − buttons (tooltip, click handler); the buttons wrap under the title in a
+        narrow pane."""
+        head = FlowLayout()
         head.addWidget(QLabel(title, self))
-        head.addStretch(1)
+        head.add_stretching(QWidget(self))
         menu_button = _tool(menu[0], menu_tip, self)
         menu_button.setObjectName(menu[1])
         menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -292,6 +295,23 @@ class SetupPanel(QWidget):
         for label in labels:
             self.add_label_row(label.name, label.description, label.verbalizers)
         self.labels_changed.emit()
+
+    def apply_starter(self, labels: Sequence[Label]) -> bool:
+        """Replace the labels with a starter set; labels the person typed are replaced only
+        after they agree. Returns whether the labels were replaced."""
+        typed = self.label_names()
+        if typed and typed != [label.name for label in labels]:
+            answer = QMessageBox.question(
+                self, "Replace the labels?",
+                f"Replace the {len(typed)} label{'s' if len(typed) != 1 else ''} you have "
+                f"({', '.join(typed)}) with the starter set "
+                f"({', '.join(label.name for label in labels)})?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        self.set_labels(labels)
+        return True
 
     def _cell(self, table: QTableWidget, row: int, col: int) -> str:
         item = table.item(row, col)

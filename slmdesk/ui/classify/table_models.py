@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush
 
-from slmdesk.ui.common.colours import ERROR_COLOUR, MISTAKE_TINT, REVIEWED_TINT
+from slmdesk.ui.common.colours import MISTAKE_TINT, REVIEWED_TINT
 from slmdesk.ui.common.probability_bars import BARS_ROLE, FAILED_ROLE
 from slmdesk.ui.common.table_model import SORT_ROLE, HeaderedTableModel, percent
+from slmdesk.ui.common.tones import tone_colour
 
 if TYPE_CHECKING:
     from slmdesk.classify.classifier import Prediction
@@ -113,7 +114,7 @@ class ResultsModel(HeaderedTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and col == CONFIDENCE_COLUMN:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and col == LABEL_COLUMN and row.failed:
-            return QBrush(ERROR_COLOUR)
+            return QBrush(tone_colour("error"))
         if role == Qt.ItemDataRole.BackgroundRole:
             if col == LABEL_COLUMN and row.mistaken:
                 return QBrush(MISTAKE_TINT)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk.classify.io import read_columns, read_labelled, read_texts
+from slmdesk.ui.common.labels import ElidedLabel
 from slmdesk.ui.common.tab_frame import tool_button
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class TextInput:
         opened file, the text box."""
         head = QHBoxLayout()
         head.addWidget(QLabel("<b>Texts</b>", parent))
-        self.count_label = QLabel("", parent)
+        self.count_label = ElidedLabel("", parent)
         self.count_label.setObjectName("text_count")
         head.addWidget(self.count_label)
         head.addStretch(1)
@@ -104,7 +105,7 @@ class TextInput:
         self.file_bar = QWidget(parent)
         bar = QHBoxLayout(self.file_bar)
         bar.setContentsMargins(0, 0, 0, 0)
-        self.file_label = QLabel("", self.file_bar)
+        self.file_label = ElidedLabel("", self.file_bar, elide=Qt.TextElideMode.ElideMiddle)
         self.file_label.setObjectName("file_label")
         bar.addWidget(self.file_label, 1)
         self.column_caption = QLabel("Column:", self.file_bar)

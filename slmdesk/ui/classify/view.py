@@ -20,6 +20,7 @@ from slmdesk.ui.classify.review import ResultsReview
 from slmdesk.ui.classify.saved import SavedClassifiers
 from slmdesk.ui.classify.table_models import ANY_LABEL, EXPECTED_COLUMN, FAILED, NO_LABEL, ResultRow
 from slmdesk.ui.classify.text_input import TextInput
+from slmdesk.ui.common.column_fit import ColumnFitter
 from slmdesk.ui.common.forwarding import forward_to
 from slmdesk.ui.common.model_messages import clear_no_model, show_no_model
 from slmdesk.ui.common.model_tab import ModelTab
@@ -89,6 +90,7 @@ class ClassifyView(ModelTab):
     shown_label: QLabel
     export_button: QToolButton
     table: QTableView
+    column_fitter: ColumnFitter
     dataset_box: QComboBox
     new_dataset_button: QToolButton
     accept_button: QPushButton
@@ -214,6 +216,7 @@ class ClassifyView(ModelTab):
         self.results.reset(self.run_labels)
         self.refill_label_choices()
         self.table.setColumnHidden(EXPECTED_COLUMN, gold is None)
+        self.column_fitter.fit()
         self.mistakes_only.setChecked(False)
         self.mistakes_only.setVisible(gold is not None)
         self.review_note.setText("")

@@ -1,4 +1,5 @@
-"""The colours the tabs give labels, right and wrong answers, and reviewed or mistaken rows."""
+"""The colours the tabs give labels, right and wrong answers, and reviewed or mistaken rows
+(text colours for errors and warnings come from the palette: ui/common/tones.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ CORRECT_COLOUR = QColor("#2e7d32")
 WRONG_COLOUR = QColor("#c62828")
 REVIEWED_TINT = QColor(61, 154, 91, 60)  # translucent: reads on light and dark themes
 MISTAKE_TINT = QColor(198, 40, 40, 50)
-ERROR_COLOUR = QColor("#b00020")
 
 
 def label_colour(position: int) -> QColor:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk.ui.common.confusion import ConfusionMatrix
+from slmdesk.ui.common.labels import let_layout_decide_width
 
 
 class MetricsPanel(QWidget):
@@ -76,7 +77,7 @@ class ReportPanel(QWidget):
         self.head = QHBoxLayout()
         self.summary = QLabel(placeholder, self)
         self.summary.setObjectName("eval_summary")
-        self.summary.setWordWrap(True)
+        let_layout_decide_width(self.summary)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.head.addWidget(self.summary, 1)
         layout.addLayout(self.head)

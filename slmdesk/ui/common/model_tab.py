@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QSplitter, QTableWidget, QWi
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import DatasetRepository
 from slmdesk.ui.common.classify_run import ClassifyRun
-from slmdesk.ui.common.tab_frame import tab_frame
+from slmdesk.ui.common.tab_frame import FIRST_COLUMN_SHARE, tab_frame
 from slmdesk.ui.common.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
@@ -56,9 +56,10 @@ class ModelTab(QWidget):
         self.report: EvalReport | None = None
         self.tasks = BackgroundTasks(self)  # file reads and writes of the parts
 
-    def lay_out_frame(self, name: str, columns: Sequence[QWidget], sizes: Sequence[int]) -> None:
+    def lay_out_frame(self, name: str, columns: Sequence[QWidget], sizes: Sequence[int],
+                      first_share: float = FIRST_COLUMN_SHARE) -> None:
         """The error banner over a splitter of ``columns`` (see ``tab_frame``)."""
-        self.banner, self.splitter = tab_frame(self, name, columns, sizes)
+        self.banner, self.splitter = tab_frame(self, name, columns, sizes, first_share)
         self.banner.shown.connect(self.error_shown)
 
     def start_runner(self, progress: QProgressBar, status: QLabel) -> ClassifyRun:

@@ -7,43 +7,83 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
     QDoubleSpinBox,
+    QFrame,
     QLabel,
     QMenu,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from slmdesk.ui.common.labels import ElidedLabel, let_layout_decide_width
+from slmdesk.ui.common.tones import tone_style
 from slmdesk.ui.common.widgets import ErrorBanner, error_banner
 
 AnyButton = TypeVar("AnyButton", bound=QAbstractButton)
+FIRST_COLUMN_SHARE = 0.34
 
 
-def tab_frame(tab: QWidget, name: str, columns: Sequence[QWidget],
-              sizes: Sequence[int]) -> tuple[ErrorBanner, QSplitter]:
+def tab_frame(tab: QWidget, name: str, columns: Sequence[QWidget], sizes: Sequence[int],
+              first_share: float = FIRST_COLUMN_SHARE) -> tuple[ErrorBanner, QSplitter]:
     """Lay ``tab`` out as an error banner (``<name>_error_banner``) over a horizontal splitter
-    (``<name>_splitter``) of these columns, the last of which stretches."""
+    (``<name>_splitter``) of these columns, the last of which stretches; the first column
+    keeps at most ``first_share`` of a narrow window."""
     root = QVBoxLayout(tab)
     root.setContentsMargins(6, 6, 6, 6)
     banner = error_banner(tab, f"{name}_error_banner")
     root.addWidget(banner)
-    splitter = fixed_splitter(Qt.Orientation.Horizontal, tab, columns, sizes)
+    splitter = fixed_splitter(Qt.Orientation.Horizontal, tab, columns, sizes,
+                              splitter=ResponsiveSplitter(tab, share=first_share))
     splitter.setObjectName(f"{name}_splitter")
     root.addWidget(splitter, 1)
     return banner, splitter
 
 
+class ResponsiveSplitter(QSplitter):
+    """A splitter that stacks its panes (top to bottom) when it is narrower than
+    ``stack_below`` pixels, and side by side again when it is wider; side by side, the pane
+    ``capped`` (of two) never keeps more than ``share`` of the width when the splitter
+    shrinks."""
+
+    def __init__(self, parent: QWidget | None = None, *, stack_below: int = 0,
+                 capped: int = 0, share: float = 1.0) -> None:
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self.stack_below = stack_below
+        self.capped, self.share = capped, share
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        wanted = (Qt.Orientation.Vertical if event.size().width() < self.stack_below
+                  else Qt.Orientation.Horizontal)
+        if wanted != self.orientation():
+            self.setOrientation(wanted)
+            if wanted == Qt.Orientation.Vertical and self.count() == 2:
+                self.setSizes([2 * event.size().height(), event.size().height()])  # 2 : 1
+        super().resizeEvent(event)
+        sizes = self.sizes()
+        if wanted == Qt.Orientation.Horizontal and len(sizes) == 2:
+            cap = int(sum(sizes) * self.share)
+            if sizes[self.capped] > cap:
+                other = 1 - self.capped
+                sizes[other] += sizes[self.capped] - cap
+                sizes[self.capped] = cap
+                self.setSizes(sizes)
+
+
 def fixed_splitter(orientation: Qt.Orientation, parent: QWidget, panes: Sequence[QWidget],
-                   sizes: Sequence[int], stretch: Sequence[int] = ()) -> QSplitter:
+                   sizes: Sequence[int], stretch: Sequence[int] = (), *,
+                   splitter: QSplitter | None = None) -> QSplitter:
     """A splitter whose panes cannot be collapsed, with these start sizes and stretch
-    factors (one per pane, from the first; none given: the last pane stretches)."""
-    splitter = QSplitter(orientation, parent)
+    factors (one per pane, from the first; none given: the last pane stretches); the
+    ``splitter`` given (a ResponsiveSplitter) or a new one."""
+    splitter = splitter if splitter is not None else QSplitter(orientation, parent)
     splitter.setChildrenCollapsible(False)
     for pane in panes:
         splitter.addWidget(pane)
@@ -61,6 +101,17 @@ def pane_column(parent: QWidget, margins: tuple[int, int, int, int] = (6, 0, 0, 
     layout = QVBoxLayout(widget)
     layout.setContentsMargins(*margins)
     return widget, layout
+
+
+def scrolling_pane(parent: QWidget, inner: QWidget, min_width: int) -> QScrollArea:
+    """``inner`` in a scroll area at least ``min_width`` wide: a side pane that a small
+    window scrolls instead of cutting off."""
+    scroll = QScrollArea(parent)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setMinimumWidth(min_width)
+    scroll.setWidget(inner)
+    return scroll
 
 
 def tool_button(text: str, tip: str, parent: QWidget, *, name: str = "",
@@ -121,10 +172,10 @@ def percent_box(parent: QWidget, name: str, value: float = 0) -> QDoubleSpinBox:
 
 def text_label(parent: QWidget, name: str, *, wrap: bool = True, selectable: bool = False,
                style: str = "") -> QLabel:
-    """An empty label for text set later: word-wrapped, maybe selectable, maybe styled."""
-    label = QLabel("", parent)
+    """An empty label for text set later, maybe selectable, maybe styled: word-wrapped, or
+    one line that elides (``wrap=False``); either way its text never widens the window."""
+    label = let_layout_decide_width(QLabel("", parent)) if wrap else ElidedLabel("", parent)
     label.setObjectName(name)
-    label.setWordWrap(wrap)
     if selectable:
         label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     if style:
@@ -132,5 +183,9 @@ def text_label(parent: QWidget, name: str, *, wrap: bool = True, selectable: boo
     return label
 
 
-NOTE_STYLE = "QLabel { color: #b26a00; }"  # a warning that is not an error
+def note_style() -> str:
+    """The style of a warning that is not an error, readable on the current palette."""
+    return tone_style("warn")
+
+
 QUIET_STYLE = "QLabel { color: palette(mid); }"  # a side remark

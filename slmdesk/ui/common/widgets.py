@@ -5,7 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QWidget
 
-ERROR_STYLE = "QLabel { color: #b00020; padding: 4px; }"
+from slmdesk.ui.common.labels import let_layout_decide_width
+from slmdesk.ui.common.tones import tone_style
 
 
 class ErrorBanner(QLabel):
@@ -24,11 +25,13 @@ class ErrorBanner(QLabel):
         self.hide()
 
 
-def error_banner(parent: QWidget, object_name: str, *, style: str = ERROR_STYLE) -> ErrorBanner:
-    """A hidden error banner named ``object_name`` (shown by ``show_error``)."""
+def error_banner(parent: QWidget, object_name: str, *, padded: bool = True) -> ErrorBanner:
+    """A hidden error banner named ``object_name`` (shown by ``show_error``), in the
+    palette's readable error colour, wrapped to the width its layout gives it."""
     banner = ErrorBanner("", parent)
     banner.setObjectName(object_name)
-    banner.setWordWrap(True)
+    let_layout_decide_width(banner)
+    style = tone_style("error", "padding: 4px; " if padded else "")
     banner.setTextFormat(Qt.TextFormat.PlainText)  # messages may quote file names or model text
     banner.setStyleSheet(style)
     banner.hide()

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QWidget
 
 from slmdesk.store.datasets import SPLITS, UNASSIGNED, Dataset, DatasetRepository
 from slmdesk.ui.common.colours import label_colour
+from slmdesk.ui.common.flow_layout import FlowLayout, captioned
+from slmdesk.ui.common.labels import let_layout_decide_width
 
 ANY = ""  # "no filter" in the filter combos
 SEARCH_PAUSE_MS = 200  # the search box waits this long for typing to pause
@@ -47,9 +49,9 @@ class ExampleFilters(QObject):
         self.search_timer.setInterval(SEARCH_PAUSE_MS)
         self.search_timer.timeout.connect(self.changed)
 
-    def build_row(self, page: QWidget) -> QHBoxLayout:
-        """The filter widgets, in a row."""
-        row = QHBoxLayout()
+    def build_row(self, page: QWidget) -> FlowLayout:
+        """The filter widgets, in a row that wraps at narrow widths."""
+        row = FlowLayout()
         self.label_filter = _filter_combo(page, "label_filter")
         self.split_filter = QComboBox(page)
         self.split_filter.setObjectName("split_filter")
@@ -59,8 +61,7 @@ class ExampleFilters(QObject):
         self.source_filter = _filter_combo(page, "source_filter")
         for caption, combo in (("Label:", self.label_filter), ("Split:", self.split_filter),
                                ("Source:", self.source_filter)):
-            row.addWidget(QLabel(caption, page))
-            row.addWidget(combo)
+            row.addWidget(captioned(caption, combo, page))
             combo.currentIndexChanged.connect(lambda _i: self._filters_changed())
         self.unlabelled_box = _filter_check("Unlabelled", "unlabelled_filter",
                                             "Only examples without a label", page)
@@ -75,7 +76,7 @@ class ExampleFilters(QObject):
         self.search_box.setPlaceholderText("Search the texts…")
         self.search_box.setClearButtonEnabled(True)
         self.search_box.textChanged.connect(lambda _t: self.search_timer.start())
-        row.addWidget(self.search_box, 1)
+        row.add_stretching(self.search_box)
         return row
 
     def build_counts(self, page: QWidget) -> QLabel:
@@ -83,7 +84,7 @@ class ExampleFilters(QObject):
         self.counts = QLabel("", page)
         self.counts.setObjectName("counts_strip")
         self.counts.setTextFormat(Qt.TextFormat.RichText)
-        self.counts.setWordWrap(True)
+        let_layout_decide_width(self.counts)
         self.counts.setToolTip("Click a label or a split to filter by it")
         self.counts.linkActivated.connect(self._count_clicked)
         return self.counts

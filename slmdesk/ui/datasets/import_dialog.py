@@ -103,7 +103,7 @@ class ImportDialog(QDialog):
         self.note.setObjectName("import_note")
         self.note.setWordWrap(True)
         layout.addWidget(self.note)
-        self.error_label = error_banner(self, "import_error", style="QLabel { color: #b00020; }")
+        self.error_label = error_banner(self, "import_error", padded=False)
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error_label.shown.connect(self.failed)
         layout.addWidget(self.error_label)

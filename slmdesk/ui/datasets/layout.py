@@ -10,18 +10,21 @@ from PySide6.QtCore import (
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QListView,
     QPlainTextEdit,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
+from slmdesk.ui.common.column_fit import ColumnFitter
+from slmdesk.ui.common.flow_layout import FlowLayout
+from slmdesk.ui.common.labels import ElidedLabel
 from slmdesk.ui.common.tab_frame import (
+    ResponsiveSplitter,
     fixed_splitter,
     pane_column,
+    scrolling_pane,
     text_label,
     tool_button,
 )
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from slmdesk.ui.datasets.view import DatasetsView
 
 
+
 # the widgets of the runs pane, kept by ModelRuns, that the view shows as its own
 RUN_WIDGETS = ("classifier_box", "prelabel_button", "evaluate_button", "cancel_button",
                "progress", "accept_over_button", "accept_threshold", "run_status", "model_note",
@@ -58,11 +62,13 @@ class DatasetsLayout:
         view = self.view
         examples = self._build_examples(view)
         runs = view.model_runs
-        right = fixed_splitter(Qt.Orientation.Vertical, view, [examples, runs.build(view)],
-                               [520, 260], (3, 1))
+        # The runs pane scrolls in a short window, so the examples keep their rows.
+        runs_pane = scrolling_pane(view, runs.build(view), 0)
+        right = fixed_splitter(Qt.Orientation.Vertical, view, [examples, runs_pane],
+                               [600, 200], (3, 1))
         for name in RUN_WIDGETS:
             setattr(view, name, getattr(runs, name))
-        view.lay_out_frame("datasets", [self._build_list(view), right], [220, 980])
+        view.lay_out_frame("datasets", [self._build_list(view), right], [220, 980], 0.24)
 
     def _build_list(self, parent: QWidget) -> QWidget:
         box, layout = pane_column(parent, (0, 0, 6, 0))
@@ -99,7 +105,10 @@ class DatasetsLayout:
         view.unlabelled_box, view.disagreement_box = (filters.unlabelled_box,
                                                       filters.disagreement_box)
 
-        split = QSplitter(Qt.Orientation.Horizontal, page)
+        # Side by side even when narrow (under the table, the details would cost its rows),
+        # the details taking at most a third.
+        split = ResponsiveSplitter(page, capped=1, share=0.34)
+        split.setObjectName("examples_splitter")
         split.setChildrenCollapsible(False)
         self.view.examples = ExamplesModel(self.view)
         self.view.table = LabellingTable(split)
@@ -112,13 +121,11 @@ class DatasetsLayout:
         self.view.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.view.table.setItemDelegateForColumn(
             SUGGESTION_COLUMN, SuggestionBarDelegate(self.view.table))
-        header = self.view.table.horizontalHeader()
-        header.setMinimumSectionSize(40)
-        header.setSectionResizeMode(TEXT_COLUMN, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((LABEL_COLUMN, 110), (SUGGESTION_COLUMN, 160), (SPLIT_COLUMN, 80),
-                           (SOURCE_COLUMN, 90)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(col, width)
+        self.view.table.horizontalHeader().setMinimumSectionSize(40)
+        # The text stretches; the label and the others take their contents' width, capped.
+        self.view.column_fitter = ColumnFitter(self.view.table, TEXT_COLUMN, {
+            LABEL_COLUMN: 160, SUGGESTION_COLUMN: 180, SPLIT_COLUMN: 90, SOURCE_COLUMN: 110},
+            min_widths={LABEL_COLUMN: 90, SUGGESTION_COLUMN: 100})
         self.view.table.verticalHeader().setDefaultSectionSize(26)
         self.view.table.setToolTip("1–9: label · 0: clear · A: accept the suggestion · "
                               "Delete: delete · Ctrl+Z: undo")
@@ -141,7 +148,7 @@ class DatasetsLayout:
         self.view.counts = self.view.filters.build_counts(page)
         layout.addWidget(self.view.counts)
 
-        actions = QHBoxLayout()
+        actions = FlowLayout()  # wraps at narrow widths instead of widening the window
         view.import_button, view.export_button, view.split_button = view.files.build_file_buttons(
             page)
         view.relabel_button, view.relabel_menu, view.delete_button, view.undo_button = (
@@ -151,15 +158,15 @@ class DatasetsLayout:
                   view.relabel_button, view.delete_button, view.undo_button,
                   view.duplicates_button, view.near_empty_button):
             actions.addWidget(w)
-        self.view.status = QLabel("", page)
+        self.view.status = ElidedLabel("", page)
         self.view.status.setObjectName("datasets_status")
-        actions.addWidget(self.view.status, 1)
+        actions.addWidget(self.view.status)
         layout.addLayout(actions)
         return page
 
     def _build_details(self, parent: QWidget) -> QWidget:
         pane = QWidget(parent)
-        pane.setMinimumWidth(200)
+        pane.setMinimumWidth(160)
         layout = QVBoxLayout(pane)
         layout.setContentsMargins(6, 0, 0, 0)
         self.view.details_title = text_label(pane, "details_title")

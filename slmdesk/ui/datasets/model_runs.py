@@ -12,9 +12,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QFileDialog,
-    QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPushButton,
     QTableView,
     QTabWidget,
@@ -27,6 +25,8 @@ from slmdesk.datasets import evaluation
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Example
 from slmdesk.ui.common.file_names import safe_file_stem
+from slmdesk.ui.common.flow_layout import FlowLayout, captioned
+from slmdesk.ui.common.labels import ElidedLabel
 from slmdesk.ui.common.metrics import ReportPanel
 from slmdesk.ui.common.model_messages import show_no_model
 from slmdesk.ui.common.tab_frame import (
@@ -91,14 +91,13 @@ class ModelRuns(QObject):
         """The pane of the runs: the classifier, its buttons and progress, the evaluation
         report and the history of evaluations."""
         page, layout = pane_column(parent)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Classifier:", page))
+        row = FlowLayout()  # both rows wrap at narrow widths instead of widening the window
         self.classifier_box = QComboBox(page)
         self.classifier_box.setObjectName("classifier_box")
         self.classifier_box.setMinimumContentsLength(14)
         self.classifier_box.setToolTip(
             "A classifier built from this data set's labels, or one saved in Classify")
-        row.addWidget(self.classifier_box)
+        row.addWidget(captioned("Classifier:", self.classifier_box, page))
         self.prelabel_button = push_button(
             "Pre-label", "Let the model suggest a label for the unlabelled examples shown", page,
             name="prelabel_button", clicked=self.prelabel)
@@ -110,9 +109,9 @@ class ModelRuns(QObject):
         self.progress = run_progress(page, "run_progress")
         for w in (self.prelabel_button, self.evaluate_button, self.cancel_button):
             row.addWidget(w)
-        row.addWidget(self.progress, 1)
+        row.addWidget(self.progress)
         layout.addLayout(row)
-        row = QHBoxLayout()
+        row = FlowLayout()
         self.accept_over_button = QPushButton("Accept suggestions over", page)
         self.accept_over_button.setObjectName("accept_over_button")
         self.accept_over_button.setToolTip(
@@ -122,9 +121,9 @@ class ModelRuns(QObject):
             lambda: self.accept_over_requested.emit(self.accept_threshold.value() / 100))
         row.addWidget(self.accept_over_button)
         row.addWidget(self.accept_threshold)
-        self.run_status = QLabel("", page)
+        self.run_status = ElidedLabel("", page)
         self.run_status.setObjectName("run_status")
-        row.addWidget(self.run_status, 1)
+        row.addWidget(self.run_status)
         self.model_note = text_label(page, "datasets_model_note", wrap=False,
                                           style=QUIET_STYLE)
         row.addWidget(self.model_note)

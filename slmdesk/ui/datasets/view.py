@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Dataset, Example
+from slmdesk.ui.common.column_fit import ColumnFitter
 from slmdesk.ui.common.forwarding import forward_to
 from slmdesk.ui.common.model_messages import clear_no_model
 from slmdesk.ui.common.model_tab import ModelTab
@@ -82,6 +83,7 @@ class DatasetsView(ModelTab):
     search_box: QLineEdit
     examples: ExamplesModel
     table: LabellingTable
+    column_fitter: ColumnFitter
     counts: QLabel
     import_button: QPushButton
     export_button: QPushButton

@@ -24,9 +24,9 @@ from slmdesk.ui.common.table_model import (
     RowTableModel,
     human_bytes,
 )
+from slmdesk.ui.common.tones import ToneColours
 
-VERDICT_COLOURS = {"fits": QColor("#2e7d32"), "tight": QColor("#b26a00"),
-                   "wont_fit": QColor("#b00020")}
+VERDICT_COLOURS = ToneColours({"fits": "ok", "tight": "warn", "wont_fit": "error"})
 
 
 class DownloadEvents(QObject):

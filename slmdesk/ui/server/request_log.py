@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QColor
 
-from slmdesk.ui.common.colours import ERROR_COLOUR
 from slmdesk.ui.common.table_model import Column, RowTableModel
+from slmdesk.ui.common.tones import tone_colour
 
 if TYPE_CHECKING:
     from slmdesk.server.security import RequestRecord
 
 
 def _status_colour(record: RequestRecord) -> QColor | None:
-    return ERROR_COLOUR if record.status >= 400 else None
+    return tone_colour("error") if record.status >= 400 else None
 
 
 def _took(record: RequestRecord) -> str:

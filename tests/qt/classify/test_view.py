@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from slmdesk.classify.evaluate import evaluate
 from slmdesk.classify.spec import ClassifierSpec, Label
@@ -433,8 +433,8 @@ def test_save_load_and_delete_a_classifier(qtbot: Any, bench: Workbench) -> None
     assert ClassifierRepository(bench.core.db).find("Sentiment") is None
 
 
-def test_bad_input_is_explained_in_the_banner(qtbot: Any, bench: Workbench,
-                                              tmp_path: Path) -> None:
+def test_bad_input_is_explained_in_the_banner(qtbot: Any, bench: Workbench, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     view = bench.view
     view.texts.setPlainText("hello")
 
@@ -455,7 +455,11 @@ def test_bad_input_is_explained_in_the_banner(qtbot: Any, bench: Workbench,
     assert "row 3 has no name" in run_error()
     view.setup.set_labels([Label("yes", verbalizers=("ok",)), Label("no", verbalizers=("ok",))])
     assert "used by both" in run_error()
+    # The starter replaces labels typed before only once the person agrees.
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *_a: QMessageBox.StandardButton.Yes)
     pick_starter(view)
+    assert view.setup.label_names() == ["positive", "negative"]
     view.setup.add_example_row("An example", "maybe")
     assert "Example 1 has “maybe”" in run_error()
     view.setup.examples_table.setRowCount(0)

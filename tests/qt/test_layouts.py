@@ -1,0 +1,168 @@
+"""The real window at 800×600: every tab (and Chat with its settings open) fits without
+growing the window or cutting off its key widgets, and long status messages do not widen it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QPoint, QRect
+from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QTableView, QWidget
+
+from slmdesk.store.datasets import DatasetRepository
+from slmdesk.store.repositories import ChatRepository
+from tests.qt.chat.test_window import App
+
+pytestmark = pytest.mark.model
+
+SMALL = (800, 600)
+LONG_PATH = "/home/someone/" + "a-rather-long-folder-name/" * 6 + "reviews.csv"
+EXPORTED = f"Exported csv to {LONG_PATH} and its data card to {LONG_PATH}.md"
+
+
+@pytest.fixture
+def window(qtbot: Any, model_path: Path) -> Any:
+    from slmdesk.paths import get_paths
+    from slmdesk.store.db import open_database
+
+    # A stored chat (a reply has Regenerate) and a labelled data set, before the window opens.
+    db = open_database(get_paths().ensure().database)
+    chats = ChatRepository(db)
+    conv = chats.create_conversation(title="Layout")
+    chats.append_message(conv.id, "user", "A question long enough to wrap. " * 8)
+    chats.append_message(conv.id, "assistant", "An answer long enough to wrap. " * 12)
+    datasets = DatasetRepository(db)
+    ds = datasets.create("Reviews", kind="labels", labels=["positive", "negative"])
+    for i in range(30):
+        datasets.add_labelled_text(ds, f"Review number {i}, good or bad.",
+                                   "positive" if i % 2 else None, source="typed")
+    db.close()
+    app = App(qtbot)
+    win = app.win
+    win.resize(*SMALL)
+    win.chat.open_conversation(conv.id)
+    settle(qtbot)
+    yield win
+    app.close()
+
+
+def settle(qtbot: Any) -> None:
+    for _ in range(3):
+        QApplication.processEvents()
+        qtbot.wait(30)
+
+
+def cut_off(widget: QWidget, window: QWidget) -> str | None:
+    """Why ``widget`` is not wholly to be seen in ``window``, or None when it is. Inside a
+    scroll area only its width counts (scrolling brings the rest into view)."""
+    if not widget.isVisible():
+        return "hidden"
+    rect = QRect(QPoint(0, 0), widget.size())
+    child: QWidget = widget
+    while child is not window:
+        parent = child.parentWidget()
+        assert parent is not None
+        rect = rect.translated(child.pos())
+        scrolled = isinstance(parent.parentWidget(), QAbstractScrollArea) and \
+            parent is parent.parentWidget().viewport()  # type: ignore[union-attr]
+        inside = parent.rect()
+        if scrolled:
+            rect = rect.translated(-rect.x() + max(0, rect.x()), 0)
+            if rect.left() < 0 or rect.right() > inside.right():
+                return f"wider than the scroll area {parent.parentWidget().objectName()}"
+            rect = QRect(rect.x(), max(0, rect.y()), rect.width(), 1).intersected(inside)
+        elif not inside.contains(rect):
+            return f"cut by {type(parent).__name__} {parent.objectName()!r}"
+        child = parent
+    return None
+
+
+def assert_fits(qtbot: Any, win: Any, tab: str, widgets: dict[str, QWidget]) -> None:
+    settle(qtbot)
+    assert (win.width(), win.height()) == SMALL, f"{tab}: the window grew"
+    assert win.minimumSizeHint().width() <= SMALL[0], f"{tab}: the window cannot be 800 wide"
+    problems = {name: why for name, w in widgets.items() if (why := cut_off(w, win))}
+    assert not problems, f"{tab}: {problems}"
+
+
+def assert_columns_readable(table: QTableView, columns: dict[int, int]) -> None:
+    """Each column at least that many average characters wide."""
+    char = table.fontMetrics().averageCharWidth()
+    for column, chars in columns.items():
+        assert table.columnWidth(column) >= chars * char, (table.objectName(), column)
+
+
+def test_every_tab_fits_at_800_by_600(qtbot: Any, window: Any) -> None:
+    win = window
+    page = win.chat_page
+    reply = page.chat_view.widgets[-1]
+    chat_keys = {"sidebar": page.sidebar, "transcript": page.chat_view,
+                 "composer": page.composer, "send": page.send_button,
+                 "stop": page.stop_button, "regenerate": reply.action_button,
+                 "copy": reply.copy_button, "delete": reply.delete_button,
+                 "model picker": win.model_picker, "settings button": win.settings_button}
+    assert_fits(qtbot, win, "Chat", chat_keys)
+    win.settings_button.setChecked(True)
+    panel = page.settings_panel
+    assert_fits(qtbot, win, "Chat with settings", {
+        **chat_keys, "system prompt": panel.system_prompt, "max tokens": panel.max_tokens,
+        "preset": panel.preset_box})
+    assert page.chat_view.widgets[-1].view.width() >= 200  # messages keep a readable width
+    win.settings_button.setChecked(False)
+
+    cv = win.classify_view
+    win.tabs.setCurrentWidget(cv)
+    assert_fits(qtbot, win, "Classify", {
+        "labels": cv.setup.labels_table, "starter": cv.setup.starter_button,
+        "texts": cv.texts, "classify": cv.run_button, "results": cv.table,
+        "label filter": cv.label_filter, "export": cv.export_button,
+        "data set": cv.dataset_box, "new data set": cv.new_dataset_button,
+        "accept": cv.accept_button, "correct": cv.correct_button})
+    # "Save to data set" and "New…" side by side, not on top of each other.
+    assert not cv.dataset_box.geometry().intersects(cv.new_dataset_button.geometry())
+    from slmdesk.ui.classify.table_models import LABEL_COLUMN, PROBS_COLUMN, TEXT_COLUMN
+
+    assert_columns_readable(cv.table, {TEXT_COLUMN: 12, LABEL_COLUMN: 6, PROBS_COLUMN: 12})
+
+    dv = win.datasets_view
+    win.tabs.setCurrentWidget(dv)
+    dv.refresh_datasets(select="Reviews")
+    assert_fits(qtbot, win, "Data sets", {
+        "list": dv.list_view, "examples": dv.table, "search": dv.search_box,
+        "import": dv.import_button, "export": dv.export_button, "pre-label": dv.prelabel_button,
+        "classifier": dv.classifier_box})
+    from slmdesk.ui.datasets.table_models import LABEL_COLUMN as DS_LABEL
+    from slmdesk.ui.datasets.table_models import TEXT_COLUMN as DS_TEXT
+
+    assert_columns_readable(dv.table, {DS_TEXT: 8, DS_LABEL: 8})
+    rows = dv.table.viewport().height() // dv.table.verticalHeader().defaultSectionSize()
+    assert rows >= 6, f"the examples table shows {rows} rows"
+
+    lib = win.library_view
+    win.tabs.setCurrentWidget(lib)
+    assert_fits(qtbot, win, "Models", {"tabs": lib.tabs})
+
+
+def test_long_status_messages_do_not_widen_the_window(qtbot: Any, window: Any) -> None:
+    win = window
+    win.resize(1245, 700)
+    settle(qtbot)
+    dv = win.datasets_view
+    win.tabs.setCurrentWidget(dv)
+    settle(qtbot)
+    dv.status.setText(EXPORTED)  # what Data sets → Export… says
+    settle(qtbot)
+    assert win.width() == 1245 and dv.status.text() == EXPORTED
+    assert dv.status.toolTip() == EXPORTED or not dv.status.is_elided()
+    cv = win.classify_view
+    win.tabs.setCurrentWidget(cv)
+    cv.status.setText(f"Saved 12 texts to “{'A data set with a long name ' * 4}”.")
+    cv.review_note.setText(EXPORTED)
+    cv.model_note.setText(EXPORTED)
+    settle(qtbot)
+    assert win.width() == 1245
+    win.show_error(EXPORTED * 2)
+    win.resize(*SMALL)
+    settle(qtbot)
+    assert (win.width(), win.height()) == SMALL
