@@ -62,6 +62,7 @@ class TrainDialog(QDialog):
         self.command: CommandBuilder = command or train_argv
         self.options: TrainOptions | None = None  # of the run going on (or the last one)
         self.process = TrainProcess(self)
+        self.checkpoint_note = ""  # the last LoRA checkpoint of this run, in words
         self._build(datasets, models)
         self.form.select(dataset, model)
         self._follow_process()
@@ -158,6 +159,7 @@ class TrainDialog(QDialog):
         self.curve.clear()
         self.progress.setRange(0, 0)  # busy until the first progress event
         self.time_left.setText("")
+        self.checkpoint_note = ""
         self.stage_label.setText("Resuming…" if resume else "Starting…")
         self.process.start(self.command(options))
         return True
@@ -189,7 +191,8 @@ class TrainDialog(QDialog):
             loss = event.get("loss")
             if isinstance(loss, (int, float)):
                 self.curve.add_loss(step, loss, total)
-            self.time_left.setText(time_left_text(event.get("eta_s")))
+            self.time_left.setText(" · ".join(
+                t for t in (time_left_text(event.get("eta_s")), self.checkpoint_note) if t))
         else:
             step, total = int(event.get("done") or 0), int(event.get("total") or 0)
         self.progress.setRange(0, max(1, total))
@@ -205,8 +208,7 @@ class TrainDialog(QDialog):
                                       loss if isinstance(loss, (int, float)) else None)
 
     def _on_checkpoint(self, event: Mapping[str, Any]) -> None:
-        self.time_left.setText(f"checkpoint at step {event.get('step', '?')} · "
-                               + self.time_left.text())
+        self.checkpoint_note = f"checkpoint at step {event.get('step', '?')}"
 
     def _on_finished(self, report: Mapping[str, Any]) -> None:
         self.progress.setRange(0, 1)
@@ -228,7 +230,8 @@ class TrainDialog(QDialog):
         self._stopped(STOPPED_WITH_CHECKPOINT if job else STOPPED_NOTHING_SAVED)
 
     def _stopped(self, what: str) -> None:
-        self.progress.setRange(0, 1)
+        if self.progress.maximum() == 0:  # still busy: no progress event came
+            self.progress.setRange(0, 1)
         self.time_left.setText("")
         self.stage_label.setText(f"Training {what}.")
         self.update_controls()

@@ -33,6 +33,7 @@ def test_a_classifier_run_draws_the_curve_and_shows_the_result_card(
 
     # the curve: one loss point per LoRA step, one validation dot per method
     assert [step for step, _ in dialog.curve.loss_points] == [1, 2, 3, 4, 5, 6]
+    assert dialog.checkpoint_note == "checkpoint at step 3"
     assert dialog.curve.loss_points[-1][1] == pytest.approx(0.5)
     assert dialog.curve.total_steps == 6
     assert dialog.curve.methods() == ["prompt", "head", "lora"]
@@ -137,6 +138,7 @@ def test_cancel_sends_sigint_and_the_checkpoint_is_kept(
     assert cancelled.args == ["job-1"]
     qtbot.waitUntil(lambda: not dialog.running, timeout=WAIT_MS)
     assert "stopped — checkpoint kept" in dialog.stage_label.text()
+    assert (dialog.progress.value(), dialog.progress.maximum()) == (2, 6)  # where it stopped
     assert dialog.resume_button.isEnabled() and dialog.start_button.isEnabled()
     assert not dialog.result_card.isVisible()
 
