@@ -46,6 +46,7 @@ from slmdesk.ui.library.view import LibraryView
 from slmdesk.ui.model_session import ModelSession
 from slmdesk.ui.server.engines_dialog import open_engines_dialog
 from slmdesk.ui.server.panel import ServerView
+from slmdesk.ui.train.window_link import open_train_dialog
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class MainWindow(QMainWindow):
             lambda model_id: self.select_model(self.models.get(model_id)))
         self.tabs.addTab(self.classify_view, "Classify")
         self.datasets_view = DatasetsView(self.db, self.engine, self.tabs)
+        self.datasets_view.train_requested.connect(lambda name: open_train_dialog(self, name))
         self.tabs.addTab(self.datasets_view, "Data sets")
         self.library_view = LibraryView(self.db, self.tabs,
                                         start_downloads=self._start_downloads)

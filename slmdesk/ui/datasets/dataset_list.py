@@ -148,6 +148,10 @@ class DatasetList:
         if answer == QMessageBox.StandardButton.Yes:
             self.delete_dataset()
 
+    def train_requested(self) -> None:
+        if self.view.dataset is not None:
+            self.view.train_requested.emit(self.view.dataset.name)
+
     def refresh_list_counts(self) -> None:
         if self.view.dataset is None:
             return

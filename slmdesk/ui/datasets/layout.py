@@ -90,7 +90,11 @@ class DatasetsLayout:
         self.view.delete_dataset_button = tool_button(
             "Delete", "Delete the data set and all its examples", box,
             clicked=parts.delete_dataset_requested)
-        for b in (self.view.new_button, self.view.rename_button, self.view.delete_dataset_button):
+        self.view.train_button = tool_button(
+            "Train…", "Train a classifier or a chat model on this data set", box,
+            clicked=parts.train_requested)
+        for b in (self.view.new_button, self.view.rename_button, self.view.delete_dataset_button,
+                  self.view.train_button):
             row.addWidget(b)
         row.addStretch(1)
         layout.addLayout(row)

@@ -68,6 +68,7 @@ class DatasetsView(ModelTab):
     evaluated = Signal(object)  # EvalRun
     imported = Signal(object)  # ImportResult
     exported = Signal(str)  # path
+    train_requested = Signal(str)  # the data set's name: "open the Train view for it"
 
     # the widgets, built by the layout part
     list_model: DatasetListModel
@@ -75,6 +76,7 @@ class DatasetsView(ModelTab):
     new_button: QToolButton
     rename_button: QToolButton
     delete_dataset_button: QToolButton
+    train_button: QToolButton
     label_filter: QComboBox
     split_filter: QComboBox
     source_filter: QComboBox
@@ -288,6 +290,7 @@ class DatasetsView(ModelTab):
         selected = bool(self.selected_rows())
         self.rename_button.setEnabled(have)
         self.delete_dataset_button.setEnabled(have and not busy)
+        self.train_button.setEnabled(have)
         self.export_button.setEnabled(have)
         self.split_button.setEnabled(have and not busy)
         # Labelling goes on while the model works; only the data set stays put.
