@@ -295,3 +295,13 @@ def m006_remote_engines(db: sqlite_utils.Database) -> None:
         )
         """
     )
+
+
+@MIGRATIONS()
+def m007_model_adapters(db: sqlite_utils.Database) -> None:
+    """A model may be a base model with a LoRA adapter on top (a fine-tune by ``slmdesk
+    train``): the adapter's GGUF, its scale and the base model it was trained on. Such a
+    model shares its base's file; loading it applies the adapter."""
+    for column, kind in (("adapter_path", "TEXT"), ("adapter_scale", "REAL"),
+                         ("base_model_id", "TEXT")):
+        db.execute(f"ALTER TABLE models ADD COLUMN {column} {kind}")
