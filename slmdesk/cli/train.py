@@ -63,7 +63,8 @@ def _event_printer(enabled: bool) -> Any:
         if enabled:
             sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
             sys.stdout.flush()
-        elif event.get("event") == "stage":
+        elif event.get("event") == "stage" and event["stage"] != "checking":
+            # Checking takes no time; a refusal then is the only line printed.
             print(f"{event['stage']}: {event['message']}", file=sys.stderr, flush=True)
     return emit
 
