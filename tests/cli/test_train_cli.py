@@ -15,7 +15,7 @@ import pytest
 from slmdesk.startup import open_core
 from slmdesk.store.datasets import DatasetRepository, NewExample
 from slmdesk.training.lora import missing_trainer_packages
-from tests.cli.test_cli import TIMEOUT, Cli, _decoy_env, assert_one_line_error
+from tests.cli.test_cli import Cli, _decoy_env, assert_one_line_error
 from tests.training_data import make_dataset, texts
 
 pytestmark = [pytest.mark.model]
@@ -26,6 +26,8 @@ SPLITS = {"train": 12, "validation": 5, "test": 14}
 # The LoRA tests' tiny settings (tests/integration/training/test_lora_training.py).
 TINY_LORA = ("--lora-max-steps", "6", "--lora-batch-size", "4", "--lora-rank", "8",
              "--lora-learning-rate", "1e-3", "--lora-checkpoint-every", "3", "--threads", "2")
+
+LORA_TIMEOUT = 900
 
 
 def _home_with(cli: Cli, build: Any) -> None:
@@ -54,6 +56,15 @@ def _classifier(cli: Cli, name: str) -> dict[str, Any]:
     [saved] = [c for c in cli.json("classifiers", "list", "--json") if c["name"] == name]
     assert isinstance(saved, dict)
     return saved
+
+
+def _run_long(cli: Cli, *args: str) -> str:
+    """A LoRA run's stdout: minutes on a busy 2-core machine (a first run also dequantizes
+    the base model), past test_cli's per-command timeout."""
+    proc = subprocess.run(cli.command(*args), capture_output=True, text=True, env=cli.env,
+                          cwd=cli.cwd, timeout=LORA_TIMEOUT, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
 
 
 def _events(stdout: str) -> list[dict[str, Any]]:
@@ -160,8 +171,8 @@ def trainer_installed() -> None:
 @pytest.mark.slow
 def test_a_tiny_lora_classifier_is_registered_with_its_adapter(
         home: Cli, trainer_installed: None) -> None:
-    report = home.json("train", "zb-lora", "--data", "zorp-blick", "--method", "lora",
-                       "--json", *TINY_LORA)
+    report = json.loads(_run_long(home, "train", "zb-lora", "--data", "zorp-blick",
+                                  "--method", "lora", "--json", *TINY_LORA))
     assert (report["kind"], report["method"]) == ("classifier", "lora")
     assert Path(report["adapter"]).is_file() and report["job"]
     saved = _classifier(home, "zb-lora")
@@ -187,11 +198,11 @@ def test_cancel_keeps_the_checkpoint_and_registers_nothing_then_resume(
         seen.append(json.loads(line))
         if seen[-1]["event"] == "checkpoint":
             proc.send_signal(signal.SIGINT)
-    assert proc.wait(TIMEOUT) == 130, proc.stderr.read() if proc.stderr else ""
+    assert proc.wait(LORA_TIMEOUT) == 130, proc.stderr.read() if proc.stderr else ""
     assert seen[-1]["event"] == "cancelled" and seen[-1]["job"]
     assert not [m for m in home.json("models", "list", "--json") if m["name"] == "zorp-bot"]
-    resumed = _events(home.run("train", "zorp-bot", "--data", "zorp-chat", "--events",
-                               "--resume", *TINY_LORA).stdout)
+    resumed = _events(_run_long(home, "train", "zorp-bot", "--data", "zorp-chat", "--events",
+                                "--resume", *TINY_LORA))
     assert any(e["event"] == "stage" and "resumed" in e["message"] for e in resumed)
     report = resumed[-1]["report"]
     assert (report["kind"], report["job"]) == ("model", seen[-1]["job"])
