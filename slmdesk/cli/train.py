@@ -13,7 +13,13 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from slmdesk.cli.common import add_command, check_at_least_one, open_core, print_json
+from slmdesk.cli.common import (
+    THREADS_HELP,
+    add_command,
+    check_at_least_one,
+    open_core,
+    print_json,
+)
 from slmdesk.errors import UserFacingError
 
 METHOD_CHOICES = ("auto", "prompt", "head", "lora")
@@ -34,7 +40,7 @@ def add_parsers(sub: Any) -> None:
     t.add_argument("--epochs", type=float, help="LoRA epochs (default 1)")
     t.add_argument("--max-minutes", type=float, default=30.0,
                    help="time budget (default 30)")
-    t.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    t.add_argument("--threads", type=int, help=THREADS_HELP)
     t.add_argument("--events", action="store_true",
                    help="print one JSON event per line while training, the report last")
     t.add_argument("--resume", action="store_true",
