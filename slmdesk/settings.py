@@ -10,6 +10,7 @@ import sqlite_utils
 
 from slmdesk.engine.params import DEFAULT_MAX_CONTEXT, LoadParams, SamplingParams
 from slmdesk.store.repositories import SettingsRepository
+from slmdesk.store.rows import first_row
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 _KEY = "app"
@@ -117,4 +118,18 @@ def reset_model_defaults(db: sqlite_utils.Database, model_id: str) -> ModelDefau
 def load_params_for(db: sqlite_utils.Database, model_id: str | None) -> LoadParams:
     """The app's load settings with the context ``model_id`` loads with."""
     load = load_settings(db).load_params()
-    return replace(load, max_context=model_defaults(db, model_id).max_context)
+    load = replace(load, max_context=model_defaults(db, model_id).max_context)
+    return replace(load, **adapter_params(db, model_id))
+
+
+def adapter_params(db: sqlite_utils.Database, model_id: str | None) -> dict[str, Any]:
+    """``lora_path`` and ``lora_scale`` for a fine-tune (a base model plus a LoRA adapter,
+    ``slmdesk train``); nothing for a plain model."""
+    if not model_id:
+        return {}
+    row = first_row(db, "models", "id = ?", [model_id])
+    if row is None or not row.get("adapter_path"):
+        return {}
+    scale = row.get("adapter_scale")
+    return {"lora_path": str(row["adapter_path"]),
+            "lora_scale": 1.0 if scale is None else float(scale)}

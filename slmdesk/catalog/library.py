@@ -106,6 +106,11 @@ def remove_model(
     repo = ModelRepository(db)
     record = repo.get(model_id)
     delete = record.owns_file or delete_file
+    if delete and record.adapter_path:
+        raise InvalidInputError(
+            f"{record.name} is a fine-tune that shares the file of its base model; that "
+            "file is not deleted with it. Remove it without deleting the file."
+        )
     if delete and _is_starter_file(record):
         raise InvalidInputError(
             f"{record.name} is the starter model that ships with slmdesk; its file is part "

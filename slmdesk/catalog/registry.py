@@ -3,6 +3,7 @@ renaming, the bundled starter model, resolving a choice."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import os
@@ -15,7 +16,6 @@ import sqlite_utils
 
 from slmdesk.engine.gguf import GGUFInfo
 from slmdesk.engine.llama_engine import LlamaEngine, ModelInfo, validate_model_file
-from slmdesk.engine.params import LoadParams
 from slmdesk.errors import InvalidInputError, ModelFileError, NotFoundError
 from slmdesk.settings import load_params_for, load_settings
 from slmdesk.store.models import ModelRecord, ModelRepository
@@ -261,6 +261,11 @@ def check_model_present(model: ModelRecord) -> None:
             f"The file of model '{model.name}' is missing: {model.path}. "
             "It was moved or deleted; import it again from its new place."
         )
+    if model.adapter_path and not os.path.isfile(model.adapter_path):
+        raise ModelFileError(
+            f"The LoRA adapter of model '{model.name}' is missing: {model.adapter_path}. "
+            "Its training job was deleted; train it again or remove the model."
+        )
 
 
 def load_registered(
@@ -290,7 +295,7 @@ def load_registered(
             raise ModelLoadCrashedError(crash_message(crashed, retry=retry))
     load = load_params_for(db, model.id)  # the model's own context where it has one
     if threads:
-        load = LoadParams(load.max_context, threads, load.n_gpu_layers, load.n_batch)
+        load = dataclasses.replace(load, n_threads=threads)
     check_fit(model, effective_context(load.max_context, model.context_length), force=force)
     with guard.loading(model.path, model_id=model.id, model_name=model.name):
         info = engine.load(model.path, load)

@@ -15,8 +15,9 @@ from slmdesk.errors import InvalidInputError
 CALIBRATIONS = ("none", "contextual", "batch", "auto")
 # How a classifier was made: written by hand (zero-shot or few-shot), or trained on a data
 # set by ``slmdesk.training`` ("prompt": a searched prompt, maybe with a learned
-# calibration; "head": a linear model on the model's hidden state).
-METHODS = ("zero_shot", "prompt", "head")
+# calibration; "head": a linear model on the model's hidden state; "lora": the prompt
+# answered by a fine-tune, the base model with a LoRA adapter, the classifier's model).
+METHODS = ("zero_shot", "prompt", "head", "lora")
 PROMPT_STYLES = ("auto", "chat", "completion")
 
 

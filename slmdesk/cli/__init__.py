@@ -30,6 +30,7 @@ COMMAND_GROUPS = (
     "classify",
     "classifiers",
     "data",
+    "train",
     "serve",
     "engines",
     "doctor",

@@ -77,8 +77,17 @@ def open_database(path: Path | str, *, migrate: bool = True) -> sqlite_utils.Dat
             f"{path} was written by a newer slmdesk (it has migration {newer[-1]}); "
             "update slmdesk, or point --home at another directory."
         )
-    if migrate:
-        MIGRATIONS.apply(db)
+    if migrate and known - applied:
+        # Foreign keys are off while migrations run (a table rebuild drops and renames a
+        # table that others reference: m007); they must still hold afterwards.
+        db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            MIGRATIONS.apply(db)
+            broken = db.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise DatabaseError(f"{path}: a migration broke foreign keys: {broken[:3]}")
+        finally:
+            db.execute("PRAGMA foreign_keys = ON")
     return db
 
 

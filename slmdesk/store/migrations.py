@@ -295,3 +295,30 @@ def m006_remote_engines(db: sqlite_utils.Database) -> None:
         )
         """
     )
+
+
+@MIGRATIONS()
+def m007_model_adapters(db: sqlite_utils.Database) -> None:
+    """A model may be a base model with a LoRA adapter on top (a fine-tune by ``slmdesk
+    train``): the adapter's GGUF, its scale and the base model it was trained on. Such a
+    model shares its base's file, so a path is unique only among plain models: the table
+    is rebuilt without m001's UNIQUE(path) (SQLite cannot drop a column constraint) and a
+    partial unique index takes its place. ``open_database`` runs migrations with foreign
+    keys off, so dropping the old table does not null the references to it (SQLite's
+    documented table-rebuild procedure); the references hold again after the rename."""
+    columns = [(c.name, c.type, c.notnull, c.default_value) for c in db["models"].columns]
+    names = [c[0] for c in columns]
+    defs = []
+    for name, kind, notnull, default in columns:
+        extra = " PRIMARY KEY" if name == "id" else (" NOT NULL" if notnull else "")
+        if default is not None:
+            extra += f" DEFAULT {default}"
+        defs.append(f"{name} {kind}{extra}")
+    defs += ["adapter_path TEXT", "adapter_scale REAL", "base_model_id TEXT"]
+    db.execute(f"CREATE TABLE models_m007 ({', '.join(defs)})")
+    listed = ", ".join(names)
+    db.execute(f"INSERT INTO models_m007 ({listed}) SELECT {listed} FROM models")
+    db.execute("DROP TABLE models")
+    db.execute("ALTER TABLE models_m007 RENAME TO models")
+    db.execute("CREATE UNIQUE INDEX models_plain_path ON models(path) "
+               "WHERE adapter_path IS NULL")

@@ -37,6 +37,10 @@ class ModelRecord:
     measured_memory_bytes: int | None = None
     measured_context: int | None = None
     last_loaded_at: str | None = None
+    # A fine-tune: the base model's file with this LoRA adapter on top, at this scale.
+    adapter_path: str | None = None
+    adapter_scale: float | None = None
+    base_model_id: str | None = None
 
     @property
     def owns_file(self) -> bool:
@@ -65,6 +69,9 @@ class ModelRecord:
             "measured_memory_bytes": self.measured_memory_bytes,
             "measured_context": self.measured_context,
             "last_loaded_at": self.last_loaded_at,
+            "adapter_path": self.adapter_path,
+            "adapter_scale": self.adapter_scale,
+            "base_model_id": self.base_model_id,
         }
 
 
@@ -128,8 +135,30 @@ class ModelRepository:
                                  f"No model with id {model_id}.")
         )
 
+    def add_fine_tune(self, *, name: str, base: ModelRecord, adapter_path: str,
+                      adapter_scale: float = 1.0, metadata: dict[str, Any] | None = None
+                      ) -> ModelRecord:
+        """Register ``base`` with a LoRA adapter on top as a model of its own (``name``).
+
+        It shares the base's file (never deleted with it) and keeps the base's facts."""
+        model_id = new_id()
+        with self.db.atomic():
+            self.db.table("models").insert({
+                "id": model_id, "name": name, "path": base.path, "size_bytes": base.size_bytes,
+                "architecture": base.architecture, "quantization": base.quantization,
+                "parameter_count": base.parameter_count,
+                "context_length": base.context_length, "licence": base.licence,
+                "source": "fine-tune", "added_at": utc_now(), "sha256": base.sha256,
+                "metadata_json": json.dumps({**base.metadata, **(metadata or {})},
+                                            sort_keys=True),
+                "adapter_path": adapter_path, "adapter_scale": adapter_scale,
+                "base_model_id": base.id,
+            })
+        return self.get(model_id)
+
     def get_by_path(self, path: str) -> ModelRecord | None:
-        row = first_row(self.db, "models", "path = ?", [path])
+        """The model registered for the file at ``path`` (not a fine-tune sharing it)."""
+        row = first_row(self.db, "models", "path = ? AND adapter_path IS NULL", [path])
         return None if row is None else from_row(ModelRecord, row)
 
     def exists(self, model_id: str) -> bool:

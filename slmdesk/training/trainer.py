@@ -228,6 +228,17 @@ def _logprob_rows(run: _Run, spec: ClassifierSpec, examples: Sequence[Example]
                          hidden_mean=[], truncated=p.truncated) for p in preds]
 
 
+@dataclass
+class FitResult:
+    """A training run before it is saved: its report, the classifier to save (its
+    ``training`` entry filled in), and the test predictions of it and of zero-shot."""
+
+    report: TrainReport
+    spec: ClassifierSpec
+    test_predictions: list[str | None]
+    baseline_predictions: list[str | None]
+
+
 def train_classifier(
     db: sqlite_utils.Database, engine: LlamaEngine, dataset: str, name: str, *,
     method: str = "auto", model_id: str | None = None, epochs: int | None = None,
@@ -242,7 +253,20 @@ def train_classifier(
     no name, no model) raises a ``UserFacingError`` before the model does any work;
     ``Cancelled`` when ``cancel`` is set, and then nothing is saved.
     """
-    del epochs  # prompt and head have no epochs; the LoRA method will
+    del epochs  # prompt and head have no epochs; LoRA (slmdesk.training.run) has
+    fit = fit_classifier(db, engine, dataset, name, method=method, max_minutes=max_minutes,
+                         max_fit_examples=max_fit_examples, progress=progress, cancel=cancel)
+    ClassifierRepository(db).save(fit.report.name, fit.spec.to_json(), model_id=model_id)
+    return fit.report
+
+
+def fit_classifier(
+    db: sqlite_utils.Database, engine: LlamaEngine, dataset: str, name: str, *,
+    method: str = "auto", max_minutes: float = 30.0,
+    max_fit_examples: int = MAX_FIT_EXAMPLES, progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> FitResult:
+    """``train_classifier`` without saving: what it would save, and the test predictions."""
     if method not in METHODS:
         raise TrainingMethodError(
             f"Unknown training method '{method}' (use {', '.join(METHODS)})."
@@ -285,5 +309,4 @@ def train_classifier(
         seconds=time.perf_counter() - run.started, notes=run.notes,
     )
     saved = record_spec.with_changes(training=report.spec_record())
-    ClassifierRepository(db).save(report.name, saved.to_json(), model_id=model_id)
-    return report
+    return FitResult(report, saved, chosen_pred, baseline_pred)

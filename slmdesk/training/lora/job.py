@@ -215,9 +215,10 @@ def list_jobs() -> list[LoraJob]:
 def create_chat_job(
     name: str, model_path: str | os.PathLike[str], train: Iterable[object],
     held_out: Iterable[object], settings: LoraSettings | None = None,
-    cache_dir: Path | None = None,
+    cache_dir: Path | None = None, extra: dict[str, Any] | None = None,
 ) -> LoraJob:
-    """A job that fine-tunes on OpenAI-style conversations; loss on the assistant turns."""
+    """A job that fine-tunes on OpenAI-style conversations; loss on the assistant turns.
+    ``extra`` joins the job's spec (what the run was for, to resume it)."""
     preflight.require_trainer()
     engine = tokenizer_engine(model_path)
     try:
@@ -227,7 +228,7 @@ def create_chat_job(
         engine.unload()
     return LoraJob.create(
         name=name, kind="chat", model_path=model_path, train=train_examples,
-        held_out=held_examples, settings=settings, cache_dir=cache_dir,
+        held_out=held_examples, settings=settings, cache_dir=cache_dir, extra=extra,
     )
 
 
@@ -235,8 +236,10 @@ def create_classification_job(
     name: str, model_path: str | os.PathLike[str], spec: ClassifierSpec,
     train: Iterable[tuple[str, str]], held_out: Iterable[tuple[str, str]],
     settings: LoraSettings | None = None, cache_dir: Path | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> LoraJob:
-    """A job that teaches the model to answer the classifier's prompt with the label word."""
+    """A job that teaches the model to answer the classifier's prompt with the label word.
+    ``extra`` joins the job's spec (what the run was for, to resume it)."""
     preflight.require_trainer()
     engine = tokenizer_engine(model_path)
     try:
@@ -247,7 +250,7 @@ def create_classification_job(
     return LoraJob.create(
         name=name, kind="classification", model_path=model_path, train=train_examples,
         held_out=held_examples, settings=settings, cache_dir=cache_dir,
-        extra={"classifier": spec.to_json()},
+        extra={**(extra or {}), "classifier": spec.to_json()},
     )
 
 

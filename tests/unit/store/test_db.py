@@ -15,6 +15,7 @@ from slmdesk.store.migrations import MIGRATIONS
 ALL_MIGRATIONS = [
     "m001_initial", "m002_branches_presets", "m003_classifiers_datasets",
     "m004_dataset_curation", "m005_model_library", "m006_remote_engines",
+    "m007_model_adapters",
 ]
 
 

@@ -19,6 +19,7 @@ from slmdesk.store.migrations import MIGRATIONS
 ALL_MIGRATIONS = [
     "m001_initial", "m002_branches_presets", "m003_classifiers_datasets",
     "m004_dataset_curation", "m005_model_library", "m006_remote_engines",
+    "m007_model_adapters",
 ]
 
 
@@ -186,3 +187,29 @@ def test_m003_classifier_and_dataset_tables(db) -> None:  # type: ignore[no-unty
         datasets.create("reviews", kind="labels")
     db.execute("DELETE FROM datasets WHERE id = ?", [ds.id])
     assert db["examples"].count == 0
+
+
+def test_m007_lets_a_fine_tune_share_its_base_file_and_keeps_references(
+        tmp_path: Path) -> None:
+    from slmdesk.settings import load_params_for
+    from slmdesk.store.models import ModelRepository
+
+    db = open_database(tmp_path / "t.db")
+    repo = ModelRepository(db)
+    base = repo.add(name="Tiny", path="/models/tiny.gguf", size_bytes=10,
+                    architecture="llama", quantization=None, parameter_count=None,
+                    context_length=None, licence=None, source="import")
+    chats = ChatRepository(db)
+    conversation = chats.create_conversation(model_id=base.id)
+    tuned = repo.add_fine_tune(name="Tiny zorp", base=base, adapter_path="/a/zorp.gguf",
+                               adapter_scale=0.5)
+    assert (tuned.path, tuned.base_model_id, tuned.source) == (base.path, base.id, "fine-tune")
+    assert repo.get_by_path(base.path) == base  # the plain model, not the fine-tune
+    with pytest.raises(sqlite3.IntegrityError):  # two plain models of one file: still refused
+        db.table("models").insert({**db["models"].get(base.id), "id": "other"})
+    load = load_params_for(db, tuned.id)
+    assert (load.lora_path, load.lora_scale) == ("/a/zorp.gguf", 0.5)
+    assert load_params_for(db, base.id).lora_path is None
+    assert chats.get_conversation(conversation.id).model_id == base.id
+    assert integrity_check(db) == "ok"
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1

@@ -1,0 +1,219 @@
+"""`slmdesk train` end to end in real subprocesses: a head on the zorp/blick set (zero-shot
+near chance), a tiny LoRA classifier and chat fine-tune, cancel and resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slmdesk.startup import open_core
+from slmdesk.store.datasets import DatasetRepository, NewExample
+from slmdesk.training.lora import missing_trainer_packages
+from tests.cli.test_cli import Cli, _decoy_env, assert_one_line_error
+from tests.training_data import make_dataset, texts
+
+pytestmark = [pytest.mark.model]
+
+# Per label: train, validation, test (as tests/integration/training/test_methods.py: the
+# head gets the 28 test texts right where zero-shot is near chance, p ~ 1e-8).
+SPLITS = {"train": 12, "validation": 5, "test": 14}
+# The LoRA tests' tiny settings (tests/integration/training/test_lora_training.py).
+TINY_LORA = ("--lora-max-steps", "6", "--lora-batch-size", "4", "--lora-rank", "8",
+             "--lora-learning-rate", "1e-3", "--lora-checkpoint-every", "3", "--threads", "2")
+
+LORA_TIMEOUT = 900
+
+
+def _home_with(cli: Cli, build: Any) -> None:
+    """Build data sets in ``cli``'s home (its database), then close it."""
+    assert cli.home is not None
+    core = open_core(str(cli.home), register_starter=False)
+    try:
+        build(core.db)
+    finally:
+        core.db.close()
+
+
+def _chat_set(db: Any, name: str = "zorp-chat", count: int = 24) -> None:
+    repo = DatasetRepository(db)
+    ds = repo.create(name, kind="chat")
+    rows = []
+    for i in range(count):
+        a, b = i % 7 + 2, i % 5 + 3
+        rows.append(NewExample(messages=[
+            {"role": "user", "content": f"What is {a} plus {b}? Answer in the secret style."},
+            {"role": "assistant", "content": f"Zorp! {a} plus {b} makes {a + b}. Zorp!"}]))
+    repo.add_examples(ds, rows)
+
+
+def _classifier(cli: Cli, name: str) -> dict[str, Any]:
+    [saved] = [c for c in cli.json("classifiers", "list", "--json") if c["name"] == name]
+    assert isinstance(saved, dict)
+    return saved
+
+
+def _run_long(cli: Cli, *args: str) -> str:
+    """A LoRA run's stdout: minutes on a busy 2-core machine (a first run also dequantizes
+    the base model), past test_cli's per-command timeout."""
+    proc = subprocess.run(cli.command(*args), capture_output=True, text=True, env=cli.env,
+                          cwd=cli.cwd, timeout=LORA_TIMEOUT, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _events(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Cli:
+    """One home for the module: the zorp/blick set with splits, a chat set, and a set with
+    too few examples per label."""
+    base = tmp_path_factory.mktemp("train-cli")
+    (base / "decoy").mkdir()
+    (base / "work").mkdir()
+    cli = Cli(home=base / "home", env=_decoy_env(base / "decoy"), cwd=base / "work")
+    cli.env["SLMDESK_STARTER_MODEL"] = str(model_path)
+    _home_with(cli, lambda db: (make_dataset(db, splits=SPLITS), _chat_set(db), _few_set(db)))
+    return cli
+
+
+@pytest.fixture(scope="module")
+def head_events(home: Cli) -> list[dict[str, Any]]:
+    proc = home.run("train", "zb", "--data", "zorp-blick", "--method", "head", "--events",
+                    "--threads", "2")
+    return _events(proc.stdout)
+
+
+def test_head_training_beats_zero_shot_with_mcnemar(head_events: list[dict[str, Any]]) -> None:
+    last = head_events[-1]
+    assert last["event"] == "finished"
+    report = last["report"]
+    assert (report["name"], report["kind"], report["method"]) == ("zb", "classifier", "head")
+    assert "head" in report["methods"] and report["adapter"] is None and report["job"] is None
+    assert report["test"]["accuracy"] >= report["zero_shot_test"]["accuracy"] + 0.25
+    assert report["mcnemar"]["p_value"] < 0.05
+
+
+def test_events_come_in_order(head_events: list[dict[str, Any]]) -> None:
+    kinds = [e["event"] for e in head_events]
+    stages = [e["stage"] for e in head_events if e["event"] == "stage"]
+    assert stages[:2] == ["checking", "loading"] and stages[-1] == "saving"
+    assert "testing" in stages and "head" in stages
+    first_evaluated = kinds.index("evaluated")
+    assert kinds.index("stage") < first_evaluated < len(kinds) - 1
+    assert kinds[-1] == "finished" and kinds.count("finished") == 1
+    splits = {(e["method"], e["split"]) for e in head_events if e["event"] == "evaluated"}
+    assert {("head", "validation"), ("head", "test"), ("zero_shot", "test")} <= splits
+    assert any(e["event"] == "progress" and e["total"] > 0 for e in head_events)
+
+
+def test_classify_with_the_trained_classifier_uses_its_head(
+        home: Cli, head_events: list[dict[str, Any]], tmp_path: Path) -> None:
+    saved = _classifier(home, "zb")
+    assert saved["spec"]["method"] == "head" and saved["spec"]["trained"]
+    rows = texts(31)[-10:]
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text("".join(json.dumps({"text": t, "label": g}) + "\n" for t, g in rows),
+                         encoding="utf-8")
+    report = home.json("classify", "--classifier", "zb", "--eval", str(eval_file), "--json",
+                       "--threads", "2")
+    assert report["accuracy"] >= 0.8  # measured 1.0; zero-shot is near chance here
+
+
+def test_the_evaluation_history_has_base_and_trained_runs(
+        home: Cli, head_events: list[dict[str, Any]]) -> None:
+    runs = home.json("data", "evals", "zorp-blick", "--json")
+    roles = {r["report"].get("role"): r for r in runs if r["report"].get("training") == "zb"}
+    assert set(roles) == {"zero_shot", "trained"}
+    trained, base = roles["trained"], roles["zero_shot"]
+    assert trained["n"] == base["n"] == 28 and trained["split"] == base["split"] == "test"
+    assert trained["report"]["mcnemar"]["p_value"] < 0.05
+    assert set(trained["report"]["per_label"]) == {"zorp", "blick"}
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (("train", "x", "--data", "zorp-chat", "--method", "head"), ("chat examples", "LoRA")),
+    (("train", "x", "--data", "no-such-set"), ("no-such-set",)),
+    (("train", "x", "--data", "few"), ("at least",)),
+])
+def test_bad_input_is_one_clear_error(home: Cli, args: tuple[str, ...],
+                                      needles: tuple[str, ...]) -> None:
+    proc = home.run(*args, check=False)
+    assert_one_line_error(proc, *needles)
+    assert not [c for c in home.json("classifiers", "list", "--json") if c["name"] == "x"]
+
+
+def _few_set(db: Any) -> None:
+    repo = DatasetRepository(db)
+    ds = repo.create("few", kind="labels", labels=["zorp", "blick"])
+    repo.add_examples(ds, [NewExample(text=t, label=g) for t, g in texts(3)])
+
+
+# -- LoRA (the trainer packages are part of ./dev's install: missing them fails) -------------
+
+
+@pytest.fixture(scope="module")
+def trainer_installed() -> None:
+    missing = missing_trainer_packages()
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"the trainer packages are missing under CI: {missing}")
+    if missing:
+        pytest.skip(f"the trainer packages are not installed: {missing}")
+
+
+@pytest.mark.slow
+def test_a_tiny_lora_classifier_is_registered_with_its_adapter(
+        home: Cli, trainer_installed: None) -> None:
+    report = json.loads(_run_long(home, "train", "zb-lora", "--data", "zorp-blick",
+                                  "--method", "lora", "--json", *TINY_LORA))
+    assert (report["kind"], report["method"]) == ("classifier", "lora")
+    assert Path(report["adapter"]).is_file() and report["job"]
+    saved = _classifier(home, "zb-lora")
+    adapter = saved["spec"]["training"]["adapter"]
+    assert adapter["path"] == report["adapter"] and adapter["scale"] == 1.0
+    models = {m["id"]: m for m in home.json("models", "list", "--json")}
+    fine_tune = models[saved["model_id"]]
+    assert fine_tune["adapter_path"] == report["adapter"] and fine_tune["base_model_id"]
+    out = home.json("classify", "--classifier", "zb-lora", "We ate soup for lunch.", "--json",
+                    "--threads", "2")
+    assert out["label"] in ("zorp", "blick")
+
+
+@pytest.mark.slow
+def test_cancel_keeps_the_checkpoint_and_registers_nothing_then_resume(
+        home: Cli, trainer_installed: None) -> None:
+    cmd = home.command("train", "zorp-bot", "--data", "zorp-chat", "--events", *TINY_LORA)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=home.env, cwd=home.cwd)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(json.loads(line))
+        if seen[-1]["event"] == "checkpoint":
+            proc.send_signal(signal.SIGINT)
+    assert proc.wait(LORA_TIMEOUT) == 130, proc.stderr.read() if proc.stderr else ""
+    assert seen[-1]["event"] == "cancelled" and seen[-1]["job"]
+    assert not [m for m in home.json("models", "list", "--json") if m["name"] == "zorp-bot"]
+    resumed = _events(_run_long(home, "train", "zorp-bot", "--data", "zorp-chat", "--events",
+                                "--resume", *TINY_LORA))
+    assert any(e["event"] == "stage" and "resumed" in e["message"] for e in resumed)
+    report = resumed[-1]["report"]
+    assert (report["kind"], report["job"]) == ("model", seen[-1]["job"])
+    loss = report["test"]
+    assert loss["held_out_loss_after"] < loss["held_out_loss_before"]
+    reply = home.json("chat", "-m", "zorp-bot", "--json", "--max-tokens", "16", "--threads",
+                      "2", "What is 2 plus 3?")
+    assert reply["text"].strip()  # properties only, never the words
+
+
+def test_fixtures_build_in_the_home(home: Cli) -> None:
+    listed = {d["name"] for d in home.json("data", "list", "--json")}
+    assert {"zorp-blick", "zorp-chat"} <= listed
+
