@@ -69,6 +69,7 @@ def seconds_per_epoch_per_1k(seconds_per_step: float, batch_size: int) -> float:
 
 
 def accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:
+    """Share of texts whose predicted label is the gold one."""
     if not gold or len(gold) != len(predicted):
         raise ValueError("gold and predicted must be non-empty and of equal length")
     return sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold)
@@ -117,7 +118,7 @@ def lora_accuracy(model_path: Path, task: data.Task, splits: Sequence[Sequence[d
         predictions = Classifier(engine, spec).classify_many([t for t, _ in test])
     finally:
         engine.unload()
-    return accuracy([g for _, g in test], [p.label for p in predictions])
+    return accuracy([g for _, g in test], [p.label or "" for p in predictions])
 
 
 def task_accuracy(model: Any, task: data.Task, args: argparse.Namespace, log: Log
@@ -314,9 +315,13 @@ def run(args: argparse.Namespace, log: Log = print) -> dict[str, Any]:
     return out
 
 
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    out = run(args)
+    out = run(args, log=_log)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0
