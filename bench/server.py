@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.home import temporary_home
 from bench.stats import median
 
 Log = Callable[[str], None]
@@ -104,9 +103,7 @@ def run(*, threads: int | None, rounds: int, tokens: int, clients: Sequence[int]
     from slmdesk.server.runner import LocalServer
     from slmdesk.startup import open_core
 
-    old_home = os.environ.get("SLMDESK_HOME")
-    os.environ["SLMDESK_HOME"] = tempfile.mkdtemp(prefix="slmdesk-bench-server-")
-    try:
+    with temporary_home("slmdesk-bench-server-"):
         core = open_core()
         model = resolve_model(core.db)
         core.db.close()
@@ -130,11 +127,6 @@ def run(*, threads: int | None, rounds: int, tokens: int, clients: Sequence[int]
         out.update(server_load.remote_classify_figures(
             Path(model.path), threads=used, rounds=rounds, n_texts=classify_texts,
             concurrency=clients, task_name=classify_task, log=log))
-    finally:
-        if old_home is None:
-            os.environ.pop("SLMDESK_HOME", None)
-        else:
-            os.environ["SLMDESK_HOME"] = old_home
     return out
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import data
+from bench.home import temporary_home
 from bench.stats import median
 
 Log = Callable[[str], None]
@@ -300,18 +300,11 @@ def run(args: argparse.Namespace, log: Log = print) -> dict[str, Any]:
         out["lora_error"] = f"the trainer is not installed (missing {', '.join(missing)})"
         args = argparse.Namespace(**{**vars(args), "lora_steps": 0, "no_speed": True})
     # LoRA jobs live under the data directory: a temporary home, never the person's own.
-    old_home = os.environ.get("SLMDESK_HOME")
-    os.environ["SLMDESK_HOME"] = tempfile.mkdtemp(prefix="slmdesk-bench-train-home-")
-    try:
+    with temporary_home("slmdesk-bench-train-home-"):
         if not args.no_accuracy:
             out["train_accuracy"] = accuracy_table(args, log)
         if not args.no_speed:
             out.update(lora_speed(args, log))
-    finally:
-        if old_home is None:
-            os.environ.pop("SLMDESK_HOME", None)
-        else:
-            os.environ["SLMDESK_HOME"] = old_home
     return out
 
 

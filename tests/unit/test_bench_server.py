@@ -49,3 +49,18 @@ def test_llama_server_gets_the_same_threads_and_a_context_per_slot() -> None:
     assert "--no-webui" in cmd
     with pytest.raises(ValueError):
         server_command(Path("x"), Path("m"), 1, threads=1, parallel=0, ctx_per_slot=1)
+
+
+def test_temporary_home_restores_slmdesk_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from bench.home import temporary_home
+
+    monkeypatch.setenv("SLMDESK_HOME", "/somewhere")
+    with temporary_home("slmdesk-test-") as home:
+        assert os.environ["SLMDESK_HOME"] == str(home) and home.is_dir()
+    assert os.environ["SLMDESK_HOME"] == "/somewhere"
+    monkeypatch.delenv("SLMDESK_HOME")
+    with temporary_home("slmdesk-test-"):
+        pass
+    assert "SLMDESK_HOME" not in os.environ
