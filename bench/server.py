@@ -122,8 +122,8 @@ def run(*, threads: int | None, rounds: int, tokens: int, clients: Sequence[int]
                 max_tokens=tokens, clients=clients, log=log))
         finally:
             server.stop()
-        log(f"remote classification: {classify_texts} {classify_task} texts through "
-            "llama-server (RemoteClassifier) vs the local classifier")
+        log(f"remote classification: {classify_task} texts (a stratified sample of about "
+            f"{classify_texts}) through llama-server (RemoteClassifier) vs the local classifier")
         out.update(server_load.remote_classify_figures(
             Path(model.path), threads=used, rounds=rounds, n_texts=classify_texts,
             concurrency=clients, task_name=classify_task, log=log))

@@ -123,6 +123,7 @@ def remote_classify_figures(model_path: Path, *, threads: int, rounds: int, n_te
     task = data.load_task(task_name)
     texts = [t for t, _ in data.sample(task, n=n_texts, seed=0, max_chars=400)]
     spec = classification_spec(task)
+    log(f"  {len(texts)} texts (at least {data.MIN_PER_CLASS} per class)")
     engine = LlamaEngine()
     engine.load(model_path, LoadParams(max_context=2048, n_threads=threads))
     local = Classifier(engine, spec)
