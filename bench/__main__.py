@@ -76,7 +76,8 @@ def followup_ttft(engine: LlamaEngine, turns: int) -> tuple[float, float]:
     return ttfts[0], ttfts[-1]
 
 
-PARTS = ("engine", "window", "store", "startup", "memory", "classify", "variants")
+PARTS = ("engine", "window", "store", "startup", "memory", "classify", "variants", "server",
+         "train")
 
 
 def log(line: str) -> None:
@@ -137,6 +138,13 @@ def main() -> int:
                     help="classification: reuse the passes an interrupted run saved")
     ap.add_argument("--saved-only", action="store_true",
                     help="classification: run nothing, report the saved passes")
+    ap.add_argument("--clients", default="1,2,4",
+                    help="server: concurrent clients (and remote classification concurrency)")
+    ap.add_argument("--server-texts", type=int, default=40,
+                    help="server: texts of the remote classification run")
+    ap.add_argument("--train-args", default="",
+                    help="train: options passed to bench/train.py (python -m bench.train -h), "
+                         "e.g. '--tasks books --train 40 --lora-steps 4'")
     only = ap.add_mutually_exclusive_group()
     only.add_argument("--classify-only", action="store_true",
                       help="only the classification benchmark (merged into latest.json)")
@@ -170,6 +178,8 @@ def main() -> int:
         ("store", lambda: store_and_startup(args, parts)),
         ("classify", lambda: classification(args, previous)),
         ("variants", lambda: cpu_variant_figures(args)),
+        ("server", lambda: server_figures(args)),
+        ("train", lambda: train_figures(args)),
     ]
     for name, step in steps:
         if name not in parts and not (name == "store" and parts & {"startup", "memory"}):
@@ -329,6 +339,30 @@ def cpu_variant_figures(args: argparse.Namespace) -> dict[str, Any]:
     data = json.loads(VARIANTS.read_text())
     return {"variant_decode_ratio": data["variant_decode_ratio"],
             "variant_spread": data["spread"]}
+
+
+def server_figures(args: argparse.Namespace) -> dict[str, Any]:
+    """`slmdesk serve`: overhead, throughput vs llama-server, remote classification."""
+    from bench import server
+
+    log("")
+    log("server: slmdesk serve against its engine and against llama-server")
+    return server.run(threads=args.threads, rounds=args.rounds, tokens=args.tokens,
+                      clients=server.parse_clients(args.clients),
+                      classify_texts=args.server_texts, log=log)
+
+
+def train_figures(args: argparse.Namespace) -> dict[str, Any]:
+    """Trained-classifier accuracy per method and the LoRA loop's speed (bench/train.py)."""
+    import shlex
+
+    from bench import train
+
+    log("")
+    log("train: accuracy per method, LoRA tokens/s against a bare transformers+peft loop")
+    return train.run(train.parse_args(["--threads", str(args.threads), "--rounds",
+                                       str(args.rounds), *shlex.split(args.train_args)]),
+                     log=log)
 
 
 def engine_ratios(args: argparse.Namespace) -> dict[str, Any]:

@@ -26,6 +26,19 @@ REQUIRED_KEYS = (
     "bundle_start_ratio",
     "bundle_mb",
     "variant_decode_ratio",
+    # issue 17 (the server) and issue 14 item 5 (training)
+    "server_overhead_ratio",
+    "server_ttft_ratio",
+    "server_throughput_ratio_c1",
+    "server_throughput_ratio_c2",
+    "server_throughput_ratio_c4",
+    "remote_classify_per_s_c1",
+    "remote_classify_per_s_c2",
+    "remote_classify_per_s_c4",
+    "remote_classify_ratio_c1",
+    "lora_tokens_per_s_ratio",
+    "lora_s_per_epoch_per_1k",
+    "train_accuracy",
     "machine",
 )
 
@@ -42,6 +55,11 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("search_p95_ms", "<=", 50.0),
     ("start_ratio_10k_chats", "<=", 1.2),
     ("variant_decode_ratio", ">=", 0.95),
+    ("server_overhead_ratio", ">=", 0.95),
+    ("server_throughput_ratio_c1", ">=", 0.9),
+    ("server_throughput_ratio_c2", ">=", 0.9),
+    ("server_throughput_ratio_c4", ">=", 0.9),
+    ("lora_tokens_per_s_ratio", ">=", 0.9),
 )
 
 

@@ -38,20 +38,28 @@ def _stratified(examples: list[data.Example], n: int, seed: int) -> list[data.Ex
     return out
 
 
+def split_examples(task: data.Task, n_train: int, n_val: int, n_test: int, max_chars: int
+                   ) -> tuple[list[data.Example], list[data.Example], list[data.Example]]:
+    """(train, validation, test): stratified seeded train/validation texts from the task's
+    train split, and the seeded test sample bench/zero_shot_layout.py uses."""
+    pool = _stratified(task.train, n_train + n_val, seed=1)
+    # A small train split (books: 40 texts) is shared in the same proportion.
+    n_train = round(len(pool) * n_train / (n_train + n_val))
+    pool = [(data.truncate(t, max_chars), g) for t, g in pool]
+    test = data.sample(task, n=n_test, seed=0, max_chars=max_chars)
+    return pool[:n_train], pool[n_train:], test
+
+
 def make_dataset(db: Any, task: data.Task, n_train: int, n_val: int, n_test: int,
                  max_chars: int) -> None:
     from slmdesk.store.datasets import DatasetRepository, NewExample
 
-    pool = _stratified(task.train, n_train + n_val, seed=1)
-    # A small train split (books: 40 texts) is shared in the same proportion.
-    n_train = round(len(pool) * n_train / (n_train + n_val))
-    test = data.sample(task, n=n_test, seed=0, max_chars=max_chars)
+    train, validation, test = split_examples(task, n_train, n_val, n_test, max_chars)
     repo = DatasetRepository(db)
     ds = repo.create(task.name, kind="labels", labels=list(task.labels),
                      description=task.instructions)
-    items = [NewExample(text=data.truncate(t, max_chars), label=g,
-                        split="train" if i < n_train else "validation")
-             for i, (t, g) in enumerate(pool)]
+    items = [NewExample(text=t, label=g, split="train") for t, g in train]
+    items += [NewExample(text=t, label=g, split="validation") for t, g in validation]
     items += [NewExample(text=t, label=g, split="test") for t, g in test]
     repo.add_examples(ds, items)
 

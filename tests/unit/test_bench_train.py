@@ -1,0 +1,58 @@
+"""The training benchmark's pure helpers: cutting a task to a few classes, transformers'
+label rows, seconds per epoch, accuracy and the command line (no model, no timing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import data
+from bench.train import (
+    IGNORED,
+    accuracy,
+    bare_labels,
+    keep_classes,
+    parse_args,
+    seconds_per_epoch_per_1k,
+)
+
+TASK = data.Task(
+    name="toy", labels=("a", "b", "c", "d"),
+    train=[("t1", "a"), ("t2", "b"), ("t3", "c"), ("t4", "a")],
+    test=[("u1", "a"), ("u2", "d"), ("u3", "c"), ("u4", "b")],
+)
+
+
+def test_keep_classes_keeps_the_first_classes_with_train_texts() -> None:
+    cut = keep_classes(TASK, 2)
+    assert cut.labels == ("a", "b")
+    assert cut.train == [("t1", "a"), ("t2", "b"), ("t4", "a")]
+    assert cut.test == [("u1", "a"), ("u4", "b")]
+    assert keep_classes(TASK, None) is TASK
+    assert keep_classes(TASK, 3).labels == ("a", "b", "c")  # "d" has no train text
+    assert keep_classes(TASK, 9).labels == ("a", "b", "c")
+    assert keep_classes(keep_classes(TASK, 3), 3).labels == ("a", "b", "c")
+    with pytest.raises(ValueError):
+        keep_classes(TASK, 1)
+
+
+def test_bare_labels_mask_the_prompt_and_the_first_token() -> None:
+    assert bare_labels([5, 6, 7, 8], [False, False, True, True]) == [IGNORED, IGNORED, 7, 8]
+    assert bare_labels([5, 6], [True, True]) == [IGNORED, 6]
+    assert bare_labels([], []) == []
+
+
+def test_seconds_per_epoch_per_1k_scales_a_step_to_1000_examples() -> None:
+    assert seconds_per_epoch_per_1k(2.0, 8) == 250.0
+
+
+def test_accuracy() -> None:
+    assert accuracy(["a", "b", "a"], ["a", "a", "a"]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        accuracy([], [])
+
+
+def test_parse_args_splits_lists_and_keeps_quick_defaults() -> None:
+    args = parse_args(["--tasks", "books, r8", "--lora-steps", "3"])
+    assert args.tasks == ["books", "r8"]
+    assert args.methods == ["prompt", "head"]
+    assert args.lora_steps == 3 and args.threads == 1
