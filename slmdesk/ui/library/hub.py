@@ -19,11 +19,7 @@ from PySide6.QtWidgets import (
 from slmdesk.catalog import fit as fit_mod
 from slmdesk.catalog import hub as hub_mod
 from slmdesk.errors import UserFacingError
-from slmdesk.ui.common.table_model import (
-    Column,
-    RowTableModel,
-    human_bytes,
-)
+from slmdesk.ui.common.table_model import Column, RowTableModel, human_bytes
 from slmdesk.ui.library.section import LibrarySection
 from slmdesk.ui.library.table_models import (
     VERDICT_COLOURS,
