@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from slmdesk import __version__
+from slmdesk.catalog.chunks import chunks_up_to
 from slmdesk.engine.gguf import read_gguf_prefix, supported_architectures
 from slmdesk.errors import InvalidInputError, ModelFileError, NetworkError, NotFoundError
 
@@ -536,14 +537,7 @@ class HubResponse:
         return self.response.read1(n)
 
     def read_at_most(self, n: int) -> bytes:
-        chunks = []
-        while n > 0:
-            chunk = self.read(min(n, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            n -= len(chunk)
-        return b"".join(chunks)
+        return b"".join(chunks_up_to(self.read, n))
 
     def abort(self) -> None:
         """Unblock a read in another thread at once (pause, cancel, shutdown)."""

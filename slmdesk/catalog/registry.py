@@ -14,6 +14,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from slmdesk.catalog.chunks import chunks_up_to
 from slmdesk.engine.gguf import GGUFInfo
 from slmdesk.engine.llama_engine import LlamaEngine, ModelInfo, validate_model_file
 from slmdesk.errors import InvalidInputError, ModelFileError, NotFoundError
@@ -170,13 +171,8 @@ def quick_fingerprint(path: str | os.PathLike[str], data_offset: int) -> str | N
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as f:
-            left = max(0, data_offset) + FINGERPRINT_DATA_BYTES
-            while left > 0:
-                chunk = f.read(min(left, 1 << 20))
-                if not chunk:
-                    break
+            for chunk in chunks_up_to(f.read, max(0, data_offset) + FINGERPRINT_DATA_BYTES):
                 digest.update(chunk)
-                left -= len(chunk)
     except OSError:
         return None
     return digest.hexdigest()

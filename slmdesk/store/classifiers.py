@@ -8,8 +8,9 @@ from typing import Any
 
 import sqlite_utils
 
-from slmdesk.errors import InvalidInputError, NotFoundError
+from slmdesk.errors import InvalidInputError
 from slmdesk.ids import new_id, utc_now
+from slmdesk.store.rows import first_row, required
 
 
 @dataclass(frozen=True)
@@ -60,19 +61,11 @@ class ClassifierRepository:
         return self.get(name)
 
     def find(self, name: str) -> SavedClassifier | None:
-        row = self.db.execute(
-            "SELECT * FROM classifiers WHERE name = ? COLLATE NOCASE", [name]
-        ).fetchone()
-        if row is None:
-            return None
-        cols = [c[0] for c in self.db.execute("SELECT * FROM classifiers LIMIT 0").description]
-        return _from_row(dict(zip(cols, row, strict=True)))
+        row = first_row(self.db, "classifiers", "name = ? COLLATE NOCASE", [name])
+        return None if row is None else _from_row(row)
 
     def get(self, name: str) -> SavedClassifier:
-        found = self.find(name)
-        if found is None:
-            raise NotFoundError(f"No saved classifier named '{name}'.")
-        return found
+        return required(self.find(name), f"No saved classifier named '{name}'.")
 
     def list(self) -> list[SavedClassifier]:
         return [

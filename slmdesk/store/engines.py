@@ -9,8 +9,9 @@ from typing import Any
 
 import sqlite_utils
 
-from slmdesk.errors import InvalidInputError, NotFoundError
+from slmdesk.errors import InvalidInputError
 from slmdesk.ids import new_id, utc_now
+from slmdesk.store.rows import required
 
 
 @dataclass(frozen=True)
@@ -116,10 +117,8 @@ class EngineRepository:
         return _from_row(rows[0]) if rows else None
 
     def get(self, name_or_url: str) -> EngineRecord:
-        found = self.find(name_or_url)
-        if found is None:
-            raise NotFoundError(f"No engine named '{name_or_url}' (see `slmdesk engines list`).")
-        return found
+        return required(self.find(name_or_url),
+                        f"No engine named '{name_or_url}' (see `slmdesk engines list`).")
 
     # (before ``list``, which would shadow the builtin in the annotation)
     def remote_models(self) -> list[RemoteModel]:

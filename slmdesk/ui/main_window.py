@@ -39,6 +39,7 @@ from slmdesk.ui.chat.controller import ChatController, ready_text, remote_ready_
 from slmdesk.ui.chat.page import ChatPage
 from slmdesk.ui.classify.view import ClassifyView
 from slmdesk.ui.common.labels import ElidedLabel
+from slmdesk.ui.common.signals import connect_handlers
 from slmdesk.ui.common.widgets import error_banner
 from slmdesk.ui.datasets.view import DatasetsView
 from slmdesk.ui.engine_thread import EngineClient, LoadJob
@@ -262,12 +263,8 @@ class MainWindow(QMainWindow):
 
     def _follow_session(self) -> None:
         s = self.session
-        s.changed.connect(self._on_session_changed)
-        s.loading_started.connect(self._on_loading_started)
-        s.loaded_now.connect(self._on_loaded)
-        s.load_failed.connect(self._on_load_failed)
-        s.refused.connect(self._on_refused)
-        s.idle_unloaded.connect(self._on_idle_unloaded)
+        connect_handlers(s, self, "changed", "loading_started", "loaded_now", "load_failed",
+                         "refused", "idle_unloaded", prefix="_on_session_")
         # The tabs that work with the model follow the session themselves.
         s.follow(self.classify_view.set_model)
         s.follow(self.datasets_view.set_model)
@@ -402,7 +399,7 @@ class MainWindow(QMainWindow):
         self.session.load_anyway()
         self._update_controls()
 
-    def _on_refused(self, message: str, can_force: bool) -> None:
+    def _on_session_refused(self, message: str, can_force: bool) -> None:
         if self.session.model is not None and self.session.loaded is None \
                 and self.session.load_job is None:
             self.model_state.setText("not loaded")
@@ -427,7 +424,7 @@ class MainWindow(QMainWindow):
         self.select_model(self.models.get(model_id))
         self.tabs.setCurrentWidget(self.chat_page)
 
-    def _on_idle_unloaded(self, minutes: int) -> None:
+    def _on_session_idle_unloaded(self, minutes: int) -> None:
         self.model_state.setText(f"unloaded after {minutes} min idle · loads again when needed")
 
     # dropping model files ------------------------------------------------------------------
@@ -469,13 +466,13 @@ class MainWindow(QMainWindow):
                          or self.session.remote is not None):
             self.select_model(self.models.get(model_id))
 
-    def _on_loading_started(self, path: str) -> None:
+    def _on_session_loading_started(self, path: str) -> None:
         self.model_state.setText(f"Loading {Path(path).name}…")
         self.load_progress.show()
         if self._load_message is not None and self.banner.text() == self._load_message:
             self.clear_error()  # about an earlier load; this one reports for itself
 
-    def _on_loaded(self, info: ModelInfo) -> None:
+    def _on_session_loaded_now(self, info: ModelInfo) -> None:
         self.load_progress.hide()
         self.clear_error()
         self.model_state.setText(f"{ready_text(info)} · loaded in {self.last_load_s or 0:.1f} s")
@@ -489,7 +486,7 @@ class MainWindow(QMainWindow):
             )
         self.chat.model_loaded()
 
-    def _on_load_failed(self, message: str) -> None:
+    def _on_session_load_failed(self, message: str) -> None:
         self.chat.send_after_load = False
         self.load_progress.hide()
         self.model_state.setText("not loaded")

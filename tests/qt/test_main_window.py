@@ -44,7 +44,7 @@ def test_a_load_error_clears_when_a_load_starts_and_a_model_loads(
 
     # Another message is not the load's: a new load leaves it to the load's own outcome.
     win.show_error("Something else.")
-    win._on_loading_started(model.path)
+    win._on_session_loading_started(model.path)
     assert win.banner.isVisible() and win.banner.text() == "Something else."
 
 

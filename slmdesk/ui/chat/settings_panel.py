@@ -28,6 +28,8 @@ from slmdesk.ui.common.flow_layout import FlowLayout, captioned
 from slmdesk.ui.common.labels import wrapping_label
 from slmdesk.ui.common.tones import tone_style
 
+# The sampling fields shown in a spin box of the same name (seed and stop need a conversion).
+_NUMBER_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens")
 
 class SettingsPanel(QWidget):
     """Edits one conversation's system prompt and sampling; emits ``settings_changed``."""
@@ -75,25 +77,20 @@ class SettingsPanel(QWidget):
         self.system_prompt.textChanged.connect(self._changed)
         layout.addWidget(self.system_prompt)
 
-        form = QFormLayout()
-        self.temperature = self._double(0.0, 2.0, 0.05, 2, "0 = always the most likely token")
-        self.top_p = self._double(0.0, 1.0, 0.01, 2, "nucleus sampling; 1 = off")
-        self.top_k = self._int(0, 1000, "0 = off")
-        self.min_p = self._double(0.0, 1.0, 0.01, 2, "0 = off")
-        self.repeat_penalty = self._double(0.5, 2.0, 0.01, 2, "1 = off")
-        self.max_tokens = self._int(1, 131072, "longest reply, in tokens")
-        self.seed = self._int(-1, 2_147_483_647, "same seed + same settings = same reply")
+        form = QFormLayout()  # each row is added where its box is built
+        self.temperature = self._double(form, "Temperature", (0.0, 2.0), 0.05,
+                                        "0 = always the most likely token")
+        self.top_p = self._double(form, "Top-p", (0.0, 1.0), 0.01, "nucleus sampling; 1 = off")
+        self.top_k = self._int(form, "Top-k", (0, 1000), "0 = off")
+        self.min_p = self._double(form, "Min-p", (0.0, 1.0), 0.01, "0 = off")
+        self.repeat_penalty = self._double(form, "Repeat penalty", (0.5, 2.0), 0.01, "1 = off")
+        self.max_tokens = self._int(form, "Max tokens", (1, 131072), "longest reply, in tokens")
+        self.seed = self._int(form, "Seed", (-1, 2_147_483_647),
+                              "same seed + same settings = same reply")
         self.seed.setSpecialValueText("random")
         self.stop = QLineEdit(self)
         self.stop.setPlaceholderText("comma-separated, e.g. ###, User:")
         self.stop.textChanged.connect(self._changed)
-        form.addRow("Temperature", self.temperature)
-        form.addRow("Top-p", self.top_p)
-        form.addRow("Top-k", self.top_k)
-        form.addRow("Min-p", self.min_p)
-        form.addRow("Repeat penalty", self.repeat_penalty)
-        form.addRow("Max tokens", self.max_tokens)
-        form.addRow("Seed", self.seed)
         form.addRow("Stop strings", self.stop)
         layout.addLayout(form)
         self.error = wrapping_label("", self, name="settings_error")
@@ -157,20 +154,26 @@ class SettingsPanel(QWidget):
             "New chats with this model start with its saved defaults." if own else
             "This model uses the app's defaults.")
 
-    def _double(self, lo: float, hi: float, step: float, decimals: int, tip: str) -> QDoubleSpinBox:
+    def _double(self, form: QFormLayout, label: str, value_range: tuple[float, float],
+                step: float, tip: str) -> QDoubleSpinBox:
+        """A two-decimal box in ``form``'s new row ``label``."""
         box = QDoubleSpinBox(self)
-        box.setRange(lo, hi)
+        box.setRange(*value_range)
         box.setSingleStep(step)
-        box.setDecimals(decimals)
+        box.setDecimals(2)
         box.setToolTip(tip)
         box.valueChanged.connect(self._changed)
+        form.addRow(label, box)
         return box
 
-    def _int(self, lo: int, hi: int, tip: str) -> QSpinBox:
+    def _int(self, form: QFormLayout, label: str, value_range: tuple[int, int],
+             tip: str) -> QSpinBox:
+        """A whole-number box in ``form``'s new row ``label``."""
         box = QSpinBox(self)
-        box.setRange(lo, hi)
+        box.setRange(*value_range)
         box.setToolTip(tip)
         box.valueChanged.connect(self._changed)
+        form.addRow(label, box)
         return box
 
     # values --------------------------------------------------------------------------
@@ -182,12 +185,8 @@ class SettingsPanel(QWidget):
             self.repeat_penalty, self.max_tokens, self.seed, self.stop)]
         try:
             self.system_prompt.setPlainText(system_prompt or "")
-            self.temperature.setValue(sampling.temperature)
-            self.top_p.setValue(sampling.top_p)
-            self.top_k.setValue(sampling.top_k)
-            self.min_p.setValue(sampling.min_p)
-            self.repeat_penalty.setValue(sampling.repeat_penalty)
-            self.max_tokens.setValue(sampling.max_tokens)
+            for name in _NUMBER_FIELDS:  # the boxes named as SamplingParams' fields
+                getattr(self, name).setValue(getattr(sampling, name))
             self.seed.setValue(-1 if sampling.seed is None else sampling.seed)
             self.stop.setText(", ".join(sampling.stop))
         finally:

@@ -37,12 +37,12 @@ from slmdesk.ui.common.probability_bars import ProbabilityBarsDelegate, Probabil
 from slmdesk.ui.common.tab_frame import (
     QUIET_STYLE,
     ResponsiveSplitter,
+    cancel_and_progress,
     fixed_splitter,
     note_style,
     pane_column,
     percent_box,
     push_button,
-    run_progress,
     scrolling_pane,
     text_label,
 )
@@ -105,9 +105,8 @@ class ClassifyLayout:
         view.run_button = push_button(
             "Classify", "Classify the texts (Ctrl+Enter in the text box)", box,
             name="classify_run", clicked=view.run)
-        view.cancel_button = push_button("Cancel", "", box, name="classify_cancel",
-                                         clicked=view.cancel)
-        view.progress = run_progress(box, "classify_progress")
+        view.cancel_button, view.progress = cancel_and_progress(
+            box, view.cancel, cancel_name="classify_cancel", progress_name="classify_progress")
         view.progress.setTextVisible(True)
         view.status = ElidedLabel("", box)
         view.status.setObjectName("classify_status")

@@ -94,11 +94,7 @@ class ResultsModel(HeaderedTableModel):
     def row_header(self, row: int) -> str:
         return str(self.rows[row].index + 1)  # the input line it came from
 
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        row = self.row_for(index)
-        if row is None:
-            return None
-        col = index.column()
+    def cell(self, row: ResultRow, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(row, col)
         if role == SORT_ROLE:

@@ -148,6 +148,13 @@ def run_progress(parent: QWidget, name: str) -> QProgressBar:
     return bar
 
 
+def cancel_and_progress(parent: QWidget, cancel: Callable[[], object], *, cancel_name: str,
+                        progress_name: str) -> tuple[QPushButton, QProgressBar]:
+    """The Cancel button and the empty progress bar (``run_progress``) of an engine run."""
+    button = push_button("Cancel", "", parent, name=cancel_name, clicked=cancel)
+    return button, run_progress(parent, progress_name)
+
+
 def menu_button(text: str, tip: str, parent: QWidget, *, name: str = "") -> tuple[QToolButton,
                                                                                   QMenu]:
     """A tool button that opens its menu at once, and that (still empty) menu."""

@@ -125,15 +125,24 @@ class RowTableModel(RowsModel):
 
 
 class HeaderedTableModel(RowsModel):
-    """The plumbing of a read-only table whose subclass answers ``data``: ``rows``, one column
-    per name of ``headers()``, and a vertical header of ``row_header(row)`` (the row's number
-    from 1, unless overridden); its cells are enabled and selectable."""
+    """The plumbing of a read-only table whose subclass answers ``cell`` (or ``data``):
+    ``rows``, one column per name of ``headers()``, and a vertical header of
+    ``row_header(row)`` (the row's number from 1, unless overridden); its cells are enabled
+    and selectable."""
 
     def headers(self) -> Sequence[str]:
         raise NotImplementedError
 
     def row_header(self, row: int) -> str:
         return str(row + 1)
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        row = self.row_for(index)
+        return None if row is None else self.cell(row, index.column(), role)
+
+    def cell(self, row: Any, col: int, role: int) -> Any:
+        """What column ``col`` of ``row`` shows for ``role`` (None: nothing)."""
+        raise NotImplementedError
 
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.headers())

@@ -31,10 +31,10 @@ from slmdesk.ui.common.metrics import ReportPanel
 from slmdesk.ui.common.model_messages import show_no_model
 from slmdesk.ui.common.tab_frame import (
     QUIET_STYLE,
+    cancel_and_progress,
     pane_column,
     percent_box,
     push_button,
-    run_progress,
     text_label,
 )
 from slmdesk.ui.datasets.table_models import EvalHistoryModel, spec_summary
@@ -104,9 +104,8 @@ class ModelRuns(QObject):
         self.evaluate_button = push_button(
             "Evaluate", "Classify the test split and score the classifier", page,
             name="evaluate_button", clicked=self.evaluate_test_split)
-        self.cancel_button = push_button("Cancel", "", page, name="run_cancel",
-                                         clicked=self.cancel)
-        self.progress = run_progress(page, "run_progress")
+        self.cancel_button, self.progress = cancel_and_progress(
+            page, self.cancel, cancel_name="run_cancel", progress_name="run_progress")
         for w in (self.prelabel_button, self.evaluate_button, self.cancel_button):
             row.addWidget(w)
         row.addWidget(self.progress)

@@ -159,11 +159,7 @@ class ExamplesModel(HeaderedTableModel):
     def headers(self) -> Sequence[str]:
         return HEADERS
 
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        ex = self.row_for(index)
-        if ex is None:
-            return None
-        col = index.column()
+    def cell(self, ex: Example, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(ex, col)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -389,11 +385,7 @@ class EvalHistoryModel(HeaderedTableModel):
     def headers(self) -> Sequence[str]:
         return RUN_HEADERS
 
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        run = self.row_for(index)
-        if run is None:
-            return None
-        col = index.column()
+    def cell(self, run: Any, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             if col == RUN_WHEN:
                 return str(run.created_at)[:16].replace("T", " ")

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from slmdesk.catalog import curated as catalog_mod
 from slmdesk.catalog import fit as fit_mod
 from slmdesk.errors import UserFacingError
-from slmdesk.ui.common.table_model import (
-    Column,
-    RowTableModel,
-    human_bytes,
-)
+from slmdesk.ui.common.table_model import Column, RowTableModel, human_bytes
 from slmdesk.ui.library.section import LibrarySection
 from slmdesk.ui.library.table_models import (
     fit_sentence,

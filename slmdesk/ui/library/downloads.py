@@ -4,22 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QHeaderView,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QPushButton, QVBoxLayout, QWidget
 
 from slmdesk.catalog.downloads import DownloadManager
 from slmdesk.errors import UserFacingError
-from slmdesk.ui.common.table_model import (
-    Column,
-    RowTableModel,
-    human_bytes,
-    human_duration,
-)
+from slmdesk.ui.common.table_model import Column, RowTableModel, human_bytes, human_duration
 from slmdesk.ui.library.section import LibrarySection
 from slmdesk.ui.library.table_models import (
     ACTIVE_STATES,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from PySide6.QtCore import Qt
@@ -19,11 +20,7 @@ from PySide6.QtWidgets import (
 from slmdesk.catalog import fit as fit_mod
 from slmdesk.catalog import hub as hub_mod
 from slmdesk.errors import UserFacingError
-from slmdesk.ui.common.table_model import (
-    Column,
-    RowTableModel,
-    human_bytes,
-)
+from slmdesk.ui.common.table_model import Column, RowTableModel, human_bytes
 from slmdesk.ui.library.section import LibrarySection
 from slmdesk.ui.library.table_models import (
     VERDICT_COLOURS,
@@ -114,36 +111,24 @@ class HubSection(LibrarySection):
         if not query:
             return
         sort = self.sort_box.currentData()
-        self.hub_status.setText(f"Searching the Hub for “{query}”…")
-        self._set_hub_busy(True)
-        self._search_ticket += 1
-        ticket = self._search_ticket
-
-        def then(repos: Any, error: str) -> None:
-            if ticket != self._search_ticket:
-                return
-            self._set_hub_busy(False)
-            if error:
-                self.hub_status.setText(error)
-                self.search_finished.emit(-1)
-                return
-            self.repos.set_rows(repos)
-            self.files.set_rows([])
-            self.repos_view.resizeColumnsToContents()
-            self.hub_status.setText(f"{len(repos)} GGUF repositories. Pick one to see its files."
-                                    if repos else "Nothing found.")
-            self.search_finished.emit(len(repos))
-
+        then = self._hub_request("_search_ticket", f"Searching the Hub for “{query}”…",
+                                 self.search_finished, self._show_repos)
         self.tasks.start(lambda: hub_mod.search_models(query, sort=sort), "search the Hub", then)
+
+    def _show_repos(self, repos: Any) -> None:
+        self.repos.set_rows(repos)
+        self.files.set_rows([])
+        self.repos_view.resizeColumnsToContents()
+        self.hub_status.setText(f"{len(repos)} GGUF repositories. Pick one to see its files."
+                                if repos else "Nothing found.")
+        self.search_finished.emit(len(repos))
 
     def list_selected_repo(self) -> None:
         repo = self._selected(self.repos_view, self.repos_proxy, self.repos)
         if repo is None:
             return
-        self.hub_status.setText(f"Listing the GGUF files of {repo.repo_id}…")
-        self._set_hub_busy(True)
-        self._files_ticket += 1
-        ticket = self._files_ticket
+        then = self._hub_request("_files_ticket", f"Listing the GGUF files of {repo.repo_id}…",
+                                 self.files_listed, lambda result: self._show_files(repo, *result))
         context = self.context()
 
         def work() -> Any:
@@ -163,28 +148,42 @@ class HubSection(LibrarySection):
                 checked.append((f, ok, message, estimate))
             return revision, checked
 
+        self.tasks.start(work, f"list the files of {repo.repo_id}", then)
+
+    def _show_files(self, repo: Any, revision: str, checked: Any) -> None:
+        self._file_fits = {}
+        rows = []
+        for f, ok, message, estimate in checked:
+            f_row = HubFileRow(f, ok, message)
+            self._file_fits[f_row.key] = estimate
+            rows.append(f_row)
+        self.files.set_rows(rows)
+        self.files_view.resizeColumnsToContents()
+        self.hub_status.setText(
+            f"{repo.repo_id} at {revision[:12]}: {len(rows)} GGUF file(s).")
+        self.files_listed.emit(len(rows))
+
+    def _hub_request(self, ticket_name: str, status: str, failed: Any,
+                     use: Callable[[Any], None]) -> Callable[[Any, str], None]:
+        """Wait for a new Hub answer (``status`` shown, busy, a new ticket in ``ticket_name``);
+        the callback drops a stale answer (a later request or a cancel), shows an error
+        (``failed`` emits -1), or hands the result to ``use``."""
+        self.hub_status.setText(status)
+        self._set_hub_busy(True)
+        ticket = getattr(self, ticket_name) + 1
+        setattr(self, ticket_name, ticket)
+
         def then(result: Any, error: str) -> None:
-            if ticket != self._files_ticket:
+            if ticket != getattr(self, ticket_name):
                 return
             self._set_hub_busy(False)
             if error:
                 self.hub_status.setText(error)
-                self.files_listed.emit(-1)
+                failed.emit(-1)
                 return
-            revision, checked = result
-            self._file_fits = {}
-            rows = []
-            for f, ok, message, estimate in checked:
-                f_row = HubFileRow(f, ok, message)
-                self._file_fits[f_row.key] = estimate
-                rows.append(f_row)
-            self.files.set_rows(rows)
-            self.files_view.resizeColumnsToContents()
-            self.hub_status.setText(
-                f"{repo.repo_id} at {revision[:12]}: {len(rows)} GGUF file(s).")
-            self.files_listed.emit(len(rows))
+            use(result)
 
-        self.tasks.start(work, f"list the files of {repo.repo_id}", then)
+        return then
 
     def _set_hub_busy(self, busy: bool) -> None:
         self.search_button.setEnabled(not busy)

@@ -8,20 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 from PySide6.QtCore import QSortFilterProxyModel, Signal
-from PySide6.QtWidgets import (
-    QLabel,
-    QTableView,
-    QTabWidget,
-    QWidget,
-)
+from PySide6.QtWidgets import QLabel, QTableView, QTabWidget, QWidget
 
 from slmdesk.catalog.downloads import DownloadManager
 from slmdesk.paths import get_paths
 from slmdesk.settings import load_settings
 from slmdesk.store.repositories import ModelRepository
-from slmdesk.ui.common.table_model import (
-    RowTableModel,
-)
+from slmdesk.ui.common.table_model import RowTableModel
 from slmdesk.ui.common.tasks import BackgroundTasks
 from slmdesk.ui.common.widgets import ErrorBanner
 from slmdesk.ui.library.table_models import DownloadEvents

@@ -10,20 +10,11 @@ from typing import Any
 import sqlite_utils
 from PySide6.QtCore import QObject, QSortFilterProxyModel, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QHeaderView,
-    QTableView,
-    QWidget,
-)
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from slmdesk.catalog.fit import accuracy_note
 from slmdesk.store.repositories import ModelRecord
-from slmdesk.ui.common.table_model import (
-    SORT_ROLE,
-    RowTableModel,
-    human_bytes,
-)
+from slmdesk.ui.common.table_model import SORT_ROLE, RowTableModel, human_bytes
 from slmdesk.ui.common.tones import ToneColours
 
 VERDICT_COLOURS = ToneColours({"fits": "ok", "tight": "warn", "wont_fit": "error"})

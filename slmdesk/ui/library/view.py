@@ -12,14 +12,7 @@ from typing import Any
 
 import sqlite_utils
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from slmdesk.catalog.downloads import DownloadManager
 from slmdesk.store.repositories import ModelRepository

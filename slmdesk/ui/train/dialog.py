@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.store.datasets import Dataset
 from slmdesk.store.models import ModelRecord
+from slmdesk.ui.common.signals import connect_handlers
 from slmdesk.ui.common.widgets import error_banner
 from slmdesk.ui.train.command import CommandBuilder, TrainOptions, train_argv
 from slmdesk.ui.train.form import TrainForm
@@ -129,15 +130,8 @@ class TrainDialog(QDialog):
         return row
 
     def _follow_process(self) -> None:
-        p = self.process
-        p.stage_changed.connect(self._on_stage)
-        p.progressed.connect(self._on_progress)
-        p.evaluated.connect(self._on_evaluated)
-        p.checkpointed.connect(self._on_checkpoint)
-        p.finished.connect(self._on_finished)
-        p.failed.connect(self._on_failed)
-        p.cancelled.connect(self._on_cancelled)
-        p.running_changed.connect(lambda _running: self.update_controls())
+        connect_handlers(self.process, self, "stage_changed", "progressed", "evaluated",
+                         "checkpointed", "finished", "failed", "cancelled", "running_changed")
 
     # running ------------------------------------------------------------------------------
     @property
@@ -182,10 +176,13 @@ class TrainDialog(QDialog):
         self.cancel_button.setEnabled(running and not self.process.cancelling)
 
     # events ----------------------------------------------------------------------------------
-    def _on_stage(self, stage: str, message: str) -> None:
+    def _on_running_changed(self, _running: bool) -> None:
+        self.update_controls()
+
+    def _on_stage_changed(self, stage: str, message: str) -> None:
         self.stage_label.setText(message or stage)
 
-    def _on_progress(self, event: Mapping[str, Any]) -> None:
+    def _on_progressed(self, event: Mapping[str, Any]) -> None:
         if "step" in event:
             step, total = int(event.get("step") or 0), int(event.get("total_steps") or 0)
             loss = event.get("loss")
@@ -207,7 +204,7 @@ class TrainDialog(QDialog):
             self.curve.add_validation(str(event.get("method", "?")), f1,
                                       loss if isinstance(loss, (int, float)) else None)
 
-    def _on_checkpoint(self, event: Mapping[str, Any]) -> None:
+    def _on_checkpointed(self, event: Mapping[str, Any]) -> None:
         self.checkpoint_note = f"checkpoint at step {event.get('step', '?')}"
 
     def _on_finished(self, report: Mapping[str, Any]) -> None:
