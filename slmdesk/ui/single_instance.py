@@ -1,23 +1,21 @@
-"""One app per data folder: a lock file there, and a local socket that brings the first
+"""One app per data folder: a lock file there, and a request folder that brings the first
 window forward when a second copy starts on the same folder."""
+
+# No QtNetwork: the offline guarantee is tested by the modules a session imports, and the
+# packaged app does not carry QtNetwork. A file in a folder of its own, watched by
+# QFileSystemWatcher, is all the second copy needs to say "raise".
 
 from __future__ import annotations
 
-import hashlib
+import os
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QLockFile, QObject, Signal
-from PySide6.QtNetwork import QLocalServer, QLocalSocket
+from PySide6.QtCore import QCoreApplication, QFileSystemWatcher, QLockFile, QObject, Signal
 
 LOCK_NAME = "slmdesk.lock"
-RAISE_REQUEST = b"raise\n"
-CONNECT_TIMEOUT_MS = 1000
-
-
-def server_name(data_dir: Path) -> str:
-    """The local socket's name for this data folder (the same for every copy on it)."""
-    digest = hashlib.sha256(str(data_dir.resolve()).encode("utf-8")).hexdigest()[:16]
-    return f"slmdesk-{digest}"
+REQUESTS_DIR = "raise-requests"
+HEARD_TIMEOUT_S = 1.0
 
 
 class SingleInstance(QObject):
@@ -33,39 +31,49 @@ class SingleInstance(QObject):
     def __init__(self, data_dir: Path, parent: QObject | None = None) -> None:
         super().__init__(parent)
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.name = server_name(data_dir)
+        self.requests = data_dir / REQUESTS_DIR
         self.lock = QLockFile(str(data_dir / LOCK_NAME))
         self.lock.setStaleLockTime(0)  # only a dead owner makes it stale, never its age
         self.acquired = self.lock.tryLock(100)
-        self.server: QLocalServer | None = None
+        self.watcher: QFileSystemWatcher | None = None
         if self.acquired:
-            QLocalServer.removeServer(self.name)  # a socket file left by a crash
-            self.server = QLocalServer(self)
-            self.server.newConnection.connect(self._on_connection)
-            self.server.listen(self.name)
+            self.requests.mkdir(exist_ok=True)
+            self._take_requests()  # left by a copy that started while none was running
+            self.watcher = QFileSystemWatcher([str(self.requests)], self)
+            self.watcher.directoryChanged.connect(lambda _path: self._on_requests())
 
-    def _on_connection(self) -> None:
-        # A connection is the request: only another copy on this folder knows the name.
-        assert self.server is not None
-        while self.server.hasPendingConnections():
-            socket = self.server.nextPendingConnection()
-            socket.disconnected.connect(socket.deleteLater)
+    def _take_requests(self) -> int:
+        taken = 0
+        for request in self.requests.glob("*.request"):
+            try:
+                request.unlink()
+                taken += 1
+            except OSError:
+                pass
+        return taken
+
+    def _on_requests(self) -> None:
+        if self._take_requests():
             self.raise_requested.emit()
 
     def ask_first_to_raise(self) -> bool:
-        """The second copy: ask the first to bring its window forward; True if it heard."""
-        socket = QLocalSocket(self)
-        socket.connectToServer(self.name)
-        if not socket.waitForConnected(CONNECT_TIMEOUT_MS):
-            return False
-        socket.write(RAISE_REQUEST)
-        socket.waitForBytesWritten(CONNECT_TIMEOUT_MS)
-        socket.disconnectFromServer()
-        return True
+        """The second copy: ask the first to bring its window forward; True if it heard
+        (it removes the request within ``HEARD_TIMEOUT_S``)."""
+        self.requests.mkdir(parents=True, exist_ok=True)
+        request = self.requests / f"{os.getpid()}-{time.monotonic_ns()}.request"
+        request.write_bytes(b"raise\n")
+        deadline = time.monotonic() + HEARD_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not request.exists():
+                return True
+            QCoreApplication.processEvents()  # (a test holds both copies in one process)
+            time.sleep(0.02)
+        request.unlink(missing_ok=True)
+        return False
 
     def release(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        if self.watcher is not None:
+            self.watcher.removePaths(self.watcher.directories())
         if self.acquired:
             self.lock.unlock()
             self.acquired = False
