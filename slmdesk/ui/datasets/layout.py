@@ -9,7 +9,6 @@ from PySide6.QtCore import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
     QLabel,
     QListView,
     QPlainTextEdit,
@@ -81,7 +80,9 @@ class DatasetsLayout:
         self.view.list_view.selectionModel().currentRowChanged.connect(
             lambda cur, _prev: self.view.dataset_list._on_list_current(cur))
         layout.addWidget(self.view.list_view, 1)
-        row = QHBoxLayout()
+        # Wraps in a narrow pane: four buttons in one row widened the list at 800×600 and
+        # squeezed the examples' Text column.
+        row = FlowLayout()
         parts = self.view.dataset_list
         self.view.new_button = tool_button(
             "New…", "Create a data set of labelled texts or chat examples", box,
@@ -96,7 +97,6 @@ class DatasetsLayout:
         for b in (self.view.new_button, self.view.rename_button, self.view.delete_dataset_button,
                   self.view.train_button):
             row.addWidget(b)
-        row.addStretch(1)
         layout.addLayout(row)
         return box
 
