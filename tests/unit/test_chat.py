@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from slmdesk.chat import ChatService, engine_history, title_from
 from slmdesk.errors import InvalidInputError
 from slmdesk.settings import DEFAULT_SYSTEM_PROMPT
-from slmdesk.store import ModelRecord, ModelRepository
-from slmdesk.store.db import open_database
-
-
-@pytest.fixture
-def db(tmp_path: Path):  # type: ignore[no-untyped-def]
-    database = open_database(tmp_path / "t.db")
-    yield database
-    database.close()
-
-
-def _model(db) -> ModelRecord:  # type: ignore[no-untyped-def]
-    return ModelRepository(db).add(
-        name="Tiny", path="/models/tiny.gguf", size_bytes=10, architecture="llama",
-        quantization="Q4_1", parameter_count=100, context_length=2048, licence="MIT",
-        source="import",
-    )
+from tests.unit.models import tiny_model
 
 
 def test_chat_service_turn(db) -> None:  # type: ignore[no-untyped-def]
     service = ChatService(db)
-    model = _model(db)
+    model = tiny_model(db)
     conv = service.new_conversation(model=model)
     assert conv.system_prompt == DEFAULT_SYSTEM_PROMPT
     with pytest.raises(InvalidInputError):
@@ -54,7 +36,7 @@ def test_a_new_conversation_starts_with_the_models_own_defaults(db) -> None:  # 
     from slmdesk.settings import save_model_defaults
 
     service = ChatService(db)
-    model = _model(db)
+    model = tiny_model(db)
     sampling = SamplingParams(temperature=0.2, max_tokens=64)
     save_model_defaults(db, model.id, system_prompt="Reply in French.", sampling=sampling,
                         max_context=1024)

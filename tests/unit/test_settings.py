@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from slmdesk.settings import Settings, load_settings, save_settings
-from slmdesk.store.db import open_database
-
-
-@pytest.fixture
-def db(tmp_path: Path):  # type: ignore[no-untyped-def]
-    database = open_database(tmp_path / "t.db")
-    yield database
-    database.close()
 
 
 def test_settings_round_trip_and_ignore_unknown_keys(db) -> None:  # type: ignore[no-untyped-def]

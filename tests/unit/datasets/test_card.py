@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 import sqlite_utils
 
 from slmdesk.classify.evaluate import evaluate
@@ -12,14 +9,6 @@ from slmdesk.datasets.card import LICENCE_UNKNOWN, data_card
 from slmdesk.datasets.evaluation import record_eval
 from slmdesk.datasets.splits import assign_splits
 from slmdesk.store.datasets import DatasetRepository, NewExample
-from slmdesk.store.db import open_database
-
-
-@pytest.fixture
-def db(tmp_path: Path):  # type: ignore[no-untyped-def]
-    database = open_database(tmp_path / "t.db")
-    yield database
-    database.close()
 
 
 def test_data_card(db: sqlite_utils.Database) -> None:

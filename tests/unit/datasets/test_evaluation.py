@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import pytest
 import sqlite_utils
@@ -25,7 +24,6 @@ from slmdesk.datasets.evaluation import (
 )
 from slmdesk.errors import InvalidInputError, NotFoundError
 from slmdesk.store.datasets import Dataset, DatasetRepository, NewExample
-from slmdesk.store.db import open_database
 
 LABELS = ["spam", "ham", "promo"]
 # (text, gold label, what the stand-in model answers), all in the test split
@@ -71,11 +69,6 @@ class StandIn:
         return out
 
 
-@pytest.fixture
-def db(tmp_path: Path):  # type: ignore[no-untyped-def]
-    database = open_database(tmp_path / "t.db")
-    yield database
-    database.close()
 
 
 @pytest.fixture

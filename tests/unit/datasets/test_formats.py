@@ -17,7 +17,6 @@ from slmdesk.datasets.formats import FORMATS, detect_format, export, import_file
 from slmdesk.datasets.splits import assign_splits
 from slmdesk.errors import InvalidInputError
 from slmdesk.store.datasets import Dataset, DatasetRepository, NewExample
-from slmdesk.store.db import open_database
 
 LABELS = ["positive", "negative", "neutral"]
 # Texts that trip up naive writers and readers: commas, quotes, newlines (also CRLF),
@@ -43,11 +42,6 @@ CHATS: list[list[dict[str, str]]] = [
 ]
 
 
-@pytest.fixture
-def db(tmp_path: Path):  # type: ignore[no-untyped-def]
-    database = open_database(tmp_path / "t.db")
-    yield database
-    database.close()
 
 
 @pytest.fixture

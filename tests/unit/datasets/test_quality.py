@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 import sqlite_utils
 
 from slmdesk.datasets.quality import (
@@ -15,14 +12,6 @@ from slmdesk.datasets.quality import (
     normalise_text,
 )
 from slmdesk.store.datasets import DatasetRepository, NewExample
-from slmdesk.store.db import open_database
-
-
-@pytest.fixture
-def db(tmp_path: Path):  # type: ignore[no-untyped-def]
-    database = open_database(tmp_path / "t.db")
-    yield database
-    database.close()
 
 
 def test_normalise_text() -> None:

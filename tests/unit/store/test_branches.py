@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlite_utils
@@ -18,17 +16,11 @@ from slmdesk.store import (
     Message,
     ModelRecord,
     ModelRepository,
-    open_database,
 )
 
 SYSTEM = "You are a helpful assistant."
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
-    database = open_database(tmp_path / "t.db")
-    yield database
-    database.close()
 
 
 @pytest.fixture

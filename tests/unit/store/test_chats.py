@@ -5,35 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from slmdesk.chat import ReplyWriter
 from slmdesk.engine.params import GenerationResult
 from slmdesk.errors import NotFoundError
-from slmdesk.store import ChatRepository, ModelRecord, ModelRepository
-from slmdesk.store.db import open_database
-
-
-@pytest.fixture
-def db(tmp_path: Path):  # type: ignore[no-untyped-def]
-    database = open_database(tmp_path / "t.db")
-    yield database
-    database.close()
-
-
-def _model(db) -> ModelRecord:  # type: ignore[no-untyped-def]
-    return ModelRepository(db).add(
-        name="Tiny", path="/models/tiny.gguf", size_bytes=10, architecture="llama",
-        quantization="Q4_1", parameter_count=100, context_length=2048, licence="MIT",
-        source="import",
-    )
+from slmdesk.store import ChatRepository, ModelRepository
+from tests.unit.models import tiny_model
 
 
 def test_conversation_lifecycle_and_cascade(db) -> None:  # type: ignore[no-untyped-def]
     chats = ChatRepository(db)
-    model = _model(db)
+    model = tiny_model(db)
     conv = chats.create_conversation(title="Hello", model_id=model.id, system_prompt="Be brief.")
     a = chats.append_message(conv.id, "user", "hi")
     b = chats.append_message(conv.id, "assistant", "hello")
@@ -53,7 +37,7 @@ def test_conversation_lifecycle_and_cascade(db) -> None:  # type: ignore[no-unty
 
 def test_deleting_a_model_keeps_conversations(db) -> None:  # type: ignore[no-untyped-def]
     chats = ChatRepository(db)
-    model = _model(db)
+    model = tiny_model(db)
     conv = chats.create_conversation(model_id=model.id)
     chats.append_message(conv.id, "assistant", "x", model_id=model.id)
     ModelRepository(db).remove(model.id)

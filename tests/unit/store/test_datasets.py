@@ -27,11 +27,6 @@ CHAT = [
 ]
 
 
-@pytest.fixture
-def db(tmp_path: Path):  # type: ignore[no-untyped-def]
-    database = open_database(tmp_path / "t.db")
-    yield database
-    database.close()
 
 
 @pytest.fixture

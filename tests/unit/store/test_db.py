@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from slmdesk.errors import DatabaseError
-from slmdesk.store import ModelRecord, ModelRepository
+from slmdesk.store import ModelRepository
 from slmdesk.store.db import open_database
 from slmdesk.store.migrations import MIGRATIONS
+from tests.unit.models import tiny_model
 
 ALL_MIGRATIONS = [
     "m001_initial", "m002_branches_presets", "m003_classifiers_datasets",
@@ -19,19 +20,8 @@ ALL_MIGRATIONS = [
 ]
 
 
-@pytest.fixture
-def db(tmp_path: Path):  # type: ignore[no-untyped-def]
-    database = open_database(tmp_path / "t.db")
-    yield database
-    database.close()
 
 
-def _model(db) -> ModelRecord:  # type: ignore[no-untyped-def]
-    return ModelRepository(db).add(
-        name="Tiny", path="/models/tiny.gguf", size_bytes=10, architecture="llama",
-        quantization="Q4_1", parameter_count=100, context_length=2048, licence="MIT",
-        source="import",
-    )
 
 
 def test_reopening_applies_nothing_twice(tmp_path: Path) -> None:
@@ -83,7 +73,7 @@ def test_a_write_block_holds_the_write_lock_from_its_start(tmp_path: Path) -> No
         # The other connection cannot slip a commit in between: it waits, then gives up.
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             worker.execute("INSERT INTO settings (key, value_json) VALUES ('k', '1')")
-        _model(window)  # reads the schema, then inserts: still fine
+        tiny_model(window)  # reads the schema, then inserts: still fine
     worker.execute("INSERT INTO settings (key, value_json) VALUES ('k', '1')")
     worker.conn.commit()
     assert ModelRepository(worker).count() == 1

@@ -23,11 +23,6 @@ ALL_MIGRATIONS = [
 ]
 
 
-@pytest.fixture
-def db(tmp_path: Path):  # type: ignore[no-untyped-def]
-    database = open_database(tmp_path / "t.db")
-    yield database
-    database.close()
 
 
 def test_migrations_from_empty_create_the_schema(db) -> None:  # type: ignore[no-untyped-def]

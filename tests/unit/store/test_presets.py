@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import sqlite_utils
 
 from slmdesk.engine.params import SamplingParams
 from slmdesk.errors import InvalidInputError, NotFoundError
-from slmdesk.store import PresetRepository, open_database
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
-    database = open_database(tmp_path / "t.db")
-    yield database
-    database.close()
+from slmdesk.store import PresetRepository
 
 
 def test_builtin_presets(db: sqlite_utils.Database) -> None:
