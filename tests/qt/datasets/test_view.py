@@ -29,22 +29,8 @@ from slmdesk.ui.datasets.table_models import (
 )
 from slmdesk.ui.engine_thread import ClassifyJob
 from tests.engine_jobs import each_job
+from tests.qt.reviews import GOLD, TEXTS
 
-TEXTS = [
-    "I loved this film, it was wonderful.",
-    "Terrible service, I will never come back.",
-    "What a fantastic day, everything went great!",
-    "The food was cold and tasted awful.",
-    "Absolutely brilliant, highly recommended.",
-    "This is the worst purchase I have ever made.",
-    "Great value and friendly staff.",
-    "Broken on arrival and support ignored me.",
-    "A delightful surprise from start to finish.",
-    "Boring, slow and far too long.",
-    "I am very happy with the result.",
-    "I hate it, a complete waste of money.",
-]
-GOLD = ["positive", "negative"] * 6
 MORE = [
     "The concert was amazing and the crowd was lovely.",
     "My order arrived late and the box was crushed.",
