@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QPoint, QRect
+from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QTableView, QWidget
 
 from slmdesk.store.datasets import DatasetRepository
@@ -17,6 +17,7 @@ from tests.qt.chat.test_window import App
 pytestmark = pytest.mark.model
 
 SMALL = (800, 600)
+MIN_ROWS = 8  # result and example rows a table shows at 800×600
 LONG_PATH = "/home/someone/" + "a-rather-long-folder-name/" * 6 + "reviews.csv"
 EXPORTED = f"Exported csv to {LONG_PATH} and its data card to {LONG_PATH}.md"
 
@@ -86,6 +87,11 @@ def assert_fits(qtbot: Any, win: Any, tab: str, widgets: dict[str, QWidget]) -> 
     assert not problems, f"{tab}: {problems}"
 
 
+def visible_rows(table: QTableView) -> int:
+    """How many whole rows the table has room for."""
+    return table.viewport().height() // table.verticalHeader().defaultSectionSize()
+
+
 def assert_columns_readable(table: QTableView, columns: dict[int, int]) -> None:
     """Each column at least that many average characters wide."""
     char = table.fontMetrics().averageCharWidth()
@@ -136,12 +142,51 @@ def test_every_tab_fits_at_800_by_600(qtbot: Any, window: Any) -> None:
     from slmdesk.ui.datasets.table_models import TEXT_COLUMN as DS_TEXT
 
     assert_columns_readable(dv.table, {DS_TEXT: 8, DS_LABEL: 8})
-    rows = dv.table.viewport().height() // dv.table.verticalHeader().defaultSectionSize()
-    assert rows >= 6, f"the examples table shows {rows} rows"
+    rows = visible_rows(dv.table)
+    assert rows >= MIN_ROWS, f"the examples table shows {rows} rows"
 
     lib = win.library_view
     win.tabs.setCurrentWidget(lib)
     assert_fits(qtbot, win, "Models", {"tabs": lib.tabs})
+
+
+def test_classify_results_get_the_room_at_800_by_600(qtbot: Any, window: Any) -> None:
+    """Results arriving in a small window fold the texts away and move the details into a
+    tab of their own: the table shows at least MIN_ROWS rows, and nothing is cut off."""
+    from tests.qt.classify.test_view import pick_starter
+
+    win = window
+    cv = win.classify_view
+    win.tabs.setCurrentWidget(cv)
+    settle(qtbot)
+    assert cv.details_place.in_tab  # the results pane is too narrow for them beside it
+    pick_starter(cv)
+    cv.texts.setPlainText("\n".join(f"Review number {i}: good or bad?" for i in range(12)))
+    with qtbot.waitSignal(cv.run_finished, timeout=120_000):
+        cv.run_button.click()
+    assert cv.input_fold.folded and not cv.texts.isVisible()
+    keys = {"texts fold": cv.text_input.fold_button, "classify": cv.run_button,
+            "results": cv.table, "label filter": cv.label_filter, "export": cv.export_button,
+            "data set": cv.dataset_box, "accept": cv.accept_button,
+            "correct": cv.correct_button}
+    assert_fits(qtbot, win, "Classify with results", keys)
+    rows = visible_rows(cv.table)
+    assert rows >= MIN_ROWS, f"the results show {rows} rows"
+
+    # Enter on a row shows its details; the texts unfold on a click, as tall as before.
+    cv.table.setFocus()
+    qtbot.keyClick(cv.table, Qt.Key.Key_Return)
+    assert cv.tabs.currentWidget() is cv.layout_parts.details
+    assert cv.details_title.text().startswith("Line 1: ")
+    cv.tabs.setCurrentIndex(0)
+    cv.text_input.fold_button.click()
+    assert_fits(qtbot, win, "Classify, texts unfolded", {**keys, "texts": cv.texts})
+
+    # A wide window puts the details back beside the table.
+    win.resize(1440, 900)
+    settle(qtbot)
+    assert not cv.details_place.in_tab
+    assert cv.layout_parts.details.isVisible() and cv.tabs.count() == 2
 
 
 def test_long_status_messages_do_not_widen_the_window(qtbot: Any, window: Any) -> None:

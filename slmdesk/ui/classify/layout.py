@@ -13,11 +13,13 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QPlainTextEdit,
     QScrollArea,
+    QSplitter,
     QTableView,
     QTabWidget,
     QWidget,
 )
 
+from slmdesk.ui.classify.room import DetailsPlacement, FoldingInput
 from slmdesk.ui.classify.setup import SetupPanel
 from slmdesk.ui.classify.table_models import (
     CONFIDENCE_COLUMN,
@@ -36,7 +38,6 @@ from slmdesk.ui.common.metrics import ReportPanel
 from slmdesk.ui.common.probability_bars import ProbabilityBarsDelegate, ProbabilityChart
 from slmdesk.ui.common.tab_frame import (
     QUIET_STYLE,
-    ResponsiveSplitter,
     cancel_and_progress,
     fixed_splitter,
     note_style,
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 
 SETUP_MIN_WIDTH = 250
-STACK_DETAILS_BELOW = 600  # px: a results pane narrower than this shows details below
 
 
 class ClassifyLayout:
@@ -68,11 +68,21 @@ class ClassifyLayout:
         texts = self._build_input(view)
         view.tabs = QTabWidget(view)
         view.tabs.setDocumentMode(True)
-        view.tabs.addTab(self._build_results(view.tabs), "Results")
+        results = self._build_results(view.tabs)
+        view.tabs.addTab(results, "Results")
         view.tabs.addTab(self._build_evaluation(view.tabs), "Evaluation")
         right = fixed_splitter(Qt.Orientation.Vertical, view,
                                [texts, view.tabs], [190, 540])
+        right.setObjectName("texts_results_splitter")
         view.lay_out_frame("classify", [setup, right], [380, 820])
+        # In a small window the texts fold away while results arrive, and the details of a
+        # row leave the table's side for a tab of their own.
+        view.input_fold = FoldingInput(right, texts, [view.texts, view.whole_box],
+                                       view.text_input.fold_button)
+        view.texts.textChanged.connect(view.input_fold.unfold)
+        view.details_place = DetailsPlacement(results, self.results_split, self.details,
+                                              view.tabs)
+        view.table.activated.connect(lambda _index: view.details_place.show_details())
 
     def _build_setup(self) -> QWidget:
         view = self.view
@@ -146,14 +156,17 @@ class ClassifyLayout:
         filters.addWidget(view.export_button)
         layout.addLayout(filters)
 
-        # The details go under the table when the results are narrow.
-        split = ResponsiveSplitter(page, stack_below=STACK_DETAILS_BELOW)
+        # The details beside the table (in a tab of their own when the results are narrow:
+        # DetailsPlacement).
+        split = QSplitter(Qt.Orientation.Horizontal, page)
         split.setObjectName("results_splitter")
         split.setChildrenCollapsible(False)
         split.addWidget(self._build_table(split))
-        split.addWidget(self._build_details(split))
+        self.details = self._build_details(split)
+        split.addWidget(self.details)
         split.setStretchFactor(0, 1)
         split.setSizes([700, 250])
+        self.results_split = split
         layout.addWidget(split, 1)
         layout.addLayout(view.review.build_review_row(page))
         view.dataset_box, view.new_dataset_button = view.review.dataset_box, view.review.new_button
@@ -200,6 +213,7 @@ class ClassifyLayout:
     def _build_details(self, parent: QWidget) -> QWidget:
         view = self.view
         scroll = QScrollArea(parent)
+        scroll.setObjectName("details_pane")
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(220)
         pane, layout = pane_column(scroll)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -67,7 +68,14 @@ class TextInput:
         """Add its controls: the head with the count and the file buttons, the bar of an
         opened file, the text box."""
         head = QHBoxLayout()
-        head.addWidget(QLabel("<b>Texts</b>", parent))
+        # Folds the text box away (FoldingInput), so a small window shows more results.
+        self.fold_button = QToolButton(parent)
+        self.fold_button.setObjectName("texts_fold")
+        self.fold_button.setText("Texts")
+        bold = self.fold_button.font()
+        bold.setBold(True)
+        self.fold_button.setFont(bold)
+        head.addWidget(self.fold_button)
         self.count_label = ElidedLabel("", parent)
         self.count_label.setObjectName("text_count")
         head.addWidget(self.count_label)

@@ -17,6 +17,7 @@ from slmdesk.errors import UserFacingError
 from slmdesk.store.repositories import ModelRepository
 from slmdesk.ui.classify.layout import ClassifyLayout
 from slmdesk.ui.classify.review import ResultsReview
+from slmdesk.ui.classify.room import FOLD_BELOW
 from slmdesk.ui.classify.saved import SavedClassifiers
 from slmdesk.ui.classify.table_models import ANY_LABEL, EXPECTED_COLUMN, FAILED, NO_LABEL, ResultRow
 from slmdesk.ui.classify.text_input import TextInput
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     )
 
     from slmdesk.classify.classifier import Prediction
+    from slmdesk.ui.classify.room import DetailsPlacement, FoldingInput
     from slmdesk.ui.classify.setup import SetupPanel
     from slmdesk.ui.classify.table_models import ResultsFilter, ResultsModel
     from slmdesk.ui.common.probability_bars import ProbabilityChart
@@ -103,6 +105,8 @@ class ClassifyView(ModelTab):
     details_probs: QLabel
     details_notes: QLabel
     details_explanation: QLabel
+    input_fold: FoldingInput
+    details_place: DetailsPlacement
 
     def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
                  parent: QWidget | None = None) -> None:
@@ -252,6 +256,8 @@ class ClassifyView(ModelTab):
         self.results.put(index, prediction, gold)
         if self.results.rowCount() == 1 and not self.table.currentIndex().isValid():
             self.table.selectRow(0)
+            if self.height() < FOLD_BELOW:  # a short window: the results take the height
+                self.input_fold.fold()
 
     def _on_finished(self, predictions: list[Prediction], cancelled: bool,
                      seconds: float) -> None:

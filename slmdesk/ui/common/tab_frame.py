@@ -48,27 +48,18 @@ def tab_frame(tab: QWidget, name: str, columns: Sequence[QWidget], sizes: Sequen
 
 
 class ResponsiveSplitter(QSplitter):
-    """A splitter that stacks its panes (top to bottom) when it is narrower than
-    ``stack_below`` pixels, and side by side again when it is wider; side by side, the pane
-    ``capped`` (of two) never keeps more than ``share`` of the width when the splitter
-    shrinks."""
+    """A horizontal splitter whose pane ``capped`` (of two) never keeps more than ``share``
+    of the width when the splitter shrinks."""
 
-    def __init__(self, parent: QWidget | None = None, *, stack_below: int = 0,
-                 capped: int = 0, share: float = 1.0) -> None:
+    def __init__(self, parent: QWidget | None = None, *, capped: int = 0,
+                 share: float = 1.0) -> None:
         super().__init__(Qt.Orientation.Horizontal, parent)
-        self.stack_below = stack_below
         self.capped, self.share = capped, share
 
     def resizeEvent(self, event: QResizeEvent) -> None:
-        wanted = (Qt.Orientation.Vertical if event.size().width() < self.stack_below
-                  else Qt.Orientation.Horizontal)
-        if wanted != self.orientation():
-            self.setOrientation(wanted)
-            if wanted == Qt.Orientation.Vertical and self.count() == 2:
-                self.setSizes([2 * event.size().height(), event.size().height()])  # 2 : 1
         super().resizeEvent(event)
         sizes = self.sizes()
-        if wanted == Qt.Orientation.Horizontal and len(sizes) == 2:
+        if len(sizes) == 2:
             cap = int(sum(sizes) * self.share)
             if sizes[self.capped] > cap:
                 other = 1 - self.capped

@@ -64,7 +64,7 @@ class DatasetsLayout:
         # The runs pane scrolls in a short window, so the examples keep their rows.
         runs_pane = scrolling_pane(view, runs.build(view), 0)
         right = fixed_splitter(Qt.Orientation.Vertical, view, [examples, runs_pane],
-                               [600, 200], (3, 1))
+                               [640, 160], (4, 1))
         for name in RUN_WIDGETS:
             setattr(view, name, getattr(runs, name))
         view.lay_out_frame("datasets", [self._build_list(view), right], [220, 980], 0.24)
