@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, Qt, QTimer, SignalInstance
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -44,7 +44,7 @@ from slmdesk.ui.common.widgets import error_banner
 from slmdesk.ui.datasets.view import DatasetsView
 from slmdesk.ui.engine_thread import EngineClient, LoadJob
 from slmdesk.ui.library.view import LibraryView
-from slmdesk.ui.model_session import ModelSession
+from slmdesk.ui.model_session import REPLY_RUNNING, ModelSession
 from slmdesk.ui.server.engines_dialog import open_engines_dialog
 from slmdesk.ui.server.panel import ServerView
 from slmdesk.ui.train.window_link import open_train_dialog
@@ -242,6 +242,7 @@ class MainWindow(QMainWindow):
         c.context_measured.connect(self._show_context)
         c.title_changed.connect(self.setWindowTitle)
         c.busy_changed.connect(self._on_chat_busy)
+        c.busy_refused.connect(lambda text: self.show_error(text, until=c.reply_ended))
         c.reload_requested.connect(self.select_model)
         c.notified.connect(self.show_notice)
         self.chat_page.composer.model_files_dropped.connect(self.import_models)
@@ -345,8 +346,10 @@ class MainWindow(QMainWindow):
         self.chat.finish_pending_reply()
 
     # messages to the person ---------------------------------------------------------
-    def show_error(self, text: str) -> None:
-        self.banner.show_error(text)
+    def show_error(self, text: str, *, until: SignalInstance | None = None) -> None:
+        """Show ``text`` in the window's banner; with ``until``, only until that signal says
+        its cause is gone (``ErrorBanner.show_error``)."""
+        self.banner.show_error(text, until=until)
 
     def clear_error(self) -> None:
         self.banner.clear_error()
@@ -403,14 +406,16 @@ class MainWindow(QMainWindow):
         if self.session.model is not None and self.session.loaded is None \
                 and self.session.load_job is None:
             self.model_state.setText("not loaded")
-        self.show_error(message)
+        # "Stop the current reply…" goes when the reply ends.
+        self.show_error(message, until=self.chat.reply_ended if message == REPLY_RUNNING
+                        else None)
         self._load_message = message
         self.load_anyway_button.setVisible(can_force)
         self.refresh_models()
 
     def _on_session_changed(self) -> None:
         s = self.session
-        self.library_view.loaded_model_id = (
+        self.library_view.set_loaded_model(
             s.model.id if s.model is not None and s.loaded is not None else None)
         chosen = s.remote.key if s.remote is not None else s.model.id if s.model else None
         if chosen is not None:

@@ -36,6 +36,8 @@ from slmdesk.ui.engine_thread import EngineClient, LoadJob, bind
 
 log = logging.getLogger(__name__)
 
+REPLY_RUNNING = "Stop the current reply before switching models."  # shown until it ends
+
 
 class ModelSession(QObject):
     """The chosen model (``model``) and, once it is loaded, what was loaded (``loaded``)."""
@@ -96,7 +98,7 @@ class ModelSession(QObject):
     def select_remote(self, model: RemoteModel) -> bool:
         """Chat with ``model`` on its remote engine; nothing loads (or unloads) here."""
         if self._busy():
-            self.refused.emit("Stop the current reply before switching models.", False)
+            self.refused.emit(REPLY_RUNNING, False)
             return False
         self.remote = model
         self.remote_engine = open_remote_model(self.db, model)
@@ -112,7 +114,7 @@ class ModelSession(QObject):
         when not, ``refused`` said why.
         """
         if self._busy():
-            self.refused.emit("Stop the current reply before switching models.", False)
+            self.refused.emit(REPLY_RUNNING, False)
             return False
         if self.remote is not None and self.loaded is not None and self.model is not None \
                 and self.model.id == model.id:

@@ -70,3 +70,74 @@ def test_the_tabs_no_model_message_clears_when_a_model_loads(app: Any) -> None:
     win.classify_view.show_error("There is nothing to classify.")
     win.session.changed.emit()
     assert win.classify_view.banner.text() == "There is nothing to classify."
+
+
+def test_stop_the_reply_first_goes_when_the_reply_ends(qtbot: Any, app: Any) -> None:
+    """"Stop the current reply…" (switching models, opening another chat) lasts while the
+    reply is written, not after it."""
+    from PySide6.QtCore import Qt
+
+    from slmdesk.ui.chat.controller import STOP_FIRST
+    from slmdesk.ui.model_session import REPLY_RUNNING
+    from tests.qt.chat.test_window import LONG_STORY, send
+
+    win = app.win
+    earlier = win.chat.chats.create_conversation(title="Earlier")
+    win.chat_page.settings_panel.max_tokens.setValue(300)
+    win.chat_page.settings_panel.flush()
+    send(qtbot, win, LONG_STORY, wait=False)
+    qtbot.waitUntil(lambda: win.chat.writer is not None and win.chat.writer.text != "",
+                    timeout=60_000)
+    win.select_model(win.model)
+    assert win.banner.isVisible() and win.banner.text() == REPLY_RUNNING
+    win.chat._on_conversation_activated(earlier.id)
+    assert win.banner.text() == STOP_FIRST
+    qtbot.keyClick(win, Qt.Key.Key_Escape)  # Esc stops the reply
+    qtbot.waitUntil(lambda: win.chat.gen_job is None, timeout=30_000)
+    assert not win.banner.isVisible() and win.banner.text() == ""
+
+    # Refused again while another reply runs; this time the reply ends by itself.
+    win.chat_page.settings_panel.max_tokens.setValue(8)
+    win.chat_page.settings_panel.flush()
+    send(qtbot, win, "Say hello.", wait=False)
+    qtbot.waitUntil(lambda: win.chat.gen_job is not None, timeout=10_000)
+    win.select_model(win.model)
+    assert win.banner.text() == REPLY_RUNNING
+    qtbot.waitUntil(lambda: win.chat.gen_job is None, timeout=60_000)
+    assert not win.banner.isVisible()
+
+
+def test_messages_about_a_selection_or_a_model_in_use_go_with_their_cause(
+        qtbot: Any, app: Any) -> None:
+    from tests.qt.classify.test_view import pick_starter
+
+    win = app.win
+    # Classify: "Select one or more results first." until a row is selected.
+    cv = win.classify_view
+    cv.accept_selected()
+    assert cv.banner.text() == "Select one or more results first."
+    cv.table.selectionModel().selectionChanged.emit(cv.table.selectionModel().selection(),
+                                                     cv.table.selectionModel().selection())
+    assert not cv.banner.isVisible()
+    # "There is nothing to classify" until texts are typed.
+    pick_starter(cv)
+    cv.run()
+    assert "nothing to classify" in cv.banner.text()
+    cv.texts.setPlainText("A text.")
+    assert not cv.banner.isVisible()
+
+    # Data sets: "Pick a data set of labelled texts first." until one is picked.
+    dv = win.datasets_view
+    dv.model_runs.prelabel()  # as the disabled Pre-label would
+    assert dv.banner.text() == "Pick a data set of labelled texts first."
+    dv.dataset_changed.emit("")
+    assert not dv.banner.isVisible()
+
+    # Models: "This model is in use…" until another model (or none) is loaded.
+    lib = win.library_view
+    lib.remove_model(win.model.id)
+    assert "in use" in lib.banner.text()
+    lib.set_loaded_model(win.model.id)  # the same model, still loaded
+    assert "in use" in lib.banner.text()
+    lib.set_loaded_model(None)
+    assert lib.banner.text() == ""

@@ -39,6 +39,9 @@ def remote_ready_text(model: RemoteModel) -> str:
     return f"ready · remote, on {model.engine_name} · nothing loaded here"
 
 
+STOP_FIRST = "Stop the current reply before opening another chat."
+
+
 class ChatController(ContextMeter, QObject):
     """Drives a ChatPage: one conversation open, at most one reply streaming into it.
 
@@ -52,7 +55,9 @@ class ChatController(ContextMeter, QObject):
     speed_reported = Signal(str)  # "12.3 tok/s · first token 0.40 s"
     context_measured = Signal(int, int)  # tokens used, context size (0: no model loaded)
     title_changed = Signal(str)
-    busy_changed = Signal(bool)  # a reply started (True) or ended (False)
+    busy_changed = Signal(bool)  # a reply is being written (True) or not (False), again
+    reply_ended = Signal()  # the reply being written ended (finished, stopped or failed)
+    busy_refused = Signal(str)  # not done while a reply is written: shown until it ends
     reload_requested = Signal(object)  # ModelRecord: load again (unloaded while idle)
     notified = Signal(str)  # a passing confirmation ("Message copied"): the status line
 
@@ -67,6 +72,7 @@ class ChatController(ContextMeter, QObject):
         self.chats = service.chats  # the sidebar's own, too (ChatPage)
         self.conversation: Conversation | None = None
         self.gen_job: ChatJob | None = None
+        self._was_busy = False  # as update_controls last saw it: tells when a reply ends
         self.writer: ReplyWriter | None = None
         self.turn: Turn | None = None
         self.last_context_used: int | None = None
@@ -172,7 +178,7 @@ class ChatController(ContextMeter, QObject):
     def _on_conversation_activated(self, conversation_id: str) -> None:
         if self.gen_job is not None:
             self.page.sidebar.set_current(self.conversation.id if self.conversation else None)
-            self.show_error("Stop the current reply before opening another chat.")
+            self.busy_refused.emit(STOP_FIRST)
             return
         self.open_conversation(conversation_id)
 
@@ -206,7 +212,7 @@ class ChatController(ContextMeter, QObject):
 
     def open_search_hit(self, conversation_id: str, message_id: str) -> None:
         if self.gen_job is not None:
-            self.show_error("Stop the current reply before opening another chat.")
+            self.busy_refused.emit(STOP_FIRST)
             return
         path_ids = {m.id for m in self.chats.path(conversation_id)}
         if message_id not in path_ids:
@@ -268,7 +274,10 @@ class ChatController(ContextMeter, QObject):
         page.send_button.setEnabled(not busy and ready and self.draft_fits)
         page.stop_button.setEnabled(busy)
         page.chat_view.set_busy(busy)
+        was_busy, self._was_busy = self._was_busy, busy
         self.busy_changed.emit(busy)
+        if was_busy and not busy:
+            self.reply_ended.emit()
 
     def _ready_to_generate(self) -> bool:
         if self.gen_job is not None:

@@ -145,7 +145,8 @@ class ResultsReview:
     def _review(self, label: str | None) -> int:
         rows = self._selected_rows()
         if not rows:
-            self.view.show_error("Select one or more results first.")
+            self.view.show_error("Select one or more results first.",
+                                 until=self.view.table.selectionModel().selectionChanged)
             return 0
         dataset = self._target_dataset()
         if dataset is None:

@@ -186,7 +186,8 @@ class SavedClassifiers:
     def delete_requested(self) -> None:
         name = self.box.currentData()
         if not name:
-            self.view.show_error("Pick the saved classifier to delete in the list first.")
+            self.view.show_error("Pick the saved classifier to delete in the list first.",
+                                 until=self.box.currentIndexChanged)
             return
         answer = QMessageBox.question(self.view, "Delete classifier",
                                       f"Delete the saved classifier “{name}”?")
@@ -214,7 +215,8 @@ class SavedClassifiers:
             return 0
         names = self.view.setup.label_names()
         if not names:
-            self.view.show_error("Define the labels first; examples are picked for each label.")
+            self.view.show_error("Define the labels first; examples are picked for each label.",
+                                 until=self.view.setup.labels_changed)
             return 0
         have = {(self.view.setup.examples_table.item(r, 0) or QTableWidgetItem()).text()
                 for r in range(self.view.setup.examples_table.rowCount())}

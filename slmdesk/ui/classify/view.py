@@ -204,7 +204,7 @@ class ClassifyView(ModelTab):
                  else self.text_input.texts_from_box())
         if not texts:
             self.show_error("There is nothing to classify: paste texts (one per line) or "
-                            "open a CSV/JSONL file.")
+                            "open a CSV/JSONL file.", until=self.texts.textChanged)
             return
         self.start_run(spec, texts, None)
 

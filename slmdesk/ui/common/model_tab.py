@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Signal, SignalInstance
 from PySide6.QtWidgets import QLabel, QProgressBar, QSplitter, QTableWidget, QWidget
 
 from slmdesk.store.classifiers import ClassifierRepository
@@ -73,8 +73,10 @@ class ModelTab(QWidget):
         """The classification running now, if any."""
         return self.runner.job
 
-    def show_error(self, text: str) -> None:
-        self.banner.show_error(text)
+    def show_error(self, text: str, *, until: SignalInstance | None = None) -> None:
+        """Show ``text`` in the tab's banner; with ``until``, only until that signal says
+        its cause is gone (``ErrorBanner.show_error``)."""
+        self.banner.show_error(text, until=until)
 
     def clear_error(self) -> None:
         self.banner.clear_error()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal, SignalInstance
 from PySide6.QtWidgets import QLabel, QWidget
 
 from slmdesk.ui.common.labels import let_layout_decide_width
@@ -14,15 +17,33 @@ class ErrorBanner(QLabel):
     tells whoever listens (a tab's ``error_shown``, a dialog's ``failed``) what it showed."""
 
     shown = Signal(str)
+    _cause: tuple[SignalInstance, Callable[..., None]] | None = None
 
-    def show_error(self, text: str) -> None:
+    def show_error(self, text: str, *, until: SignalInstance | None = None) -> None:
+        """Show ``text`` (in place of any message before it); with ``until``, a signal that
+        says its cause is gone (a reply ended, the selection changed), only until that signal
+        comes, so the message never outlives its cause."""
+        self._forget_cause()
         self.setText(text)
         self.show()
+        if until is not None:
+            def cause_gone(*_args: Any) -> None:
+                self.clear_error()
+
+            until.connect(cause_gone)
+            self._cause = (until, cause_gone)
         self.shown.emit(text)
 
     def clear_error(self) -> None:
+        self._forget_cause()
         self.clear()
         self.hide()
+
+    def _forget_cause(self) -> None:
+        if self._cause is not None:
+            signal, slot = self._cause
+            self._cause = None
+            signal.disconnect(slot)
 
 
 def error_banner(parent: QWidget, object_name: str, *, padded: bool = True) -> ErrorBanner:

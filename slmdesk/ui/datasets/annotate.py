@@ -93,7 +93,8 @@ class Annotator:
             return []
         rows = self.view.selected_rows()
         if not rows:
-            self.view.show_error("Select one or more examples first.")
+            self.view.show_error("Select one or more examples first.",
+                                 until=self.view.table.selectionModel().selectionChanged)
         return rows
 
     def _apply_labels(self, labels: dict[str, tuple[str | None, str]], rows: Sequence[int],

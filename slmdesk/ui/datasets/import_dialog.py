@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, Signal, SignalInstance
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -287,7 +287,7 @@ class ImportDialog(QDialog):
             self.open_file(typed)
             return
         if self.path is None or self.preview is None:
-            self.show_error("Choose a file to import first.")
+            self.show_error("Choose a file to import first.", until=self.previewed)
             return
         name = " ".join(self.dataset_box.currentText().split())
         if not name:
@@ -321,8 +321,8 @@ class ImportDialog(QDialog):
         self.imported.emit(result)
         self.accept()
 
-    def show_error(self, text: str) -> None:
-        self.error_label.show_error(text)
+    def show_error(self, text: str, *, until: SignalInstance | None = None) -> None:
+        self.error_label.show_error(text, until=until)
 
     def clear_error(self) -> None:
         self.error_label.clear_error()

@@ -204,7 +204,8 @@ class ModelRuns(QObject):
         if self.view.runner.busy:
             return False
         if self.view.dataset is None or self.view.dataset.kind != "labels":
-            self.view.show_error("Pick a data set of labelled texts first.")
+            self.view.show_error("Pick a data set of labelled texts first.",
+                                 until=self.view.dataset_changed)
             return False
         if self.view.loaded is None:
             show_no_model(self.view.banner)
@@ -229,7 +230,7 @@ class ModelRuns(QObject):
         todo = [e for e in self.view.examples.rows if e.label is None and (e.text or "").strip()]
         if not todo:
             self.view.show_error("No unlabelled examples are shown: tick “Unlabelled” or clear "
-                            "the filters.")
+                                 "the filters.", until=self.view.examples.modelReset)
             return False
         return self._start("prelabel", spec, todo, [])
 

@@ -88,7 +88,8 @@ class CatalogSection(LibrarySection):
     def download_selected_entry(self) -> None:
         entry = self._selected(self.catalog_view, self.catalog_proxy, self.catalog_model)
         if entry is None:
-            self.show_error("Pick a model in the catalog first.")
+            self.show_error("Pick a model in the catalog first.",
+                            until=self.catalog_view.selectionModel().selectionChanged)
             return
         self.start_download(entry.repo_id, entry.filename, revision=entry.revision,
                             display_name=f"{entry.name}", licence=entry.licence,

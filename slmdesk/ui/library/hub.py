@@ -203,7 +203,8 @@ class HubSection(LibrarySection):
     def download_selected_file(self) -> None:
         row = self._selected(self.files_view, self.files_proxy, self.files)
         if row is None:
-            self.show_error("Pick a file of a repository first.")
+            self.show_error("Pick a file of a repository first.",
+                            until=self.files_view.selectionModel().selectionChanged)
             return
         if not row.supported:
             self.show_error(row.message)

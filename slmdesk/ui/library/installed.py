@@ -259,9 +259,17 @@ class InstalledSection(LibrarySection):
         box.finished.connect(finished)
         box.open()
 
+    def set_loaded_model(self, model_id: str | None) -> None:
+        """The window's loaded model is now this one (None: none): "this model is in use"
+        about another one is stale."""
+        if model_id != self.loaded_model_id and self.loaded_model_id is not None:
+            self.clear_message(f"in-use:{self.loaded_model_id}")
+        self.loaded_model_id = model_id
+
     def remove_model(self, model_id: str, *, delete_file: bool = False) -> None:
         if model_id == self.loaded_model_id:
-            self.show_error("This model is in use; switch the chat to another model first.")
+            self.show_error("This model is in use; switch the chat to another model first.",
+                            cause=f"in-use:{model_id}")
             return
         try:
             removal = library_mod.remove_model(self.db, model_id, delete_file=delete_file,

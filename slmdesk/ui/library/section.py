@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
-from PySide6.QtCore import QSortFilterProxyModel, Signal
+from PySide6.QtCore import QSortFilterProxyModel, Signal, SignalInstance
 from PySide6.QtWidgets import QLabel, QTableView, QTabWidget, QWidget
 
 from slmdesk.catalog.downloads import DownloadManager
@@ -71,9 +71,10 @@ class LibrarySection(QWidget):
     # "model:<id>") is cleared by ``clear_message`` once that cause is gone.
     _message_cause: str | None = None
 
-    def show_error(self, text: str, *, cause: str | None = None) -> None:
+    def show_error(self, text: str, *, cause: str | None = None,
+                   until: SignalInstance | None = None) -> None:
         self.notice.hide()
-        self.banner.show_error(text)
+        self.banner.show_error(text, until=until)
         self._message_cause = cause
 
     def clear_error(self) -> None:

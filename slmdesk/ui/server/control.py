@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEEP_LOADED_REASON = "server"
+NO_MODEL = ("Choose a model in the model picker first: the server serves the window's "
+            "model.")  # start_failed's message until a model is chosen
 
 
 class _Relay(QObject):
@@ -112,8 +114,7 @@ class ServerControl(QObject):
             return False
         model = self.session.model
         if model is None:
-            self.start_failed.emit("Choose a model in the model picker first: the server "
-                                   "serves the window's model.")
+            self.start_failed.emit(NO_MODEL)
             return False
         if self.session.loaded is None and not self.session.loading:
             self.session.select(model)  # the server's requests wait behind this load

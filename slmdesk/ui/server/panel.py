@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from slmdesk.server.config import DEFAULT_HOST, generate_token
 from slmdesk.ui.common.tab_frame import tab_frame
 from slmdesk.ui.model_session import ModelSession
-from slmdesk.ui.server.control import ServerControl
+from slmdesk.ui.server.control import NO_MODEL, ServerControl
 from slmdesk.ui.server.panel_settings import load_panel_settings, save_panel_settings
 from slmdesk.ui.server.request_log import RequestLogModel
 from slmdesk.ui.server.snippets import curl_snippet, openai_snippet
@@ -54,7 +54,9 @@ class ServerView(QWidget):
         self._build_controls(left)
         self._build_activity(right)
         self.control.state_changed.connect(self._on_state_changed)
-        self.control.start_failed.connect(self.banner.show_error)
+        # "Choose a model first" goes once the picker has one.
+        self.control.start_failed.connect(lambda message: self.banner.show_error(
+            message, until=session.changed if message == NO_MODEL else None))
         session.changed.connect(self._update_texts)
         self.log_timer = QTimer(self)
         self.log_timer.setInterval(LOG_POLL_MS)

@@ -160,6 +160,20 @@ def test_a_bad_setting_is_said_and_nothing_starts(qtbot: Any, panel: ServerView)
     assert panel.control.state == "stopped"
 
 
+def test_no_model_is_said_until_one_is_chosen(qtbot: Any, panel: ServerView,
+                                              session: ModelSession) -> None:
+    from slmdesk.ui.server.control import NO_MODEL
+
+    model = session.model
+    session.model = None  # as before any model is chosen
+    with qtbot.waitSignal(panel.banner.shown, timeout=5_000) as shown:
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert shown.args[0] == NO_MODEL and panel.control.state == "stopped"
+    session.model = model
+    session.changed.emit()  # the picker chose one
+    assert not panel.banner.isVisible() and panel.banner.text() == ""
+
+
 def test_the_window_and_the_server_take_turns_on_one_engine(qtbot: Any, panel: ServerView,
                                                             session: ModelSession) -> None:
     import threading
