@@ -10,6 +10,20 @@ from slmdesk.classify.classifier import Classifier, Prediction
 from slmdesk.classify.spec import ClassifierSpec
 from slmdesk.engine.remote.client import RemoteEngine
 from slmdesk.engine.remote.scoring import DEFAULT_TOP_N, RemoteScorer
+from slmdesk.errors import UnsupportedFeatureError
+
+
+def classify_refusal(engine: RemoteEngine) -> str | None:
+    """Why ``engine`` cannot classify, as its last check found it (the label scores need
+    tokenization and token log-probabilities); None when it can, or when it was not checked
+    yet (then a run finds out). Sends nothing."""
+    if engine.known_capabilities is None:
+        return None
+    try:
+        RemoteScorer(engine)
+    except UnsupportedFeatureError as exc:
+        return exc.message
+    return None
 
 
 class RemoteClassifier:

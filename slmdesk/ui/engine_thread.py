@@ -154,7 +154,8 @@ class ChatJob(EngineJob):
 
 
 class ClassifyJob(EngineJob):
-    """Classify texts with the loaded model.
+    """Classify texts with the loaded model, or with label scores from ``remote`` (a remote
+    engine, on a thread of its own: see ``EngineClient.classify``).
 
     ``classified(index, prediction)`` per text as it is scored (contextually calibrated),
     ``progressed(done, total)``, then ``finished(predictions, cancelled)`` with the final
@@ -166,17 +167,19 @@ class ClassifyJob(EngineJob):
     finished = Signal(object, bool)  # list[Prediction], cancelled
     FINAL = frozenset({"finished", "failed"})
 
-    def __init__(self, spec: ClassifierSpec, texts: list[str]) -> None:
+    def __init__(self, spec: ClassifierSpec, texts: list[str],
+                 remote: RemoteEngine | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.texts = list(texts)
+        self.remote = remote
 
     def run(self, worker: EngineWorker, report: Report) -> None:
         if self.cancelled:
             report(self, "finished", ([], True))
             return
         try:
-            preds = worker.classifier_for(self.spec).classify_many(
+            preds = self._classifier(worker).classify_many(
                 self.texts,
                 cancel=self.cancel_event,
                 on_result=lambda i, pred: report(self, "classified", (i, pred)),
@@ -189,6 +192,14 @@ class ClassifyJob(EngineJob):
             report(self, "failed", (exc.message,))
             return
         report(self, "finished", (preds, len(preds) < len(self.texts)))
+
+    def _classifier(self, worker: EngineWorker) -> Any:
+        if self.remote is None:
+            return worker.classifier_for(self.spec)
+        from slmdesk.remote.classify import RemoteClassifier
+
+        # Refused (UnsupportedFeatureError) when the engine lacks the label scores.
+        return RemoteClassifier(self.remote, self.spec)
 
 
 def bind(job: EngineJob, **handlers: Callable[..., None]) -> EngineJob:
@@ -303,19 +314,30 @@ class EngineClient(QObject):
         job = ChatJob(messages, sampling, continue_from, remote)
         if remote is None:
             self.submit(job)
-            return job
+        else:
+            self._run_remote(job, "slmdesk-remote-chat")
+        return job
+
+    def classify(self, spec: ClassifierSpec, texts: list[str],
+                 remote: RemoteEngine | None = None) -> ClassifyJob:
+        """Classify ``texts``: on the engine thread, or with label scores from ``remote`` on
+        a thread of its own (as ``generate``)."""
+        job = ClassifyJob(spec, texts, remote)
+        if remote is None:
+            self.submit(job)
+        else:
+            self._run_remote(job, "slmdesk-remote-classify")
+        return job
+
+    def _run_remote(self, job: EngineJob, name: str) -> None:
+        """Run a job against a remote engine on a thread of its own; its reports still
+        arrive in order, on the GUI thread."""
         self._jobs.append(job)
         thread = threading.Thread(target=self.worker.run_job, args=(job,), daemon=True,
-                                  name="slmdesk-remote-chat")
+                                  name=name)
         self._remote_threads = [t for t in self._remote_threads if t.is_alive()] + [thread]
         thread.start()
         self.job_submitted.emit(job)
-        return job
-
-    def classify(self, spec: ClassifierSpec, texts: list[str]) -> ClassifyJob:
-        job = ClassifyJob(spec, texts)
-        self.submit(job)
-        return job
 
     def unload(self) -> UnloadJob:
         job = UnloadJob()

@@ -84,13 +84,16 @@ class ModelSession(QObject):
     def loading(self) -> bool:
         return self.load_job is not None
 
-    def follow(self, set_model: Callable[[ModelRecord | None, ModelInfo | None], None]) -> None:
-        """Call ``set_model(model, loaded)`` now and whenever either changes."""
+    def follow(self, set_model: Callable[[ModelRecord | None, ModelInfo | None,
+                                          RemoteModel | None, RemoteEngine | None], None]
+               ) -> None:
+        """Call ``set_model(model, loaded, remote, remote_engine)`` now and whenever any of
+        them changes; while a remote model is chosen, model and loaded are None."""
         def tell() -> None:
             if self.remote is not None:
-                set_model(None, None)
+                set_model(None, None, self.remote, self.remote_engine)
             else:
-                set_model(self.model, self.loaded)
+                set_model(self.model, self.loaded, None, None)
 
         self.changed.connect(tell)
         tell()

@@ -21,5 +21,6 @@ def fake_engine() -> Iterator[FakeEngine]:
 @pytest.fixture
 def fake(fake_engine: FakeEngine) -> FakeEngine:
     fake_engine.mode = "ok"
+    fake_engine.scoring = False
     fake_engine.requests.clear()
     return fake_engine

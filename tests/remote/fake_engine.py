@@ -1,7 +1,10 @@
 """A tiny OpenAI-compatible engine that misbehaves on demand, for the remote fault tests.
 
 Only the faults are faked (their timing must be controlled); the main paths run against real
-peers (llama-server, slmdesk serve) in test_real_peers.py.
+peers (llama-server, slmdesk serve) in test_real_peers.py. With ``scoring`` on, it also
+scores as vLLM does (/tokenize, /detokenize, /v1/completions with echo:
+tests/remote/vllm_responses.py), one token per byte, so that the window's tabs can classify
+through it; off (as the fixture leaves it), those answer 404 like a chat-only engine.
 """
 
 from __future__ import annotations
@@ -19,7 +22,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.remote.vllm_responses import echo_completion
+
 MODEL = "fake-model"
+# What a check of this engine finds when it scores like vLLM (EngineRepository.record_check).
+SCORING_FEATURES = {"tokenize": True, "prompt_logprobs": True}
 
 
 def _chunk(text: str | None, finish: str | None = None) -> str:
@@ -34,10 +41,14 @@ class FakeEngine:
 
     def __init__(self) -> None:
         self.mode = "ok"
+        self.scoring = False
         self.requests: list[dict[str, Any]] = []
         app = Starlette(routes=[
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/tokenize", self.tokenize, methods=["POST"]),
+            Route("/detokenize", self.detokenize, methods=["POST"]),
+            Route("/v1/completions", self.completions, methods=["POST"]),
         ])
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="off",
                                                     http="h11", ws="none"))
@@ -65,6 +76,32 @@ class FakeEngine:
     async def models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [
             {"id": MODEL, "object": "model", "owned_by": "fake"}]})
+
+    def _no_scoring(self) -> Response | None:
+        return None if self.scoring else JSONResponse({"detail": "Not Found"}, status_code=404)
+
+    async def tokenize(self, request: Request) -> Response:
+        if (refused := self._no_scoring()) is not None:
+            return refused
+        body = await request.json()
+        tokens = list(str(body.get("prompt", "")).encode("utf-8"))  # a token per byte
+        return JSONResponse({"count": len(tokens), "max_model_len": 2048, "tokens": tokens})
+
+    async def detokenize(self, request: Request) -> Response:
+        if (refused := self._no_scoring()) is not None:
+            return refused
+        body = await request.json()
+        text = bytes(int(t) % 256 for t in body.get("tokens", [])).decode("utf-8", "replace")
+        return JSONResponse({"prompt": text})
+
+    async def completions(self, request: Request) -> Response:
+        if (refused := self._no_scoring()) is not None:
+            return refused
+        body = await request.json()
+        self.requests.append(body)
+        prompts = body["prompt"]
+        return JSONResponse(echo_completion(prompts if isinstance(prompts[0], list)
+                                            else [prompts]))
 
     async def chat(self, request: Request) -> Response:
         body = await request.json()

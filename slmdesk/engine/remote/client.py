@@ -68,6 +68,14 @@ class RemoteEngine:
         return self._caps
 
     @property
+    def known_capabilities(self) -> Capabilities | None:
+        """The findings ``capabilities`` would give without probing now; None when reading
+        them would probe the engine (over the network)."""
+        if self._caps is None or (self._wanted and self._caps.model != self._wanted):
+            return None
+        return self._caps
+
+    @property
     def model(self) -> str:
         return self.capabilities.model
 

@@ -71,11 +71,12 @@ class SavedClassifiers:
         layout.addLayout(hint)
 
     def update_model_notes(self) -> None:
-        if self.view.loaded is None:
-            self.view.model_note.setText("No model is ready: pick one in the model list above.")
+        if not self.view.ready:
+            self.view.model_note.setText(
+                self.view.not_ready_text() if self.view.remote is not None
+                else "No model is ready: pick one in the model list above.")
         else:
-            name = self.view.model.name if self.view.model is not None else self.view.loaded.name
-            self.view.model_note.setText(f"Classifying with {name}.")
+            self.view.model_note.setText(f"Classifying with {self.view.model_name()}.")
         saved = self.view.saved_model_id
         model = self.view.model
         current = model.id if model is not None and self.view.loaded is not None else None

@@ -23,7 +23,7 @@ from slmdesk.ui.classify.table_models import ANY_LABEL, EXPECTED_COLUMN, FAILED,
 from slmdesk.ui.classify.text_input import TextInput
 from slmdesk.ui.common.column_fit import ColumnFitter
 from slmdesk.ui.common.forwarding import forward_to
-from slmdesk.ui.common.model_messages import clear_no_model, show_no_model
+from slmdesk.ui.common.model_messages import clear_no_model
 from slmdesk.ui.common.model_tab import ModelTab
 from slmdesk.ui.common.table_model import percent
 
@@ -162,7 +162,7 @@ class ClassifyView(ModelTab):
     # the model --------------------------------------------------------------------------
     def model_changed(self) -> None:
         self.saved.update_model_notes()
-        if self.loaded is not None:
+        if self.ready:
             clear_no_model(self.banner)  # its cause is gone
 
     def build_spec(self) -> ClassifierSpec | None:
@@ -176,20 +176,20 @@ class ClassifyView(ModelTab):
     def update_controls(self) -> None:
         busy = self.runner.busy
         idle = not busy and self.text_input.reading == 0
-        ready = self.loaded is not None
+        ready = self.ready
         self.run_button.setEnabled(idle and ready)
         self.evaluate_button.setEnabled(idle and ready)
         self.cancel_button.setEnabled(busy and not self.runner.cancelling)
         self.text_input.set_idle(idle)
         self.run_button.setToolTip(
             "Classify the texts (Ctrl+Enter in the text box)" if ready
-            else "Load a model first (the model list above)")
+            else self.not_ready_text())
 
     def ready_to_run(self) -> bool:
         if self.runner.busy or self.text_input.reading:
             return False
-        if self.loaded is None:
-            show_no_model(self.banner)
+        if not self.ready:
+            self.say_not_ready()
             return False
         return True
 

@@ -14,6 +14,7 @@ from slmdesk.errors import UserFacingError
 if TYPE_CHECKING:
     from slmdesk.classify.classifier import Prediction
     from slmdesk.classify.spec import ClassifierSpec
+    from slmdesk.engine.remote.client import RemoteEngine
     from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
 
 
@@ -39,6 +40,7 @@ class ClassifyRun(QObject):
         self.progress = progress
         self.status = status
         self.job: ClassifyJob | None = None
+        self.remote: RemoteEngine | None = None  # the window's remote engine, when chosen
         self.cancelling = False
         self._started = 0.0
 
@@ -57,7 +59,7 @@ class ClassifyRun(QObject):
         self.progress.setValue(0)
         self.progress.setFormat("%v / %m")
         self.status.setText("Waiting for the engine…")
-        job = self.engine.classify(spec, texts)  # may raise UserFacingError
+        job = self.engine.classify(spec, texts, self.remote)  # may raise UserFacingError
         job.progressed.connect(self._on_progressed)
         job.classified.connect(self.classified)
         job.finished.connect(self._on_finished)

@@ -8,11 +8,6 @@ from slmdesk.ui.common.widgets import ErrorBanner
 NO_MODEL_LOADED = "No model is loaded yet. Pick one in the model list above."
 
 
-def show_no_model(banner: ErrorBanner) -> None:
-    """Say that the action needs a loaded model."""
-    banner.show_error(NO_MODEL_LOADED)
-
-
 def clear_no_model(banner: ErrorBanner) -> None:
     """A model is loaded: the "no model" message is stale (any other message stays)."""
     if banner.text() == NO_MODEL_LOADED:

@@ -1,5 +1,6 @@
-"""The base of the tabs that classify with the window's loaded model (Classify, Data sets):
-the database and its repositories, the model, the error banner and the engine run."""
+"""The base of the tabs that classify with the window's model (Classify, Data sets): the
+database and its repositories, the model (loaded here, or on a remote engine), the error
+banner and the engine run."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Signal, SignalInstance
 from PySide6.QtWidgets import QLabel, QProgressBar, QSplitter, QTableWidget, QWidget
 
+from slmdesk.remote.classify import classify_refusal
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import DatasetRepository
 from slmdesk.ui.common.classify_run import ClassifyRun
+from slmdesk.ui.common.model_messages import NO_MODEL_LOADED
 from slmdesk.ui.common.tab_frame import FIRST_COLUMN_SHARE, tab_frame
 from slmdesk.ui.common.tasks import BackgroundTasks
 
@@ -20,6 +23,8 @@ if TYPE_CHECKING:
 
     from slmdesk.classify.evaluate import EvalReport
     from slmdesk.engine.llama_engine import ModelInfo
+    from slmdesk.engine.remote.client import RemoteEngine
+    from slmdesk.store.engines import RemoteModel
     from slmdesk.store.repositories import ModelRecord
     from slmdesk.ui.common.confusion import ConfusionMatrix
     from slmdesk.ui.common.metrics import ReportPanel
@@ -34,6 +39,7 @@ class ModelTab(QWidget):
     model changes."""
 
     error_shown = Signal(str)
+    model_set = Signal()  # set_model told the tab of the window's model (again)
 
     banner: ErrorBanner
     splitter: QSplitter
@@ -53,6 +59,11 @@ class ModelTab(QWidget):
         self.datasets = DatasetRepository(db)
         self.model: ModelRecord | None = None
         self.loaded: ModelInfo | None = None
+        # A model on a remote engine, chosen in the picker instead of a local one, and why
+        # that engine cannot classify (None: it can, or a run finds out).
+        self.remote: RemoteModel | None = None
+        self.remote_engine: RemoteEngine | None = None
+        self.remote_refusal: str | None = None
         self.report: EvalReport | None = None
         self.tasks = BackgroundTasks(self)  # file reads and writes of the parts
 
@@ -65,6 +76,7 @@ class ModelTab(QWidget):
     def start_runner(self, progress: QProgressBar, status: QLabel) -> ClassifyRun:
         """The engine run, shown on this progress bar and status line."""
         self.runner = ClassifyRun(self.engine, progress, status, self)
+        self.runner.remote = self.remote_engine
         self.runner.state_changed.connect(self.update_controls)
         return self.runner
 
@@ -82,17 +94,45 @@ class ModelTab(QWidget):
         self.banner.clear_error()
 
     def model_name(self) -> str:
-        """The chosen model's name, else the loaded one's, else ""."""
+        """The chosen model's name (a remote one's label), else the loaded one's, else ""."""
+        if self.remote is not None:
+            return self.remote.label
         if self.model is not None:
             return self.model.name
         return self.loaded.name if self.loaded is not None else ""
 
-    def set_model(self, model: ModelRecord | None, loaded: ModelInfo | None) -> None:
-        """The window's loaded model changed (``loaded`` is None while none is ready)."""
+    @property
+    def ready(self) -> bool:
+        """Whether a run can start: a model is loaded, or a remote one that can classify (as
+        far as its engine's last check tells) is chosen."""
+        if self.remote is not None:
+            return self.remote_refusal is None
+        return self.loaded is not None
+
+    def not_ready_text(self) -> str:
+        """Why no run can start: no model yet, or the remote engine cannot classify."""
+        if self.remote is not None and self.remote_refusal is not None:
+            return f"{self.remote.label} cannot classify here: {self.remote_refusal}"
+        return NO_MODEL_LOADED
+
+    def set_model(self, model: ModelRecord | None, loaded: ModelInfo | None,
+                  remote: RemoteModel | None = None,
+                  remote_engine: RemoteEngine | None = None) -> None:
+        """The window's model changed (``loaded`` is None while none is ready here; with
+        ``remote``, the texts are scored by ``remote_engine``)."""
         self.model = model
         self.loaded = loaded
+        self.remote, self.remote_engine = remote, remote_engine
+        self.remote_refusal = (classify_refusal(remote_engine) if remote_engine is not None
+                               else None)
+        self.runner.remote = remote_engine
         self.model_changed()
         self.update_controls()
+        self.model_set.emit()
+
+    def say_not_ready(self) -> None:
+        """Show why no run can start (``not_ready_text``), until the model changes."""
+        self.show_error(self.not_ready_text(), until=self.model_set)
 
     def model_changed(self) -> None:
         """Show the new model (``set_model`` then updates the controls)."""

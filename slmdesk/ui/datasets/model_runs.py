@@ -28,7 +28,6 @@ from slmdesk.ui.common.file_names import safe_file_stem
 from slmdesk.ui.common.flow_layout import FlowLayout, captioned
 from slmdesk.ui.common.labels import ElidedLabel
 from slmdesk.ui.common.metrics import ReportPanel
-from slmdesk.ui.common.model_messages import show_no_model
 from slmdesk.ui.common.tab_frame import (
     QUIET_STYLE,
     cancel_and_progress,
@@ -207,8 +206,8 @@ class ModelRuns(QObject):
             self.view.show_error("Pick a data set of labelled texts first.",
                                  until=self.view.dataset_changed)
             return False
-        if self.view.loaded is None:
-            show_no_model(self.view.banner)
+        if not self.view.ready:
+            self.view.say_not_ready()
             return False
         return True
 

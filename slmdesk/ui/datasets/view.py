@@ -177,8 +177,9 @@ class DatasetsView(ModelTab):
 
     # the model --------------------------------------------------------------------------
     def model_changed(self) -> None:
-        if self.loaded is None:
-            self.model_note.setText("No model is ready.")
+        if not self.ready:
+            self.model_note.setText(self.not_ready_text() if self.remote is not None
+                                    else "No model is ready.")
         else:
             self.model_note.setText(f"Model: {self.model_name()}")
             clear_no_model(self.banner)  # its cause is gone
@@ -302,7 +303,7 @@ class DatasetsView(ModelTab):
                                     else "Nothing to undo")
         self.duplicates_button.setEnabled(have)
         self.near_empty_button.setEnabled(have)
-        ready = self.loaded is not None
+        ready = self.ready
         self.prelabel_button.setEnabled(labels and ready and not busy)
         self.evaluate_button.setEnabled(labels and ready and not busy)
         self.cancel_button.setEnabled(busy and not self.runner.cancelling)

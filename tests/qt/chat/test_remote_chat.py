@@ -29,7 +29,8 @@ class Window(helpers.Window):
     """A window on a home with no local model and one saved, checked remote engine."""
 
     def __init__(self, qtbot: Any, monkeypatch: pytest.MonkeyPatch, url: str, models: list[str],
-                 *, api_key: str | None = None) -> None:
+                 *, api_key: str | None = None, features: dict[str, bool] | None = None
+                 ) -> None:
         from slmdesk.startup import open_core
 
         monkeypatch.setenv("SLMDESK_STARTER_MODEL", "/nonexistent/no-starter.gguf")
@@ -37,7 +38,8 @@ class Window(helpers.Window):
         repo = EngineRepository(db)
         repo.add("box", url, api_key)
         repo.record_check("box", {"kind": "openai-compatible", "models": models,
-                                  "model": models[0], "n_ctx": 2048, "features": {},
+                                  "model": models[0], "n_ctx": 2048,
+                                  "features": features or {},
                                   "reasons": {}})
         db.close()
         super().__init__(qtbot, wait_loaded=False)
