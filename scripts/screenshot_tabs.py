@@ -1,5 +1,6 @@
-"""Render every tab of the real window at several sizes, light and dark, to check (and show)
-that the layouts hold: 800×600 and 1440×900, plus 800×600 at 200 % scaling.
+"""Render every tab of the real window, and the Train window, at several sizes, light and
+dark, to check (and show) that the layouts hold: 800×600 and 1440×900, plus 800×600 at 200 %
+scaling.
 
     .venv/bin/python scripts/screenshot_tabs.py docs/screenshots/          # all of them
     .venv/bin/python scripts/screenshot_tabs.py OUT --theme dark --sizes 800x600 --scale 1
@@ -7,19 +8,24 @@ that the layouts hold: 800×600 and 1440×900, plus 800×600 at 200 % scaling.
 Without a DISPLAY, each configuration runs in its own Xvfb (one process per theme and
 scale: Qt reads QT_SCALE_FACTOR once). The window runs on a temporary home with the starter
 model; the chat is stored text (no generation, so the pictures do not change with the CPU),
-Classify labels eight reviews and Data sets pre-labels four, both with the real model. Each
-picture is `import -window root` (ImageMagick) of a screen exactly the window's size:
-<tab>-<width>x<height>[-<scale>x]-<theme>.png.
+Classify labels eight reviews and Data sets pre-labels four, both with the real model; the
+Server tab runs, with one chat request (eight tokens) in its log; the Train window shows the
+result card of a finished run of the fake train command (tests/qt/train/fake_train.py: the
+events of a classifier run, in a second). Each picture is `import -window root` (ImageMagick)
+of a screen exactly the window's size: <tab>-<width>x<height>[-<scale>x]-<theme>.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,7 @@ CHAT = [
                   "str:\n    \"\"\"Return the text backwards.\"\"\"\n    return text[::-1]\n"
                   "```\n\n`reverse(\"bakery\")` gives `\"yrekab\"`."),
 ]
+FAKE_TRAIN = ROOT / "tests" / "qt" / "train" / "fake_train.py"
 ALL_CONFIGS = (("light", "800x600,1440x900", "1"), ("dark", "800x600,1440x900", "1"),
                ("light", "800x600", "2"))
 
@@ -108,16 +115,17 @@ class Shooter:
             self.app.processEvents()
             time.sleep(0.02)
 
-    def shot(self, tab: str, size: str) -> None:
+    def shot(self, tab: str, size: str, window: Any = None) -> None:
         self.wait(lambda: False, 0.6)
         scale = f"-{self.scale}x" if self.scale != "1" else ""
         path = self.out / f"{tab}-{size}{scale}-{self.theme}.png"
         subprocess.run(["import", "-window", "root", str(path)], check=True)
-        grown = self.win.size().toTuple()
+        grown = (window or self.win).size().toTuple()
         print("wrote", path, "" if f"{grown[0]}x{grown[1]}" == size else f"(window {grown})")
 
     def prepare(self) -> None:
-        """Open the stored chat, classify the reviews, pre-label the data set."""
+        """Open the stored chat, classify the reviews, pre-label the data set, serve one
+        request, train (the fake command)."""
         win = self.win
         [conv] = [c for c in win.chat.chats.list_conversations() if c.title == "Bakery names"]
         win.chat.open_conversation(conv.id)
@@ -136,6 +144,37 @@ class Shooter:
         dv.run_finished.connect(lambda kind, _cancelled: done.append(kind))
         dv.prelabel_button.click()
         self.wait(lambda: bool(done))
+        self.serve_one_request()
+        self.train()
+
+    def serve_one_request(self) -> None:
+        """Start the Server tab's server and send it one short chat request."""
+        server = self.win.server_view
+        server.port_spin.setValue(0)  # any free port
+        server.start_button.click()
+        self.wait(lambda: server.control.running, 60)
+        url = (server.control.base_url or "").replace("0.0.0.0", "127.0.0.1")
+        body = json.dumps({"model": self.win.model.name, "max_tokens": 8, "temperature": 0,
+                           "messages": [{"role": "user", "content": "Say hello."}]}).encode()
+        request = urllib.request.Request(f"{url}/chat/completions", body,
+                                         {"Content-Type": "application/json"})
+        thread = threading.Thread(target=lambda: urllib.request.urlopen(request, timeout=120))
+        thread.start()
+        self.wait(lambda: not thread.is_alive() and bool(server.log_model.rows), 120)
+
+    def train(self) -> None:
+        """The Train window for the reviews, after a run of the fake train command."""
+        from slmdesk.ui.train.command import train_argv
+        from slmdesk.ui.train.window_link import open_train_dialog
+
+        def command(options: Any) -> list[str]:
+            return [sys.executable, str(FAKE_TRAIN), "classifier",
+                    *train_argv(options, program=[])]
+
+        self.train_dialog = open_train_dialog(self.win, "Reviews", command=command)
+        self.train_dialog.start()
+        self.wait(lambda: self.train_dialog.result_card.isVisible(), 60)
+        self.train_dialog.hide()
 
     def shoot_all(self, size: str) -> None:
         width, height = (int(n) for n in size.split("x"))
@@ -147,11 +186,20 @@ class Shooter:
         self.shot("chat-settings", size)
         win.settings_button.setChecked(False)
         for name, tab in (("classify", win.classify_view), ("datasets", win.datasets_view),
-                          ("models", win.library_view)):
+                          ("models", win.library_view), ("server", win.server_view)):
             win.tabs.setCurrentWidget(tab)
             self.shot(name, size)
+        # The Train window over the whole screen, as big as the main window.
+        dialog = self.train_dialog
+        dialog.show()
+        dialog.move(0, 0)
+        dialog.resize(width, height)
+        self.shot("train", size, dialog)
+        dialog.hide()
 
     def close(self) -> None:
+        self.win.server_view.shutdown()
+        self.train_dialog.close()
         self.win.close()
         self.engine.shutdown()
         self.core.db.close()

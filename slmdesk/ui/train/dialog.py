@@ -11,12 +11,14 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDialog,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -96,15 +98,26 @@ class TrainDialog(QDialog):
         self.stderr_box.setMaximumHeight(110)
         self.stderr_box.hide()
         layout.addWidget(self.stderr_box)
-        self.curve = LossCurve(self)
+        # The curve and the result card scroll together: the card of a finished run is taller
+        # than a small screen (at 800×600 it made the window 707 px tall).
+        results = QScrollArea(self)
+        results.setObjectName("train_results_area")
+        results.setWidgetResizable(True)
+        results.setFrameShape(QFrame.Shape.NoFrame)
+        inner = QWidget(results)
+        column = QVBoxLayout(inner)
+        column.setContentsMargins(0, 0, 0, 0)
+        self.curve = LossCurve(inner)
         self.curve.setObjectName("loss_curve")
-        layout.addWidget(self.curve, 1)
-        self.result_card = ResultCard(self)
+        column.addWidget(self.curve, 1)
+        self.result_card = ResultCard(inner)
         self.result_card.setObjectName("result_card")
         self.result_card.use_in_classify_requested.connect(self.use_in_classify_requested)
         self.result_card.chat_requested.connect(self.chat_requested)
         self.result_card.hide()
-        layout.addWidget(self.result_card, 2)
+        column.addWidget(self.result_card, 2)
+        results.setWidget(inner)
+        layout.addWidget(results, 1)
 
     def _button(self, text: str, name: str, tip: str, slot: Any) -> QPushButton:
         button = QPushButton(text, self)

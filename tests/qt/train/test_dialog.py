@@ -197,3 +197,22 @@ def test_the_form_preselects_the_data_set_and_the_model(qtbot: Any, home: Home) 
     dialog.form.name_edit.setText(" ")
     assert not dialog.start()
     assert dialog.banner.text() == "Choose a data set and a name to save the result as."
+
+
+def test_a_finished_run_fits_an_800_by_600_screen(qtbot: Any, home: Home) -> None:
+    """The result card scrolls with the curve instead of making the window taller than the
+    screen (it was 707 px at 800×600); its actions stay in reach."""
+    dialog = home.open_dialog(qtbot, "classifier")
+    run_to_end(qtbot, dialog, "finished")
+    dialog.resize(800, 600)
+    qtbot.wait(50)
+    assert dialog.minimumSizeHint().height() <= 600
+    assert (dialog.width(), dialog.height()) == (800, 600)
+    from PySide6.QtWidgets import QScrollArea
+
+    area = dialog.findChild(QScrollArea, "train_results_area")
+    card = dialog.result_card
+    area.ensureWidgetVisible(card.use_button)
+    qtbot.wait(20)
+    corner = card.use_button.mapTo(area.viewport(), card.use_button.rect().bottomRight())
+    assert area.viewport().rect().contains(corner)
