@@ -179,11 +179,14 @@ class MainWindow(QMainWindow):
         self.context_bar = QProgressBar(self)
         self.context_bar.setObjectName("context_bar")
         self.context_bar.setMaximumWidth(260)
+        # Its words whole, however many other things the status bar shows.
+        self.context_bar.setMinimumWidth(
+            self.context_bar.fontMetrics().horizontalAdvance("used 32768 / 32768 tokens") + 24)
         self.context_bar.setTextVisible(True)
         self.context_bar.setRange(0, 1)
         self.context_bar.setValue(0)
         self.context_bar.setFormat("used %v / %m tokens")
-        self.status_serving = QLabel("", self)  # "Serving … at …" while the server runs
+        self.status_serving = ElidedLabel("", self)  # "Serving … at …" while the server runs
         self.status_serving.setObjectName("status_serving")
         self.server_view.serving_changed.connect(self.status_serving.setText)
         for w in (self.status_serving, self.status_model, self.status_backend,

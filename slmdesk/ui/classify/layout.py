@@ -196,7 +196,8 @@ class ClassifyLayout:
         # The text stretches; labels and probabilities take their contents' width, capped.
         view.column_fitter = ColumnFitter(table, TEXT_COLUMN, {
             LABEL_COLUMN: 140, CONFIDENCE_COLUMN: 90, PROBS_COLUMN: 240, EXPECTED_COLUMN: 140,
-            REVIEWED_COLUMN: 120}, min_widths={LABEL_COLUMN: 80, PROBS_COLUMN: 130})
+            REVIEWED_COLUMN: 120}, min_widths={LABEL_COLUMN: 80, CONFIDENCE_COLUMN: 64,
+                                               PROBS_COLUMN: 130})
         table.verticalHeader().setDefaultSectionSize(26)
         table.verticalHeader().setToolTip("Line of the input")
         table.selectionModel().currentRowChanged.connect(lambda _cur, _prev: view.show_details())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 
 import sqlite_utils
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -33,6 +33,7 @@ from slmdesk.ui.server.snippets import curl_snippet, openai_snippet
 from slmdesk.ui.server.tables import row_table
 
 LOG_POLL_MS = 500
+SNIPPET_HEIGHT = 130  # px: the five lines of a snippet and a scroll bar
 STATE_TEXT = {"stopped": "Stopped", "starting": "Starting…", "stopping": "Stopping…",
               "running": "Running; choose a model in the model picker to serve it"}
 
@@ -144,6 +145,7 @@ class ServerView(QWidget):
         layout.addLayout(header)
         self.log_model = RequestLogModel(self)
         self.log_view = row_table(column, self.log_model, "server_request_log", 2)
+        self._size_log_columns()
         layout.addWidget(self.log_view, 1)
         self.snippet_tabs = QTabWidget(column)
         self.snippet_tabs.setObjectName("server_snippets")
@@ -154,13 +156,27 @@ class ServerView(QWidget):
         copy = QPushButton("Copy", column)
         copy.clicked.connect(self.copy_snippet)
         self.snippet_tabs.setCornerWidget(copy)
+        # As tall as a snippet, no taller: the request log takes the rest.
+        self.snippet_tabs.setMaximumHeight(
+            SNIPPET_HEIGHT + self.snippet_tabs.tabBar().sizeHint().height() + 8)
         layout.addWidget(self.snippet_tabs)
+
+    def _size_log_columns(self) -> None:
+        """The columns beside the path as wide as their widest value, so that at 800×600
+        the path elides instead of pushing Status and Took out of sight."""
+        metrics = self.log_view.fontMetrics()
+        self.log_view.setWordWrap(False)
+        for column, widest in ((0, "00:00:00"), (1, "DELETE"), (3, "Status"), (4, "99999 ms")):
+            title = str(self.log_model.headerData(column, Qt.Orientation.Horizontal))
+            self.log_view.setColumnWidth(
+                column, max(metrics.horizontalAdvance(widest), metrics.horizontalAdvance(title))
+                + 24)
 
     def _snippet_box(self, name: str) -> QPlainTextEdit:
         box = QPlainTextEdit(self)
         box.setObjectName(name)
         box.setReadOnly(True)
-        box.setMaximumHeight(130)
+        box.setMaximumHeight(SNIPPET_HEIGHT)
         box.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         return box
 
