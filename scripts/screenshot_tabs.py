@@ -66,6 +66,13 @@ def dark_palette() -> Any:
                       (role.Link, "#8ab4f8"), (role.Mid, "#5a5a5a"), (role.Dark, "#232323"),
                       (role.Light, "#505050")):
         palette.setColor(r, QColor(colour))
+    # Greyed-out when disabled, as a real dark theme draws it (without this, a disabled
+    # button or field looked enabled in the dark pictures).
+    disabled = QPalette.ColorGroup.Disabled
+    for r in (role.WindowText, role.Text, role.ButtonText, role.PlaceholderText):
+        palette.setColor(disabled, r, QColor("#7a7a7a"))
+    palette.setColor(disabled, role.Base, QColor("#303030"))
+    palette.setColor(disabled, role.Button, QColor("#3c3c3c"))
     return palette
 
 
@@ -124,8 +131,8 @@ class Shooter:
         print("wrote", path, "" if f"{grown[0]}x{grown[1]}" == size else f"(window {grown})")
 
     def prepare(self) -> None:
-        """Open the stored chat, classify the reviews, pre-label the data set, serve one
-        request, train (the fake command)."""
+        """Open the stored chat, classify the reviews, pre-label the data set, train (the
+        fake command)."""
         win = self.win
         [conv] = [c for c in win.chat.chats.list_conversations() if c.title == "Bakery names"]
         win.chat.open_conversation(conv.id)
@@ -144,11 +151,11 @@ class Shooter:
         dv.run_finished.connect(lambda kind, _cancelled: done.append(kind))
         dv.prelabel_button.click()
         self.wait(lambda: bool(done))
-        self.serve_one_request()
         self.train()
 
     def serve_one_request(self) -> None:
-        """Start the Server tab's server and send it one short chat request."""
+        """Start the Server tab's server and send it one short chat request (only for the
+        Server tab's picture: the others would say "Serving …" in their status line)."""
         server = self.win.server_view
         server.port_spin.setValue(0)  # any free port
         server.start_button.click()
@@ -186,9 +193,14 @@ class Shooter:
         self.shot("chat-settings", size)
         win.settings_button.setChecked(False)
         for name, tab in (("classify", win.classify_view), ("datasets", win.datasets_view),
-                          ("models", win.library_view), ("server", win.server_view)):
+                          ("models", win.library_view)):
             win.tabs.setCurrentWidget(tab)
             self.shot(name, size)
+        win.tabs.setCurrentWidget(win.server_view)
+        self.serve_one_request()
+        self.shot("server", size)
+        win.server_view.control.stop()
+        self.wait(lambda: win.server_view.control.state == "stopped", 30)
         # The Train window over the whole screen, as big as the main window.
         dialog = self.train_dialog
         dialog.show()
