@@ -9,8 +9,8 @@ from typing import Any
 import sqlite_utils
 
 from slmdesk.engine.params import DEFAULT_MAX_CONTEXT, LoadParams, SamplingParams
-from slmdesk.store.repositories import SettingsRepository
 from slmdesk.store.rows import first_row
+from slmdesk.store.settings import SettingsRepository
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 _KEY = "app"

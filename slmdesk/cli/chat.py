@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from slmdesk.engine.llama_engine import LlamaEngine
     from slmdesk.engine.params import SamplingParams
     from slmdesk.engine.remote.client import RemoteEngine
-    from slmdesk.store.repositories import Conversation
+    from slmdesk.store.chats import Conversation
 
 OneTurn = Callable[..., dict[str, Any]]
 

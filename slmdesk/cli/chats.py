@@ -21,7 +21,7 @@ from slmdesk.errors import InvalidInputError, UserFacingError
 
 if TYPE_CHECKING:
     from slmdesk.startup import Core
-    from slmdesk.store.repositories import ChatRepository, Conversation
+    from slmdesk.store.chats import ChatRepository, Conversation
 
 
 def add_parsers(sub: Any) -> None:
@@ -46,7 +46,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def _open_chats() -> tuple[Core, ChatRepository]:
-    from slmdesk.store.repositories import ChatRepository
+    from slmdesk.store.chats import ChatRepository
 
     return open_repository(ChatRepository)
 

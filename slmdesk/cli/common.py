@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from slmdesk.engine.llama_engine import LlamaEngine
     from slmdesk.startup import Core
-    from slmdesk.store.repositories import ModelRecord
+    from slmdesk.store.models import ModelRecord
 
 T = TypeVar("T")
 R = TypeVar("R")

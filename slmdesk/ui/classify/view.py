@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QWidget
 from slmdesk.classify.evaluate import evaluate
 from slmdesk.classify.spec import ClassifierSpec
 from slmdesk.errors import UserFacingError
-from slmdesk.store.repositories import ModelRepository
+from slmdesk.store.models import ModelRepository
 from slmdesk.ui.classify.layout import ClassifyLayout
 from slmdesk.ui.classify.review import ResultsReview
 from slmdesk.ui.classify.saved import SavedClassifiers

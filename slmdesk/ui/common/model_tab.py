@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from slmdesk.classify.evaluate import EvalReport
     from slmdesk.engine.llama_engine import ModelInfo
-    from slmdesk.store.repositories import ModelRecord
+    from slmdesk.store.models import ModelRecord
     from slmdesk.ui.common.confusion import ConfusionMatrix
     from slmdesk.ui.common.metrics import ReportPanel
     from slmdesk.ui.common.widgets import ErrorBanner

@@ -31,7 +31,7 @@ from slmdesk.catalog import library as library_mod
 from slmdesk.catalog.registry import find_same_models, import_model, rename_model
 from slmdesk.errors import UserFacingError
 from slmdesk.settings import load_settings
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 from slmdesk.ui.common.table_model import Column, RowTableModel, human_bytes
 from slmdesk.ui.library.section import LibrarySection
 from slmdesk.ui.library.table_models import (

@@ -13,7 +13,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from slmdesk.catalog.fit import accuracy_note
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 from slmdesk.ui.common.table_model import SORT_ROLE, RowTableModel, human_bytes
 from slmdesk.ui.common.tones import ToneColours
 

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from slmdesk.catalog.downloads import DownloadManager
-from slmdesk.store.repositories import ModelRepository
+from slmdesk.store.models import ModelRepository
 from slmdesk.ui.common.tasks import BackgroundTasks
 from slmdesk.ui.common.widgets import error_banner
 from slmdesk.ui.library.catalog import CatalogSection

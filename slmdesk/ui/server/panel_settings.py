@@ -8,7 +8,7 @@ from typing import Any
 import sqlite_utils
 
 from slmdesk.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
-from slmdesk.store.repositories import SettingsRepository
+from slmdesk.store.settings import SettingsRepository
 
 SETTINGS_KEY = "server_panel"
 ALL_ADDRESSES = "0.0.0.0"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+import slmdesk.store
 from slmdesk.errors import NotFoundError
-from slmdesk.store import repositories
 from slmdesk.store.db import open_database
 from slmdesk.store.rows import (
     ID_SLICE,
@@ -57,7 +57,7 @@ def test_single_rows_and_slices(tmp_path: Path) -> None:
     db.close()
 
 
-def test_the_old_module_still_names_every_repository() -> None:
+def test_the_store_package_names_every_repository() -> None:
     for name in ("ChatRepository", "ModelRepository", "PresetRepository",
-                 "SettingsRepository", "LEAF", "fts_query"):
-        assert hasattr(repositories, name)
+                 "SettingsRepository", "LEAF"):
+        assert hasattr(slmdesk.store, name)
