@@ -33,7 +33,6 @@ if TYPE_CHECKING:
         QDoubleSpinBox,
         QLabel,
         QPlainTextEdit,
-        QProgressBar,
         QPushButton,
         QTableView,
         QTabWidget,
@@ -78,10 +77,7 @@ class ClassifyView(ModelTab):
     texts: QPlainTextEdit
     whole_box: QCheckBox
     run_button: QPushButton
-    cancel_button: QPushButton
-    progress: QProgressBar
     status: QLabel
-    model_note: QLabel
     results: ResultsModel
     proxy: ResultsFilter
     label_filter: QComboBox

@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QLabel, QProgressBar, QSplitter, QTableWidget, QWidget
+from PySide6.QtWidgets import (
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QWidget,
+)
 
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import DatasetRepository
@@ -38,7 +45,10 @@ class ModelTab(QWidget):
     banner: ErrorBanner
     splitter: QSplitter
     runner: ClassifyRun
-    # the evaluation report, which the subclass lays out
+    # the run's widgets and the evaluation report, which the subclass lays out
+    model_note: QLabel
+    progress: QProgressBar
+    cancel_button: QPushButton
     report_panel: ReportPanel
     eval_summary: QLabel
     per_label: QTableWidget
