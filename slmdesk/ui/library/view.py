@@ -77,9 +77,10 @@ class LibraryView(InstalledSection, CatalogSection, HubSection, DownloadsSection
         self.summary.setObjectName("library_summary")
         top.addWidget(self.summary, 1)
         self.import_button = push_button(
-            "Import GGUF…", "Register a .gguf file where it is (no copy). "
-            "You can also drop .gguf files onto the window.", self, name="import_model_button",
-            clicked=self.import_dialog)
+            "Import GGUF…",
+            "Register a .gguf file where it is (no copy). "
+            "You can also drop .gguf files onto the window.",
+            self, name="import_model_button", clicked=self.import_dialog)
         top.addWidget(self.import_button)
         layout.addLayout(top)
         self.banner = error_banner(self, "library_banner")
