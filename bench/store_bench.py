@@ -51,7 +51,7 @@ def generate(home: str | Path, conversations: int = CONVERSATIONS,
              log: Callable[[str], None] | None = None) -> dict[str, int]:
     """Fill the slmdesk store in ``home`` with seeded conversations; return the counts."""
     from slmdesk.startup import open_core
-    from slmdesk.store.repositories import ChatRepository
+    from slmdesk.store.chats import ChatRepository
 
     rng = random.Random(seed)
     questions, replies = _pools()
@@ -109,8 +109,8 @@ def search_times(home: str | Path, qs: list[str], rounds: int = 3) -> dict[str, 
     """Time ``ChatRepository.search`` (the sidebar's and ``slmdesk chats search``'s path) for
     every query, ``rounds`` passes after one warm-up pass; p50/p95/max in ms."""
     from slmdesk.paths import get_paths
+    from slmdesk.store.chats import ChatRepository
     from slmdesk.store.db import open_database
-    from slmdesk.store.repositories import ChatRepository
 
     db = open_database(get_paths(str(home)).database)
     chats = ChatRepository(db)

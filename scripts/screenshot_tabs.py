@@ -78,8 +78,8 @@ def dark_palette() -> Any:
 
 def fill_home(db: Any) -> None:
     """A stored chat and a labelled data set, before the window opens."""
+    from slmdesk.store.chats import ChatRepository
     from slmdesk.store.datasets import DatasetRepository
-    from slmdesk.store.repositories import ChatRepository
 
     chats = ChatRepository(db)
     conv = chats.create_conversation(title="Bakery names")

@@ -212,6 +212,21 @@ class ChatService:
             )
         return message
 
+    def _reply_to_redo(self, conversation: Conversation, message_id: str, *,
+                       allowed: Callable[[Message], bool], refused: str,
+                       answers_nothing: str) -> tuple[Conversation, Message, str]:
+        """The conversation as stored, its assistant reply ``message_id`` and the id of the
+        message it answers, for regenerating or continuing it: ``InvalidInputError(refused)``
+        when it is not a reply or ``allowed`` says no, ``(answers_nothing)`` when it has no
+        parent."""
+        conversation = self.chats.get_conversation(conversation.id)
+        reply = self._message_of(conversation, message_id)
+        if reply.role != "assistant" or not allowed(reply):
+            raise InvalidInputError(refused)
+        if reply.parent_id is None:
+            raise InvalidInputError(answers_nothing)
+        return conversation, reply, reply.parent_id
+
     def _use_model(self, conversation: Conversation, model: ChatModel) -> Conversation:
         # A remote model has no row to point at: the conversation keeps its local model.
         if model.id is not None and conversation.model_id != model.id:
@@ -277,13 +292,11 @@ class ChatService:
 
         The history runs up to the replied-to message; ``Turn.user_message`` is that message.
         """
-        conversation = self.chats.get_conversation(conversation.id)
-        old = self._message_of(conversation, assistant_message_id)
-        if old.role != "assistant":
-            raise InvalidInputError("Only a reply of the assistant can be regenerated.")
-        if old.parent_id is None:
-            raise InvalidInputError("This reply answers no message, so it cannot be regenerated.")
-        parent = self.chats.get_message(old.parent_id)
+        conversation, _old, parent_id = self._reply_to_redo(
+            conversation, assistant_message_id, allowed=lambda _reply: True,
+            refused="Only a reply of the assistant can be regenerated.",
+            answers_nothing="This reply answers no message, so it cannot be regenerated.")
+        parent = self.chats.get_message(parent_id)
         with disk_full_is_user_facing("the new reply"):
             conversation = self._use_model(conversation, model)
             with self.db.atomic():
@@ -336,13 +349,12 @@ class ChatService:
                 f"{model.name} on the remote engine {model.engine_name} cannot continue a "
                 "reply (OpenAI's chat API has no way to go on from a reply's text); "
                 "regenerate it instead.")
-        conversation = self.chats.get_conversation(conversation.id)
-        old = self._message_of(conversation, assistant_message_id)
-        if old.role != "assistant" or old.finish_reason not in CONTINUABLE:
-            raise InvalidInputError("Only a stopped or cut-off reply can be continued.")
-        if old.parent_id is None:
-            raise InvalidInputError("This reply answers no message, so it cannot go on.")
-        history = engine_history(conversation, self.chats.path_to(old.parent_id))
+        conversation, old, parent_id = self._reply_to_redo(
+            conversation, assistant_message_id,
+            allowed=lambda reply: reply.finish_reason in CONTINUABLE,
+            refused="Only a stopped or cut-off reply can be continued.",
+            answers_nothing="This reply answers no message, so it cannot go on.")
+        history = engine_history(conversation, self.chats.path_to(parent_id))
         with disk_full_is_user_facing("the reply"):
             conversation = self._use_model(conversation, model)
             with self.db.atomic():
@@ -353,7 +365,7 @@ class ChatService:
                 self.chats.set_leaf(conversation.id, old.id)
         params = sampling or SamplingParams.from_json(conversation.params)
         return Turn(self.chats.get_conversation(conversation.id),
-                    self.chats.get_message(old.parent_id), self.chats.get_message(old.id),
+                    self.chats.get_message(parent_id), self.chats.get_message(old.id),
                     history, params, continued=old.content,
                     continued_tokens=old.completion_tokens or 0)
 

@@ -3,14 +3,15 @@ for a new chat and its loads, stored in the database."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import sqlite_utils
 
 from slmdesk.engine.params import DEFAULT_MAX_CONTEXT, LoadParams, SamplingParams
-from slmdesk.store.repositories import SettingsRepository
+from slmdesk.json_reading import known_fields
 from slmdesk.store.rows import first_row
+from slmdesk.store.settings import SettingsRepository
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 _KEY = "app"
@@ -46,8 +47,7 @@ class Settings:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Settings:
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known and k != "sampling"}
+        kwargs = {k: v for k, v in known_fields(cls, data).items() if k != "sampling"}
         sampling = SamplingParams.from_json(dict(data.get("sampling") or {}))
         return cls(sampling=sampling, **kwargs)
 

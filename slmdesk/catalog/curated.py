@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from slmdesk.errors import UserFacingError
+from slmdesk.json_reading import parse_json
 from slmdesk.store.models import ModelRecord
 
 __all__ = [
@@ -144,12 +144,8 @@ def load_catalog(path: Path | None = None) -> list[CatalogEntry]:
         raise CatalogError(f"The model catalog is missing: {path}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogError(f"Cannot read the model catalog {path}: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CatalogError(
-            f"The model catalog {path} is not valid JSON (line {exc.lineno}: {exc.msg})."
-        ) from exc
+    data = parse_json(text, invalid=lambda exc: CatalogError(
+        f"The model catalog {path} is not valid JSON (line {exc.lineno}: {exc.msg})."))
     return _parse(data, path.name)
 
 

@@ -6,7 +6,6 @@ half a list behind; errors are ``InvalidInputError`` naming the file and the lin
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from slmdesk.datasets.tables import (
     utf8_error_line,
 )
 from slmdesk.errors import InvalidInputError
+from slmdesk.json_reading import parse_json
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
 TEXT_SUFFIXES = (".txt",)
@@ -137,14 +137,11 @@ def read_descriptions(path: PathLike) -> dict[str, str]:
     suffix = _suffix(path, (".json", ".csv", ".tsv"))
     text = _read_text(path)
     if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(
-                f"{_name(path)} is not valid JSON: {exc.msg} (line {exc.lineno})."
-            ) from exc
-        except RecursionError as exc:
-            raise InvalidInputError(f"{_name(path)} is nested too deeply.") from exc
+        data = parse_json(
+            text,
+            invalid=lambda exc: InvalidInputError(
+                f"{_name(path)} is not valid JSON: {exc.msg} (line {exc.lineno})."),
+            too_deep=lambda: InvalidInputError(f"{_name(path)} is nested too deeply."))
         if not isinstance(data, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in data.items()
         ):

@@ -10,16 +10,15 @@ import json
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from slmdesk.cli.common import (
+from slmdesk.cli.common import check_at_least_one, open_core, print_json, sigint_cancels
+from slmdesk.cli.loading import (
     add_load_options,
-    check_at_least_one,
+    check_load_options,
     load_engine,
-    open_core,
-    print_json,
     resolve_present_model,
-    sigint_cancels,
 )
 from slmdesk.errors import UserFacingError
 
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from slmdesk.engine.llama_engine import LlamaEngine
     from slmdesk.engine.params import SamplingParams
     from slmdesk.engine.remote.client import RemoteEngine
-    from slmdesk.store.repositories import Conversation
+    from slmdesk.store.chats import Conversation
 
 OneTurn = Callable[..., dict[str, Any]]
 
@@ -89,9 +88,9 @@ def _chat(args: argparse.Namespace) -> int:
     )
     model: ChatModel = remote.model if remote else local  # type: ignore[assignment]
     overrides = _sampling_overrides(args)
-    for key, value in (("max-tokens", args.max_tokens), ("top-k", args.top_k),
-                       ("threads", args.threads)):
+    for key, value in (("max-tokens", args.max_tokens), ("top-k", args.top_k)):
         check_at_least_one(key, value)
+    check_load_options(args)
     # A new conversation starts with the model's defaults (its own where saved, else the
     # app's: the GUI's new chat does the same); a continued one keeps its own settings.
     base = (
@@ -104,9 +103,8 @@ def _chat(args: argparse.Namespace) -> int:
             conversation.id, system_prompt=args.system
         )
 
-    engine: LlamaEngine | RemoteEngine = remote.engine if remote else load_engine(
-        local, args.threads, core.db, explicit=args.model is not None,  # type: ignore[arg-type]
-        force=args.force)
+    engine: LlamaEngine | RemoteEngine = (
+        remote.engine if remote else load_engine(local, core.db, args))  # type: ignore[arg-type]
     one_turn = _Turns(service, engine, model, sampling, args.system, conversation)
     try:
         if args.prompt is not None:
@@ -134,19 +132,16 @@ def _open_remote(db: sqlite_utils.Database, args: argparse.Namespace) -> _Remote
     return _Remote(engine, remote_model_of(db, args.engine, engine))
 
 
+@dataclass
 class _Turns:
     """One turn after another in the same conversation, created with the first message."""
 
-    def __init__(self, service: ChatService, engine: LlamaEngine | RemoteEngine,
-                 model: ChatModel,
-                 sampling: SamplingParams, system: str | None,
-                 conversation: Conversation | None) -> None:
-        self.service = service
-        self.engine = engine
-        self.model = model
-        self.sampling = sampling
-        self.system = system
-        self.conversation = conversation
+    service: ChatService
+    engine: LlamaEngine | RemoteEngine
+    model: ChatModel
+    sampling: SamplingParams
+    system: str | None
+    conversation: Conversation | None
 
     def __call__(self, text: str, *, stream: bool) -> dict[str, Any]:
         from slmdesk.chat import ReplyWriter

@@ -18,10 +18,11 @@ from slmdesk.cli.common import (
     write_output,
 )
 from slmdesk.errors import InvalidInputError, UserFacingError
+from slmdesk.json_reading import parse_json
 
 if TYPE_CHECKING:
     from slmdesk.startup import Core
-    from slmdesk.store.repositories import ChatRepository, Conversation
+    from slmdesk.store.chats import ChatRepository, Conversation
 
 
 def add_parsers(sub: Any) -> None:
@@ -46,7 +47,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def _open_chats() -> tuple[Core, ChatRepository]:
-    from slmdesk.store.repositories import ChatRepository
+    from slmdesk.store.chats import ChatRepository
 
     return open_repository(ChatRepository)
 
@@ -77,17 +78,16 @@ def _search(args: argparse.Namespace) -> int:
 def _read_import_file(path: str) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            text = f.read()
     except OSError as exc:
         raise UserFacingError(f"Cannot read {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"{path} is not UTF-8 text: {exc.reason}.") from exc
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(
-            f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
-        ) from exc
-    except RecursionError as exc:
-        raise InvalidInputError(f"{path} is nested too deeply to be a conversation.") from exc
+    return parse_json(
+        text,
+        invalid=lambda exc: InvalidInputError(
+            f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."),
+        too_deep=lambda: InvalidInputError(f"{path} is nested too deeply to be a conversation."))
 
 
 def _import(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from slmdesk.errors import NotFoundError
 
 if TYPE_CHECKING:
     from slmdesk.store.classifiers import SavedClassifier
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
 
 def add_parsers(sub: Any) -> None:
@@ -57,7 +57,7 @@ def _row(saved: SavedClassifier, models: ModelRepository) -> dict[str, Any]:
 
 def _list(args: argparse.Namespace) -> int:
     from slmdesk.store.classifiers import ClassifierRepository
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     core, repo = open_repository(ClassifierRepository)
     models = ModelRepository(core.db)

@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from slmdesk.cli.common import (
     Progress,
-    add_load_options,
     check_at_least_one,
-    load_engine,
     open_core,
     print_json,
     sigint_cancels,
     split_labels,
 )
+from slmdesk.cli.loading import add_load_options, check_load_options, load_engine
 from slmdesk.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -148,7 +147,7 @@ def _check_modes(args: argparse.Namespace) -> list[Any]:
         raise InvalidInputError("Give only one of TEXT, --input FILE and --eval FILE.")
     if not modes and not args.save_as:
         raise InvalidInputError("Give a TEXT, --input FILE or --eval FILE (or --save-as NAME).")
-    check_at_least_one("threads", args.threads)
+    check_load_options(args)
     if args.text is not None and not args.text.strip():
         raise InvalidInputError(EMPTY_TEXT)
     return modes
@@ -196,8 +195,7 @@ def _classify(args: argparse.Namespace) -> int:
         return _run_modes(_remote_scorer(args, core, spec), spec, args, texts, eval_pairs)
     # The model's file is checked only now: saving a classifier needs no file.
     check_model_present(model)
-    engine = load_engine(model, args.threads, core.db, explicit=args.model is not None,
-                         force=args.force)
+    engine = load_engine(model, core.db, args)
     try:
         from slmdesk.classify.classifier import Classifier
 

@@ -1,9 +1,8 @@
 """What several commands share: opening the core, printing JSON and listings, progress lines,
-Ctrl-C handling, files written, and loading a model under the load guard."""
+Ctrl-C handling and files written (loading a model: cli/loading.py)."""
 
-# The store, the engine and the catalog are imported inside the functions that need them:
-# building the parser imports this module, and `slmdesk --version` or a mistyped option
-# should not pay for sqlite-utils, numpy or llama.cpp.
+# The store is imported inside the functions that need it: building the parser imports this
+# module, and `slmdesk --version` or a mistyped option should not pay for sqlite-utils.
 
 from __future__ import annotations
 
@@ -23,21 +22,12 @@ from slmdesk.errors import InvalidInputError, UserFacingError
 if TYPE_CHECKING:
     import sqlite_utils
 
-    from slmdesk.engine.llama_engine import LlamaEngine
     from slmdesk.startup import Core
-    from slmdesk.store.repositories import ModelRecord
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-FORCE_HELP = "load even when the model is estimated not to fit in free memory"
 THREADS_HELP = "CPU threads (default: physical cores)"
-
-
-def add_load_options(parser: argparse.ArgumentParser) -> None:
-    """--threads and --force, for the commands that load a model."""
-    parser.add_argument("--threads", type=int, help=THREADS_HELP)
-    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
 def add_command(
@@ -180,34 +170,3 @@ class Progress:
         if self.tty and 0 < self.done < self.total:
             sys.stderr.write("\n")
         print(f"slmdesk: interrupted after {done} of {self.total} texts", file=sys.stderr)
-
-
-def resolve_present_model(db: sqlite_utils.Database, named: str | None, *,
-                          remembered_id: str | None = None) -> ModelRecord:
-    """The model named on the command line (or remembered, or the default), whose file exists."""
-    from slmdesk.catalog.registry import check_model_present, resolve_model
-
-    model = resolve_model(db, named, conversation_model_id=remembered_id)
-    check_model_present(model)
-    return model
-
-
-def load_engine(
-    model: ModelRecord, threads: int | None, db: sqlite_utils.Database, *, explicit: bool,
-    force: bool = False,
-) -> LlamaEngine:
-    """Load ``model`` under the load guard, after the memory check.
-
-    A model whose last load took its process down is loaded only when the person named it
-    (``explicit``, e.g. ``--model``); otherwise a ``ModelLoadCrashedError`` says why not.
-    A model estimated not to fit in memory is refused unless ``force``; what the load
-    really took is recorded with the estimate.
-    """
-    from slmdesk.catalog.registry import load_registered
-    from slmdesk.engine.llama_engine import LlamaEngine
-
-    engine = LlamaEngine()
-    load_registered(engine, model, db, explicit=explicit, threads=threads, force=force,
-                    retry=f"To try it again, name it: --model {model.id}")
-    return engine
-

@@ -11,15 +11,12 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from slmdesk.cli.common import (
-    Progress,
+from slmdesk.cli.common import Progress, open_core, print_json, sigint_cancels
+from slmdesk.cli.loading import (
     add_load_options,
-    check_at_least_one,
+    check_load_options,
     load_engine,
-    open_core,
-    print_json,
     resolve_present_model,
-    sigint_cancels,
 )
 from slmdesk.errors import InvalidInputError
 
@@ -66,7 +63,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from slmdesk.store.classifiers import ClassifierRepository
     from slmdesk.store.datasets import DatasetRepository
 
-    check_at_least_one("threads", args.threads)
+    check_load_options(args)
     core = open_core()
     ds = DatasetRepository(core.db).get(args.name)
     saved = ClassifierRepository(core.db).get(args.classifier) if args.classifier else None
@@ -76,8 +73,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     _check_labels(ds, spec, examples)
     model = resolve_present_model(core.db, args.model,
                                   remembered_id=saved.model_id if saved else None)
-    engine = load_engine(model, args.threads, core.db, explicit=args.model is not None,
-                         force=args.force)
+    engine = load_engine(model, core.db, args)
     try:
         classifier = Classifier(engine, spec)
         progress = Progress(len(examples))

@@ -27,7 +27,7 @@ def _report(core: Core, backend: BackendInfo) -> dict[str, Any]:
     from slmdesk.engine.params import physical_cores
     from slmdesk.settings import load_settings
     from slmdesk.store.db import integrity_check
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     settings = load_settings(core.db)
     models = ModelRepository(core.db).list()

@@ -117,7 +117,7 @@ def _memory_text(model: Any, context: int) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     from slmdesk.settings import load_settings
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     core = open_core()
     models = ModelRepository(core.db).list()
@@ -156,7 +156,7 @@ def _import(args: argparse.Namespace) -> int:
 
 def _rename(args: argparse.Namespace) -> int:
     from slmdesk.catalog.registry import rename_model
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     core = open_core()
     old = ModelRepository(core.db).find(args.model)
@@ -168,7 +168,7 @@ def _rename(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from slmdesk.catalog.library import format_details, hash_file, model_details, record_sha256
     from slmdesk.settings import load_settings
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     core = open_core()
     model = ModelRepository(core.db).find(args.model)
@@ -182,7 +182,7 @@ def _info(args: argparse.Namespace) -> int:
 def _rm(args: argparse.Namespace) -> int:
     from slmdesk.catalog.fit import format_bytes
     from slmdesk.catalog.library import remove_model
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     core = open_core()
     model = ModelRepository(core.db).find(args.model)
@@ -206,7 +206,7 @@ def _catalog(args: argparse.Namespace) -> int:
     from slmdesk.catalog.curated import load_catalog
     from slmdesk.catalog.fit import effective_context, estimate_for_entry, format_bytes
     from slmdesk.settings import load_settings
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     core = open_core()
     max_context = load_settings(core.db).max_context
@@ -231,7 +231,7 @@ def _discover(args: argparse.Namespace) -> int:
     from slmdesk.catalog import discover as disc
     from slmdesk.catalog.fit import format_bytes
     from slmdesk.settings import load_settings
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     core = open_core()
     settings = load_settings(core.db)

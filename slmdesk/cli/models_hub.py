@@ -138,7 +138,7 @@ def _pull(args: argparse.Namespace) -> int:
     from slmdesk.catalog.downloads import DONE, DownloadManager
     from slmdesk.errors import DownloadError, ModelFileError
     from slmdesk.settings import load_settings
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     hub.validate_repo_id(args.repo_id)
     core = open_core()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from slmdesk.json_reading import known_fields
 
 DEFAULT_MAX_CONTEXT = 4096
 
@@ -84,8 +86,7 @@ class SamplingParams:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SamplingParams:
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known and v is not None}
+        kwargs = {k: v for k, v in known_fields(cls, data).items() if v is not None}
         if "stop" in kwargs:
             kwargs["stop"] = tuple(str(s) for s in kwargs["stop"])
         return cls(**kwargs)

@@ -14,7 +14,7 @@ from slmdesk.server.errors import bad_field, model_not_found
 from slmdesk.server.models import ModelLibrary
 from slmdesk.server.protocol import ClassifyRequest, parse_classify
 from slmdesk.store.classifiers import ClassifierRepository
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 
 ClassifyWork = Callable[[LlamaEngine, threading.Event], list[dict[str, Any]]]
 

@@ -16,7 +16,7 @@ from slmdesk.errors import NotFoundError
 from slmdesk.paths import Paths, get_paths
 from slmdesk.settings import Settings, load_settings
 from slmdesk.store.db import open_database
-from slmdesk.store.repositories import ModelRecord, ModelRepository
+from slmdesk.store.models import ModelRecord, ModelRepository
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 from slmdesk.engine.params import GenerationResult
 from slmdesk.server.generation import TokenEntry
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 
 OWNER = "slmdesk"
 

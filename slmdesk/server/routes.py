@@ -34,7 +34,7 @@ from slmdesk.server.protocol import (
 )
 from slmdesk.server.responses import ChatShapes, CompletionShapes, model_object, sse
 from slmdesk.server.worker import EngineJob, EngineWorker, QueueFullError, WorkerStoppedError
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

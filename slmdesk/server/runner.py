@@ -15,7 +15,7 @@ from slmdesk.server.config import ServerConfig
 from slmdesk.server.models import LoadOptions, ModelLibrary
 from slmdesk.server.security import RequestLog
 from slmdesk.server.worker import EngineWorker
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 
 log = logging.getLogger(__name__)
 

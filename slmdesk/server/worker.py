@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from slmdesk.engine.llama_engine import LlamaEngine
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import Any
 import sqlite_utils
 
 from slmdesk.errors import InvalidInputError
-from slmdesk.ids import new_id, utc_now
-from slmdesk.store.rows import first_row, required
+from slmdesk.ids import utc_now
+from slmdesk.store.rows import insert_new, required, row_named, rows_by_name
 
 
 @dataclass(frozen=True)
@@ -44,34 +44,29 @@ class ClassifierRepository:
         name = " ".join(name.split())
         if not name:
             raise InvalidInputError("A classifier needs a name.")
-        now = utc_now()
         existing = self.find(name)
-        with self.db.atomic():
-            if existing is None:
-                self.db.table("classifiers").insert({
-                    "id": new_id(), "name": name, "model_id": model_id,
-                    "spec_json": json.dumps(spec, sort_keys=True),
-                    "created_at": now, "updated_at": now,
-                })
-            else:
+        if existing is None:
+            insert_new(self.db, "classifiers", {
+                "name": name, "model_id": model_id,
+                "spec_json": json.dumps(spec, sort_keys=True),
+            })
+        else:
+            with self.db.atomic():
                 self.db.table("classifiers").update(existing.id, {
                     "model_id": model_id, "spec_json": json.dumps(spec, sort_keys=True),
-                    "updated_at": now,
+                    "updated_at": utc_now(),
                 })
         return self.get(name)
 
     def find(self, name: str) -> SavedClassifier | None:
-        row = first_row(self.db, "classifiers", "name = ? COLLATE NOCASE", [name])
+        row = row_named(self.db, "classifiers", name)
         return None if row is None else _from_row(row)
 
     def get(self, name: str) -> SavedClassifier:
         return required(self.find(name), f"No saved classifier named '{name}'.")
 
     def list(self) -> list[SavedClassifier]:
-        return [
-            _from_row(r)
-            for r in self.db.table("classifiers").rows_where(order_by="name COLLATE NOCASE")
-        ]
+        return [_from_row(r) for r in rows_by_name(self.db, "classifiers")]
 
     def delete(self, name: str) -> None:
         found = self.get(name)

@@ -20,13 +20,15 @@ import sqlite_utils
 from slmdesk.errors import InvalidInputError, NotFoundError
 from slmdesk.ids import new_id, utc_now
 from slmdesk.store.rows import (
-    first_row,
     from_row,
     fts_query,
     id_slices,
+    insert_new,
     one_row,
     placeholders,
     required,
+    row_named,
+    rows_by_name,
 )
 
 KINDS = ("labels", "chat")
@@ -309,18 +311,14 @@ class DatasetRepository:
             raise InvalidInputError("A label is given twice.")
         if self.find(name) is not None:
             raise InvalidInputError(f"A data set named '{name}' already exists.")
-        now = utc_now()
-        with self.db.atomic():
-            self.db.table("datasets").insert({
-                "id": new_id(), "name": name, "kind": kind,
-                "labels_json": json.dumps(names, ensure_ascii=False),
-                "description": description, "licence": licence,
-                "created_at": now, "updated_at": now,
-            })
+        insert_new(self.db, "datasets", {
+            "name": name, "kind": kind, "labels_json": json.dumps(names, ensure_ascii=False),
+            "description": description, "licence": licence,
+        })
         return self.get(name)
 
     def find(self, name: str) -> Dataset | None:
-        row = first_row(self.db, "datasets", "name = ? COLLATE NOCASE", [name])
+        row = row_named(self.db, "datasets", name)
         return None if row is None else _dataset(row)
 
     def get(self, name: str) -> Dataset:
@@ -331,8 +329,7 @@ class DatasetRepository:
                                 f"No data set with id {dataset_id}."))
 
     def all(self) -> list[Dataset]:
-        return [_dataset(r) for r in self.db.table("datasets").rows_where(
-            order_by="name COLLATE NOCASE")]
+        return [_dataset(r) for r in rows_by_name(self.db, "datasets")]
 
     def rename_dataset(self, dataset: Dataset, new_name: str) -> Dataset:
         new_name = _clean_name(new_name)

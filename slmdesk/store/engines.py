@@ -10,8 +10,8 @@ from typing import Any
 import sqlite_utils
 
 from slmdesk.errors import InvalidInputError
-from slmdesk.ids import new_id, utc_now
-from slmdesk.store.rows import required
+from slmdesk.ids import utc_now
+from slmdesk.store.rows import insert_new, required
 
 
 @dataclass(frozen=True)
@@ -86,13 +86,10 @@ class EngineRepository:
             raise InvalidInputError("An engine needs a name.")
         if self.find(name) is not None:
             raise InvalidInputError(f"There is already an engine named '{name}'.")
-        now = utc_now()
-        with self.db.atomic():
-            self.db.table("engines").insert({
-                "id": new_id(), "name": name, "base_url": base_url, "api_key": api_key,
-                "capabilities_json": None, "checked_at": None,
-                "created_at": now, "updated_at": now,
-            })
+        insert_new(self.db, "engines", {
+            "name": name, "base_url": base_url, "api_key": api_key,
+            "capabilities_json": None, "checked_at": None,
+        })
         return self.get(name)
 
     def record_check(self, name: str, capabilities: dict[str, Any]) -> EngineRecord:

@@ -1,4 +1,5 @@
-"""Helpers every repository shares: dataclasses from rows, single rows, id slices, FTS queries."""
+"""Helpers every repository shares: dataclasses from rows, single rows, rows found by name,
+new rows, id slices, FTS queries."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlite_utils
 
 from slmdesk.errors import NotFoundError
+from slmdesk.ids import new_id, utc_now
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -69,6 +71,26 @@ def one_row(
     if row is None:
         raise NotFoundError(missing)
     return row
+
+
+def row_named(db: sqlite_utils.Database, table: str, name: str) -> dict[str, Any] | None:
+    """The row of ``table`` whose name is ``name`` (names compare without case), or None."""
+    return first_row(db, table, "name = ? COLLATE NOCASE", [name])
+
+
+def rows_by_name(db: sqlite_utils.Database, table: str) -> Iterator[dict[str, Any]]:
+    """Every row of ``table``, by name without case."""
+    return db.table(table).rows_where(order_by="name COLLATE NOCASE")
+
+
+def insert_new(db: sqlite_utils.Database, table: str, values: Mapping[str, Any]) -> str:
+    """Insert ``values`` into ``table`` as a new row, in its own transaction, with a new id
+    and ``created_at``/``updated_at`` now; returns the id."""
+    now = utc_now()
+    row_id = new_id()
+    with db.atomic():
+        db.table(table).insert({"id": row_id, **values, "created_at": now, "updated_at": now})
+    return row_id
 
 
 def required(found: T | None, missing: str) -> T:

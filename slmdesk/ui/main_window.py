@@ -29,12 +29,9 @@ from slmdesk.engine.backend import backend_info
 from slmdesk.engine.llama_engine import ModelInfo
 from slmdesk.loadguard import LoadGuard
 from slmdesk.store.engines import EngineRepository, RemoteModel
-from slmdesk.store.repositories import (
-    ModelRecord,
-    ModelRepository,
-    PresetRepository,
-    SettingsRepository,
-)
+from slmdesk.store.models import ModelRecord, ModelRepository
+from slmdesk.store.presets import PresetRepository
+from slmdesk.store.settings import SettingsRepository
 from slmdesk.ui.chat.controller import ChatController, ready_text, remote_ready_text
 from slmdesk.ui.chat.page import ChatPage
 from slmdesk.ui.classify.view import ClassifyView

@@ -31,7 +31,7 @@ from slmdesk.paths import get_paths
 from slmdesk.remote.engines import open_remote_model
 from slmdesk.settings import load_params_for, load_settings, save_settings
 from slmdesk.store.engines import RemoteModel
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 from slmdesk.ui.engine_thread import EngineClient, LoadJob, bind
 
 log = logging.getLogger(__name__)

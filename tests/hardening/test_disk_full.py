@@ -17,8 +17,9 @@ import sqlite_utils
 from slmdesk.chat import ChatService, ReplyWriter
 from slmdesk.engine.params import GenerationResult
 from slmdesk.errors import DiskFullError
+from slmdesk.store.chats import ChatRepository
 from slmdesk.store.db import integrity_check, open_database
-from slmdesk.store.repositories import ChatRepository, ModelRepository
+from slmdesk.store.models import ModelRepository
 from tests.hardening.helpers import Window, main_in_process, one_line_error, send
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from slmdesk.store.repositories import ModelRecord, ModelRepository
+from slmdesk.store.models import ModelRecord, ModelRepository
 from tests.gguf_factory import GGML_F32, STRING, RawValue, write_gguf
 from tests.hardening.helpers import Window, main_in_process, one_line_error, run_cli, send
 from tests.unit.engine.test_gguf import (

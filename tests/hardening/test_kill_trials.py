@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from slmdesk.store.chats import ChatRepository
 from slmdesk.store.db import integrity_check, open_database
 from slmdesk.store.migrations import MIGRATIONS
-from slmdesk.store.repositories import ChatRepository
 from tests.hardening.helpers import cli_command, cli_env, fast_settings
 
 pytestmark = pytest.mark.slow

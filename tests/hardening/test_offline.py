@@ -124,7 +124,7 @@ def _network_free(attempts: list[tuple[str, str]]) -> None:
 def test_gui_flow_start_chat_classify_export_restart_touches_no_network(
     qtbot: Any, model_path: Path, tmp_path: Path, no_network: list[tuple[str, str]]
 ) -> None:
-    from slmdesk.store.repositories import ChatRepository
+    from slmdesk.store.chats import ChatRepository
     from tests.qt.chat.test_window import App, send
 
     # Start.

@@ -21,7 +21,7 @@ from PySide6.QtCore import QUrl
 
 from slmdesk.engine.llama_engine import _Utf8Stream
 from slmdesk.engine.params import SamplingParams
-from slmdesk.store.repositories import ChatRepository
+from slmdesk.store.chats import ChatRepository
 
 # One piece per generated token. Multi-byte characters are split across tokens, some
 # sequences are invalid, and the last piece leaves a sequence unfinished.

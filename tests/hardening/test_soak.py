@@ -65,8 +65,9 @@ def test_soak_generations_and_classifications(model_path: Path, tmp_path: Path) 
     from slmdesk.classify import Classifier, ClassifierSpec, Label
     from slmdesk.engine.llama_engine import LlamaEngine
     from slmdesk.paths import get_paths
+    from slmdesk.store.chats import ChatRepository
     from slmdesk.store.db import open_database
-    from slmdesk.store.repositories import ChatRepository, ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     db = open_database(get_paths().ensure().database)
     from slmdesk.catalog.registry import ensure_starter_model

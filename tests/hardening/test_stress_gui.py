@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
 
-from slmdesk.store.repositories import ChatRepository
+from slmdesk.store.chats import ChatRepository
 from slmdesk.ui.chat.conversations import CONVERSATION_ID
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]

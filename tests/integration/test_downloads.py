@@ -21,7 +21,7 @@ from slmdesk.catalog import downloads as downloads_module
 from slmdesk.catalog.downloads import DownloadEvent, DownloadManager, DownloadRecord
 from slmdesk.errors import InvalidInputError
 from slmdesk.store.db import integrity_check, open_database
-from slmdesk.store.repositories import ModelRepository
+from slmdesk.store.models import ModelRepository
 from tests.hubserver import (
     GATED_FILE,
     GATED_REPO,

@@ -23,7 +23,7 @@ from slmdesk.catalog.registry import import_model
 from slmdesk.engine.llama_engine import LlamaEngine, validate_model_file
 from slmdesk.engine.params import LoadParams
 from slmdesk.store.db import open_database
-from slmdesk.store.repositories import ModelRepository
+from slmdesk.store.models import ModelRepository
 
 pytestmark = pytest.mark.model
 

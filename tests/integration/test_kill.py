@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from slmdesk.startup import open_core
+from slmdesk.store.chats import ChatRepository
 from slmdesk.store.db import integrity_check
-from slmdesk.store.repositories import ChatRepository
 
 pytestmark = pytest.mark.model
 

@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QTableView, QWidget
 
+from slmdesk.store.chats import ChatRepository
 from slmdesk.store.datasets import DatasetRepository
-from slmdesk.store.repositories import ChatRepository
 from tests.qt.chat.test_window import App
 
 pytestmark = pytest.mark.model

@@ -55,7 +55,7 @@ def test_a_model_has_the_apps_defaults_until_it_saves_its_own(db) -> None:  # ty
 
 def test_damaged_model_defaults_fall_back_to_the_apps(db) -> None:  # type: ignore[no-untyped-def]
     from slmdesk.settings import model_defaults
-    from slmdesk.store.repositories import SettingsRepository
+    from slmdesk.store.settings import SettingsRepository
 
     app = load_settings(db)
     SettingsRepository(db).set("model_defaults:m1", {"max_context": -5, "system_prompt": 3,

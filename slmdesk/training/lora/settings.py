@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from slmdesk.errors import InvalidInputError
+from slmdesk.json_reading import known_fields
 
 # The linear layers LoRA adapts when a model has them: attention and MLP projections of
 # llama-style blocks (llama, mistral, qwen2/3, gemma 2/3 name them the same way).
@@ -58,8 +59,7 @@ class LoraSettings:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LoraSettings:
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs = known_fields(cls, data)
         if "target_modules" in kwargs:
             kwargs["target_modules"] = tuple(str(m) for m in kwargs["target_modules"])
         return cls(**kwargs).validate()

@@ -11,7 +11,7 @@ from slmdesk.ui.common.tones import tone_style
 if TYPE_CHECKING:
     from PySide6.QtCore import SignalInstance
 
-    from slmdesk.store.repositories import ChatRepository, Conversation
+    from slmdesk.store.chats import ChatRepository, Conversation
     from slmdesk.ui.chat.page import ChatPage
     from slmdesk.ui.engine_thread import EngineClient
     from slmdesk.ui.model_session import ModelSession

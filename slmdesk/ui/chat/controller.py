@@ -16,8 +16,8 @@ from slmdesk.engine.llama_engine import ModelInfo
 from slmdesk.engine.params import GenerationResult, SamplingParams
 from slmdesk.errors import UserFacingError
 from slmdesk.settings import load_settings
+from slmdesk.store.chats import Conversation
 from slmdesk.store.engines import RemoteModel
-from slmdesk.store.repositories import Conversation
 from slmdesk.ui.chat.context_meter import ContextMeter
 from slmdesk.ui.chat.model_defaults import ModelDefaultsBinding
 from slmdesk.ui.chat.page import ChatPage

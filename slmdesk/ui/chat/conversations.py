@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.store.repositories import ChatRepository, Conversation
+from slmdesk.store.chats import ChatRepository, Conversation
 from slmdesk.ui.common.labels import ElidedLabel
 
 CONVERSATION_ID = Qt.ItemDataRole.UserRole + 1

@@ -11,7 +11,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.store.repositories import ChatRepository, PresetRepository
+from slmdesk.store.chats import ChatRepository
+from slmdesk.store.presets import PresetRepository
 from slmdesk.ui.chat.composer import Composer
 from slmdesk.ui.chat.conversations import ConversationSidebar
 from slmdesk.ui.chat.settings_panel import SettingsPanel

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -26,6 +25,7 @@ from slmdesk.errors import UserFacingError
 from slmdesk.settings import ModelDefaults
 from slmdesk.ui.common.flow_layout import FlowLayout, captioned
 from slmdesk.ui.common.labels import wrapping_label
+from slmdesk.ui.common.tab_frame import push_button, status_label
 from slmdesk.ui.common.tones import tone_style
 
 # The sampling fields shown in a spin box of the same name (seed and stop need a conversion).
@@ -59,11 +59,9 @@ class SettingsPanel(QWidget):
         self.preset_box = QComboBox(self)
         self.preset_box.setObjectName("preset_box")
         self.preset_box.activated.connect(self._apply_preset)
-        self.save_preset_button = QPushButton("Save…", self)
-        self.save_preset_button.setToolTip("Save these settings as a preset")
-        self.save_preset_button.clicked.connect(self._save_preset_dialog)
-        self.delete_preset_button = QPushButton("Delete", self)
-        self.delete_preset_button.clicked.connect(self._delete_preset)
+        self.save_preset_button = push_button(
+            "Save…", "Save these settings as a preset", self, clicked=self._save_preset_dialog)
+        self.delete_preset_button = push_button("Delete", "", self, clicked=self._delete_preset)
         preset_row.add_stretching(captioned("Preset:", self.preset_box, self))
         preset_row.addWidget(self.save_preset_button)
         preset_row.addWidget(self.delete_preset_button)
@@ -102,9 +100,7 @@ class SettingsPanel(QWidget):
 
     def _build_model_defaults(self, layout: QVBoxLayout) -> None:
         """Defaults for MODEL: Context · Save as this model's defaults · Reset · a note."""
-        self.model_defaults_title = QLabel("", self)
-        self.model_defaults_title.setObjectName("model_defaults_title")
-        self.model_defaults_title.setWordWrap(True)
+        self.model_defaults_title = status_label(self, "model_defaults_title")
         layout.addWidget(self.model_defaults_title)
         form = QFormLayout()
         self.context = QSpinBox(self)
@@ -117,22 +113,17 @@ class SettingsPanel(QWidget):
         form.addRow("Context", self.context)
         layout.addLayout(form)
         row = FlowLayout()  # wraps in a narrow pane
-        self.save_defaults_button = QPushButton("Save as this model's defaults", self)
-        self.save_defaults_button.setObjectName("save_model_defaults_button")
-        self.save_defaults_button.setToolTip(
-            "New chats with this model start with this system prompt and sampling")
-        self.save_defaults_button.clicked.connect(self.save_model_defaults_requested)
-        self.reset_defaults_button = QPushButton("Reset", self)
-        self.reset_defaults_button.setObjectName("reset_model_defaults_button")
-        self.reset_defaults_button.setToolTip("Forget this model's defaults: it uses the "
-                                              "app's again")
-        self.reset_defaults_button.clicked.connect(self.reset_model_defaults_requested)
+        self.save_defaults_button = push_button(
+            "Save as this model's defaults",
+            "New chats with this model start with this system prompt and sampling", self,
+            name="save_model_defaults_button", clicked=self.save_model_defaults_requested)
+        self.reset_defaults_button = push_button(
+            "Reset", "Forget this model's defaults: it uses the app's again", self,
+            name="reset_model_defaults_button", clicked=self.reset_model_defaults_requested)
         row.addWidget(self.save_defaults_button)
         row.addWidget(self.reset_defaults_button)
         layout.addLayout(row)
-        self.model_defaults_note = QLabel("", self)
-        self.model_defaults_note.setObjectName("model_defaults_note")
-        self.model_defaults_note.setWordWrap(True)
+        self.model_defaults_note = status_label(self, "model_defaults_note")
         layout.addWidget(self.model_defaults_note)
         self.show_model_defaults(None, None)
 

@@ -11,7 +11,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from slmdesk.errors import UserFacingError
-from slmdesk.store.repositories import Conversation
+from slmdesk.store.chats import Conversation
 from slmdesk.transfer import export_json, export_markdown, import_json
 from slmdesk.ui.common.tasks import BackgroundTasks
 

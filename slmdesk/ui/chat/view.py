@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk.chat import CONTINUABLE
-from slmdesk.store.repositories import Message
+from slmdesk.store.chats import Message
 from slmdesk.ui.chat.icons import thumb_icon
 from slmdesk.ui.chat.markdown import MessageView
 from slmdesk.ui.common.flow_layout import FlowLayout

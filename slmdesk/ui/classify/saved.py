@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from slmdesk.classify.spec import ClassifierSpec
 from slmdesk.errors import UserFacingError
 from slmdesk.store.classifiers import SavedClassifier
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 from slmdesk.ui.classify.setup import EXAMPLES_FROM_DATASET
 from slmdesk.ui.common.tab_frame import note_style, text_label, tool_button
 

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QWidget
 from slmdesk.classify.evaluate import evaluate
 from slmdesk.classify.spec import ClassifierSpec
 from slmdesk.errors import UserFacingError
-from slmdesk.store.repositories import ModelRepository
+from slmdesk.store.models import ModelRepository
 from slmdesk.ui.classify.layout import ClassifyLayout
 from slmdesk.ui.classify.review import ResultsReview
 from slmdesk.ui.classify.room import FOLD_BELOW
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
         QDoubleSpinBox,
         QLabel,
         QPlainTextEdit,
-        QProgressBar,
         QPushButton,
         QTableView,
         QTabWidget,
@@ -80,10 +79,7 @@ class ClassifyView(ModelTab):
     texts: QPlainTextEdit
     whole_box: QCheckBox
     run_button: QPushButton
-    cancel_button: QPushButton
-    progress: QProgressBar
     status: QLabel
-    model_note: QLabel
     results: ResultsModel
     proxy: ResultsFilter
     label_filter: QComboBox

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal, SignalInstance
-from PySide6.QtWidgets import QLabel, QProgressBar, QSplitter, QTableWidget, QWidget
+from PySide6.QtWidgets import (
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QWidget,
+)
 
 from slmdesk.remote.classify import classify_refusal
 from slmdesk.store.classifiers import ClassifierRepository
@@ -25,7 +32,7 @@ if TYPE_CHECKING:
     from slmdesk.engine.llama_engine import ModelInfo
     from slmdesk.engine.remote.client import RemoteEngine
     from slmdesk.store.engines import RemoteModel
-    from slmdesk.store.repositories import ModelRecord
+    from slmdesk.store.models import ModelRecord
     from slmdesk.ui.common.confusion import ConfusionMatrix
     from slmdesk.ui.common.metrics import ReportPanel
     from slmdesk.ui.common.widgets import ErrorBanner
@@ -44,7 +51,10 @@ class ModelTab(QWidget):
     banner: ErrorBanner
     splitter: QSplitter
     runner: ClassifyRun
-    # the evaluation report, which the subclass lays out
+    # the run's widgets and the evaluation report, which the subclass lays out
+    model_note: QLabel
+    progress: QProgressBar
+    cancel_button: QPushButton
     report_panel: ReportPanel
     eval_summary: QLabel
     per_label: QTableWidget

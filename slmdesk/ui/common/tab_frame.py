@@ -1,18 +1,20 @@
 """The frame the Classify and Data sets tabs share: an error banner over a splitter of
-columns, and the small builders their forms repeat (menu buttons, percent boxes, labels)."""
+columns; and the small builders every tab's forms repeat (buttons, line edits, menu buttons,
+percent boxes, labels)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, SignalInstance
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
     QDoubleSpinBox,
     QFrame,
     QLabel,
+    QLineEdit,
     QMenu,
     QProgressBar,
     QPushButton,
@@ -114,19 +116,32 @@ def tool_button(text: str, tip: str, parent: QWidget, *, name: str = "",
 
 
 def push_button(text: str, tip: str, parent: QWidget, *, name: str = "",
-                clicked: Callable[[], object] | None = None) -> QPushButton:
+                clicked: Callable[[], object] | SignalInstance | None = None) -> QPushButton:
     """A push button with its text, tooltip, object name and click handler."""
     return _set_up_button(QPushButton(text, parent), tip, name, clicked)
 
 
 def _set_up_button(button: AnyButton, tip: str, name: str,
-                   clicked: Callable[[], object] | None) -> AnyButton:
+                   clicked: Callable[[], object] | SignalInstance | None) -> AnyButton:
     button.setToolTip(tip)
     if name:
         button.setObjectName(name)
     if clicked is not None:
         button.clicked.connect(clicked)
     return button
+
+
+def line_edit(parent: QWidget, name: str, *, text: str = "", placeholder: str = "",
+              tip: str = "") -> QLineEdit:
+    """A line edit named ``name`` holding ``text``, with a placeholder and a tooltip (each
+    only when given)."""
+    edit = QLineEdit(text, parent)
+    edit.setObjectName(name)
+    if placeholder:
+        edit.setPlaceholderText(placeholder)
+    if tip:
+        edit.setToolTip(tip)
+    return edit
 
 
 def run_progress(parent: QWidget, name: str) -> QProgressBar:
@@ -178,6 +193,15 @@ def text_label(parent: QWidget, name: str, *, wrap: bool = True, selectable: boo
         label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     if style:
         label.setStyleSheet(style)
+    return label
+
+
+def status_label(parent: QWidget, name: str) -> QLabel:
+    """An empty word-wrapped label named ``name``, for a status line or note filled in later
+    (unlike ``text_label``, a long text may widen its column)."""
+    label = QLabel("", parent)
+    label.setObjectName(name)
+    label.setWordWrap(True)
     return label
 
 

@@ -42,16 +42,12 @@ if TYPE_CHECKING:
         QListView,
         QMenu,
         QPlainTextEdit,
-        QProgressBar,
         QPushButton,
         QTableView,
-        QTableWidget,
         QTabWidget,
         QToolButton,
     )
 
-    from slmdesk.ui.common.confusion import ConfusionMatrix
-    from slmdesk.ui.common.metrics import ReportPanel
     from slmdesk.ui.datasets.labelling_table import LabellingTable
     from slmdesk.ui.datasets.table_models import DatasetListModel, EvalHistoryModel, ExamplesModel
     from slmdesk.ui.engine_thread import EngineClient
@@ -102,18 +98,11 @@ class DatasetsView(ModelTab):
     classifier_box: QComboBox
     prelabel_button: QPushButton
     evaluate_button: QPushButton
-    cancel_button: QPushButton
-    progress: QProgressBar
     accept_over_button: QPushButton
     accept_threshold: QDoubleSpinBox
     run_status: QLabel
-    model_note: QLabel
     tabs: QTabWidget
-    report_panel: ReportPanel
     save_png_button: QPushButton
-    eval_summary: QLabel
-    per_label: QTableWidget
-    confusion: ConfusionMatrix
     history: EvalHistoryModel
     history_table: QTableView
 

@@ -11,12 +11,7 @@ from slmdesk.catalog import fit as fit_mod
 from slmdesk.errors import UserFacingError
 from slmdesk.ui.common.table_model import Column, RowTableModel, human_bytes
 from slmdesk.ui.library.section import LibrarySection
-from slmdesk.ui.library.table_models import (
-    fit_sentence,
-    sortable_table,
-    verdict_cell,
-    verdict_colour,
-)
+from slmdesk.ui.library.table_models import fit_column, sortable_table
 
 
 class CatalogSection(LibrarySection):
@@ -37,10 +32,7 @@ class CatalogSection(LibrarySection):
             Column("Context", lambda e: str(e.context_length or ""),
                    sort=lambda e: e.context_length or 0),
             Column("Licence", lambda e: e.licence or ""),
-            Column("Fit", lambda e: verdict_cell(self._entry_fit(e)),
-                   sort=lambda e: getattr(self._entry_fit(e), "total_bytes", 0),
-                   tooltip=lambda e: fit_sentence(self._entry_fit(e)) + "\n" + e.verification_note,
-                   colour=lambda e: verdict_colour(self._entry_fit(e))),
+            fit_column(self._entry_fit, note=lambda e: e.verification_note),
             Column("Installed", lambda e: "✓" if self._entry_installed(e) else ""),
             Column("Good at", lambda e: getattr(e, "good_at", "") or ""),
         ], self)

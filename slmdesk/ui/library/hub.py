@@ -10,8 +10,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QPushButton,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -20,6 +18,7 @@ from PySide6.QtWidgets import (
 from slmdesk.catalog import fit as fit_mod
 from slmdesk.catalog import hub as hub_mod
 from slmdesk.errors import UserFacingError
+from slmdesk.ui.common.tab_frame import line_edit, push_button, status_label
 from slmdesk.ui.common.table_model import Column, RowTableModel, human_bytes
 from slmdesk.ui.library.section import LibrarySection
 from slmdesk.ui.library.table_models import (
@@ -27,10 +26,8 @@ from slmdesk.ui.library.table_models import (
     HubFileRow,
     arch_bad,
     arch_text,
-    fit_sentence,
+    fit_column,
     sortable_table,
-    verdict_cell,
-    verdict_colour,
 )
 
 
@@ -45,32 +42,27 @@ class HubSection(LibrarySection):
         note.setWordWrap(True)
         v.addWidget(note)
         row = QHBoxLayout()
-        self.search_box = QLineEdit(page)
-        self.search_box.setObjectName("hub_search_box")
-        self.search_box.setPlaceholderText("Search GGUF models on the Hugging Face Hub "
-                                           "(e.g. qwen2.5 0.5b instruct)")
+        self.search_box = line_edit(page, "hub_search_box",
+                                    placeholder="Search GGUF models on the Hugging Face Hub "
+                                    "(e.g. qwen2.5 0.5b instruct)")
         self.search_box.returnPressed.connect(self.search_hub)
         self.sort_box = QComboBox(page)
         self.sort_box.setObjectName("hub_sort")
         for label, key in (("Most downloaded", "downloads"), ("Most liked", "likes"),
                            ("Recently updated", "recent")):
             self.sort_box.addItem(label, key)
-        self.search_button = QPushButton("Search", page)
-        self.search_button.setObjectName("hub_search_button")
-        self.search_button.clicked.connect(self.search_hub)
-        self.search_cancel_button = QPushButton("Cancel", page)
-        self.search_cancel_button.setObjectName("hub_search_cancel_button")
-        self.search_cancel_button.setToolTip("Stop waiting for the Hub")
-        self.search_cancel_button.clicked.connect(self.cancel_hub_request)
+        self.search_button = push_button(
+            "Search", "", page, name="hub_search_button", clicked=self.search_hub)
+        self.search_cancel_button = push_button(
+            "Cancel", "Stop waiting for the Hub", page, name="hub_search_cancel_button",
+            clicked=self.cancel_hub_request)
         self.search_cancel_button.hide()
         row.addWidget(self.search_box, 1)
         row.addWidget(self.sort_box)
         row.addWidget(self.search_button)
         row.addWidget(self.search_cancel_button)
         v.addLayout(row)
-        self.hub_status = QLabel("", page)
-        self.hub_status.setObjectName("hub_status")
-        self.hub_status.setWordWrap(True)
+        self.hub_status = status_label(page, "hub_status")
         v.addWidget(self.hub_status)
         split = QSplitter(Qt.Orientation.Vertical, page)
         self.repos = RowTableModel([
@@ -86,9 +78,7 @@ class HubSection(LibrarySection):
             Column("File", lambda f: f.filename),
             Column("Quant", lambda f: f.quantization or ""),
             Column("Size", lambda f: human_bytes(f.size_bytes), sort=lambda f: f.size_bytes or 0),
-            Column("Fit", lambda f: verdict_cell(self._file_fit(f)),
-                   tooltip=lambda f: fit_sentence(self._file_fit(f)),
-                   colour=lambda f: verdict_colour(self._file_fit(f))),
+            fit_column(self._file_fit, sorted_by_bytes=False),
             Column("Engine", lambda f: arch_text(f),
                    colour=lambda f: VERDICT_COLOURS["wont_fit"] if arch_bad(f) else None),
         ], self)
@@ -97,9 +87,8 @@ class HubSection(LibrarySection):
         split.addWidget(self.files_view)
         v.addWidget(split, 1)
         row2 = QHBoxLayout()
-        self.hub_download_button = QPushButton("Download", page)
-        self.hub_download_button.setObjectName("hub_download_button")
-        self.hub_download_button.clicked.connect(self.download_selected_file)
+        self.hub_download_button = push_button(
+            "Download", "", page, name="hub_download_button", clicked=self.download_selected_file)
         row2.addWidget(self.hub_download_button)
         row2.addStretch(1)
         v.addLayout(row2)

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QMessageBox,
     QPlainTextEdit,
-    QPushButton,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -31,18 +30,18 @@ from slmdesk.catalog import library as library_mod
 from slmdesk.catalog.registry import find_same_models, import_model, rename_model
 from slmdesk.errors import UserFacingError
 from slmdesk.settings import load_settings
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
+from slmdesk.ui.common.tab_frame import push_button
 from slmdesk.ui.common.table_model import Column, RowTableModel, human_bytes
 from slmdesk.ui.library.section import LibrarySection
 from slmdesk.ui.library.table_models import (
     InstalledRow,
+    fit_column,
     found_where,
     measured_text,
     params_text,
     sortable_table,
     source_text,
-    verdict_cell,
-    verdict_colour,
 )
 
 log = logging.getLogger(__name__)
@@ -68,10 +67,7 @@ class InstalledSection(LibrarySection):
             Column("Size", lambda r: human_bytes(r.record.size_bytes),
                    sort=lambda r: r.record.size_bytes),
             Column("Source", lambda r: source_text(r.record)),
-            Column("Fit", lambda r: verdict_cell(r.estimate), sort=lambda r: (
-                r.estimate.total_bytes if r.estimate is not None else 0),
-                tooltip=lambda r: r.estimate.sentence if r.estimate else "",
-                colour=lambda r: verdict_colour(r.estimate)),
+            fit_column(lambda r: r.estimate),
             Column("Measured", lambda r: measured_text(r.record),
                    sort=lambda r: r.record.measured_memory_bytes or 0),
         ], self)
@@ -82,18 +78,15 @@ class InstalledSection(LibrarySection):
         self.installed_view.doubleClicked.connect(lambda *_: self.use_selected())
         lv.addWidget(self.installed_view, 1)
         buttons = QHBoxLayout()
-        self.use_button = QPushButton("Use in chat", left)
-        self.use_button.setObjectName("use_model_button")
-        self.use_button.clicked.connect(self.use_selected)
-        self.remove_button = QPushButton("Remove…", left)
-        self.remove_button.setObjectName("remove_model_button")
-        self.remove_button.clicked.connect(self.remove_dialog)
-        self.rename_button = QPushButton("Rename…", left)
-        self.rename_button.setObjectName("rename_model_button")
-        self.rename_button.clicked.connect(self.rename_dialog)
-        self.hash_button = QPushButton("Compute sha256", left)
-        self.hash_button.setToolTip("Read the whole file and store its sha256")
-        self.hash_button.clicked.connect(self.hash_selected)
+        self.use_button = push_button(
+            "Use in chat", "", left, name="use_model_button", clicked=self.use_selected)
+        self.remove_button = push_button(
+            "Remove…", "", left, name="remove_model_button", clicked=self.remove_dialog)
+        self.rename_button = push_button(
+            "Rename…", "", left, name="rename_model_button", clicked=self.rename_dialog)
+        self.hash_button = push_button(
+            "Compute sha256", "Read the whole file and store its sha256", left,
+            clicked=self.hash_selected)
         for b in (self.use_button, self.rename_button, self.remove_button, self.hash_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
@@ -110,11 +103,10 @@ class InstalledSection(LibrarySection):
         self.found_view.setMaximumHeight(160)
         fv.addWidget(self.found_view)
         fb = QHBoxLayout()
-        self.scan_button = QPushButton("Look again", found_box)
-        self.scan_button.clicked.connect(self.scan_folders)
-        self.add_found_button = QPushButton("Add to library", found_box)
-        self.add_found_button.setObjectName("add_found_button")
-        self.add_found_button.clicked.connect(self.add_selected_found)
+        self.scan_button = push_button("Look again", "", found_box, clicked=self.scan_folders)
+        self.add_found_button = push_button(
+            "Add to library", "", found_box, name="add_found_button",
+            clicked=self.add_selected_found)
         fb.addWidget(self.scan_button)
         fb.addWidget(self.add_found_button)
         fb.addStretch(1)
@@ -228,9 +220,7 @@ class InstalledSection(LibrarySection):
         except UserFacingError as exc:
             self.show_error(exc.message)
             return
-        self.show_notice(f"Renamed to {record.name}.")
-        self.refresh_installed()
-        self.models_changed.emit()
+        self._library_changed(f"Renamed to {record.name}.")
 
     def remove_dialog(self) -> None:
         record = self.selected_model()
@@ -279,8 +269,12 @@ class InstalledSection(LibrarySection):
             return
         self.clear_error()
         freed = getattr(removal, "freed_bytes", 0)
-        self.show_notice(f"Removed. {human_bytes(freed)} freed." if freed else
-                         "Removed from the library; the file was left where it is.")
+        self._library_changed(f"Removed. {human_bytes(freed)} freed." if freed else
+                              "Removed from the library; the file was left where it is.")
+
+    def _library_changed(self, notice: str) -> None:
+        """Say what changed, list the models again, and tell the other tabs."""
+        self.show_notice(notice)
         self.refresh_installed()
         self.models_changed.emit()
 

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QLabel, QTableView, QTabWidget, QWidget
 from slmdesk.catalog.downloads import DownloadManager
 from slmdesk.paths import get_paths
 from slmdesk.settings import load_settings
-from slmdesk.store.repositories import ModelRepository
+from slmdesk.store.models import ModelRepository
 from slmdesk.ui.common.table_model import RowTableModel
 from slmdesk.ui.common.tasks import BackgroundTasks
 from slmdesk.ui.common.widgets import ErrorBanner

@@ -8,14 +8,13 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLineEdit,
     QPlainTextEdit,
-    QPushButton,
     QSpinBox,
     QWidget,
 )
 
 from slmdesk.settings import load_settings, save_settings
+from slmdesk.ui.common.tab_frame import line_edit, push_button
 from slmdesk.ui.library.section import LibrarySection
 
 
@@ -27,13 +26,10 @@ class SettingsSection(LibrarySection):
         form = QFormLayout(page)
         settings = load_settings(self.db)
         dir_row = QHBoxLayout()
-        self.models_dir_edit = QLineEdit(str(self.models_dir()), page)
-        self.models_dir_edit.setObjectName("models_dir_edit")
+        self.models_dir_edit = line_edit(page, "models_dir_edit", text=str(self.models_dir()))
         self.models_dir_edit.editingFinished.connect(self._models_dir_edited)
-        browse = QPushButton("Choose…", page)
-        browse.clicked.connect(self._choose_models_dir)
         dir_row.addWidget(self.models_dir_edit, 1)
-        dir_row.addWidget(browse)
+        dir_row.addWidget(push_button("Choose…", "", page, clicked=self._choose_models_dir))
         form.addRow("Downloads go to:", dir_row)
         self.folders_edit = QPlainTextEdit("\n".join(settings.library_folders), page)
         self.folders_edit.setObjectName("library_folders_edit")
@@ -43,13 +39,11 @@ class SettingsSection(LibrarySection):
         self.folders_edit.setMaximumHeight(90)
         form.addRow("Other model folders:", self.folders_edit)
         folder_buttons = QHBoxLayout()
-        add_folder = QPushButton("Add folder…", page)
-        add_folder.clicked.connect(self._add_folder_dialog)
-        save_folders = QPushButton("Save and look again", page)
-        save_folders.setObjectName("save_folders_button")
-        save_folders.clicked.connect(self.save_folders)
-        folder_buttons.addWidget(add_folder)
-        folder_buttons.addWidget(save_folders)
+        folder_buttons.addWidget(
+            push_button("Add folder…", "", page, clicked=self._add_folder_dialog))
+        folder_buttons.addWidget(push_button("Save and look again", "", page,
+                                             name="save_folders_button",
+                                             clicked=self.save_folders))
         folder_buttons.addStretch(1)
         form.addRow("", folder_buttons)
         self.hf_cache_box = QCheckBox("Offer GGUF files from the Hugging Face cache", page)

@@ -1,9 +1,10 @@
-"""Qt adapters for the model library: table rows and cell texts, the fit verdict colours,
-the sortable table views, and the bridge that carries the download manager's events
+"""Qt adapters for the model library: table rows and cell texts, the fit verdict colours and
+the Fit column, the sortable table views, and the bridge that carries the download manager's events
 (from its threads) to the GUI thread."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from slmdesk.catalog.fit import accuracy_note
-from slmdesk.store.repositories import ModelRecord
-from slmdesk.ui.common.table_model import SORT_ROLE, RowTableModel, human_bytes
+from slmdesk.store.models import ModelRecord
+from slmdesk.ui.common.table_model import SORT_ROLE, Column, RowTableModel, human_bytes
 from slmdesk.ui.common.tones import ToneColours
 
 VERDICT_COLOURS = ToneColours({"fits": "ok", "tight": "warn", "wont_fit": "error"})
@@ -50,6 +51,23 @@ def verdict_cell(estimate: Any) -> str:
 
 def verdict_colour(estimate: Any) -> QColor | None:
     return None if estimate is None else VERDICT_COLOURS.get(estimate.verdict)
+
+
+def fit_column(estimate_of: Callable[[Any], Any], *, sorted_by_bytes: bool = True,
+               note: Callable[[Any], str] | None = None) -> Column:
+    """The Fit column of rows whose fit estimate ``estimate_of`` gives (None: not known): the
+    verdict in its colour, the estimate's sentence (and the row's ``note``) as tooltip, sorted
+    by the bytes the model needs (by the verdict's text when not ``sorted_by_bytes``)."""
+
+    def tooltip(row: Any) -> str:
+        sentence = fit_sentence(estimate_of(row))
+        return sentence if note is None else sentence + "\n" + note(row)
+
+    return Column(
+        "Fit", lambda row: verdict_cell(estimate_of(row)),
+        sort=(lambda row: getattr(estimate_of(row), "total_bytes", 0)) if sorted_by_bytes
+        else None,
+        tooltip=tooltip, colour=lambda row: verdict_colour(estimate_of(row)))
 
 
 def sortable_table(parent: QWidget, name: str,

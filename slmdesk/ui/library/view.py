@@ -12,10 +12,11 @@ from typing import Any
 
 import sqlite_utils
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from slmdesk.catalog.downloads import DownloadManager
-from slmdesk.store.repositories import ModelRepository
+from slmdesk.store.models import ModelRepository
+from slmdesk.ui.common.tab_frame import push_button
 from slmdesk.ui.common.tasks import BackgroundTasks
 from slmdesk.ui.common.widgets import error_banner
 from slmdesk.ui.library.catalog import CatalogSection
@@ -75,11 +76,11 @@ class LibraryView(InstalledSection, CatalogSection, HubSection, DownloadsSection
         self.summary = QLabel("", self)
         self.summary.setObjectName("library_summary")
         top.addWidget(self.summary, 1)
-        self.import_button = QPushButton("Import GGUF…", self)
-        self.import_button.setObjectName("import_model_button")
-        self.import_button.setToolTip("Register a .gguf file where it is (no copy). "
-                                      "You can also drop .gguf files onto the window.")
-        self.import_button.clicked.connect(self.import_dialog)
+        self.import_button = push_button(
+            "Import GGUF…",
+            "Register a .gguf file where it is (no copy). "
+            "You can also drop .gguf files onto the window.",
+            self, name="import_model_button", clicked=self.import_dialog)
         top.addWidget(self.import_button)
         layout.addLayout(top)
         self.banner = error_banner(self, "library_banner")

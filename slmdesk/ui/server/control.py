@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, Signal
 
 from slmdesk.errors import UserFacingError
 from slmdesk.server.config import ServerConfig
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 from slmdesk.ui.model_session import ModelSession
 
 if TYPE_CHECKING:

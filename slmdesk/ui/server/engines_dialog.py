@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -26,6 +25,7 @@ from slmdesk.engine.remote.capabilities import Capabilities
 from slmdesk.engine.remote.http import normalise_base_url
 from slmdesk.errors import UserFacingError
 from slmdesk.store.engines import EngineRecord, EngineRepository
+from slmdesk.ui.common.tab_frame import line_edit, push_button
 from slmdesk.ui.common.table_model import Column, RowTableModel
 from slmdesk.ui.common.tasks import BackgroundTasks
 from slmdesk.ui.common.widgets import error_banner
@@ -106,13 +106,12 @@ class EnginesDialog(QDialog):
         self.table.selectionModel().selectionChanged.connect(self._show_selected)
         layout.addWidget(self.table, 1)
         row = QHBoxLayout()
-        self.check_button = QPushButton("Check", self)
-        self.check_button.setObjectName("engines_check")
-        self.check_button.setToolTip("Ask the engine again what it can do")
-        self.check_button.clicked.connect(lambda: self._on_selected(self.check))
-        self.remove_button = QPushButton("Remove", self)
-        self.remove_button.setObjectName("engines_remove")
-        self.remove_button.clicked.connect(lambda: self._on_selected(self.remove))
+        self.check_button = push_button(
+            "Check", "Ask the engine again what it can do", self, name="engines_check",
+            clicked=lambda: self._on_selected(self.check))
+        self.remove_button = push_button(
+            "Remove", "", self, name="engines_remove",
+            clicked=lambda: self._on_selected(self.remove))
         row.addWidget(self.check_button)
         row.addWidget(self.remove_button)
         row.addStretch(1)
@@ -130,22 +129,17 @@ class EnginesDialog(QDialog):
     def _build_add_form(self) -> QGroupBox:
         box = QGroupBox("Add an engine", self)
         form = QFormLayout(box)
-        self.name_edit = QLineEdit(box)
-        self.name_edit.setObjectName("engines_name")
-        self.name_edit.setPlaceholderText("e.g. gpu-box")
+        self.name_edit = line_edit(box, "engines_name", placeholder="e.g. gpu-box")
         form.addRow("Name:", self.name_edit)
-        self.url_edit = QLineEdit(box)
-        self.url_edit.setObjectName("engines_url")
-        self.url_edit.setPlaceholderText("http://HOST:PORT (with or without /v1)")
+        self.url_edit = line_edit(box, "engines_url",
+                                  placeholder="http://HOST:PORT (with or without /v1)")
         form.addRow("Address:", self.url_edit)
-        self.key_edit = QLineEdit(box)
-        self.key_edit.setObjectName("engines_key")
+        self.key_edit = line_edit(box, "engines_key",
+                                  placeholder="optional: sent as 'Authorization: Bearer KEY'")
         self.key_edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.key_edit.setPlaceholderText("optional: sent as 'Authorization: Bearer KEY'")
         form.addRow("API key:", self.key_edit)
-        self.add_button = QPushButton("Add and check", box)
-        self.add_button.setObjectName("engines_add")
-        self.add_button.clicked.connect(self.add_from_form)
+        self.add_button = push_button(
+            "Add and check", "", box, name="engines_add", clicked=self.add_from_form)
         form.addRow("", self.add_button)
         return box
 

@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -24,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk.server.config import DEFAULT_HOST, generate_token
-from slmdesk.ui.common.tab_frame import tab_frame
+from slmdesk.ui.common.tab_frame import line_edit, push_button, status_label, tab_frame
 from slmdesk.ui.model_session import ModelSession
 from slmdesk.ui.server.control import NO_MODEL, ServerControl
 from slmdesk.ui.server.panel_settings import load_panel_settings, save_panel_settings
@@ -69,13 +68,10 @@ class ServerView(QWidget):
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
         top = QHBoxLayout()
-        self.start_button = QPushButton("Start server", column)
-        self.start_button.setObjectName("server_start_button")
-        self.start_button.clicked.connect(self.toggle_server)
+        self.start_button = push_button(
+            "Start server", "", column, name="server_start_button", clicked=self.toggle_server)
         top.addWidget(self.start_button)
-        self.state_label = QLabel("", column)
-        self.state_label.setObjectName("server_state")
-        self.state_label.setWordWrap(True)
+        self.state_label = status_label(column, "server_state")
         top.addWidget(self.state_label, 1)
         layout.addLayout(top)
 
@@ -96,33 +92,29 @@ class ServerView(QWidget):
         self.network_check.setChecked(self.settings.allow_network)
         self.network_check.toggled.connect(self._on_network_toggled)
         form.addRow(self.network_check)
-        self.token_edit = QLineEdit(self.settings.token, box)
-        self.token_edit.setObjectName("server_token")
+        self.token_edit = line_edit(box, "server_token", text=self.settings.token,
+                                    placeholder="none: anyone on this machine may call it")
         self.token_edit.setReadOnly(True)
-        self.token_edit.setPlaceholderText("none: anyone on this machine may call it")
         form.addRow("Token:", self.token_edit)
         tokens = QHBoxLayout()
-        self.new_token_button = QPushButton("New token", box)
-        self.new_token_button.setObjectName("server_new_token")
-        self.new_token_button.setToolTip(
-            "Generate a random token; the old one stops working at once (the server restarts)")
-        self.new_token_button.clicked.connect(self.new_token)
-        self.copy_token_button = QPushButton("Copy", box)
-        self.copy_token_button.clicked.connect(
-            lambda: QGuiApplication.clipboard().setText(self.token_edit.text()))
-        self.remove_token_button = QPushButton("No token", box)
-        self.remove_token_button.setObjectName("server_remove_token")
-        self.remove_token_button.setToolTip("Accept requests without a token (this machine only)")
-        self.remove_token_button.clicked.connect(self.remove_token)
+        self.new_token_button = push_button(
+            "New token",
+            "Generate a random token; the old one stops working at once (the server restarts)", box,
+            name="server_new_token", clicked=self.new_token)
+        self.copy_token_button = push_button(
+            "Copy", "", box,
+            clicked=lambda: QGuiApplication.clipboard().setText(self.token_edit.text()))
+        self.remove_token_button = push_button(
+            "No token", "Accept requests without a token (this machine only)", box,
+            name="server_remove_token", clicked=self.remove_token)
         for button in (self.new_token_button, self.copy_token_button,
                        self.remove_token_button):
             tokens.addWidget(button)
         form.addRow("", tokens)
-        self.cors_edit = QLineEdit(self.settings.cors_origins, box)
-        self.cors_edit.setObjectName("server_cors")
-        self.cors_edit.setPlaceholderText("e.g. http://localhost:3000")
-        self.cors_edit.setToolTip(
-            "Web pages from these origins (comma-separated) may call the server from a "
+        self.cors_edit = line_edit(
+            box, "server_cors", text=self.settings.cors_origins,
+            placeholder="e.g. http://localhost:3000",
+            tip="Web pages from these origins (comma-separated) may call the server from a "
             "browser; any other page gets 403 naming this setting.")
         self.cors_edit.editingFinished.connect(self._save)
         form.addRow("Browser origins (CORS):", self.cors_edit)
@@ -139,9 +131,7 @@ class ServerView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         header = QHBoxLayout()
         header.addWidget(QLabel("Requests", column), 1)
-        clear = QPushButton("Clear", column)
-        clear.clicked.connect(self.clear_log)
-        header.addWidget(clear)
+        header.addWidget(push_button("Clear", "", column, clicked=self.clear_log))
         layout.addLayout(header)
         self.log_model = RequestLogModel(self)
         self.log_view = row_table(column, self.log_model, "server_request_log", 2)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import sqlite_utils
 
+from slmdesk.json_reading import known_fields
 from slmdesk.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
-from slmdesk.store.repositories import SettingsRepository
+from slmdesk.store.settings import SettingsRepository
 
 SETTINGS_KEY = "server_panel"
 ALL_ADDRESSES = "0.0.0.0"
@@ -39,8 +40,7 @@ class ServerPanelSettings:
 
 def load_panel_settings(db: sqlite_utils.Database) -> ServerPanelSettings:
     saved: Any = SettingsRepository(db).get(SETTINGS_KEY, {}) or {}
-    known = {f.name for f in fields(ServerPanelSettings)}
-    values = {k: v for k, v in saved.items() if k in known} if isinstance(saved, dict) else {}
+    values = known_fields(ServerPanelSettings, saved) if isinstance(saved, dict) else {}
     try:
         return ServerPanelSettings(**values)
     except TypeError:

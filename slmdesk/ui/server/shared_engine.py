@@ -28,7 +28,7 @@ from slmdesk.server.models import ModelLibrary
 from slmdesk.server.worker import EngineJob as ServerJob
 from slmdesk.server.worker import EngineWorker as ServerWorker
 from slmdesk.server.worker import QueueFullError, WorkerStoppedError
-from slmdesk.store.repositories import ModelRecord
+from slmdesk.store.models import ModelRecord
 from slmdesk.ui.engine_thread import EngineClient, Report
 from slmdesk.ui.engine_thread import EngineJob as WindowJob
 from slmdesk.ui.engine_thread import EngineWorker as WindowWorker

@@ -9,7 +9,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
-    QLineEdit,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.store.datasets import Dataset
 from slmdesk.store.models import ModelRecord
+from slmdesk.ui.common.tab_frame import line_edit
 from slmdesk.ui.train.command import CHAT_METHODS, METHODS, TrainOptions
 
 METHOD_TIPS = {
@@ -57,9 +57,8 @@ class TrainForm(QWidget):
             self.dataset_box.addItem(f"{d.name} ({'chat' if d.kind == 'chat' else 'labels'})",
                                      d.name)
         form.addRow("Data set:", self.dataset_box)
-        self.name_edit = QLineEdit(self)
-        self.name_edit.setObjectName("train_name")
-        self.name_edit.setToolTip("The name the trained classifier or model is saved as")
+        self.name_edit = line_edit(self, "train_name",
+                                   tip="The name the trained classifier or model is saved as")
         form.addRow("Save as:", self.name_edit)
         self.model_box = QComboBox(self)
         self.model_box.setObjectName("train_model")

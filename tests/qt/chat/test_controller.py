@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
-from slmdesk.store.repositories import ChatRepository
+from slmdesk.store.chats import ChatRepository
 from tests.qt.chat.test_window import App
 
 pytestmark = pytest.mark.model

@@ -12,7 +12,8 @@ import pytest
 
 from slmdesk.engine.params import SamplingParams
 from slmdesk.settings import DEFAULT_SYSTEM_PROMPT, model_defaults
-from slmdesk.store.repositories import ChatRepository, ModelRepository
+from slmdesk.store.chats import ChatRepository
+from slmdesk.store.models import ModelRepository
 from tests.qt.chat.test_window import App
 
 pytestmark = pytest.mark.model

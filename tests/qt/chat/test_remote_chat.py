@@ -11,8 +11,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from slmdesk.server.runner import LocalServer
+from slmdesk.store.chats import ChatRepository, Message
 from slmdesk.store.engines import EngineRepository
-from slmdesk.store.repositories import ChatRepository, Message
 from slmdesk.ui.engine_thread import ChatJob
 from tests.engine_jobs import each_job
 from tests.hardening import helpers

@@ -9,8 +9,8 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QLineEdit
 
+from slmdesk.store.chats import ChatRepository
 from slmdesk.store.db import open_database
-from slmdesk.store.repositories import ChatRepository
 from slmdesk.ui.chat.conversations import ConversationSidebar
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PySide6.QtGui import QTextDocument
 
-from slmdesk.store.repositories import Message
+from slmdesk.store.chats import Message
 from slmdesk.ui.chat.view import MessageWidget
 
 REPLY = (

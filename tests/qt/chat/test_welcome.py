@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from slmdesk.catalog import curated, fit
-from slmdesk.store.repositories import ChatRepository
+from slmdesk.store.chats import ChatRepository
 from slmdesk.ui.chat.welcome import recommend
 from tests.qt.chat.test_window import App
 

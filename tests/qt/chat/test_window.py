@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtWidgets import QDialog
 
 from slmdesk.engine.params import LoadParams, SamplingParams
-from slmdesk.store.repositories import ChatRepository
+from slmdesk.store.chats import ChatRepository
 from slmdesk.ui.engine_thread import ChatJob, EngineClient
 from tests.engine_jobs import each_job
 
@@ -378,7 +378,7 @@ def test_export_and_import_round_trip_from_the_window(qtbot: Any, app: Any,
 
 def test_missing_model_file_is_shown_in_the_window(qtbot: Any, app: Any,
                                                    tmp_path: Path) -> None:
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     win = app.win
     record = ModelRepository(win.db).add(

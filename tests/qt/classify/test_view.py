@@ -395,7 +395,7 @@ def test_save_load_and_delete_a_classifier(qtbot: Any, bench: Workbench) -> None
     assert not view.saved_model_note.isVisible()  # saved with the loaded model
 
     # Under another model the view says so, and offers to load the saved one.
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     other = ModelRepository(bench.core.db).add(
         name="Other", path="/nowhere/other.gguf", size_bytes=1, architecture="llama",

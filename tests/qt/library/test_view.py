@@ -13,7 +13,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from slmdesk.catalog import fit
-from slmdesk.store.repositories import ChatRepository, ModelRepository
+from slmdesk.store.chats import ChatRepository
+from slmdesk.store.models import ModelRepository
 from slmdesk.ui.common.table_model import Column, RowTableModel
 from tests.hubserver import SMOL_FILE, SMOL_REPO
 from tests.qt.chat.test_window import App, send

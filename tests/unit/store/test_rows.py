@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+import slmdesk.store
 from slmdesk.errors import NotFoundError
-from slmdesk.store import repositories
 from slmdesk.store.db import open_database
 from slmdesk.store.rows import (
     ID_SLICE,
@@ -17,9 +17,12 @@ from slmdesk.store.rows import (
     from_row,
     fts_query,
     id_slices,
+    insert_new,
     one_row,
     placeholders,
     required,
+    row_named,
+    rows_by_name,
 )
 
 
@@ -57,7 +60,19 @@ def test_single_rows_and_slices(tmp_path: Path) -> None:
     db.close()
 
 
-def test_the_old_module_still_names_every_repository() -> None:
+def test_the_store_package_names_every_repository() -> None:
     for name in ("ChatRepository", "ModelRepository", "PresetRepository",
-                 "SettingsRepository", "LEAF", "fts_query"):
-        assert hasattr(repositories, name)
+                 "SettingsRepository", "LEAF"):
+        assert hasattr(slmdesk.store, name)
+
+
+def test_rows_by_name_and_new_rows(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "t.db")
+    first = insert_new(db, "engines", {"name": "Box", "base_url": "http://b", "api_key": None})
+    insert_new(db, "engines", {"name": "apple", "base_url": "http://a", "api_key": None})
+    row = row_named(db, "engines", "BOX")
+    assert row is not None and row["id"] == first
+    assert row["created_at"] == row["updated_at"]
+    assert row_named(db, "engines", "nobody") is None
+    assert [r["name"] for r in rows_by_name(db, "engines")] == ["apple", "Box"]
+    db.close()
