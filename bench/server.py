@@ -9,7 +9,8 @@ each run so that both process the whole prompt. Direct: ``LlamaEngine.stream_cha
 engine thread. Served: the official ``openai`` client streaming /v1/chat/completions on
 127.0.0.1 (goal: tokens/s ratio >= 0.95). Throughput and remote classification:
 bench/server_load.py. The server runs as `slmdesk serve` does by default: its engine decodes
-up to ``server_parallel`` requests together, whatever the number of clients. ``./dev bench --only server`` runs all of them into latest.json.
+up to ``server_parallel`` requests together, whatever the number of clients.
+``./dev bench --only server`` runs all of them into latest.json.
 """
 
 from __future__ import annotations
