@@ -141,7 +141,8 @@ def main() -> int:
     ap.add_argument("--clients", default="1,2,4",
                     help="server: concurrent clients (and remote classification concurrency)")
     ap.add_argument("--server-texts", type=int, default=40,
-                    help="server: texts of the remote classification run")
+                    help="server: texts of the remote classification run (0: skip it and "
+                         "keep its figures from latest.json)")
     ap.add_argument("--train-args", default="",
                     help="train: options passed to bench/train.py (python -m bench.train -h), "
                          "e.g. '--tasks books --train 40 --lora-steps 4'")
@@ -186,6 +187,7 @@ def main() -> int:
             continue
         try:
             results.update(step())
+            results.pop(f"{name}_error", None)  # an earlier run's failure, measured now
         except Exception as exc:  # noqa: BLE001 - one broken part must not lose the others
             import traceback
 

@@ -8,7 +8,9 @@ sampling and the same threads, interleaved round by round, with the KV cache cle
 each run so that both process the whole prompt. Direct: ``LlamaEngine.stream_chat`` on the
 engine thread. Served: the official ``openai`` client streaming /v1/chat/completions on
 127.0.0.1 (goal: tokens/s ratio >= 0.95). Throughput and remote classification:
-bench/server_load.py. ``./dev bench --only server`` runs all of them into latest.json.
+bench/server_load.py. The server runs as `slmdesk serve` does by default: its engine decodes
+up to ``server_parallel`` requests together, whatever the number of clients.
+``./dev bench --only server`` runs all of them into latest.json.
 """
 
 from __future__ import annotations
@@ -113,7 +115,8 @@ def run(*, threads: int | None, rounds: int, tokens: int, clients: Sequence[int]
             info = server.worker.engine.info
             used = info.n_threads if info is not None else threads
             assert used is not None
-            out: dict[str, Any] = {"server_threads": used, "server_model": model.name}
+            out: dict[str, Any] = {"server_threads": used, "server_model": model.name,
+                                   "server_parallel": server.worker.engine.parallel_sequences}
             out.update(overhead_figures(server, model.name, used, rounds, tokens, log))
             log(f"throughput: {', '.join(map(str, clients))} concurrent clients, "
                 f"{tokens}-token replies, slmdesk serve vs llama-server --parallel N")
@@ -122,6 +125,9 @@ def run(*, threads: int | None, rounds: int, tokens: int, clients: Sequence[int]
                 max_tokens=tokens, clients=clients, log=log))
         finally:
             server.stop()
+        if classify_texts <= 0:
+            log("remote classification: skipped (--server-texts 0)")
+            return out
         log(f"remote classification: {classify_task} texts (a stratified sample of about "
             f"{classify_texts}) through llama-server (RemoteClassifier) vs the local classifier")
         out.update(server_load.remote_classify_figures(

@@ -267,7 +267,7 @@ def check_model_present(model: ModelRecord) -> None:
 def load_registered(
     engine: LlamaEngine, model: ModelRecord, db: sqlite_utils.Database, *, explicit: bool,
     retry: str, threads: int | None = None, force: bool = False,
-    data_dir: Path | None = None,
+    data_dir: Path | None = None, parallel: int = 1,
 ) -> ModelInfo:
     """Load ``model`` into ``engine`` with the app's settings: load guard, fit check, measure.
 
@@ -275,7 +275,7 @@ def load_registered(
     is loaded only when the person named it (``explicit``); otherwise a
     ``ModelLoadCrashedError`` says why, ending with ``retry`` (how to name it). A model
     estimated not to fit in memory is refused unless ``force``; what the load really took is
-    recorded beside the estimate.
+    recorded beside the estimate. ``parallel``: sequences the server decodes together.
     """
     from slmdesk.catalog.fit import check_fit, effective_context, record_measured_memory
     from slmdesk.errors import ModelLoadCrashedError
@@ -292,6 +292,8 @@ def load_registered(
     load = load_params_for(db, model.id)  # the model's own context where it has one
     if threads:
         load = dataclasses.replace(load, n_threads=threads)
+    if parallel > 1:
+        load = dataclasses.replace(load, parallel_sequences=parallel)
     check_fit(model, effective_context(load.max_context, model.context_length), force=force)
     with guard.loading(model.path, model_id=model.id, model_name=model.name):
         info = engine.load(model.path, load)

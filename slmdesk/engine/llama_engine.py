@@ -8,14 +8,15 @@ set it from anywhere).
 ``LlamaEngine`` joins one class per concern, each in its own module on top of
 ``llama_state.LlamaState``: ``llama_loading`` (check and load a GGUF, measure the load),
 ``llama_prompts`` (template, tokens, fitting the context), ``llama_generation`` (streaming
-replies), ``llama_scoring`` (log-probabilities, fingerprint) and ``llama_embeddings``.
+replies), ``llama_parallel`` (several replies decoded together), ``llama_scoring``
+(log-probabilities, fingerprint) and ``llama_embeddings``.
 This module stays the entry point: import the engine and its types from here.
 """
 
 from __future__ import annotations
 
 from slmdesk.engine.llama_embeddings import LlamaEmbeddings
-from slmdesk.engine.llama_generation import LlamaGeneration, _StopMatcher, _Utf8Stream
+from slmdesk.engine.llama_generation import _StopMatcher, _Utf8Stream
 from slmdesk.engine.llama_loading import (
     LlamaLoading,
     gpu_memory,
@@ -23,6 +24,7 @@ from slmdesk.engine.llama_loading import (
     validate_adapter_file,
     validate_model_file,
 )
+from slmdesk.engine.llama_parallel import LlamaParallel, SequenceRequest
 from slmdesk.engine.llama_scoring import LlamaScoring
 from slmdesk.engine.llama_state import (
     PROMPT_SLICE,
@@ -40,6 +42,7 @@ __all__ = [
     "LlamaEngine",
     "ModelInfo",
     "ProgressCallback",
+    "SequenceRequest",
     "TextCallback",
     "_StopMatcher",
     "_Utf8Stream",
@@ -50,5 +53,5 @@ __all__ = [
 ]
 
 
-class LlamaEngine(LlamaLoading, LlamaGeneration, LlamaScoring, LlamaEmbeddings):
+class LlamaEngine(LlamaLoading, LlamaParallel, LlamaScoring, LlamaEmbeddings):
     """Owns one ``llama_cpp.Llama`` and generates chat replies with it."""

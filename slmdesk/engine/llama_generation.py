@@ -106,6 +106,23 @@ class _ReplyText:
         return "".join(self.pieces)
 
 
+def _end_reply(result: GenerationResult, reply: _ReplyText, finish: str) -> None:
+    """Set the finish reason and stream what is held back, except a stop string's start
+    when a stop string ended the reply."""
+    if finish != "stop" or not reply.stopper.stops:
+        reply.flush()
+    result.finish_reason = finish
+
+
+def _time_result(result: GenerationResult, reply: _ReplyText, started: float) -> None:
+    """The reply's text, duration and decode speed (tokens after the first ÷ their time)."""
+    result.text = reply.text
+    result.duration_s = time.perf_counter() - started
+    if result.ttft_s is not None and result.completion_tokens > 1:
+        gen_time = result.duration_s - result.ttft_s
+        result.tokens_per_s = (result.completion_tokens - 1) / max(gen_time, 1e-9)
+
+
 class LlamaGeneration(LlamaPrompts):
     """Samples replies: chat turns, completions of given tokens, grammars, log-probs."""
 
@@ -129,8 +146,18 @@ class LlamaGeneration(LlamaPrompts):
         token, and only the new text is streamed and returned.
         """
         sampling = sampling or SamplingParams()
-        llm = self._require()
-        n_ctx = llm.n_ctx()
+        tokens, result = self._chat_prompt(messages, sampling, continue_from)
+        cancel = cancel or threading.Event()
+        return self._generate(
+            tokens, sampling, cancel, result, on_text, on_prompt_progress, output
+        )
+
+    def _chat_prompt(
+        self, messages: Sequence[ChatMessage], sampling: SamplingParams, continue_from: str = ""
+    ) -> tuple[list[int], GenerationResult]:
+        """The prompt tokens of a chat turn, fitted to the context (oldest messages left
+        out first), and the result that will describe the reply."""
+        n_ctx = self._require().n_ctx()
         reserve = min(max(1, sampling.max_tokens), n_ctx // 4)
         written = self.tokenize_piece(continue_from) if continue_from else []
         tokens, dropped = self.fit_messages(messages, reserve + len(written))
@@ -141,10 +168,7 @@ class LlamaGeneration(LlamaPrompts):
                 f"{dropped} older message(s) were left out so the conversation fits the "
                 f"{n_ctx}-token context."
             )
-        cancel = cancel or threading.Event()
-        return self._generate(
-            tokens, sampling, cancel, result, on_text, on_prompt_progress, output
-        )
+        return tokens, result
 
     def stream_tokens(
         self,
@@ -161,19 +185,22 @@ class LlamaGeneration(LlamaPrompts):
         KV cache is reused for the longest prefix shared with what is cached.
         """
         sampling = sampling or SamplingParams()
-        llm = self._require()
-        tokens = list(tokens)
-        if not tokens:
-            raise ValueError("stream_tokens needs at least one prompt token")
-        if len(tokens) >= llm.n_ctx():
-            raise ContextOverflowError(
-                f"The prompt is {len(tokens)} tokens, but the model's context holds "
-                f"{llm.n_ctx()}."
-            )
-        result = GenerationResult(prompt_tokens=len(tokens))
+        tokens, result = self._completion_prompt(tokens)
         return self._generate(
             tokens, sampling, cancel or threading.Event(), result, on_text, None, output
         )
+
+    def _completion_prompt(self, tokens: Sequence[int]) -> tuple[list[int], GenerationResult]:
+        """The prompt tokens of a completion, refused when they fill the context."""
+        n_ctx = self._require().n_ctx()
+        tokens = list(tokens)
+        if not tokens:
+            raise ValueError("stream_tokens needs at least one prompt token")
+        if len(tokens) >= n_ctx:
+            raise ContextOverflowError(
+                f"The prompt is {len(tokens)} tokens, but the model's context holds {n_ctx}."
+            )
+        return tokens, GenerationResult(prompt_tokens=len(tokens))
 
     def _generate(
         self,
@@ -208,12 +235,9 @@ class LlamaGeneration(LlamaPrompts):
             # 5-15%, most while the GUI thread was rendering the reply (bench decode_ratio).
             self._set_abort_checks(False)
             finish = self._sample_reply(sampler, sampling, cancel, result, reply, output, started)
-            if finish != "stop" or not reply.stopper.stops:
-                reply.flush()
-            result.finish_reason = finish
+            _end_reply(result, reply, finish)
         except Cancelled:
-            reply.flush()
-            result.finish_reason = "cancelled"
+            _end_reply(result, reply, "cancelled")
         except RuntimeError as exc:
             log.exception("generation failed")
             result.finish_reason = "error"
@@ -222,12 +246,7 @@ class LlamaGeneration(LlamaPrompts):
             self._set_abort_checks(True)
             self._cancel = threading.Event()
             llama_cpp.llama_sampler_free(sampler)
-        ended = time.perf_counter()
-        result.text = reply.text
-        result.duration_s = ended - started
-        if result.ttft_s is not None and result.completion_tokens > 1:
-            gen_time = result.duration_s - result.ttft_s
-            result.tokens_per_s = (result.completion_tokens - 1) / max(gen_time, 1e-9)
+        _time_result(result, reply, started)
         return result
 
     def _sample_reply(
@@ -247,7 +266,6 @@ class LlamaGeneration(LlamaPrompts):
 
         llm = self._require()
         n_ctx = llm.n_ctx()
-        vocab = llm._model.vocab
         first_token = True
         while result.completion_tokens < sampling.max_tokens:
             if cancel.is_set():
@@ -256,16 +274,9 @@ class LlamaGeneration(LlamaPrompts):
             if first_token:
                 first_token = False
                 result.ttft_s = time.perf_counter() - started
-            if llama_cpp.llama_vocab_is_eog(vocab, token):
-                return "stop"
-            result.completion_tokens += 1
-            if output.on_token is not None:
-                output.on_token(self._token_logprob(token, output.top_logprobs))
-            if reply.feed(self._token_bytes(token)):
-                return "stop"
-            if llm.n_tokens >= n_ctx:
-                result.notes.append("The reply filled the context window.")
-                return "length"
+            finish = self._accept_token(token, result, reply, output, llm.n_tokens >= n_ctx)
+            if finish is not None:
+                return finish
             try:
                 llm.eval([token])
             except RuntimeError as exc:
@@ -273,6 +284,33 @@ class LlamaGeneration(LlamaPrompts):
                     raise Cancelled from exc
                 raise
         return "length"
+
+    def _accept_token(
+        self,
+        token: int,
+        result: GenerationResult,
+        reply: _ReplyText,
+        output: OutputOptions,
+        context_full: bool,
+        index: int = -1,
+    ) -> str | None:
+        """One sampled token: count it, report its log-probability (from the logits at
+        output ``index`` of the last decode), stream its text; return the finish reason
+        when it ends the reply ("stop": end of generation or a stop string, "length": the
+        context is full), else None."""
+        import llama_cpp
+
+        if llama_cpp.llama_vocab_is_eog(self._require()._model.vocab, token):
+            return "stop"
+        result.completion_tokens += 1
+        if output.on_token is not None:
+            output.on_token(self._token_logprob(token, output.top_logprobs, index))
+        if reply.feed(self._token_bytes(token)):
+            return "stop"
+        if context_full:
+            result.notes.append("The reply filled the context window.")
+            return "length"
+        return None
 
     def _grammar_sampler(self, grammar: str | None) -> Any:
         """llama.cpp's grammar sampler for GBNF text (None without a grammar)."""
@@ -286,13 +324,14 @@ class LlamaGeneration(LlamaPrompts):
             raise InvalidInputError("llama.cpp could not parse the grammar.")
         return sampler
 
-    def _token_logprob(self, token: int, top_n: int) -> TokenLogprob:
-        """log P(token) under the model's logits at the last position (before sampling)."""
+    def _token_logprob(self, token: int, top_n: int, index: int = -1) -> TokenLogprob:
+        """log P(token) under the model's logits (before sampling) at output ``index`` of
+        the last decode (-1: its last output)."""
         import llama_cpp
         import numpy as np
 
         llm = self._require()
-        ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, index)
         row = np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),))
         logprob, top = token_logprob(row, token, top_n)
         return TokenLogprob(

@@ -52,6 +52,35 @@ def _library_chat_templates_off() -> Iterator[None]:
 
 
 
+@contextlib.contextmanager
+def _context_sequences(n_seq_max: int) -> Iterator[None]:
+    """Have ``llama_cpp.Llama()`` create its context with ``n_seq_max`` sequences.
+
+    Llama() has no argument for it: it starts from ``llama_context_default_params()``, so
+    that is wrapped while the model loads. The KV cache stays unified (one buffer of
+    n_ctx cells for all sequences): a split cache would give each sequence n_ctx/n_seq_max
+    cells and cut one request's context short.
+    """
+    import llama_cpp.llama_cpp as library
+
+    if n_seq_max <= 1:
+        yield
+        return
+    original = library.llama_context_default_params
+
+    def with_sequences() -> Any:
+        params = original()
+        params.n_seq_max = n_seq_max
+        params.kv_unified = True
+        return params
+
+    library.llama_context_default_params = with_sequences
+    try:
+        yield
+    finally:
+        library.llama_context_default_params = original
+
+
 def _resident_bytes() -> int | None:
     try:
         import psutil
@@ -157,9 +186,11 @@ class LlamaLoading(LlamaState):
             n_gpu_layers = -1 if backend.gpu_offload else 0
         else:
             n_gpu_layers = params.n_gpu_layers
+        sequences = min(max(1, params.parallel_sequences),
+                        llama_cpp.llama_max_parallel_sequences())
         started = time.perf_counter()
         try:
-            with _library_chat_templates_off():
+            with _library_chat_templates_off(), _context_sequences(sequences):
                 llm = llama_cpp.Llama(
                     model_path=str(gguf.path),
                     n_ctx=n_ctx,
@@ -256,6 +287,7 @@ class LlamaLoading(LlamaState):
         backend = backend_info()
         self._llm = llm
         self._gguf = gguf
+        self._n_seq_max = int(llm.context_params.n_seq_max)
         self._install_abort_callback()
         vocab = llm._model.vocab
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))

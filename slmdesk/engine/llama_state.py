@@ -86,6 +86,8 @@ class LlamaState:
         # The running job's cancel event; llama.cpp's abort callback reads it mid-decode.
         self._cancel = threading.Event()
         self._abort_cb: Any = None
+        # Sequences the context holds (llama.cpp's n_seq_max): 1 but for parallel loads.
+        self._n_seq_max = 1
         # Held while a model is swapped in or freed. Other threads may count tokens
         # (tokenizing only reads the immutable vocabulary) but only under this lock.
         self.swap_lock = threading.RLock()

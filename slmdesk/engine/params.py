@@ -61,6 +61,9 @@ class LoadParams:
     # Tokenizer and chat template only: no weights are read and nothing can be decoded.
     # Cheap (a fraction of a second) for tokenizing training data.
     vocab_only: bool = False
+    # Replies decoded together (llama.cpp's n_seq_max, the server's concurrent requests);
+    # the KV cache stays one buffer of the whole context, shared by the sequences.
+    parallel_sequences: int = 1
 
     def resolved_threads(self) -> int:
         return self.n_threads if self.n_threads and self.n_threads > 0 else physical_cores()

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from slmdesk.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+from slmdesk.server.config import DEFAULT_HOST, DEFAULT_PARALLEL, DEFAULT_PORT, ServerConfig
 
 SNIPPET = """\
 from openai import OpenAI
@@ -38,6 +38,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-tokens-limit", type=int, default=4096, metavar="N",
                    help="the most tokens one request may ask for (default 4096)")
     p.add_argument("--threads", type=int, help="CPU threads (default: the app's setting)")
+    p.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
+                   help="chat and completion requests decoded together (default "
+                        f"{DEFAULT_PARALLEL}; 1: one at a time, the others queued)")
     p.add_argument("--force", action="store_true",
                    help="load even when the model is estimated not to fit in free memory")
     return p
@@ -53,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise InvalidInputError("--threads must be at least 1.")
+    if args.parallel < 1:
+        raise InvalidInputError("--parallel must be at least 1.")
     if args.max_tokens_limit < 1:
         raise InvalidInputError("--max-tokens-limit must be at least 1.")
     config = ServerConfig(
@@ -68,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None:
         library.name_explicitly(model)
     server = LocalServer(config, model, library=library,
-                         load_options=LoadOptions(n_threads=args.threads, force=args.force))
+                         load_options=LoadOptions(n_threads=args.threads, force=args.force,
+                                                   parallel=args.parallel))
     print(f"slmdesk: loading {model.name} ...", file=sys.stderr, flush=True)
 
     def announce() -> None:

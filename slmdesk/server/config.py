@@ -10,6 +10,8 @@ from slmdesk.errors import InvalidInputError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+# Chat and completion requests the server's engine decodes together.
+DEFAULT_PARALLEL = 4
 LOOPBACK_NAMES = ("localhost",)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slmdesk.engine.llama_engine import LlamaEngine
+from slmdesk.engine.llama_engine import LlamaEngine, SequenceRequest
 from slmdesk.engine.params import GenerationResult, SamplingParams
 from slmdesk.engine.structured import OutputOptions, TokenLogprob
 from slmdesk.errors import ContextOverflowError
@@ -91,22 +91,39 @@ class GenerationJob:
 
     def __call__(self, engine: LlamaEngine) -> GenerationResult:
         req = self.request
-        output = OutputOptions(
-            grammar=req.grammar,
-            on_token=self.track.add if req.logprobs else None,
-            top_logprobs=req.top_logprobs,
-        )
         if isinstance(req, ChatRequest):
-            prompt_tokens = self._check_chat_fits(engine, req)
-            if self.on_started is not None:
-                self.on_started(prompt_tokens)
+            self._started(self._check_chat_fits(engine, req))
             return engine.stream_chat(req.messages, self.sampling, cancel=self.cancel,
-                                      on_text=self._text, output=output)
+                                      on_text=self._text, output=self._output())
         tokens = engine.tokenize_prompt(req.prompt)
-        if self.on_started is not None:
-            self.on_started(len(tokens))
+        self._started(len(tokens))
         return engine.stream_tokens(tokens, self.sampling, cancel=self.cancel,
-                                    on_text=self._text, output=output)
+                                    on_text=self._text, output=self._output())
+
+    def sequence(self, engine: LlamaEngine, on_done: Callable[[GenerationResult], None],
+                 on_error: Callable[[BaseException], None]) -> SequenceRequest:
+        """The same reply as one sequence of a batch (``EngineJob.sequence``): the same
+        checks and callbacks; the result goes to ``on_done``."""
+        req = self.request
+        fields: dict[str, Any] = {"on_done": on_done, "on_error": on_error,
+                                  "cancel": self.cancel, "on_text": self._text,
+                                  "output": self._output()}
+        if isinstance(req, ChatRequest):
+            self._started(self._check_chat_fits(engine, req))
+            return engine.chat_sequence(req.messages, self.sampling, **fields)
+        tokens = engine.tokenize_prompt(req.prompt)
+        self._started(len(tokens))
+        return engine.tokens_sequence(tokens, self.sampling, **fields)
+
+    def _output(self) -> OutputOptions:
+        req = self.request
+        return OutputOptions(grammar=req.grammar,
+                             on_token=self.track.add if req.logprobs else None,
+                             top_logprobs=req.top_logprobs)
+
+    def _started(self, prompt_tokens: int) -> None:
+        if self.on_started is not None:
+            self.on_started(prompt_tokens)
 
     def _check_chat_fits(self, engine: LlamaEngine, req: ChatRequest) -> int:
         """Refuse a prompt that does not fit rather than drop the oldest turns silently."""

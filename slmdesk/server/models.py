@@ -14,6 +14,7 @@ from slmdesk.catalog.registry import load_registered
 from slmdesk.engine.llama_engine import LlamaEngine
 from slmdesk.errors import NotFoundError
 from slmdesk.paths import Paths, get_paths
+from slmdesk.server.config import DEFAULT_PARALLEL
 from slmdesk.settings import Settings, load_settings
 from slmdesk.store.db import open_database
 from slmdesk.store.models import ModelRecord, ModelRepository
@@ -25,6 +26,9 @@ class LoadOptions:
 
     n_threads: int | None = None
     force: bool = False  # load even when the fit estimate says it will not fit
+    # Chat and completion requests decoded together (the engine's sequences); the KV cache
+    # stays the app's context, shared by them.
+    parallel: int = DEFAULT_PARALLEL
 
 
 class ModelLibrary:
@@ -79,5 +83,6 @@ class ModelLibrary:
             explicit = model.path in self._loads_named
         with self.connect() as db:
             load_registered(engine, model, db, explicit=explicit, threads=options.n_threads,
-                            force=options.force, data_dir=self.paths.data_dir,
+                            force=options.force, parallel=options.parallel,
+                            data_dir=self.paths.data_dir,
                             retry=f"To try it again, name it: slmdesk serve -m {model.id}")

@@ -222,8 +222,9 @@ class ServerApi:
             else CompletionShapes(model.name)
         cancel = threading.Event()
         work = GenerationJob(req, sampling, cancel)
+        job = EngineJob(work, model, cancel, sequence=work.sequence)
         if not req.stream:
-            result = await self._run(request, EngineJob(work, model, cancel))
+            result = await self._run(request, job)
             if result.finish_reason == "error":
                 raise ApiError(500, result.error or "generation failed", type="server_error")
             entries = work.remaining_tokens(result) if req.logprobs else None
@@ -231,7 +232,7 @@ class ServerApi:
         channel = EventChannel(asyncio.get_running_loop())
         work.on_started = lambda n: channel.put("started", n)
         work.on_piece = lambda text, entries: channel.put("piece", (text, entries))
-        job = self._submit(EngineJob(work, model, cancel))
+        self._submit(job)
         job.future.add_done_callback(lambda f: channel.put("end", f))
         kind, payload = await self._first_event(request, channel, cancel)
         if kind == "end":

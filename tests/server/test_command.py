@@ -21,6 +21,7 @@ def test_defaults_bind_loopback_without_token() -> None:
     assert (args.host, args.port, args.token, args.cors_origin) == ("127.0.0.1", 8080, None, [])
     args = _parse("-m", "smol", "--cors-origin", "http://a:1", "--cors-origin", "http://b:2")
     assert args.model == "smol" and args.cors_origin == ["http://a:1", "http://b:2"]
+    assert args.parallel == 4 and _parse("--parallel", "1").parallel == 1
 
 
 def test_another_host_without_token_is_refused_before_loading() -> None:
@@ -31,3 +32,5 @@ def test_another_host_without_token_is_refused_before_loading() -> None:
 def test_bad_numbers_are_refused() -> None:
     with pytest.raises(InvalidInputError, match="--threads"):
         run(_parse("--threads", "0"))
+    with pytest.raises(InvalidInputError, match="--parallel"):
+        run(_parse("--parallel", "0"))
