@@ -10,9 +10,11 @@ scale: Qt reads QT_SCALE_FACTOR once). The window runs on a temporary home with 
 model; the chat is stored text (no generation, so the pictures do not change with the CPU),
 Classify labels eight reviews and Data sets pre-labels four, both with the real model; the
 Server tab runs, with one chat request (eight tokens) in its log; the Train window shows the
-result card of a finished run of the fake train command (tests/qt/train/fake_train.py: the
-events of a classifier run, in a second). Each picture is `import -window root` (ImageMagick)
-of a screen exactly the window's size: <tab>-<width>x<height>[-<scale>x]-<theme>.png.
+result card of a real `slmdesk train --method lora` run that the window started (the zorp/blick
+set of the tests, where zero-shot is near chance; minutes), or with --fake-train of the fake
+command (tests/qt/train/fake_train.py: made-up events, in a second). Each picture is
+`import -window root` (ImageMagick) of a screen exactly the window's size:
+<tab>-<width>x<height>[-<scale>x]-<theme>.png.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ CHAT = [
                   "```\n\n`reverse(\"bakery\")` gives `\"yrekab\"`."),
 ]
 FAKE_TRAIN = ROOT / "tests" / "qt" / "train" / "fake_train.py"
+TRAIN_SET = "zorp-blick"
+TRAIN_SPLITS = {"train": 12, "validation": 5, "test": 14}  # as tests/cli/test_train_cli.py
 ALL_CONFIGS = (("light", "800x600,1440x900", "1"), ("dark", "800x600,1440x900", "1"),
                ("light", "800x600", "2"))
 
@@ -91,18 +95,22 @@ def fill_home(db: Any) -> None:
         repo.add_labelled_text(ds, text, label, source="typed")
     for text in UNLABELLED:
         repo.add_labelled_text(ds, text, None, source="typed")
+    from tests.training_data import make_dataset
+
+    make_dataset(db, TRAIN_SET, splits=TRAIN_SPLITS)
 
 
 class Shooter:
     """The window on a temporary home, and the pictures of its tabs."""
 
-    def __init__(self, out: Path, theme: str, scale: str) -> None:
+    def __init__(self, out: Path, theme: str, scale: str, *, fake_train: bool = False) -> None:
         from PySide6.QtWidgets import QApplication
 
         from slmdesk.app import build_window
         from slmdesk.startup import open_core
 
         self.out, self.theme, self.scale = out, theme, scale
+        self.fake_train = fake_train
         os.environ["SLMDESK_HOME"] = tempfile.mkdtemp(prefix="slmdesk-shot-")
         core = open_core()
         fill_home(core.db)
@@ -170,18 +178,25 @@ class Shooter:
         self.wait(lambda: not thread.is_alive() and bool(server.log_model.rows), 120)
 
     def train(self) -> None:
-        """The Train window for the reviews, after a run of the fake train command."""
+        """The Train window after a real run of `slmdesk train --method lora` (the child
+        process the window starts) on the zorp/blick set of the tests, where zero-shot is near
+        chance; the fake command (tests/qt/train/fake_train.py) with --fake-train."""
         from slmdesk.ui.train.command import train_argv
         from slmdesk.ui.train.window_link import open_train_dialog
 
-        def command(options: Any) -> list[str]:
+        def fake(options: Any) -> list[str]:
             return [sys.executable, str(FAKE_TRAIN), "classifier",
                     *train_argv(options, program=[])]
 
-        self.train_dialog = open_train_dialog(self.win, "Reviews", command=command)
-        self.train_dialog.start()
-        self.wait(lambda: self.train_dialog.result_card.isVisible(), 60)
-        self.train_dialog.hide()
+        dialog = open_train_dialog(self.win, TRAIN_SET,
+                                   command=fake if self.fake_train else None)
+        self.train_dialog = dialog
+        dialog.form.name_edit.setText("zorp-blick-lora")
+        if not self.fake_train:
+            dialog.form.method_box.setCurrentIndex(dialog.form.method_box.findData("lora"))
+        dialog.start()
+        self.wait(lambda: dialog.result_card.isVisible(), 1800)
+        dialog.hide()
 
     def shoot_all(self, size: str) -> None:
         width, height = (int(n) for n in size.split("x"))
@@ -217,7 +232,7 @@ class Shooter:
         self.core.db.close()
 
 
-def run_all(out: Path) -> int:
+def run_all(out: Path, extra: list[str]) -> int:
     """Each configuration in its own process and its own Xvfb of the window's size."""
     for theme, sizes, scale in ALL_CONFIGS:
         for size in sizes.split(","):
@@ -230,7 +245,8 @@ def run_all(out: Path) -> int:
                 env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb",
                            QT_SCALE_FACTOR=scale)
                 subprocess.run([sys.executable, __file__, str(out), "--theme", theme,
-                                "--sizes", size, "--scale", scale], env=env, check=True)
+                                "--sizes", size, "--scale", scale, *extra], env=env,
+                               check=True)
             finally:
                 xvfb.terminate()
                 xvfb.wait()
@@ -243,12 +259,15 @@ def main() -> int:
     parser.add_argument("--theme", choices=("light", "dark"))
     parser.add_argument("--sizes", default="800x600")
     parser.add_argument("--scale", default="1")
+    parser.add_argument("--fake-train", action="store_true",
+                        help="the Train window after the fake command (a second) instead of a "
+                             "real LoRA run (minutes)")
     args = parser.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if args.theme is None:
-        return run_all(out)
-    shooter = Shooter(out, args.theme, args.scale)
+        return run_all(out, ["--fake-train"] if args.fake_train else [])
+    shooter = Shooter(out, args.theme, args.scale, fake_train=args.fake_train)
     shooter.prepare()
     for size in args.sizes.split(","):
         shooter.shoot_all(size)
