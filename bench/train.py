@@ -36,6 +36,9 @@ Log = Callable[[str], None]
 IGNORED = -100  # transformers' label for "no loss here"
 # The dequantized float32 copies of the base models, kept between runs (loading a GGUF into
 # transformers takes 20-30 s; the copy about a second).
+# What the LoRA trainer's result says about a run, kept with its test scores.
+LORA_RESULT_KEYS = ("steps", "train_examples", "held_out_loss_before", "held_out_loss_after",
+                    "train_seconds", "load_seconds", "tokens_per_s", "seconds_per_step")
 BASE_CACHE = Path(tempfile.gettempdir()) / "slmdesk-bench-train-cache"
 
 
@@ -107,13 +110,14 @@ def lora_accuracy(model_path: Path, task: data.Task, splits: Sequence[Sequence[d
 
     train, validation, test = splits
     spec = ClassifierSpec(labels=tuple(Label(n) for n in task.labels), calibration="none")
-    settings = LoraSettings(max_steps=args.lora_steps, batch_size=args.batch_size,
-                            threads=args.threads, checkpoint_every=max(args.lora_steps, 1))
+    settings = LoraSettings(max_steps=args.lora_steps, epochs=args.lora_epochs,
+                            batch_size=args.batch_size, threads=args.threads,
+                            checkpoint_every=max(args.lora_steps, 1))
     job = create_classification_job(f"bench-{task.name}", model_path, spec, train, validation,
                                     settings=settings, cache_dir=BASE_CACHE)
     process = job.start()
     process.wait()
-    process.outcome()  # raises with the trainer's message when it failed
+    result = process.outcome()  # raises with the trainer's message when it failed
     engine = LlamaEngine()
     engine.load(model_path, LoadParams(max_context=2048, n_threads=args.threads,
                                        lora_path=str(job.adapter_path)))
@@ -121,7 +125,10 @@ def lora_accuracy(model_path: Path, task: data.Task, splits: Sequence[Sequence[d
         predictions = Classifier(engine, spec).classify_many([t for t, _ in test])
     finally:
         engine.unload()
-    return _scores([g for _, g in test], [p.label for p in predictions], task.labels)
+    trainer = {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()
+               if k in LORA_RESULT_KEYS}
+    return {**_scores([g for _, g in test], [p.label for p in predictions], task.labels),
+            **trainer}
 
 
 def _scores(gold: Sequence[str], predicted: Sequence[str | None], labels: Sequence[str]
@@ -197,7 +204,8 @@ def task_accuracy(model: Any, task: data.Task, args: argparse.Namespace, log: Lo
         started = time.perf_counter()
         try:
             row["lora"] = {**lora_accuracy(model.path, task, splits, args),
-                           "steps": args.lora_steps, "batch_size": args.batch_size}
+                           "max_steps": args.lora_steps, "epochs": args.lora_epochs,
+                           "batch_size": args.batch_size}
         except Exception as exc:  # noqa: BLE001 - recorded in the results, the run goes on
             row["lora_error"] = f"{type(exc).__name__}: {exc}"
             log(f"  {model.key} {task.name}: LoRA failed: {row['lora_error']}")
@@ -324,6 +332,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-chars", type=int, default=400)
     p.add_argument("--lora-steps", type=int, default=0,
                    help="LoRA accuracy with this many optimiser steps (0: leave LoRA out)")
+    p.add_argument("--lora-epochs", type=float, default=1.0,
+                   help="LoRA accuracy: epochs (the run stops at --lora-steps or these)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--speed-task", default="books")
     p.add_argument("--speed-steps", type=int, default=4, help="LoRA speed: steps per round")

@@ -56,6 +56,7 @@ def test_parse_args_splits_lists_and_keeps_quick_defaults() -> None:
     assert args.tasks == ["books", "r8"]
     assert args.models == ["smollm2", "gemma"] and args.classes == 4
     assert args.lora_steps == 3 and args.threads == 1
+    assert args.lora_epochs == 1.0
 
 
 def test_stage_seconds_runs_each_stage_to_the_next_and_adds_repeats() -> None:
