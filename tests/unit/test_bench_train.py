@@ -72,3 +72,10 @@ def test_stage_seconds_runs_each_stage_to_the_next_and_adds_repeats() -> None:
     ]
     assert stage_seconds(events) == {"loading": 2.0, "zero_shot": 3.5, "testing": 1.5}
     assert stage_seconds([]) == {}
+
+
+def test_per_1000_scales_only_the_stages_that_grow_with_the_texts() -> None:
+    from bench.train_auto import per_1000
+
+    # 250 texts: zero_shot 10 s and lora 20 s grow 4x; the other 5 s (loading) stay.
+    assert per_1000({"loading": 5.0, "zero_shot": 10.0, "lora": 20.0}, 35.0, 250) == 125.0
