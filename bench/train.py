@@ -283,14 +283,17 @@ def lora_speed(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         target_modules=list(settings.target_modules), bias="none", task_type="CAUSAL_LM"))
     bare_optimizer = torch.optim.AdamW(
         [p for p in bare_model.parameters() if p.requires_grad], lr=settings.learning_rate)
-    ours_tps, bare_tps, ours_step_s = [], [], []
+    ours_tps, bare_tps, ours_step_s, ours_cpu_step_s = [], [], [], []
     step = 0
     for _ in range(args.rounds):
         steps = range(step, step + args.speed_steps)
-        started, tokens = time.perf_counter(), 0
+        started, cpu_started, tokens = time.perf_counter(), time.process_time(), 0
         for s in steps:
             tokens += ours_trainer.train_step(s)[1]
         took = time.perf_counter() - started
+        # CPU seconds: on a shared machine the wall time stretches with the load; with
+        # one torch thread the process's CPU time is close to an idle core's wall time.
+        ours_cpu_step_s.append((time.process_time() - cpu_started) / args.speed_steps)
         ours_tps.append(tokens / took)
         ours_step_s.append(took / args.speed_steps)
         started, tokens = time.perf_counter(), 0
@@ -305,13 +308,19 @@ def lora_speed(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         "lora_tokens_per_s_ratio": median(ours_tps) / median(bare_tps),
         "lora_s_per_epoch_per_1k": seconds_per_epoch_per_1k(median(ours_step_s),
                                                             settings.batch_size),
+        "lora_cpu_s_per_epoch_per_1k": seconds_per_epoch_per_1k(median(ours_cpu_step_s),
+                                                                settings.batch_size),
         "lora_speed_setup": {"task": args.speed_task, "examples": len(examples),
+                             "tokens_per_example": round(sum(
+                                 min(len(ex.tokens), settings.max_tokens) for ex in examples)
+                                 / len(examples), 1),
                              "batch_size": settings.batch_size, "rank": settings.rank,
                              "steps_per_round": args.speed_steps, "threads": args.threads},
     }
     log(f"  LoRA loop: ours {out['lora_tokens_per_s']:.0f} tok/s, bare transformers+peft "
         f"{out['lora_bare_tokens_per_s']:.0f} tok/s, ratio {out['lora_tokens_per_s_ratio']:.3f}; "
-        f"{out['lora_s_per_epoch_per_1k']:.0f} s per epoch per 1,000 examples")
+        f"{out['lora_s_per_epoch_per_1k']:.0f} s per epoch per 1,000 examples "
+        f"({out['lora_cpu_s_per_epoch_per_1k']:.0f} CPU s)")
     return out
 
 
