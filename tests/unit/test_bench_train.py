@@ -54,5 +54,64 @@ def test_accuracy() -> None:
 def test_parse_args_splits_lists_and_keeps_quick_defaults() -> None:
     args = parse_args(["--tasks", "books, r8", "--lora-steps", "3"])
     assert args.tasks == ["books", "r8"]
-    assert args.methods == ["prompt", "head"]
+    assert args.models == ["smollm2", "gemma"] and args.classes == 4
     assert args.lora_steps == 3 and args.threads == 1
+    assert args.lora_epochs == 1.0
+
+
+def test_stage_seconds_runs_each_stage_to_the_next_and_adds_repeats() -> None:
+    from bench.train_auto import stage_seconds
+
+    events = [
+        {"event": "stage", "stage": "loading", "t": 0.0},
+        {"event": "stage", "stage": "zero_shot", "t": 2.0},
+        {"event": "progress", "t": 3.0},
+        {"event": "stage", "stage": "testing", "t": 5.0},
+        {"event": "stage", "stage": "zero_shot", "t": 6.5},
+        {"event": "report", "t": 7.0},
+    ]
+    assert stage_seconds(events) == {"loading": 2.0, "zero_shot": 3.5, "testing": 1.5}
+    assert stage_seconds([]) == {}
+
+
+def test_per_1000_scales_only_the_stages_that_grow_with_the_texts() -> None:
+    from bench.train_auto import per_1000
+
+    # 250 texts: zero_shot 10 s and lora 20 s grow 4x; the other 5 s (loading) stay.
+    assert per_1000({"loading": 5.0, "zero_shot": 10.0, "lora": 20.0}, 35.0, 250) == 125.0
+
+
+def test_method_rows_scores_the_best_of_each_method_and_reuses_autos_predictions(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import slmdesk.classify.classifier as classifier_module
+    from bench.train import _method_rows
+
+    def candidate(method: str, name: str, f1: float) -> SimpleNamespace:
+        return SimpleNamespace(method=method, name=name, spec=name,
+                               validation=SimpleNamespace(macro_f1=f1))
+
+    test = [("t1", "a"), ("t2", "b"), ("t3", "a"), ("t4", "b")]
+    report = SimpleNamespace(chosen="head last", candidates=[
+        candidate("zero_shot", "zero", 0.4), candidate("prompt", "prompt batch", 0.6),
+        candidate("head", "head last", 0.9), candidate("head", "head mean", 0.8)])
+    fit = SimpleNamespace(report=report, test_predictions=["a", "b", "a", "b"],
+                          baseline_predictions=["a", "a", "a", "a"])
+    classified: list[str] = []
+
+    class FakeClassifier:
+        def __init__(self, engine: object, spec: str) -> None:
+            classified.append(spec)
+
+        def classify_many(self, texts: list[str]) -> list[SimpleNamespace]:
+            return [SimpleNamespace(label="b") for _ in texts]
+
+    monkeypatch.setattr(classifier_module, "Classifier", FakeClassifier)
+    row = _method_rows(object(), fit, test, ("a", "b"))
+    assert classified == ["prompt batch"]  # the head auto chose is not classified again
+    assert row["zero_shot"]["accuracy"] == 0.5
+    assert row["auto"] == {"accuracy": 1.0, "macro_f1": 1.0, "chosen": "head last"}
+    assert row["head"]["chosen"] == "head last" and row["head"]["accuracy"] == 1.0
+    assert row["prompt"]["chosen"] == "prompt batch" and row["prompt"]["accuracy"] == 0.5
+    assert row["prompt"]["validation_macro_f1"] == 0.6
