@@ -44,7 +44,7 @@ def add_parsers(sub: Any) -> None:
     t.add_argument("--events", action="store_true",
                    help="print one JSON event per line while training, the report last")
     t.add_argument("--resume", action="store_true",
-                   help="continue NAME's newest stopped LoRA job from its checkpoint")
+                   help="continue NAME's newest interrupted LoRA job from its last checkpoint")
     for option, kind in HIDDEN_LORA_OPTIONS.items():
         t.add_argument(f"--lora-{option}", type=kind, help=argparse.SUPPRESS)
 

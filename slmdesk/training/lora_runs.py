@@ -10,6 +10,7 @@ from typing import Any
 
 from slmdesk.errors import InvalidInputError, NotFoundError
 from slmdesk.store.datasets import Dataset, DatasetRepository
+from slmdesk.store.models import ModelRepository
 from slmdesk.training.lora import LoraJob, LoraSettings, TrainerProcess, list_jobs
 
 EventSink = Callable[[dict[str, Any]], None]
@@ -49,10 +50,20 @@ class TrainRequest:
         return replace(base, **self.lora_overrides).validate()
 
 
-def find_resumable(name: str, dataset: str) -> LoraJob:
-    """The newest stopped LoRA job of ``name`` on ``dataset`` (it has a checkpoint)."""
+def find_resumable(db: Any, name: str, dataset: str) -> LoraJob:
+    """The newest LoRA job of ``name`` on ``dataset`` that a run can go on with: a stopped
+    one (it has a checkpoint), or a finished one whose adapter no model uses yet (its run
+    was killed after the trainer finished, while it tested the adapter or saved)."""
+    used = {m.adapter_path for m in ModelRepository(db).list() if m.adapter_path}
+
+    def resumable(job: LoraJob) -> bool:
+        status = job.status()
+        if status == "finished":
+            return str((job.result() or {}).get("adapter")) not in used
+        return status == "stopped"
+
     jobs = [j for j in list_jobs() if j.name == name and j.spec.get("dataset") == dataset
-            and j.status() == "stopped"]
+            and resumable(j)]
     if not jobs:
         raise NotFoundError(
             f"No stopped training of '{name}' on '{dataset}' to resume (a stopped one has a "
@@ -65,7 +76,12 @@ def follow_job(job: LoraJob, emit: EventSink, cancel: threading.Event) -> dict[s
     """Run ``job`` (or resume it) to its result, passing its events on as the run's.
 
     ``cancel`` stops the trainer (its checkpoints stay) and raises ``TrainingCancelled``;
-    a failed trainer raises its ``TrainingError``."""
+    a failed trainer raises its ``TrainingError``. A finished job gives its result at once."""
+    finished = job.result()
+    if finished is not None:
+        emit({"event": "stage", "stage": "lora",
+              "message": "the fine-tune had finished; using its adapter"})
+        return finished
     process = job.start()
     done = threading.Event()
     watcher = threading.Thread(target=_cancel_when_asked, args=(process, cancel, done),

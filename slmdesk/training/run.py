@@ -250,7 +250,7 @@ def _train_lora_classifier(ctx: _Context, engine: LlamaEngine, model: ModelRecor
     spec = base.with_changes(calibration="none", method="lora")
     ctx.stage("lora", "fine-tuning the model with LoRA")
     if request.resume:
-        job = find_resumable(request.name, data.dataset)
+        job = find_resumable(ctx.db, request.name, data.dataset)
     else:
         job = create_classification_job(
             request.name, model.path, base.with_changes(calibration="none"), data.train,
@@ -281,6 +281,13 @@ def _save_classifier(ctx: _Context, dataset: Dataset, model: ModelRecord, data: 
                      chosen: _Trained, zero_test: EvalReport, mcnemar: dict[str, float]
                      ) -> dict[str, Any]:
     """Register the classifier (and its fine-tune, for LoRA), record both test runs."""
+    with ctx.db.atomic():  # all of it or nothing: a kill -9 here leaves it to --resume
+        return _register_classifier(ctx, dataset, model, data, chosen, zero_test, mcnemar)
+
+
+def _register_classifier(ctx: _Context, dataset: Dataset, model: ModelRecord,
+                         data: TrainingData, chosen: _Trained, zero_test: EvalReport,
+                         mcnemar: dict[str, float]) -> dict[str, Any]:
     name = " ".join(ctx.request.name.split())
     use_model = model
     adapter_record = None
@@ -338,7 +345,7 @@ def _train_chat(ctx: _Context, dataset: Dataset) -> dict[str, Any]:
         raise InvalidInputError(f"A model named '{name}' exists already; choose another name.")
     model = _base_model(ctx)
     if request.resume:
-        job = find_resumable(name, dataset.name)
+        job = find_resumable(ctx.db, name, dataset.name)
     else:
         train, held_out = chat_conversations(ctx.db, dataset)
         ctx.stage("lora", f"fine-tuning {model.name} on {len(train)} conversations")

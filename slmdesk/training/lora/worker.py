@@ -55,10 +55,12 @@ def run_job(folder: Path, emit: EventLog) -> dict[str, Any]:
     from slmdesk.training.lora.converter import convert_adapter
 
     torch.set_num_threads(int(spec["threads"]))
-    torch.manual_seed(settings.seed)
     started = time.perf_counter()
     base = lora_trainer.load_base_model(model_path, architecture, cache_dir)
     config = lora_trainer.model_config(base, architecture)
+    # Seeded after loading: reading the GGUF (a first run) draws random numbers that loading
+    # the cached copy (every later run) does not, and LoRA's initial weights would differ.
+    torch.manual_seed(settings.seed)
     model = lora_trainer.add_lora(base, settings)
     load_s = time.perf_counter() - started
     trainer = lora_trainer.LoraTrainer(model, settings, train, held_out)

@@ -83,7 +83,7 @@ class TrainDialog(QDialog):
             self.cancel)
         self.resume_button = self._button(
             "Resume", "train_resume",
-            "Continue the newest stopped LoRA run of this name from its checkpoint",
+            "Continue the newest interrupted LoRA run of this name from its last checkpoint",
             lambda: self.start(resume=True))
         for b in (self.start_button, self.cancel_button, self.resume_button):
             buttons.addWidget(b)

@@ -16,6 +16,7 @@ from slmdesk.engine.params import LoadParams, SamplingParams
 from slmdesk.store.chats import ChatRepository
 from slmdesk.ui.engine_thread import ChatJob, EngineClient
 from tests.engine_jobs import each_job
+from tests.lora_adapter import write_lora_adapter
 
 pytestmark = pytest.mark.model
 
@@ -183,6 +184,43 @@ def test_type_send_stream_and_store(qtbot: Any, app: Any) -> None:
     assert win.context_bar.value() >= reply.prompt_tokens + reply.completion_tokens
     assert len(set(bar_values)) >= 2  # it moved while the reply streamed
     assert conv.params["temperature"] == 0.0
+
+
+def test_a_fine_tune_picked_in_the_window_streams_and_stores_its_reply(
+    qtbot: Any, app: Any, tmp_path: Path
+) -> None:
+    """A fine-tune (the base model plus a LoRA adapter, as `slmdesk train` registers one) is
+    one more entry in the model picker: choosing it loads the adapter, and it chats."""
+    from slmdesk.store.repositories import ModelRepository
+
+    win = app.win
+    base = win.model
+    adapter = str(write_lora_adapter(tmp_path / "zorp-bot.gguf"))
+    fine_tune = ModelRepository(win.db).add_fine_tune(name="Zorp bot", base=base,
+                                                      adapter_path=adapter)
+    win.refresh_models()
+    index = win.model_picker.findData(fine_tune.id)
+    assert index >= 0 and win.model_picker.itemText(index).startswith("Zorp bot")
+    win.model_picker.setCurrentIndex(index)
+    win.model_picker.activated.emit(index)  # what choosing the entry does
+    qtbot.waitUntil(lambda: win.loaded is not None and win.loaded.adapter_path == adapter,
+                    timeout=60_000)
+    assert win.model.id == fine_tune.id and win.loaded.adapter_scale == 1.0
+    chunks: list[str] = []
+    each_job(win.engine, ChatJob, "text_arrived", chunks.append)
+    send(qtbot, win, "What is 2 plus 3?")
+    chats = ChatRepository(win.db)
+    [conv] = chats.list_conversations()
+    user, reply = chats.path(conv.id)
+    assert user.content == "What is 2 plus 3?"
+    # Properties only: a reply streamed from the fine-tune, stored as it streamed.
+    assert chunks and reply.content.strip() and reply.finish_reason in ("stop", "length")
+    assert "".join(chunks) == reply.content
+    assert reply.model_id == fine_tune.id and conv.model_id == fine_tune.id
+    # Back to the base model: the adapter is gone.
+    win.model_picker.activated.emit(win.model_picker.findData(base.id))
+    qtbot.waitUntil(lambda: win.loaded is not None and win.model.id == base.id, timeout=60_000)
+    assert win.loaded.adapter_path is None
 
 
 def test_stop_regenerate_edit_branches_and_search_after_restart(
