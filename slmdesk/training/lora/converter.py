@@ -3,7 +3,9 @@
 The converter is taken from the source package of the installed llama-cpp-python, so it
 writes the tensor names and metadata of the very llama.cpp the engine runs. Only three
 parts of that package are needed (the script, its ``conversion/`` package and its
-``gguf-py/``); they are unpacked once into the cache directory.
+``gguf-py/``); they are unpacked once into the cache directory. The trainer add-on of the
+packaged app has them frozen inside (packaging/slmdesk-trainer.spec) and runs them as
+``slmdesk-trainer --convert-lora``.
 """
 
 from __future__ import annotations

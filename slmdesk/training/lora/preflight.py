@@ -13,6 +13,7 @@ from slmdesk.training.lora.addon import (
     locate_trainer,
     missing_trainer_packages,
 )
+from slmdesk.training.lora.converter import ARCHITECTURE_CLASSES
 
 # GGUF architectures transformers reads but that are no causal language model.
 _NOT_CAUSAL_LM = {"general", "tokenizer", "t5", "umt5"}
@@ -28,13 +29,15 @@ def require_trainer() -> Trainer:
 
 
 def trainable_architectures(trainer: Trainer | None = None) -> frozenset[str]:
-    """GGUF architectures the trainer's transformers can load as a causal LM: the add-on's
-    own list (its trainer.json), or the installed transformers'."""
+    """GGUF architectures the trainer can fine-tune: the add-on's own list (its
+    trainer.json), or those the installed transformers loads as a causal LM and llama.cpp's
+    adapter converter has a model class for (``converter.ARCHITECTURE_CLASSES``; any other
+    would fail only after training, at the conversion)."""
     if trainer is not None and trainer.architectures is not None:
         return trainer.architectures
     from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
 
-    return frozenset(GGUF_CONFIG_MAPPING) - _NOT_CAUSAL_LM
+    return (frozenset(GGUF_CONFIG_MAPPING) & frozenset(ARCHITECTURE_CLASSES)) - _NOT_CAUSAL_LM
 
 
 def require_architecture(architecture: str | None, model_name: str,
