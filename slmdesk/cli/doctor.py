@@ -98,7 +98,7 @@ def _print_report(report: dict[str, Any], backend: BackendInfo) -> None:
     trainer = report["trainer"]
     print(f"trainer (LoRA): {trainer['where'] or 'not installed'}")
     if trainer["problem"]:
-        print(f"  note: {trainer['problem']}")
+        print(f"  to get it: {trainer['problem']}")
     print(f"system info: {backend.system_info}")
 
 

@@ -946,7 +946,7 @@ def test_doctor_says_where_lora_jobs_run(bare_cli: Cli, tmp_path: Path) -> None:
                 cwd=bare_cli.cwd)
     text = empty.run("doctor", check=False).stdout
     assert "trainer (LoRA): not installed" in text
-    assert f"note: SLMDESK_TRAINER names {tmp_path}" in text
+    assert f"  to get it: SLMDESK_TRAINER names {tmp_path}" in text
 
 
 @pytest.mark.model
