@@ -3,8 +3,8 @@ fine-tune of the real 135M model run in its frozen process, adapter converted by
 copy of llama.cpp's converter and applied by the engine.
 
 Building it is opt-in: PyInstaller's analysis of torch and transformers took 855 s (874 MB
-folder, 236 MB .tar.xz) on this repository's two-core machine while other jobs shared it,
-beside the app's bundle build of about a minute. Set SLMDESK_TEST_TRAINER_ADDON=DIR to test
+folder; 212 MB .tar.xz, which took as long again) on this repository's two-core machine while
+other jobs shared it, against about a minute for the app's bundle on an idle machine. Set SLMDESK_TEST_TRAINER_ADDON=DIR to test
 an add-on already built in DIR (dist/slmdesk-trainer), or SLMDESK_TEST_TRAINER_ADDON=build
 to build one here (packaging/build.sh --trainer --no-archive).
 """
