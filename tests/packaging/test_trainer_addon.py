@@ -4,9 +4,10 @@ copy of llama.cpp's converter and applied by the engine.
 
 Building it is opt-in: PyInstaller's analysis of torch and transformers took 855 s (874 MB
 folder; 212 MB .tar.xz, which took as long again) on this repository's two-core machine while
-other jobs shared it, against about a minute for the app's bundle on an idle machine. Set SLMDESK_TEST_TRAINER_ADDON=DIR to test
-an add-on already built in DIR (dist/slmdesk-trainer), or SLMDESK_TEST_TRAINER_ADDON=build
-to build one here (packaging/build.sh --trainer --no-archive).
+other jobs shared it, against about a minute for the app's bundle on an idle machine. Set
+SLMDESK_TEST_TRAINER_ADDON=DIR to test an add-on already built in DIR (dist/slmdesk-trainer),
+or SLMDESK_TEST_TRAINER_ADDON=build to build one here (packaging/build.sh --trainer
+--no-archive).
 """
 
 from __future__ import annotations
