@@ -2,9 +2,9 @@
 fine-tune of the real 135M model run in its frozen process, adapter converted by its frozen
 copy of llama.cpp's converter and applied by the engine.
 
-Building it is opt-in: PyInstaller's analysis of torch and transformers took 855 s (874 MB
-folder; 212 MB .tar.xz, which took as long again) on this repository's two-core machine while
-other jobs shared it, against about a minute for the app's bundle on an idle machine. Set
+Building it is opt-in: PyInstaller's analysis of torch and transformers took 400 to 855 s
+(871 MB folder; the 211 MB .tar.xz 9 to 28 minutes more) on this repository's two-core machine
+while other jobs shared it, against about a minute for the app's bundle on an idle one. Set
 SLMDESK_TEST_TRAINER_ADDON=DIR to test an add-on already built in DIR (dist/slmdesk-trainer),
 or SLMDESK_TEST_TRAINER_ADDON=build to build one here (packaging/build.sh --trainer
 --no-archive).
