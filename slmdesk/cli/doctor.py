@@ -1,4 +1,5 @@
-"""`slmdesk doctor`: version, backend, threads, paths, models and the database's health."""
+"""`slmdesk doctor`: version, backend, threads, paths, models, the database's health and
+where LoRA jobs would run."""
 
 # The backend, the store and the settings are imported inside the handler: building the
 # parser imports every command module, and only `doctor` should pay for llama.cpp.
@@ -57,7 +58,22 @@ def _report(core: Core, backend: BackendInfo) -> dict[str, Any]:
             "messages": core.db["messages"].count,
         },
         "interrupted_replies_recovered": core.interrupted_replies,
+        "trainer": _trainer_report(),
     }
+
+
+def _trainer_report() -> dict[str, Any]:
+    """Where LoRA jobs would run (the add-on next to a packaged app, or this Python's
+    ``slmdesk[train]``), or why they cannot; not part of ``ok``: the rest works without."""
+    from slmdesk.errors import TrainerMissingError
+    from slmdesk.training.lora.addon import locate_trainer
+
+    try:
+        trainer = locate_trainer()
+    except TrainerMissingError as exc:
+        return {"available": False, "where": None, "addon": None, "problem": exc.message}
+    return {"available": True, "where": trainer.describe(),
+            "addon": str(trainer.addon) if trainer.addon else None, "problem": None}
 
 
 def _print_report(report: dict[str, Any], backend: BackendInfo) -> None:
@@ -79,6 +95,10 @@ def _print_report(report: dict[str, Any], backend: BackendInfo) -> None:
     print(f"database: {report['database']['integrity']}, "
           f"{report['database']['conversations']} conversations, "
           f"{report['database']['messages']} messages")
+    trainer = report["trainer"]
+    print(f"trainer (LoRA): {trainer['where'] or 'not installed'}")
+    if trainer["problem"]:
+        print(f"  to get it: {trainer['problem']}")
     print(f"system info: {backend.system_info}")
 
 

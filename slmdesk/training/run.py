@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlite_utils
@@ -33,8 +33,8 @@ from slmdesk.training.data import Example, TrainingData, load_training_data
 from slmdesk.training.lora import (
     create_chat_job,
     create_classification_job,
-    missing_trainer_packages,
     require_trainer,
+    trainer_unavailable_reason,
 )
 from slmdesk.training.lora_runs import (
     EventSink,
@@ -47,6 +47,7 @@ from slmdesk.training.lora_runs import (
 from slmdesk.training.trainer import FitResult, TrainingMethodError, fit_classifier
 
 RUN_METHODS = ("auto", "prompt", "head", "lora")
+METHOD_NAMES = {"lora": "LoRA"}  # in messages
 # auto tries LoRA from this many labelled train texts (fewer: prompt and head do as well).
 LORA_MIN_TRAIN = 100
 # A LoRA epoch's time per train text, from shared/design/lora-on-cpu.md (1,000 reviews of
@@ -66,6 +67,12 @@ class _Context:
     emit: EventSink
     cancel: threading.Event
     started: float
+    skipped: dict[str, str] = field(default_factory=dict)  # method -> why it was not tried
+
+    def skip(self, method: str, reason: str) -> None:
+        """``method`` is not tried: say why now (a stage) and in the report (``skipped``)."""
+        self.skipped[method] = reason
+        self.stage(method, f"skipping {METHOD_NAMES.get(method, method)}: {reason}")
 
     def stage(self, stage: str, message: str) -> None:
         self.emit({"event": "stage", "stage": stage, "message": message})
@@ -149,8 +156,7 @@ def _train_classifier(ctx: _Context, dataset: Dataset) -> dict[str, Any]:
     data = load_training_data(ctx.db, dataset)
     model = _base_model(ctx)
     wants_lora = request.method == "lora" or (
-        request.method == "auto" and len(data.train) >= LORA_MIN_TRAIN
-        and not missing_trainer_packages())
+        request.method == "auto" and _auto_tries_lora(ctx, data))
     if request.method == "lora":
         require_trainer()
     engine = LlamaEngine()
@@ -178,6 +184,19 @@ def _train_classifier(ctx: _Context, dataset: Dataset) -> dict[str, Any]:
         engine.unload()
     ctx.stage("saving", f"saving the classifier {request.name}")
     return _save_classifier(ctx, dataset, model, data, chosen, zero_test, mcnemar)
+
+
+def _auto_tries_lora(ctx: _Context, data: TrainingData) -> bool:
+    """Whether ``auto`` tries LoRA: enough texts and a trainer here (the add-on of a packaged
+    app, or ``slmdesk[train]``); when not, it is skipped with the reason."""
+    if len(data.train) < LORA_MIN_TRAIN:
+        ctx.skip("lora", f"{len(data.train)} training texts; auto tries LoRA from "
+                 f"{LORA_MIN_TRAIN}")
+        return False
+    reason = trainer_unavailable_reason()
+    if reason is not None:
+        ctx.skip("lora", reason)
+    return reason is None
 
 
 def _fit_cheap(ctx: _Context, engine: LlamaEngine, dataset: Dataset) -> FitResult:
@@ -225,8 +244,8 @@ def _lora_fits(ctx: _Context, data: TrainingData) -> bool:
     epochs = ctx.request.epochs or 1.0
     needed = LORA_OVERHEAD_S + LORA_SECONDS_PER_EXAMPLE * len(data.train) * epochs
     if needed > ctx.seconds_left():
-        ctx.stage("lora", f"skipping LoRA: about {needed / 60:.0f} min needed, "
-                  f"{max(ctx.seconds_left(), 0) / 60:.0f} min left of --max-minutes")
+        ctx.skip("lora", f"about {needed / 60:.0f} min needed, "
+                 f"{max(ctx.seconds_left(), 0) / 60:.0f} min left of --max-minutes")
         return False
     return True
 
@@ -323,7 +342,8 @@ def _register_classifier(ctx: _Context, dataset: Dataset, model: ModelRecord,
         "test": chosen.test.to_json(), "zero_shot_test": zero_test.to_json(),
         "mcnemar": mcnemar, "adapter": chosen.adapter, "job": chosen.job,
         "model_id": use_model.id, "counts": data.counts(), "split_made": data.split_made,
-        "evaluations": [base_run.id, trained_run.id], "seconds": ctx.seconds(),
+        "evaluations": [base_run.id, trained_run.id], "skipped": dict(ctx.skipped),
+        "seconds": ctx.seconds(),
     }
 
 
@@ -364,7 +384,8 @@ def _train_chat(ctx: _Context, dataset: Dataset) -> dict[str, Any]:
         "methods": {"lora": {**loss, "steps": result.get("steps"),
                              "tokens_per_s": result.get("tokens_per_s")}},
         "test": loss, "zero_shot_test": None, "mcnemar": None,
-        "adapter": str(result["adapter"]), "job": job.id, "seconds": ctx.seconds(),
+        "adapter": str(result["adapter"]), "job": job.id, "skipped": {},
+        "seconds": ctx.seconds(),
     }
 
 

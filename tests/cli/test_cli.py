@@ -931,6 +931,24 @@ def test_doctor_prints_human_text(convo: SharedConversation) -> None:
     assert not text.lstrip().startswith("{")
 
 
+def test_doctor_says_where_lora_jobs_run(bare_cli: Cli, tmp_path: Path) -> None:
+    """The trainer: the add-on $SLMDESK_TRAINER names (as next to a packaged app), or why
+    there is none, which does not make the rest of the report fail."""
+    from tests.trainer_addon import make_addon
+
+    folder = make_addon(tmp_path / "slmdesk-trainer")
+    with_addon = Cli(home=bare_cli.home, env={**bare_cli.env, "SLMDESK_TRAINER": str(folder)},
+                     cwd=bare_cli.cwd)
+    trainer = with_addon.json("doctor", "--json")["trainer"]
+    assert trainer == {"available": True, "where": f"the trainer add-on in {folder}",
+                       "addon": str(folder), "problem": None}
+    empty = Cli(home=bare_cli.home, env={**bare_cli.env, "SLMDESK_TRAINER": str(tmp_path)},
+                cwd=bare_cli.cwd)
+    text = empty.run("doctor", check=False).stdout
+    assert "trainer (LoRA): not installed" in text
+    assert f"  to get it: SLMDESK_TRAINER names {tmp_path}" in text
+
+
 @pytest.mark.model
 def test_self_test_passes(cli: Cli, model_path: Path) -> None:
     proc = cli.run("--self-test")

@@ -165,6 +165,17 @@ def test_bad_input_is_one_clear_error(home: Cli, args: tuple[str, ...],
     assert not [c for c in home.json("classifiers", "list", "--json") if c["name"] == "x"]
 
 
+def test_lora_without_a_trainer_is_one_clear_error(home: Cli, tmp_path: Path) -> None:
+    """No trainer where SLMDESK_TRAINER points (as a packaged app without its add-on):
+    --method lora says so before the model loads, and nothing is saved."""
+    no_addon = Cli(home=home.home, env={**home.env, "SLMDESK_TRAINER": str(tmp_path)},
+                   cwd=home.cwd)
+    proc = no_addon.run("train", "x", "--data", "zorp-blick", "--method", "lora",
+                        check=False)
+    assert_one_line_error(proc, "SLMDESK_TRAINER", str(tmp_path), "no trainer add-on")
+    assert not [c for c in home.json("classifiers", "list", "--json") if c["name"] == "x"]
+
+
 def _few_set(db: Any) -> None:
     repo = DatasetRepository(db)
     ds = repo.create("few", kind="labels", labels=["zorp", "blick"])

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,6 +125,30 @@ def test_bundle_layout(bundle: Path) -> None:
         assert not list(qt.glob(f"{unused}.*")), unused
     assert (qt / "Qt" / "plugins" / "platforms" / "libqoffscreen.so").is_file()
     assert (qt / "Qt" / "plugins" / "platforms" / "libqxcb.so").is_file()
+    # The trainer's libraries are the add-on's (./dev package --trainer), not the app's.
+    for trainer_only in ("torch", "transformers", "peft", "accelerate", "safetensors", "gguf"):
+        assert not (internal / trainer_only).exists(), trainer_only
+
+
+def test_frozen_app_finds_the_trainer_addon_beside_itself(bundle: Path, tmp_path: Path) -> None:
+    """Without the add-on, doctor says which archive to unpack where; with one unpacked
+    beside the app (a stub: tests/packaging/test_trainer_addon.py runs the real one), LoRA
+    jobs would run in it."""
+    from slmdesk import __version__
+    from tests.trainer_addon import make_addon
+
+    beside = bundle.parent / "slmdesk-trainer"
+    missing = json.loads(_run(bundle, "doctor", "--json", env=_env(tmp_path)).stdout)["trainer"]
+    assert missing["available"] is False
+    assert f"slmdesk-trainer-{__version__}-linux-" in missing["problem"]
+    assert str(beside) in missing["problem"]
+    make_addon(beside)
+    try:
+        found = json.loads(_run(bundle, "doctor", "--json", env=_env(tmp_path)).stdout)
+    finally:
+        shutil.rmtree(beside)
+    assert found["trainer"]["available"] is True
+    assert found["trainer"]["addon"] == str(beside)
 
 
 def test_frozen_self_test(bundle: Path, tmp_path: Path) -> None:

@@ -10,8 +10,12 @@ Use: ``create_chat_job`` / ``create_classification_job`` (or ``LoraJob.create`` 
 tokenized examples) check and write a job; ``job.start()`` runs the trainer process and
 returns a ``TrainerProcess`` (``events()``, ``cancel()``, ``wait()``, ``outcome()``);
 ``start()`` again resumes from the last checkpoint; ``list_jobs()``, ``job.delete()``.
+The trainer process is this Python's (``slmdesk[train]``) or, in the packaged app, the
+trainer add-on's next to it (``addon.py``); ``trainer_unavailable_reason()`` says why
+neither is there.
 """
 
+from slmdesk.training.lora.addon import trainer_unavailable_reason
 from slmdesk.training.lora.examples import (
     TokenizedExample,
     chat_examples,
@@ -43,4 +47,5 @@ __all__ = [
     "missing_trainer_packages",
     "require_trainer",
     "tokenizer_engine",
+    "trainer_unavailable_reason",
 ]

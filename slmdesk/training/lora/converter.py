@@ -3,7 +3,9 @@
 The converter is taken from the source package of the installed llama-cpp-python, so it
 writes the tensor names and metadata of the very llama.cpp the engine runs. Only three
 parts of that package are needed (the script, its ``conversion/`` package and its
-``gguf-py/``); they are unpacked once into the cache directory.
+``gguf-py/``); they are unpacked once into the cache directory. The trainer add-on of the
+packaged app has them frozen inside (packaging/slmdesk-trainer.spec) and runs them as
+``slmdesk-trainer --convert-lora``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ SDIST_ENV = "SLMDESK_LLAMA_CPP_SDIST"
 _VENDOR = "vendor/llama.cpp/"
 _NEEDED = (SCRIPT, "conversion/", "gguf-py/")
 # transformers' config class name per GGUF architecture, for the converter's model lookup.
-_ARCHITECTURE_CLASSES = {
+ARCHITECTURE_CLASSES = {
     "llama": "LlamaForCausalLM",
     "mistral": "MistralForCausalLM",
     "qwen2": "Qwen2ForCausalLM",
@@ -116,11 +118,23 @@ def converter_config(config: dict[str, Any], architecture: str) -> dict[str, Any
     fixed = dict(config)
     fixed.pop("quantization_config", None)
     if not fixed.get("architectures"):
-        name = _ARCHITECTURE_CLASSES.get(architecture)
+        name = ARCHITECTURE_CLASSES.get(architecture)
         if name is None:
             raise TrainingError(f"No converter model class is known for {architecture} models.")
         fixed["architectures"] = [name]
     return fixed
+
+
+def converter_command(cache_dir: Path) -> tuple[list[str], Path | None]:
+    """How to start the converter, and in which folder: the trainer add-on (frozen) runs its
+    own frozen copy (``slmdesk-trainer --convert-lora``); a source install runs the script
+    unpacked from llama-cpp-python's source package."""
+    if getattr(sys, "frozen", False):
+        from slmdesk.training.lora.addon_main import CONVERT_FLAG
+
+        return [sys.executable, CONVERT_FLAG], None
+    script = converter_script(cache_dir)
+    return [sys.executable, str(script)], script.parent
 
 
 def convert_adapter(
@@ -131,18 +145,18 @@ def convert_adapter(
 
     The file appears complete or not at all: the converter writes beside it first.
     """
-    script = converter_script(cache_dir)
+    command, cwd = converter_command(cache_dir)
     base_dir = adapter_dir / "converter-base"
     base_dir.mkdir(exist_ok=True)
     (base_dir / "config.json").write_text(
         json.dumps(converter_config(config, architecture), indent=1), encoding="utf-8"
     )
     partial = out_file.with_name(out_file.name + ".partial")
-    cmd = [sys.executable, str(script), "--base", str(base_dir), "--outfile", str(partial),
+    cmd = [*command, "--base", str(base_dir), "--outfile", str(partial),
            "--outtype", "f16", str(adapter_dir)]
     try:
         done = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=1800, cwd=script.parent,
+            cmd, capture_output=True, text=True, timeout=1800, cwd=cwd,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
     except (OSError, subprocess.TimeoutExpired) as exc:

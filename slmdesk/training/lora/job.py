@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from slmdesk.errors import InvalidInputError, NotFoundError, TrainingError
 from slmdesk.ids import new_id, utc_now
 from slmdesk.paths import get_paths
 from slmdesk.training.lora import layout, preflight
+from slmdesk.training.lora.addon import WORKER_MODULE, child_environment
 from slmdesk.training.lora.examples import (
     TokenizedExample,
     chat_examples,
@@ -105,18 +105,20 @@ class LoraJob:
 
     # acting -------------------------------------------------------------------------------
     def start(self, python: str | None = None) -> TrainerProcess:
-        """Start (or resume from the last checkpoint) the trainer in its own process."""
-        preflight.require_trainer()
+        """Start (or resume from the last checkpoint) the trainer in its own process: the
+        trainer add-on of a packaged app, this Python, or ``python`` when given."""
+        argv = ([python, "-m", WORKER_MODULE, str(self.folder)] if python
+                else preflight.require_trainer().argv(self.folder))
         if self.result() is not None:
             raise TrainingError(f"The training job {self.name} has already finished.")
         log = (self.folder / layout.STDERR).open("ab")
         try:
             process = subprocess.Popen(
-                [python or sys.executable, "-m", "slmdesk.training.lora.worker", str(self.folder)],
-                stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+                argv, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
                 # Offline: everything the trainer reads is on this machine.
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
-                     "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"},
+                env=child_environment({
+                    **os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
+                    "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}),
             )
         finally:
             log.close()
@@ -143,13 +145,13 @@ class LoraJob:
     ) -> LoraJob:
         """Check everything that can be checked, then write the job folder in one piece."""
         settings = (settings or LoraSettings()).validate()
-        preflight.require_trainer()
+        trainer = preflight.require_trainer()
         if kind not in KINDS:
             raise InvalidInputError(f"Unknown training kind {kind!r}.")
         if not name.strip():
             raise InvalidInputError("A training job needs a name.")
         model = validate_model_file(model_path)
-        preflight.require_architecture(model.architecture, model.path.name)
+        preflight.require_architecture(model.architecture, model.path.name, trainer)
         _check_examples(train, held_out)
         cache = cache_dir or default_cache_dir()
         layers, width = model.block_count or 32, model.embedding_length or 4096

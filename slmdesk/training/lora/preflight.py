@@ -1,27 +1,20 @@
-"""Checks made before a LoRA fine-tune starts: trainer packages, architecture, disk space."""
+"""Checks made before a LoRA fine-tune starts: the trainer, architecture, disk space."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
-from slmdesk.errors import DiskFullError, TrainerMissingError, TrainingError
-
-# Import name -> the distribution to install (all in the `slmdesk[train]` extra).
-TRAINER_PACKAGES = {
-    "torch": "torch",
-    "transformers": "transformers",
-    "peft": "peft",
-    "safetensors": "safetensors",
-    "gguf": "gguf",
-}
-INSTALL_HINT = (
-    "Install the trainer with the CPU build of torch (about 190 MB; PyPI's default pulls "
-    "about 3 GB of CUDA libraries):\n"
-    "  pip install torch --index-url https://download.pytorch.org/whl/cpu\n"
-    "  pip install 'slmdesk[train]'"
+from slmdesk.errors import DiskFullError, TrainingError
+from slmdesk.training.lora.addon import (
+    INSTALL_HINT,
+    TRAINER_PACKAGES,
+    Trainer,
+    locate_trainer,
+    missing_trainer_packages,
 )
+from slmdesk.training.lora.converter import ARCHITECTURE_CLASSES
+
 # GGUF architectures transformers reads but that are no causal language model.
 _NOT_CAUSAL_LM = {"general", "tokenizer", "t5", "umt5"}
 # What a fine-tune writes besides the base cache: two checkpoints, the adapter twice
@@ -29,32 +22,28 @@ _NOT_CAUSAL_LM = {"general", "tokenizer", "t5", "umt5"}
 _HEADROOM_BYTES = 200 << 20
 
 
-def missing_trainer_packages() -> list[str]:
-    """The trainer's packages that cannot be imported here (without importing them)."""
-    return [
-        dist for name, dist in TRAINER_PACKAGES.items() if importlib.util.find_spec(name) is None
-    ]
+def require_trainer() -> Trainer:
+    """The trainer LoRA jobs run in (the add-on of a packaged app, or this Python's
+    packages); ``TrainerMissingError`` saying how to get it when there is none."""
+    return locate_trainer()
 
 
-def require_trainer() -> None:
-    """Raise ``TrainerMissingError`` with install instructions when a package is missing."""
-    missing = missing_trainer_packages()
-    if missing:
-        raise TrainerMissingError(
-            f"LoRA fine-tuning needs {', '.join(missing)}, which is not installed.\n{INSTALL_HINT}"
-        )
-
-
-def trainable_architectures() -> frozenset[str]:
-    """GGUF architectures that the installed transformers can load as a causal LM."""
+def trainable_architectures(trainer: Trainer | None = None) -> frozenset[str]:
+    """GGUF architectures the trainer can fine-tune: the add-on's own list (its
+    trainer.json), or those the installed transformers loads as a causal LM and llama.cpp's
+    adapter converter has a model class for (``converter.ARCHITECTURE_CLASSES``; any other
+    would fail only after training, at the conversion)."""
+    if trainer is not None and trainer.architectures is not None:
+        return trainer.architectures
     from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
 
-    return frozenset(GGUF_CONFIG_MAPPING) - _NOT_CAUSAL_LM
+    return (frozenset(GGUF_CONFIG_MAPPING) & frozenset(ARCHITECTURE_CLASSES)) - _NOT_CAUSAL_LM
 
 
-def require_architecture(architecture: str | None, model_name: str) -> None:
+def require_architecture(architecture: str | None, model_name: str,
+                         trainer: Trainer | None = None) -> None:
     """Raise ``TrainingError`` when transformers cannot load ``architecture`` from a GGUF."""
-    known = trainable_architectures()
+    known = trainable_architectures(trainer)
     if architecture not in known:
         raise TrainingError(
             f"{model_name}: the trainer (transformers) cannot load {architecture or 'this'} "
@@ -80,3 +69,15 @@ def require_disk(folder: Path, needed_bytes: int) -> None:
             f"Not enough disk space for training in {folder}: {free / 2**20:.0f} MiB free, "
             f"about {want / 2**20:.0f} MiB needed for checkpoints and the adapter."
         )
+
+
+__all__ = [
+    "INSTALL_HINT",
+    "TRAINER_PACKAGES",
+    "checkpoint_bytes_estimate",
+    "missing_trainer_packages",
+    "require_architecture",
+    "require_disk",
+    "require_trainer",
+    "trainable_architectures",
+]

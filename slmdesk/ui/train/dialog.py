@@ -4,7 +4,7 @@ time left and live loss curve, then the result card, or the failure in plain wor
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.store.datasets import Dataset
 from slmdesk.store.models import ModelRecord
+from slmdesk.training.lora.addon import trainer_unavailable_reason
 from slmdesk.ui.common.signals import connect_handlers
 from slmdesk.ui.common.widgets import error_banner
 from slmdesk.ui.train.command import CommandBuilder, TrainOptions, train_argv
@@ -50,7 +51,8 @@ class TrainDialog(QDialog):
     """Train a classifier (labels data set) or a chat model (chat data set) by name.
 
     ``command`` builds the child's argv from the options (``train_argv`` by default; tests
-    give a fake command that prints the same events)."""
+    give a fake command that prints the same events). ``trainer_check`` says why LoRA cannot
+    run here (no trainer add-on next to the packaged app, no ``slmdesk[train]``), or None."""
 
     use_in_classify_requested = Signal(str)  # classifier name
     chat_requested = Signal(str)  # model name
@@ -58,7 +60,9 @@ class TrainDialog(QDialog):
 
     def __init__(self, datasets: Sequence[Dataset], models: Sequence[ModelRecord], *,
                  dataset: str | None = None, model: str | None = None,
-                 command: CommandBuilder | None = None, parent: QWidget | None = None) -> None:
+                 command: CommandBuilder | None = None,
+                 trainer_check: Callable[[], str | None] = trainer_unavailable_reason,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Train")
         self.setObjectName("train_dialog")
@@ -66,15 +70,16 @@ class TrainDialog(QDialog):
         self.options: TrainOptions | None = None  # of the run going on (or the last one)
         self.process = TrainProcess(self)
         self.checkpoint_note = ""  # the last LoRA checkpoint of this run, in words
-        self._build(datasets, models)
+        self._build(datasets, models, trainer_check())
         self.form.select(dataset, model)
         self._follow_process()
         self.resize(860, 820)
         self.update_controls()
 
-    def _build(self, datasets: Sequence[Dataset], models: Sequence[ModelRecord]) -> None:
+    def _build(self, datasets: Sequence[Dataset], models: Sequence[ModelRecord],
+               lora_unavailable: str | None) -> None:
         layout = QVBoxLayout(self)
-        self.form = TrainForm(datasets, models, self)
+        self.form = TrainForm(datasets, models, self, lora_unavailable=lora_unavailable)
         layout.addWidget(self.form)
         buttons = QHBoxLayout()
         self.start_button = self._button("Start", "train_start", "Start training", self.start)

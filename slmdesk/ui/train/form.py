@@ -1,14 +1,18 @@
 """The Train view's form: data set, name to save as, base model, method, and the
-hyper-parameters behind "Advanced" (each left at the command's default unless set)."""
+hyper-parameters behind "Advanced" (each left at the command's default unless set); without
+a trainer for LoRA, a note under the method says how to get one."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
+    QLabel,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -44,9 +48,11 @@ class TrainForm(QWidget):
     """The choices of one training run; ``options()`` turns them into ``TrainOptions``."""
 
     def __init__(self, datasets: Sequence[Dataset], models: Sequence[ModelRecord],
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, lora_unavailable: str | None = None) -> None:
         super().__init__(parent)
         self.datasets = {d.name: d for d in datasets}
+        # Why LoRA cannot run here (no trainer add-on / packages), shown under the method.
+        self.lora_unavailable = lora_unavailable
         self._suggested_name = ""
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -69,6 +75,12 @@ class TrainForm(QWidget):
         self.method_box.setObjectName("train_method")
         form.addRow("Method:", self.method_box)
         layout.addLayout(form)
+        self.trainer_note = QLabel(lora_unavailable or "", self)
+        self.trainer_note.setObjectName("train_trainer_note")
+        self.trainer_note.setWordWrap(True)
+        self.trainer_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.trainer_note.setVisible(bool(lora_unavailable))
+        layout.addWidget(self.trainer_note)
         layout.addWidget(self._build_advanced())
         self.dataset_box.currentIndexChanged.connect(lambda _i: self._dataset_changed())
         self._dataset_changed()
@@ -114,13 +126,21 @@ class TrainForm(QWidget):
         self.method_box.clear()
         for method in methods:
             self.method_box.addItem(method, method)
-            self.method_box.setItemData(self.method_box.count() - 1, METHOD_TIPS[method],
-                                        Qt.ItemDataRole.ToolTipRole)
+            at = self.method_box.count() - 1
+            self.method_box.setItemData(at, METHOD_TIPS[method], Qt.ItemDataRole.ToolTipRole)
+            if method == "lora" and self.lora_unavailable:
+                self._disable_method(at)
         self.method_box.setCurrentIndex(max(0, self.method_box.findData(current)))
         # The suggested name follows the data set until the person types their own.
         if self.name_edit.text() in ("", self._suggested_name) and name:
             self._suggested_name = f"{name}-trained"
             self.name_edit.setText(self._suggested_name)
+
+    def _disable_method(self, at: int) -> None:
+        """Grey out the method at ``at`` (LoRA without a trainer; the note says why)."""
+        item = cast(QStandardItemModel, self.method_box.model()).item(at)
+        item.setEnabled(False)
+        item.setToolTip(f"{METHOD_TIPS['lora']}. Not available: {self.lora_unavailable}")
 
     def options(self, *, resume: bool = False) -> TrainOptions | None:
         """The run as chosen, or None while no data set or name is given."""

@@ -164,20 +164,28 @@ class ResultCard(QWidget):
         self.metrics.setHorizontalHeaderLabels(["Test", "Before (zero-shot)", f"After ({method})"])
         fill_table(self.metrics, [[label, _number(before.get(key)), _number(after.get(key))]
                                   for key, label in METRICS if key in before or key in after])
-        self._show_methods(report.get("methods") or {}, method)
+        self._show_methods(report.get("methods") or {}, method, report.get("skipped") or {})
         self.significance.setText(significance_text(report.get("mcnemar") or {}))
         self._show_labels(before, after, method)
         self.use_button.setVisible(kind == "classifier")
         self.chat_button.setVisible(kind == "model")
 
-    def _show_methods(self, methods: Mapping[str, Any], chosen: str) -> None:
+    def _show_methods(self, methods: Mapping[str, Any], chosen: str,
+                      skipped: Mapping[str, Any]) -> None:
+        """One row per method tried, then one per method skipped (its reason as tooltip)."""
         rows = []
         for name, values in methods.items():
             values = values if isinstance(values, Mapping) else {}
             mark = " ✓" if name == chosen else ""
             rows.append([f"{name}{mark}", _number(values.get("accuracy")),
                          _number(values.get("macro_f1"))])
+        tried = len(rows)
+        rows += [[f"{name} (skipped)", "—", "—"] for name in skipped]
         fill_table(self.methods, rows)
+        for row, reason in enumerate(skipped.values(), tried):
+            item = self.methods.item(row, 0)
+            if item is not None:
+                item.setToolTip(str(reason))
 
     def _show_labels(self, before: Mapping[str, Any], after: Mapping[str, Any],
                      method: str) -> None:

@@ -33,11 +33,15 @@ class Home:
         self.datasets.create("Reviews", kind="labels", labels=["negative", "positive"])
         self.datasets.create("Dialogues", kind="chat")
 
-    def open_dialog(self, qtbot: Any, scenario: str, *, dataset: str = "Reviews") -> Any:
+    def open_dialog(self, qtbot: Any, scenario: str, *, dataset: str = "Reviews",
+                    lora_unavailable: str | None = None) -> Any:
+        """The Train view on the fake command; ``lora_unavailable``: why LoRA cannot run
+        (no trainer add-on), None: it can, whatever this machine has installed."""
         from slmdesk.ui.train.dialog import TrainDialog
 
         dialog = TrainDialog(self.datasets.all(), [], dataset=dataset,
-                             command=fake_command(scenario))
+                             command=fake_command(scenario),
+                             trainer_check=lambda: lora_unavailable)
         qtbot.addWidget(dialog)
         dialog.show()
         return dialog
