@@ -21,7 +21,6 @@ from slmdesk.ui.classify.saved import SavedClassifiers
 from slmdesk.ui.classify.table_models import ANY_LABEL, EXPECTED_COLUMN, FAILED, NO_LABEL, ResultRow
 from slmdesk.ui.classify.text_input import TextInput
 from slmdesk.ui.common.forwarding import forward_to
-from slmdesk.ui.common.model_messages import clear_no_model
 from slmdesk.ui.common.model_tab import ModelTab
 from slmdesk.ui.common.table_model import percent
 
@@ -51,8 +50,6 @@ class ClassifyView(ModelTab):
     model_requested = Signal(str)  # a saved classifier's model id: "please load this one"
     input_loaded = Signal(str, int)  # path, number of texts
     run_finished = Signal(bool)  # cancelled
-    evaluated = Signal(object)  # EvalReport
-    exported = Signal(str)  # path
 
     # the widgets, built by the layout part
     details_widgets: tuple[QPlainTextEdit, ProbabilityChart]
@@ -145,8 +142,6 @@ class ClassifyView(ModelTab):
     # the model --------------------------------------------------------------------------
     def model_changed(self) -> None:
         self.saved.update_model_notes()
-        if self.ready:
-            clear_no_model(self.banner)  # its cause is gone
 
     def build_spec(self) -> ClassifierSpec | None:
         try:

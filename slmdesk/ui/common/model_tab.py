@@ -25,7 +25,7 @@ from slmdesk.remote.classify import classify_refusal
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import DatasetRepository
 from slmdesk.ui.common.classify_run import ClassifyRun
-from slmdesk.ui.common.model_messages import NO_MODEL_LOADED
+from slmdesk.ui.common.model_messages import NO_MODEL_LOADED, clear_no_model
 from slmdesk.ui.common.tab_frame import FIRST_COLUMN_SHARE, tab_frame
 from slmdesk.ui.common.tasks import BackgroundTasks
 
@@ -60,6 +60,8 @@ class ModelTab(QWidget):
 
     error_shown = Signal(str)
     model_set = Signal()  # set_model told the tab of the window's model (again)
+    evaluated = Signal(object)  # the evaluation's result (Classify: EvalReport; Data sets: EvalRun)
+    exported = Signal(str)  # the path written
 
     banner: ErrorBanner
     splitter: QSplitter
@@ -172,6 +174,8 @@ class ModelTab(QWidget):
                                else None)
         self.runner.remote = remote_engine
         self.model_changed()
+        if self.ready:
+            clear_no_model(self.banner)  # its cause is gone
         self.update_controls()
         self.model_set.emit()
 
@@ -180,7 +184,8 @@ class ModelTab(QWidget):
         self.show_error(self.not_ready_text(), until=self.model_set)
 
     def model_changed(self) -> None:
-        """Show the new model (``set_model`` then updates the controls)."""
+        """Show the new model (``set_model`` then clears a stale "no model" message and
+        updates the controls)."""
 
     def update_controls(self) -> None:
         """Enable what can be done now."""

@@ -17,7 +17,6 @@ from PySide6.QtGui import QShowEvent
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Dataset, Example
 from slmdesk.ui.common.forwarding import forward_to
-from slmdesk.ui.common.model_messages import clear_no_model
 from slmdesk.ui.common.model_tab import ModelTab
 from slmdesk.ui.common.table_model import percent
 from slmdesk.ui.datasets.annotate import Annotator
@@ -53,9 +52,7 @@ class DatasetsView(ModelTab):
     dataset_changed = Signal(str)  # name ("" when none)
     labelled = Signal(int)  # how many examples one action changed
     run_finished = Signal(str, bool)  # "prelabel" | "evaluate", cancelled (or failed)
-    evaluated = Signal(object)  # EvalRun
     imported = Signal(object)  # ImportResult
-    exported = Signal(str)  # path
     train_requested = Signal(str)  # the data set's name: "open the Train view for it"
 
     # the widgets, built by the layout part
@@ -156,7 +153,6 @@ class DatasetsView(ModelTab):
                                     else "No model is ready.")
         else:
             self.model_note.setText(f"Model: {self.model_name()}")
-            clear_no_model(self.banner)  # its cause is gone
 
     # the table ------------------------------------------------------------------------
     def reload(self, select_ids: Sequence[str] | None = None) -> None:
