@@ -53,6 +53,13 @@ def add_command(
     return parser
 
 
+def add_group(sub: Any, name: str, help: str) -> Any:
+    """The command group ``name`` of ``sub``: the subparsers of its actions (one is required;
+    the chosen one is ``args.<name>_command``)."""
+    group: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    return group.add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
+
+
 def open_core(*, register_starter: bool = True) -> Core:
     """The database and paths; ``register_starter=False`` for commands that need no model."""
     from slmdesk.startup import open_core as open_startup_core
