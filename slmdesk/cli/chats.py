@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from slmdesk.cli.common import (
     add_command,
+    add_group,
     open_repository,
     print_json,
     print_listing,
@@ -26,10 +27,7 @@ if TYPE_CHECKING:
 
 
 def add_parsers(sub: Any) -> None:
-    chats = sub.add_parser(
-        "chats", help="list, show, search, export, import and delete conversations"
-    )
-    csub = chats.add_subparsers(dest="chats_command", metavar="ACTION", required=True)
+    csub = add_group(sub, "chats", "list, show, search, export, import and delete conversations")
     cl = add_command(csub, "list", _list, "list conversations, most recent first", json_output=True)
     cl.add_argument("--limit", type=int, default=50)
     add_command(csub, "show", _show, "show the branch on screen (Markdown or --json)", "id",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from slmdesk.cli.common import add_command, open_repository, print_json
+from slmdesk.cli.common import add_command, add_group, open_repository, print_json
 from slmdesk.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -17,8 +17,7 @@ if TYPE_CHECKING:
 
 
 def add_parsers(sub: Any) -> None:
-    cs = sub.add_parser("classifiers", help="list and delete saved classifiers")
-    csub = cs.add_subparsers(dest="classifiers_command", metavar="ACTION", required=True)
+    csub = add_group(sub, "classifiers", "list and delete saved classifiers")
     add_command(csub, "list", _list, "list saved classifiers", json_output=True)
     add_command(csub, "delete", _delete, "delete a saved classifier", "name")
 

@@ -32,15 +32,16 @@ THREADS_HELP = "CPU threads (default: physical cores)"
 
 def add_command(
     sub: Any, name: str, func: Callable[[argparse.Namespace], int], help: str,
-    *positionals: str, json_output: bool = False,
+    *positionals: str, json_output: bool = False, description: str | None = None,
 ) -> argparse.ArgumentParser:
     """The subcommand ``name`` of ``sub`` (a subparsers object), run by ``func``.
 
     ``positionals`` are its positional arguments in order; one written in capitals is shown
     so and stored in lower case ("NEW_NAME" is ``args.new_name``). ``json_output`` adds
-    --json, for commands that print data. Returns the parser for further options.
+    --json, for commands that print data; ``description`` is the longer text of its --help.
+    Returns the parser for further options.
     """
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description)
     for positional in positionals:
         if positional.isupper():
             parser.add_argument(positional.lower(), metavar=positional)
@@ -50,6 +51,13 @@ def add_command(
         parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=func)
     return parser
+
+
+def add_group(sub: Any, name: str, help: str) -> Any:
+    """The command group ``name`` of ``sub``: the subparsers of its actions (one is required;
+    the chosen one is ``args.<name>_command``)."""
+    group: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    return group.add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
 
 
 def open_core(*, register_starter: bool = True) -> Core:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from slmdesk.cli import data_evaluate
 from slmdesk.cli.common import (
     add_command,
+    add_group,
     open_repository,
     print_json,
     print_listing,
@@ -33,10 +34,8 @@ SPLITS = ["train", "validation", "test", "all"]
 
 
 def add_parsers(sub: Any) -> None:
-    d = sub.add_parser(
-        "data", help="labelled and chat data sets: import, export, splits, stats, evaluation"
-    )
-    dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    dsub = add_group(sub, "data",
+                     "labelled and chat data sets: import, export, splits, stats, evaluation")
     add_command(dsub, "list", _list, "list data sets", json_output=True)
     dc = add_command(dsub, "create", _create, "create an empty data set", "NAME", json_output=True)
     dc.add_argument("--kind", choices=["labels", "chat"], required=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from slmdesk.cli import models_hub
 from slmdesk.cli.common import (
     add_command,
+    add_group,
     confirm,
     open_core,
     print_json,
@@ -30,8 +31,7 @@ MODEL_HELP = "model id, name or file name"
 
 
 def add_parsers(sub: Any) -> None:
-    models = sub.add_parser("models", help="list and import models")
-    msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    msub = add_group(sub, "models", "list and import models")
     add_command(msub, "list", _list, "list registered models", json_output=True)
     mi = add_command(msub, "import", _import, "validate and register a local GGUF file (no copy)",
         "path", json_output=True)
@@ -70,8 +70,7 @@ def _add_library_parsers(msub: Any) -> None:
     group.add_argument("--all", action="store_true", help="register every found file")
     disc.add_argument("--json", action="store_true")
     disc.set_defaults(func=_discover)
-    folders = msub.add_parser("folders", help="folders searched by `models discover`")
-    fsub = folders.add_subparsers(dest="folders_command", metavar="ACTION", required=True)
+    fsub = add_group(msub, "folders", "folders searched by `models discover`")
     fl = fsub.add_parser("list", help="list the library folders")
     fl.add_argument("--json", action="store_true")
     fl.set_defaults(func=_folders_list)

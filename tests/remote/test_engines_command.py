@@ -7,14 +7,14 @@ import json
 
 import pytest
 
+from slmdesk.cli import engines as command
 from slmdesk.errors import InvalidInputError
-from slmdesk.remote import command
 from tests.remote.fake_engine import MODEL, FakeEngine
 
 
 def _run(*argv: str) -> int:
     parser = argparse.ArgumentParser()
-    command.add_parser(parser.add_subparsers(dest="command"))
+    command.add_parsers(parser.add_subparsers(dest="command"))
     return command.run(parser.parse_args(["engines", *argv]))
 
 

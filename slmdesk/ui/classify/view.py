@@ -7,7 +7,6 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QWidget
 
@@ -21,9 +20,7 @@ from slmdesk.ui.classify.room import FOLD_BELOW
 from slmdesk.ui.classify.saved import SavedClassifiers
 from slmdesk.ui.classify.table_models import ANY_LABEL, EXPECTED_COLUMN, FAILED, NO_LABEL, ResultRow
 from slmdesk.ui.classify.text_input import TextInput
-from slmdesk.ui.common.column_fit import ColumnFitter
 from slmdesk.ui.common.forwarding import forward_to
-from slmdesk.ui.common.model_messages import clear_no_model
 from slmdesk.ui.common.model_tab import ModelTab
 from slmdesk.ui.common.table_model import percent
 
@@ -35,8 +32,6 @@ if TYPE_CHECKING:
         QLabel,
         QPlainTextEdit,
         QPushButton,
-        QTableView,
-        QTabWidget,
         QToolButton,
     )
 
@@ -45,7 +40,6 @@ if TYPE_CHECKING:
     from slmdesk.ui.classify.setup import SetupPanel
     from slmdesk.ui.classify.table_models import ResultsFilter, ResultsModel
     from slmdesk.ui.common.probability_bars import ProbabilityChart
-    from slmdesk.ui.engine_thread import EngineClient
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +50,9 @@ class ClassifyView(ModelTab):
     model_requested = Signal(str)  # a saved classifier's model id: "please load this one"
     input_loaded = Signal(str, int)  # path, number of texts
     run_finished = Signal(bool)  # cancelled
-    evaluated = Signal(object)  # EvalReport
-    exported = Signal(str)  # path
 
     # the widgets, built by the layout part
     details_widgets: tuple[QPlainTextEdit, ProbabilityChart]
-    tabs: QTabWidget
     save_button: QToolButton
     delete_button: QToolButton
     saved_box: QComboBox
@@ -70,7 +61,6 @@ class ClassifyView(ModelTab):
     setup: SetupPanel
     count_label: QLabel
     open_button: QPushButton
-    evaluate_button: QPushButton
     file_bar: QWidget
     file_label: QLabel
     column_caption: QLabel
@@ -79,24 +69,18 @@ class ClassifyView(ModelTab):
     texts: QPlainTextEdit
     whole_box: QCheckBox
     run_button: QPushButton
-    status: QLabel
     results: ResultsModel
     proxy: ResultsFilter
-    label_filter: QComboBox
     min_confidence: QDoubleSpinBox
     mistakes_only: QCheckBox
     shown_label: QLabel
     export_button: QToolButton
-    table: QTableView
-    column_fitter: ColumnFitter
     dataset_box: QComboBox
     new_dataset_button: QToolButton
     accept_button: QPushButton
     correct_box: QComboBox
     correct_button: QPushButton
     review_note: QLabel
-    details_title: QLabel
-    details_text: QPlainTextEdit
     chart: ProbabilityChart
     details_probs: QLabel
     details_notes: QLabel
@@ -104,15 +88,14 @@ class ClassifyView(ModelTab):
     input_fold: FoldingInput
     details_place: DetailsPlacement
 
-    def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
-                 parent: QWidget | None = None) -> None:
-        super().__init__(db, engine, parent)
+    layout_parts: ClassifyLayout
+
+    def add_parts(self) -> ClassifyLayout:
         # Its parts: saved classifiers, the texts to classify, the review of results.
         self.saved = SavedClassifiers(self)
         self.text_input = TextInput(self)
         self.review = ResultsReview(self)
-        self.layout_parts = ClassifyLayout(self)
-        self.models = ModelRepository(db)
+        self.models = ModelRepository(self.db)
         self.classifier_name: str | None = None
         self.saved_model_id: str | None = None
         # the run in progress
@@ -127,7 +110,9 @@ class ClassifyView(ModelTab):
         self.file_columns: list[str] = []
         self.file_column: str | None = None
         self.file_texts: list[str] = []
-        self.layout_parts.build()
+        return ClassifyLayout(self)
+
+    def join_parts(self) -> None:
         self.start_runner(self.progress, self.status)
         self.runner.progressed.connect(self._on_progress)
         self.runner.classified.connect(self._on_classified)
@@ -137,7 +122,6 @@ class ClassifyView(ModelTab):
         self.review.refresh_datasets()
         self.refill_label_choices()
         self.update_shown()
-        self.update_controls()
 
     # the tab's API, kept by its parts -----------------------------------------------------
     save_classifier = forward_to("saved", SavedClassifiers.save_classifier)
@@ -158,8 +142,6 @@ class ClassifyView(ModelTab):
     # the model --------------------------------------------------------------------------
     def model_changed(self) -> None:
         self.saved.update_model_notes()
-        if self.ready:
-            clear_no_model(self.banner)  # its cause is gone
 
     def build_spec(self) -> ClassifierSpec | None:
         try:

@@ -5,15 +5,19 @@ banner and the engine run."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import Signal, SignalInstance
 from PySide6.QtWidgets import (
+    QComboBox,
     QLabel,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSplitter,
+    QTableView,
     QTableWidget,
+    QTabWidget,
     QWidget,
 )
 
@@ -21,7 +25,7 @@ from slmdesk.remote.classify import classify_refusal
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import DatasetRepository
 from slmdesk.ui.common.classify_run import ClassifyRun
-from slmdesk.ui.common.model_messages import NO_MODEL_LOADED
+from slmdesk.ui.common.model_messages import NO_MODEL_LOADED, clear_no_model
 from slmdesk.ui.common.tab_frame import FIRST_COLUMN_SHARE, tab_frame
 from slmdesk.ui.common.tasks import BackgroundTasks
 
@@ -33,20 +37,31 @@ if TYPE_CHECKING:
     from slmdesk.engine.remote.client import RemoteEngine
     from slmdesk.store.engines import RemoteModel
     from slmdesk.store.models import ModelRecord
+    from slmdesk.ui.common.column_fit import ColumnFitter
     from slmdesk.ui.common.confusion import ConfusionMatrix
     from slmdesk.ui.common.metrics import ReportPanel
     from slmdesk.ui.common.widgets import ErrorBanner
     from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
 
 
+class TabLayout(Protocol):
+    """The part of a tab that builds its widgets and lays them out."""
+
+    def build(self) -> None: ...
+
+
 class ModelTab(QWidget):
-    """A tab that classifies texts on the engine thread. Subclasses lay out their columns
-    with ``lay_out_frame``, start ``runner`` with ``start_runner`` and keep their buttons
-    in step in ``update_controls``. The window calls ``set_model`` whenever the loaded
-    model changes."""
+    """A tab that classifies texts on the engine thread. It is built in one order:
+    ``add_parts`` (the subclass's parts and state, its ``layout_parts`` among them), the
+    layout's ``build`` (which lays the columns out with ``lay_out_frame``), ``join_parts``
+    (which starts ``runner`` with ``start_runner`` and connects the parts), then
+    ``update_controls``, which keeps the buttons in step from then on. The window calls
+    ``set_model`` whenever the loaded model changes."""
 
     error_shown = Signal(str)
     model_set = Signal()  # set_model told the tab of the window's model (again)
+    evaluated = Signal(object)  # the evaluation's result (Classify: EvalReport; Data sets: EvalRun)
+    exported = Signal(str)  # the path written
 
     banner: ErrorBanner
     splitter: QSplitter
@@ -59,6 +74,16 @@ class ModelTab(QWidget):
     eval_summary: QLabel
     per_label: QTableWidget
     confusion: ConfusionMatrix
+    # what both tabs show of their texts: a table with a label filter, the chosen row's
+    # details, a status line, the tabs beside the table and the evaluate button
+    table: QTableView
+    column_fitter: ColumnFitter
+    label_filter: QComboBox
+    details_title: QLabel
+    details_text: QPlainTextEdit
+    status: QLabel
+    tabs: QTabWidget
+    evaluate_button: QPushButton
 
     def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
                  parent: QWidget | None = None) -> None:
@@ -76,6 +101,18 @@ class ModelTab(QWidget):
         self.remote_refusal: str | None = None
         self.report: EvalReport | None = None
         self.tasks = BackgroundTasks(self)  # file reads and writes of the parts
+        self.layout_parts = self.add_parts()
+        self.layout_parts.build()
+        self.join_parts()
+        self.update_controls()
+
+    def add_parts(self) -> TabLayout:
+        """Make the tab's parts and state; return the part that builds the widgets."""
+        raise NotImplementedError
+
+    def join_parts(self) -> None:
+        """Start the run (``start_runner``) and connect the built parts."""
+        raise NotImplementedError
 
     def lay_out_frame(self, name: str, columns: Sequence[QWidget], sizes: Sequence[int],
                       first_share: float = FIRST_COLUMN_SHARE) -> None:
@@ -137,6 +174,8 @@ class ModelTab(QWidget):
                                else None)
         self.runner.remote = remote_engine
         self.model_changed()
+        if self.ready:
+            clear_no_model(self.banner)  # its cause is gone
         self.update_controls()
         self.model_set.emit()
 
@@ -145,7 +184,8 @@ class ModelTab(QWidget):
         self.show_error(self.not_ready_text(), until=self.model_set)
 
     def model_changed(self) -> None:
-        """Show the new model (``set_model`` then updates the controls)."""
+        """Show the new model (``set_model`` then clears a stale "no model" message and
+        updates the controls)."""
 
     def update_controls(self) -> None:
         """Enable what can be done now."""

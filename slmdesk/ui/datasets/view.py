@@ -7,22 +7,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import sqlite_utils
 from PySide6.QtCore import (
     QItemSelection,
     QItemSelectionModel,
     Signal,
 )
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import (
-    QWidget,
-)
 
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Dataset, Example
-from slmdesk.ui.common.column_fit import ColumnFitter
 from slmdesk.ui.common.forwarding import forward_to
-from slmdesk.ui.common.model_messages import clear_no_model
 from slmdesk.ui.common.model_tab import ModelTab
 from slmdesk.ui.common.table_model import percent
 from slmdesk.ui.datasets.annotate import Annotator
@@ -41,16 +35,13 @@ if TYPE_CHECKING:
         QLineEdit,
         QListView,
         QMenu,
-        QPlainTextEdit,
         QPushButton,
         QTableView,
-        QTabWidget,
         QToolButton,
     )
 
     from slmdesk.ui.datasets.labelling_table import LabellingTable
     from slmdesk.ui.datasets.table_models import DatasetListModel, EvalHistoryModel, ExamplesModel
-    from slmdesk.ui.engine_thread import EngineClient
 
 ROW_LIMIT = 20_000  # rows shown at once; filters narrow the rest
 
@@ -61,9 +52,7 @@ class DatasetsView(ModelTab):
     dataset_changed = Signal(str)  # name ("" when none)
     labelled = Signal(int)  # how many examples one action changed
     run_finished = Signal(str, bool)  # "prelabel" | "evaluate", cancelled (or failed)
-    evaluated = Signal(object)  # EvalRun
     imported = Signal(object)  # ImportResult
-    exported = Signal(str)  # path
     train_requested = Signal(str)  # the data set's name: "open the Train view for it"
 
     # the widgets, built by the layout part
@@ -73,7 +62,6 @@ class DatasetsView(ModelTab):
     rename_button: QToolButton
     delete_dataset_button: QToolButton
     train_button: QToolButton
-    label_filter: QComboBox
     split_filter: QComboBox
     source_filter: QComboBox
     unlabelled_box: QCheckBox
@@ -81,7 +69,6 @@ class DatasetsView(ModelTab):
     search_box: QLineEdit
     examples: ExamplesModel
     table: LabellingTable
-    column_fitter: ColumnFitter
     counts: QLabel
     import_button: QPushButton
     export_button: QPushButton
@@ -92,39 +79,34 @@ class DatasetsView(ModelTab):
     undo_button: QPushButton
     duplicates_button: QPushButton
     near_empty_button: QPushButton
-    status: QLabel
-    details_title: QLabel
-    details_text: QPlainTextEdit
     classifier_box: QComboBox
     prelabel_button: QPushButton
-    evaluate_button: QPushButton
     accept_over_button: QPushButton
     accept_threshold: QDoubleSpinBox
     run_status: QLabel
-    tabs: QTabWidget
     save_png_button: QPushButton
     history: EvalHistoryModel
     history_table: QTableView
 
-    def __init__(self, db: sqlite_utils.Database, engine: EngineClient,
-                 parent: QWidget | None = None) -> None:
-        super().__init__(db, engine, parent)
+    layout_parts: DatasetsLayout
+
+    def add_parts(self) -> DatasetsLayout:
         # Its parts, which build their widgets and keep their state; the view joins them.
         self.dataset_list = DatasetList(self)
         self.filters = ExampleFilters(self.datasets, self)
         self.annotator = Annotator(self)
         self.files = ImportExport(self)
         self.model_runs = ModelRuns(self)
-        self.layout_parts = DatasetsLayout(self)
         self.dataset: Dataset | None = None
-        self.layout_parts.build()
+        return DatasetsLayout(self)
+
+    def join_parts(self) -> None:
         self.filters.changed.connect(self.reload)
         self.start_runner(self.progress, self.run_status)
         self.model_runs.follow(self.runner)
         self.model_runs.accept_over_requested.connect(self.annotator.accept_suggestions_over)
         self.model_runs.refresh_classifiers()
         self.dataset_list.refresh_datasets()
-        self.update_controls()
 
     def showEvent(self, event: QShowEvent) -> None:
         # Other tabs add examples (Classify's review) and classifiers: catch up.
@@ -171,7 +153,6 @@ class DatasetsView(ModelTab):
                                     else "No model is ready.")
         else:
             self.model_note.setText(f"Model: {self.model_name()}")
-            clear_no_model(self.banner)  # its cause is gone
 
     # the table ------------------------------------------------------------------------
     def reload(self, select_ids: Sequence[str] | None = None) -> None:

@@ -78,10 +78,9 @@ class CatalogSection(LibrarySection):
         return any(r.entry is not None and r.entry.id == entry.id for r in self.installed.rows)
 
     def download_selected_entry(self) -> None:
-        entry = self._selected(self.catalog_view, self.catalog_proxy, self.catalog_model)
+        entry = self._selected_or_ask(self.catalog_view, self.catalog_proxy, self.catalog_model,
+                                      "Pick a model in the catalog first.")
         if entry is None:
-            self.show_error("Pick a model in the catalog first.",
-                            until=self.catalog_view.selectionModel().selectionChanged)
             return
         self.start_download(entry.repo_id, entry.filename, revision=entry.revision,
                             display_name=f"{entry.name}", licence=entry.licence,

@@ -190,10 +190,9 @@ class HubSection(LibrarySection):
         return self._file_fits.get(f.key)
 
     def download_selected_file(self) -> None:
-        row = self._selected(self.files_view, self.files_proxy, self.files)
+        row = self._selected_or_ask(self.files_view, self.files_proxy, self.files,
+                                    "Pick a file of a repository first.")
         if row is None:
-            self.show_error("Pick a file of a repository first.",
-                            until=self.files_view.selectionModel().selectionChanged)
             return
         if not row.supported:
             self.show_error(row.message)

@@ -113,6 +113,14 @@ class LibrarySection(QWidget):
         source = proxy.mapToSource(index)
         return model.row_at(source.row()) if source.isValid() else None
 
+    def _selected_or_ask(self, view: QTableView, proxy: QSortFilterProxyModel,
+                         model: RowTableModel, ask: str) -> Any:
+        """The selected row; with none, show ``ask`` until the selection changes."""
+        row = self._selected(view, proxy, model)
+        if row is None:
+            self.show_error(ask, until=view.selectionModel().selectionChanged)
+        return row
+
     def select_row(self, view: QTableView, proxy: QSortFilterProxyModel, row: int) -> None:
         """Select a source row in a table (used by tests and after refreshes)."""
         index = proxy.mapFromSource(proxy.sourceModel().index(row, 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from slmdesk.server.command import SNIPPET as OPENAI_SNIPPET
+from slmdesk.server.snippet import OPENAI_SNIPPET
 
 NO_KEY = "not-needed"
 

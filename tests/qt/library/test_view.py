@@ -240,3 +240,13 @@ def test_row_table_model_passes_the_model_tester(qtmodeltester: Any) -> None:
     model.append_row(("c", 3))
     model.replace_row(0, ("z", 9))
     assert model.data(model.index(0, 0)) == "z" and model.rowCount() == 3
+
+
+def test_download_without_a_selection_asks_for_one_until_one_is_made(library: Any) -> None:
+    for view in (library.catalog_view, library.files_view):
+        view.clearSelection()
+        view.setCurrentIndex(view.model().index(-1, -1))
+    library.download_selected_entry()
+    assert library.banner.text() == "Pick a model in the catalog first."
+    library.download_selected_file()
+    assert library.banner.text() == "Pick a file of a repository first."

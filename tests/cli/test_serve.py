@@ -1,4 +1,4 @@
-"""`slmdesk serve`'s arguments (the CLI adds the parser; the refusals need no model)."""
+"""`slmdesk serve`'s arguments (cli/serve.py; the refusals need no model)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import argparse
 
 import pytest
 
+from slmdesk.cli.serve import add_parsers, run
 from slmdesk.errors import InvalidInputError
-from slmdesk.server.command import add_parser, run
 
 
 def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="slmdesk")
-    add_parser(parser.add_subparsers(dest="command"))
+    add_parsers(parser.add_subparsers(dest="command"))
     return parser.parse_args(["serve", *argv])
 
 
