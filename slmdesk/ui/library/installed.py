@@ -38,7 +38,7 @@ from slmdesk.ui.library.table_models import (
     InstalledRow,
     fit_column,
     found_where,
-    measured_text,
+    load_note,
     params_text,
     sortable_table,
     source_text,
@@ -67,9 +67,8 @@ class InstalledSection(LibrarySection):
             Column("Size", lambda r: human_bytes(r.record.size_bytes),
                    sort=lambda r: r.record.size_bytes),
             Column("Source", lambda r: source_text(r.record)),
-            fit_column(lambda r: r.estimate),
-            Column("Measured", lambda r: measured_text(r.record),
-                   sort=lambda r: r.record.measured_memory_bytes or 0),
+            # The one memory figure: measured when a load at this context measured it.
+            fit_column(lambda r: r.estimate, note=lambda r: load_note(r.record)),
         ], self)
         self.installed_view, self.installed_proxy = sortable_table(left, "installed_models",
                                                            self.installed)
