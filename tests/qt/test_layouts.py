@@ -165,6 +165,17 @@ def test_every_tab_fits_at_800_by_600(qtbot: Any, window: Any) -> None:
     lib = win.library_view
     win.tabs.setCurrentWidget(lib)
     assert_fits(qtbot, win, "Models", {"tabs": lib.tabs})
+    # The Fit column (the one memory figure) is in view whole, not scrolled off to the side.
+    lib.refresh_installed()
+    settle(qtbot)
+    from slmdesk.ui.library.installed import INSTALLED_FIT_COLUMN
+
+    fit_text = str(lib.installed.data(lib.installed.index(0, INSTALLED_FIT_COLUMN)))
+    view = lib.installed_view
+    assert view.columnWidth(INSTALLED_FIT_COLUMN) >= view.fontMetrics().horizontalAdvance(
+        fit_text), fit_text
+    assert_columns_in_view(view, [0, INSTALLED_FIT_COLUMN])
+    assert_columns_readable(view, {0: 12})
 
 
 def test_classify_results_get_the_room_at_800_by_600(qtbot: Any, window: Any) -> None:

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -18,7 +17,6 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QMessageBox,
     QPlainTextEdit,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -31,7 +29,8 @@ from slmdesk.catalog.registry import find_same_models, import_model, rename_mode
 from slmdesk.errors import UserFacingError
 from slmdesk.settings import load_settings
 from slmdesk.store.models import ModelRecord
-from slmdesk.ui.common.tab_frame import push_button
+from slmdesk.ui.common.column_fit import ColumnFitter
+from slmdesk.ui.common.tab_frame import ResponsiveSplitter, push_button
 from slmdesk.ui.common.table_model import Column, RowTableModel, human_bytes
 from slmdesk.ui.library.section import LibrarySection
 from slmdesk.ui.library.table_models import (
@@ -46,6 +45,9 @@ from slmdesk.ui.library.table_models import (
 
 log = logging.getLogger(__name__)
 
+INSTALLED_NAME_COLUMN = 0
+INSTALLED_FIT_COLUMN = 5
+
 
 class InstalledSection(LibrarySection):
     """The Installed page and what acts on the models it lists."""
@@ -53,7 +55,9 @@ class InstalledSection(LibrarySection):
     def _build_installed(self) -> QWidget:
         page = QWidget(self)
         outer = QVBoxLayout(page)
-        split = QSplitter(Qt.Orientation.Horizontal, page)
+        # The details take at most a third: with two fifths the Fit column was off to the
+        # side at 800×600.
+        split = ResponsiveSplitter(page, capped=1, share=0.3)
         left = QWidget(split)
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
@@ -72,6 +76,12 @@ class InstalledSection(LibrarySection):
         ], self)
         self.installed_view, self.installed_proxy = sortable_table(left, "installed_models",
                                                            self.installed)
+        # The name takes what is left; the Fit column (the one memory figure) keeps its
+        # whole text when the table is narrow, the others shrink first.
+        self.installed_view.horizontalHeader().setStretchLastSection(False)
+        self.installed_fitter = ColumnFitter(
+            self.installed_view, INSTALLED_NAME_COLUMN, {INSTALLED_FIT_COLUMN: 180},
+            default_max=120, min_widths={INSTALLED_FIT_COLUMN: 180})
         self.installed_view.selectionModel().currentRowChanged.connect(
             lambda *_: self._show_details())
         self.installed_view.doubleClicked.connect(lambda *_: self.use_selected())
@@ -119,7 +129,8 @@ class InstalledSection(LibrarySection):
         split.addWidget(left)
         split.addWidget(self.details)
         split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        split.setStretchFactor(1, 1)
+        split.setSizes([700, 300])
         outer.addWidget(split)
         return page
 
@@ -149,8 +160,7 @@ class InstalledSection(LibrarySection):
                 estimate = None
             entry = catalog_mod.match_entry(record, self.catalog)
             rows.append(InstalledRow(record, estimate, entry))
-        self.installed.set_rows(rows)
-        self.installed_view.resizeColumnsToContents()
+        self.installed.set_rows(rows)  # the column fitter sizes the columns
         if selected is not None:
             for i, r in enumerate(rows):
                 if r.record.id == selected.id:
