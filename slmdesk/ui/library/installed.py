@@ -55,7 +55,7 @@ class InstalledSection(LibrarySection):
     def _build_installed(self) -> QWidget:
         page = QWidget(self)
         outer = QVBoxLayout(page)
-        # The details take at most a third: with two fifths the Fit column was off to the
+        # The details take at most 30 %: with two fifths the Fit column was off to the
         # side at 800×600.
         split = ResponsiveSplitter(page, capped=1, share=0.3)
         left = QWidget(split)
