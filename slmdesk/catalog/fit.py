@@ -46,8 +46,10 @@ __all__ = [
     "estimate_for_gguf",
     "estimate_for_record",
     "format_bytes",
+    "judge",
     "record_measured_memory",
     "system_memory",
+    "with_measurement",
 ]
 
 Verdict = Literal["fits", "tight", "wont_fit"]
@@ -97,10 +99,22 @@ class FitEstimate:
     # What is resident right after loading (weights + KV + runtime, without the prompt
     # scratch): the figure the measured memory of a load is compared with.
     at_load: int
+    # What a load at this same context measured as resident (``with_measurement``); None
+    # when no load at this context was measured.
+    measured: int | None = None
+
+    @property
+    def figure(self) -> int:
+        """The one memory figure shown for this model, everywhere: the measured memory of a
+        load at this context plus what a long prompt adds when it was measured, else the
+        estimate's ``total``. The verdict is judged on it."""
+        if self.measured is None:
+            return self.total
+        return self.measured + (self.total - self.at_load)
 
     @property
     def total_bytes(self) -> int:
-        return self.total
+        return self.figure
 
     @property
     def verdict_text(self) -> str:
@@ -109,31 +123,35 @@ class FitEstimate:
     @property
     def cell(self) -> str:
         """The verdict and the one memory figure, as a table cell: ``fits · 251 MiB``."""
-        return f"{self.verdict_text} · {format_bytes(self.total)}"
+        return f"{self.verdict_text} · {format_bytes(self.figure)}"
+
+    @property
+    def need_text(self) -> str:
+        """``needs about 251 MiB at 4,096 tokens (estimated: …)``: the one figure
+        (``figure``, as in ``cell``) and where it comes from."""
+        if self.measured is None:
+            source = (f"estimated: weights {format_bytes(self.weights)} + KV cache "
+                      f"{format_bytes(self.kv)} + {format_bytes(self.overhead)} overhead")
+            if self.rough:
+                source += ", rough: from the parameter count"
+        else:
+            source = ("measured when it was last loaded at this context, with what a long "
+                      "prompt adds")
+        return f"needs about {format_bytes(self.figure)} at {self.context:,} tokens ({source})"
 
     @property
     def sentence(self) -> str:
-        """One line for a person: the verdict with the numbers.
-
-        The figure is ``total`` (the same as in ``cell``); the part resident right after
-        loading is named as such, since that part is what a load's measurement is
-        compared with (``accuracy_note``).
-        """
-        need = (f"needs about {format_bytes(self.total)} "
-                f"(weights {format_bytes(self.weights)} + KV cache {format_bytes(self.kv)} "
-                f"at {self.context:,} tokens + {format_bytes(self.overhead)} overhead; "
-                f"{format_bytes(self.at_load)} of it once loaded, the rest while a long "
-                "prompt is read)")
+        """One line for a person: the verdict, ``need_text`` and what is available."""
         have = f"{format_bytes(self.available)} of {self.where} is available"
-        rough = " (rough: from the parameter count)" if self.rough else ""
         if self.verdict == "fits":
-            return f"Fits: {need}; {have}{rough}."
+            return f"Fits: {self.need_text}; {have}."
         if self.verdict == "tight":
-            return f"Tight: {need}; only {have}{rough}."
-        return f"Won't fit: {need}, but only {have}{rough}."
+            return f"Tight: {self.need_text}; only {have}."
+        return f"Won't fit: {self.need_text}, but only {have}."
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["figure"] = self.figure
         data["sentence"] = self.sentence
         return data
 
@@ -211,17 +229,31 @@ def estimate(
         available, where = budget.free_vram + reclaimable, "GPU memory"
     else:
         available, where = budget.available_ram + reclaimable, "RAM"
-    if total > available:
-        verdict: Verdict = "wont_fit"
-    elif total > available * TIGHT_SHARE:
-        verdict = "tight"
-    else:
-        verdict = "fits"
     return FitEstimate(
         weights=weights_bytes, kv=kv, overhead=overhead, total=total, available=available,
-        context=context, verdict=verdict, rough=rough, where=where,
+        context=context, verdict=judge(total, available), rough=rough, where=where,
         at_load=weights_bytes + kv + runtime,
     )
+
+
+def judge(needed: int, available: int) -> Verdict:
+    """The verdict on ``needed`` bytes when ``available`` are free."""
+    if needed > available:
+        return "wont_fit"
+    if needed > available * TIGHT_SHARE:
+        return "tight"
+    return "fits"
+
+
+def with_measurement(est: FitEstimate, measured: int | None,
+                     measured_context: int | None) -> FitEstimate:
+    """``est`` with the memory a load measured, when that load used the same context: its
+    ``figure`` and verdict then come from the measurement. Unchanged otherwise."""
+    if not measured or measured_context != est.context:
+        return est
+    measured_est = dataclasses.replace(est, measured=measured)
+    return dataclasses.replace(measured_est,
+                               verdict=judge(measured_est.figure, est.available))
 
 
 def _shape(*values: object) -> tuple[int, int, int, int] | None:
@@ -343,6 +375,15 @@ def estimate_for_record(
     record: ModelRecord, context: int, *, budget: MemoryBudget | None = None,
     reclaimable: int = 0,
 ) -> FitEstimate:
+    """Estimate for a registered model, with the memory its last load measured when that
+    load used ``context`` (``with_measurement``)."""
+    est = _estimate_for_record_file(record, context, budget, reclaimable)
+    return with_measurement(est, record.measured_memory_bytes, record.measured_context)
+
+
+def _estimate_for_record_file(
+    record: ModelRecord, context: int, budget: MemoryBudget | None, reclaimable: int,
+) -> FitEstimate:
     """Estimate for a registered model: from its file when present, else what was stored."""
     info = _read_gguf_cached(record.path)
     if info is not None:
@@ -405,9 +446,7 @@ def check_fit(
         name = model.name
     if est.verdict == "wont_fit" and not force:
         raise NotEnoughMemoryError(
-            f"Not enough memory for {name}: it needs about {format_bytes(est.total)} "
-            f"(weights {format_bytes(est.weights)} + KV cache {format_bytes(est.kv)} at "
-            f"{est.context:,} tokens + {format_bytes(est.overhead)} overhead), but only "
+            f"Not enough memory for {name}: it {est.need_text}, but only "
             f"{format_bytes(est.available)} of {est.where} is available. Close other "
             "programs, lower the context size in the settings, pick a smaller "
             "quantization, or load it anyway (--force on the command line)."

@@ -371,9 +371,9 @@ def format_details(details: dict[str, Any]) -> str:
     if fit:
         add(f"fit at {details['context']:,} tokens", fit["sentence"])
     memory = details["memory"]
-    if memory["measured_bytes"]:
-        add("measured memory", memory["note"])
-    elif memory["last_loaded_at"]:
+    # The fit line holds the one memory figure (measured when a load at this context
+    # measured it); a measurement is not repeated beside it in other words.
+    if memory["last_loaded_at"] and not memory["measured_bytes"]:
         add("measured memory", "not measured (the last load could not be told apart from "
             "other memory use)")
     if details["template_notice"]:

@@ -100,18 +100,15 @@ def _print_disk_usage(core: Core) -> None:
 
 
 def _memory_text(model: Any, context: int) -> str:
-    """The fit cell and the measured memory, worded as in the library and ``models info``."""
-    from slmdesk.catalog.fit import accuracy_note, effective_context, estimate_for_record
+    """The fit cell with the one memory figure (measured when a load at this context
+    measured it), worded as in the library and ``models info``."""
+    from slmdesk.catalog.fit import effective_context, estimate_for_record
 
     try:
         est = estimate_for_record(model, effective_context(context, model.context_length))
     except Exception:  # noqa: BLE001 - a record without numbers has no estimate
-        fit = ""
-    else:
-        fit = f"  {est.cell} at {est.context:,} tokens"
-    note = accuracy_note(model.estimated_memory_bytes, model.measured_memory_bytes,
-                         model.measured_context)
-    return fit + (f"  measured {note}" if note else "")
+        return ""
+    return f"  {est.cell} at {est.context:,} tokens"
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -203,25 +200,34 @@ def _rm(args: argparse.Namespace) -> int:
 
 def _catalog(args: argparse.Namespace) -> int:
     from slmdesk.catalog.curated import load_catalog
-    from slmdesk.catalog.fit import effective_context, estimate_for_entry, format_bytes
+    from slmdesk.catalog.fit import (
+        effective_context,
+        estimate_for_entry,
+        estimate_for_record,
+        format_bytes,
+    )
     from slmdesk.settings import load_settings
     from slmdesk.store.models import ModelRepository
 
     core = open_core()
     max_context = load_settings(core.db).max_context
-    installed = {m.sha256 for m in ModelRepository(core.db).list() if m.sha256}
+    installed = {m.sha256: m for m in ModelRepository(core.db).list() if m.sha256}
     rows = []
     for entry in load_catalog():
-        est = estimate_for_entry(entry, effective_context(max_context, entry.context_length))
-        rows.append((entry, est, entry.sha256 in installed))
+        record = installed.get(entry.sha256) if entry.sha256 else None
+        # An installed entry gets its model's figure (measured once loaded), as in
+        # `models list`; the others their estimate.
+        est = estimate_for_record(record, effective_context(max_context, record.context_length)) \
+            if record is not None else \
+            estimate_for_entry(entry, effective_context(max_context, entry.context_length))
+        rows.append((entry, est, record is not None))
     if args.json:
         print_json([{**e.to_json(), "fit": est.to_json(), "installed": inst}
                     for e, est, inst in rows])
         return 0
     for e, est, inst in rows:
         size = ("~" if e.size_approximate else "") + format_bytes(e.size_bytes)
-        print(f"{e.id}  {e.name}  {size}  {e.licence}  {est.verdict_text} "
-              f"({format_bytes(est.total)} at {est.context:,} tokens)"
+        print(f"{e.id}  {e.name}  {size}  {e.licence}  {est.cell} at {est.context:,} tokens"
               + ("  [installed]" if inst else ""))
     return 0
 

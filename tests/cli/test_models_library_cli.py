@@ -46,7 +46,9 @@ def test_catalog_lists_entries_with_fit_verdicts(bare_cli: Cli) -> None:
         assert e["verification_note"]
         assert e["installed"] is False
     text = bare_cli.run("models", "catalog").stdout
-    assert "SmolLM2 135M Instruct (Q4_1)" in text and " at 4,096 tokens)" in text
+    line = next(ln for ln in text.splitlines() if "SmolLM2 135M Instruct (Q4_1)" in ln)
+    # The same wording as `models list` and the library's Fit cell.
+    assert " · " in line and line.endswith(" at 4,096 tokens")
 
 
 def test_info_of_the_starter_with_sha256(cli: Cli, model_path: Path) -> None:
@@ -201,23 +203,26 @@ def test_list_and_info_show_the_same_memory_figures_in_the_same_words(
     model = bare_cli.json("models", "import", str(_tiny(tmp_path / "tiny.gguf")), "--json")
     mib = 1024 * 1024
     con = sqlite3.connect(bare_cli.home / "data" / "slmdesk.db")
-    with con:  # a load measured less than its estimate
+    with con:  # a load at the context a load uses (2,048: trained length) measured
         con.execute("UPDATE models SET estimated_memory_bytes = ?, measured_memory_bytes = ?,"
-                    " measured_context = 4096 WHERE id = ?", [207 * mib, 202 * mib, model["id"]])
+                    " measured_context = 2048 WHERE id = ?", [207 * mib, 202 * mib, model["id"]])
     con.close()
     details = bare_cli.json("models", "info", model["id"], "--json")
-    note = details["memory"]["note"]
-    assert note == "202 MiB once loaded at 4,096 tokens (estimated 207 MiB, 2 % high)"
+    note = details["memory"]["note"]  # the comparison stays in the JSON, as data
+    assert note == "202 MiB once loaded at 2,048 tokens (estimated 207 MiB, 2 % high)"
     info = bare_cli.run("models", "info", model["id"]).stdout
-    assert f"measured memory: {note}" in info
     [line] = [ln for ln in bare_cli.run("models", "list").stdout.splitlines()
               if ln.startswith(model["id"])]
-    assert f"measured {note}" in line
     fit = details["fit"]
-    figure = format_bytes(fit["total"])
-    assert f"needs about {figure} " in fit["sentence"]
+    assert fit["context"] == 2048 and fit["measured"] == 202 * mib
+    # One figure: the measured memory plus what a long prompt adds, in every place.
+    assert fit["figure"] == 202 * mib + fit["total"] - fit["at_load"]
+    figure = format_bytes(fit["figure"])
+    assert f"needs about {figure} at 2,048 tokens (measured " in fit["sentence"]
+    assert fit["sentence"] in info and "measured memory:" not in info
     verdict = {"fits": "fits", "tight": "tight", "wont_fit": "won't fit"}[fit["verdict"]]
-    assert f"  {verdict} · {figure} at {fit['context']:,} tokens" in line
+    assert f"  {verdict} · {figure} at 2,048 tokens" in line
+    assert "once loaded" not in line and "measured" not in line
 
 
 def test_models_list_has_a_disk_usage_line(bare_cli: Cli, tmp_path: Path) -> None:

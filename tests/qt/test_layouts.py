@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QTableView, QWidget
 
+from slmdesk.classify.spec import Label
 from slmdesk.store.chats import ChatRepository
 from slmdesk.store.datasets import DatasetRepository
 from tests.qt.chat.test_window import App
@@ -99,6 +100,14 @@ def assert_columns_readable(table: QTableView, columns: dict[int, int]) -> None:
         assert table.columnWidth(column) >= chars * char, (table.objectName(), column)
 
 
+def assert_columns_in_view(table: QTableView, columns: list[int]) -> None:
+    """Each column wholly inside the table's viewport, without scrolling sideways."""
+    table.horizontalScrollBar().setValue(0)
+    for column in columns:
+        right = table.columnViewportPosition(column) + table.columnWidth(column)
+        assert right <= table.viewport().width(), (table.objectName(), column, right)
+
+
 def test_every_tab_fits_at_800_by_600(qtbot: Any, window: Any) -> None:
     win = window
     page = win.chat_page
@@ -130,6 +139,12 @@ def test_every_tab_fits_at_800_by_600(qtbot: Any, window: Any) -> None:
     from slmdesk.ui.classify.table_models import LABEL_COLUMN, PROBS_COLUMN, TEXT_COLUMN
 
     assert_columns_readable(cv.table, {TEXT_COLUMN: 12, LABEL_COLUMN: 6, PROBS_COLUMN: 12})
+    # The labels' Description keeps half of the narrow setup table (it was cut to 40 px).
+    cv.setup.apply_starter([Label("positive", "The writer liked it"),
+                            Label("negative", "The writer did not like it")])
+    settle(qtbot)
+    assert_columns_readable(cv.setup.labels_table, {0: 6, 1: 18})
+    assert_columns_in_view(cv.setup.labels_table, [0, 1, 2])
 
     dv = win.datasets_view
     win.tabs.setCurrentWidget(dv)
@@ -141,13 +156,26 @@ def test_every_tab_fits_at_800_by_600(qtbot: Any, window: Any) -> None:
     from slmdesk.ui.datasets.table_models import LABEL_COLUMN as DS_LABEL
     from slmdesk.ui.datasets.table_models import TEXT_COLUMN as DS_TEXT
 
-    assert_columns_readable(dv.table, {DS_TEXT: 8, DS_LABEL: 8})
+    # The details take at most a quarter, so the text keeps ~24 characters (it was ~15
+    # with a third: issue 16's 800×600 pictures).
+    assert_columns_readable(dv.table, {DS_TEXT: 20, DS_LABEL: 8})
     rows = visible_rows(dv.table)
     assert rows >= MIN_ROWS, f"the examples table shows {rows} rows"
 
     lib = win.library_view
     win.tabs.setCurrentWidget(lib)
     assert_fits(qtbot, win, "Models", {"tabs": lib.tabs})
+    # The Fit column (the one memory figure) is in view whole, not scrolled off to the side.
+    lib.refresh_installed()
+    settle(qtbot)
+    from slmdesk.ui.library.installed import INSTALLED_FIT_COLUMN
+
+    fit_text = str(lib.installed.data(lib.installed.index(0, INSTALLED_FIT_COLUMN)))
+    view = lib.installed_view
+    assert view.columnWidth(INSTALLED_FIT_COLUMN) >= view.fontMetrics().horizontalAdvance(
+        fit_text), fit_text
+    assert_columns_in_view(view, [0, INSTALLED_FIT_COLUMN])
+    assert_columns_readable(view, {0: 12})
 
 
 def test_classify_results_get_the_room_at_800_by_600(qtbot: Any, window: Any) -> None:

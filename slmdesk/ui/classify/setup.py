@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.classify.spec import ClassifierSpec, Label
 from slmdesk.errors import InvalidInputError
+from slmdesk.ui.common.column_fit import ColumnFitter
 from slmdesk.ui.common.flow_layout import FlowLayout
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -160,6 +161,10 @@ class SetupPanel(QWidget):
             if item is not None:
                 item.setToolTip(tip)
         self._stretch(self.labels_table, stretch_column=1)
+        # The description keeps half of a narrow table (at 800×600 it was cut to 40 px);
+        # names and verbalizers take their contents' width up to these limits.
+        self.labels_fitter = ColumnFitter(self.labels_table, 1, {0: 140, 2: 180},
+                                          min_widths={0: 60})
         self.labels_table.setMinimumHeight(120)
         self.labels_table.itemChanged.connect(lambda _item: self.labels_changed.emit())
         layout.addWidget(self.labels_table)

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from slmdesk.ui.datasets.view import DatasetsView
 
 
+DETAILS_SHARE = 0.25  # of the examples' width, the most the example's details keep
+DETAILS_MIN_WIDTH = 130  # px
 
 # the widgets of the runs pane, kept by ModelRuns, that the view shows as its own
 RUN_WIDGETS = ("classifier_box", "prelabel_button", "evaluate_button", "cancel_button",
@@ -110,8 +112,9 @@ class DatasetsLayout:
                                                       filters.disagreement_box)
 
         # Side by side even when narrow (under the table, the details would cost its rows),
-        # the details taking at most a third.
-        split = ResponsiveSplitter(page, capped=1, share=0.34)
+        # the details taking at most a quarter: with a third, the Text column was ~90 px
+        # at 800×600.
+        split = ResponsiveSplitter(page, capped=1, share=DETAILS_SHARE)
         split.setObjectName("examples_splitter")
         split.setChildrenCollapsible(False)
         self.view.examples = ExamplesModel(self.view)
@@ -146,7 +149,7 @@ class DatasetsLayout:
         split.addWidget(self.view.table)
         split.addWidget(self._build_details(split))
         split.setStretchFactor(0, 1)
-        split.setSizes([720, 260])
+        split.setSizes([760, 220])
         layout.addWidget(split, 1)
 
         self.view.counts = self.view.filters.build_counts(page)
@@ -170,7 +173,7 @@ class DatasetsLayout:
 
     def _build_details(self, parent: QWidget) -> QWidget:
         pane = QWidget(parent)
-        pane.setMinimumWidth(160)
+        pane.setMinimumWidth(DETAILS_MIN_WIDTH)
         layout = QVBoxLayout(pane)
         layout.setContentsMargins(6, 0, 0, 0)
         self.view.details_title = text_label(pane, "details_title")

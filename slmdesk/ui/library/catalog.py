@@ -63,6 +63,11 @@ class CatalogSection(LibrarySection):
         self.catalog_view.resizeColumnsToContents()
 
     def _entry_fit(self, entry: Any) -> Any:
+        """The installed model's estimate when this entry is installed (the same figure as
+        its Installed row, measured once it was loaded), else the entry's own."""
+        for row in self.installed.rows:
+            if row.entry is not None and row.entry.id == entry.id and row.estimate is not None:
+                return row.estimate
         key = entry.id
         if key not in self._entry_fits:
             try:

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -18,7 +17,6 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QMessageBox,
     QPlainTextEdit,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -31,20 +29,24 @@ from slmdesk.catalog.registry import find_same_models, import_model, rename_mode
 from slmdesk.errors import UserFacingError
 from slmdesk.settings import load_settings
 from slmdesk.store.models import ModelRecord
-from slmdesk.ui.common.tab_frame import push_button
+from slmdesk.ui.common.column_fit import ColumnFitter
+from slmdesk.ui.common.tab_frame import ResponsiveSplitter, push_button
 from slmdesk.ui.common.table_model import Column, RowTableModel, human_bytes
 from slmdesk.ui.library.section import LibrarySection
 from slmdesk.ui.library.table_models import (
     InstalledRow,
     fit_column,
     found_where,
-    measured_text,
+    load_note,
     params_text,
     sortable_table,
     source_text,
 )
 
 log = logging.getLogger(__name__)
+
+INSTALLED_NAME_COLUMN = 0
+INSTALLED_FIT_COLUMN = 5
 
 
 class InstalledSection(LibrarySection):
@@ -53,7 +55,9 @@ class InstalledSection(LibrarySection):
     def _build_installed(self) -> QWidget:
         page = QWidget(self)
         outer = QVBoxLayout(page)
-        split = QSplitter(Qt.Orientation.Horizontal, page)
+        # The details take at most 30 %: with two fifths the Fit column was off to the
+        # side at 800×600.
+        split = ResponsiveSplitter(page, capped=1, share=0.3)
         left = QWidget(split)
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
@@ -67,12 +71,17 @@ class InstalledSection(LibrarySection):
             Column("Size", lambda r: human_bytes(r.record.size_bytes),
                    sort=lambda r: r.record.size_bytes),
             Column("Source", lambda r: source_text(r.record)),
-            fit_column(lambda r: r.estimate),
-            Column("Measured", lambda r: measured_text(r.record),
-                   sort=lambda r: r.record.measured_memory_bytes or 0),
+            # The one memory figure: measured when a load at this context measured it.
+            fit_column(lambda r: r.estimate, note=lambda r: load_note(r.record)),
         ], self)
         self.installed_view, self.installed_proxy = sortable_table(left, "installed_models",
                                                            self.installed)
+        # The name takes what is left; the Fit column (the one memory figure) keeps its
+        # whole text when the table is narrow, the others shrink first.
+        self.installed_view.horizontalHeader().setStretchLastSection(False)
+        self.installed_fitter = ColumnFitter(
+            self.installed_view, INSTALLED_NAME_COLUMN, {INSTALLED_FIT_COLUMN: 180},
+            default_max=120, min_widths={INSTALLED_FIT_COLUMN: 180})
         self.installed_view.selectionModel().currentRowChanged.connect(
             lambda *_: self._show_details())
         self.installed_view.doubleClicked.connect(lambda *_: self.use_selected())
@@ -120,7 +129,8 @@ class InstalledSection(LibrarySection):
         split.addWidget(left)
         split.addWidget(self.details)
         split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        split.setStretchFactor(1, 1)
+        split.setSizes([700, 300])
         outer.addWidget(split)
         return page
 
@@ -150,8 +160,7 @@ class InstalledSection(LibrarySection):
                 estimate = None
             entry = catalog_mod.match_entry(record, self.catalog)
             rows.append(InstalledRow(record, estimate, entry))
-        self.installed.set_rows(rows)
-        self.installed_view.resizeColumnsToContents()
+        self.installed.set_rows(rows)  # the column fitter sizes the columns
         if selected is not None:
             for i, r in enumerate(rows):
                 if r.record.id == selected.id:

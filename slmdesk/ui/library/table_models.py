@@ -13,7 +13,6 @@ from PySide6.QtCore import QObject, QSortFilterProxyModel, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from slmdesk.catalog.fit import accuracy_note
 from slmdesk.store.models import ModelRecord
 from slmdesk.ui.common.table_model import SORT_ROLE, Column, RowTableModel, human_bytes
 from slmdesk.ui.common.tones import ToneColours
@@ -61,7 +60,8 @@ def fit_column(estimate_of: Callable[[Any], Any], *, sorted_by_bytes: bool = Tru
 
     def tooltip(row: Any) -> str:
         sentence = fit_sentence(estimate_of(row))
-        return sentence if note is None else sentence + "\n" + note(row)
+        extra = "" if note is None else note(row)
+        return sentence + "\n" + extra if extra else sentence
 
     return Column(
         "Fit", lambda row: verdict_cell(estimate_of(row)),
@@ -122,13 +122,13 @@ def source_text(record: ModelRecord) -> str:
             "discovered": "found"}.get(record.source, record.source)
 
 
-def measured_text(record: ModelRecord) -> str:
-    if not record.measured_memory_bytes:
-        # Loaded, but the measurement was not meaningful
-        # (slmdesk.engine.llama_engine.meaningful_growth).
-        return "not measured" if record.last_loaded_at else ""
-    return accuracy_note(record.estimated_memory_bytes, record.measured_memory_bytes,
-                         record.measured_context) or ""
+def load_note(record: ModelRecord) -> str:
+    """Why the figure is an estimate although the model was loaded: the last load's memory
+    could not be told apart from other memory use
+    (slmdesk.engine.llama_engine.meaningful_growth)."""
+    if record.last_loaded_at and not record.measured_memory_bytes:
+        return "The last load could not be measured (other memory use changed meanwhile)."
+    return ""
 
 
 def found_where(f: Any) -> str:

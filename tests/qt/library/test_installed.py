@@ -29,30 +29,36 @@ def test_the_sha256_line_clears_when_another_model_is_selected(
 def test_the_row_and_the_details_give_the_same_memory_figures(
     qtbot: Any, library: Any, tiny_models: list[Path]
 ) -> None:
-    """One figure, one wording (issue 16: "fits · 250.6 MiB" beside "needs about 251 MiB",
-    and "2 % over" for a measurement under the estimate)."""
+    """One figure, one wording (issue 16: "fits · 251 MiB" beside "208 MiB once loaded"):
+    a load measured at the context shown gives the row's and the details' one figure."""
     from slmdesk.catalog.fit import format_bytes
     from slmdesk.store.models import ModelRepository
 
     model = import_model(library.db, tiny_models[0])
+    library.refresh_installed()
+    context = library.installed.rows[0].estimate.context
+    estimated = library.installed.rows[0].estimate
     mib = 2**20
-    ModelRepository(library.db).record_memory(model.id, estimated=207 * mib,
-                                              measured=202 * mib, context=4096)
+    ModelRepository(library.db).record_memory(model.id, estimated=estimated.at_load,
+                                              measured=estimated.at_load + 3 * mib,
+                                              context=context)
     library.refresh_installed()
     library.select_model_row(model.id)
     headers = [c.header for c in library.installed.columns]
+    assert "Measured" not in headers
     row = library.installed.rows[0]
-
-    def cell(header: str) -> str:
-        return str(library.installed.data(library.installed.index(0, headers.index(header))))
-
-    figure = format_bytes(row.estimate.total)
-    assert cell("Fit").endswith(f" · {figure}")
+    assert row.estimate.measured == estimated.at_load + 3 * mib
+    index = library.installed.index(0, headers.index("Fit"))
+    cell = str(library.installed.data(index))
+    figure = format_bytes(row.estimate.figure)
+    assert cell == f"{row.estimate.verdict_text} · {figure}"
+    assert figure == format_bytes(estimated.total + 3 * mib)
     details = library.details.toPlainText()
-    assert f"needs about {figure} " in details
-    measured = cell("Measured")
-    assert measured == "202 MiB once loaded at 4,096 tokens (estimated 207 MiB, 2 % high)"
-    assert f"measured memory: {measured}" in details
+    assert f"needs about {figure} at {context:,} tokens (measured " in details
+    assert "once loaded" not in details and "measured memory:" not in details
+    from PySide6.QtCore import Qt
+    tooltip = str(library.installed.data(index, Qt.ItemDataRole.ToolTipRole))
+    assert f"needs about {figure} " in tooltip
 
 
 def test_rename_from_the_library_and_a_notice_for_a_copy(

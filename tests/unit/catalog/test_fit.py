@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -243,6 +244,62 @@ def test_the_cell_and_the_sentence_give_the_same_figure() -> None:
                    n_head_kv=3, context=4096, n_vocab=49152,
                    budget=MemoryBudget(total_ram=16 * 2**30, available_ram=8 * 2**30))
     figure = format_bytes(est.total)
+    assert est.figure == est.total and est.measured is None
     assert est.cell == f"fits · {figure}"
-    assert est.sentence.startswith(f"Fits: needs about {figure} (")
-    assert f"{format_bytes(est.at_load)} of it once loaded" in est.sentence
+    assert est.sentence.startswith(f"Fits: needs about {figure} at 4,096 tokens (estimated: ")
+    # One total only: the parts are named as parts, the at-load figure is not shown.
+    assert "once loaded" not in est.sentence
+    assert format_bytes(est.at_load) not in est.sentence.replace(figure, "")
+
+
+def test_a_measured_load_gives_the_one_figure_and_the_verdict() -> None:
+    """Issue 16, defect 6: "fits · 251 MiB" beside "208 MiB once loaded". With a load
+    measured at the same context, the figure is the measurement plus what a long prompt
+    adds, and the verdict is judged on it; at another context the estimate stays."""
+    from slmdesk.catalog.fit import MemoryBudget, estimate, format_bytes, with_measurement
+
+    mib = 2**20
+    est = estimate(weights_bytes=100 * mib, n_layers=30, n_embd=576, n_head=9, n_head_kv=3,
+                   context=4096, n_vocab=49152,
+                   budget=MemoryBudget(total_ram=16 * 2**30, available_ram=8 * 2**30))
+    prompt_part = est.total - est.at_load
+    measured = with_measurement(est, 150 * mib, 4096)
+    assert measured.measured == 150 * mib and measured.figure == 150 * mib + prompt_part
+    figure = format_bytes(measured.figure)
+    assert measured.cell == f"fits · {figure}" and measured.total_bytes == measured.figure
+    assert measured.sentence.startswith(
+        f"Fits: needs about {figure} at 4,096 tokens (measured when it was last loaded")
+    assert measured.to_json()["figure"] == measured.figure
+    # Another context, or nothing measured: the estimate unchanged.
+    assert with_measurement(est, 150 * mib, 2048) is est
+    assert with_measurement(est, None, 4096) is est
+    # The verdict follows the figure: available memory between the estimate and the
+    # measured figure turns "won't fit" into a fit.
+    squeezed = dataclasses.replace(est, available=est.total - mib, verdict="wont_fit")
+    assert with_measurement(squeezed, est.at_load - 60 * mib, 4096).verdict != "wont_fit"
+    heavy = with_measurement(est, est.available, 4096)
+    assert heavy.verdict == "wont_fit"
+
+
+def test_a_record_uses_its_measurement_in_the_estimate_and_the_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slmdesk.catalog.registry import import_model
+    from slmdesk.store.models import ModelRepository
+
+    db = open_database(tmp_path / "t.db")
+    record = import_model(db, _gguf(tmp_path))
+    plain = estimate_for_record(record, 1024, budget=PLENTY)
+    ModelRepository(db).record_memory(record.id, estimated=plain.at_load,
+                                      measured=plain.at_load + 5 * MIB, context=1024)
+    record = ModelRepository(db).get(record.id)
+    measured = estimate_for_record(record, 1024, budget=PLENTY)
+    assert measured.figure == plain.total + 5 * MIB
+    assert estimate_for_record(record, 512, budget=PLENTY).measured is None
+    monkeypatch.setattr(fit, "system_memory",
+                        lambda: MemoryBudget(total_ram=2 * MIB, available_ram=MIB))
+    with pytest.raises(NotEnoughMemoryError) as info:
+        check_fit(record, 1024)
+    assert f"it needs about {fit.format_bytes(measured.figure)} at 1,024 tokens (measured " \
+        in info.value.message
+    db.close()
