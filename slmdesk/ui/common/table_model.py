@@ -12,6 +12,16 @@ from PySide6.QtGui import QColor
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def sort_key(value: Any) -> Any:
+    """A column's sort value as Qt can order it: integers go as floats (exact below 2**53),
+    because PySide passes a Python int as a 32-bit or a 64-bit integer by its size and Qt's
+    proxy cannot order the two kinds against each other (the Catalog's sizes above 2 GiB
+    split the Size order into runs)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 ROW_ROLE = Qt.ItemDataRole.UserRole + 2
 
 def human_bytes(n: int | float | None) -> str:
@@ -114,7 +124,7 @@ class RowTableModel(RowsModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return col.text(row)
         if role == SORT_ROLE:
-            return col.sort(row) if col.sort is not None else col.text(row)
+            return sort_key(col.sort(row)) if col.sort is not None else col.text(row)
         if role == ROW_ROLE:
             return row
         if role == Qt.ItemDataRole.ToolTipRole and col.tooltip is not None:
