@@ -40,7 +40,7 @@ def test_a_new_file_starts_with_the_header_and_lines_carry_their_index(tmp_path:
 def test_an_existing_file_is_not_overwritten_without_resume(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     out.write_text("precious\n", encoding="utf-8")
-    with pytest.raises(InvalidInputError, match="already exists. Add --resume"):
+    with pytest.raises(InvalidInputError, match=r"already exists\. Add --resume"):
         open_results(out, _header(tmp_path), resume=False)
     assert out.read_text(encoding="utf-8") == "precious\n"
 
