@@ -199,11 +199,12 @@ def _results(path: Path) -> list[dict[str, Any]]:
     return _lines(path.read_text(encoding="utf-8"))[1:]
 
 
-def _sigkill_when(cli: Cli, output: Path, results: int, *args: str) -> None:
-    """Run `slmdesk ARGS` and SIGKILL it once ``output`` holds ``results`` result lines."""
-    proc = subprocess.Popen(cli.command(*args), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=cli.env, cwd=cli.cwd)
+def sigkill_when_written(command: list[str], output: Path, results: int,
+                         env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+    """Run ``command`` and SIGKILL it once its --output file holds ``results`` result lines
+    (after the header); returns how many it holds then."""
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env, cwd=cwd)
     try:
         deadline = time.monotonic() + TIMEOUT
         while not output.exists() or output.read_bytes().count(b"\n") < results + 1:
@@ -214,6 +215,7 @@ def _sigkill_when(cli: Cli, output: Path, results: int, *args: str) -> None:
     finally:
         proc.kill()
         proc.wait(TIMEOUT)
+    return output.read_bytes().count(b"\n") - 1
 
 
 def test_input_output_killed_and_resumed_matches_an_uninterrupted_run(
@@ -226,8 +228,8 @@ def test_input_output_killed_and_resumed_matches_an_uninterrupted_run(
     cli.run(*run, "--output", str(whole))
 
     output = cli.cwd / "resumed.jsonl"
-    _sigkill_when(cli, output, 2, *run, "--output", str(output))
-    kept = len(_results(output))
+    kept = sigkill_when_written(cli.command(*run, "--output", str(output)), output, 2,
+                                cli.env, cli.cwd)
     assert 2 <= kept < len(texts)
     with open(output, "ab") as f:
         f.write(b'{"index": 99, "te')  # a torn last line, as a kill mid-write leaves

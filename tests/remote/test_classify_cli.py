@@ -5,11 +5,7 @@ run's (the fake engine scores deterministically, like vLLM)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +14,7 @@ import pytest
 from slmdesk.cli import main
 from slmdesk.startup import open_core
 from slmdesk.store.engines import EngineRepository
+from tests.cli.test_classify_cli import sigkill_when_written
 from tests.remote.fake_engine import MODEL, SCORING_FEATURES, FakeEngine
 
 # Different lengths, so that the fake engine's scores differ from text to text.
@@ -51,28 +48,6 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def _result_lines(path: Path) -> int:
-    return max(path.read_bytes().count(b"\n") - 1, 0) if path.exists() else 0
-
-
-def _kill_after(cmd: list[str], output: Path, lines: int) -> None:
-    """Run ``cmd`` and SIGKILL it once ``output`` holds ``lines`` results."""
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while _result_lines(output) < lines:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(10)
-        if proc.stderr:
-            proc.stderr.close()
-
-
 def test_a_killed_run_resumes_to_the_uninterrupted_result(
         scoring_box: FakeEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     reference = tmp_path / "reference.jsonl"
@@ -80,8 +55,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(
 
     output = tmp_path / "killed.jsonl"
     scoring_box.delay = 0.05  # a few texts a second: the kill lands mid-run
-    _kill_after([sys.executable, "-m", "slmdesk", *_args(tmp_path, output)], output, 3)
-    kept = _result_lines(output)
+    kept = sigkill_when_written([sys.executable, "-m", "slmdesk", *_args(tmp_path, output)],
+                                output, 3)
     assert 3 <= kept < len(TEXTS)
     with open(output, "ab") as f:
         f.write(b'{"index": ' + str(kept).encode() + b', "text": "torn')  # a torn last line
