@@ -37,7 +37,8 @@ def add_parsers(sub: Any) -> None:
         help="classify a TEXT, every text of --input FILE, or evaluate on --eval FILE",
         description="Classify with a model: the label of TEXT; one JSON line per text of "
         "--input FILE (streamed as each text is scored, except with batch calibration, "
-        "which needs every text first); or a report on --eval FILE.",
+        "which needs every text first), on stdout or into --output FILE, which --resume "
+        "continues after a stop; or a report on --eval FILE.",
     )
     c.add_argument("text", nargs="?", metavar="TEXT")
     c.add_argument("-m", "--model", help="model id, name or file name")
