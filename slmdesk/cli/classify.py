@@ -1,5 +1,6 @@
-"""`slmdesk classify`: the label of one TEXT, JSON lines for every text of --input FILE, or an
-evaluation report on --eval FILE; a classifier can be saved with --save-as."""
+"""`slmdesk classify`: the label of one TEXT, JSON lines for every text of --input FILE (or
+into a resumable --output FILE), or an evaluation report on --eval FILE; a classifier can be
+saved with --save-as."""
 
 # The classifier, the store and the engine are imported inside the handlers: building the
 # parser imports every command module, and only `classify` should pay for llama.cpp.
@@ -36,7 +37,8 @@ def add_parsers(sub: Any) -> None:
         help="classify a TEXT, every text of --input FILE, or evaluate on --eval FILE",
         description="Classify with a model: the label of TEXT; one JSON line per text of "
         "--input FILE (streamed as each text is scored, except with batch calibration, "
-        "which needs every text first); or a report on --eval FILE.",
+        "which needs every text first), on stdout or into --output FILE, which --resume "
+        "continues after a stop; or a report on --eval FILE.",
     )
     c.add_argument("text", nargs="?", metavar="TEXT")
     c.add_argument("-m", "--model", help="model id, name or file name")
@@ -61,6 +63,13 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--input", metavar="FILE",
                    help="classify every text: .txt one per line, .csv/.tsv/.jsonl text column")
     c.add_argument("--column", help="the text column of --input (default: text)")
+    c.add_argument("--output", metavar="FILE",
+                   help="with --input: write the JSON lines to FILE instead (a header line, "
+                   "then one line per text with its input index, flushed as it is scored)")
+    c.add_argument("--resume", action="store_true",
+                   help="with --output: continue FILE where a stopped run left it, "
+                   "classifying only the texts not yet in it (same input, labels, settings "
+                   "and model; not with batch calibration)")
     c.add_argument("--eval", metavar="FILE",
                    help="evaluate on .csv/.tsv/.jsonl with text and label columns")
     c.add_argument("--text-column", default="text", help="text column of --eval")
@@ -147,6 +156,10 @@ def _check_modes(args: argparse.Namespace) -> list[Any]:
         raise InvalidInputError("Give only one of TEXT, --input FILE and --eval FILE.")
     if not modes and not args.save_as:
         raise InvalidInputError("Give a TEXT, --input FILE or --eval FILE (or --save-as NAME).")
+    if (args.output or args.resume) and not args.input:
+        raise InvalidInputError("--output and --resume work with --input FILE.")
+    if args.resume and not args.output:
+        raise InvalidInputError("--resume needs --output FILE (the file to continue).")
     check_load_options(args)
     if args.text is not None and not args.text.strip():
         raise InvalidInputError(EMPTY_TEXT)
@@ -182,6 +195,9 @@ def _classify(args: argparse.Namespace) -> int:
     spec = _classify_spec(args, base, eval_pairs)
     if eval_pairs is not None:
         _check_eval_labels(args.eval, spec, eval_pairs)
+    if args.engine and not args.save_as:
+        # -m names the remote engine's model: no local model is needed.
+        return _run_modes(_remote_scorer(args, core, spec), spec, args, texts, eval_pairs)
     model = resolve_model(
         core.db, args.model, conversation_model_id=saved.model_id if saved else None
     )
@@ -199,17 +215,20 @@ def _classify(args: argparse.Namespace) -> int:
     try:
         from slmdesk.classify.classifier import Classifier
 
-        return _run_modes(Scorer(Classifier(engine, spec), lambda p: p.to_json()), spec, args,
-                          texts, eval_pairs)
+        identity = {"id": model.id, "bytes": model.size_bytes, "sha256": model.sha256}
+        return _run_modes(Scorer(Classifier(engine, spec), lambda p: p.to_json(), identity),
+                          spec, args, texts, eval_pairs)
     finally:
         engine.unload()
 
 
 class Scorer(NamedTuple):
-    """A local or remote classifier, and how one of its predictions is printed as JSON."""
+    """A local or remote classifier, how one of its predictions is printed as JSON, and what
+    identifies its model in a resumable --output file."""
 
     classifier: Any  # Classifier | RemoteClassifier: classify, classify_many, calibration_for
     to_json: Callable[[Prediction], dict[str, Any]]
+    model_identity: dict[str, Any]
 
 
 def _remote_scorer(args: argparse.Namespace, core: Any, spec: ClassifierSpec) -> Scorer:
@@ -221,7 +240,10 @@ def _remote_scorer(args: argparse.Namespace, core: Any, spec: ClassifierSpec) ->
     remote = RemoteClassifier(
         open_remote_engine(core.db, args.engine, args.api_key, args.model), spec,
         concurrency=args.concurrency)
-    return Scorer(remote, remote.result_json)
+    method = remote.method  # first: finding it may probe the engine for its model
+    identity = {"engine": remote.engine.base_url, "model": remote.engine.model,
+                "method": method}
+    return Scorer(remote, remote.result_json, identity)
 
 
 def _run_modes(scorer: Scorer, spec: ClassifierSpec, args: argparse.Namespace,
@@ -229,7 +251,7 @@ def _run_modes(scorer: Scorer, spec: ClassifierSpec, args: argparse.Namespace,
     if args.text is not None:
         return _classify_one(scorer, spec, args.text, json_mode=args.json)
     if texts is not None:
-        return _classify_input(scorer, texts)
+        return _classify_input(scorer, spec, texts, args)
     assert eval_pairs is not None
     return _classify_eval(scorer, spec, eval_pairs, json_mode=args.json)
 
@@ -262,30 +284,78 @@ def _classify_one(scorer: Scorer, spec: ClassifierSpec, text: str, *, json_mode:
     return 0
 
 
-def _classify_input(scorer: Scorer, texts: list[str]) -> int:
+class _PrintedResults:
+    """--input without --output: each result a JSON line on stdout (nothing to resume)."""
+
+    def __init__(self) -> None:
+        self.done: set[int] = set()
+
+    def write(self, _index: int, result: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        pass
+
+
+def _open_results(scorer: Scorer, spec: ClassifierSpec, texts: list[str],
+                  args: argparse.Namespace, calibration: str) -> Any:
+    """Where the results go: stdout, or the --output file (started, or resumed)."""
+    from slmdesk.classify.results_file import file_identity, open_results, run_header
+
+    if not args.output:
+        return _PrintedResults()
+    if args.resume and calibration == "batch":
+        raise InvalidInputError(
+            "--resume cannot continue a run with batch calibration: it divides every score "
+            "by the mean over all the texts, so no result is final until every text is "
+            "scored (\"auto\" uses it from 8 texts on). Add --calibration contextual (or "
+            "none) for a run that can be resumed.")
+    source = {**file_identity(args.input), "column": args.column or "text"}
+    header = run_header(source, spec.to_json(), scorer.model_identity, len(texts), calibration)
+    return open_results(args.output, header, resume=args.resume)
+
+
+def _classify_input(scorer: Scorer, spec: ClassifierSpec, texts: list[str],
+                    args: argparse.Namespace) -> int:
     classifier = scorer.classifier
-    streamed = classifier.calibration_for(len(texts)) != "batch"
+    calibration = classifier.calibration_for(len(texts))
+    streamed = calibration != "batch"
+    results = _open_results(scorer, spec, texts, args, calibration)
+    todo = [i for i in range(len(texts)) if i not in results.done]
+    skipped = len(texts) - len(todo)
     progress = Progress(len(texts))
     cancel = threading.Event()
 
-    def emit(pred: Prediction) -> None:
-        sys.stdout.write(json.dumps(scorer.to_json(pred), ensure_ascii=False) + "\n")
-        sys.stdout.flush()
-
-    def on_result(_i: int, pred: Prediction) -> None:
+    def on_result(j: int, pred: Prediction) -> None:
         if streamed:
-            emit(pred)
+            results.write(todo[j], scorer.to_json(pred))
 
-    with sigint_cancels(cancel):
-        preds = classifier.classify_many(
-            texts, cancel=cancel, on_result=on_result, on_progress=progress
-        )
-    if not streamed:
-        for pred in preds:
-            emit(pred)
-    if len(preds) < len(texts):
-        progress.stopped(len(preds))
+    def on_progress(done: int, total: int) -> None:
+        progress(skipped + done, skipped + total)
+
+    try:
+        if todo:
+            with sigint_cancels(cancel):
+                preds = classifier.classify_many(
+                    [texts[i] for i in todo], cancel=cancel, on_result=on_result,
+                    on_progress=on_progress)
+        else:
+            preds = []
+        if not streamed:
+            for i, pred in zip(todo, preds, strict=False):
+                results.write(i, scorer.to_json(pred))
+    finally:
+        results.close()
+    if len(preds) < len(todo):
+        progress.stopped(skipped + len(preds))
+        if args.output:
+            print(f"slmdesk: {args.output} keeps them; add --resume to continue",
+                  file=sys.stderr)
         return 130
+    if args.output:
+        print(f"{args.output}: {len(texts)} of {len(texts)} texts classified "
+              f"({skipped} there already)", file=sys.stderr)
     return 0
 
 

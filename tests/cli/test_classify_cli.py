@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from slmdesk.classify.evaluate import evaluate
-from tests.cli.test_cli import THREADS, Cli, assert_one_line_error
+from tests.cli.test_cli import THREADS, TIMEOUT, Cli, assert_one_line_error
 
 # The fixtures of test_cli.py, used here by name.
 from tests.cli.test_cli import bare_cli as bare_cli
@@ -19,6 +23,11 @@ from tests.cli.test_cli import decoy as decoy
 POSITIVE = "I absolutely love this wonderful movie, it is the best film I have ever seen!"
 NEGATIVE = "This is a terrible, awful movie. I hated every minute of it."
 LABELS = ("--labels", "positive,negative")
+# A resumed run's scores against an uninterrupted run's: the largest difference measured was
+# 0.0 in 4 runs (llama-cpp-python 0.3.36, x86-64 CPU, one thread; the first text after the
+# resume starts from a cold KV cache). The margin is for builds whose cache reuse changes the
+# order of the sums.
+SCORE_TOLERANCE = 1e-4
 ROWS = [
     (POSITIVE, "positive"),
     (NEGATIVE, "negative"),
@@ -162,6 +171,9 @@ def test_multi_label_json(cli: Cli, model_path: Path) -> None:
         (("classify", "--labels", "a,b", "--calibration", "none", "x", "--input", "f.txt"),
          ("only one of",)),
         (("classify", "--labels", "a,b", "--input", "missing.txt"), ("Cannot read",)),
+        (("classify", "--labels", "a,b", "x", "--output", "o.jsonl"), ("work with --input",)),
+        (("classify", "--labels", "a,b", "--input", "f.txt", "--resume"),
+         ("--resume needs --output",)),
         (("classifiers", "delete", "nope"), ("No saved classifier named 'nope'",)),
     ],
 )
@@ -180,3 +192,54 @@ def test_bad_eval_file_names_the_line_before_loading_a_model(bare_cli: Cli) -> N
     other.write_text("text,label\ngood,positive\nbad,meh\n", encoding="utf-8")
     proc = bare_cli.run("classify", *LABELS, "--eval", str(other), check=False)
     assert_one_line_error(proc, "row 2 is labelled 'meh'")
+
+
+def _results(path: Path) -> list[dict[str, Any]]:
+    """The result lines of an --output file (after its header line)."""
+    return _lines(path.read_text(encoding="utf-8"))[1:]
+
+
+def sigkill_when_written(command: list[str], output: Path, results: int,
+                         env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+    """Run ``command`` and SIGKILL it once its --output file holds ``results`` result lines
+    (after the header); returns how many it holds then."""
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env, cwd=cwd)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not output.exists() or output.read_bytes().count(b"\n") < results + 1:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(TIMEOUT)
+    return output.read_bytes().count(b"\n") - 1
+
+
+def test_input_output_killed_and_resumed_matches_an_uninterrupted_run(
+        cli: Cli, model_path: Path) -> None:
+    texts = [t for t, _label in ROWS] * 2
+    source = cli.cwd / "texts.txt"
+    source.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+    run = ("classify", *THREADS, *LABELS, "--calibration", "contextual", "--input", str(source))
+    whole = cli.cwd / "whole.jsonl"
+    cli.run(*run, "--output", str(whole))
+
+    output = cli.cwd / "resumed.jsonl"
+    kept = sigkill_when_written(cli.command(*run, "--output", str(output)), output, 2,
+                                cli.env, cli.cwd)
+    assert 2 <= kept < len(texts)
+    with open(output, "ab") as f:
+        f.write(b'{"index": 99, "te')  # a torn last line, as a kill mid-write leaves
+    proc = cli.run(*run, "--output", str(output), "--resume")
+    assert f"({kept} there already)" in proc.stderr
+
+    resumed, reference = _results(output), _results(whole)
+    assert [r["index"] for r in resumed] == list(range(len(texts)))  # each once, in order
+    assert [r["text"] for r in resumed] == texts
+    assert [r["label"] for r in resumed] == [r["label"] for r in reference]
+    for ours, theirs in zip(resumed, reference, strict=True):
+        for label, p in theirs["scores"].items():
+            assert ours["scores"][label] == pytest.approx(p, abs=SCORE_TOLERANCE)

@@ -22,5 +22,6 @@ def fake_engine() -> Iterator[FakeEngine]:
 def fake(fake_engine: FakeEngine) -> FakeEngine:
     fake_engine.mode = "ok"
     fake_engine.scoring = False
+    fake_engine.delay = 0.0
     fake_engine.requests.clear()
     return fake_engine

@@ -42,6 +42,7 @@ class FakeEngine:
     def __init__(self) -> None:
         self.mode = "ok"
         self.scoring = False
+        self.delay = 0.0  # seconds each scoring request waits: time to kill a client mid-run
         self.requests: list[dict[str, Any]] = []
         app = Starlette(routes=[
             Route("/v1/models", self.models, methods=["GET"]),
@@ -99,6 +100,7 @@ class FakeEngine:
             return refused
         body = await request.json()
         self.requests.append(body)
+        await asyncio.sleep(self.delay)
         prompts = body["prompt"]
         return JSONResponse(echo_completion(prompts if isinstance(prompts[0], list)
                                             else [prompts]))
