@@ -118,6 +118,15 @@ class ServerView(QWidget):
             "browser; any other page gets 403 naming this setting.")
         self.cors_edit.editingFinished.connect(self._save)
         form.addRow("Browser origins (CORS):", self.cors_edit)
+        self.keep_chats_check = QCheckBox("Keep API conversations in the chat history", box)
+        self.keep_chats_check.setObjectName("server_keep_chats")
+        self.keep_chats_check.setToolTip(
+            "Store each chat request and its reply as a conversation (titled 'API: …'); a "
+            "follow-up that repeats an earlier conversation goes on in it. Off: nothing said "
+            "through the API is kept.")
+        self.keep_chats_check.setChecked(self.settings.keep_chats)
+        self.keep_chats_check.toggled.connect(self._save)
+        form.addRow(self.keep_chats_check)
         layout.addWidget(box)
         note = QLabel("The server serves the model chosen in the window, on the window's "
                       "engine: the window's chats and the server's requests take turns.",
@@ -223,6 +232,7 @@ class ServerView(QWidget):
         s.allow_network = self.network_check.isChecked()
         s.token = self.token_edit.text()
         s.cors_origins = self.cors_edit.text().strip()
+        s.keep_chats = self.keep_chats_check.isChecked()
         save_panel_settings(self.db, s)
 
     def _on_state_changed(self, state: str) -> None:
@@ -230,7 +240,7 @@ class ServerView(QWidget):
         stopped = state == "stopped"
         self.start_button.setText("Stop server" if running else "Start server")
         self.start_button.setEnabled(running or stopped)
-        for field in (self.port_spin, self.network_check, self.cors_edit):
+        for field in (self.port_spin, self.network_check, self.cors_edit, self.keep_chats_check):
             field.setEnabled(stopped)
         if running:
             self.log_timer.start()

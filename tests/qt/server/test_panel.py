@@ -151,6 +151,27 @@ def test_other_machines_need_a_token(qtbot: Any, panel: ServerView) -> None:
     assert panel.settings.server_config().token is None
 
 
+def test_keep_chats_is_off_by_default_saved_and_stores_requests(
+        qtbot: Any, panel: ServerView, session: ModelSession) -> None:
+    from slmdesk.store.chats import ChatRepository
+
+    assert not panel.keep_chats_check.isChecked()
+    assert not panel.settings.server_config().keep_chats
+    qtbot.mouseClick(panel.keep_chats_check, Qt.MouseButton.LeftButton)
+    assert panel.settings.server_config().keep_chats
+    # Remembered for the next start.
+    assert ServerView(panel.db, panel.control.session).keep_chats_check.isChecked()
+    url = _start(qtbot, panel)
+    assert not panel.keep_chats_check.isEnabled()  # changes with the server stopped only
+    assert session.model is not None
+    with qtbot.waitSignal(panel.control.chat_saved, timeout=30_000) as saved:
+        reply = _client(url, "not-needed").chat.completions.create(
+            model=session.model.name, messages=[{"role": "user", "content": "Say hello."}],
+            max_tokens=8, temperature=0)
+    path = ChatRepository(panel.db).path(saved.args[0])
+    assert [m.content for m in path] == ["Say hello.", reply.choices[0].message.content]
+
+
 def test_a_bad_setting_is_said_and_nothing_starts(qtbot: Any, panel: ServerView) -> None:
     panel.cors_edit.setText("localhost:3000")
     panel.cors_edit.editingFinished.emit()
