@@ -170,6 +170,9 @@ def test_keep_chats_is_off_by_default_saved_and_stores_requests(
             max_tokens=8, temperature=0)
     path = ChatRepository(panel.db).path(saved.args[0])
     assert [m.content for m in path] == ["Say hello.", reply.choices[0].message.content]
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.control.state == "stopped", timeout=START_TIMEOUT_MS)
+    assert panel.keep_chats_check.isEnabled()
 
 
 def test_a_bad_setting_is_said_and_nothing_starts(qtbot: Any, panel: ServerView) -> None:
