@@ -29,6 +29,9 @@ from slmdesk.store.models import ModelRecord
 
 log = logging.getLogger(__name__)
 TITLE_PREFIX = "API: "
+# How long a stopping server waits for running replies to end before it finishes them as
+# interrupted itself (the window's engine ends a cancelled reply at its next token).
+CLOSE_TIMEOUT_S = 10.0
 Messages = list[dict[str, str]]
 
 
@@ -65,6 +68,8 @@ class ApiChatHistory:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="slmdesk-api-history")
         self._db: sqlite_utils.Database | None = None
+        self._lock = threading.Lock()
+        self._open: set[StoredReply] = set()  # begun, not ended yet
 
     def _chats(self) -> ChatRepository:
         if self._db is None:  # opened on the history's own thread, used only there
@@ -91,8 +96,26 @@ class ApiChatHistory:
     def reply(self, messages: Messages, model: ModelRecord) -> StoredReply:
         return StoredReply(self, messages, model)
 
-    def close(self) -> None:
-        """Finish the writes already asked for, then close the connection (once)."""
+    def remember(self, reply: StoredReply) -> None:
+        """``reply`` began: ``close`` waits for its end."""
+        with self._lock:
+            self._open.add(reply)
+
+    def forget(self, reply: StoredReply) -> None:
+        with self._lock:
+            self._open.discard(reply)
+
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Wait (up to ``timeout``) for the replies that run to end, finish those that do not
+        as interrupted, write what was asked for, then close the connection (once)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            running = list(self._open)
+        for reply in running:
+            try:
+                reply.done.result(max(0.0, deadline - time.monotonic()))
+            except concurrent.futures.TimeoutError:
+                reply.interrupt()
         try:
             self._executor.submit(self._close_db)
         except RuntimeError:  # closed already
@@ -117,12 +140,14 @@ class StoredReply:
         self._flushed_at = 0.0
         self._reply_id: str | None = None  # set on the history's thread
         self._begun = False
+        self._ended = False
         self.done: concurrent.futures.Future[None] = concurrent.futures.Future()
 
     def begin(self) -> None:
         """The reply starts: store the request's messages and an empty streaming reply."""
         with self._lock:
             self._begun = True
+        self.history.remember(self)
         self.history.submit(self._write_request)
 
     def grow(self, piece: str) -> None:
@@ -138,9 +163,20 @@ class StoredReply:
 
     def end(self, future: concurrent.futures.Future[Any]) -> None:
         """The engine is done with the request (``future`` is its job's): finish the reply."""
-        reason, result = finish_reason_of(future)
+        self._finish(*finish_reason_of(future))
+
+    def interrupt(self) -> None:
+        """Finish the reply as interrupted with the text it has (the server stops and the
+        engine has not ended it); a later ``end`` changes nothing."""
+        self._finish("interrupted", None)
+
+    def _finish(self, reason: str, result: GenerationResult | None) -> None:
         with self._lock:
-            begun, text = self._begun, self._text
+            begun, ended, text = self._begun, self._ended, self._text
+            self._ended = True
+        if ended:
+            return
+        self.history.forget(self)
         if not begun:  # refused before the reply began: nothing was stored
             self.done.set_result(None)
             return

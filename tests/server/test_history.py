@@ -1,7 +1,9 @@
-"""API conversations in the chat history (``keep_chats``), through the official `openai` client."""
+"""API conversations in the chat history (server/history.py): through the official `openai`
+client with the 135M model, and the history's own rules without a model."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -10,12 +12,13 @@ from typing import Any
 
 import pytest
 
+from slmdesk.engine.params import GenerationResult
+from slmdesk.server.history import ApiChatHistory
 from slmdesk.server.runner import LocalServer
 from slmdesk.store.chats import STATUS_COMPLETE, ChatRepository, Conversation, Message
 from slmdesk.store.db import open_database
+from slmdesk.store.models import ModelRecord
 from tests.server.conftest import TOKEN, _served
-
-pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +43,16 @@ def _unique_question() -> str:
     return f"Say hello to visitor {uuid.uuid4().hex[:8]} in one short sentence."
 
 
-def _read(server: LocalServer, work: Callable[[ChatRepository], Any]) -> Any:
-    db = open_database(server.library.paths.database)
+def _in_database(database: Path, work: Callable[[ChatRepository], Any]) -> Any:
+    db = open_database(database)
     try:
         return work(ChatRepository(db))
     finally:
         db.close()
+
+
+def _read(server: LocalServer, work: Callable[[ChatRepository], Any]) -> Any:
+    return _in_database(server.library.paths.database, work)
 
 
 def _conversations_with(server: LocalServer, text: str) -> list[Conversation]:
@@ -62,6 +69,7 @@ def _path(server: LocalServer, conversation: Conversation) -> list[Message]:
     return path
 
 
+@pytest.mark.model
 def test_off_by_default_nothing_is_stored(served: LocalServer) -> None:
     assert not served.config.keep_chats
     reply = _client(served).chat.completions.create(
@@ -71,6 +79,7 @@ def test_off_by_default_nothing_is_stored(served: LocalServer) -> None:
     assert _read(served, lambda chats: chats.count_conversations()) == 0
 
 
+@pytest.mark.model
 def test_a_reply_is_stored_with_its_request(keeping: LocalServer) -> None:
     question = _unique_question()
     messages = [{"role": "system", "content": "You are brief."},
@@ -90,6 +99,7 @@ def test_a_reply_is_stored_with_its_request(keeping: LocalServer) -> None:
     assert user.metadata["source"] == answer.metadata["source"] == "api"
 
 
+@pytest.mark.model
 def test_a_streamed_reply_is_stored_as_streamed(keeping: LocalServer) -> None:
     question = _unique_question()
     stream = _client(keeping).chat.completions.create(
@@ -105,6 +115,7 @@ def test_a_streamed_reply_is_stored_as_streamed(keeping: LocalServer) -> None:
     assert [answer.finish_reason] == finish
 
 
+@pytest.mark.model
 def test_a_follow_up_is_appended_to_its_conversation(keeping: LocalServer) -> None:
     client = _client(keeping)
     question = _unique_question()
@@ -128,6 +139,7 @@ def test_a_follow_up_is_appended_to_its_conversation(keeping: LocalServer) -> No
     assert len(_conversations_with(keeping, question)) == 2
 
 
+@pytest.mark.model
 def test_a_client_that_leaves_leaves_an_interrupted_reply(keeping: LocalServer) -> None:
     question = "Write a very long story about visitor " + uuid.uuid4().hex[:8] + "."
     stream = _client(keeping).chat.completions.create(
@@ -153,6 +165,7 @@ def test_a_client_that_leaves_leaves_an_interrupted_reply(keeping: LocalServer) 
     assert answer.content.startswith(received)  # what the client saw is kept, and more
 
 
+@pytest.mark.model
 def test_a_reply_running_when_the_server_stops_is_kept_as_interrupted(
         model_path: Path, tmp_path: Path) -> None:
     served = _served(tmp_path / "home", with_model=True, keep_chats=True)
@@ -172,3 +185,85 @@ def test_a_reply_running_when_the_server_stops_is_kept_as_interrupted(
     answer = _path(server, conversation)[-1]
     assert (answer.status, answer.finish_reason) == (STATUS_COMPLETE, "interrupted")
     assert answer.content.startswith(received)
+
+
+# Without the model: the history's own rules ------------------------------------------------
+@pytest.fixture
+def history(tmp_path: Path) -> Iterator[tuple[ApiChatHistory, ModelRecord]]:
+    from slmdesk.paths import get_paths
+    from tests.unit.models import tiny_model
+
+    paths = get_paths(str(tmp_path / "home")).ensure()
+    db = open_database(paths.database)
+    model = tiny_model(db)
+    db.close()
+    saved: list[str] = []
+    kept = ApiChatHistory(paths, saved.append)
+    yield kept, model
+    kept.close()
+
+
+def _stored(kept: ApiChatHistory, work: Callable[[ChatRepository], Any]) -> Any:
+    return _in_database(kept.paths.database, work)
+
+
+def _answered(kept: ApiChatHistory, model: ModelRecord, messages: list[dict[str, str]],
+              text: str) -> None:
+    reply = kept.reply(messages, model)
+    reply.begin()
+    reply.grow(text)
+    done: concurrent.futures.Future[GenerationResult] = concurrent.futures.Future()
+    done.set_result(GenerationResult(text=text, finish_reason="stop"))
+    reply.end(done)
+    reply.done.result(5)
+
+
+def test_a_follow_up_goes_on_under_the_reply_it_repeats_even_on_another_branch(
+        history: tuple[ApiChatHistory, ModelRecord]) -> None:
+    kept, model = history
+    first = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    _answered(kept, model, first, "Hello!")
+    # The window's person adds a turn of their own; the API client goes on from the reply.
+    cid = _stored(kept, lambda chats: chats.list_conversations()[0].id)
+    _stored(kept, lambda chats: chats.append_message(cid, "user", "From the window"))
+    follow = [*first, {"role": "assistant", "content": "Hello!"},
+              {"role": "user", "content": "Again"}]
+    _answered(kept, model, follow, "Hello again!")
+    conversations = _stored(kept, lambda chats: chats.list_conversations())
+    assert [c.id for c in conversations] == [cid]
+    path = _stored(kept, lambda chats: chats.path(cid))
+    assert [(m.role, m.content) for m in path] == [
+        ("user", "Hi"), ("assistant", "Hello!"), ("user", "Again"),
+        ("assistant", "Hello again!")]
+    assert conversations[0].system_prompt == "Be brief."
+    # A conversation in the bin is not gone on with: the follow-up starts a new one.
+    _stored(kept, lambda chats: chats.delete_conversation(cid))
+    _answered(kept, model, follow, "Hello once more!")
+    assert len(_stored(kept, lambda chats: chats.list_conversations())) == 1
+
+
+def test_closing_finishes_a_reply_the_engine_never_ended_as_interrupted(
+        history: tuple[ApiChatHistory, ModelRecord]) -> None:
+    kept, model = history
+    reply = kept.reply([{"role": "user", "content": "Tell a story"}], model)
+    reply.begin()
+    reply.grow("Once upon")
+    kept.close(timeout=0.1)
+    done: concurrent.futures.Future[GenerationResult] = concurrent.futures.Future()
+    done.set_result(GenerationResult(text="Once upon a time", finish_reason="stop"))
+    reply.end(done)  # too late: changes nothing
+    [conversation] = _stored(kept, lambda chats: chats.list_conversations())
+    answer = _stored(kept, lambda chats: chats.path(conversation.id))[-1]
+    assert (answer.content, answer.status, answer.finish_reason) == (
+        "Once upon", STATUS_COMPLETE, "interrupted")
+
+
+def test_a_request_refused_before_its_reply_began_leaves_nothing(
+        history: tuple[ApiChatHistory, ModelRecord]) -> None:
+    kept, model = history
+    reply = kept.reply([{"role": "user", "content": "Too long"}], model)
+    refused: concurrent.futures.Future[GenerationResult] = concurrent.futures.Future()
+    refused.set_exception(RuntimeError("context overflow"))
+    reply.end(refused)
+    reply.done.result(5)
+    assert _stored(kept, lambda chats: chats.count_conversations()) == 0
