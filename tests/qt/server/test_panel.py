@@ -175,6 +175,30 @@ def test_keep_chats_is_off_by_default_saved_and_stores_requests(
     assert panel.keep_chats_check.isEnabled()
 
 
+def test_stopping_the_server_keeps_a_running_reply_as_interrupted(
+        qtbot: Any, panel: ServerView, session: ModelSession) -> None:
+    from slmdesk.store.chats import ChatRepository
+
+    panel.keep_chats_check.setChecked(True)
+    url = _start(qtbot, panel)
+    assert session.model is not None
+    with qtbot.waitSignal(panel.control.chat_saved, timeout=30_000) as saved:
+        stream = _client(url, "not-needed").chat.completions.create(
+            model=session.model.name, stream=True, max_tokens=2000, temperature=1.0, seed=1,
+            messages=[{"role": "user", "content": "Write a very long story."}])
+        received = ""
+        for i, chunk in enumerate(stream):
+            received += chunk.choices[0].delta.content or ""
+            if i >= 4:
+                break
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.control.state == "stopped", timeout=START_TIMEOUT_MS)
+    stream.close()
+    answer = ChatRepository(panel.db).path(saved.args[0])[-1]
+    assert (answer.status, answer.finish_reason) == ("complete", "interrupted")
+    assert answer.content.startswith(received)
+
+
 def test_a_bad_setting_is_said_and_nothing_starts(qtbot: Any, panel: ServerView) -> None:
     panel.cors_edit.setText("localhost:3000")
     panel.cors_edit.editingFinished.emit()
