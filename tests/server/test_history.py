@@ -69,6 +69,20 @@ def _path(server: LocalServer, conversation: Conversation) -> list[Message]:
     return path
 
 
+def _long_story_begun(server: LocalServer) -> tuple[str, Any, str]:
+    """A long streamed reply, its first chunks read: (the question, the stream, its text)."""
+    question = "Write a very long story about visitor " + uuid.uuid4().hex[:8] + "."
+    stream = _client(server).chat.completions.create(
+        model=_model(server), messages=[{"role": "user", "content": question}],
+        max_tokens=2000, temperature=1.0, seed=1, stream=True)
+    received = ""
+    for i, chunk in enumerate(stream):
+        received += chunk.choices[0].delta.content or ""
+        if i >= 4:
+            break
+    return question, stream, received
+
+
 @pytest.mark.model
 def test_off_by_default_nothing_is_stored(served: LocalServer) -> None:
     assert not served.config.keep_chats
@@ -141,15 +155,7 @@ def test_a_follow_up_is_appended_to_its_conversation(keeping: LocalServer) -> No
 
 @pytest.mark.model
 def test_a_client_that_leaves_leaves_an_interrupted_reply(keeping: LocalServer) -> None:
-    question = "Write a very long story about visitor " + uuid.uuid4().hex[:8] + "."
-    stream = _client(keeping).chat.completions.create(
-        model=_model(keeping), messages=[{"role": "user", "content": question}],
-        max_tokens=2000, temperature=1.0, seed=1, stream=True)
-    received = ""
-    for i, chunk in enumerate(stream):
-        received += chunk.choices[0].delta.content or ""
-        if i >= 4:
-            break
+    question, stream, received = _long_story_begun(keeping)
     stream.close()
     deadline = time.monotonic() + 10
     answer = None
@@ -170,15 +176,7 @@ def test_a_reply_running_when_the_server_stops_is_kept_as_interrupted(
         model_path: Path, tmp_path: Path) -> None:
     served = _served(tmp_path / "home", with_model=True, keep_chats=True)
     server = next(served)
-    question = "Write a very long story about visitor " + uuid.uuid4().hex[:8] + "."
-    stream = _client(server).chat.completions.create(
-        model=_model(server), messages=[{"role": "user", "content": question}],
-        max_tokens=2000, temperature=1.0, seed=1, stream=True)
-    received = ""
-    for i, chunk in enumerate(stream):
-        received += chunk.choices[0].delta.content or ""
-        if i >= 4:
-            break
+    question, stream, received = _long_story_begun(server)
     next(served, None)  # stops the server while the reply still runs
     stream.close()
     [conversation] = _conversations_with(server, question)
