@@ -25,7 +25,14 @@ from slmdesk.errors import (
     UnsupportedFeatureError,
 )
 from slmdesk.settings import model_defaults
-from slmdesk.store.chats import STATUS_STREAMING, ChatRepository, Conversation, Message
+from slmdesk.store.chats import (
+    FLUSH_INTERVAL_S,
+    STATUS_STREAMING,
+    ChatRepository,
+    Conversation,
+    Message,
+    title_from,
+)
 from slmdesk.store.db import disk_full_is_user_facing
 from slmdesk.store.engines import RemoteModel
 from slmdesk.store.models import ModelRecord
@@ -38,14 +45,7 @@ ChatModel = ModelRecord | RemoteModel
 # A reply records the system prompt it was written under (the Markdown export shows where
 # it changed within a chat; transfer.py reads the same key).
 SYSTEM_PROMPT_KEY = "system_prompt"
-FLUSH_INTERVAL_S = 0.5  # a growing reply reaches the disk at least this often
 CONTINUABLE = frozenset({"cancelled", "length", "interrupted"})  # replies Continue goes on
-TITLE_CHARS = 60
-
-
-def title_from(text: str) -> str:
-    line = " ".join(text.split())
-    return (line[: TITLE_CHARS - 1] + "…") if len(line) > TITLE_CHARS else (line or "New chat")
 
 
 @dataclass

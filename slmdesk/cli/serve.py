@@ -40,6 +40,9 @@ def add_parsers(sub: Any) -> None:
                    help="chat and completion requests decoded together (default "
                         f"{DEFAULT_PARALLEL}; 1: one at a time, the others queued)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--keep-chats", action="store_true",
+                   help="store each chat request and its reply in the chat history (off by "
+                        "default: nothing said through the API is kept)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     config = ServerConfig(
         host=args.host, port=args.port, token=args.token,
         cors_origins=tuple(args.cors_origin), queue_size=args.queue,
-        max_tokens_limit=args.max_tokens_limit,
+        max_tokens_limit=args.max_tokens_limit, keep_chats=args.keep_chats,
     ).validated()
     core = open_core()
     model = resolve_model(core.db, args.model)
@@ -75,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
 
     def announce() -> None:
         print(f"slmdesk: serving {model.name} at {server.base_url}", file=sys.stderr)
+        if config.keep_chats:
+            print("slmdesk: chat requests are kept in the chat history (`slmdesk chats list`)",
+                  file=sys.stderr)
         if config.cors_origins:
             print(f"slmdesk: browser pages allowed from {', '.join(config.cors_origins)}",
                   file=sys.stderr)

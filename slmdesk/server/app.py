@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from slmdesk.server.config import ServerConfig
 from slmdesk.server.errors import ApiError
+from slmdesk.server.history import ApiChatHistory
 from slmdesk.server.models import ModelLibrary
 from slmdesk.server.routes import ServerApi, api_error_response
 from slmdesk.server.security import AccessGuard, RequestLog
@@ -24,9 +25,11 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 
 
 def build_app(config: ServerConfig, worker: EngineWorker, library: ModelLibrary,
-              request_log: RequestLog | None = None) -> Starlette:
-    """The server's ASGI app over ``worker``'s engine; ``worker`` is started by the caller."""
-    api = ServerApi(config, worker, library)
+              request_log: RequestLog | None = None, history: ApiChatHistory | None = None
+              ) -> Starlette:
+    """The server's ASGI app over ``worker``'s engine; ``worker`` is started by the caller.
+    With ``history``, chat requests are kept in the chat history."""
+    api = ServerApi(config, worker, library, history)
     return Starlette(
         routes=api.routes(),
         middleware=[Middleware(AccessGuard, config=config,

@@ -43,6 +43,8 @@ class ServerConfig:
     max_body_bytes: int = 4 * 1024 * 1024
     max_tokens_limit: int = 4096  # the most a request may ask for (the context caps too)
     max_texts: int = 1000  # texts in one /v1/classify or /v1/embeddings request
+    # Store each chat request and its reply in the app's chat history (off: nothing kept).
+    keep_chats: bool = False
 
     def validated(self) -> ServerConfig:
         """This config, or an ``InvalidInputError`` saying which setting is wrong."""

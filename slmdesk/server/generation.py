@@ -24,8 +24,13 @@ class EventChannel:
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
     def put(self, kind: str, payload: Any = None) -> None:
-        """Callable from any thread."""
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, (kind, payload))
+        """Callable from any thread; dropped once the loop is closed (the server stopped
+        while the engine still ran: nobody listens any more)."""
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, (kind, payload))
+        except RuntimeError:
+            if not self._loop.is_closed():
+                raise
 
     async def get(self) -> tuple[str, Any]:
         return await self._queue.get()
@@ -86,6 +91,7 @@ class GenerationJob:
     cancel: threading.Event
     on_started: Callable[[int], None] | None = None  # prompt tokens, once the prompt is fine
     on_piece: Callable[[str, list[TokenEntry]], None] | None = None
+    on_text: Callable[[str], None] | None = None  # the reply's text as it grows (to store it)
     track: TokenTrack = field(default_factory=TokenTrack)
     text_chars: int = 0
 
@@ -140,6 +146,8 @@ class GenerationJob:
 
     def _text(self, piece: str) -> None:
         self.text_chars += len(piece)
+        if self.on_text is not None:
+            self.on_text(piece)
         if self.on_piece is not None:
             self.on_piece(piece, self.track.take(self.text_chars))
 

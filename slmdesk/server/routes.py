@@ -24,6 +24,7 @@ from slmdesk.server.classify import ClassifyService
 from slmdesk.server.config import ServerConfig
 from slmdesk.server.errors import ApiError, from_user_facing, model_not_found
 from slmdesk.server.generation import EventChannel, GenerationJob, sampling_for
+from slmdesk.server.history import ApiChatHistory, StoredReply
 from slmdesk.server.models import ModelLibrary
 from slmdesk.server.protocol import (
     ChatRequest,
@@ -119,11 +120,12 @@ def as_api_error(exc: BaseException) -> ApiError:
 class ServerApi:
     """The endpoints over one engine worker and the app's model library."""
 
-    def __init__(self, config: ServerConfig, worker: EngineWorker, library: ModelLibrary
-                 ) -> None:
+    def __init__(self, config: ServerConfig, worker: EngineWorker, library: ModelLibrary,
+                 history: ApiChatHistory | None = None) -> None:
         self.config = config
         self.worker = worker
         self.library = library
+        self.history = history  # where chat requests are kept (None: they are not)
         self.classify_service = ClassifyService(library)
 
     def routes(self) -> list[Route]:
@@ -223,14 +225,23 @@ class ServerApi:
         cancel = threading.Event()
         work = GenerationJob(req, sampling, cancel)
         job = EngineJob(work, model, cancel, sequence=work.sequence)
+        stored = self._stored_reply(req, model, work, job)
         if not req.stream:
             result = await self._run(request, job)
+            await _written(stored)
             if result.finish_reason == "error":
                 raise ApiError(500, result.error or "generation failed", type="server_error")
             entries = work.remaining_tokens(result) if req.logprobs else None
             return JSONResponse(shapes.whole(result, entries))
         channel = EventChannel(asyncio.get_running_loop())
-        work.on_started = lambda n: channel.put("started", n)
+        begin = work.on_started
+
+        def started(prompt_tokens: int) -> None:
+            if begin is not None:
+                begin(prompt_tokens)
+            channel.put("started", prompt_tokens)
+
+        work.on_started = started
         work.on_piece = lambda text, entries: channel.put("piece", (text, entries))
         self._submit(job)
         job.future.add_done_callback(lambda f: channel.put("end", f))
@@ -238,7 +249,19 @@ class ServerApi:
         if kind == "end":
             # It ended before the reply began: the prompt was refused, or the load failed.
             raise as_api_error(payload.exception() or RuntimeError("no reply"))
-        return SSEResponse(self._events(shapes, req, work, channel, cancel))
+        return SSEResponse(self._events(shapes, req, work, channel, cancel, stored))
+
+    def _stored_reply(self, req: ChatRequest | CompletionRequest, model: ModelRecord,
+                      work: GenerationJob, job: EngineJob[Any]) -> StoredReply | None:
+        """With ``keep_chats``: a chat request's messages and reply, kept in the history
+        from the moment the reply begins (a refused request leaves nothing behind)."""
+        if self.history is None or not isinstance(req, ChatRequest):
+            return None
+        stored = self.history.reply(req.messages, model)
+        work.on_started = lambda _prompt_tokens: stored.begin()
+        work.on_text = stored.grow
+        job.future.add_done_callback(stored.end)
+        return stored
 
     async def _first_event(self, request: Request, channel: EventChannel,
                            cancel: threading.Event) -> tuple[str, Any]:
@@ -250,8 +273,8 @@ class ServerApi:
                 raise ClientGone
 
     async def _events(self, shapes: ChatShapes, req: ChatRequest | CompletionRequest,
-                      work: GenerationJob, channel: EventChannel, cancel: threading.Event
-                      ) -> AsyncIterator[str]:
+                      work: GenerationJob, channel: EventChannel, cancel: threading.Event,
+                      stored: StoredReply | None = None) -> AsyncIterator[str]:
         usage = req.include_usage
         try:
             if isinstance(req, ChatRequest):
@@ -279,10 +302,17 @@ class ServerApi:
                 yield sse(shapes.chunk(delta, finish=finish, with_usage=usage))
                 if usage:
                     yield sse(shapes.usage_chunk(result))
+            await _written(stored)  # once the client has the whole reply, so has the history
             yield sse("[DONE]")
         finally:
             # A no-op once the reply is finished; stops it when the client went away.
             cancel.set()
+
+
+async def _written(stored: StoredReply | None) -> None:
+    """Wait until the history holds the finished reply (no-op when chats are not kept)."""
+    if stored is not None:
+        await asyncio.wrap_future(stored.done)
 
 
 def _base64_floats(vector: list[float]) -> str:

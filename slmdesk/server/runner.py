@@ -12,6 +12,7 @@ import uvicorn
 
 from slmdesk.server.app import build_app
 from slmdesk.server.config import ServerConfig
+from slmdesk.server.history import ApiChatHistory
 from slmdesk.server.models import LoadOptions, ModelLibrary
 from slmdesk.server.security import RequestLog
 from slmdesk.server.worker import EngineWorker
@@ -44,16 +45,22 @@ class LocalServer:
 
     def __init__(self, config: ServerConfig, model: ModelRecord | None = None, *,
                  load_options: LoadOptions | None = None, library: ModelLibrary | None = None,
-                 worker: EngineWorker | None = None) -> None:
+                 worker: EngineWorker | None = None,
+                 on_chat_saved: Callable[[str], None] | None = None) -> None:
         self.config = config.validated()
         self.library = library or ModelLibrary()
+        # With keep_chats: chat requests go to the chat history; ``on_chat_saved`` hears
+        # the id of each conversation a request was added to (on the history's thread).
+        self.history = ApiChatHistory(self.library.paths, on_chat_saved) \
+            if config.keep_chats else None
         options = load_options or LoadOptions()
         self.worker = worker or EngineWorker(
             lambda engine, record: self.library.load(engine, record, options),
             queue_size=config.queue_size)
         self.model = model
         self.request_log = RequestLog()
-        self.app = build_app(self.config, self.worker, self.library, self.request_log)
+        self.app = build_app(self.config, self.worker, self.library, self.request_log,
+                             self.history)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = config.port
@@ -70,7 +77,7 @@ class LocalServer:
                 self.worker.call(lambda _engine: None, self.model)  # loads it
             sock = bind(self.config.host, self.config.port)
         except BaseException:
-            self.worker.stop()
+            self._stop_engine()
             raise
         self.port = int(sock.getsockname()[1])
         self._server = uvicorn.Server(uvicorn.Config(
@@ -92,7 +99,7 @@ class LocalServer:
             self._server.run(sockets=[sock])
         finally:
             sock.close()
-            self.worker.stop()
+            self._stop_engine()
 
     def start(self, timeout: float = 30.0) -> LocalServer:
         """Serve on a background thread; returns once requests are answered."""
@@ -126,7 +133,14 @@ class LocalServer:
         if self._thread is not None:
             self._thread.join(15)
             self._thread = None
+        self._stop_engine()
+
+    def _stop_engine(self) -> None:
+        """Stop the engine (replies still running end as interrupted), then let the history
+        write what it was given."""
         self.worker.stop()
+        if self.history is not None:
+            self.history.close()
 
     def __enter__(self) -> LocalServer:
         return self

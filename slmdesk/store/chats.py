@@ -20,6 +20,15 @@ from slmdesk.store.rows import from_row, fts_query, id_slices, one_row, placehol
 STATUS_STREAMING = "streaming"
 STATUS_COMPLETE = "complete"
 FINISH_REASONS = ("stop", "length", "cancelled", "error", "interrupted")
+# A growing reply reaches the disk at least this often (the window's, the CLI's, the API's).
+FLUSH_INTERVAL_S = 0.5
+TITLE_CHARS = 60
+
+
+def title_from(text: str) -> str:
+    """A conversation's title from its first message: one line, at most ``TITLE_CHARS``."""
+    line = " ".join(text.split())
+    return (line[: TITLE_CHARS - 1] + "…") if len(line) > TITLE_CHARS else (line or "New chat")
 
 
 class _Leaf(enum.Enum):

@@ -186,6 +186,8 @@ class MainWindow(QMainWindow):
         self.status_serving = ElidedLabel("", self)  # "Serving … at …" while the server runs
         self.status_serving.setObjectName("status_serving")
         self.server_view.serving_changed.connect(self.status_serving.setText)
+        # A request the server kept in the history shows in the chat list at once.
+        self.server_view.control.chat_saved.connect(lambda _id: self.chat_page.sidebar.refresh())
         for w in (self.status_serving, self.status_model, self.status_backend,
                   self.status_speed, self.context_bar):
             self.statusBar().addPermanentWidget(w)

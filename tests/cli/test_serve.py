@@ -24,6 +24,11 @@ def test_defaults_bind_loopback_without_token() -> None:
     assert args.parallel == 4 and _parse("--parallel", "1").parallel == 1
 
 
+def test_keep_chats_is_off_unless_asked_for() -> None:
+    assert _parse().keep_chats is False
+    assert _parse("--keep-chats").keep_chats is True
+
+
 def test_another_host_without_token_is_refused_before_loading() -> None:
     with pytest.raises(InvalidInputError, match="--token"):
         run(_parse("--host", "0.0.0.0"))

@@ -141,3 +141,26 @@ def test_messages_about_a_selection_or_a_model_in_use_go_with_their_cause(
     assert "in use" in lib.banner.text()
     lib.set_loaded_model(None)
     assert lib.banner.text() == ""
+
+
+def test_a_conversation_the_server_keeps_shows_in_the_chat_list(qtbot: Any, app: Any) -> None:
+    from openai import OpenAI
+    from PySide6.QtCore import Qt
+
+    win = app.win
+    view = win.server_view
+    view.port_spin.setValue(0)  # any free port
+    view.keep_chats_check.setChecked(True)
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.control.running, timeout=30_000)
+    assert view.control.base_url is not None and win.model is not None
+    client = OpenAI(base_url=view.control.base_url, api_key="not-needed", max_retries=0,
+                    timeout=60)
+    with qtbot.waitSignal(view.control.chat_saved, timeout=30_000) as saved:
+        client.chat.completions.create(
+            model=win.model.name, messages=[{"role": "user", "content": "Say hello."}],
+            max_tokens=4)
+    sidebar = win.chat_page.sidebar
+    qtbot.waitUntil(lambda: sidebar.model.index_of(saved.args[0]).isValid(), timeout=5_000)
+    assert sidebar.model.itemFromIndex(sidebar.model.index_of(saved.args[0])).text() \
+        == "API: Say hello."

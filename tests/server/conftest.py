@@ -14,7 +14,8 @@ TOKEN = "test-token-0123456789"
 ALLOWED_ORIGIN = "http://localhost:3000"
 
 
-def _served(home: Path, *, with_model: bool) -> Iterator[LocalServer]:
+def _served(home: Path, *, with_model: bool, keep_chats: bool = False
+            ) -> Iterator[LocalServer]:
     from slmdesk.catalog.registry import resolve_model
     from slmdesk.paths import get_paths
     from slmdesk.server.models import LoadOptions, ModelLibrary
@@ -26,7 +27,8 @@ def _served(home: Path, *, with_model: bool) -> Iterator[LocalServer]:
         core = open_core(str(home))
         model = resolve_model(core.db) if with_model else None
         core.db.close()
-        config = ServerConfig(port=0, token=TOKEN, cors_origins=(ALLOWED_ORIGIN,))
+        config = ServerConfig(port=0, token=TOKEN, cors_origins=(ALLOWED_ORIGIN,),
+                              keep_chats=keep_chats)
         server = LocalServer(config, model, library=ModelLibrary(get_paths(str(home))),
                              load_options=LoadOptions(n_threads=1)).start()
         try:

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt, SignalInstance
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
+    QCheckBox,
     QDoubleSpinBox,
     QFrame,
     QLabel,
@@ -142,6 +143,18 @@ def line_edit(parent: QWidget, name: str, *, text: str = "", placeholder: str = 
     if tip:
         edit.setToolTip(tip)
     return edit
+
+
+def check_box(parent: QWidget, text: str, name: str, *, checked: bool, tip: str,
+              toggled: Callable[[bool], object]) -> QCheckBox:
+    """A check box named ``name``, ticked or not, with a tooltip; ``toggled`` hears changes
+    made after it is set up."""
+    box = QCheckBox(text, parent)
+    box.setObjectName(name)
+    box.setToolTip(tip)
+    box.setChecked(checked)
+    box.toggled.connect(toggled)
+    return box
 
 
 def run_progress(parent: QWidget, name: str) -> QProgressBar:

@@ -38,6 +38,7 @@ class _Relay(QObject):
     started = Signal(object)  # LocalServer
     start_failed = Signal(str)
     stopped = Signal()
+    chat_saved = Signal(str)  # conversation id
 
 
 def _failure_text(exc: BaseException) -> str:
@@ -53,11 +54,13 @@ class ServerControl(QObject):
     """The window's server: ``start(config)``, ``stop()``, ``restart(config)``.
 
     ``state`` is one of "stopped", "starting", "running", "stopping"; ``state_changed``
-    fires on each change, ``start_failed(message)`` when a start did not succeed.
+    fires on each change, ``start_failed(message)`` when a start did not succeed,
+    ``chat_saved(conversation_id)`` when the server kept a request in the chat history.
     """
 
     state_changed = Signal(str)
     start_failed = Signal(str)
+    chat_saved = Signal(str)
 
     def __init__(self, session: ModelSession, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +77,7 @@ class ServerControl(QObject):
         self._relay.started.connect(self._on_started)
         self._relay.start_failed.connect(self._on_start_failed)
         self._relay.stopped.connect(self._on_stopped)
+        self._relay.chat_saved.connect(self.chat_saved)
         session.changed.connect(self._follow_model)
 
     # what the panel reads -------------------------------------------------------------------
@@ -165,7 +169,8 @@ class ServerControl(QObject):
 
             worker = SharedEngineWorker(self.session.engine, queue_size=config.queue_size)
             library = WindowModelLibrary(lambda: self._served)
-            server = LocalServer(config, None, library=library, worker=worker).start()
+            server = LocalServer(config, None, library=library, worker=worker,
+                                 on_chat_saved=self._relay.chat_saved.emit).start()
         except Exception as exc:  # noqa: BLE001 - thread boundary: told to the GUI thread
             self._relay.start_failed.emit(_failure_text(exc))
             return

@@ -9,7 +9,6 @@ import sqlite_utils
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QCheckBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -23,7 +22,13 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk.server.config import DEFAULT_HOST, generate_token
-from slmdesk.ui.common.tab_frame import line_edit, push_button, status_label, tab_frame
+from slmdesk.ui.common.tab_frame import (
+    check_box,
+    line_edit,
+    push_button,
+    status_label,
+    tab_frame,
+)
 from slmdesk.ui.model_session import ModelSession
 from slmdesk.ui.server.control import NO_MODEL, ServerControl
 from slmdesk.ui.server.panel_settings import load_panel_settings, save_panel_settings
@@ -84,13 +89,11 @@ class ServerView(QWidget):
         self.port_spin.setValue(self.settings.port)
         self.port_spin.valueChanged.connect(self._save)
         form.addRow("Port:", self.port_spin)
-        self.network_check = QCheckBox("Allow other machines on the network", box)
-        self.network_check.setObjectName("server_allow_network")
-        self.network_check.setToolTip(
-            "Listen on every address (0.0.0.0) instead of this machine only (127.0.0.1). "
+        self.network_check = check_box(
+            box, "Allow other machines on the network", "server_allow_network",
+            checked=self.settings.allow_network, toggled=self._on_network_toggled,
+            tip="Listen on every address (0.0.0.0) instead of this machine only (127.0.0.1). "
             "Other machines must then send the token.")
-        self.network_check.setChecked(self.settings.allow_network)
-        self.network_check.toggled.connect(self._on_network_toggled)
         form.addRow(self.network_check)
         self.token_edit = line_edit(box, "server_token", text=self.settings.token,
                                     placeholder="none: anyone on this machine may call it")
@@ -118,6 +121,13 @@ class ServerView(QWidget):
             "browser; any other page gets 403 naming this setting.")
         self.cors_edit.editingFinished.connect(self._save)
         form.addRow("Browser origins (CORS):", self.cors_edit)
+        self.keep_chats_check = check_box(
+            box, "Keep API conversations in the chat history", "server_keep_chats",
+            checked=self.settings.keep_chats, toggled=lambda _on: self._save(),
+            tip="Store each chat request and its reply as a conversation (titled 'API: …'); a "
+            "follow-up that repeats an earlier conversation goes on in it. Off: nothing said "
+            "through the API is kept.")
+        form.addRow(self.keep_chats_check)
         layout.addWidget(box)
         note = QLabel("The server serves the model chosen in the window, on the window's "
                       "engine: the window's chats and the server's requests take turns.",
@@ -223,6 +233,7 @@ class ServerView(QWidget):
         s.allow_network = self.network_check.isChecked()
         s.token = self.token_edit.text()
         s.cors_origins = self.cors_edit.text().strip()
+        s.keep_chats = self.keep_chats_check.isChecked()
         save_panel_settings(self.db, s)
 
     def _on_state_changed(self, state: str) -> None:
@@ -230,7 +241,7 @@ class ServerView(QWidget):
         stopped = state == "stopped"
         self.start_button.setText("Stop server" if running else "Start server")
         self.start_button.setEnabled(running or stopped)
-        for field in (self.port_spin, self.network_check, self.cors_edit):
+        for field in (self.port_spin, self.network_check, self.cors_edit, self.keep_chats_check):
             field.setEnabled(stopped)
         if running:
             self.log_timer.start()

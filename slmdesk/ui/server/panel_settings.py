@@ -1,4 +1,5 @@
-"""What the Server tab remembers between runs: port, network access, token, browser origins."""
+"""What the Server tab remembers between runs: port, network access, token, browser origins,
+whether API conversations are kept."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class ServerPanelSettings:
     allow_network: bool = False  # listen on every address (needs a token), not only 127.0.0.1
     token: str = ""  # "" means none (allowed on 127.0.0.1 only)
     cors_origins: str = ""  # comma- or space-separated origins, e.g. http://localhost:3000
+    keep_chats: bool = False  # store chat requests and replies in the chat history
 
     @property
     def host(self) -> str:
@@ -35,7 +37,7 @@ class ServerPanelSettings:
         """The server's config (not validated yet: ``ServerConfig.validated`` says what is
         wrong in words)."""
         return ServerConfig(host=self.host, port=self.port, token=self.token or None,
-                            cors_origins=self.origins())
+                            cors_origins=self.origins(), keep_chats=self.keep_chats)
 
 
 def load_panel_settings(db: sqlite_utils.Database) -> ServerPanelSettings:

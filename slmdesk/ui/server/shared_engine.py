@@ -127,8 +127,11 @@ class SharedEngineWorker(ServerWorker):
         self._accepting = False
         with self._lock:
             pending, self._pending = self._pending, {}
+            running = self._running
+        if running is not None:
+            running.cancel.set()  # it stops at its next token
         for job in pending.values():
-            job.cancel.set()  # a waiting one is skipped, a running one stops at its next token
+            job.cancel.set()  # a waiting one is skipped
             job.future.cancel()
 
     @property

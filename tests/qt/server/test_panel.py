@@ -151,6 +151,54 @@ def test_other_machines_need_a_token(qtbot: Any, panel: ServerView) -> None:
     assert panel.settings.server_config().token is None
 
 
+def test_keep_chats_is_off_by_default_saved_and_stores_requests(
+        qtbot: Any, panel: ServerView, session: ModelSession) -> None:
+    from slmdesk.store.chats import ChatRepository
+
+    assert not panel.keep_chats_check.isChecked()
+    assert not panel.settings.server_config().keep_chats
+    qtbot.mouseClick(panel.keep_chats_check, Qt.MouseButton.LeftButton)
+    assert panel.settings.server_config().keep_chats
+    # Remembered for the next start.
+    assert ServerView(panel.db, panel.control.session).keep_chats_check.isChecked()
+    url = _start(qtbot, panel)
+    assert not panel.keep_chats_check.isEnabled()  # changes with the server stopped only
+    assert session.model is not None
+    with qtbot.waitSignal(panel.control.chat_saved, timeout=30_000) as saved:
+        reply = _client(url, "not-needed").chat.completions.create(
+            model=session.model.name, messages=[{"role": "user", "content": "Say hello."}],
+            max_tokens=8, temperature=0)
+    path = ChatRepository(panel.db).path(saved.args[0])
+    assert [m.content for m in path] == ["Say hello.", reply.choices[0].message.content]
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.control.state == "stopped", timeout=START_TIMEOUT_MS)
+    assert panel.keep_chats_check.isEnabled()
+
+
+def test_stopping_the_server_keeps_a_running_reply_as_interrupted(
+        qtbot: Any, panel: ServerView, session: ModelSession) -> None:
+    from slmdesk.store.chats import ChatRepository
+
+    panel.keep_chats_check.setChecked(True)
+    url = _start(qtbot, panel)
+    assert session.model is not None
+    with qtbot.waitSignal(panel.control.chat_saved, timeout=30_000) as saved:
+        stream = _client(url, "not-needed").chat.completions.create(
+            model=session.model.name, stream=True, max_tokens=2000, temperature=1.0, seed=1,
+            messages=[{"role": "user", "content": "Write a very long story."}])
+        received = ""
+        for i, chunk in enumerate(stream):
+            received += chunk.choices[0].delta.content or ""
+            if i >= 4:
+                break
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.control.state == "stopped", timeout=START_TIMEOUT_MS)
+    stream.close()
+    answer = ChatRepository(panel.db).path(saved.args[0])[-1]
+    assert (answer.status, answer.finish_reason) == ("complete", "interrupted")
+    assert answer.content.startswith(received)
+
+
 def test_a_bad_setting_is_said_and_nothing_starts(qtbot: Any, panel: ServerView) -> None:
     panel.cors_edit.setText("localhost:3000")
     panel.cors_edit.editingFinished.emit()
