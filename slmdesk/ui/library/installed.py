@@ -101,7 +101,23 @@ class InstalledSection(LibrarySection):
         buttons.addStretch(1)
         lv.addLayout(buttons)
 
-        found_box = QGroupBox("Found on this computer (not copied; added read-only)", left)
+        lv.addWidget(self._build_found(left))
+
+        self.details = QPlainTextEdit(split)
+        self.details.setObjectName("model_details")
+        self.details.setReadOnly(True)
+        self.details.setPlaceholderText("Select a model to see its details.")
+        split.addWidget(left)
+        split.addWidget(self.details)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setSizes([700, 300])
+        outer.addWidget(split)
+        return page
+
+    def _build_found(self, parent: QWidget) -> QGroupBox:
+        """The GGUF files found in the model folders, not yet in the library."""
+        found_box = QGroupBox("Found on this computer (not copied; added read-only)", parent)
         fv = QVBoxLayout(found_box)
         self.found = RowTableModel([
             Column("File", lambda f: Path(f.path).name, tooltip=lambda f: str(f.path)),
@@ -120,19 +136,7 @@ class InstalledSection(LibrarySection):
         fb.addWidget(self.add_found_button)
         fb.addStretch(1)
         fv.addLayout(fb)
-        lv.addWidget(found_box)
-
-        self.details = QPlainTextEdit(split)
-        self.details.setObjectName("model_details")
-        self.details.setReadOnly(True)
-        self.details.setPlaceholderText("Select a model to see its details.")
-        split.addWidget(left)
-        split.addWidget(self.details)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
-        split.setSizes([700, 300])
-        outer.addWidget(split)
-        return page
+        return found_box
 
     def refresh_installed(self, *, only_if_shown_before: bool = False) -> None:
         """Fill (or refill) the installed models with their fit estimates.
