@@ -112,5 +112,16 @@ def main() -> int:
     return 139  # "crash": no event at all
 
 
+def run() -> int:
+    """main, and a Ctrl-C at any point is a cancelled run, as in `slmdesk train`: the view
+    may cancel as soon as the first event arrives, while that event's emit still sleeps
+    (the resume half of test_cancel_sends_sigint… failed that way in a CI run)."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        emit({"event": "cancelled", "job": "job-1"})
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
