@@ -191,7 +191,7 @@ def test_a_fine_tune_picked_in_the_window_streams_and_stores_its_reply(
 ) -> None:
     """A fine-tune (the base model plus a LoRA adapter, as `slmdesk train` registers one) is
     one more entry in the model picker: choosing it loads the adapter, and it chats."""
-    from slmdesk.store.repositories import ModelRepository
+    from slmdesk.store.models import ModelRepository
 
     win = app.win
     base = win.model
