@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from slmdesk.cli.common import check_at_least_one, open_core, print_json, sigint_cancels
+from slmdesk.cli.common import check_at_least_one, open_core, sigint_cancels
 from slmdesk.cli.loading import (
     add_load_options,
     check_load_options,
     load_engine,
     resolve_present_model,
 )
+from slmdesk.cli.output import print_json
 from slmdesk.errors import UserFacingError
 
 if TYPE_CHECKING:

@@ -9,17 +9,10 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from slmdesk.cli.common import (
-    add_command,
-    add_group,
-    open_repository,
-    print_json,
-    print_listing,
-    print_result,
-    write_output,
-)
+from slmdesk.cli.common import add_command, add_group, open_item, open_repository
+from slmdesk.cli.output import print_json, print_listing, print_result, write_output
 from slmdesk.errors import InvalidInputError, UserFacingError
-from slmdesk.json_reading import parse_json
+from slmdesk.json_data import parse_json
 
 if TYPE_CHECKING:
     from slmdesk.startup import Core
@@ -51,8 +44,9 @@ def _open_chats() -> tuple[Core, ChatRepository]:
 
 
 def _conversation(conversation_id: str) -> tuple[Core, ChatRepository, Conversation]:
-    core, chats = _open_chats()
-    return core, chats, chats.find_conversation(conversation_id)
+    from slmdesk.store.chats import ChatRepository
+
+    return open_item(ChatRepository, ChatRepository.find_conversation, conversation_id)
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from slmdesk.cli.common import add_command, add_group, open_repository, print_json
+from slmdesk.cli.common import add_command, add_group, open_repository
+from slmdesk.cli.output import print_json
 from slmdesk.errors import NotFoundError
 
 if TYPE_CHECKING:

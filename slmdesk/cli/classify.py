@@ -15,15 +15,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from slmdesk.cli.common import (
-    Progress,
-    check_at_least_one,
-    open_core,
-    print_json,
-    sigint_cancels,
-    split_labels,
-)
+from slmdesk.cli.common import check_at_least_one, open_core, sigint_cancels, split_labels
 from slmdesk.cli.loading import add_load_options, check_load_options, load_engine
+from slmdesk.cli.output import Progress, print_json
 from slmdesk.errors import InvalidInputError
 
 if TYPE_CHECKING:

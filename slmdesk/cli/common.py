@@ -1,5 +1,6 @@
-"""What several commands share: opening the core, printing JSON and listings, progress lines,
-Ctrl-C handling and files written (loading a model: cli/loading.py)."""
+"""What several commands share: their parsers, opening the core and its repositories, option
+checks, questions and Ctrl-C handling (printing and writing: cli/output.py; loading a model:
+cli/loading.py)."""
 
 # The store is imported inside the functions that need it: building the parser imports this
 # module, and `slmdesk --version` or a mistyped option should not pay for sqlite-utils.
@@ -7,17 +8,15 @@ Ctrl-C handling and files written (loading a model: cli/loading.py)."""
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from slmdesk.errors import InvalidInputError, UserFacingError
+from slmdesk.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -75,28 +74,12 @@ def open_repository(repository: Callable[[sqlite_utils.Database], R], *,
     return core, repository(core.db)
 
 
-def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def print_result(json_mode: bool, data: Any, text: str) -> None:
-    """``data`` as JSON with --json, else ``text``."""
-    if json_mode:
-        print_json(data)
-    else:
-        print(text)
-
-
-def print_listing(items: Sequence[T], *, json_mode: bool, to_json: Callable[[T], Any],
-                  line: Callable[[T], str], empty: str) -> None:
-    """A JSON array of ``items``, or one line each (``empty`` when there are none)."""
-    if json_mode:
-        print_json([to_json(item) for item in items])
-        return
-    if not items:
-        print(empty)
-    for item in items:
-        print(line(item))
+def open_item(repository: Callable[[sqlite_utils.Database], R], find: Callable[[R, str], T],
+              key: str) -> tuple[Core, R, T]:
+    """``open_repository`` and the item ``find`` gives for ``key`` (a missing one raises the
+    repository's own "No … named" error)."""
+    core, repo = open_repository(repository)
+    return core, repo, find(repo, key)
 
 
 def check_at_least_one(option: str, value: int | None) -> None:
@@ -121,15 +104,6 @@ def confirm(question: str) -> bool:
         return False
 
 
-def write_output(path: str, text: str, *, newline: str | None = "") -> None:
-    """Write ``text`` to ``path`` (``newline`` as for ``open``); failing is a UserFacingError."""
-    try:
-        with open(path, "w", encoding="utf-8", newline=newline) as f:
-            f.write(text)
-    except OSError as exc:
-        raise UserFacingError(f"Cannot write {path}: {exc.strerror or exc}") from exc
-
-
 @contextmanager
 def sigint_cancels(cancel: threading.Event) -> Iterator[None]:
     """While a reply streams, Ctrl-C stops the reply instead of the program."""
@@ -146,35 +120,3 @@ def sigint_cancels(cancel: threading.Event) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-class Progress:
-    """A compact progress line on stderr: redrawn in place on a terminal, else a few lines."""
-
-    def __init__(self, total: int, verb: str = "classified") -> None:
-        self.total = total
-        self.verb = verb
-        self.tty = sys.stderr.isatty()
-        self.started = time.monotonic()
-        self.step = max(1, total // 10)
-        self.shown = 0
-        self.done = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        if total != self.total:
-            self.total, self.step = total, max(1, total // 10)
-        self.done = done
-        rate = done / max(time.monotonic() - self.started, 1e-9)
-        line = f"{self.verb} {done}/{total} ({rate:.1f} texts/s)"
-        if self.tty:
-            sys.stderr.write("\r" + line + ("\n" if done >= total else ""))
-            sys.stderr.flush()
-        elif done >= total or done - self.shown >= self.step:
-            print(line, file=sys.stderr, flush=True)
-            self.shown = done
-
-    def stopped(self, done: int) -> None:
-        """End the line and say where an interrupted run stopped."""
-        if self.tty and 0 < self.done < self.total:
-            sys.stderr.write("\n")
-        print(f"slmdesk: interrupted after {done} of {self.total} texts", file=sys.stderr)

@@ -13,16 +13,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from slmdesk.cli import data_evaluate
-from slmdesk.cli.common import (
-    add_command,
-    add_group,
-    open_repository,
-    print_json,
-    print_listing,
-    print_result,
-    split_labels,
-    write_output,
-)
+from slmdesk.cli.common import add_command, add_group, open_item, open_repository, split_labels
+from slmdesk.cli.output import print_json, print_listing, print_result, write_output
 from slmdesk.datasets import EXPORT_FORMATS
 from slmdesk.errors import InvalidInputError
 
@@ -116,8 +108,9 @@ def _open_datasets() -> tuple[Core, DatasetRepository]:
 
 
 def _dataset(name: str) -> tuple[Core, DatasetRepository, Dataset]:
-    core, repo = _open_datasets()
-    return core, repo, repo.get(name)
+    from slmdesk.store.datasets import DatasetRepository
+
+    return open_item(DatasetRepository, DatasetRepository.get, name)
 
 
 def _preview(args: argparse.Namespace) -> int:

@@ -11,13 +11,14 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from slmdesk.cli.common import Progress, open_core, print_json, sigint_cancels
+from slmdesk.cli.common import open_core, sigint_cancels
 from slmdesk.cli.loading import (
     add_load_options,
     check_load_options,
     load_engine,
     resolve_present_model,
 )
+from slmdesk.cli.output import Progress, print_json
 from slmdesk.errors import InvalidInputError
 
 if TYPE_CHECKING:

@@ -12,7 +12,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from slmdesk import __version__
-from slmdesk.cli.common import add_command, open_core, print_json
+from slmdesk.cli.common import add_command, open_core
+from slmdesk.cli.output import print_json
 
 if TYPE_CHECKING:
     from slmdesk.engine.backend import BackendInfo

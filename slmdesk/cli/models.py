@@ -12,15 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slmdesk.cli import models_hub
-from slmdesk.cli.common import (
-    add_command,
-    add_group,
-    confirm,
-    open_core,
-    print_json,
-    print_listing,
-    print_result,
-)
+from slmdesk.cli.common import add_command, add_group, confirm, open_core
+from slmdesk.cli.output import print_json, print_listing, print_result
 from slmdesk.errors import InvalidInputError
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from slmdesk.cli.common import add_command, open_core, print_json, print_result
+from slmdesk.cli.common import add_command, open_core
+from slmdesk.cli.output import print_json, print_result
 from slmdesk.errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:

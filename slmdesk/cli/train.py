@@ -13,13 +13,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from slmdesk.cli.common import (
-    THREADS_HELP,
-    add_command,
-    check_at_least_one,
-    open_core,
-    print_json,
-)
+from slmdesk.cli.common import THREADS_HELP, add_command, check_at_least_one, open_core
+from slmdesk.cli.output import print_json
 from slmdesk.errors import UserFacingError
 
 METHOD_CHOICES = ("auto", "prompt", "head", "lora")
