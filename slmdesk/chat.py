@@ -280,14 +280,8 @@ class ChatService:
                 user = self.chats.append_message(conversation.id, "user", text)
                 return self._reply_under(conversation, user, model=model, sampling=sampling)
 
-    def regenerate(
-        self,
-        conversation: Conversation,
-        assistant_message_id: str,
-        *,
-        model: ChatModel,
-        sampling: SamplingParams | None = None,
-    ) -> Turn:
+    def regenerate(self, conversation: Conversation, assistant_message_id: str, *,
+                   model: ChatModel, sampling: SamplingParams | None = None) -> Turn:
         """Answer the same message again: a new reply beside the old one, which is kept.
 
         The history runs up to the replied-to message; ``Turn.user_message`` is that message.
@@ -330,14 +324,8 @@ class ChatService:
                 )
                 return self._reply_under(conversation, user, model=model, sampling=sampling)
 
-    def continue_reply(
-        self,
-        conversation: Conversation,
-        assistant_message_id: str,
-        *,
-        model: ChatModel,
-        sampling: SamplingParams | None = None,
-    ) -> Turn:
+    def continue_reply(self, conversation: Conversation, assistant_message_id: str, *,
+                       model: ChatModel, sampling: SamplingParams | None = None) -> Turn:
         """Go on writing a reply that was stopped or cut at the token limit, in place.
 
         The reply is marked streaming again (a crash meanwhile marks it interrupted, its

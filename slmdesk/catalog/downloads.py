@@ -254,17 +254,10 @@ class DownloadManager:
         owner, name = repo_id.split("/")
         return self.models_dir / owner / name / Path(*filename.split("/"))
 
-    def enqueue(
-        self,
-        repo_id: str,
-        filename: str,
-        *,
-        revision: str | None = None,
-        display_name: str | None = None,
-        licence: str | None = None,
-        expected_sha256: str | None = None,
-        size_bytes: int | None = None,
-    ) -> DownloadRecord:
+    def enqueue(self, repo_id: str, filename: str, *, revision: str | None = None,
+                display_name: str | None = None, licence: str | None = None,
+                expected_sha256: str | None = None, size_bytes: int | None = None
+                ) -> DownloadRecord:
         """Queue a hub file (database only; the network is touched on a worker thread).
 
         An unfinished download of the same file is reused (a paused or failed one is

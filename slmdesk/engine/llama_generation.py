@@ -170,15 +170,9 @@ class LlamaGeneration(LlamaPrompts):
             )
         return tokens, result
 
-    def stream_tokens(
-        self,
-        tokens: Sequence[int],
-        sampling: SamplingParams | None = None,
-        *,
-        cancel: threading.Event | None = None,
-        on_text: TextCallback | None = None,
-        output: OutputOptions | None = None,
-    ) -> GenerationResult:
+    def stream_tokens(self, tokens: Sequence[int], sampling: SamplingParams | None = None, *,
+                      cancel: threading.Event | None = None, on_text: TextCallback | None = None,
+                      output: OutputOptions | None = None) -> GenerationResult:
         """Generate after a prompt given as tokens (a completion, not a chat turn).
 
         Used for text the caller built itself, e.g. a classifier's explanation prompt. The
