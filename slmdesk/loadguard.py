@@ -20,12 +20,14 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+from slmdesk.json_data import JsonFields
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ MAX_MARK_BYTES = 64 * 1024  # a mark is a few hundred bytes; anything bigger is 
 
 
 @dataclass(frozen=True)
-class LoadMark:
+class LoadMark(JsonFields):
     """A load in progress (or, once its process is gone, a load that crashed)."""
 
     path: str
@@ -44,8 +46,6 @@ class LoadMark:
     process_started: float | None  # the process's start time, to tell a reused pid apart
     started_at: str  # UTC ISO time the load began
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_json(cls, data: Any) -> LoadMark | None:

@@ -9,7 +9,7 @@ from typing import Any
 import sqlite_utils
 
 from slmdesk.engine.params import DEFAULT_MAX_CONTEXT, LoadParams, SamplingParams
-from slmdesk.json_reading import known_fields
+from slmdesk.json_data import known_fields
 from slmdesk.store.rows import first_row
 from slmdesk.store.settings import SettingsRepository
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from slmdesk.errors import UserFacingError
-from slmdesk.json_reading import parse_json
+from slmdesk.json_data import parse_json
 from slmdesk.store.models import ModelRecord
 
 __all__ = [

@@ -32,6 +32,7 @@ from slmdesk.catalog.curated import CatalogEntry
 from slmdesk.engine.gguf import ArraySummary, GGUFInfo
 from slmdesk.engine.llama_engine import PROMPT_SLICE
 from slmdesk.errors import NotEnoughMemoryError
+from slmdesk.json_data import JsonFields
 from slmdesk.store.models import ModelRecord
 
 __all__ = [
@@ -67,7 +68,7 @@ TIGHT_SHARE: Final = 0.8
 
 
 @dataclass(frozen=True)
-class MemoryBudget:
+class MemoryBudget(JsonFields):
     """Memory this machine has for a model now."""
 
     total_ram: int
@@ -78,9 +79,6 @@ class MemoryBudget:
     @property
     def uses_gpu(self) -> bool:
         return self.free_vram is not None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from slmdesk import __version__
 from slmdesk.catalog.chunks import chunks_up_to
 from slmdesk.engine.gguf import read_gguf_prefix, supported_architectures
 from slmdesk.errors import InvalidInputError, ModelFileError, NetworkError, NotFoundError
+from slmdesk.json_data import JsonFields
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -95,7 +96,7 @@ class HubRepo:
 
 
 @dataclass(frozen=True)
-class HubFile:
+class HubFile(JsonFields):
     """One GGUF file of a repository at a resolved commit."""
 
     repo_id: str
@@ -111,9 +112,6 @@ class HubFile:
     def split(self) -> tuple[int, int] | None:
         """(part, parts) for a split model file ``...-00001-of-00003.gguf``."""
         return split_part(self.filename)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # -- settings read at call time ----------------------------------------------------------

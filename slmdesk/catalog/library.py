@@ -6,7 +6,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,6 +22,7 @@ from slmdesk.catalog.fit import (
 )
 from slmdesk.engine.params import DEFAULT_MAX_CONTEXT
 from slmdesk.errors import InvalidInputError, TemplateError, UserFacingError
+from slmdesk.json_data import JsonFields
 from slmdesk.store.downloads import DownloadRepository
 from slmdesk.store.models import ModelRecord, ModelRepository
 
@@ -47,28 +48,22 @@ SAMPLE_CONVERSATION: Final = (
 
 
 @dataclass(frozen=True)
-class Removal:
+class Removal(JsonFields):
     """What removing a model did."""
 
     freed_bytes: int
     deleted_paths: list[str]
     kept_path: str | None  # the model's file, left where it is (None when deleted)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class Usage:
+class Usage(JsonFields):
     """Disk space used by the library."""
 
     total_bytes: int  # every registered file that exists (each file once) + partials
     owned_bytes: int  # files slmdesk downloaded (removing them frees the space)
     partial_bytes: int  # unfinished downloads
     per_model: dict[str, int] = field(default_factory=dict)  # model id -> file size
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _is_starter_file(record: ModelRecord) -> bool:

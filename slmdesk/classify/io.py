@@ -20,7 +20,7 @@ from slmdesk.datasets.tables import (
     utf8_error_line,
 )
 from slmdesk.errors import InvalidInputError
-from slmdesk.json_reading import parse_json
+from slmdesk.json_data import parse_json
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
 TEXT_SUFFIXES = (".txt",)

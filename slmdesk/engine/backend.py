@@ -6,9 +6,11 @@ import functools
 import logging
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from slmdesk.json_data import JsonFields
 
 # llama.cpp's system info names each compiled backend; the first match names ours.
 _GPU_BACKENDS = (
@@ -21,7 +23,7 @@ _GPU_BACKENDS = (
 
 
 @dataclass(frozen=True)
-class BackendInfo:
+class BackendInfo(JsonFields):
     backend: str  # "CPU", "CUDA", "Metal", "Vulkan", ...
     gpu_offload: bool
     llama_cpp_python_version: str
@@ -36,8 +38,6 @@ class BackendInfo:
     cpu_variant: str | None = None
     cpu_variants: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
     @property
     def label(self) -> str:

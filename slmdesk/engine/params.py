@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from slmdesk.json_reading import known_fields
+from slmdesk.json_data import JsonFields, known_fields
 
 DEFAULT_MAX_CONTEXT = 4096
 
@@ -70,7 +70,7 @@ class LoadParams:
 
 
 @dataclass(frozen=True)
-class SamplingParams:
+class SamplingParams(JsonFields):
     """How to sample a reply."""
 
     temperature: float = 0.7
@@ -82,17 +82,9 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["stop"] = list(self.stop)
-        return d
-
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SamplingParams:
-        kwargs = {k: v for k, v in known_fields(cls, data).items() if v is not None}
-        if "stop" in kwargs:
-            kwargs["stop"] = tuple(str(s) for s in kwargs["stop"])
-        return cls(**kwargs)
+        return cls(**{k: v for k, v in known_fields(cls, data).items() if v is not None})
 
     def merged(self, **overrides: Any) -> SamplingParams:
         data = self.to_json()

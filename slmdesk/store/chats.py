@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ import sqlite_utils
 
 from slmdesk.errors import NotFoundError
 from slmdesk.ids import new_id, utc_now
+from slmdesk.json_data import JsonFields
 from slmdesk.store.models import ModelRepository
 from slmdesk.store.rows import from_row, fts_query, id_slices, one_row, placeholders
 
@@ -40,7 +41,7 @@ LEAF = _Leaf.LEAF
 
 
 @dataclass(frozen=True)
-class Conversation:
+class Conversation(JsonFields):
     id: str
     title: str
     model_id: str | None
@@ -52,12 +53,9 @@ class Conversation:
     leaf_id: str | None = None  # last message of the branch on screen
     deleted_at: str | None = None  # set while the conversation is in the bin
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class Message:
+class Message(JsonFields):
     id: str
     conversation_id: str
     parent_id: str | None
@@ -74,9 +72,6 @@ class Message:
     metadata: dict[str, Any]
     created_at: str
     updated_at: str
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _conversation(row: dict[str, Any]) -> Conversation:

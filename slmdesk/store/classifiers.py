@@ -10,7 +10,7 @@ import sqlite_utils
 
 from slmdesk.errors import InvalidInputError
 from slmdesk.ids import utc_now
-from slmdesk.store.rows import insert_new, required, row_named, rows_by_name
+from slmdesk.store.rows import from_row, insert_new, record_named, required, rows_by_name
 
 
 @dataclass(frozen=True)
@@ -21,17 +21,6 @@ class SavedClassifier:
     spec: dict[str, Any]
     created_at: str
     updated_at: str
-
-
-def _from_row(row: dict[str, Any]) -> SavedClassifier:
-    return SavedClassifier(
-        id=row["id"],
-        name=row["name"],
-        model_id=row["model_id"],
-        spec=json.loads(row["spec_json"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
 
 
 class ClassifierRepository:
@@ -59,14 +48,14 @@ class ClassifierRepository:
         return self.get(name)
 
     def find(self, name: str) -> SavedClassifier | None:
-        row = row_named(self.db, "classifiers", name)
-        return None if row is None else _from_row(row)
+        return record_named(self.db, "classifiers", name,
+                            lambda row: from_row(SavedClassifier, row))
 
     def get(self, name: str) -> SavedClassifier:
         return required(self.find(name), f"No saved classifier named '{name}'.")
 
     def list(self) -> list[SavedClassifier]:
-        return [_from_row(r) for r in rows_by_name(self.db, "classifiers")]
+        return [from_row(SavedClassifier, r) for r in rows_by_name(self.db, "classifiers")]
 
     def delete(self, name: str) -> None:
         found = self.get(name)

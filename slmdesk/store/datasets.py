@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
 
 from slmdesk.errors import InvalidInputError, NotFoundError
 from slmdesk.ids import new_id, utc_now
+from slmdesk.json_data import JsonFields
 from slmdesk.store.rows import (
     from_row,
     fts_query,
@@ -26,8 +27,8 @@ from slmdesk.store.rows import (
     insert_new,
     one_row,
     placeholders,
+    record_named,
     required,
-    row_named,
     rows_by_name,
 )
 
@@ -49,7 +50,7 @@ UNSET: Any = _Unset()
 
 
 @dataclass(frozen=True)
-class Dataset:
+class Dataset(JsonFields):
     id: str
     name: str
     kind: str
@@ -59,12 +60,9 @@ class Dataset:
     created_at: str
     updated_at: str
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class Example:
+class Example(JsonFields):
     """One example. For chat examples ``text`` is the messages' contents, one per line,
     kept in step with ``messages`` by the repository (full-text search and duplicate
     checks read it); ``label`` is the person's label, ``model_label`` the model's
@@ -87,9 +85,6 @@ class Example:
     updated_at: str
     model_name: str | None = None  # the model that made model_label/model_confidence
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class NewExample:
@@ -111,7 +106,7 @@ class NewExample:
 
 
 @dataclass(frozen=True)
-class DatasetStats:
+class DatasetStats(JsonFields):
     total: int
     labelled: int
     unlabelled: int
@@ -119,9 +114,6 @@ class DatasetStats:
     per_split: dict[str, int]  # train, validation, test, unassigned
     per_source: dict[str, int]  # sources that occur, in SOURCES order
     per_split_label: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # -- checks --------------------------------------------------------------------------------
@@ -318,8 +310,7 @@ class DatasetRepository:
         return self.get(name)
 
     def find(self, name: str) -> Dataset | None:
-        row = row_named(self.db, "datasets", name)
-        return None if row is None else _dataset(row)
+        return record_named(self.db, "datasets", name, _dataset)
 
     def get(self, name: str) -> Dataset:
         return required(self.find(name), f"No data set named '{name}'.")

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
 from slmdesk.ids import new_id, utc_now
+from slmdesk.json_data import JsonFields
 from slmdesk.store.models import ModelRepository
 from slmdesk.store.rows import from_row, one_row
 
 
 @dataclass(frozen=True)
-class EvalRunRecord:
+class EvalRunRecord(JsonFields):
     """One stored evaluation run of a model + classifier on a data set's split."""
 
     id: str
@@ -29,9 +30,6 @@ class EvalRunRecord:
     classifier_name: str | None = None
     model_id: str | None = None
     n: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class EvalRunRepository:

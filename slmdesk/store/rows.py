@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -73,9 +73,12 @@ def one_row(
     return row
 
 
-def row_named(db: sqlite_utils.Database, table: str, name: str) -> dict[str, Any] | None:
-    """The row of ``table`` whose name is ``name`` (names compare without case), or None."""
-    return first_row(db, table, "name = ? COLLATE NOCASE", [name])
+def record_named(db: sqlite_utils.Database, table: str, name: str,
+                 record: Callable[[dict[str, Any]], T]) -> T | None:
+    """``record`` of the row of ``table`` whose name is ``name`` (names compare without
+    case), or None when there is no such row."""
+    row = first_row(db, table, "name = ? COLLATE NOCASE", [name])
+    return None if row is None else record(row)
 
 
 def rows_by_name(db: sqlite_utils.Database, table: str) -> Iterator[dict[str, Any]]:

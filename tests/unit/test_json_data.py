@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from slmdesk.errors import InvalidInputError
-from slmdesk.json_reading import known_fields, parse_json
+from slmdesk.json_data import known_fields, parse_json
 
 
 def _invalid(exc: json.JSONDecodeError) -> InvalidInputError:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from slmdesk.engine.remote.http import RemoteHttp
 from slmdesk.errors import RemoteEngineError, UnsupportedFeatureError
+from slmdesk.json_data import JsonFields
 
 # Feature keys, as stored and shown; persisted, never reused.
 LOGPROBS = "logprobs"  # per-token log-probabilities of generated tokens (OpenAI logprobs)
@@ -42,7 +43,7 @@ _SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required
 
 
 @dataclass
-class Capabilities:
+class Capabilities(JsonFields):
     """The probe's findings for one engine and model."""
 
     kind: str  # "llama-server" | "vllm" | "slmdesk" | "openai-compatible"
@@ -66,8 +67,6 @@ class Capabilities:
             + (f" ({why})" if why else "") + ". Nothing was sent in its place."
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Capabilities:

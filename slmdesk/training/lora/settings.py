@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from slmdesk.errors import InvalidInputError
-from slmdesk.json_reading import known_fields
+from slmdesk.json_data import JsonFields, known_fields
 
 # The linear layers LoRA adapts when a model has them: attention and MLP projections of
 # llama-style blocks (llama, mistral, qwen2/3, gemma 2/3 name them the same way).
@@ -16,7 +16,7 @@ DEFAULT_TARGET_MODULES = (
 
 
 @dataclass(frozen=True)
-class LoraSettings:
+class LoraSettings(JsonFields):
     """How to fine-tune: LoRA shape, optimiser, schedule, checkpoints, threads."""
 
     rank: int = 16
@@ -52,14 +52,6 @@ class LoraSettings:
                 raise InvalidInputError(message)
         return self
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["target_modules"] = list(self.target_modules)
-        return data
-
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LoraSettings:
-        kwargs = known_fields(cls, data)
-        if "target_modules" in kwargs:
-            kwargs["target_modules"] = tuple(str(m) for m in kwargs["target_modules"])
-        return cls(**kwargs).validate()
+        return cls(**known_fields(cls, data)).validate()

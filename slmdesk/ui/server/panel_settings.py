@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlite_utils
 
-from slmdesk.json_reading import known_fields
+from slmdesk.json_data import known_fields
 from slmdesk.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 from slmdesk.store.settings import SettingsRepository
 

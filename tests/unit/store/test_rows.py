@@ -20,8 +20,8 @@ from slmdesk.store.rows import (
     insert_new,
     one_row,
     placeholders,
+    record_named,
     required,
-    row_named,
     rows_by_name,
 )
 
@@ -70,9 +70,10 @@ def test_rows_by_name_and_new_rows(tmp_path: Path) -> None:
     db = open_database(tmp_path / "t.db")
     first = insert_new(db, "engines", {"name": "Box", "base_url": "http://b", "api_key": None})
     insert_new(db, "engines", {"name": "apple", "base_url": "http://a", "api_key": None})
-    row = row_named(db, "engines", "BOX")
+    row = record_named(db, "engines", "BOX", dict)
     assert row is not None and row["id"] == first
     assert row["created_at"] == row["updated_at"]
-    assert row_named(db, "engines", "nobody") is None
+    assert record_named(db, "engines", "Box", lambda r: r["name"]) == "Box"
+    assert record_named(db, "engines", "nobody", dict) is None
     assert [r["name"] for r in rows_by_name(db, "engines")] == ["apple", "Box"]
     db.close()
