@@ -101,7 +101,7 @@ def remove_model(
     repo = ModelRepository(db)
     record = repo.get(model_id)
     delete = record.owns_file or delete_file
-    if delete and record.adapter_path:
+    if delete and record.adapter is not None:
         raise InvalidInputError(
             f"{record.name} is a fine-tune that shares the file of its base model; that "
             "file is not deleted with it. Remove it without deleting the file."

@@ -257,9 +257,9 @@ def check_model_present(model: ModelRecord) -> None:
             f"The file of model '{model.name}' is missing: {model.path}. "
             "It was moved or deleted; import it again from its new place."
         )
-    if model.adapter_path and not os.path.isfile(model.adapter_path):
+    if model.adapter is not None and not os.path.isfile(model.adapter.path):
         raise ModelFileError(
-            f"The LoRA adapter of model '{model.name}' is missing: {model.adapter_path}. "
+            f"The LoRA adapter of model '{model.name}' is missing: {model.adapter.path}. "
             "Its training job was deleted; train it again or remove the model."
         )
 

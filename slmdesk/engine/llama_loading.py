@@ -18,7 +18,7 @@ from typing import Any
 from slmdesk.engine.backend import backend_info
 from slmdesk.engine.gguf import GGUFInfo, read_gguf, supported_architectures
 from slmdesk.engine.llama_state import LlamaState, ModelInfo
-from slmdesk.engine.params import LoadParams
+from slmdesk.engine.params import LoadParams, LoraAdapter
 from slmdesk.engine.template import ChatTemplate, fallback_template
 from slmdesk.errors import ModelFileError, ModelNotLoadedError, TemplateError
 
@@ -213,16 +213,15 @@ class LlamaLoading(LlamaState):
         with self.swap_lock:
             self._install_model(llm, gguf, n_ctx_train, threads, n_gpu_layers, load_s)
             if adapter is not None:
-                self._set_adapter_info(str(adapter.path), params.lora_scale)
+                self._set_adapter(LoraAdapter(str(adapter.path), params.lora_scale))
             if not params.vocab_only:  # without weights there is nothing to warm up
                 self._measure_load(rss_before, gpu_before)
         assert self._info is not None
         return self._info
 
-    def _set_adapter_info(self, path: str | None, scale: float | None) -> None:
-
+    def _set_adapter(self, adapter: LoraAdapter) -> None:
         assert self._info is not None
-        self._info = dataclasses.replace(self._info, adapter_path=path, adapter_scale=scale)
+        self._info = dataclasses.replace(self._info, adapter=adapter)
 
     def set_adapter_scale(self, scale: float) -> None:
         """Change the loaded LoRA adapter's scale without reloading (0: the base model).
@@ -233,13 +232,13 @@ class LlamaLoading(LlamaState):
 
         llm = self._require()
         adapter = getattr(llm, "_lora_adapter", None)
-        if adapter is None or self._info is None or self._info.adapter_path is None:
+        if adapter is None or self._info is None or self._info.adapter is None:
             raise ModelNotLoadedError("No LoRA adapter is loaded.")
         adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
         scales = (ctypes.c_float * 1)(scale)
         if llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, adapters, 1, scales):
             raise ModelFileError("llama.cpp could not change the adapter's scale.")
-        self._set_adapter_info(self._info.adapter_path, scale)
+        self._set_adapter(dataclasses.replace(self._info.adapter, scale=scale))
         self.clear_cache()
 
     def _measure_load(self, rss_before: int | None, gpu_before: tuple[int, int] | None) -> None:

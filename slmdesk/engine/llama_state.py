@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from slmdesk.engine.gguf import GGUFInfo
+from slmdesk.engine.params import LoraAdapter
 from slmdesk.engine.template import ChatTemplate
 from slmdesk.errors import ModelNotLoadedError
 
@@ -57,9 +58,7 @@ class ModelInfo:
     memory_bytes: int | None = None
     weights_bytes: int | None = None
     gpu_memory_bytes: int | None = None
-    # The LoRA adapter applied on top of the model and its scale (None: the base model).
-    adapter_path: str | None = None
-    adapter_scale: float | None = None
+    adapter: LoraAdapter | None = None  # applied on top of the model (None: the base model)
 
     @property
     def measured_memory_bytes(self) -> int | None:
@@ -69,7 +68,11 @@ class ModelInfo:
         return self.memory_bytes + (self.gpu_memory_bytes or 0)
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        adapter = data.pop("adapter")
+        data["adapter_path"] = adapter.path if adapter is not None else None
+        data["adapter_scale"] = adapter.scale if adapter is not None else None
+        return data
 
 
 

@@ -47,6 +47,15 @@ def physical_cores() -> int:
 
 
 @dataclass(frozen=True)
+class LoraAdapter:
+    """A GGUF LoRA adapter applied on top of a model, and its strength (0: the base model,
+    1: as trained)."""
+
+    path: str
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
 class LoadParams:
     """How to load a model."""
 

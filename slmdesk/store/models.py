@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlite_utils
 
+from slmdesk.engine.params import LoraAdapter
 from slmdesk.errors import NotFoundError
 from slmdesk.ids import new_id, utc_now
 from slmdesk.store.rows import first_row, from_row, one_row
@@ -37,9 +38,8 @@ class ModelRecord:
     measured_memory_bytes: int | None = None
     measured_context: int | None = None
     last_loaded_at: str | None = None
-    # A fine-tune: the base model's file with this LoRA adapter on top, at this scale.
-    adapter_path: str | None = None
-    adapter_scale: float | None = None
+    # A fine-tune: the base model's file with this LoRA adapter on top.
+    adapter: LoraAdapter | None = None
     base_model_id: str | None = None
 
     @property
@@ -69,10 +69,17 @@ class ModelRecord:
             "measured_memory_bytes": self.measured_memory_bytes,
             "measured_context": self.measured_context,
             "last_loaded_at": self.last_loaded_at,
-            "adapter_path": self.adapter_path,
-            "adapter_scale": self.adapter_scale,
+            "adapter_path": self.adapter.path if self.adapter is not None else None,
+            "adapter_scale": self.adapter.scale if self.adapter is not None else None,
             "base_model_id": self.base_model_id,
         }
+
+
+def _record(row: dict[str, Any]) -> ModelRecord:
+    adapter = row.get("adapter_path")
+    scale = row.get("adapter_scale")
+    return from_row(ModelRecord, row, adapter=None if not adapter else LoraAdapter(
+        str(adapter), 1.0 if scale is None else float(scale)))
 
 
 class ModelRepository:
@@ -130,10 +137,8 @@ class ModelRepository:
         return self.get(model_id)
 
     def get(self, model_id: str) -> ModelRecord:
-        return from_row(
-            ModelRecord, one_row(self.db, "models", "id = ?", [model_id],
-                                 f"No model with id {model_id}.")
-        )
+        return _record(one_row(self.db, "models", "id = ?", [model_id],
+                               f"No model with id {model_id}."))
 
     def add_fine_tune(self, *, name: str, base: ModelRecord, adapter_path: str,
                       adapter_scale: float = 1.0, metadata: dict[str, Any] | None = None
@@ -159,7 +164,7 @@ class ModelRepository:
     def get_by_path(self, path: str) -> ModelRecord | None:
         """The model registered for the file at ``path`` (not a fine-tune sharing it)."""
         row = first_row(self.db, "models", "path = ? AND adapter_path IS NULL", [path])
-        return None if row is None else from_row(ModelRecord, row)
+        return None if row is None else _record(row)
 
     def exists(self, model_id: str) -> bool:
         """Whether a model with this id is registered."""
@@ -171,7 +176,7 @@ class ModelRepository:
 
     def list(self) -> list[ModelRecord]:
         return [
-            from_row(ModelRecord, r)
+            _record(r)
             for r in self.db.table("models").rows_where(order_by="added_at, id")
         ]
 

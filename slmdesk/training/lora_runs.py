@@ -54,7 +54,7 @@ def find_resumable(db: Any, name: str, dataset: str) -> LoraJob:
     """The newest LoRA job of ``name`` on ``dataset`` that a run can go on with: a stopped
     one (it has a checkpoint), or a finished one whose adapter no model uses yet (its run
     was killed after the trainer finished, while it tested the adapter or saved)."""
-    used = {m.adapter_path for m in ModelRepository(db).list() if m.adapter_path}
+    used = {m.adapter.path for m in ModelRepository(db).list() if m.adapter is not None}
 
     def resumable(job: LoraJob) -> bool:
         status = job.status()

@@ -113,7 +113,7 @@ def run_training(db: sqlite_utils.Database, request: TrainRequest, emit: EventSi
 def _base_model(ctx: _Context) -> ModelRecord:
     model = resolve_model(ctx.db, ctx.request.model)
     check_model_present(model)
-    if model.adapter_path:
+    if model.adapter is not None:
         raise InvalidInputError(
             f"'{model.name}' is itself a fine-tune; train on a base model (-m MODEL)."
         )

@@ -99,7 +99,7 @@ def test_a_tiny_fine_tune_runs_in_the_addon(
         base = engine.fingerprint().mean_logprob
         info = engine.load(model_path, LoadParams(max_context=1024, n_threads=1,
                                                   lora_path=result["adapter"], lora_scale=1.0))
-        assert info.adapter_path == result["adapter"]
+        assert info.adapter is not None and info.adapter.path == result["adapter"]
         assert engine.fingerprint().mean_logprob != base
     finally:
         engine.unload()

@@ -13,7 +13,7 @@ import pytest
 
 from slmdesk.classify import Classifier, ClassifierSpec, Label
 from slmdesk.engine.llama_engine import LlamaEngine
-from slmdesk.engine.params import LoadParams
+from slmdesk.engine.params import LoadParams, LoraAdapter
 from slmdesk.training.lora import (
     LoraJob,
     LoraSettings,
@@ -126,10 +126,10 @@ def test_adapter_scale_0_is_the_base_model_and_scale_1_is_not(
         base = engine.fingerprint().mean_logprob
         info = engine.load(model_path, LoadParams(max_context=1024, n_threads=1,
                                                   lora_path=str(adapter), lora_scale=0.0))
-        assert (info.adapter_path, info.adapter_scale) == (str(adapter), 0.0)
+        assert info.adapter == LoraAdapter(str(adapter), 0.0)
         assert engine.fingerprint().mean_logprob == pytest.approx(base, abs=SCALE_ZERO_TOLERANCE)
         engine.set_adapter_scale(1.0)
-        assert engine.info is not None and engine.info.adapter_scale == 1.0
+        assert engine.info is not None and engine.info.adapter == LoraAdapter(str(adapter), 1.0)
         assert abs(engine.fingerprint().mean_logprob - base) > 10 * SCALE_ZERO_TOLERANCE
     finally:
         engine.unload()

@@ -203,9 +203,11 @@ def test_a_fine_tune_picked_in_the_window_streams_and_stores_its_reply(
     assert index >= 0 and win.model_picker.itemText(index).startswith("Zorp bot")
     win.model_picker.setCurrentIndex(index)
     win.model_picker.activated.emit(index)  # what choosing the entry does
-    qtbot.waitUntil(lambda: win.loaded is not None and win.loaded.adapter_path == adapter,
+    qtbot.waitUntil(lambda: win.loaded is not None and win.loaded.adapter is not None
+                    and win.loaded.adapter.path == adapter,
                     timeout=60_000)
-    assert win.model.id == fine_tune.id and win.loaded.adapter_scale == 1.0
+    assert win.model.id == fine_tune.id and win.loaded.adapter is not None
+    assert win.loaded.adapter.scale == 1.0
     chunks: list[str] = []
     each_job(win.engine, ChatJob, "text_arrived", chunks.append)
     send(qtbot, win, "What is 2 plus 3?")
@@ -220,7 +222,7 @@ def test_a_fine_tune_picked_in_the_window_streams_and_stores_its_reply(
     # Back to the base model: the adapter is gone.
     win.model_picker.activated.emit(win.model_picker.findData(base.id))
     qtbot.waitUntil(lambda: win.loaded is not None and win.model.id == base.id, timeout=60_000)
-    assert win.loaded.adapter_path is None
+    assert win.loaded.adapter is None
 
 
 def test_stop_regenerate_edit_branches_and_search_after_restart(
