@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from slmdesk.ui.common.model_choice import ModelChoice
 from slmdesk.ui.common.model_messages import NO_MODEL_LOADED
 from tests.qt.chat.test_window import App
 
@@ -52,7 +53,7 @@ def test_the_tabs_no_model_message_clears_when_a_model_loads(app: Any) -> None:
     win = app.win
     model, loaded = win.model, win.loaded
     for view in (win.classify_view, win.datasets_view):
-        view.set_model(model, None)  # as while no model is ready
+        view.set_model(ModelChoice(model))  # as while no model is ready
     win.classify_view.text_input.texts.setPlainText("a text to classify")
     win.classify_view.run()
     assert win.classify_view.banner.text() == NO_MODEL_LOADED

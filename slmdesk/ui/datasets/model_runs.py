@@ -263,7 +263,7 @@ class ModelRuns(QObject):
         self.run_spec = spec
         self.run_ids = [e.id for e in rows]
         self.run_gold = gold
-        self.run_model_name = self.view.model_name()
+        self.run_model_name = self.view.choice.name
         self.run_classifier_name = str(self.classifier_box.currentData() or "") or None
         self._pending.clear()
         error = self.view.runner.try_start(spec, [e.text or "" for e in rows])
@@ -360,7 +360,7 @@ class ModelRuns(QObject):
                 self.view.db, self.view.dataset, model_name=self.run_model_name,
                 classifier_spec=self.run_spec, report=report, split="test",
                 classifier_name=self.run_classifier_name,
-                model_id=self.view.model.id if self.view.model is not None else None,
+                model_id=self.view.choice.model_id,
                 extra={"few_shot_overlap": self._overlap} if self._overlap else None)
         except UserFacingError as exc:
             self.view.show_error(f"Scored, but the run could not be kept: {exc.message}")

@@ -149,10 +149,10 @@ class DatasetsView(ModelTab):
     # the model --------------------------------------------------------------------------
     def model_changed(self) -> None:
         if not self.ready:
-            self.model_note.setText(self.not_ready_text() if self.remote is not None
+            self.model_note.setText(self.not_ready_text() if self.choice.remote is not None
                                     else "No model is ready.")
         else:
-            self.model_note.setText(f"Model: {self.model_name()}")
+            self.model_note.setText(f"Model: {self.choice.name}")
 
     # the table ------------------------------------------------------------------------
     def reload(self, select_ids: Sequence[str] | None = None) -> None:

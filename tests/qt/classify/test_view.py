@@ -18,6 +18,7 @@ from slmdesk.classify.spec import ClassifierSpec, Label
 from slmdesk.engine.params import LoadParams
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import DatasetRepository
+from slmdesk.ui.common.model_choice import ModelChoice
 from tests.qt.reviews import GOLD, TEXTS
 
 pytestmark = pytest.mark.model
@@ -44,7 +45,7 @@ class Workbench:
         qtbot.addWidget(self.view)
         self.view.resize(1300, 800)
         self.view.show()
-        self.view.set_model(self.model, self.info)
+        self.view.set_model(ModelChoice(self.model, self.info))
 
     def close(self) -> None:
         self.engine.shutdown()
@@ -401,13 +402,13 @@ def test_save_load_and_delete_a_classifier(qtbot: Any, bench: Workbench) -> None
         name="Other", path="/nowhere/other.gguf", size_bytes=1, architecture="llama",
         quantization=None, parameter_count=None, context_length=None, licence=None,
         source="import")
-    view.set_model(other, bench.info)
+    view.set_model(ModelChoice(other, bench.info))
     assert view.saved_model_note.isVisible()
     assert bench.model.name in view.saved_model_note.text()
     with qtbot.waitSignal(view.model_requested) as requested:
         view.use_model_button.click()
     assert requested.args == [bench.model.id]
-    view.set_model(bench.model, bench.info)
+    view.set_model(ModelChoice(bench.model, bench.info))
 
     # Saving again under the same name replaces it; deleting removes it from the picker.
     setup.explain.setChecked(False)
@@ -469,12 +470,12 @@ def test_bad_input_is_explained_in_the_banner(qtbot: Any, bench: Workbench, tmp_
     assert not view.file_bar.isVisible() and view.open_button.isEnabled()
 
     # No model: Run is disabled, and says why if called anyway.
-    view.set_model(None, None)
+    view.set_model(ModelChoice())
     assert not view.run_button.isEnabled() and not view.evaluate_button.isEnabled()
     assert "No model" in view.model_note.text()
     view.texts.setPlainText("hello")
     assert "No model is loaded" in run_error()
-    view.set_model(bench.model, bench.info)
+    view.set_model(ModelChoice(bench.model, bench.info))
     assert view.run_button.isEnabled()
 
     # The whole box as one text.

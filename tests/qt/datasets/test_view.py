@@ -21,6 +21,7 @@ from slmdesk.datasets import evaluation, formats
 from slmdesk.engine.params import LoadParams
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import Dataset, DatasetRepository
+from slmdesk.ui.common.model_choice import ModelChoice
 from slmdesk.ui.datasets.table_models import (
     LABEL_COLUMN,
     SUGGESTION_COLUMN,
@@ -69,7 +70,7 @@ class Bench:
         qtbot.addWidget(self.view)
         self.view.resize(1300, 860)
         self.view.show()
-        self.view.set_model(self.model, self.info)
+        self.view.set_model(ModelChoice(self.model, self.info))
 
     def close(self) -> None:
         self.engine.shutdown()
