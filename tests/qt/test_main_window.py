@@ -115,7 +115,7 @@ def test_messages_about_a_selection_or_a_model_in_use_go_with_their_cause(
     win = app.win
     # Classify: "Select one or more results first." until a row is selected.
     cv = win.classify_view
-    cv.accept_selected()
+    cv.review.accept_selected()
     assert cv.banner.text() == "Select one or more results first."
     cv.table.selectionModel().selectionChanged.emit(cv.table.selectionModel().selection(),
                                                      cv.table.selectionModel().selection())
@@ -124,7 +124,7 @@ def test_messages_about_a_selection_or_a_model_in_use_go_with_their_cause(
     pick_starter(cv)
     cv.run()
     assert "nothing to classify" in cv.banner.text()
-    cv.texts.setPlainText("A text.")
+    cv.text_input.texts.setPlainText("A text.")
     assert not cv.banner.isVisible()
 
     # Data sets: "Pick a data set of labelled texts first." until one is picked.

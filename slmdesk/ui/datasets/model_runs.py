@@ -134,6 +134,16 @@ class ModelRuns(QObject):
         layout.addWidget(self.tabs, 1)
         return page
 
+    def update_controls(self, *, labels: bool, ready: bool, busy: bool) -> None:
+        """Runs need a labels data set and a ready model, one at a time; the classifier
+        stays put while one runs; a matrix shown can be saved."""
+        self.prelabel_button.setEnabled(labels and ready and not busy)
+        self.evaluate_button.setEnabled(labels and ready and not busy)
+        self.cancel_button.setEnabled(busy and not self.view.runner.cancelling)
+        self.accept_over_button.setEnabled(labels and not busy)
+        self.classifier_box.setEnabled(not busy)
+        self.save_png_button.setEnabled(bool(self.confusion.labels))
+
     def _build_evaluation(self, parent: QWidget) -> QWidget:
         self.report_panel = ReportPanel(
             "Evaluate a model and classifier on the test split: accuracy, macro-F1, "
