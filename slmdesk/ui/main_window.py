@@ -380,7 +380,8 @@ class MainWindow(QMainWindow):
                 f"{remote.base_url}\nNothing is loaded on this computer.",
                 Qt.ItemDataRole.ToolTipRole)
         if self.session.remote is not None:
-            self.model_picker.setCurrentIndex(self.model_picker.findData(self.session.remote.key))
+            self.model_picker.setCurrentIndex(
+                self.model_picker.findData(self.session.remote.model.key))
         elif self.model is not None:
             self.model_picker.setCurrentIndex(self.model_picker.findData(self.model.id))
 
@@ -419,7 +420,7 @@ class MainWindow(QMainWindow):
         s = self.session
         self.library_view.set_loaded_model(
             s.model.id if s.model is not None and s.loaded is not None else None)
-        chosen = s.remote.key if s.remote is not None else s.model.id if s.model else None
+        chosen = s.remote.model.key if s.remote is not None else s.model.id if s.model else None
         if chosen is not None:
             index = self.model_picker.findData(chosen)
             if index >= 0 and index != self.model_picker.currentIndex():
@@ -466,7 +467,7 @@ class MainWindow(QMainWindow):
         model_id = self.model_picker.itemData(index)
         remote = self.remote_models.get(model_id)
         if remote is not None:
-            if remote != self.session.remote:
+            if self.session.remote is None or remote != self.session.remote.model:
                 self.select_remote_model(remote)
             return
         if model_id and (self.model is None or model_id != self.model.id or self.loaded is None

@@ -7,9 +7,9 @@ minutes the settings say. Every tab follows it through one signal, ``changed``; 
 must be told comes out as signals too (``refused``, ``load_failed``), and the window shows it.
 
 A model on a remote engine (``RemoteModel``, Settings → Engines) can be chosen instead:
-nothing loads here, the chat streams from the engine (``remote_engine``), and the tabs that
-classify with the local model see no model meanwhile (``follow``), so they never use a model
-the picker does not show.
+nothing loads here, the chat streams from the engine opened for it (``remote``, a
+``RemoteChoice``), and the tabs that classify see that model instead of the local one
+(``choice``, ``follow``), so they never use a model the picker does not show.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from slmdesk.catalog import fit
 from slmdesk.catalog.registry import check_model_present
 from slmdesk.engine.llama_engine import ModelInfo
-from slmdesk.engine.remote.client import RemoteEngine
 from slmdesk.errors import NotEnoughMemoryError, UserFacingError
 from slmdesk.loadguard import LoadGuard, crash_message
 from slmdesk.paths import get_paths
@@ -32,6 +31,7 @@ from slmdesk.remote.engines import open_remote_model
 from slmdesk.settings import load_params_for, load_settings, save_settings
 from slmdesk.store.engines import RemoteModel
 from slmdesk.store.models import ModelRecord
+from slmdesk.ui.common.model_choice import ModelChoice, RemoteChoice
 from slmdesk.ui.engine_thread import EngineClient, LoadJob, bind
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ REPLY_RUNNING = "Stop the current reply before switching models."  # shown until
 
 
 class ModelSession(QObject):
-    """The chosen model (``model``) and, once it is loaded, what was loaded (``loaded``)."""
+    """The chosen model (``model``) and, once it is loaded, what was loaded (``loaded``); or
+    a model on a remote engine chosen instead (``remote``)."""
 
     changed = Signal()  # model or loaded changed
     loading_started = Signal(str)  # path
@@ -61,8 +62,7 @@ class ModelSession(QObject):
         self.model: ModelRecord | None = None
         self.loaded: ModelInfo | None = None
         # A model on a remote engine, chosen instead of ``model`` (which stays as it was).
-        self.remote: RemoteModel | None = None
-        self.remote_engine: RemoteEngine | None = None
+        self.remote: RemoteChoice | None = None
         self.load_job: LoadJob | None = None
         self.last_load_s: float | None = None
         self.idle_unloaded_model = False  # unloaded while idle: the next send loads it again
@@ -84,16 +84,18 @@ class ModelSession(QObject):
     def loading(self) -> bool:
         return self.load_job is not None
 
-    def follow(self, set_model: Callable[[ModelRecord | None, ModelInfo | None,
-                                          RemoteModel | None, RemoteEngine | None], None]
-               ) -> None:
-        """Call ``set_model(model, loaded, remote, remote_engine)`` now and whenever any of
-        them changes; while a remote model is chosen, model and loaded are None."""
+    @property
+    def choice(self) -> ModelChoice:
+        """The model the tabs that classify use: the remote one while it is chosen (no local
+        model then), else the local one and what was loaded of it."""
+        if self.remote is not None:
+            return ModelChoice(remote=self.remote)
+        return ModelChoice(self.model, self.loaded)
+
+    def follow(self, set_model: Callable[[ModelChoice], None]) -> None:
+        """Call ``set_model(choice)`` now and whenever the session changes."""
         def tell() -> None:
-            if self.remote is not None:
-                set_model(None, None, self.remote, self.remote_engine)
-            else:
-                set_model(self.model, self.loaded, None, None)
+            set_model(self.choice)
 
         self.changed.connect(tell)
         tell()
@@ -103,8 +105,7 @@ class ModelSession(QObject):
         if self._busy():
             self.refused.emit(REPLY_RUNNING, False)
             return False
-        self.remote = model
-        self.remote_engine = open_remote_model(self.db, model)
+        self.remote = RemoteChoice(model, open_remote_model(self.db, model))
         self.fit_refused = None
         self.changed.emit()
         return True
@@ -122,7 +123,7 @@ class ModelSession(QObject):
         if self.remote is not None and self.loaded is not None and self.model is not None \
                 and self.model.id == model.id:
             # Back from a remote model to the local one, still loaded: nothing to load.
-            self.remote = self.remote_engine = None
+            self.remote = None
             self.changed.emit()
             self.loaded_now.emit(self.loaded)
             return True
@@ -154,7 +155,7 @@ class ModelSession(QObject):
                               + " Use “Load anyway” to try regardless.", True)
             return False
         self.fit_refused = None
-        self.remote = self.remote_engine = None
+        self.remote = None
         self.model = model
         self.loaded = None
         self.idle_unloaded_model = False

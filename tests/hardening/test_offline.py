@@ -142,7 +142,7 @@ def test_gui_flow_start_chat_classify_export_restart_touches_no_network(
         [action] = [a for a in view.setup.starter_button.menu().actions()
                     if a.text() == "positive, negative"]
         action.trigger()
-        view.texts.setPlainText("I love it.\nThis is awful.")
+        view.text_input.texts.setPlainText("I love it.\nThis is awful.")
         with qtbot.waitSignal(view.run_finished, timeout=120_000) as done:
             view.run_button.click()
         assert done.args == [False] and view.results.rowCount() == 2

@@ -130,12 +130,12 @@ def test_every_tab_fits_at_800_by_600(qtbot: Any, window: Any) -> None:
     win.tabs.setCurrentWidget(cv)
     assert_fits(qtbot, win, "Classify", {
         "labels": cv.setup.labels_table, "starter": cv.setup.starter_button,
-        "texts": cv.texts, "classify": cv.run_button, "results": cv.table,
-        "label filter": cv.label_filter, "export": cv.export_button,
-        "data set": cv.dataset_box, "new data set": cv.new_dataset_button,
-        "accept": cv.accept_button, "correct": cv.correct_button})
+        "texts": cv.text_input.texts, "classify": cv.run_button, "results": cv.table,
+        "label filter": cv.label_filter, "export": cv.review.export_button,
+        "data set": cv.review.dataset_box, "new data set": cv.review.new_button,
+        "accept": cv.review.accept_button, "correct": cv.review.correct_button})
     # "Save to data set" and "New…" side by side, not on top of each other.
-    assert not cv.dataset_box.geometry().intersects(cv.new_dataset_button.geometry())
+    assert not cv.review.dataset_box.geometry().intersects(cv.review.new_button.geometry())
     from slmdesk.ui.classify.table_models import LABEL_COLUMN, PROBS_COLUMN, TEXT_COLUMN
 
     assert_columns_readable(cv.table, {TEXT_COLUMN: 12, LABEL_COLUMN: 6, PROBS_COLUMN: 12})
@@ -148,11 +148,11 @@ def test_every_tab_fits_at_800_by_600(qtbot: Any, window: Any) -> None:
 
     dv = win.datasets_view
     win.tabs.setCurrentWidget(dv)
-    dv.refresh_datasets(select="Reviews")
+    dv.dataset_list.refresh_datasets(select="Reviews")
     assert_fits(qtbot, win, "Data sets", {
-        "list": dv.list_view, "examples": dv.table, "search": dv.search_box,
-        "import": dv.import_button, "export": dv.export_button, "pre-label": dv.prelabel_button,
-        "classifier": dv.classifier_box})
+        "list": dv.dataset_list.list_view, "examples": dv.table, "search": dv.filters.search_box,
+        "import": dv.files.import_button, "export": dv.files.export_button,
+        "pre-label": dv.model_runs.prelabel_button, "classifier": dv.model_runs.classifier_box})
     from slmdesk.ui.datasets.table_models import LABEL_COLUMN as DS_LABEL
     from slmdesk.ui.datasets.table_models import TEXT_COLUMN as DS_TEXT
 
@@ -189,14 +189,15 @@ def test_classify_results_get_the_room_at_800_by_600(qtbot: Any, window: Any) ->
     settle(qtbot)
     assert cv.details_place.in_tab  # the results pane is too narrow for them beside it
     pick_starter(cv)
-    cv.texts.setPlainText("\n".join(f"Review number {i}: good or bad?" for i in range(12)))
+    cv.text_input.texts.setPlainText(
+        "\n".join(f"Review number {i}: good or bad?" for i in range(12)))
     with qtbot.waitSignal(cv.run_finished, timeout=120_000):
         cv.run_button.click()
-    assert cv.input_fold.folded and not cv.texts.isVisible()
+    assert cv.input_fold.folded and not cv.text_input.texts.isVisible()
     keys = {"texts fold": cv.text_input.fold_button, "classify": cv.run_button,
-            "results": cv.table, "label filter": cv.label_filter, "export": cv.export_button,
-            "data set": cv.dataset_box, "accept": cv.accept_button,
-            "correct": cv.correct_button}
+            "results": cv.table, "label filter": cv.label_filter, "export": cv.review.export_button,
+            "data set": cv.review.dataset_box, "accept": cv.review.accept_button,
+            "correct": cv.review.correct_button}
     assert_fits(qtbot, win, "Classify with results", keys)
     rows = visible_rows(cv.table)
     assert rows >= MIN_ROWS, f"the results show {rows} rows"
@@ -208,7 +209,7 @@ def test_classify_results_get_the_room_at_800_by_600(qtbot: Any, window: Any) ->
     assert cv.details_title.text().startswith("Line 1: ")
     cv.tabs.setCurrentIndex(0)
     cv.text_input.fold_button.click()
-    assert_fits(qtbot, win, "Classify, texts unfolded", {**keys, "texts": cv.texts})
+    assert_fits(qtbot, win, "Classify, texts unfolded", {**keys, "texts": cv.text_input.texts})
 
     # A wide window puts the details back beside the table.
     win.resize(1440, 900)
@@ -231,7 +232,7 @@ def test_long_status_messages_do_not_widen_the_window(qtbot: Any, window: Any) -
     cv = win.classify_view
     win.tabs.setCurrentWidget(cv)
     cv.status.setText(f"Saved 12 texts to “{'A data set with a long name ' * 4}”.")
-    cv.review_note.setText(EXPORTED)
+    cv.review.note.setText(EXPORTED)
     cv.model_note.setText(EXPORTED)
     settle(qtbot)
     assert win.width() == 1245

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from slmdesk.ui.common.model_choice import ModelChoice
 from slmdesk.ui.common.model_messages import NO_MODEL_LOADED
 from tests.qt.chat.test_window import App
 
@@ -52,7 +53,7 @@ def test_the_tabs_no_model_message_clears_when_a_model_loads(app: Any) -> None:
     win = app.win
     model, loaded = win.model, win.loaded
     for view in (win.classify_view, win.datasets_view):
-        view.set_model(model, None)  # as while no model is ready
+        view.set_model(ModelChoice(model))  # as while no model is ready
     win.classify_view.text_input.texts.setPlainText("a text to classify")
     win.classify_view.run()
     assert win.classify_view.banner.text() == NO_MODEL_LOADED
@@ -114,7 +115,7 @@ def test_messages_about_a_selection_or_a_model_in_use_go_with_their_cause(
     win = app.win
     # Classify: "Select one or more results first." until a row is selected.
     cv = win.classify_view
-    cv.accept_selected()
+    cv.review.accept_selected()
     assert cv.banner.text() == "Select one or more results first."
     cv.table.selectionModel().selectionChanged.emit(cv.table.selectionModel().selection(),
                                                      cv.table.selectionModel().selection())
@@ -123,7 +124,7 @@ def test_messages_about_a_selection_or_a_model_in_use_go_with_their_cause(
     pick_starter(cv)
     cv.run()
     assert "nothing to classify" in cv.banner.text()
-    cv.texts.setPlainText("A text.")
+    cv.text_input.texts.setPlainText("A text.")
     assert not cv.banner.isVisible()
 
     # Data sets: "Pick a data set of labelled texts first." until one is picked.

@@ -42,7 +42,7 @@ def test_a_load_tells_its_followers_and_records_the_model(
     qtbot: Any, session: ModelSession
 ) -> None:
     seen: list[tuple[Any, Any]] = []
-    session.follow(lambda model, info, *_remote: seen.append((model, info)))
+    session.follow(lambda choice: seen.append((choice.model, choice.loaded)))
     assert seen == [(None, None)]  # told at once
     model = resolve_model(session.db)
     with qtbot.waitSignal(session.loaded_now, timeout=60_000) as loaded:

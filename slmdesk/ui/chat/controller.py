@@ -127,11 +127,12 @@ class ChatController(ContextMeter, QObject):
     @property
     def chat_model(self) -> ChatModel | None:
         """The model the next reply comes from: a remote one when chosen, else the local."""
-        return self.session.remote or self.session.model
+        remote = self.session.remote
+        return remote.model if remote is not None else self.session.model
 
     def _ready_text(self) -> str | None:
         if self.session.remote is not None:
-            return remote_ready_text(self.session.remote)
+            return remote_ready_text(self.session.remote.model)
         return ready_text(self.session.loaded) if self.session.loaded is not None else None
 
     def show_error(self, text: str) -> None:
@@ -414,7 +415,7 @@ class ChatController(ContextMeter, QObject):
         self.open_conversation(turn.conversation.id)
         self.writer = ReplyWriter(self.chats, turn.reply.id, continued=turn.continued,
                                   continued_tokens=turn.continued_tokens)
-        remote = self.session.remote_engine
+        remote = self.session.choice.remote_engine
         # A remote model's tokens cannot be counted here (the local tokenizer is another's).
         self._stream_base = 0 if remote else (self.engine.measure_prompt(turn.history) or 0)
         self._stream_tokens = self._stream_counted = 0

@@ -25,7 +25,7 @@ from slmdesk.errors import UserFacingError
 from slmdesk.settings import ModelDefaults
 from slmdesk.ui.common.flow_layout import FlowLayout, captioned
 from slmdesk.ui.common.labels import wrapping_label
-from slmdesk.ui.common.tab_frame import push_button, status_label
+from slmdesk.ui.common.tab_frame import ButtonSpec, add_push_buttons, push_button, status_label
 from slmdesk.ui.common.tones import tone_style
 
 # The sampling fields shown in a spin box of the same name (seed and stop need a conversion).
@@ -113,15 +113,13 @@ class SettingsPanel(QWidget):
         form.addRow("Context", self.context)
         layout.addLayout(form)
         row = FlowLayout()  # wraps in a narrow pane
-        self.save_defaults_button = push_button(
-            "Save as this model's defaults",
-            "New chats with this model start with this system prompt and sampling", self,
-            name="save_model_defaults_button", clicked=self.save_model_defaults_requested)
-        self.reset_defaults_button = push_button(
-            "Reset", "Forget this model's defaults: it uses the app's again", self,
-            name="reset_model_defaults_button", clicked=self.reset_model_defaults_requested)
-        row.addWidget(self.save_defaults_button)
-        row.addWidget(self.reset_defaults_button)
+        self.save_defaults_button, self.reset_defaults_button = add_push_buttons(
+            row, self,
+            ButtonSpec("Save as this model's defaults",
+                       "New chats with this model start with this system prompt and sampling",
+                       "save_model_defaults_button", self.save_model_defaults_requested),
+            ButtonSpec("Reset", "Forget this model's defaults: it uses the app's again",
+                       "reset_model_defaults_button", self.reset_model_defaults_requested))
         layout.addLayout(row)
         self.model_defaults_note = status_label(self, "model_defaults_note")
         layout.addWidget(self.model_defaults_note)

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QVBoxLayout, QWidget
 
 from slmdesk.catalog import curated, fit
 from slmdesk.errors import UserFacingError
 from slmdesk.ui.common.labels import wrapping_label
+from slmdesk.ui.common.tab_frame import ButtonSpec, add_push_buttons
 
 OFFLINE_TEXT = (
     "<b>Welcome to slmdesk.</b> Everything runs on this computer, offline: the small model "
@@ -56,16 +57,13 @@ class WelcomePanel(QFrame):
         self.recommendation = wrapping_label("", self, name="welcome_recommendation")
         layout.addWidget(self.recommendation)
         row = QHBoxLayout()
-        self.download_button = QPushButton("Download", self)
-        self.download_button.setObjectName("welcome_download")
-        self.download_button.clicked.connect(lambda: self.download_requested.emit(self.entry))
-        self.import_button = QPushButton("Import a model file…", self)
-        self.import_button.clicked.connect(self.import_requested)
-        self.find_button = QPushButton("Find on this computer", self)
-        self.find_button.setToolTip("Look for .gguf models in the usual folders")
-        self.find_button.clicked.connect(self.find_requested)
-        for b in (self.download_button, self.import_button, self.find_button):
-            row.addWidget(b)
+        self.download_button, self.import_button, self.find_button = add_push_buttons(
+            row, self,
+            ButtonSpec("Download", name="welcome_download",
+                       clicked=lambda: self.download_requested.emit(self.entry)),
+            ButtonSpec("Import a model file…", clicked=self.import_requested),
+            ButtonSpec("Find on this computer", "Look for .gguf models in the usual folders",
+                       clicked=self.find_requested))
         row.addStretch(1)
         layout.addLayout(row)
 

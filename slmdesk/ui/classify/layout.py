@@ -77,9 +77,9 @@ class ClassifyLayout:
         view.lay_out_frame("classify", [setup, right], [380, 820])
         # In a small window the texts fold away while results arrive, and the details of a
         # row leave the table's side for a tab of their own.
-        view.input_fold = FoldingInput(right, texts, [view.texts, view.whole_box],
-                                       view.text_input.fold_button)
-        view.texts.textChanged.connect(view.input_fold.unfold)
+        inp = view.text_input
+        view.input_fold = FoldingInput(right, texts, [inp.texts, inp.whole_box], inp.fold_button)
+        inp.texts.textChanged.connect(view.input_fold.unfold)
         view.details_place = DetailsPlacement(results, self.results_split, self.details,
                                               view.tabs)
         view.table.activated.connect(lambda _index: view.details_place.show_details())
@@ -88,9 +88,6 @@ class ClassifyLayout:
         view = self.view
         inner, layout = pane_column(view, (0, 0, 6, 0))
         view.saved.build(inner, layout)
-        view.save_button, view.delete_button = view.saved.save_button, view.saved.delete_button
-        view.saved_box, view.saved_model_note = view.saved.box, view.saved.model_note
-        view.use_model_button = view.saved.use_model_button
         view.setup = SetupPanel(inner)
         view.setup.examples_from_dataset_requested.connect(view.saved.fill_dataset_menu)
         layout.addWidget(view.setup)
@@ -101,14 +98,8 @@ class ClassifyLayout:
         view = self.view
         box, layout = pane_column(parent)
         view.text_input.build(box, layout)
-        inp = view.text_input
-        view.count_label, view.open_button, view.evaluate_button = (
-            inp.count_label, inp.open_button, inp.evaluate_button)
-        view.file_bar, view.file_label, view.column_caption = (
-            inp.file_bar, inp.file_label, inp.column_caption)
-        view.column_box, view.close_file_button = inp.column_box, inp.close_file_button
-        view.texts, view.whole_box = inp.texts, inp.whole_box
-        QShortcut(QKeySequence("Ctrl+Return"), view.texts, view.run,
+        view.evaluate_button = view.text_input.evaluate_button
+        QShortcut(QKeySequence("Ctrl+Return"), view.text_input.texts, view.run,
                   context=Qt.ShortcutContext.WidgetShortcut)
 
         run_row = QHBoxLayout()
@@ -152,8 +143,7 @@ class ClassifyLayout:
         filters.addWidget(view.mistakes_only)
         view.shown_label = text_label(page, "shown_label", wrap=False)
         filters.addWidget(view.shown_label)
-        view.export_button = view.review.build_export_button(page)
-        filters.addWidget(view.export_button)
+        filters.addWidget(view.review.build_export_button(page))
         layout.addLayout(filters)
 
         # The details beside the table (in a tab of their own when the results are narrow:
@@ -169,9 +159,6 @@ class ClassifyLayout:
         self.results_split = split
         layout.addWidget(split, 1)
         layout.addLayout(view.review.build_review_row(page))
-        view.dataset_box, view.new_dataset_button = view.review.dataset_box, view.review.new_button
-        view.accept_button, view.correct_box = view.review.accept_button, view.review.correct_box
-        view.correct_button, view.review_note = view.review.correct_button, view.review.note
         proxy = view.proxy
         for sig in (proxy.rowsInserted, proxy.rowsRemoved, proxy.modelReset,
                     proxy.layoutChanged):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -38,14 +38,14 @@ class ResultsReview:
 
     def build_export_button(self, parent: QWidget) -> QToolButton:
         """The Export ▾ button: all results or the rows shown, as CSV or JSONL."""
-        button, menu = menu_button("Export ▾", "", parent, name="export_results")
+        self.export_button, menu = menu_button("Export ▾", "", parent, name="export_results")
         export = self.export_requested
         menu.addAction("All results as CSV…", lambda: export("csv"))
         menu.addAction("All results as JSONL…", lambda: export("jsonl"))
         menu.addSeparator()
         menu.addAction("Shown rows as CSV…", lambda: export("csv", True))
         menu.addAction("Shown rows as JSONL…", lambda: export("jsonl", True))
-        return button
+        return self.export_button
 
     def build_review_row(self, parent: QWidget) -> FlowLayout:
         """The row under the results: the data set to save to, Accept, and correct to (it
@@ -77,6 +77,20 @@ class ResultsReview:
         self.note = text_label(parent, "review_note", wrap=False)
         row.addWidget(self.note)
         return row
+
+    def set_labels(self, labels: list[str]) -> None:
+        """The labels a result may be corrected to (those of the run); keys 1–9 pick the
+        first nine."""
+        self.correct_box.clear()
+        for n, lab in enumerate(labels, start=1):
+            self.correct_box.addItem(lab)
+            if n <= 9:
+                self.correct_box.setItemData(n - 1, f"key {n}", Qt.ItemDataRole.ToolTipRole)
+
+    def set_results_present(self, present: bool) -> None:
+        """Accept, correct and export act on results: only while there are some."""
+        for button in (self.accept_button, self.correct_button, self.export_button):
+            button.setEnabled(present)
 
     def refresh_datasets(self, select: str | None = None) -> None:
         current = select or self.dataset_box.currentData()

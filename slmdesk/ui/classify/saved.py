@@ -73,14 +73,12 @@ class SavedClassifiers:
     def update_model_notes(self) -> None:
         if not self.view.ready:
             self.view.model_note.setText(
-                self.view.not_ready_text() if self.view.remote is not None
+                self.view.not_ready_text() if self.view.choice.remote is not None
                 else "No model is ready: pick one in the model list above.")
         else:
-            self.view.model_note.setText(f"Classifying with {self.view.model_name()}.")
-        saved = self.view.saved_model_id
-        model = self.view.model
-        current = model.id if model is not None and self.view.loaded is not None else None
-        if saved is None or saved == current:
+            self.view.model_note.setText(f"Classifying with {self.view.choice.name}.")
+        saved, choice = self.view.saved_model_id, self.view.choice
+        if saved is None or (choice.loaded is not None and saved == choice.model_id):
             self.model_note.hide()
             self.use_model_button.hide()
             return
@@ -126,7 +124,7 @@ class SavedClassifiers:
         spec = self.view.build_spec()
         if spec is None:
             return False
-        model_id = self.view.model.id if self.view.model is not None else None
+        model_id = self.view.choice.model_id
         try:
             saved = self.view.classifiers.save(name, spec.to_json(), model_id=model_id)
         except UserFacingError as exc:

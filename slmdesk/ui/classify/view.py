@@ -7,8 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import Signal
 
 from slmdesk.classify.evaluate import evaluate
 from slmdesk.classify.spec import ClassifierSpec
@@ -27,12 +26,10 @@ from slmdesk.ui.common.table_model import percent
 if TYPE_CHECKING:
     from PySide6.QtWidgets import (
         QCheckBox,
-        QComboBox,
         QDoubleSpinBox,
         QLabel,
         QPlainTextEdit,
         QPushButton,
-        QToolButton,
     )
 
     from slmdesk.classify.classifier import Prediction
@@ -45,7 +42,7 @@ log = logging.getLogger(__name__)
 
 
 class ClassifyView(ModelTab):
-    """The Classify tab. The window calls ``set_model`` whenever the loaded model changes."""
+    """The Classify tab. The window calls ``set_model`` whenever its model changes."""
 
     model_requested = Signal(str)  # a saved classifier's model id: "please load this one"
     input_loaded = Signal(str, int)  # path, number of texts
@@ -53,42 +50,19 @@ class ClassifyView(ModelTab):
 
     # the widgets, built by the layout part
     details_widgets: tuple[QPlainTextEdit, ProbabilityChart]
-    save_button: QToolButton
-    delete_button: QToolButton
-    saved_box: QComboBox
-    saved_model_note: QLabel
-    use_model_button: QPushButton
     setup: SetupPanel
-    count_label: QLabel
-    open_button: QPushButton
-    file_bar: QWidget
-    file_label: QLabel
-    column_caption: QLabel
-    column_box: QComboBox
-    close_file_button: QToolButton
-    texts: QPlainTextEdit
-    whole_box: QCheckBox
     run_button: QPushButton
     results: ResultsModel
     proxy: ResultsFilter
     min_confidence: QDoubleSpinBox
     mistakes_only: QCheckBox
     shown_label: QLabel
-    export_button: QToolButton
-    dataset_box: QComboBox
-    new_dataset_button: QToolButton
-    accept_button: QPushButton
-    correct_box: QComboBox
-    correct_button: QPushButton
-    review_note: QLabel
     chart: ProbabilityChart
     details_probs: QLabel
     details_notes: QLabel
     details_explanation: QLabel
     input_fold: FoldingInput
     details_place: DetailsPlacement
-
-    layout_parts: ClassifyLayout
 
     def add_parts(self) -> ClassifyLayout:
         # Its parts: saved classifiers, the texts to classify, the review of results.
@@ -123,21 +97,8 @@ class ClassifyView(ModelTab):
         self.refill_label_choices()
         self.update_shown()
 
-    # the tab's API, kept by its parts -----------------------------------------------------
-    save_classifier = forward_to("saved", SavedClassifiers.save_classifier)
+    # what the Train view asks of the tab; the rest of its API is its parts' own
     load_classifier = forward_to("saved", SavedClassifiers.load_classifier)
-    delete_classifier = forward_to("saved", SavedClassifiers.delete_classifier)
-    add_examples_from = forward_to("saved", SavedClassifiers.add_examples_from)
-    open_file = forward_to("text_input", TextInput.open_file)
-    choose_column = forward_to("text_input", TextInput.choose_column)
-    close_file = forward_to("text_input", TextInput.close_file)
-    evaluate_file = forward_to("text_input", TextInput.evaluate_file)
-    refresh_datasets = forward_to("review", ResultsReview.refresh_datasets)
-    create_dataset = forward_to("review", ResultsReview.create_dataset)
-    accept_selected = forward_to("review", ResultsReview.accept_selected)
-    correct_selected = forward_to("review", ResultsReview.correct_selected)
-    select_result = forward_to("review", ResultsReview.select_result)
-    export_to = forward_to("review", ResultsReview.export_to)
 
     # the model --------------------------------------------------------------------------
     def model_changed(self) -> None:
@@ -182,7 +143,7 @@ class ClassifyView(ModelTab):
                  else self.text_input.texts_from_box())
         if not texts:
             self.show_error("There is nothing to classify: paste texts (one per line) or "
-                            "open a CSV/JSONL file.", until=self.texts.textChanged)
+                            "open a CSV/JSONL file.", until=self.text_input.texts.textChanged)
             return
         self.start_run(spec, texts, None)
 
@@ -201,7 +162,7 @@ class ClassifyView(ModelTab):
         self.column_fitter.fit()
         self.mistakes_only.setChecked(False)
         self.mistakes_only.setVisible(gold is not None)
-        self.review_note.setText("")
+        self.review.note.setText("")
         self.tabs.setCurrentIndex(0)
         error = self.runner.try_start(spec, texts)
         if error:
@@ -296,11 +257,7 @@ class ClassifyView(ModelTab):
         finally:
             self.label_filter.blockSignals(blocked)
         self.proxy.set_label(ANY_LABEL)
-        self.correct_box.clear()
-        for n, lab in enumerate(self.run_labels, start=1):
-            self.correct_box.addItem(lab)
-            if n <= 9:
-                self.correct_box.setItemData(n - 1, f"key {n}", Qt.ItemDataRole.ToolTipRole)
+        self.review.set_labels(self.run_labels)
 
     def set_label_filter(self, label: str) -> None:
         at = self.label_filter.findData(label)
@@ -308,8 +265,7 @@ class ClassifyView(ModelTab):
 
     def update_shown(self, *_args: Any) -> None:
         total, shown = self.results.rowCount(), self.proxy.rowCount()
-        for button in (self.accept_button, self.correct_button, self.export_button):
-            button.setEnabled(total > 0)
+        self.review.set_results_present(total > 0)
         self.shown_label.setText(f"{shown} of {total} shown" if shown != total
                                  else f"{total} result{'s' if total != 1 else ''}")
 

@@ -4,6 +4,7 @@ start a ClassifyJob, follow that job's signals with a progress bar and a status 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
@@ -14,7 +15,7 @@ from slmdesk.errors import UserFacingError
 if TYPE_CHECKING:
     from slmdesk.classify.classifier import Prediction
     from slmdesk.classify.spec import ClassifierSpec
-    from slmdesk.engine.remote.client import RemoteEngine
+    from slmdesk.ui.common.model_choice import ModelChoice
     from slmdesk.ui.engine_thread import ClassifyJob, EngineClient
 
 
@@ -24,7 +25,8 @@ class ClassifyRun(QObject):
     ``progressed(done, total)`` after the progress bar moved (not while cancelling: the status
     line then says "Cancelling…"), ``classified(index, prediction)`` per text as it arrives,
     ``finished(predictions, cancelled, seconds)`` or ``failed(message)`` at the end, and
-    ``state_changed()`` whenever the run starts, is being cancelled, or ends.
+    ``state_changed()`` whenever the run starts, is being cancelled, or ends. Each run uses
+    the model ``choice()`` names when it starts (a remote one's engine, else the local one).
     """
 
     progressed = Signal(int, int)
@@ -33,14 +35,14 @@ class ClassifyRun(QObject):
     failed = Signal(str)
     state_changed = Signal()
 
-    def __init__(self, engine: EngineClient, progress: QProgressBar, status: QLabel,
-                 parent: QObject | None = None) -> None:
+    def __init__(self, engine: EngineClient, choice: Callable[[], ModelChoice],
+                 progress: QProgressBar, status: QLabel, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.engine = engine
+        self.choice = choice
         self.progress = progress
         self.status = status
         self.job: ClassifyJob | None = None
-        self.remote: RemoteEngine | None = None  # the window's remote engine, when chosen
         self.cancelling = False
         self._started = 0.0
 
@@ -59,7 +61,8 @@ class ClassifyRun(QObject):
         self.progress.setValue(0)
         self.progress.setFormat("%v / %m")
         self.status.setText("Waiting for the engine…")
-        job = self.engine.classify(spec, texts, self.remote)  # may raise UserFacingError
+        # may raise UserFacingError
+        job = self.engine.classify(spec, texts, self.choice().remote_engine)
         job.progressed.connect(self._on_progressed)
         job.classified.connect(self.classified)
         job.finished.connect(self._on_finished)

@@ -25,6 +25,7 @@ from slmdesk.remote.classify import classify_refusal
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import DatasetRepository
 from slmdesk.ui.common.classify_run import ClassifyRun
+from slmdesk.ui.common.model_choice import ModelChoice
 from slmdesk.ui.common.model_messages import NO_MODEL_LOADED, clear_no_model
 from slmdesk.ui.common.tab_frame import FIRST_COLUMN_SHARE, tab_frame
 from slmdesk.ui.common.tasks import BackgroundTasks
@@ -33,10 +34,6 @@ if TYPE_CHECKING:
     import sqlite_utils
 
     from slmdesk.classify.evaluate import EvalReport
-    from slmdesk.engine.llama_engine import ModelInfo
-    from slmdesk.engine.remote.client import RemoteEngine
-    from slmdesk.store.engines import RemoteModel
-    from slmdesk.store.models import ModelRecord
     from slmdesk.ui.common.column_fit import ColumnFitter
     from slmdesk.ui.common.confusion import ConfusionMatrix
     from slmdesk.ui.common.metrics import ReportPanel
@@ -56,7 +53,7 @@ class ModelTab(QWidget):
     layout's ``build`` (which lays the columns out with ``lay_out_frame``), ``join_parts``
     (which starts ``runner`` with ``start_runner`` and connects the parts), then
     ``update_controls``, which keeps the buttons in step from then on. The window calls
-    ``set_model`` whenever the loaded model changes."""
+    ``set_model`` with its model (a ``ModelChoice``) whenever that changes."""
 
     error_shown = Signal(str)
     model_set = Signal()  # set_model told the tab of the window's model (again)
@@ -92,12 +89,9 @@ class ModelTab(QWidget):
         self.engine = engine
         self.classifiers = ClassifierRepository(db)
         self.datasets = DatasetRepository(db)
-        self.model: ModelRecord | None = None
-        self.loaded: ModelInfo | None = None
-        # A model on a remote engine, chosen in the picker instead of a local one, and why
-        # that engine cannot classify (None: it can, or a run finds out).
-        self.remote: RemoteModel | None = None
-        self.remote_engine: RemoteEngine | None = None
+        self.choice = ModelChoice()  # the window's model, as set_model last told it
+        # Why the chosen remote model's engine cannot classify (None: it can, a run finds
+        # out, or no remote model is chosen).
         self.remote_refusal: str | None = None
         self.report: EvalReport | None = None
         self.tasks = BackgroundTasks(self)  # file reads and writes of the parts
@@ -122,8 +116,7 @@ class ModelTab(QWidget):
 
     def start_runner(self, progress: QProgressBar, status: QLabel) -> ClassifyRun:
         """The engine run, shown on this progress bar and status line."""
-        self.runner = ClassifyRun(self.engine, progress, status, self)
-        self.runner.remote = self.remote_engine
+        self.runner = ClassifyRun(self.engine, lambda: self.choice, progress, status, self)
         self.runner.state_changed.connect(self.update_controls)
         return self.runner
 
@@ -140,39 +133,26 @@ class ModelTab(QWidget):
     def clear_error(self) -> None:
         self.banner.clear_error()
 
-    def model_name(self) -> str:
-        """The chosen model's name (a remote one's label), else the loaded one's, else ""."""
-        if self.remote is not None:
-            return self.remote.label
-        if self.model is not None:
-            return self.model.name
-        return self.loaded.name if self.loaded is not None else ""
-
     @property
     def ready(self) -> bool:
         """Whether a run can start: a model is loaded, or a remote one that can classify (as
         far as its engine's last check tells) is chosen."""
-        if self.remote is not None:
+        if self.choice.remote is not None:
             return self.remote_refusal is None
-        return self.loaded is not None
+        return self.choice.loaded is not None
 
     def not_ready_text(self) -> str:
         """Why no run can start: no model yet, or the remote engine cannot classify."""
-        if self.remote is not None and self.remote_refusal is not None:
-            return f"{self.remote.label} cannot classify here: {self.remote_refusal}"
+        if self.choice.remote is not None and self.remote_refusal is not None:
+            return f"{self.choice.name} cannot classify here: {self.remote_refusal}"
         return NO_MODEL_LOADED
 
-    def set_model(self, model: ModelRecord | None, loaded: ModelInfo | None,
-                  remote: RemoteModel | None = None,
-                  remote_engine: RemoteEngine | None = None) -> None:
-        """The window's model changed (``loaded`` is None while none is ready here; with
-        ``remote``, the texts are scored by ``remote_engine``)."""
-        self.model = model
-        self.loaded = loaded
-        self.remote, self.remote_engine = remote, remote_engine
-        self.remote_refusal = (classify_refusal(remote_engine) if remote_engine is not None
-                               else None)
-        self.runner.remote = remote_engine
+    def set_model(self, choice: ModelChoice) -> None:
+        """The window's model changed (``choice.loaded`` is None while none is ready here;
+        with ``choice.remote``, its engine scores the texts)."""
+        self.choice = choice
+        engine = choice.remote_engine
+        self.remote_refusal = classify_refusal(engine) if engine is not None else None
         self.model_changed()
         if self.ready:
             clear_no_model(self.banner)  # its cause is gone

@@ -5,6 +5,7 @@ percent boxes, labels)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from PySide6.QtCore import Qt, SignalInstance
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFrame,
     QLabel,
+    QLayout,
     QLineEdit,
     QMenu,
     QProgressBar,
@@ -120,6 +122,24 @@ def push_button(text: str, tip: str, parent: QWidget, *, name: str = "",
                 clicked: Callable[[], object] | SignalInstance | None = None) -> QPushButton:
     """A push button with its text, tooltip, object name and click handler."""
     return _set_up_button(QPushButton(text, parent), tip, name, clicked)
+
+
+@dataclass(frozen=True)
+class ButtonSpec:
+    """One push button of a row (``add_push_buttons``), as ``push_button`` makes it."""
+
+    text: str
+    tip: str = ""
+    name: str = ""
+    clicked: Callable[[], object] | SignalInstance | None = None
+
+
+def add_push_buttons(row: QLayout, parent: QWidget, *specs: ButtonSpec) -> list[QPushButton]:
+    """Push buttons made from ``specs``, added to ``row`` in that order; returned in it too."""
+    buttons = [push_button(s.text, s.tip, parent, name=s.name, clicked=s.clicked) for s in specs]
+    for button in buttons:
+        row.addWidget(button)
+    return buttons
 
 
 def _set_up_button(button: AnyButton, tip: str, name: str,

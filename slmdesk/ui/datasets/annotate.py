@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import (
     Qt,
 )
-from PySide6.QtWidgets import QInputDialog, QMenu, QPushButton, QToolButton, QWidget
+from PySide6.QtWidgets import QInputDialog, QLayout, QWidget
 
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Example
-from slmdesk.ui.common.tab_frame import menu_button, push_button
+from slmdesk.ui.common.tab_frame import ButtonSpec, add_push_buttons, menu_button
 
 if TYPE_CHECKING:
     pass
@@ -42,17 +42,28 @@ class Annotator:
         self.view = view
         self.undo_stacks: dict[str, list[UndoStep]] = {}  # per data set id, the latest last
 
-    def build_buttons(self, page: QWidget) -> tuple[QToolButton, QMenu, QPushButton, QPushButton]:
-        """Set label ▾ (and its menu), Delete and Undo."""
-        relabel_button, self.relabel_menu = menu_button(
+    def add_buttons(self, row: QLayout, page: QWidget) -> None:
+        """Set label ▾ (and its menu), Delete and Undo, added to ``row``."""
+        self.relabel_button, self.relabel_menu = menu_button(
             "Set label ▾", "Label the selected examples (keys 1–9; 0 clears)", page,
             name="relabel_button")
         self.relabel_menu.aboutToShow.connect(self._fill_relabel_menu)
-        self.undo_button = push_button("Undo", "", page, name="undo_button", clicked=self.undo)
-        return (relabel_button, self.relabel_menu,
-                push_button("Delete", "Delete the selected examples (Delete; Ctrl+Z undoes)", page,
-                            name="delete_examples", clicked=self.delete_selected),
-                self.undo_button)
+        row.addWidget(self.relabel_button)
+        self.delete_button, self.undo_button = add_push_buttons(
+            row, page,
+            ButtonSpec("Delete", "Delete the selected examples (Delete; Ctrl+Z undoes)",
+                       "delete_examples", self.delete_selected),
+            ButtonSpec("Undo", name="undo_button", clicked=self.undo))
+
+    def update_controls(self, *, labels: bool, selected: bool) -> None:
+        """Set label needs a labels data set and a selection, Delete a selection; Undo says
+        what it undoes. (Labelling goes on while the model works.)"""
+        self.relabel_button.setEnabled(labels and selected)
+        self.delete_button.setEnabled(selected)
+        steps = self.undo_steps()
+        self.undo_button.setEnabled(bool(steps))
+        self.undo_button.setToolTip(f"Undo: {steps[-1].what} (Ctrl+Z)" if steps
+                                    else "Nothing to undo")
 
     def forget_dataset(self, dataset_id: str) -> None:
         """The data set is gone: so is its undo stack."""

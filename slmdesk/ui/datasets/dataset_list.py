@@ -5,21 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import (
-    QModelIndex,
-)
+from PySide6.QtCore import QModelIndex
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QDialog,
     QInputDialog,
+    QLabel,
+    QListView,
     QMessageBox,
+    QWidget,
 )
 
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Dataset
+from slmdesk.ui.common.flow_layout import FlowLayout
+from slmdesk.ui.common.tab_frame import pane_column, tool_button
 from slmdesk.ui.datasets.dialogs import NewDatasetDialog
-
-if TYPE_CHECKING:
-    pass
+from slmdesk.ui.datasets.table_models import DatasetListModel
 
 if TYPE_CHECKING:
     from slmdesk.ui.datasets.view import DatasetsView
@@ -31,18 +33,56 @@ class DatasetList:
     def __init__(self, view: DatasetsView) -> None:
         self.view = view
 
+    def build(self, parent: QWidget) -> QWidget:
+        """The tab's first column: the list of data sets and its buttons."""
+        box, layout = pane_column(parent, (0, 0, 6, 0))
+        layout.addWidget(QLabel("<b>Data sets</b>", box))
+        self.list_model = DatasetListModel(self.view)
+        self.list_view = QListView(box)
+        self.list_view.setObjectName("datasets_list")
+        self.list_view.setModel(self.list_model)
+        self.list_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.list_view.selectionModel().currentRowChanged.connect(
+            lambda cur, _prev: self._on_list_current(cur))
+        layout.addWidget(self.list_view, 1)
+        # Wraps in a narrow pane: four buttons in one row widened the list at 800×600 and
+        # squeezed the examples' Text column.
+        row = FlowLayout()
+        self.new_button = tool_button(
+            "New…", "Create a data set of labelled texts or chat examples", box,
+            clicked=self.new_dataset_requested)
+        self.rename_button = tool_button("Rename…", "", box, clicked=self.rename_requested)
+        self.delete_button = tool_button(
+            "Delete", "Delete the data set and all its examples", box,
+            clicked=self.delete_dataset_requested)
+        self.train_button = tool_button(
+            "Train…", "Train a classifier or a chat model on this data set", box,
+            clicked=self.train_requested)
+        for b in (self.new_button, self.rename_button, self.delete_button, self.train_button):
+            row.addWidget(b)
+        layout.addLayout(row)
+        return box
+
+    def update_controls(self, *, have_dataset: bool, busy: bool) -> None:
+        """The data set shown is renamed, deleted or trained on; while the model runs on it,
+        it stays (no switching, no deleting)."""
+        self.rename_button.setEnabled(have_dataset)
+        self.delete_button.setEnabled(have_dataset and not busy)
+        self.train_button.setEnabled(have_dataset)
+        self.list_view.setEnabled(not busy)
+
     def refresh_datasets(self, select: str | None = None) -> None:
         """Reread the list of data sets; keep (or move to ``select``) the current one."""
         current = select or (self.view.dataset.name if self.view.dataset is not None else None)
         items = [(ds, self.view.datasets.count(ds)) for ds in self.view.datasets.all()]
-        self.view.list_model.set_items(items)
-        row = self.view.list_model.row_of(current) if current else -1
+        self.list_model.set_items(items)
+        row = self.list_model.row_of(current) if current else -1
         if row < 0 and items:
             row = 0
         if row >= 0:
-            self.view.list_view.setCurrentIndex(self.view.list_model.index(row, 0))
+            self.list_view.setCurrentIndex(self.list_model.index(row, 0))
             # setCurrentIndex to the same row emits nothing after a reset: load it anyway.
-            ds = self.view.list_model.dataset(row)
+            ds = self.list_model.dataset(row)
             shown = self.view.dataset
             if shown is None or shown.id != ds.id or shown != ds:
                 self._open(ds)
@@ -54,15 +94,15 @@ class DatasetList:
     def _on_list_current(self, index: QModelIndex) -> None:
         if not index.isValid():
             return
-        ds = self.view.list_model.dataset(index.row())
+        ds = self.list_model.dataset(index.row())
         if self.view.dataset is None or ds.id != self.view.dataset.id:
             self._open(ds)
 
     def select_dataset(self, name: str) -> bool:
-        row = self.view.list_model.row_of(name)
+        row = self.list_model.row_of(name)
         if row < 0:
             return False
-        self.view.list_view.setCurrentIndex(self.view.list_model.index(row, 0))
+        self.list_view.setCurrentIndex(self.list_model.index(row, 0))
         return True
 
     def _open(self, ds: Dataset | None) -> None:
@@ -155,11 +195,11 @@ class DatasetList:
     def refresh_list_counts(self) -> None:
         if self.view.dataset is None:
             return
-        row = self.view.list_model.row_of(self.view.dataset.name)
+        row = self.list_model.row_of(self.view.dataset.name)
         if row >= 0:
-            items = list(self.view.list_model.items)
+            items = list(self.list_model.items)
             items[row] = (items[row][0], self.view.datasets.count(self.view.dataset))
             # Same rows, new counts: tell the view without resetting its selection.
-            self.view.list_model.items = items
-            index = self.view.list_model.index(row, 0)
-            self.view.list_model.dataChanged.emit(index, index)
+            self.list_model.items = items
+            index = self.list_model.index(row, 0)
+            self.list_model.dataChanged.emit(index, index)

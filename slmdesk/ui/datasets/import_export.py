@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import (
     Qt,
 )
-from PySide6.QtWidgets import QDialog, QFileDialog, QPushButton, QWidget
+from PySide6.QtWidgets import QDialog, QFileDialog, QLayout, QWidget
 
 from slmdesk.datasets import formats, quality
 from slmdesk.datasets.splits import assign_splits
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import SPLITS
 from slmdesk.ui.common.file_names import safe_file_stem
-from slmdesk.ui.common.tab_frame import push_button
+from slmdesk.ui.common.tab_frame import ButtonSpec, add_push_buttons
 from slmdesk.ui.datasets.dialogs import ExportDialog, SplitDialog
 from slmdesk.ui.datasets.import_dialog import ImportDialog
 
@@ -37,24 +37,31 @@ class ImportExport:
     def __init__(self, view: DatasetsView) -> None:
         self.view = view
 
-    def build_file_buttons(self, page: QWidget) -> tuple[QPushButton, QPushButton, QPushButton]:
-        """Import…, Export… and Split…."""
-        return (
-            push_button("Import…", "Import CSV, TSV, JSONL or plain text with a preview", page,
-                        name="import_button", clicked=lambda: self.import_dialog()),
-            push_button("Export…", "Export as OpenAI, ShareGPT, Alpaca, JSONL or CSV, "
-                        "with a data card", page, name="export_button",
-                        clicked=self.export_requested),
-            push_button("Split…", "Assign train / val / test splits at random (seeded)", page,
-                        name="split_button", clicked=self.split_requested))
+    def add_file_buttons(self, row: QLayout, page: QWidget) -> None:
+        """Import…, Export… and Split…, added to ``row``."""
+        self.import_button, self.export_button, self.split_button = add_push_buttons(
+            row, page,
+            ButtonSpec("Import…", "Import CSV, TSV, JSONL or plain text with a preview",
+                       "import_button", lambda: self.import_dialog()),
+            ButtonSpec("Export…", "Export as OpenAI, ShareGPT, Alpaca, JSONL or CSV, with a "
+                       "data card", "export_button", self.export_requested),
+            ButtonSpec("Split…", "Assign train / val / test splits at random (seeded)",
+                       "split_button", self.split_requested))
 
-    def build_check_buttons(self, page: QWidget) -> tuple[QPushButton, QPushButton]:
-        """Duplicates and Near-empty."""
-        return (
-            push_button("Duplicates", "Select the later copies of texts that occur more than "
-                        "once", page, name="duplicates_button", clicked=self.select_duplicates),
-            push_button("Near-empty", "Select the examples with (almost) no text", page,
-                        name="near_empty_button", clicked=self.select_near_empty))
+    def add_check_buttons(self, row: QLayout, page: QWidget) -> None:
+        """Duplicates and Near-empty, added to ``row``."""
+        self.duplicates_button, self.near_empty_button = add_push_buttons(
+            row, page,
+            ButtonSpec("Duplicates", "Select the later copies of texts that occur more than "
+                       "once", "duplicates_button", self.select_duplicates),
+            ButtonSpec("Near-empty", "Select the examples with (almost) no text",
+                       "near_empty_button", self.select_near_empty))
+
+    def update_controls(self, *, have_dataset: bool, busy: bool) -> None:
+        """Export and the checks need a data set; splits also wait for the model's run."""
+        for button in (self.export_button, self.duplicates_button, self.near_empty_button):
+            button.setEnabled(have_dataset)
+        self.split_button.setEnabled(have_dataset and not busy)
 
     def select_duplicates(self) -> int:
         """Show every example and select the later copies of repeated texts."""

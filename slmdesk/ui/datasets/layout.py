@@ -9,8 +9,6 @@ from PySide6.QtCore import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QLabel,
-    QListView,
     QPlainTextEdit,
     QVBoxLayout,
     QWidget,
@@ -25,7 +23,6 @@ from slmdesk.ui.common.tab_frame import (
     pane_column,
     scrolling_pane,
     text_label,
-    tool_button,
 )
 from slmdesk.ui.datasets.labelling_table import LabellingTable
 from slmdesk.ui.datasets.table_models import (
@@ -34,7 +31,6 @@ from slmdesk.ui.datasets.table_models import (
     SPLIT_COLUMN,
     SUGGESTION_COLUMN,
     TEXT_COLUMN,
-    DatasetListModel,
     ExamplesModel,
     SuggestionBarDelegate,
 )
@@ -46,11 +42,9 @@ if TYPE_CHECKING:
 DETAILS_SHARE = 0.25  # of the examples' width, the most the example's details keep
 DETAILS_MIN_WIDTH = 130  # px
 
-# the widgets of the runs pane, kept by ModelRuns, that the view shows as its own
-RUN_WIDGETS = ("classifier_box", "prelabel_button", "evaluate_button", "cancel_button",
-               "progress", "accept_over_button", "accept_threshold", "run_status", "model_note",
-               "tabs", "report_panel", "save_png_button", "eval_summary", "per_label",
-               "confusion", "history", "history_table")
+# the widgets of the runs pane, kept by ModelRuns, that every ModelTab shows as its own
+RUN_WIDGETS = ("evaluate_button", "cancel_button", "progress", "model_note", "tabs",
+               "report_panel", "eval_summary", "per_label", "confusion")
 
 
 class DatasetsLayout:
@@ -69,47 +63,13 @@ class DatasetsLayout:
                                [640, 160], (4, 1))
         for name in RUN_WIDGETS:
             setattr(view, name, getattr(runs, name))
-        view.lay_out_frame("datasets", [self._build_list(view), right], [220, 980], 0.24)
-
-    def _build_list(self, parent: QWidget) -> QWidget:
-        box, layout = pane_column(parent, (0, 0, 6, 0))
-        layout.addWidget(QLabel("<b>Data sets</b>", box))
-        self.view.list_model = DatasetListModel(self.view)
-        self.view.list_view = QListView(box)
-        self.view.list_view.setObjectName("datasets_list")
-        self.view.list_view.setModel(self.view.list_model)
-        self.view.list_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.view.list_view.selectionModel().currentRowChanged.connect(
-            lambda cur, _prev: self.view.dataset_list._on_list_current(cur))
-        layout.addWidget(self.view.list_view, 1)
-        # Wraps in a narrow pane: four buttons in one row widened the list at 800×600 and
-        # squeezed the examples' Text column.
-        row = FlowLayout()
-        parts = self.view.dataset_list
-        self.view.new_button = tool_button(
-            "New…", "Create a data set of labelled texts or chat examples", box,
-            clicked=parts.new_dataset_requested)
-        self.view.rename_button = tool_button("Rename…", "", box, clicked=parts.rename_requested)
-        self.view.delete_dataset_button = tool_button(
-            "Delete", "Delete the data set and all its examples", box,
-            clicked=parts.delete_dataset_requested)
-        self.view.train_button = tool_button(
-            "Train…", "Train a classifier or a chat model on this data set", box,
-            clicked=parts.train_requested)
-        for b in (self.view.new_button, self.view.rename_button, self.view.delete_dataset_button,
-                  self.view.train_button):
-            row.addWidget(b)
-        layout.addLayout(row)
-        return box
+        view.lay_out_frame("datasets", [view.dataset_list.build(view), right], [220, 980], 0.24)
 
     def _build_examples(self, parent: QWidget) -> QWidget:
         page, layout = pane_column(parent)
         view, filters = self.view, self.view.filters
         layout.addLayout(filters.build_row(page))
-        view.label_filter, view.split_filter = filters.label_filter, filters.split_filter
-        view.source_filter, view.search_box = filters.source_filter, filters.search_box
-        view.unlabelled_box, view.disagreement_box = (filters.unlabelled_box,
-                                                      filters.disagreement_box)
+        view.label_filter = filters.label_filter
 
         # Side by side even when narrow (under the table, the details would cost its rows),
         # the details taking at most a quarter: with a third, the Text column was ~90 px
@@ -152,19 +112,12 @@ class DatasetsLayout:
         split.setSizes([760, 220])
         layout.addWidget(split, 1)
 
-        self.view.counts = self.view.filters.build_counts(page)
-        layout.addWidget(self.view.counts)
+        layout.addWidget(filters.build_counts(page))
 
         actions = FlowLayout()  # wraps at narrow widths instead of widening the window
-        view.import_button, view.export_button, view.split_button = view.files.build_file_buttons(
-            page)
-        view.relabel_button, view.relabel_menu, view.delete_button, view.undo_button = (
-            view.annotator.build_buttons(page))
-        view.duplicates_button, view.near_empty_button = view.files.build_check_buttons(page)
-        for w in (view.import_button, view.export_button, view.split_button,
-                  view.relabel_button, view.delete_button, view.undo_button,
-                  view.duplicates_button, view.near_empty_button):
-            actions.addWidget(w)
+        view.files.add_file_buttons(actions, page)
+        view.annotator.add_buttons(actions, page)
+        view.files.add_check_buttons(actions, page)
         self.view.status = ElidedLabel("", page)
         self.view.status.setObjectName("datasets_status")
         actions.addWidget(self.view.status)

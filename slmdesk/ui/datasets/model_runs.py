@@ -134,6 +134,16 @@ class ModelRuns(QObject):
         layout.addWidget(self.tabs, 1)
         return page
 
+    def update_controls(self, *, labels: bool, ready: bool, busy: bool) -> None:
+        """Runs need a labels data set and a ready model, one at a time; the classifier
+        stays put while one runs; a matrix shown can be saved."""
+        self.prelabel_button.setEnabled(labels and ready and not busy)
+        self.evaluate_button.setEnabled(labels and ready and not busy)
+        self.cancel_button.setEnabled(busy and not self.view.runner.cancelling)
+        self.accept_over_button.setEnabled(labels and not busy)
+        self.classifier_box.setEnabled(not busy)
+        self.save_png_button.setEnabled(bool(self.confusion.labels))
+
     def _build_evaluation(self, parent: QWidget) -> QWidget:
         self.report_panel = ReportPanel(
             "Evaluate a model and classifier on the test split: accuracy, macro-F1, "
@@ -263,7 +273,7 @@ class ModelRuns(QObject):
         self.run_spec = spec
         self.run_ids = [e.id for e in rows]
         self.run_gold = gold
-        self.run_model_name = self.view.model_name()
+        self.run_model_name = self.view.choice.name
         self.run_classifier_name = str(self.classifier_box.currentData() or "") or None
         self._pending.clear()
         error = self.view.runner.try_start(spec, [e.text or "" for e in rows])
@@ -360,7 +370,7 @@ class ModelRuns(QObject):
                 self.view.db, self.view.dataset, model_name=self.run_model_name,
                 classifier_spec=self.run_spec, report=report, split="test",
                 classifier_name=self.run_classifier_name,
-                model_id=self.view.model.id if self.view.model is not None else None,
+                model_id=self.view.choice.model_id,
                 extra={"few_shot_overlap": self._overlap} if self._overlap else None)
         except UserFacingError as exc:
             self.view.show_error(f"Scored, but the run could not be kept: {exc.message}")

@@ -16,7 +16,6 @@ from PySide6.QtGui import QShowEvent
 
 from slmdesk.errors import UserFacingError
 from slmdesk.store.datasets import Dataset, Example
-from slmdesk.ui.common.forwarding import forward_to
 from slmdesk.ui.common.model_tab import ModelTab
 from slmdesk.ui.common.table_model import percent
 from slmdesk.ui.datasets.annotate import Annotator
@@ -27,27 +26,14 @@ from slmdesk.ui.datasets.layout import DatasetsLayout
 from slmdesk.ui.datasets.model_runs import ModelRuns
 
 if TYPE_CHECKING:
-    from PySide6.QtWidgets import (
-        QCheckBox,
-        QComboBox,
-        QDoubleSpinBox,
-        QLabel,
-        QLineEdit,
-        QListView,
-        QMenu,
-        QPushButton,
-        QTableView,
-        QToolButton,
-    )
-
     from slmdesk.ui.datasets.labelling_table import LabellingTable
-    from slmdesk.ui.datasets.table_models import DatasetListModel, EvalHistoryModel, ExamplesModel
+    from slmdesk.ui.datasets.table_models import ExamplesModel
 
 ROW_LIMIT = 20_000  # rows shown at once; filters narrow the rest
 
 
 class DatasetsView(ModelTab):
-    """The Data sets tab. The window calls ``set_model`` whenever the loaded model changes."""
+    """The Data sets tab. The window calls ``set_model`` whenever its model changes."""
 
     dataset_changed = Signal(str)  # name ("" when none)
     labelled = Signal(int)  # how many examples one action changed
@@ -56,39 +42,8 @@ class DatasetsView(ModelTab):
     train_requested = Signal(str)  # the data set's name: "open the Train view for it"
 
     # the widgets, built by the layout part
-    list_model: DatasetListModel
-    list_view: QListView
-    new_button: QToolButton
-    rename_button: QToolButton
-    delete_dataset_button: QToolButton
-    train_button: QToolButton
-    split_filter: QComboBox
-    source_filter: QComboBox
-    unlabelled_box: QCheckBox
-    disagreement_box: QCheckBox
-    search_box: QLineEdit
     examples: ExamplesModel
     table: LabellingTable
-    counts: QLabel
-    import_button: QPushButton
-    export_button: QPushButton
-    split_button: QPushButton
-    relabel_button: QToolButton
-    relabel_menu: QMenu
-    delete_button: QPushButton
-    undo_button: QPushButton
-    duplicates_button: QPushButton
-    near_empty_button: QPushButton
-    classifier_box: QComboBox
-    prelabel_button: QPushButton
-    accept_over_button: QPushButton
-    accept_threshold: QDoubleSpinBox
-    run_status: QLabel
-    save_png_button: QPushButton
-    history: EvalHistoryModel
-    history_table: QTableView
-
-    layout_parts: DatasetsLayout
 
     def add_parts(self) -> DatasetsLayout:
         # Its parts, which build their widgets and keep their state; the view joins them.
@@ -102,7 +57,7 @@ class DatasetsView(ModelTab):
 
     def join_parts(self) -> None:
         self.filters.changed.connect(self.reload)
-        self.start_runner(self.progress, self.run_status)
+        self.start_runner(self.progress, self.model_runs.run_status)
         self.model_runs.follow(self.runner)
         self.model_runs.accept_over_requested.connect(self.annotator.accept_suggestions_over)
         self.model_runs.refresh_classifiers()
@@ -115,44 +70,13 @@ class DatasetsView(ModelTab):
             self.model_runs.refresh_classifiers()
             self.dataset_list.refresh_datasets()
 
-    # the tab's API, kept by its parts -----------------------------------------------------
-    refresh_datasets = forward_to("dataset_list", DatasetList.refresh_datasets)
-    select_dataset = forward_to("dataset_list", DatasetList.select_dataset)
-    create_dataset = forward_to("dataset_list", DatasetList.create_dataset)
-    rename_dataset = forward_to("dataset_list", DatasetList.rename_dataset)
-    delete_dataset = forward_to("dataset_list", DatasetList.delete_dataset)
-    clear_filters = forward_to("filters", ExampleFilters.clear_filters)
-    set_label_filter = forward_to("filters", ExampleFilters.set_label_filter)
-    set_split_filter = forward_to("filters", ExampleFilters.set_split_filter)
-    set_source_filter = forward_to("filters", ExampleFilters.set_source_filter)
-    set_search = forward_to("filters", ExampleFilters.set_search)
-    query_kwargs = forward_to("filters", ExampleFilters.query_kwargs)
-    set_label_selected = forward_to("annotator", Annotator.set_label_selected)
-    accept_suggestions_over = forward_to("annotator", Annotator.accept_suggestions_over)
-    delete_selected = forward_to("annotator", Annotator.delete_selected)
-    undo = forward_to("annotator", Annotator.undo)
-    undo_steps = forward_to("annotator", Annotator.undo_steps)
-    select_duplicates = forward_to("files", ImportExport.select_duplicates)
-    select_near_empty = forward_to("files", ImportExport.select_near_empty)
-    assign_splits = forward_to("files", ImportExport.assign_splits)
-    import_dialog = forward_to("files", ImportExport.import_dialog)
-    export_to = forward_to("files", ImportExport.export_to)
-    refresh_classifiers = forward_to("model_runs", ModelRuns.refresh_classifiers)
-    classifier_spec = forward_to("model_runs", ModelRuns.classifier_spec)
-    prelabel = forward_to("model_runs", ModelRuns.prelabel)
-    evaluate_test_split = forward_to("model_runs", ModelRuns.evaluate_test_split)
-    cancel = forward_to("model_runs", ModelRuns.cancel)
-    refresh_history = forward_to("model_runs", ModelRuns.refresh_history)
-    show_run = forward_to("model_runs", ModelRuns.show_run)
-    save_png = forward_to("model_runs", ModelRuns.save_png)
-
     # the model --------------------------------------------------------------------------
     def model_changed(self) -> None:
         if not self.ready:
-            self.model_note.setText(self.not_ready_text() if self.remote is not None
+            self.model_note.setText(self.not_ready_text() if self.choice.remote is not None
                                     else "No model is ready.")
         else:
-            self.model_note.setText(f"Model: {self.model_name()}")
+            self.model_note.setText(f"Model: {self.choice.name}")
 
     # the table ------------------------------------------------------------------------
     def reload(self, select_ids: Sequence[str] | None = None) -> None:
@@ -259,27 +183,10 @@ class DatasetsView(ModelTab):
         labels = have and ds is not None and ds.kind == "labels"
         busy = self.runner.busy
         selected = bool(self.selected_rows())
-        self.rename_button.setEnabled(have)
-        self.delete_dataset_button.setEnabled(have and not busy)
-        self.train_button.setEnabled(have)
-        self.export_button.setEnabled(have)
-        self.split_button.setEnabled(have and not busy)
         # Labelling goes on while the model works; only the data set stays put.
-        self.relabel_button.setEnabled(labels and selected)
-        self.delete_button.setEnabled(selected)
-        steps = self.annotator.undo_steps()
-        self.undo_button.setEnabled(bool(steps))
-        self.undo_button.setToolTip(f"Undo: {steps[-1].what} (Ctrl+Z)" if steps
-                                    else "Nothing to undo")
-        self.duplicates_button.setEnabled(have)
-        self.near_empty_button.setEnabled(have)
-        ready = self.ready
-        self.prelabel_button.setEnabled(labels and ready and not busy)
-        self.evaluate_button.setEnabled(labels and ready and not busy)
-        self.cancel_button.setEnabled(busy and not self.runner.cancelling)
-        self.accept_over_button.setEnabled(labels and not busy)
-        self.classifier_box.setEnabled(not busy)
-        self.save_png_button.setEnabled(bool(self.confusion.labels))
-        self.list_view.setEnabled(not busy)
+        self.dataset_list.update_controls(have_dataset=have, busy=busy)
+        self.files.update_controls(have_dataset=have, busy=busy)
+        self.annotator.update_controls(labels=labels, selected=selected)
+        self.model_runs.update_controls(labels=labels, ready=self.ready, busy=busy)
 
 

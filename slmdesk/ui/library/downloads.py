@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QVBoxLayout, QWidget
 
 from slmdesk.catalog.downloads import DownloadManager
 from slmdesk.errors import UserFacingError
+from slmdesk.ui.common.tab_frame import ButtonSpec, add_push_buttons
 from slmdesk.ui.common.table_model import Column, RowTableModel, human_bytes, human_duration
 from slmdesk.ui.library.section import LibrarySection
 from slmdesk.ui.library.table_models import (
@@ -62,18 +63,14 @@ class DownloadsSection(LibrarySection):
         header.resizeSection(0, 320)
         v.addWidget(self.downloads_view, 1)
         row = QHBoxLayout()
-        self.pause_button = QPushButton("Pause", page)
-        self.pause_button.setObjectName("pause_download_button")
-        self.pause_button.clicked.connect(lambda: self._download_action("pause"))
-        self.resume_button = QPushButton("Resume", page)
-        self.resume_button.setObjectName("resume_download_button")
-        self.resume_button.clicked.connect(lambda: self._download_action("resume"))
-        self.cancel_button = QPushButton("Cancel", page)
-        self.cancel_button.setObjectName("cancel_download_button")
-        self.cancel_button.setToolTip("Stop and delete the partial file")
-        self.cancel_button.clicked.connect(lambda: self._download_action("cancel"))
-        for b in (self.pause_button, self.resume_button, self.cancel_button):
-            row.addWidget(b)
+        self.pause_button, self.resume_button, self.cancel_button = add_push_buttons(
+            row, page,
+            ButtonSpec("Pause", name="pause_download_button",
+                       clicked=lambda: self._download_action("pause")),
+            ButtonSpec("Resume", name="resume_download_button",
+                       clicked=lambda: self._download_action("resume")),
+            ButtonSpec("Cancel", "Stop and delete the partial file", "cancel_download_button",
+                       lambda: self._download_action("cancel")))
         row.addStretch(1)
         v.addLayout(row)
         return page

@@ -30,7 +30,7 @@ from slmdesk.errors import UserFacingError
 from slmdesk.settings import load_settings
 from slmdesk.store.models import ModelRecord
 from slmdesk.ui.common.column_fit import ColumnFitter
-from slmdesk.ui.common.tab_frame import ResponsiveSplitter, push_button
+from slmdesk.ui.common.tab_frame import ButtonSpec, ResponsiveSplitter, add_push_buttons
 from slmdesk.ui.common.table_model import Column, RowTableModel, human_bytes
 from slmdesk.ui.library.section import LibrarySection
 from slmdesk.ui.library.table_models import (
@@ -87,17 +87,14 @@ class InstalledSection(LibrarySection):
         self.installed_view.doubleClicked.connect(lambda *_: self.use_selected())
         lv.addWidget(self.installed_view, 1)
         buttons = QHBoxLayout()
-        self.use_button = push_button(
-            "Use in chat", "", left, name="use_model_button", clicked=self.use_selected)
-        self.remove_button = push_button(
-            "Remove…", "", left, name="remove_model_button", clicked=self.remove_dialog)
-        self.rename_button = push_button(
-            "Rename…", "", left, name="rename_model_button", clicked=self.rename_dialog)
-        self.hash_button = push_button(
-            "Compute sha256", "Read the whole file and store its sha256", left,
-            clicked=self.hash_selected)
-        for b in (self.use_button, self.rename_button, self.remove_button, self.hash_button):
-            buttons.addWidget(b)
+        self.use_button, self.rename_button, self.remove_button, self.hash_button = (
+            add_push_buttons(
+                buttons, left,
+                ButtonSpec("Use in chat", name="use_model_button", clicked=self.use_selected),
+                ButtonSpec("Rename…", name="rename_model_button", clicked=self.rename_dialog),
+                ButtonSpec("Remove…", name="remove_model_button", clicked=self.remove_dialog),
+                ButtonSpec("Compute sha256", "Read the whole file and store its sha256",
+                           clicked=self.hash_selected)))
         buttons.addStretch(1)
         lv.addLayout(buttons)
 
@@ -128,12 +125,10 @@ class InstalledSection(LibrarySection):
         self.found_view.setMaximumHeight(160)
         fv.addWidget(self.found_view)
         fb = QHBoxLayout()
-        self.scan_button = push_button("Look again", "", found_box, clicked=self.scan_folders)
-        self.add_found_button = push_button(
-            "Add to library", "", found_box, name="add_found_button",
-            clicked=self.add_selected_found)
-        fb.addWidget(self.scan_button)
-        fb.addWidget(self.add_found_button)
+        self.scan_button, self.add_found_button = add_push_buttons(
+            fb, found_box, ButtonSpec("Look again", clicked=self.scan_folders),
+            ButtonSpec("Add to library", name="add_found_button",
+                       clicked=self.add_selected_found))
         fb.addStretch(1)
         fv.addLayout(fb)
         return found_box

@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
 
 from slmdesk.server.config import DEFAULT_HOST, generate_token
 from slmdesk.ui.common.tab_frame import (
+    ButtonSpec,
+    add_push_buttons,
     check_box,
     line_edit,
     push_button,
@@ -100,19 +102,15 @@ class ServerView(QWidget):
         self.token_edit.setReadOnly(True)
         form.addRow("Token:", self.token_edit)
         tokens = QHBoxLayout()
-        self.new_token_button = push_button(
-            "New token",
-            "Generate a random token; the old one stops working at once (the server restarts)", box,
-            name="server_new_token", clicked=self.new_token)
-        self.copy_token_button = push_button(
-            "Copy", "", box,
-            clicked=lambda: QGuiApplication.clipboard().setText(self.token_edit.text()))
-        self.remove_token_button = push_button(
-            "No token", "Accept requests without a token (this machine only)", box,
-            name="server_remove_token", clicked=self.remove_token)
-        for button in (self.new_token_button, self.copy_token_button,
-                       self.remove_token_button):
-            tokens.addWidget(button)
+        self.new_token_button, self.copy_token_button, self.remove_token_button = (
+            add_push_buttons(
+                tokens, box,
+                ButtonSpec("New token", "Generate a random token; the old one stops working "
+                           "at once (the server restarts)", "server_new_token", self.new_token),
+                ButtonSpec("Copy", clicked=lambda: QGuiApplication.clipboard().setText(
+                    self.token_edit.text())),
+                ButtonSpec("No token", "Accept requests without a token (this machine only)",
+                           "server_remove_token", self.remove_token)))
         form.addRow("", tokens)
         self.cors_edit = line_edit(
             box, "server_cors", text=self.settings.cors_origins,

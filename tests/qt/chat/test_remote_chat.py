@@ -76,11 +76,11 @@ def test_remote_models_are_listed_marked_and_chosen_without_loading(
     win.engine.job_submitted.connect(loads.append)
     assert win.session.remote is None  # listed, not chosen
     window.pick("other-model (remote · box)")
-    assert win.session.remote is not None and win.session.remote.name == "other-model"
+    assert win.session.remote is not None and win.session.remote.model.name == "other-model"
     assert loads == [] and win.loaded is None  # nothing loads on this computer
     assert "remote" in win.model_state.text() and win.chat_page.send_button.isEnabled()
     # The tabs that classify with the local model see none (never a model not shown).
-    assert win.classify_view.model is None and win.classify_view.loaded is None
+    assert win.classify_view.choice.model is None and win.classify_view.choice.loaded is None
 
 
 def test_chat_streams_from_the_remote_model_and_is_stored(qtbot: Any, window: Window,

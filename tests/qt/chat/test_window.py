@@ -438,8 +438,8 @@ def test_classify_tab_shares_the_loaded_model(qtbot: Any, app: Any) -> None:
         "Chat", "Classify", "Data sets", "Models", "Server"]
     win.tabs.setCurrentWidget(win.classify_view)
     assert not win.settings_button.isVisible()  # chat-only control
-    assert win.classify_view.loaded is win.loaded
-    assert win.datasets_view.loaded is win.loaded
+    assert win.classify_view.choice.loaded is win.loaded
+    assert win.datasets_view.choice.loaded is win.loaded
     win.tabs.setCurrentIndex(0)
     assert win.settings_button.isVisible()
 

@@ -18,6 +18,7 @@ from slmdesk.classify.spec import ClassifierSpec, Label
 from slmdesk.engine.params import LoadParams
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import DatasetRepository
+from slmdesk.ui.common.model_choice import ModelChoice
 from tests.qt.reviews import GOLD, TEXTS
 
 pytestmark = pytest.mark.model
@@ -44,7 +45,7 @@ class Workbench:
         qtbot.addWidget(self.view)
         self.view.resize(1300, 800)
         self.view.show()
-        self.view.set_model(self.model, self.info)
+        self.view.set_model(ModelChoice(self.model, self.info))
 
     def close(self) -> None:
         self.engine.shutdown()
@@ -66,7 +67,7 @@ def pick_starter(view: Any, title: str = "positive, negative") -> None:
 
 
 def classify(qtbot: Any, view: Any, texts: list[str] = TEXTS) -> None:
-    view.texts.setPlainText("\n".join(texts))
+    view.text_input.texts.setPlainText("\n".join(texts))
     with qtbot.waitSignal(view.run_finished, timeout=120_000) as done:
         view.run_button.click()
     assert done.args == [False]
@@ -86,8 +87,8 @@ def test_batch_runs_with_progress_live_rows_cancel_and_rerun(
     qtmodeltester.check(view.results)
     pick_starter(view)
     assert view.setup.label_names() == ["positive", "negative"]
-    view.texts.setPlainText("\n".join(TEXTS))
-    qtbot.waitUntil(lambda: "12 texts" in view.count_label.text(), timeout=2_000)
+    view.text_input.texts.setPlainText("\n".join(TEXTS))
+    qtbot.waitUntil(lambda: "12 texts" in view.text_input.count_label.text(), timeout=2_000)
 
     # Cancel mid-way: the rows classified so far stay, the view goes back to idle.
     live_rows: list[int] = []
@@ -127,7 +128,7 @@ def test_batch_runs_with_progress_live_rows_cancel_and_rerun(
     qtmodeltester.check(view.proxy)
 
     # The details pane shows every label's probability for the selected row.
-    view.select_result(4)
+    view.review.select_result(4)
     row = view.results.result(4)
     assert view.details_title.text().startswith("Line 5: ")
     assert view.details_text.toPlainText() == TEXTS[4]
@@ -178,14 +179,14 @@ def test_filter_sort_review_into_a_data_set_and_export(
     view.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # back to input order
 
     # Accept one row, correct another: both land in a new "labels" data set.
-    view.select_result(0)
-    view.accept_button.click()
+    view.review.select_result(0)
+    view.review.accept_button.click()
     accepted = view.results.result(0)
-    view.select_result(1)
+    view.review.select_result(1)
     corrected = view.results.result(1)
     other = "negative" if corrected.prediction.label == "positive" else "positive"
-    view.correct_box.setCurrentText(other)
-    view.correct_button.click()
+    view.review.correct_box.setCurrentText(other)
+    view.review.correct_button.click()
     datasets = DatasetRepository(bench.core.db)
     [ds] = datasets.all()
     assert ds.kind == "labels" and ds.name == "Reviewed labels"
@@ -205,16 +206,16 @@ def test_filter_sort_review_into_a_data_set_and_export(
     assert reviewed_cell(0) == f"✓ {accepted.prediction.label}"
     assert reviewed_cell(1) == f"✎ {other}"
     assert reviewed_cell(2) == ""
-    assert "Saved 1 to “Reviewed labels” (2 texts)" in view.review_note.text()
+    assert "Saved 1 to “Reviewed labels” (2 texts)" in view.review.note.text()
     # Saving the same row twice is refused, with a reason.
-    view.select_result(0)
-    assert view.accept_selected() == 0
+    view.review.select_result(0)
+    assert view.review.accept_selected() == 0
     assert view.banner.isVisible() and "already saved" in view.banner.text()
     assert datasets.count(ds) == 2
     # A new data set made on the spot, then keyboard review: "2" = the second label.
-    assert view.create_dataset("Second pass") is not None
-    assert view.dataset_box.currentText() == "Second pass"
-    view.select_result(5)
+    assert view.review.create_dataset("Second pass") is not None
+    assert view.review.dataset_box.currentText() == "Second pass"
+    view.review.select_result(5)
     view.activateWindow()
     view.table.setFocus()
     qtbot.waitUntil(view.table.hasFocus, timeout=5_000)
@@ -224,16 +225,16 @@ def test_filter_sort_review_into_a_data_set_and_export(
     assert (typed.text, typed.label) == (TEXTS[5], "negative")
     assert view.results.result(6) is shown(view)[view.table.currentIndex().row()]
     # Reviewed texts come back as few-shot examples.
-    assert view.add_examples_from("Reviewed labels") == 2
+    assert view.saved.add_examples_from("Reviewed labels") == 2
     assert view.setup.spec().examples == (
         (TEXTS[0], accepted.prediction.label), (TEXTS[1], other))
 
     # Export: CSV and JSONL, written off the GUI thread, read back.
     out_csv, out_jsonl = tmp_path / "out.csv", tmp_path / "out.jsonl"
     with qtbot.waitSignal(view.exported, timeout=10_000):
-        view.export_to(str(out_csv), "csv")
+        view.review.export_to(str(out_csv), "csv")
     with qtbot.waitSignal(view.exported, timeout=10_000):
-        view.export_to(str(out_jsonl), "jsonl")
+        view.review.export_to(str(out_jsonl), "jsonl")
     with out_csv.open(encoding="utf-8", newline="") as f:
         table = list(csv.DictReader(f))
     lines = [json.loads(line) for line in out_jsonl.read_text(encoding="utf-8").splitlines()]
@@ -251,12 +252,12 @@ def test_filter_sort_review_into_a_data_set_and_export(
     view.label_filter.setCurrentIndex(view.label_filter.findData("positive"))
     only = tmp_path / "positive.jsonl"
     with qtbot.waitSignal(view.exported, timeout=10_000):
-        view.export_to(str(only), "jsonl", only_shown=True)
+        view.review.export_to(str(only), "jsonl", only_shown=True)
     assert [json.loads(x)["label"] for x in only.read_text().splitlines()] == [
         "positive"] * len(positives)
     # A write error is reported in the banner, not raised.
     with qtbot.waitSignal(view.error_shown, timeout=10_000) as failed:
-        view.export_to(str(tmp_path / "missing" / "out.csv"), "csv")
+        view.review.export_to(str(tmp_path / "missing" / "out.csv"), "csv")
     assert "Cannot write out.csv" in failed.args[0] and view.banner.isVisible()
 
 
@@ -270,7 +271,7 @@ def test_evaluate_on_a_labelled_file(qtbot: Any, bench: Workbench, tmp_path: Pat
         for i, (text, label) in enumerate(zip(TEXTS[:8], GOLD[:8], strict=True)):
             writer.writerow([i, text, label])
     with qtbot.waitSignal(view.evaluated, timeout=120_000) as evaluated:
-        view.evaluate_file(str(labelled))
+        view.text_input.evaluate_file(str(labelled))
     report = evaluated.args[0]
     predicted = [p.label for p in view.results.predictions()]
     expected = evaluate(GOLD[:8], predicted, ["positive", "negative"])
@@ -317,13 +318,13 @@ def test_evaluate_on_a_labelled_file(qtbot: Any, bench: Workbench, tmp_path: Pat
     odd = tmp_path / "odd.jsonl"
     odd.write_text(json.dumps({"text": "meh", "label": "neutral"}) + "\n", encoding="utf-8")
     with qtbot.waitSignal(view.error_shown, timeout=10_000) as failed:
-        view.evaluate_file(str(odd))
+        view.text_input.evaluate_file(str(odd))
     assert "neutral" in failed.args[0] and view.job is None
     # A file without a label column.
     nolabel = tmp_path / "nolabel.csv"
     nolabel.write_text("text,score\nhello,1\n", encoding="utf-8")
     with qtbot.waitSignal(view.error_shown, timeout=10_000) as failed:
-        view.evaluate_file(str(nolabel))
+        view.text_input.evaluate_file(str(nolabel))
     assert "no 'label' column" in failed.args[0]
 
 
@@ -338,24 +339,24 @@ def test_open_a_csv_and_pick_its_text_column(qtbot: Any, bench: Workbench,
         for i, text in enumerate(TEXTS[:4]):
             writer.writerow([f"r{i}", text, 5 - i])
     with qtbot.waitSignal(view.input_loaded, timeout=10_000) as loaded:
-        view.open_file(str(data))
+        view.text_input.open_file(str(data))
     assert loaded.args == [str(data), 4]
-    assert [view.column_box.itemText(i) for i in range(view.column_box.count())] == [
-        "id", "review", "stars"]
-    assert view.column_box.currentText() == "review"  # guessed
-    assert view.file_bar.isVisible() and not view.texts.isEnabled()
-    assert "4 texts from reviews.csv" in view.file_label.text()
+    columns = view.text_input.column_box
+    assert [columns.itemText(i) for i in range(columns.count())] == ["id", "review", "stars"]
+    assert columns.currentText() == "review"  # guessed
+    assert view.text_input.file_bar.isVisible() and not view.text_input.texts.isEnabled()
+    assert "4 texts from reviews.csv" in view.text_input.file_label.text()
     with qtbot.waitSignal(view.input_loaded, timeout=10_000):
-        view.choose_column("id")
+        view.text_input.choose_column("id")
     assert view.file_texts == ["r0", "r1", "r2", "r3"]
     with qtbot.waitSignal(view.input_loaded, timeout=10_000):
-        view.choose_column("review")
+        view.text_input.choose_column("review")
     with qtbot.waitSignal(view.run_finished, timeout=120_000):
         view.run_button.click()
     assert [r.text for r in view.results.rows] == TEXTS[:4]
     # Back to the box: the box's texts are used again.
-    view.close_file()
-    assert view.texts.isEnabled() and not view.file_bar.isVisible()
+    view.text_input.close_file()
+    assert view.text_input.texts.isEnabled() and not view.text_input.file_bar.isVisible()
 
 
 def test_save_load_and_delete_a_classifier(qtbot: Any, bench: Workbench) -> None:
@@ -372,7 +373,7 @@ def test_save_load_and_delete_a_classifier(qtbot: Any, bench: Workbench) -> None
     setup.threshold.setValue(0.4)
     setup.explain.setChecked(True)
     before = setup.spec()
-    assert view.save_classifier("Sentiment")
+    assert view.saved.save_classifier("Sentiment")
     saved = ClassifierRepository(bench.core.db).get("Sentiment")
     assert saved.model_id == bench.model.id
     assert ClassifierSpec.from_json(saved.spec) == before
@@ -380,10 +381,10 @@ def test_save_load_and_delete_a_classifier(qtbot: Any, bench: Workbench) -> None
     # Clear everything, then open it again from the picker (one click).
     setup.load_spec(ClassifierSpec(labels=(Label("a"), Label("b"))))
     assert setup.spec() != before
-    index = view.saved_box.findData("Sentiment")
+    index = view.saved.box.findData("Sentiment")
     assert index >= 0
-    view.saved_box.setCurrentIndex(index)
-    view.saved_box.activated.emit(index)
+    view.saved.box.setCurrentIndex(index)
+    view.saved.box.activated.emit(index)
     assert setup.spec() == before
     assert setup.instructions.toPlainText() == "Is the review positive or negative?"
     assert setup.label_names() == ["positive", "negative"]
@@ -392,7 +393,7 @@ def test_save_load_and_delete_a_classifier(qtbot: Any, bench: Workbench) -> None
     assert setup.calibration.currentData() == "batch" and setup.threshold.value() == 0.4
     assert setup.multi_label.isChecked() and setup.explain.isChecked()
     assert setup.threshold.isEnabled()
-    assert not view.saved_model_note.isVisible()  # saved with the loaded model
+    assert not view.saved.model_note.isVisible()  # saved with the loaded model
 
     # Under another model the view says so, and offers to load the saved one.
     from slmdesk.store.models import ModelRepository
@@ -401,28 +402,28 @@ def test_save_load_and_delete_a_classifier(qtbot: Any, bench: Workbench) -> None
         name="Other", path="/nowhere/other.gguf", size_bytes=1, architecture="llama",
         quantization=None, parameter_count=None, context_length=None, licence=None,
         source="import")
-    view.set_model(other, bench.info)
-    assert view.saved_model_note.isVisible()
-    assert bench.model.name in view.saved_model_note.text()
+    view.set_model(ModelChoice(other, bench.info))
+    assert view.saved.model_note.isVisible()
+    assert bench.model.name in view.saved.model_note.text()
     with qtbot.waitSignal(view.model_requested) as requested:
-        view.use_model_button.click()
+        view.saved.use_model_button.click()
     assert requested.args == [bench.model.id]
-    view.set_model(bench.model, bench.info)
+    view.set_model(ModelChoice(bench.model, bench.info))
 
     # Saving again under the same name replaces it; deleting removes it from the picker.
     setup.explain.setChecked(False)
-    assert view.save_classifier("sentiment")
+    assert view.saved.save_classifier("sentiment")
     assert ClassifierRepository(bench.core.db).get("Sentiment").spec["explain"] is False
-    assert view.saved_box.count() == 1
-    view.delete_classifier("Sentiment")
-    assert view.saved_box.count() == 0
+    assert view.saved.box.count() == 1
+    view.saved.delete_classifier("Sentiment")
+    assert view.saved.box.count() == 0
     assert ClassifierRepository(bench.core.db).find("Sentiment") is None
 
 
 def test_bad_input_is_explained_in_the_banner(qtbot: Any, bench: Workbench, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     view = bench.view
-    view.texts.setPlainText("hello")
+    view.text_input.texts.setPlainText("hello")
 
     def run_error() -> str:
         view.clear_error()
@@ -449,37 +450,37 @@ def test_bad_input_is_explained_in_the_banner(qtbot: Any, bench: Workbench, tmp_
     view.setup.add_example_row("An example", "maybe")
     assert "Example 1 has “maybe”" in run_error()
     view.setup.examples_table.setRowCount(0)
-    view.texts.setPlainText("  \n\n ")
+    view.text_input.texts.setPlainText("  \n\n ")
     assert "nothing to classify" in run_error()
 
     # Bad files: the message names the file and the problem; the app keeps going.
     binary = tmp_path / "photo.csv"
     binary.write_bytes(b"text\n\xff\xfe\x00bad")
     with qtbot.waitSignal(view.error_shown, timeout=10_000) as failed:
-        view.open_file(str(binary))
+        view.text_input.open_file(str(binary))
     assert "not UTF-8" in failed.args[0]
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("text,label\nfine,positive\ntoo,many,fields\n", encoding="utf-8")
     with qtbot.waitSignal(view.error_shown, timeout=10_000) as failed:
-        view.open_file(str(ragged))
+        view.text_input.open_file(str(ragged))
     assert "line 3" in failed.args[0]
     with qtbot.waitSignal(view.error_shown, timeout=10_000) as failed:
-        view.open_file(str(tmp_path / "model.gguf"))
+        view.text_input.open_file(str(tmp_path / "model.gguf"))
     assert "unsupported file type" in failed.args[0]
-    assert not view.file_bar.isVisible() and view.open_button.isEnabled()
+    assert not view.text_input.file_bar.isVisible() and view.text_input.open_button.isEnabled()
 
     # No model: Run is disabled, and says why if called anyway.
-    view.set_model(None, None)
+    view.set_model(ModelChoice())
     assert not view.run_button.isEnabled() and not view.evaluate_button.isEnabled()
     assert "No model" in view.model_note.text()
-    view.texts.setPlainText("hello")
+    view.text_input.texts.setPlainText("hello")
     assert "No model is loaded" in run_error()
-    view.set_model(bench.model, bench.info)
+    view.set_model(ModelChoice(bench.model, bench.info))
     assert view.run_button.isEnabled()
 
     # The whole box as one text.
-    view.whole_box.setChecked(True)
-    view.texts.setPlainText("first line\nsecond line")
+    view.text_input.whole_box.setChecked(True)
+    view.text_input.texts.setPlainText("first line\nsecond line")
     with qtbot.waitSignal(view.run_finished, timeout=120_000):
         view.run_button.click()
     assert [r.text for r in view.results.rows] == ["first line\nsecond line"]

@@ -53,7 +53,7 @@ def test_classify_and_data_sets_classify_through_the_remote_engine(
     assert cv.model_note.text() == f"Classifying with {REMOTE}."
 
     pick_starter(cv)
-    cv.texts.setPlainText("\n".join(TEXTS))
+    cv.text_input.texts.setPlainText("\n".join(TEXTS))
     with qtbot.waitSignal(cv.run_finished, timeout=30_000) as finished:
         cv.run_button.click()
     assert finished.args == [False] and not cv.banner.isVisible()
@@ -66,11 +66,11 @@ def test_classify_and_data_sets_classify_through_the_remote_engine(
     ds = dv.datasets.create("Remote", kind="labels", labels=["positive", "negative"])
     for text in TEXTS:
         dv.datasets.add_labelled_text(ds, text, None, source="typed")
-    dv.refresh_datasets(select="Remote")
-    assert dv.prelabel_button.isEnabled() and MODEL in dv.model_note.text()
+    dv.dataset_list.refresh_datasets(select="Remote")
+    assert dv.model_runs.prelabel_button.isEnabled() and MODEL in dv.model_note.text()
     fake.requests.clear()
     with qtbot.waitSignal(dv.run_finished, timeout=30_000) as done:
-        dv.prelabel_button.click()
+        dv.model_runs.prelabel_button.click()
     assert done.args == ["prelabel", False] and not dv.banner.isVisible()
     assert _scoring_requests(fake)
     dv.reload()
@@ -89,9 +89,9 @@ def test_a_remote_engine_that_cannot_score_is_said_and_sent_nothing(
         assert "cannot classify" in view.model_note.text()
         assert "tokenization" in view.model_note.text()  # what the engine lacks
     assert not cv.run_button.isEnabled() and "tokenization" in cv.run_button.toolTip()
-    assert not dv.prelabel_button.isEnabled()
+    assert not dv.model_runs.prelabel_button.isEnabled()
     pick_starter(cv)
-    cv.texts.setPlainText("\n".join(TEXTS))
+    cv.text_input.texts.setPlainText("\n".join(TEXTS))
     cv.run()  # as Ctrl+Enter in the text box
     assert "cannot classify" in cv.banner.text() and REMOTE in cv.banner.text()
     assert not _scoring_requests(fake) and cv.job is None

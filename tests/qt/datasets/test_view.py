@@ -21,6 +21,7 @@ from slmdesk.datasets import evaluation, formats
 from slmdesk.engine.params import LoadParams
 from slmdesk.store.classifiers import ClassifierRepository
 from slmdesk.store.datasets import Dataset, DatasetRepository
+from slmdesk.ui.common.model_choice import ModelChoice
 from slmdesk.ui.datasets.table_models import (
     LABEL_COLUMN,
     SUGGESTION_COLUMN,
@@ -69,7 +70,7 @@ class Bench:
         qtbot.addWidget(self.view)
         self.view.resize(1300, 860)
         self.view.show()
-        self.view.set_model(self.model, self.info)
+        self.view.set_model(ModelChoice(self.model, self.info))
 
     def close(self) -> None:
         self.engine.shutdown()
@@ -83,7 +84,7 @@ class Bench:
         for i, (text, gold) in enumerate(zip(TEXTS, GOLD, strict=True)):
             self.repo.add_labelled_text(ds, text, gold if i < labelled else None,
                                         source="imported" if i % 3 == 2 else "typed")
-        self.view.refresh_datasets(select=name)
+        self.view.dataset_list.refresh_datasets(select=name)
         return ds
 
 
@@ -133,11 +134,12 @@ def test_keyboard_labelling_moves_on_and_undoes(
     view = bench.view
     ds = bench.reviews()
     qtmodeltester.check(view.examples)
-    qtmodeltester.check(view.list_model)
+    qtmodeltester.check(view.dataset_list.list_model)
     assert view.dataset is not None and view.dataset.name == "Reviews"
-    assert view.list_model.index(0, 0).data() == "Reviews  (12)"
+    assert view.dataset_list.list_model.index(0, 0).data() == "Reviews  (12)"
     assert shown_texts(view) == TEXTS
-    assert "12</b> examples" in view.counts.text() and "12 unlabelled" in view.counts.text()
+    counts = view.filters.counts.text()
+    assert "12</b> examples" in counts and "12 unlabelled" in counts
 
     view.select_row(0)
     key(qtbot, view, Qt.Key.Key_1)  # the first label
@@ -168,7 +170,7 @@ def test_keyboard_labelling_moves_on_and_undoes(
     key(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     key(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert labels_in_db(bench, ds) == [None] * 12
-    assert not view.undo_button.isEnabled()
+    assert not view.annotator.undo_button.isEnabled()
     key(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert view.status.text() == "Nothing to undo."
 
@@ -179,7 +181,7 @@ def test_keyboard_labelling_moves_on_and_undoes(
     assert labels_in_db(bench, ds) == [None] * 12
 
     # Showing only unlabelled examples, the labelled one leaves and the next comes up.
-    view.unlabelled_box.setChecked(True)
+    view.filters.unlabelled_box.setChecked(True)
     view.select_row(0)
     for _ in range(3):
         key(qtbot, view, Qt.Key.Key_2)
@@ -200,8 +202,8 @@ def test_keyboard_labelling_moves_on_and_undoes(
     assert [e.text for e in view.selected_examples()] == TEXTS[3:6]
 
     # The counts strip and the list follow.
-    view.unlabelled_box.setChecked(False)
-    counts = view.counts.text()
+    view.filters.unlabelled_box.setChecked(False)
+    counts = view.filters.counts.text()
     assert "3 labelled" in counts and "9 unlabelled" in counts
     assert ">negative</a> 3" in counts and ">positive</a> 0" in counts
     view.grab()  # paints the table, the bars delegate and the strip
@@ -234,64 +236,64 @@ def test_filters_and_search(qtbot: Any, bench: Bench, qtmodeltester: Any) -> Non
     view = bench.view
     ds = bench.reviews(labelled=8)
     qtmodeltester.check(view.examples)
-    view.unlabelled_box.setChecked(True)
+    view.filters.unlabelled_box.setChecked(True)
     assert shown_texts(view) == TEXTS[8:]
     assert not view.label_filter.isEnabled()
-    view.unlabelled_box.setChecked(False)
+    view.filters.unlabelled_box.setChecked(False)
     assert [view.label_filter.itemText(i) for i in range(view.label_filter.count())] == [
         "All labels", "1: positive", "2: negative"]
-    view.set_label_filter("positive")
+    view.filters.set_label_filter("positive")
     assert shown_texts(view) == [TEXTS[i] for i in (0, 2, 4, 6)]
-    assert "(4 shown)" in view.counts.text()
-    view.set_label_filter("")
+    assert "(4 shown)" in view.filters.counts.text()
+    view.filters.set_label_filter("")
 
     # Source: every third text was "imported".
-    assert [view.source_filter.itemData(i) for i in range(view.source_filter.count())] == [
-        "", "typed", "imported"]
-    view.set_source_filter("imported")
+    sources = view.filters.source_filter
+    assert [sources.itemData(i) for i in range(sources.count())] == ["", "typed", "imported"]
+    view.filters.set_source_filter("imported")
     assert shown_texts(view) == [TEXTS[i] for i in (2, 5, 8, 11)]
-    view.set_source_filter("")
+    view.filters.set_source_filter("")
 
     # Splits (stratified and seeded), then the split filter and the counts.
-    assert view.assign_splits(seed=1, fractions=(0.5, 0.0, 0.5))
+    assert view.files.assign_splits(seed=1, fractions=(0.5, 0.0, 0.5))
     test = [e.text for e in bench.repo.query(ds, split="test")]
     assert test and len(test) < 12
-    view.set_split_filter("test")
+    view.filters.set_split_filter("test")
     assert shown_texts(view) == test
     assert view.examples.index(0, 3).data() == "test"
-    assert "'split:test'>test</a>" in view.counts.text()
-    view.set_split_filter("")
+    assert "'split:test'>test</a>" in view.filters.counts.text()
+    view.filters.set_split_filter("")
 
     # Full-text search, alone and with another filter.
-    view.set_search("staff")
+    view.filters.set_search("staff")
     assert shown_texts(view) == [TEXTS[6]]
-    view.set_search("great")
+    view.filters.set_search("great")
     assert shown_texts(view) == [TEXTS[2], TEXTS[6]]
-    view.set_label_filter("negative")
+    view.filters.set_label_filter("negative")
     assert shown_texts(view) == []
-    view.set_label_filter("")
-    view.search_box.setText("")  # typing waits for a pause before it searches
+    view.filters.set_label_filter("")
+    view.filters.search_box.setText("")  # typing waits for a pause before it searches
     qtbot.waitUntil(lambda: len(shown_texts(view)) == 12, timeout=3_000)
-    view.set_search("!!! ((")  # punctuation alone finds nothing, and is no error
+    view.filters.set_search("!!! ((")  # punctuation alone finds nothing, and is no error
     assert shown_texts(view) == [] and not view.banner.isVisible()
-    view.set_search("")
+    view.filters.set_search("")
 
     # Disagreement: the person's label differs from the model's suggestion.
     [first, second, *_rest] = bench.repo.examples(ds)
     bench.repo.set_model_suggestion(first.id, "negative", 0.8, model_name="m")
     bench.repo.set_model_suggestion(second.id, "negative", 0.9, model_name="m")
     view.reload()
-    view.disagreement_box.setChecked(True)
+    view.filters.disagreement_box.setChecked(True)
     assert shown_texts(view) == [TEXTS[0]]
     assert view.examples.index(0, SUGGESTION_COLUMN).data() == "negative 80.0 %"
     assert view.examples.index(0, SUGGESTION_COLUMN).data(
         Qt.ItemDataRole.BackgroundRole) is not None
-    view.disagreement_box.setChecked(False)
+    view.filters.disagreement_box.setChecked(False)
 
     # Clicking a label in the counts strip filters by it.
-    view.counts.linkActivated.emit("label:negative")
+    view.filters.counts.linkActivated.emit("label:negative")
     assert shown_texts(view) == [TEXTS[i] for i in (1, 3, 5, 7)]
-    view.clear_filters()
+    view.filters.clear_filters()
     assert len(shown_texts(view)) == 12
 
 
@@ -306,18 +308,18 @@ def test_bulk_relabel_delete_and_undo(qtbot: Any, bench: Bench) -> None:
     assert view.select_ids(ids) == 4
 
     # Relabel from the "Set label" menu.
-    view.relabel_menu.aboutToShow.emit()
-    actions = {a.text(): a for a in view.relabel_menu.actions() if a.text()}
+    view.annotator.relabel_menu.aboutToShow.emit()
+    actions = {a.text(): a for a in view.annotator.relabel_menu.actions() if a.text()}
     assert list(actions)[:2] == ["positive", "negative"] and "New label…" in actions
     actions["negative"].trigger()
     assert labels_in_db(bench, ds)[:5] == ["negative"] * 4 + ["positive"]
-    assert view.undo_steps()[-1].what == "label negative 4 examples"
-    view.undo_button.click()
+    assert view.annotator.undo_steps()[-1].what == "label negative 4 examples"
+    view.annotator.undo_button.click()
     assert bench.repo.examples(ds) == before  # exactly as before, times included
 
     # A new label made on the spot joins the label set (and the filter).
     view.select_ids(ids[:1])
-    assert view.set_label_selected("neutral") == 1
+    assert view.annotator.set_label_selected("neutral") == 1
     assert bench.repo.get("Reviews").labels == ["positive", "negative", "neutral"]
     assert view.label_filter.findData("neutral") >= 0
 
@@ -327,14 +329,14 @@ def test_bulk_relabel_delete_and_undo(qtbot: Any, bench: Bench) -> None:
     assert bench.repo.count(ds) == 10
     assert shown_texts(view)[:2] == [TEXTS[0], TEXTS[3]]
     assert view.selected_examples()[0].text == TEXTS[3]
-    assert view.list_model.index(0, 0).data() == "Reviews  (10)"
+    assert view.dataset_list.list_model.index(0, 0).data() == "Reviews  (10)"
     key(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert bench.repo.count(ds) == 12
     assert bench.repo.examples(ds)[1:3] == before[1:3]
     assert [e.id for e in view.selected_examples()] == ids[1:3]
-    view.delete_button.click()
+    view.annotator.delete_button.click()
     assert bench.repo.count(ds) == 10
-    view.undo()
+    view.annotator.undo()
     assert bench.repo.count(ds) == 12
     # Deleting the last example leaves the cursor on the new last one.
     view.select_row(11)
@@ -348,15 +350,15 @@ def test_duplicates_and_near_empty_are_selected(qtbot: Any, bench: Bench) -> Non
     copy = bench.repo.add_labelled_text(ds, "i LOVED this film -- it was wonderful",
                                         "positive", source="typed")
     tiny = bench.repo.add_labelled_text(ds, "ok", None, source="typed")
-    view.set_label_filter("negative")  # the search clears filters first
-    assert view.select_duplicates() == 1
+    view.filters.set_label_filter("negative")  # the search clears filters first
+    assert view.files.select_duplicates() == 1
     assert [e.id for e in view.selected_examples()] == [copy.id]
     assert len(shown_texts(view)) == 14
     assert "selected the 1 later copy" in view.status.text()
     key(qtbot, view, Qt.Key.Key_Delete)
     assert bench.repo.count(ds) == 13
-    assert view.select_duplicates() == 0 and view.status.text() == "No duplicates."
-    assert view.select_near_empty() == 1
+    assert view.files.select_duplicates() == 0 and view.status.text() == "No duplicates."
+    assert view.files.select_near_empty() == 1
     assert [e.id for e in view.selected_examples()] == [tiny.id]
 
 
@@ -370,8 +372,9 @@ def test_chat_examples_show_a_summary_and_their_messages(qtbot: Any, bench: Benc
                 {"role": "user", "content": "What is the capital of France?"},
                 {"role": "assistant", "content": "Paris."}]
     bench.repo.add_chat_example(chat, messages, source="typed", rating=1)
-    view.refresh_datasets(select="Answers")
-    assert not view.list_model.index(0, 0).data(Qt.ItemDataRole.DecorationRole).isNull()
+    view.dataset_list.refresh_datasets(select="Answers")
+    first = view.dataset_list.list_model.index(0, 0)
+    assert not first.data(Qt.ItemDataRole.DecorationRole).isNull()
     assert view.examples.index(0, TEXT_COLUMN).data() == chat_summary(messages)
     assert view.examples.index(0, TEXT_COLUMN).data().startswith("system: Be brief. · user:")
     view.select_row(0)
@@ -381,14 +384,15 @@ def test_chat_examples_show_a_summary_and_their_messages(qtbot: Any, bench: Benc
     # Labels make no sense here: the keys say so, pre-labelling and evaluation are off.
     with qtbot.waitSignal(view.error_shown):
         key(qtbot, view, Qt.Key.Key_1)
-    assert not view.prelabel_button.isEnabled() and not view.relabel_button.isEnabled()
+    assert not view.model_runs.prelabel_button.isEnabled()
+    assert not view.annotator.relabel_button.isEnabled()
     # Rename and delete the data set from the list.
-    assert view.rename_dataset("Short answers")
+    assert view.dataset_list.rename_dataset("Short answers")
     assert view.dataset is not None and view.dataset.name == "Short answers"
-    assert view.list_model.index(0, 0).data() == "Short answers  (1)"
-    view.delete_dataset()
+    assert view.dataset_list.list_model.index(0, 0).data() == "Short answers  (1)"
+    view.dataset_list.delete_dataset()
     assert bench.repo.all() == [] and view.dataset is None
-    assert "No data set yet" in view.counts.text()
+    assert "No data set yet" in view.filters.counts.text()
 
 
 # -- import -------------------------------------------------------------------------------
@@ -401,7 +405,7 @@ def test_import_a_csv_through_the_dialog_with_a_chosen_column(
     write_csv(data, ["id", "title", "body", "sentiment"], [
         [i, f"title {i}", text, gold] for i, (text, gold) in enumerate(
             zip(TEXTS, GOLD, strict=True))])
-    dialog = view.import_dialog()
+    dialog = view.files.import_dialog()
     qtmodeltester.check(dialog.preview_model)
     with qtbot.waitSignal(dialog.previewed, timeout=10_000):
         dialog.open_file(str(data))
@@ -433,7 +437,7 @@ def test_import_plain_text_and_tsv(qtbot: Any, bench: Bench, tmp_path: Path) -> 
     lines = tmp_path / "notes.txt"
     # (No newline at the end: the core counts the empty "line" after it as blank.)
     lines.write_text("first text\n\nsecond text", encoding="utf-8")
-    dialog = view.import_dialog()
+    dialog = view.files.import_dialog()
     with qtbot.waitSignal(dialog.previewed, timeout=10_000):
         dialog.open_file(str(lines))
     assert dialog.dataset_box.currentText() == "notes"
@@ -445,7 +449,7 @@ def test_import_plain_text_and_tsv(qtbot: Any, bench: Bench, tmp_path: Path) -> 
 
     table = tmp_path / "more.tsv"
     table.write_text("text\tlabel\nnice\tpositive\nbad\tnegative\n", encoding="utf-8")
-    dialog = view.import_dialog()
+    dialog = view.files.import_dialog()
     with qtbot.waitSignal(dialog.previewed, timeout=10_000):
         dialog.open_file(str(table))
     assert dialog.format_label.text().startswith("tsv")
@@ -465,7 +469,7 @@ def test_bad_files_show_the_line_and_import_nothing(
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("text,label\nfine,positive\nalso fine,negative\ntoo,many,fields\n",
                       encoding="utf-8")
-    dialog = view.import_dialog()
+    dialog = view.files.import_dialog()
     with qtbot.waitSignal(dialog.failed, timeout=10_000) as failed:
         dialog.open_file(str(ragged))
     assert "ragged.csv line 4" in failed.args[0]
@@ -497,11 +501,11 @@ def test_export_every_format_and_the_data_card(
         qtbot: Any, bench: Bench, tmp_path: Path) -> None:
     view = bench.view
     ds = bench.reviews(labelled=12)
-    assert view.assign_splits(seed=0, fractions=(0.5, 0.0, 0.5))
+    assert view.files.assign_splits(seed=0, fractions=(0.5, 0.0, 0.5))
     for fmt in formats.FORMATS:
         out = tmp_path / f"all.{fmt}"
         with qtbot.waitSignal(view.exported, timeout=10_000) as done:
-            assert view.export_to(str(out), fmt)
+            assert view.files.export_to(str(out), fmt)
         assert done.args == [str(out)]
         text = out.read_text(encoding="utf-8")
         assert text == formats.export(bench.db, "Reviews", fmt)
@@ -518,7 +522,7 @@ def test_export_every_format_and_the_data_card(
     test = bench.repo.query(ds, split="test")
     out = tmp_path / "test.jsonl"
     with qtbot.waitSignal(view.exported, timeout=10_000):
-        view.export_to(str(out), "jsonl", "test", card=True)
+        view.files.export_to(str(out), "jsonl", "test", card=True)
     assert [json.loads(x)["text"] for x in out.read_text().splitlines()] == [
         e.text for e in test]
     card = tmp_path / "test.md"
@@ -526,7 +530,7 @@ def test_export_every_format_and_the_data_card(
     assert "data card to test.md" in view.status.text()
     # A write error is shown, not raised.
     with qtbot.waitSignal(view.error_shown, timeout=10_000) as failed:
-        view.export_to(str(tmp_path / "missing" / "out.csv"), "csv")
+        view.files.export_to(str(tmp_path / "missing" / "out.csv"), "csv")
     assert "Cannot write out.csv" in failed.args[0]
 
 
@@ -535,24 +539,24 @@ def test_a_saved_confusion_matrix_is_a_png(qtbot: Any, bench: Bench, tmp_path: P
     """Kept runs show again from the history; their matrix saves as a PNG picture."""
     view = bench.view
     ds = bench.reviews(labelled=12)
-    assert not view.save_png(str(tmp_path / "none.png"))  # nothing evaluated yet
+    assert not view.model_runs.save_png(str(tmp_path / "none.png"))  # nothing evaluated yet
     report = evaluate(GOLD[:6], ["positive", "positive", "positive", "negative",
                                  "positive", "negative"], ["positive", "negative"])
     spec = ClassifierSpec(labels=(Label("positive"), Label("negative")))
     evaluation.record_eval(bench.db, ds, model_name="a model", classifier_spec=spec,
                            report=report, split="test")
-    view.refresh_history()
-    qtmodeltester.check(view.history)
-    assert view.history.rowCount() == 1
-    assert view.history.index(0, 1).data() == "a model"
-    assert view.history.index(0, 5).data() == f"{report.accuracy:.1%}"
-    view.history_table.selectRow(0)
+    view.model_runs.refresh_history()
+    qtmodeltester.check(view.model_runs.history)
+    assert view.model_runs.history.rowCount() == 1
+    assert view.model_runs.history.index(0, 1).data() == "a model"
+    assert view.model_runs.history.index(0, 5).data() == f"{report.accuracy:.1%}"
+    view.model_runs.history_table.selectRow(0)
     assert view.confusion.labels == ["positive", "negative"]
     assert [[view.confusion.count(r, c) for c in range(2)] for r in range(2)] == (
         report.confusion)
     assert f"Accuracy {report.accuracy:.1%}" in view.eval_summary.text()
     out = tmp_path / "matrix.png"
-    assert view.save_png(str(out))
+    assert view.model_runs.save_png(str(out))
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = QImage(str(out))
     assert not image.isNull() and image.width() > 50 and image.height() > 50
@@ -575,9 +579,9 @@ def test_prelabel_with_cancel_then_confirm_and_correct(
     for text in MORE:
         bench.repo.add_labelled_text(ds, text, None, source="typed")
     view.reload()
-    view.unlabelled_box.setChecked(True)
+    view.filters.unlabelled_box.setChecked(True)
     assert shown_texts(view) == MORE
-    assert view.prelabel_button.isEnabled()
+    assert view.model_runs.prelabel_button.isEnabled()
 
     # Cancel after the first text: the suggestions so far are kept.
     seen: list[int] = []
@@ -589,14 +593,14 @@ def test_prelabel_with_cancel_then_confirm_and_correct(
 
     stop_following = each_job(bench.engine, ClassifyJob, "classified", on_live)
     with qtbot.waitSignal(view.run_finished, timeout=120_000) as done:
-        view.prelabel_button.click()
-        assert not view.prelabel_button.isEnabled() and view.cancel_button.isEnabled()
+        view.model_runs.prelabel_button.click()
+        assert not view.model_runs.prelabel_button.isEnabled() and view.cancel_button.isEnabled()
     stop_following()
     assert done.args == ["prelabel", True]
     suggested = [e for e in bench.repo.query(ds, unlabelled=True) if e.model_label]
     assert 1 <= len(suggested) < len(MORE)
-    assert "Cancelled after" in view.run_status.text()
-    assert view.prelabel_button.isEnabled()
+    assert "Cancelled after" in view.model_runs.run_status.text()
+    assert view.model_runs.prelabel_button.isEnabled()
 
     # The whole way. Meanwhile the person goes on working: deletes the last example.
     deleted: list[int] = []
@@ -604,11 +608,11 @@ def test_prelabel_with_cancel_then_confirm_and_correct(
     def delete_last(_index: int, _pred: Any) -> None:
         if not deleted:
             view.select_row(len(MORE) - 1)
-            deleted.append(view.delete_selected())
+            deleted.append(view.annotator.delete_selected())
 
     stop_following = each_job(bench.engine, ClassifyJob, "classified", delete_last)
     with qtbot.waitSignal(view.run_finished, timeout=120_000) as done:
-        view.prelabel_button.click()
+        view.model_runs.prelabel_button.click()
     stop_following()
     assert deleted == [1]
     assert done.args == ["prelabel", False]
@@ -633,19 +637,19 @@ def test_prelabel_with_cancel_then_confirm_and_correct(
     key(qtbot, view, Qt.Key.Key_1 if other == "positive" else Qt.Key.Key_2)
     assert bench.repo.get_example(first.id).label == first.model_label
     assert bench.repo.get_example(second.id).label == other
-    view.unlabelled_box.setChecked(False)
-    view.disagreement_box.setChecked(True)
+    view.filters.unlabelled_box.setChecked(False)
+    view.filters.disagreement_box.setChecked(True)
     assert [e.id for e in view.shown_examples()] == [second.id]
-    view.disagreement_box.setChecked(False)
+    view.filters.disagreement_box.setChecked(False)
 
     # Accept the rest in bulk over 0 %: recorded as the model's labels; one undo.
     rest = bench.repo.query(ds, unlabelled=True)
-    assert view.accept_suggestions_over(0.0) == len(rest)
+    assert view.annotator.accept_suggestions_over(0.0) == len(rest)
     for e in rest:
         after = bench.repo.get_example(e.id)
         assert after.label == e.model_label
         assert after.labelled_by == f"model:{bench.model.name}"
-    view.undo()
+    view.annotator.undo()
     assert len(bench.repo.query(ds, unlabelled=True)) == len(rest)
 
 
@@ -655,12 +659,12 @@ def test_evaluate_on_the_test_split_with_history(
     bench = model_bench
     view = bench.view
     ds = bench.reviews(labelled=12)
-    qtmodeltester.check(view.history)
+    qtmodeltester.check(view.model_runs.history)
     # No test split yet: said, nothing runs.
     with qtbot.waitSignal(view.error_shown) as failed:
         view.evaluate_button.click()
     assert "test split has no labelled examples" in failed.args[0] and view.job is None
-    view.assign_splits(seed=0, fractions=(0.5, 0.0, 0.5))
+    view.files.assign_splits(seed=0, fractions=(0.5, 0.0, 0.5))
     test = bench.repo.query(ds, split="test")
     assert len(test) == 6
 
@@ -685,8 +689,8 @@ def test_evaluate_on_the_test_split_with_history(
         assert view.per_label.item(r, 2).text() == f"{expected.per_label[label]['recall']:.3f}"
     assert [[view.confusion.count(r, c) for c in range(2)] for r in range(2)] == (
         expected.confusion)
-    assert view.history.rowCount() == 1
-    assert view.history.index(0, 5).data() == f"{expected.accuracy:.1%}"
+    assert view.model_runs.history.rowCount() == 1
+    assert view.model_runs.history.index(0, 5).data() == f"{expected.accuracy:.1%}"
 
     # Another prompt, saved in Classify: a second run, side by side in the history. One
     # of its few-shot examples is a test text, which the report warns about.
@@ -696,31 +700,31 @@ def test_evaluate_on_the_test_split_with_history(
                           examples=((str(test[0].text), str(test[0].label)),),
                           calibration="none")
     ClassifierRepository(bench.db).save("Sentiment", spec.to_json(), model_id=None)
-    view.refresh_classifiers()
-    view.classifier_box.setCurrentIndex(view.classifier_box.findData("Sentiment"))
+    view.model_runs.refresh_classifiers()
+    view.model_runs.classifier_box.setCurrentIndex(view.model_runs.classifier_box.findData("Sentiment"))
     with qtbot.waitSignal(view.evaluated, timeout=120_000) as done:
         view.evaluate_button.click()
-    assert view.history.rowCount() == 2
+    assert view.model_runs.history.rowCount() == 2
     assert done.args[0].classifier_name == "Sentiment"
     assert done.args[0].report["few_shot_overlap"] == 1
     assert "⚠ 1 of the texts are also the classifier's few-shot" in view.eval_summary.text()
-    assert view.history.index(0, 2).data().startswith("Sentiment · positive, negative")
-    specs = [view.history.index(r, 2).data() for r in range(2)]
+    assert view.model_runs.history.index(0, 2).data().startswith("Sentiment · positive, negative")
+    specs = [view.model_runs.history.index(r, 2).data() for r in range(2)]
     assert any("Is the review positive" in s for s in specs)
     assert any("Is the review" not in s for s in specs)
     assert len(evaluation.list_evals(bench.db, ds)) == 2
 
     # The matrix saves as a PNG.
     out = tmp_path / "confusion.png"
-    assert view.save_png(str(out))
+    assert view.model_runs.save_png(str(out))
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not QImage(str(out)).isNull()
 
 
 def test_without_a_model_the_model_actions_wait(qtbot: Any, bench: Bench) -> None:
     view = bench.view
     bench.reviews()
-    assert not view.prelabel_button.isEnabled() and not view.evaluate_button.isEnabled()
+    assert not view.model_runs.prelabel_button.isEnabled() and not view.evaluate_button.isEnabled()
     assert view.model_note.text() == "No model is ready."
     with qtbot.waitSignal(view.error_shown) as failed:
-        view.prelabel()
+        view.model_runs.prelabel()
     assert "No model is loaded" in failed.args[0]

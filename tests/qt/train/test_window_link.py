@@ -104,10 +104,10 @@ def test_the_data_sets_tab_asks_for_the_train_view_of_its_data_set(
     qtbot.addWidget(view)
     view.show()
     try:
-        view.refresh_datasets(select="Reviews")
-        assert view.train_button.isEnabled()
+        view.dataset_list.refresh_datasets(select="Reviews")
+        assert view.dataset_list.train_button.isEnabled()
         with qtbot.waitSignal(view.train_requested) as asked:
-            view.train_button.click()
+            view.dataset_list.train_button.click()
         assert asked.args == ["Reviews"]
     finally:
         engine.shutdown()
