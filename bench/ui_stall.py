@@ -54,6 +54,11 @@ def _probe(app: Any, until: Callable[[], bool], interval_ms: int = 5,
     return late
 
 
+def per_round(ours: list[float], theirs: list[float]) -> list[float]:
+    """Each round's ratio, for the report beside the ratio of medians."""
+    return [round(a / b, 3) for a, b in zip(ours, theirs, strict=True)]
+
+
 def p99(values: list[float]) -> float:
     return percentile(values, 99) if len(values) >= 100 else max(values)
 
@@ -141,9 +146,14 @@ def stream_rounds(session: WindowSession, model: Path, threads: int, rounds: int
     window, one ~500-token prompt and one ``tokens``-token streamed reply.
     """
     from bench import llama_bench
+    from slmdesk.engine.llama_engine import LlamaEngine
+    from slmdesk.engine.params import LoadParams, SamplingParams
 
+    # The same engine alone, no window, on this thread: what the window's streaming costs.
+    alone = LlamaEngine()
+    alone.load(str(model), LoadParams(n_threads=threads))
     idle = session.idle()
-    ours_tg, ours_pp, theirs_tg, theirs_pp = [], [], [], []
+    ours_tg, ours_pp, theirs_tg, theirs_pp, alone_tg = [], [], [], [], []
     fa_off_tg, fa_off_pp = [], []
     stalls: list[float] = []
     reply_tokens: list[int] = []
@@ -163,13 +173,26 @@ def stream_rounds(session: WindowSession, model: Path, threads: int, rounds: int
         ours_tg.append(float(reply.tokens_per_s))
         reply_tokens.append(int(reply.completion_tokens))
         stalls += streaming
+        alone.clear_cache()
+        alone_tg.append(alone.stream_chat(
+            [{"role": "user", "content": DECODE_PROMPT}],
+            SamplingParams(temperature=0.8, seed=11, max_tokens=tokens),
+            on_text=lambda _text: None).tokens_per_s or 0.0)
         log(f"  round {i + 1}: decode {ours_tg[-1]:.1f} vs llama-bench tg{tokens} "
-            f"{theirs_tg[-1]:.1f} t/s ({reply_tokens[-1]} tokens); prefill {ours_pp[-1]:.1f} "
+            f"{theirs_tg[-1]:.1f} t/s ({fa_off_tg[-1]:.1f} with flash attention off) and "
+            f"the engine alone {alone_tg[-1]:.1f} t/s ({reply_tokens[-1]} tokens); "
+            f"prefill {ours_pp[-1]:.1f} "
             f"({pp_tokens[-1]} tokens) vs pp512 {theirs_pp[-1]:.1f} t/s "
             f"({fa_off_pp[-1]:.1f} with flash attention off, as the engine); "
             f"stall max {max(streaming):.1f} ms")
+    alone.unload()
     return {
         "decode_ratio": ratio_of_medians(ours_tg, theirs_tg),
+        "decode_ratio_rounds": per_round(ours_tg, theirs_tg),
+        "decode_ratio_fa_off_rounds": per_round(ours_tg, fa_off_tg),
+        "decode_window_vs_engine_ratio": ratio_of_medians(ours_tg, alone_tg),
+        "decode_window_vs_engine_rounds": per_round(ours_tg, alone_tg),
+        "engine_decode_tokens_per_s": median(alone_tg),
         "prefill_ratio": ratio_of_medians(ours_pp, theirs_pp),
         "decode_ratio_fa_off": ratio_of_medians(ours_tg, fa_off_tg),
         "prefill_ratio_fa_off": ratio_of_medians(ours_pp, fa_off_pp),
