@@ -31,7 +31,8 @@ def add_parsers(sub: Any) -> None:
     t.add_argument("-m", "--model", help="base model id, name or file name")
     t.add_argument("--method", choices=METHOD_CHOICES, default="auto",
                    help="auto (default): prompt and head, then LoRA when the data set is "
-                        "large enough and time allows; the best on validation macro-F1")
+                        "large enough and time allows; it keeps the head unless another "
+                        "method beats it on validation by more than chance")
     t.add_argument("--epochs", type=float, help="LoRA epochs (default 1)")
     t.add_argument("--max-minutes", type=float, default=30.0,
                    help="time budget (default 30)")

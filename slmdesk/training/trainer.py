@@ -178,12 +178,12 @@ def _search(run: _Run, base: ClassifierSpec, method: str, train: Sequence[Exampl
     content_free = Classifier(run.engine, base).content_free_prediction(run.cancel)
     zero = base.with_changes(calibration="auto")
     auto_mode = Classifier(run.engine, zero).calibration_for(len(data.validation))
+    zero_predicted = methods.calibrated_predictions(
+        methods.label_probs(val_rows, base.label_names), auto_mode, content_free)
     candidates = [Candidate(
         method="zero_shot", name=f"zero-shot, {auto_mode} calibration", spec=zero,
-        validation=evaluate(gold, methods.calibrated_predictions(
-            methods.label_probs(val_rows, base.label_names), auto_mode, content_free),
-            base.label_names),
-        details={"calibration": auto_mode},
+        validation=evaluate(gold, zero_predicted, base.label_names),
+        details={"calibration": auto_mode}, predictions=zero_predicted,
     )]
     if method in ("auto", "prompt"):
         candidates += methods.calibration_candidates(
@@ -247,7 +247,8 @@ def train_classifier(
 ) -> TrainReport:
     """Train classifier ``name`` on data set ``dataset`` with the engine's loaded model.
 
-    ``method`` is "prompt", "head" or "auto" (both, the best on validation macro-F1).
+    ``method`` is "prompt", "head" or "auto" (both: the head unless another candidate beats
+    it on validation by more than chance, ``methods.choose_auto``).
     ``epochs`` is accepted for the fine-tuning methods and unused by these (their fits
     converge in one go). Bad input (unknown method, a data set that cannot be trained on,
     no name, no model) raises a ``UserFacingError`` before the model does any work;
@@ -292,7 +293,13 @@ def fit_classifier(
     candidates = _search(run, base, method, train, ds.description or "")
     allowed = [c for c in candidates if method == "auto" or c.method == method
                or (method == "prompt" and c.method == "zero_shot")]
-    chosen = methods.best(allowed)
+    if method == "auto":
+        choice = methods.choose_auto(allowed, [g for _, g in data.validation])
+        chosen = choice.chosen
+        if choice.note:
+            run.notes.append(choice.note)
+    else:
+        chosen = methods.best(allowed)
     record_spec = chosen.spec if chosen.method != "zero_shot" else chosen.spec.with_changes(
         method="prompt" if method == "prompt" else "zero_shot")
     gold = [g for _, g in data.test]

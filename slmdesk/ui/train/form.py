@@ -26,7 +26,7 @@ from slmdesk.ui.train.command import CHAT_METHODS, METHODS, TrainOptions
 
 METHOD_TIPS = {
     "auto": "Try the cheap methods, then LoRA when the data and the time allow; keep the "
-            "best on validation",
+            "head unless another method beats it on validation by more than chance",
     "prompt": "Search instructions, label words, calibration and examples (minutes)",
     "head": "A linear classifier on the model's own features (seconds to minutes)",
     "lora": "Fine-tune the model with a LoRA adapter (the slowest, often the best)",
