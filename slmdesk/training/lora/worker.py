@@ -4,13 +4,16 @@ Runs one LoRA job (``job.py`` lays out its folder) from its last checkpoint to a
 adapter. Every event goes to stdout as one JSON line and into ``events.jsonl``: ``loading``,
 ``resumed``, ``evaluated``, ``progress`` (step, loss, tokens/s, time left), ``checkpoint``,
 ``converting``, then ``finished`` with the result, or ``failed`` with a message. Killing
-the process at any moment loses at most the steps since the last checkpoint.
+the process at any moment loses at most the steps since the last checkpoint; when the process
+that reads its events ends (killed alone, not with its process group), the trainer notices at
+its next event, records ``stopped`` and exits, and the job resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import os
 import sys
 import time
 import traceback
@@ -23,18 +26,35 @@ from slmdesk.training.lora.examples import TokenizedExample
 from slmdesk.training.lora.settings import LoraSettings
 
 
+class ParentGone(Exception):
+    """Nobody reads the trainer's events any more: the process that started it ended."""
+
+
 class EventLog:
-    """Writes events to stdout (for the parent) and to the job's events file (for later)."""
+    """Writes events to the job's events file (for later) and to stdout (for the parent);
+    ``ParentGone`` when stdout's reader has gone."""
 
     def __init__(self, folder: Path) -> None:
         self.file = (folder / layout.EVENTS).open("a", encoding="utf-8")
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def record(self, event: dict[str, Any]) -> str:
+        """Write ``event`` to the events file only; return its line."""
         line = json.dumps({"time": time.time(), **event})
         self.file.write(line + "\n")
         self.file.flush()
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        return line
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        line = self.record(event)
+        try:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError as exc:
+            # Later writes (and the interpreter's own flush at exit) would fail the same way.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            raise ParentGone from exc
 
 
 def run_job(folder: Path, emit: EventLog) -> dict[str, Any]:
@@ -115,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     emit = EventLog(folder)
     try:
         result = run_job(folder, emit)
+    except ParentGone:
+        emit.record({"event": "stopped", "message": "The process that started the trainer "
+                     "ended; the job resumes from its last checkpoint."})
+        return 4
     except Exception as exc:  # noqa: BLE001 - the process boundary: report, then exit
         failure = failure_event(exc, folder)
         emit(failure)
