@@ -85,9 +85,15 @@ class WindowSession:
         core0.db.close()
         self.core, self.engine, self.win = build_window(self.home)
         self.results: list[Any] = []
-        # Every reply the window starts, as the engine finishes it.
-        self.engine.job_submitted.connect(
-            lambda job: isinstance(job, ChatJob) and job.finished.connect(self.results.append))
+        self.last_chat: ChatJob | None = None  # the window's last reply request
+
+        def submitted(job: Any) -> None:
+            # Every reply the window starts, as the engine finishes it.
+            if isinstance(job, ChatJob):
+                self.last_chat = job
+                job.finished.connect(self.results.append)
+
+        self.engine.job_submitted.connect(submitted)
         self.win.show()
         self.wait_loaded()
 
@@ -145,13 +151,22 @@ def stream_rounds(session: WindowSession, model: Path, threads: int, rounds: int
     Each round runs llama-bench (pp512 and tg<tokens>, one repetition) and then, in the
     window, one ~500-token prompt and one ``tokens``-token streamed reply.
     """
-    from bench import llama_bench
     from slmdesk.engine.llama_engine import LlamaEngine
-    from slmdesk.engine.params import LoadParams, SamplingParams
+    from slmdesk.engine.params import LoadParams
 
     # The same engine alone, no window, on this thread: what the window's streaming costs.
     alone = LlamaEngine()
     alone.load(str(model), LoadParams(n_threads=threads))
+    try:
+        return _stream_rounds(session, alone, model, threads, rounds, tokens, log)
+    finally:
+        alone.unload()
+
+
+def _stream_rounds(session: WindowSession, alone: Any, model: Path, threads: int, rounds: int,
+                   tokens: int, log: Callable[[str], None]) -> dict[str, Any]:
+    from bench import llama_bench
+
     idle = session.idle()
     ours_tg, ours_pp, theirs_tg, theirs_pp, alone_tg = [], [], [], [], []
     fa_off_tg, fa_off_pp = [], []
@@ -173,19 +188,19 @@ def stream_rounds(session: WindowSession, model: Path, threads: int, rounds: int
         ours_tg.append(float(reply.tokens_per_s))
         reply_tokens.append(int(reply.completion_tokens))
         stalls += streaming
+        # The window's own request (system prompt and sampling included), on the engine alone.
+        job = session.last_chat
+        assert job is not None
         alone.clear_cache()
-        alone_tg.append(alone.stream_chat(
-            [{"role": "user", "content": DECODE_PROMPT}],
-            SamplingParams(temperature=0.8, seed=11, max_tokens=tokens),
-            on_text=lambda _text: None).tokens_per_s or 0.0)
+        by_itself = alone.stream_chat(job.messages, job.sampling, on_text=lambda _text: None)
+        alone_tg.append(by_itself.tokens_per_s or 0.0)
         log(f"  round {i + 1}: decode {ours_tg[-1]:.1f} vs llama-bench tg{tokens} "
             f"{theirs_tg[-1]:.1f} t/s ({fa_off_tg[-1]:.1f} with flash attention off) and "
-            f"the engine alone {alone_tg[-1]:.1f} t/s ({reply_tokens[-1]} tokens); "
-            f"prefill {ours_pp[-1]:.1f} "
+            f"the engine alone {alone_tg[-1]:.1f} t/s ({reply_tokens[-1]} and "
+            f"{by_itself.completion_tokens} tokens); prefill {ours_pp[-1]:.1f} "
             f"({pp_tokens[-1]} tokens) vs pp512 {theirs_pp[-1]:.1f} t/s "
             f"({fa_off_pp[-1]:.1f} with flash attention off, as the engine); "
             f"stall max {max(streaming):.1f} ms")
-    alone.unload()
     return {
         "decode_ratio": ratio_of_medians(ours_tg, theirs_tg),
         "decode_ratio_rounds": per_round(ours_tg, theirs_tg),

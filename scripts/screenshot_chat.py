@@ -83,7 +83,7 @@ def main() -> int:
                  if a.text() == "positive, negative"]
     starter.trigger()
     cv.setup.calibration.setCurrentIndex(cv.setup.calibration.findData("batch"))
-    cv.texts.setPlainText("\n".join(text for text, _ in REVIEWS))
+    cv.text_input.texts.setPlainText("\n".join(text for text, _ in REVIEWS))
     finished: list[bool] = []
     cv.run_finished.connect(lambda cancelled: finished.append(cancelled))
     cv.run_button.click()
@@ -101,10 +101,10 @@ def main() -> int:
     for text in UNLABELLED:
         repo.add_labelled_text(ds, text, None, source="typed")
     win.tabs.setCurrentWidget(dv)
-    dv.refresh_datasets(select="Reviews")
+    dv.dataset_list.refresh_datasets(select="Reviews")
     done: list[str] = []
     dv.run_finished.connect(lambda kind, _cancelled: done.append(kind))
-    dv.prelabel_button.click()
+    dv.model_runs.prelabel_button.click()
     wait(lambda: bool(done))
     shot("screenshot-datasets.png")
     win.close()

@@ -148,16 +148,16 @@ class Shooter:
         [starter] = [a for a in cv.setup.starter_button.menu().actions()
                      if a.text() == "positive, negative"]
         starter.trigger()
-        cv.texts.setPlainText("\n".join(text for text, _ in REVIEWS))
+        cv.text_input.texts.setPlainText("\n".join(text for text, _ in REVIEWS))
         finished: list[bool] = []
         cv.run_finished.connect(finished.append)
         cv.run_button.click()
         self.wait(lambda: bool(finished))
         dv = win.datasets_view
-        dv.refresh_datasets(select="Reviews")
+        dv.dataset_list.refresh_datasets(select="Reviews")
         done: list[str] = []
         dv.run_finished.connect(lambda kind, _cancelled: done.append(kind))
-        dv.prelabel_button.click()
+        dv.model_runs.prelabel_button.click()
         self.wait(lambda: bool(done))
         self.train()
 

@@ -41,10 +41,11 @@ def known_fields(cls: type[DataclassInstance], data: Mapping[str, Any]) -> dict[
     of slmdesk may hold keys this one does not know, and those are left out.
 
     The value of a field whose default is a tuple becomes a tuple of strings (JSON has no
-    tuples, and the frozen dataclasses keep their sequences as tuples)."""
+    tuples, and the frozen dataclasses keep their sequences as tuples); a null stays None."""
     names = {f.name for f in fields(cls)}
     tuples = {f.name for f in fields(cls) if isinstance(f.default, tuple)}
     known = {key: value for key, value in data.items() if key in names}
     for key in tuples & known.keys():
-        known[key] = tuple(str(item) for item in known[key])
+        if known[key] is not None:
+            known[key] = tuple(str(item) for item in known[key])
     return known

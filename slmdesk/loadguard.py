@@ -46,7 +46,6 @@ class LoadMark(JsonFields):
     process_started: float | None  # the process's start time, to tell a reused pid apart
     started_at: str  # UTC ISO time the load began
 
-
     @classmethod
     def from_json(cls, data: Any) -> LoadMark | None:
         """The mark in ``data``, or None when it is not a mark this version wrote."""

@@ -30,9 +30,9 @@ def add_parsers(sub: Any) -> None:
     t.add_argument("--data", required=True, metavar="DATASET", help="the data set's name")
     t.add_argument("-m", "--model", help="base model id, name or file name")
     t.add_argument("--method", choices=METHOD_CHOICES, default="auto",
-                   help="auto (default): prompt and head, then LoRA when the data set is "
-                        "large enough and time allows; it keeps the head unless another "
-                        "method beats it on validation by more than chance")
+                   help="auto (default): prompt and head (the head unless a prompt beats it "
+                        "on validation by more than chance), then LoRA when the data set is "
+                        "large enough and time allows (kept when best on validation)")
     t.add_argument("--epochs", type=float, help="LoRA epochs (default 1)")
     t.add_argument("--max-minutes", type=float, default=30.0,
                    help="time budget (default 30)")
@@ -131,6 +131,7 @@ def _summary(report: dict[str, Any]) -> str:
                      f"p = {report['mcnemar']['p_value']:.3g})")
         for method, metrics in report["methods"].items():
             lines.append(f"  validation {method}: macro-F1 {metrics['macro_f1']:.3f}")
+        lines += [f"note: {note}" for note in report.get("notes") or []]
         lines.append(f"Use it: slmdesk classify --classifier '{report['name']}' TEXT")
     else:
         loss = report["test"]

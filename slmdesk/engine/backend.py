@@ -38,7 +38,6 @@ class BackendInfo(JsonFields):
     cpu_variant: str | None = None
     cpu_variants: tuple[str, ...] = ()
 
-
     @property
     def label(self) -> str:
         """One line for the status bar and ``doctor``: "CPU", "CPU: haswell (AVX2)"."""

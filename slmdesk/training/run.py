@@ -149,6 +149,7 @@ class _Trained:
     adapter: str | None = None
     job: str | None = None
     lora_result: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)  # what a person should know of the choice
 
 
 def _train_classifier(ctx: _Context, dataset: Dataset) -> dict[str, Any]:
@@ -175,6 +176,7 @@ def _train_classifier(ctx: _Context, dataset: Dataset) -> dict[str, Any]:
             if option is not chosen:
                 chosen.methods.update(
                     {k: v for k, v in option.methods.items() if k not in chosen.methods})
+                chosen.notes += option.notes
         gold = [g for _, g in data.test]
         zero_test = evaluate(gold, baseline, list(data.labels))
         ctx.evaluated("zero_shot", "test", zero_test)
@@ -231,7 +233,7 @@ def _fit_cheap(ctx: _Context, engine: LlamaEngine, dataset: Dataset) -> FitResul
 def _from_fit(fit: FitResult) -> _Trained:
     return _Trained(method=fit.report.method, spec=fit.spec,
                     methods=fit.report.methods_json(), test=fit.report.test,
-                    test_predictions=fit.test_predictions)
+                    test_predictions=fit.test_predictions, notes=list(fit.report.notes))
 
 
 def _validation_f1(trained: _Trained) -> float:
@@ -322,7 +324,7 @@ def _register_classifier(ctx: _Context, dataset: Dataset, model: ModelRecord,
         "test": {"accuracy": chosen.test.accuracy, "macro_f1": chosen.test.macro_f1,
                  "n": chosen.test.n},
         "zero_shot_test": {"accuracy": zero_test.accuracy, "macro_f1": zero_test.macro_f1},
-        "mcnemar_p": mcnemar["p_value"], "counts": data.counts(),
+        "mcnemar_p": mcnemar["p_value"], "counts": data.counts(), "notes": chosen.notes,
         **({"adapter": adapter_record} if adapter_record else {}),
     }
     spec = chosen.spec.with_changes(training=training)
@@ -343,7 +345,7 @@ def _register_classifier(ctx: _Context, dataset: Dataset, model: ModelRecord,
         "mcnemar": mcnemar, "adapter": chosen.adapter, "job": chosen.job,
         "model_id": use_model.id, "counts": data.counts(), "split_made": data.split_made,
         "evaluations": [base_run.id, trained_run.id], "skipped": dict(ctx.skipped),
-        "seconds": ctx.seconds(),
+        "notes": chosen.notes, "seconds": ctx.seconds(),
     }
 
 

@@ -3,9 +3,11 @@
 The run: check the data set and split it (before any model time is spent); score the
 train, validation and test texts with the default zero-shot prompt, keeping the label
 log-probabilities and the hidden states; build every candidate of the methods asked for
-(``methods.py``) and measure it on validation; take the best by macro-F1; classify the
-test split with the chosen classifier and with the zero-shot one, and compare them with
-McNemar's exact test; only then save the classifier (a cancelled run saves nothing).
+(``methods.py``) and measure it on validation; take the best by macro-F1 (``auto``: the
+head unless another candidate beats it by more than chance, ``methods.choose_auto``);
+classify the test split with the chosen classifier and with the zero-shot one, and compare
+them with McNemar's exact test; only then save the classifier (a cancelled run saves
+nothing).
 """
 
 from __future__ import annotations

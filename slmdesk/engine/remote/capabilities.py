@@ -67,7 +67,6 @@ class Capabilities(JsonFields):
             + (f" ({why})" if why else "") + ". Nothing was sent in its place."
         )
 
-
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Capabilities:
         return cls(

@@ -25,8 +25,9 @@ from slmdesk.ui.common.tab_frame import line_edit
 from slmdesk.ui.train.command import CHAT_METHODS, METHODS, TrainOptions
 
 METHOD_TIPS = {
-    "auto": "Try the cheap methods, then LoRA when the data and the time allow; keep the "
-            "head unless another method beats it on validation by more than chance",
+    "auto": "Try prompt and head (the head unless a prompt beats it on validation by more "
+            "than chance), then LoRA when the data and the time allow (kept when best on "
+            "validation)",
     "prompt": "Search instructions, label words, calibration and examples (minutes)",
     "head": "A linear classifier on the model's own features (seconds to minutes)",
     "lora": "Fine-tune the model with a LoRA adapter (the slowest, often the best)",

@@ -165,7 +165,9 @@ class ResultCard(QWidget):
         fill_table(self.metrics, [[label, _number(before.get(key)), _number(after.get(key))]
                                   for key, label in METRICS if key in before or key in after])
         self._show_methods(report.get("methods") or {}, method, report.get("skipped") or {})
-        self.significance.setText(significance_text(report.get("mcnemar") or {}))
+        notes = [str(note) for note in report.get("notes") or []]
+        self.significance.setText("\n".join(
+            [significance_text(report.get("mcnemar") or {}), *notes]).strip())
         self._show_labels(before, after, method)
         self.use_button.setVisible(kind == "classifier")
         self.chat_button.setVisible(kind == "model")

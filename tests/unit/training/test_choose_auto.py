@@ -66,4 +66,17 @@ def test_a_significant_difference_the_other_way_keeps_the_head() -> None:
                        validation=evaluate(gold, predicted, LABELS), predictions=predicted)
     assert prompt.validation.macro_f1 > head.validation.macro_f1 + 0.1
     choice = choose_auto([prompt, head], gold)
-    assert choice.chosen is head and "p = 0.00" in choice.note
+    assert choice.chosen is head
+    assert "the head got more of the 100 texts right (30 only by the head, 10 only" in choice.note
+
+
+def test_the_threshold_is_divided_among_the_other_candidates() -> None:
+    # 20 texts: 8 only the prompt gets right, 1 only the head (p = 0.039). Alone, the prompt
+    # beats 0.05; as the best of two other candidates it must beat 0.025, and does not.
+    gold = ["pos", "neg"] * 10
+    head = _candidate("head", "head", gold, set(range(10)))
+    prompt = _candidate("prompt", "prompt", gold, set(range(1, 18)))
+    zero = _candidate("zero_shot", "zero-shot", gold, set(range(5)))
+    assert choose_auto([prompt, head], gold).chosen is prompt
+    choice = choose_auto([zero, prompt, head], gold)
+    assert choice.chosen is head and "p = 0.039, the best of 2 other candidates" in choice.note
