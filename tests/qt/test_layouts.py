@@ -201,6 +201,11 @@ def test_classify_results_get_the_room_at_800_by_600(qtbot: Any, window: Any) ->
     assert_fits(qtbot, win, "Classify with results", keys)
     rows = visible_rows(cv.table)
     assert rows >= MIN_ROWS, f"the results show {rows} rows"
+    # The Confidence column keeps its whole title (it showed "Confiden").
+    from slmdesk.ui.classify.table_models import CONFIDENCE_COLUMN
+
+    header = cv.table.horizontalHeader()
+    assert header.sectionSize(CONFIDENCE_COLUMN) >= header.sectionSizeHint(CONFIDENCE_COLUMN)
 
     # Enter on a row shows its details; the texts unfold on a click, as tall as before.
     cv.table.setFocus()

@@ -181,10 +181,12 @@ class ClassifyLayout:
         table.horizontalHeader().setMinimumSectionSize(40)
         table.setColumnHidden(EXPECTED_COLUMN, True)
         # The text stretches; labels and probabilities take their contents' width, capped.
+        # The confidence keeps its whole title (at 800x600 a floor of 64 px showed "Confiden").
         view.column_fitter = ColumnFitter(table, TEXT_COLUMN, {
             LABEL_COLUMN: 140, CONFIDENCE_COLUMN: 90, PROBS_COLUMN: 240, EXPECTED_COLUMN: 140,
             REVIEWED_COLUMN: 120}, min_widths={LABEL_COLUMN: 80, CONFIDENCE_COLUMN: 64,
-                                               PROBS_COLUMN: 130})
+                                               PROBS_COLUMN: 130},
+            whole_titles=(CONFIDENCE_COLUMN,))
         table.verticalHeader().setDefaultSectionSize(26)
         table.verticalHeader().setToolTip("Line of the input")
         table.selectionModel().currentRowChanged.connect(lambda _cur, _prev: view.show_details())

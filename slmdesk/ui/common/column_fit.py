@@ -4,7 +4,7 @@ narrow so that the text column keeps a fair share."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QHeaderView, QTableView
@@ -16,17 +16,20 @@ class ColumnFitter(QObject):
     """Keeps ``table``'s columns sized: ``stretch_column`` takes what is left; every other
     column its contents' width (header included) up to its limit in ``max_widths``
     (``default_max`` for the rest), and not under its floor in ``min_widths`` when the table
-    is narrow. It fits again when the table is resized or its rows
-    change, and whenever ``fit()`` is called (after showing a hidden column)."""
+    is narrow; a column in ``whole_titles`` never gets less than its title needs. It fits
+    again when the table is resized or its rows change, and whenever ``fit()`` is called
+    (after showing a hidden column)."""
 
     def __init__(self, table: QTableView, stretch_column: int, max_widths: Mapping[int, int],
-                 *, default_max: int = 160, min_widths: Mapping[int, int] | None = None) -> None:
+                 *, default_max: int = 160, min_widths: Mapping[int, int] | None = None,
+                 whole_titles: Iterable[int] = ()) -> None:
         super().__init__(table)
         self.table = table
         self.stretch_column = stretch_column
         self.max_widths = dict(max_widths)
         self.default_max = default_max
         self.min_widths = dict(min_widths or {})  # the key columns' floors when narrow
+        self.whole_titles = frozenset(whole_titles)
         header = table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(stretch_column, QHeaderView.ResizeMode.Stretch)
@@ -50,8 +53,10 @@ class ColumnFitter(QObject):
     def wanted_width(self, column: int) -> int:
         """The column's width by its contents and header, within its limit."""
         header = self.table.horizontalHeader()
-        contents = max(self.table.sizeHintForColumn(column), header.sectionSizeHint(column))
-        return min(contents, self.max_widths.get(column, self.default_max))
+        title = header.sectionSizeHint(column)
+        contents = max(self.table.sizeHintForColumn(column), title)
+        limit = self.max_widths.get(column, self.default_max)
+        return min(contents, max(limit, title) if column in self.whole_titles else limit)
 
     def fit(self) -> None:
         header = self.table.horizontalHeader()
@@ -63,4 +68,6 @@ class ColumnFitter(QObject):
         scale = min(1.0, room / total) if total else 1.0
         for column, width in wanted.items():
             floor = max(header.minimumSectionSize(), min(width, self.min_widths.get(column, 0)))
+            if column in self.whole_titles:
+                floor = max(floor, header.sectionSizeHint(column))
             header.resizeSection(column, max(floor, int(width * scale)))
