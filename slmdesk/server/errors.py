@@ -36,6 +36,14 @@ class ApiError(Exception):
                           "code": self.code}}
 
 
+def reply_interrupted() -> ApiError:
+    """A reply the server stopped before it finished (it is stopping, or its model was
+    unloaded): an error, so that a client never takes the text so far for a whole reply."""
+    return ApiError(503, "The reply was stopped before it finished: the server is stopping or "
+                    "its model was unloaded. The text so far is incomplete; send the request "
+                    "again.", type="server_error", code="reply_interrupted")
+
+
 def bad_field(param: str, message: str) -> ApiError:
     return ApiError(400, message, param=param, code="invalid_value")
 

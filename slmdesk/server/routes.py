@@ -22,7 +22,12 @@ from slmdesk.engine.llama_engine import LlamaEngine
 from slmdesk.errors import NotFoundError, UserFacingError
 from slmdesk.server.classify import ClassifyService
 from slmdesk.server.config import ServerConfig
-from slmdesk.server.errors import ApiError, from_user_facing, model_not_found
+from slmdesk.server.errors import (
+    ApiError,
+    from_user_facing,
+    model_not_found,
+    reply_interrupted,
+)
 from slmdesk.server.generation import EventChannel, GenerationJob, sampling_for
 from slmdesk.server.history import ApiChatHistory, StoredReply
 from slmdesk.server.models import ModelLibrary
@@ -231,6 +236,8 @@ class ServerApi:
             await _written(stored)
             if result.finish_reason == "error":
                 raise ApiError(500, result.error or "generation failed", type="server_error")
+            if result.finish_reason == "cancelled":
+                raise reply_interrupted()
             entries = work.remaining_tokens(result) if req.logprobs else None
             return JSONResponse(shapes.whole(result, entries))
         channel = EventChannel(asyncio.get_running_loop())
@@ -293,6 +300,8 @@ class ServerApi:
                     else (result.error if result is not None else "cancelled")
                 yield sse(ApiError(500, message or "generation failed",
                                    type="server_error").body())
+            elif result.finish_reason == "cancelled":  # and the client is still here
+                yield sse(reply_interrupted().body())
             else:
                 tail = work.remaining_tokens(result) if req.logprobs else []
                 if tail:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -241,3 +242,32 @@ def test_a_seed_gives_the_same_reply_alone_and_a_whole_one_in_a_batch(
         assert reply.choices[0].finish_reason in ("stop", "length")
         assert 0 < reply.usage.completion_tokens <= 16
         assert reply.choices[0].message.content
+
+
+@model
+def test_a_reply_the_server_stops_ends_in_an_error_not_a_finish(
+        tmp_path: Path, model_path: Path) -> None:
+    """Stopping the server's engine mid-reply: the client still connected gets an error
+    event (the openai client raises), never a chunk that says the reply finished."""
+    from openai import APIError, OpenAI
+
+    from tests.server.conftest import TOKEN, _served
+
+    serving = _served(tmp_path, with_model=True)
+    server = next(serving)
+    try:
+        client = OpenAI(base_url=server.base_url, api_key=TOKEN, max_retries=0, timeout=60)
+        chunks = iter(client.chat.completions.create(
+            model=_model(client), messages=_story(SUBJECTS[1]), stream=True, max_tokens=400,
+            temperature=1.0, seed=1))
+        finishes = [c.choices[0].finish_reason for c in (next(chunks) for _ in range(3))
+                    if c.choices]
+        stopper = threading.Thread(target=server.worker.stop)
+        stopper.start()
+        with pytest.raises(APIError, match="stopped before it finished"):
+            for chunk in chunks:
+                finishes += [choice.finish_reason for choice in chunk.choices]
+        stopper.join(30)
+        assert not any(finishes)  # no chunk said "stop" or "length"
+    finally:
+        next(serving, None)  # the fixture's own clean-up: stops the server
