@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from slmdesk.catalog.library import hash_file
 from slmdesk.errors import InvalidInputError
 
 FORMAT = "slmdesk-classify-results"
@@ -30,14 +31,9 @@ _COMPARED = {"input": "input file", "classifier": "labels and classifier setting
 
 
 def file_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The size and SHA-256 of a file (read in blocks)."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    return {"bytes": size, "sha256": digest.hexdigest()}
+    """The size and SHA-256 of a file (``UserFacingError`` when it cannot be read)."""
+    sha256 = hash_file(path)
+    return {"bytes": os.path.getsize(path), "sha256": sha256}
 
 
 def run_header(input_identity: Mapping[str, Any], classifier: Mapping[str, Any],
