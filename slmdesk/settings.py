@@ -3,13 +3,13 @@ for a new chat and its loads, stored in the database."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlite_utils
 
 from slmdesk.engine.params import DEFAULT_MAX_CONTEXT, LoadParams, SamplingParams
-from slmdesk.json_data import known_fields
+from slmdesk.json_data import JsonFields, known_fields
 from slmdesk.store.rows import first_row
 from slmdesk.store.settings import SettingsRepository
 
@@ -18,7 +18,7 @@ _KEY = "app"
 
 
 @dataclass
-class Settings:
+class Settings(JsonFields):
     """Every setting with its default; unknown stored keys are ignored."""
 
     max_context: int = DEFAULT_MAX_CONTEXT
@@ -41,7 +41,7 @@ class Settings:
         )
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = super().to_json()
         data["sampling"] = self.sampling.to_json()
         return data
 

@@ -6,12 +6,12 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from slmdesk.errors import UserFacingError
-from slmdesk.json_data import parse_json
+from slmdesk.json_data import JsonFields, parse_json
 from slmdesk.store.models import ModelRecord
 
 __all__ = [
@@ -50,7 +50,7 @@ class CatalogError(UserFacingError):
 
 
 @dataclass(frozen=True)
-class CatalogEntry:
+class CatalogEntry(JsonFields):
     """One downloadable file of a catalog model, with the model's facts.
 
     ``id`` is stable across catalog updates: the model id and the quantization.
@@ -116,7 +116,7 @@ class CatalogEntry:
                 "the file against the sha256 the Hugging Face Hub publishes for it.")
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = super().to_json()
         data["pinned"] = self.pinned
         data["verification_note"] = self.verification_note
         data["hub_url"] = self.hub_url

@@ -18,6 +18,7 @@ import sqlite_utils
 
 from slmdesk.engine.gguf import quantization_from_name
 from slmdesk.errors import InvalidInputError
+from slmdesk.json_data import JsonFields
 from slmdesk.store.models import ModelRecord
 
 __all__ = [
@@ -43,7 +44,7 @@ Source = Literal["hf-cache", "folder"]
 
 
 @dataclass(frozen=True)
-class DiscoveredFile:
+class DiscoveredFile(JsonFields):
     """A GGUF model file found on disk, not necessarily registered."""
 
     path: str  # as found (in the HF cache: the snapshot path, which keeps the file name)
@@ -62,7 +63,7 @@ class DiscoveredFile:
         return os.path.basename(self.path)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = super().to_json()
         data["name"] = self.name
         return data
 

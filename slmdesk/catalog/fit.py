@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 
 from slmdesk.catalog.curated import CatalogEntry
@@ -82,7 +82,7 @@ class MemoryBudget(JsonFields):
 
 
 @dataclass(frozen=True)
-class FitEstimate:
+class FitEstimate(JsonFields):
     """The memory a model needs at ``context`` tokens, against what is available."""
 
     weights: int
@@ -148,7 +148,7 @@ class FitEstimate:
         return f"Won't fit: {self.need_text}, but only {have}."
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = super().to_json()
         data["figure"] = self.figure
         data["sentence"] = self.sentence
         return data

@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from slmdesk import __version__
@@ -81,7 +81,7 @@ _QUANT_IN_NAME: Final = re.compile(
 
 
 @dataclass(frozen=True)
-class HubRepo:
+class HubRepo(JsonFields):
     """One search hit: a model repository with GGUF files."""
 
     repo_id: str
@@ -90,9 +90,6 @@ class HubRepo:
     last_modified: str | None
     gated: bool
     tags: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "tags": list(self.tags)}
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from slmdesk.json_data import JsonFields
 from slmdesk.store.datasets import Example
 
 
@@ -68,7 +69,7 @@ def find_label_conflicts(examples: Sequence[Example]) -> list[list[str]]:
 
 
 @dataclass(frozen=True)
-class QualityReport:
+class QualityReport(JsonFields):
     duplicates: list[list[str]]
     near_empty: list[str]
     label_conflicts: list[list[str]]
@@ -79,7 +80,7 @@ class QualityReport:
         return sum(len(g) - 1 for g in self.duplicates)
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "redundant": self.redundant}
+        return {**super().to_json(), "redundant": self.redundant}
 
 
 def check_quality(examples: Sequence[Example], *, min_chars: int = 3) -> QualityReport:

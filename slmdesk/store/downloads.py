@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -10,6 +9,7 @@ from typing import Any, Final
 import sqlite_utils
 
 from slmdesk.ids import new_id, utc_now
+from slmdesk.json_data import JsonFields
 from slmdesk.store.rows import from_row, one_row, placeholders
 
 # Persisted states: lowercase, never reused.
@@ -25,7 +25,7 @@ FINAL_STATES: Final = frozenset({DONE, FAILED, CANCELLED})
 
 
 @dataclass(frozen=True)
-class DownloadRecord:
+class DownloadRecord(JsonFields):
     """One row of the ``downloads`` table."""
 
     id: str
@@ -63,7 +63,7 @@ class DownloadRecord:
         return self.display_name or f"{self.repo_id}/{self.filename}"
 
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "fraction": self.fraction}
+        return {**super().to_json(), "fraction": self.fraction}
 
 
 class DownloadRepository:
