@@ -27,12 +27,17 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def test_a_new_file_starts_with_the_header_and_lines_carry_their_index(tmp_path: Path) -> None:
-    out, header = tmp_path / "out.jsonl", _header(tmp_path)
+def _write_two(out: Path, header: dict[str, Any]) -> None:
+    """A new results file with texts 0 ("a") and 1 ("b")."""
     results = open_results(out, header, resume=False)
     results.write(0, {"label": "a"})
     results.write(1, {"label": "b"})
     results.close()
+
+
+def test_a_new_file_starts_with_the_header_and_lines_carry_their_index(tmp_path: Path) -> None:
+    out, header = tmp_path / "out.jsonl", _header(tmp_path)
+    _write_two(out, header)
     assert _rows(out) == [header, {"index": 0, "label": "a"}, {"index": 1, "label": "b"}]
     assert header["input"]["bytes"] == len(b"one\ntwo\n") and len(header["fingerprint"]) == 64
 
@@ -58,10 +63,7 @@ def test_resume_of_a_missing_or_empty_file_starts_it(tmp_path: Path) -> None:
 
 def test_resume_drops_a_torn_last_line_and_keeps_the_rest(tmp_path: Path) -> None:
     out, header = tmp_path / "out.jsonl", _header(tmp_path)
-    results = open_results(out, header, resume=False)
-    results.write(0, {"label": "a"})
-    results.write(1, {"label": "b"})
-    results.close()
+    _write_two(out, header)
     with open(out, "ab") as f:
         f.write(b'{"index": 2, "label": "a", "te')  # killed mid-write
     resumed = open_results(out, header, resume=True)
