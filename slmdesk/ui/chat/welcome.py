@@ -82,6 +82,6 @@ class WelcomePanel(QFrame):
             need = fit.estimate_for_entry(e, context, budget=fit.system_memory())
             self.recommendation.setText(
                 f"Recommended for this computer: <b>{e.name}</b> ({e.quantization}, "
-                f"{fit.format_bytes(e.size_bytes)} download) — {e.good_at}. "
+                f"{fit.format_bytes(e.size_bytes)} download) — {e.good_at.rstrip('.')}. "
                 f"{need.sentence}")
         self.download_button.setVisible(self.entry is not None)

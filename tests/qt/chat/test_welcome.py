@@ -45,6 +45,7 @@ def test_first_start_welcomes_and_routes_to_the_models_tab(
         monkeypatch.setattr(win.library_view, "scan_folders", lambda: scans.append(True))
         if welcome.entry is not None:  # this machine's memory decides
             assert welcome.entry.name in welcome.recommendation.text()
+            assert ".." not in welcome.recommendation.text()  # good_at ends with its own "."
             welcome.download_button.click()
             assert started == [(welcome.entry.repo_id, welcome.entry.filename)]
             assert win.tabs.currentWidget() is win.library_view
